@@ -1,0 +1,73 @@
+# Connvo Support Console — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Python >= 3.12: the version named in .python-version through pyenv when present, else the newest on PATH.
+BOOTSTRAP_PYTHON ?= $(shell \
+	for p in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-version 2>/dev/null)/bin/python" \
+	         python3.14 python3.13 python3.12 python3; do \
+	  c=$$(command -v "$$p" 2>/dev/null) || continue; \
+	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$c"; break; }; \
+	done)
+
+.PHONY: help setup demo test test-sqlite test-postgres lint format serve services browser clean
+
+help:
+	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
+	@echo "make test    set up and run the whole test suite (SQLite, then PostgreSQL)"
+	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
+	@echo "make lint    ruff check + format check"
+
+$(STAMP): requirements.lock
+	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python >= 3.12 is required (pyenv install 3.13, or apt install python3.13)"; exit 1; }
+	@test -x $(PY) || "$(BOOTSTRAP_PYTHON)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	@touch $@
+
+setup: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+# Debian's chromium for the browser tests (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+# Two fake deployments on loopback: "demo", and "demo-prod" which redacts errors like production.
+DEMO_ENV := CONNVO_DEPLOYMENTS="$${CONNVO_DEPLOYMENTS:-demo=http://127.0.0.1:8765,demo-prod=http://127.0.0.1:8766}" \
+	CONNVO_DEFAULT_DEPLOYMENT="$${CONNVO_DEFAULT_DEPLOYMENT:-demo}" \
+	CONNVO_PRODUCTION_DEPLOYMENTS="$${CONNVO_PRODUCTION_DEPLOYMENTS:-demo-prod}"
+
+demo: setup
+	$(DEMO_ENV) $(PY) manage.py demo
+
+# Start the local PostgreSQL and Redis when they are not already answering.
+services:
+	@bash scripts/services.sh
+
+test: $(STAMP) browser services lint
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: $(STAMP)
+	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest
+
+test-postgres: $(STAMP)
+	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache db.sqlite3

@@ -1,0 +1,90 @@
+"""Writing audit entries. Views, the CLI and the sign-in signals all come through here."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
+
+from .models import Action, AuditEntry, Via
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who is acting and from where."""
+
+    user: AbstractBaseUser | None
+    username: str
+    client_ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Origin:
+        user = request.user if request.user.is_authenticated else None
+        return cls(
+            user=user,
+            username=user.get_username() if user else "",
+            client_ip=client_ip(request),
+            user_agent=request.headers.get("User-Agent", "")[:512],
+        )
+
+    @classmethod
+    def for_command(cls, user: AbstractBaseUser) -> Origin:
+        return cls(user=user, username=user.get_username(), user_agent="manage.py")
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """REMOTE_ADDR, or, when the request came through a trusted proxy, the nearest address in
+    X-Forwarded-For that is not itself a trusted proxy. Anything else could be forged."""
+    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
+    trusted = set(settings.TRUSTED_PROXIES)
+    if remote is None or remote not in trusted:
+        return remote
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
+        address = _valid_ip(hop)
+        if address is None:
+            return remote
+        if address not in trusted:
+            return address
+    return remote
+
+
+def record(
+    *,
+    origin: Origin,
+    action: Action,
+    via: Via | str = "",
+    deployment: str = "",
+    meeting_id: str = "",
+    outcome: str = "",
+    http_status: int | None = None,
+    latency_ms: int | None = None,
+    connvo_request_id: str | None = None,
+    detail: str = "",
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        actor=origin.user,
+        actor_username=origin.username,
+        action=action,
+        via=via,
+        deployment=deployment,
+        meeting_id=meeting_id[:64],
+        outcome=outcome,
+        http_status=http_status,
+        latency_ms=latency_ms,
+        connvo_request_id=(connvo_request_id or "")[:64],
+        client_ip=origin.client_ip,
+        user_agent=origin.user_agent,
+        detail=detail[:500],
+    )

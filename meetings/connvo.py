@@ -1,0 +1,662 @@
+"""The Connvo client: the only code in the console that speaks HTTP to a Connvo deployment.
+
+`lookup_meeting()` calls Connvo's `meetings:queries:getMeeting` query over Convex's HTTP API and
+returns a typed `Lookup`, or raises one `ConnvoError` subclass per failure mode, each with a message
+written for a support agent. It knows nothing of Django requests, sessions or templates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+from urllib.parse import unquote
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+logger = logging.getLogger(__name__)
+
+GET_MEETING_PATH = "/api/run/meetings/queries/getMeeting"
+# Convex's backend rejects a Convex-Client value that is not "<name>-<semver>".
+CLIENT_NAME = "connvo-support-console-0.1.0"
+
+# Convex document ids are lowercase Crockford base32 (no i, l, o, u), 31 to 37 characters.
+_ID_CHARS = "0-9a-hjkmnp-tv-z"
+_ID_RE = re.compile(rf"[{_ID_CHARS}]{{31,37}}")
+_ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}])[{_ID_CHARS}]{{31,37}}(?![{_ID_CHARS}])")
+_REQUEST_ID_RE = re.compile(r"\[Request ID: ([^\]\s]+)\]")
+# Connvo's overload answer and the connection failures below are safe to retry: getMeeting is a
+# read-only query. Nothing else is retried.
+_RETRYABLE_STATUS = 503
+_MAX_RETRY_AFTER = 5.0
+
+
+# --- Results ------------------------------------------------------------------------------------
+
+
+class MeetingState(StrEnum):
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    CONCLUDED = "concluded"
+    CANCELLED = "cancelled"
+
+
+class UserRole(StrEnum):
+    HOST = "host"
+    PARTICIPANT = "participant"
+    OBSERVER = "observer"
+
+
+class UserPresence(StrEnum):
+    INVITED = "invited"
+    JOINED = "joined"
+    LEFT = "left"
+
+
+class Outcome(StrEnum):
+    """How a lookup ended: one stable value per failure mode (CLI `--json` kinds, audit log)."""
+
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    NOT_VISIBLE = "not_visible"
+    INVALID_ID = "invalid_id"
+    UNKNOWN_DEPLOYMENT = "unknown_deployment"
+    NO_TOKEN = "no_token"  # noqa: S105 (an outcome name, not a secret)
+    TOKEN_REJECTED = "token_rejected"  # noqa: S105
+    NOT_PROVISIONED = "not_provisioned"
+    CONNVO_ERROR = "connvo_error"
+    SERVER_ERROR = "server_error"
+    BAD_REQUEST = "bad_request"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    BAD_RESPONSE = "bad_response"
+    SCHEMA_MISMATCH = "schema_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    name: str
+    url: str
+    is_production: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    """A meeting as getMeeting returns it to the caller.
+
+    Timestamps are milliseconds since the epoch (Convex numbers are floats: `_creationTime` is
+    often fractional); `duration` is in seconds."""
+
+    id: str
+    creation_time: float
+    organizer_id: str
+    title: str
+    state: MeetingState
+    active_webrtc_sessions: float
+    created_at: float
+    updated_at: float
+    user_role: UserRole
+    user_presence: UserPresence
+    description: str | None = None
+    scheduled_at: float | None = None
+    duration: float | None = None
+    participant_count: float | None = None
+    average_rating: float | None = None
+    stream_room_id: str | None = None
+    webrtc_enabled: bool | None = None
+    # The `value` object exactly as Connvo sent it (for the raw view and `connvo_lookup --json`).
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in (MeetingState.SCHEDULED, MeetingState.ACTIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    meeting: Meeting
+    deployment: Deployment
+    http_status: int
+    latency_ms: int
+    attempts: int
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class ConnvoError(Exception):
+    """A lookup that did not produce a meeting. `message` is written for a support agent."""
+
+    outcome: ClassVar[Outcome]
+    title: ClassVar[str] = "Connvo could not answer"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        latency_ms: int | None = None,
+        attempts: int = 0,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+        self.http_status = http_status
+        self.latency_ms = latency_ms
+        self.attempts = attempts
+        # Technical detail for escalation (Connvo's own code/message); never contains the token.
+        self.detail = detail
+
+    @property
+    def kind(self) -> str:
+        return self.outcome.value
+
+
+class InvalidMeetingId(ConnvoError):
+    outcome = Outcome.INVALID_ID
+    title = "That is not a meeting ID"
+
+
+class UnknownDeployment(ConnvoError):
+    outcome = Outcome.UNKNOWN_DEPLOYMENT
+    title = "Unknown deployment"
+
+
+class NoToken(ConnvoError):
+    outcome = Outcome.NO_TOKEN
+    title = "Connvo token needed"
+
+
+class MeetingNotFound(ConnvoError):
+    outcome = Outcome.NOT_FOUND
+    title = "Meeting not found"
+
+
+class MeetingNotVisible(ConnvoError):
+    outcome = Outcome.NOT_VISIBLE
+    title = "You are not a participant of this meeting"
+
+
+class TokenRejected(ConnvoError):
+    outcome = Outcome.TOKEN_REJECTED
+    title = "Your Connvo token was not accepted"
+
+
+class NotProvisioned(ConnvoError):
+    outcome = Outcome.NOT_PROVISIONED
+    title = "Your Connvo account is not set up"
+
+
+class ConnvoFunctionError(ConnvoError):
+    outcome = Outcome.CONNVO_ERROR
+    title = "Connvo reported an error"
+
+
+class ConnvoServerError(ConnvoError):
+    outcome = Outcome.SERVER_ERROR
+    title = "Connvo had an internal error"
+
+
+class ConnvoBadRequest(ConnvoError):
+    outcome = Outcome.BAD_REQUEST
+    title = "Connvo refused the request"
+
+
+class RateLimited(ConnvoError):
+    outcome = Outcome.RATE_LIMITED
+    title = "Too many lookups"
+
+
+class ConnvoOverloaded(ConnvoError):
+    outcome = Outcome.OVERLOADED
+    title = "Connvo is overloaded"
+
+
+class ConnvoTimeout(ConnvoError):
+    outcome = Outcome.TIMEOUT
+    title = "Connvo did not answer in time"
+
+
+class ConnvoUnreachable(ConnvoError):
+    outcome = Outcome.UNREACHABLE
+    title = "Connvo cannot be reached"
+
+
+class BadResponse(ConnvoError):
+    outcome = Outcome.BAD_RESPONSE
+    title = "Connvo sent something unexpected"
+
+
+class SchemaMismatch(ConnvoError):
+    outcome = Outcome.SCHEMA_MISMATCH
+    title = "Connvo's answer did not match the contract"
+
+    def __init__(self, message: str, *, field_name: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field_name = field_name
+
+
+# --- Input --------------------------------------------------------------------------------------
+
+
+def parse_meeting_id(text: str) -> str:
+    """Return the meeting id in what an agent typed or pasted: an id, or a link that contains one.
+
+    Raises InvalidMeetingId (with a message saying why) without any upstream call.
+    """
+    cleaned = unquote(text or "").strip().strip("\"'<>")
+    if not cleaned:
+        raise InvalidMeetingId("Enter a meeting ID, or paste a link to the meeting.")
+    if _ID_RE.fullmatch(cleaned):
+        return cleaned
+    if _ID_RE.fullmatch(cleaned.lower()):
+        raise InvalidMeetingId(
+            "Meeting IDs are all lowercase; this one has capital letters. Copy it again from "
+            "Connvo rather than retyping it."
+        )
+    candidates = list(dict.fromkeys(_ID_IN_TEXT_RE.findall(cleaned)))
+    if len(candidates) == 1:
+        return candidates[0]
+    after_meetings = re.search(rf"/meetings?/([{_ID_CHARS}]{{31,37}})(?![{_ID_CHARS}])", cleaned)
+    if after_meetings:
+        return after_meetings.group(1)
+    if len(candidates) > 1:
+        raise InvalidMeetingId(
+            "That link contains more than one ID. Paste just the meeting ID "
+            "(31 to 37 lowercase letters and digits)."
+        )
+    if len(cleaned) > 200:
+        cleaned = cleaned[:200] + "…"
+    raise InvalidMeetingId(
+        f"“{cleaned}” is not a Connvo meeting ID. A meeting ID is 31 to 37 lowercase letters and "
+        "digits (never i, l, o or u), for example jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a."
+    )
+
+
+def deployments() -> dict[str, Deployment]:
+    production = set(settings.CONNVO_PRODUCTION_DEPLOYMENTS)
+    return {
+        name: Deployment(name=name, url=url.rstrip("/"), is_production=name in production)
+        for name, url in settings.CONNVO_DEPLOYMENTS.items()
+    }
+
+
+def get_deployment(name: str) -> Deployment:
+    try:
+        return deployments()[name]
+    except KeyError:
+        known = ", ".join(deployments())
+        raise UnknownDeployment(
+            f"There is no Connvo deployment called “{name}”. Choose one of: {known}."
+        ) from None
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+_session_lock = threading.Lock()
+_session: requests.Session | None = None
+_session_pid: int | None = None
+
+
+def _http() -> requests.Session:
+    """One pooled session per process. Created lazily and again after a fork, so gunicorn workers
+    never share a socket that the master opened."""
+    global _session, _session_pid
+    pid = os.getpid()
+    if _session is None or _session_pid != pid:
+        with _session_lock:
+            if _session is None or _session_pid != pid:
+                session = requests.Session()
+                # Retries are ours (below): urllib3's would also retry what must not be retried.
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                session.headers.update({"Convex-Client": CLIENT_NAME, "Accept": "application/json"})
+                # A proxy from the environment must not silently see agents' tokens.
+                session.trust_env = False
+                _session, _session_pid = session, pid
+    return _session
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, _MAX_RETRY_AFTER)
+    base = settings.CONNVO_RETRY_BACKOFF * (2**attempt)
+    # Full jitter: many workers retrying an overloaded Connvo must not retry in step.
+    return random.uniform(0, base)  # noqa: S311 (not cryptographic)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
+
+
+def lookup_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Lookup:
+    """Look up one meeting as the agent whose Connvo token this is.
+
+    `meeting_id` must already have passed `parse_meeting_id`. Returns a `Lookup` or raises a
+    `ConnvoError` subclass carrying the HTTP status, latency and Connvo request id when known.
+    """
+    if not token:
+        raise NoToken(f"Save your Connvo token for {deployment.name} before looking up meetings.")
+    url = deployment.url + GET_MEETING_PATH
+    body = {"args": {"meetingId": meeting_id}, "format": "json"}
+    timeout = (settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT)
+    headers = {"Authorization": f"Bearer {token}"}
+    retries = settings.CONNVO_RETRIES
+    started = time.monotonic()
+    attempt = 0
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    while True:
+        attempt += 1
+        try:
+            response = _http().post(url, json=body, headers=headers, timeout=timeout)
+        except requests.exceptions.ReadTimeout:
+            raise ConnvoTimeout(
+                f"Connvo ({deployment.name}) did not answer within "
+                f"{settings.CONNVO_READ_TIMEOUT:g} seconds. Try again in a minute; if it keeps "
+                "happening, Connvo may be having an incident.",
+                latency_ms=elapsed_ms(),
+                attempts=attempt,
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            if attempt <= retries:
+                time.sleep(_backoff(attempt - 1, None))
+                continue
+            raise ConnvoUnreachable(
+                f"The console could not connect to Connvo ({deployment.name}). Connvo may be down, "
+                "or the network between the console and Connvo is broken. Try again shortly.",
+                latency_ms=elapsed_ms(),
+                attempts=attempt,
+                detail=type(exc).__name__,
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnvoUnreachable(
+                f"The request to Connvo ({deployment.name}) failed before an answer arrived.",
+                latency_ms=elapsed_ms(),
+                attempts=attempt,
+                detail=type(exc).__name__,
+            ) from None
+
+        if response.status_code == _RETRYABLE_STATUS and attempt <= retries:
+            delay = _backoff(attempt - 1, _retry_after(response))
+            response.close()
+            time.sleep(delay)
+            continue
+        return _interpret(response, deployment, latency_ms=elapsed_ms(), attempts=attempt)
+
+
+# --- Interpreting Connvo's answer ---------------------------------------------------------------
+
+
+def _interpret(
+    response: requests.Response, deployment: Deployment, *, latency_ms: int, attempts: int
+) -> Lookup:
+    status = response.status_code
+    context = {"http_status": status, "latency_ms": latency_ms, "attempts": attempts}
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+
+    # Convex answers function outcomes (success or a thrown error) with 200, or 560 on some paths.
+    if status in (200, 560):
+        if not isinstance(payload, dict) or payload.get("status") not in ("success", "error"):
+            raise BadResponse(
+                f"Connvo ({deployment.name}) answered, but not in Connvo's format (perhaps a proxy "
+                "page). Try again; if it persists, report it to the Connvo team.",
+                detail=_describe_body(response),
+                **context,
+            )
+        if payload["status"] == "error":
+            raise _function_error(payload, deployment, context)
+        value = payload.get("value")
+        if value is None:
+            raise MeetingNotFound(
+                "No meeting with this ID exists on "
+                f"{deployment.name}. Check the ID, and that you chose the right deployment.",
+                **context,
+            )
+        meeting = _parse_meeting(value, deployment, context)
+        return Lookup(
+            meeting=meeting,
+            deployment=deployment,
+            http_status=status,
+            latency_ms=latency_ms,
+            attempts=attempts,
+        )
+
+    code, message = _request_error(payload)
+    request_id = _request_id(message)
+    context["request_id"] = request_id
+    detail = f"{code}: {message}" if code else _describe_body(response)
+    if status == 401:
+        raise TokenRejected(
+            f"Connvo ({deployment.name}) did not accept your token: it has expired or is not "
+            "valid. Copy a fresh token from Connvo and update it on the Tokens page.",
+            detail=detail,
+            **context,
+        )
+    if status == 429:
+        raise RateLimited(
+            f"Connvo ({deployment.name}) is limiting how fast lookups can be made. Wait a minute "
+            "and try again.",
+            detail=detail,
+            **context,
+        )
+    if status == _RETRYABLE_STATUS:
+        raise ConnvoOverloaded(
+            f"Connvo ({deployment.name}) is overloaded and asked us to slow down. Try again in a "
+            "minute.",
+            detail=detail,
+            **context,
+        )
+    if status == 408:
+        raise ConnvoTimeout(
+            f"Connvo ({deployment.name}) gave up on the request before answering. Try again.",
+            detail=detail,
+            **context,
+        )
+    if status in (400, 403, 404) and code:
+        raise ConnvoBadRequest(
+            f"Connvo ({deployment.name}) refused the request ({code}). This is a problem with the "
+            "console or its configuration, not with the meeting: report it with the details below.",
+            detail=detail,
+            **context,
+        )
+    if status >= 500 and code:
+        raise ConnvoServerError(
+            f"Connvo ({deployment.name}) had an internal error. Try again; if it persists, "
+            "escalate to the Connvo team with the details below.",
+            detail=detail,
+            **context,
+        )
+    raise BadResponse(
+        f"Connvo ({deployment.name}) answered with HTTP {status} and a body that is not Connvo's "
+        "(perhaps a proxy or gateway page). Try again; if it persists, escalate with the details "
+        "below.",
+        detail=detail,
+        **context,
+    )
+
+
+def _request_error(payload: Any) -> tuple[str, str]:
+    if isinstance(payload, dict):
+        code, message = payload.get("code"), payload.get("message")
+        if isinstance(code, str) and code:
+            return code, message if isinstance(message, str) else ""
+    return "", ""
+
+
+def _request_id(message: Any) -> str | None:
+    if isinstance(message, str):
+        match = _REQUEST_ID_RE.search(message)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _describe_body(response: requests.Response) -> str:
+    content_type = response.headers.get("Content-Type", "unknown type").split(";")[0]
+    return f"HTTP {response.status_code}, {content_type}, {len(response.content)} bytes"
+
+
+def _function_error(
+    payload: Mapping[str, Any], deployment: Deployment, context: dict[str, Any]
+) -> ConnvoError:
+    message = payload.get("errorMessage")
+    message = message if isinstance(message, str) else ""
+    context = {**context, "request_id": _request_id(message)}
+    data = payload.get("errorData")
+    if isinstance(data, Mapping) and data:
+        code = data.get("code")
+        reason = data.get("message") if isinstance(data.get("message"), str) else ""
+        detail = f"{code}: {reason}" if reason else str(code)
+        if code == "FORBIDDEN":
+            return MeetingNotVisible(
+                "This meeting exists, but Connvo shows a meeting only to its participants, and "
+                "your Connvo account is not one of them.",
+                detail=detail,
+                **context,
+            )
+        if code == "UNAUTHORIZED":
+            if "provision" in reason.lower():
+                return NotProvisioned(
+                    f"Your token is valid, but your Connvo user does not exist on "
+                    f"{deployment.name}. Ask the Connvo team to provision your account there, or "
+                    "check that you saved the token for the right deployment.",
+                    detail=detail,
+                    **context,
+                )
+            return TokenRejected(
+                f"Connvo ({deployment.name}) could not tell who you are from your token. Copy a "
+                "fresh token from Connvo and update it on the Tokens page.",
+                detail=detail,
+                **context,
+            )
+        return ConnvoFunctionError(
+            f"Connvo ({deployment.name}) refused the lookup: {reason or code}.",
+            detail=detail,
+            **context,
+        )
+    if "ArgumentValidationError" in message:
+        return InvalidMeetingId(
+            f"Connvo ({deployment.name}) says this is not the ID of a meeting. It may be the ID "
+            "of something else (a user, a transcript…), or it was copied incompletely.",
+            detail=_first_lines(message),
+            **context,
+        )
+    # On production deployments Convex redacts every non-application error to "Server Error".
+    return ConnvoServerError(
+        f"Connvo ({deployment.name}) hit an error while looking up this meeting. Try again; if "
+        "it persists, escalate to the Connvo team with the request ID.",
+        detail=_first_lines(message),
+        **context,
+    )
+
+
+def _first_lines(message: str, limit: int = 4) -> str:
+    return "\n".join(message.splitlines()[:limit])[:500]
+
+
+# --- Contract validation ------------------------------------------------------------------------
+
+
+_REQUIRED = {
+    "_id": "id",
+    "_creationTime": "creation_time",
+    "organizerId": "organizer_id",
+    "title": "title",
+    "state": "state",
+    "activeWebRTCSessions": "active_webrtc_sessions",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "userRole": "user_role",
+    "userPresence": "user_presence",
+}
+_OPTIONAL = {
+    "description": "description",
+    "scheduledAt": "scheduled_at",
+    "duration": "duration",
+    "participantCount": "participant_count",
+    "averageRating": "average_rating",
+    "streamRoomId": "stream_room_id",
+    "webrtcEnabled": "webrtc_enabled",
+}
+_STRING_FIELDS = {"_id", "organizerId", "title", "description", "streamRoomId"}
+_BOOL_FIELDS = {"webrtcEnabled"}
+_ENUM_FIELDS: dict[str, type[StrEnum]] = {
+    "state": MeetingState,
+    "userRole": UserRole,
+    "userPresence": UserPresence,
+}
+
+
+def _parse_meeting(value: Any, deployment: Deployment, context: dict[str, Any]) -> Meeting:
+    def drift(field_name: str, problem: str) -> SchemaMismatch:
+        return SchemaMismatch(
+            f"Connvo ({deployment.name}) returned this meeting in a shape the console does not "
+            f"understand: field “{field_name}” {problem}. The console or Connvo needs updating; "
+            "report it to the console team.",
+            field_name=field_name,
+            detail=f"{field_name}: {problem}",
+            **context,
+        )
+
+    if not isinstance(value, dict):
+        raise drift("value", f"is {type(value).__name__}, expected an object")
+    kwargs: dict[str, Any] = {}
+    for key, attr in (_REQUIRED | _OPTIONAL).items():
+        if key not in value:
+            if key in _REQUIRED:
+                raise drift(key, "is missing")
+            continue
+        item = value[key]
+        if item is None and key in _OPTIONAL:
+            continue
+        kwargs[attr] = _convert(key, item, drift)
+    return Meeting(**kwargs, raw=value)
+
+
+def _convert(key: str, item: Any, drift: Any) -> Any:
+    if key in _ENUM_FIELDS:
+        enum = _ENUM_FIELDS[key]
+        try:
+            return enum(item)
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum)
+            raise drift(
+                key, f"has the unknown value {item!r} (expected one of {allowed})"
+            ) from None
+    if key in _STRING_FIELDS:
+        if not isinstance(item, str):
+            raise drift(key, f"is {type(item).__name__}, expected a string")
+        return item
+    if key in _BOOL_FIELDS:
+        if not isinstance(item, bool):
+            raise drift(key, f"is {type(item).__name__}, expected true or false")
+        return item
+    # Everything else in the contract is a number. bool is an int in Python but not in JSON.
+    if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
+        raise drift(key, f"is {json.dumps(item)[:40]}, expected a number")
+    return item

@@ -1,0 +1,59 @@
+"""Forms for looking up a meeting and saving a Connvo token. They only parse and check input."""
+
+from django import forms
+
+from . import connvo, tokens
+
+
+def deployment_choices() -> list[tuple[str, str]]:
+    return [
+        (d.name, f"{d.name} (production)" if d.is_production else d.name)
+        for d in connvo.deployments().values()
+    ]
+
+
+class LookupForm(forms.Form):
+    q = forms.CharField(
+        label="Meeting ID or link",
+        max_length=2000,
+        widget=forms.TextInput(
+            attrs={
+                "autofocus": True,
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "placeholder": "Paste a meeting ID or a link to the meeting",
+            }
+        ),
+    )
+    deployment = forms.ChoiceField(label="Deployment", choices=deployment_choices)
+
+    def clean_q(self) -> str:
+        try:
+            return connvo.parse_meeting_id(self.cleaned_data["q"])
+        except connvo.InvalidMeetingId as exc:
+            raise forms.ValidationError(exc.message, code="invalid_id") from None
+
+
+class TokenForm(forms.Form):
+    deployment = forms.ChoiceField(choices=deployment_choices, widget=forms.HiddenInput)
+    token = forms.CharField(
+        label="Connvo token",
+        max_length=tokens.MAX_TOKEN_LENGTH + 16,
+        strip=False,
+        widget=forms.PasswordInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "eyJ…"},
+            render_value=False,
+        ),
+    )
+
+    def clean_token(self) -> str:
+        raw = self.cleaned_data["token"]
+        try:
+            tokens.inspect_token(raw)
+        except tokens.TokenNotAccepted as exc:
+            raise forms.ValidationError(str(exc), code="token") from None
+        return raw
+
+
+class RemoveTokenForm(forms.Form):
+    deployment = forms.ChoiceField(choices=deployment_choices, widget=forms.HiddenInput)

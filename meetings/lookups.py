@@ -1,0 +1,80 @@
+"""A staff member's lookup, end to end: check the id, find their token, ask Connvo, write the
+audit entry. The meeting page, its live refresh and `manage.py connvo_lookup` all come through
+`look_up_meeting()`, so they behave and are audited alike."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, transaction
+
+from audit.models import Action, Via
+from audit.services import Origin, record
+
+from . import connvo, tokens
+
+logger = logging.getLogger(__name__)
+
+
+class AuditUnavailable(Exception):
+    """The audit entry could not be written, so the lookup's result must not be shown."""
+
+    message = (
+        "The console could not record this lookup in the audit log, so it will not show the "
+        "meeting. Try again in a moment; if it persists, tell the console's administrators."
+    )
+
+
+def look_up_meeting(
+    *,
+    user: AbstractBaseUser,
+    origin: Origin,
+    deployment_name: str,
+    meeting_ref: str,
+    via: Via,
+) -> connvo.Lookup:
+    """Return the lookup, or raise `connvo.ConnvoError` (audited) or `AuditUnavailable`."""
+    outcome: connvo.Lookup | connvo.ConnvoError
+    meeting_id = meeting_ref.strip()[:64]
+    try:
+        meeting_id = connvo.parse_meeting_id(meeting_ref)
+        deployment = connvo.get_deployment(deployment_name)
+        token = tokens.token_for(user=user, deployment=deployment.name)
+        outcome = connvo.lookup_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
+    except connvo.ConnvoError as error:
+        outcome = error
+
+    failed = isinstance(outcome, connvo.ConnvoError)
+    try:
+        # A savepoint, so a failed write leaves the request's connection usable.
+        with transaction.atomic():
+            record(
+                origin=origin,
+                action=Action.LOOKUP,
+                via=via,
+                deployment=deployment_name[:64],
+                meeting_id=meeting_id,
+                outcome=outcome.kind if failed else connvo.Outcome.FOUND,
+                http_status=outcome.http_status,
+                latency_ms=outcome.latency_ms,
+                connvo_request_id=outcome.request_id if failed else None,
+                detail=outcome.detail if failed else "",
+            )
+    except DatabaseError:
+        # Fail closed: an unrecorded lookup must not show anything.
+        logger.exception("audit entry for a lookup by %s could not be written", origin.username)
+        raise AuditUnavailable from None
+
+    logger.info(
+        "lookup user=%s deployment=%s meeting=%s outcome=%s status=%s latency_ms=%s",
+        origin.username,
+        deployment_name,
+        meeting_id,
+        outcome.kind if failed else "found",
+        outcome.http_status,
+        outcome.latency_ms,
+    )
+    if failed:
+        raise outcome
+    return outcome

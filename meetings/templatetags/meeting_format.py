@@ -1,0 +1,86 @@
+"""Presentation of Connvo values: millisecond timestamps, durations, and the badges for role,
+presence and state (text + colour + icon, so no one depends on colour alone)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+BADGES = {
+    "role": {
+        "host": ("★", "Host"),
+        "participant": ("●", "Participant"),
+        "observer": ("◐", "Observer"),
+    },
+    "presence": {
+        "invited": ("✉", "Invited"),
+        "joined": ("✔", "Joined"),
+        "left": ("↩", "Left"),
+    },
+    "state": {
+        "scheduled": ("◷", "Scheduled"),
+        "active": ("▶", "Active"),
+        "concluded": ("■", "Concluded"),
+        "cancelled": ("✕", "Cancelled"),
+    },
+}
+BADGE_LABELS = {"role": "Your role", "presence": "Your presence", "state": "State"}
+
+
+@register.filter
+def ms_datetime(value: float | None) -> datetime | None:
+    """Convex timestamps are float milliseconds since the epoch."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+@register.filter
+def relative(value: datetime | None) -> str:
+    """ "in 2 h", "5 min ago": precise enough for an agent on the phone."""
+    if value is None:
+        return ""
+    seconds = (value - timezone.now()).total_seconds()
+    amount = abs(seconds)
+    if amount < 60:
+        return "just now"
+    unit, size = next(
+        (unit, size) for unit, size in (("d", 86400), ("h", 3600), ("min", 60)) if amount >= size
+    )
+    count = round(amount / size)
+    return f"in {count} {unit}" if seconds > 0 else f"{count} {unit} ago"
+
+
+@register.filter
+def humanize_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    hours, rest = divmod(total, 3600)
+    minutes = round(rest / 60)
+    if minutes == 60:
+        hours, minutes = hours + 1, 0
+    parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
+    return " ".join(parts)
+
+
+@register.filter
+def number(value: float | None) -> str:
+    """Convex numbers are floats: show 3, not 3.0; keep real fractions."""
+    if value is None:
+        return ""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+@register.inclusion_tag("meetings/_badge.html")
+def badge(kind: str, value: str) -> dict[str, str]:
+    icon, label = BADGES[kind].get(str(value), ("?", str(value)))
+    return {"kind": kind, "value": value, "icon": icon, "label": label, "name": BADGE_LABELS[kind]}

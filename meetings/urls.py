@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "meetings"
+
+urlpatterns = [
+    path("", views.lookup, name="lookup"),
+    path("meetings/<str:deployment>/<str:meeting_id>/", views.meeting_detail, name="detail"),
+    path("tokens/", views.token_list, name="tokens"),
+    path("tokens/<str:deployment>/save/", views.token_save, name="token_save"),
+    path("tokens/<str:deployment>/remove/", views.token_remove, name="token_remove"),
+]

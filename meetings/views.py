@@ -1,0 +1,193 @@
+"""Pages for support agents: look up a meeting, see it, manage their Connvo tokens."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from audit.models import Action, AuditEntry, Via
+from audit.services import Origin, record
+
+from . import connvo, tokens
+from .connvo import Outcome
+from .forms import LookupForm, RemoveTokenForm, TokenForm
+from .lookups import AuditUnavailable, look_up_meeting
+from .models import StaffToken
+
+lookup_permission = permission_required("meetings.lookup_meeting", raise_exception=True)
+
+# The console's own answer for each way a lookup can end; a gateway-style code when Connvo failed.
+STATUS_FOR_OUTCOME = {
+    Outcome.INVALID_ID: 400,
+    Outcome.UNKNOWN_DEPLOYMENT: 404,
+    Outcome.NOT_FOUND: 404,
+    Outcome.NOT_VISIBLE: 403,
+    Outcome.NO_TOKEN: 403,
+    Outcome.TOKEN_REJECTED: 403,
+    Outcome.NOT_PROVISIONED: 403,
+    Outcome.RATE_LIMITED: 429,
+    Outcome.OVERLOADED: 503,
+    Outcome.TIMEOUT: 504,
+}
+RECENT_LOOKUPS = 10
+SESSION_DEPLOYMENT = "connvo_deployment"
+
+
+def _preferred_deployment(request: HttpRequest) -> str:
+    name = request.session.get(SESSION_DEPLOYMENT)
+    return name if name in connvo.deployments() else settings.CONNVO_DEFAULT_DEPLOYMENT
+
+
+def _recent_lookups(user) -> list[AuditEntry]:
+    """This agent's last distinct meetings, newest first, from the audit log."""
+    seen: set[tuple[str, str]] = set()
+    recent: list[AuditEntry] = []
+    rows = AuditEntry.objects.filter(
+        actor=user, action=Action.LOOKUP, via=Via.PAGE, outcome=Outcome.FOUND
+    ).only("at", "deployment", "meeting_id", "outcome")[:100]
+    for row in rows:
+        key = (row.deployment, row.meeting_id)
+        if key not in seen:
+            seen.add(key)
+            recent.append(row)
+        if len(recent) == RECENT_LOOKUPS:
+            break
+    return recent
+
+
+@require_GET
+@login_required
+@lookup_permission
+def lookup(request: HttpRequest) -> HttpResponse:
+    if "q" in request.GET:
+        form = LookupForm(request.GET)
+        if form.is_valid():
+            return redirect(
+                "meetings:detail",
+                deployment=form.cleaned_data["deployment"],
+                meeting_id=form.cleaned_data["q"],
+            )
+        status = 400
+    else:
+        form = LookupForm(initial={"deployment": _preferred_deployment(request)})
+        status = 200
+    context = {"form": form, "recent": _recent_lookups(request.user)}
+    return render(request, "meetings/lookup.html", context, status=status)
+
+
+@require_GET
+@login_required
+@lookup_permission
+def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> HttpResponse:
+    context = {
+        "deployment": connvo.deployments().get(deployment),
+        "deployment_name": deployment,
+        "meeting_id": meeting_id,
+        "form": LookupForm(initial={"q": meeting_id, "deployment": deployment}),
+        "other_deployments": [name for name in connvo.deployments() if name != deployment],
+    }
+    try:
+        result = look_up_meeting(
+            user=request.user,
+            origin=Origin.from_request(request),
+            deployment_name=deployment,
+            meeting_ref=meeting_id,
+            via=Via.PAGE,
+        )
+    except connvo.ConnvoError as error:
+        context["error"] = error
+        status = STATUS_FOR_OUTCOME.get(error.outcome, 502)
+        return render(request, "meetings/meeting_detail.html", context, status=status)
+    except AuditUnavailable as error:
+        context["audit_error"] = error
+        return render(request, "meetings/meeting_detail.html", context, status=503)
+
+    request.session[SESSION_DEPLOYMENT] = deployment
+    context |= {
+        "lookup": result,
+        "meeting": result.meeting,
+        "raw_json": json.dumps(result.meeting.raw, indent=2, sort_keys=True),
+        "checked_at": timezone.now(),
+    }
+    return render(request, "meetings/meeting_detail.html", context)
+
+
+def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[dict]:
+    stored = {t.deployment: t for t in StaffToken.objects.filter(user=request.user)}
+    now = timezone.now()
+    rows = []
+    for d in connvo.deployments().values():
+        token = stored.get(d.name)
+        rows.append(
+            {
+                "deployment": d,
+                "token": token,
+                "expired": bool(token and token.expires_at and token.expires_at <= now),
+                "expires_soon": bool(token and tokens.expires_soon(token)),
+                "form": bound
+                if bound is not None and bound.prefix == d.name
+                else TokenForm(initial={"deployment": d.name}, prefix=d.name),
+            }
+        )
+    return rows
+
+
+@require_GET
+@login_required
+@lookup_permission
+def token_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "meetings/tokens.html", {"rows": _token_rows(request)})
+
+
+@require_POST
+@login_required
+@lookup_permission
+def token_save(request: HttpRequest, deployment: str) -> HttpResponse:
+    form = TokenForm(request.POST, prefix=deployment)
+    if deployment not in connvo.deployments():
+        messages.error(request, f"There is no Connvo deployment called “{deployment}”.")
+        return redirect("meetings:tokens")
+    if not form.is_valid() or form.cleaned_data["deployment"] != deployment:
+        # The paste is never echoed back: it may be a valid secret with a typo around it.
+        context = {"rows": _token_rows(request, bound=form)}
+        return render(request, "meetings/tokens.html", context, status=400)
+    existed = StaffToken.objects.filter(user=request.user, deployment=deployment).exists()
+    saved = tokens.save_token(
+        user=request.user, deployment=deployment, raw_token=form.cleaned_data["token"]
+    )
+    record(
+        origin=Origin.from_request(request),
+        action=Action.TOKEN_REPLACED if existed else Action.TOKEN_SAVED,
+        deployment=deployment,
+    )
+    messages.success(
+        request, f"Token for {deployment} saved (ending …{saved.last4}). It is stored encrypted."
+    )
+    return redirect("meetings:tokens")
+
+
+@require_POST
+@login_required
+@lookup_permission
+def token_remove(request: HttpRequest, deployment: str) -> HttpResponse:
+    form = RemoveTokenForm(request.POST)
+    if form.is_valid() and form.cleaned_data["deployment"] == deployment:
+        if tokens.remove_token(user=request.user, deployment=deployment):
+            record(
+                origin=Origin.from_request(request),
+                action=Action.TOKEN_REMOVED,
+                deployment=deployment,
+            )
+            messages.success(request, f"Your token for {deployment} was removed.")
+        else:
+            messages.info(request, f"You had no token saved for {deployment}.")
+    else:
+        messages.error(request, "That deployment does not exist.")
+    return redirect("meetings:tokens")

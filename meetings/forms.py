@@ -16,9 +16,9 @@ class LookupForm(forms.Form):
     q = forms.CharField(
         label="Meeting ID or link",
         max_length=2000,
+        error_messages={"required": "Enter a meeting ID, or paste a link to the meeting."},
         widget=forms.TextInput(
             attrs={
-                "autofocus": True,
                 "autocomplete": "off",
                 "spellcheck": "false",
                 "placeholder": "Paste a meeting ID or a link to the meeting",
@@ -26,6 +26,12 @@ class LookupForm(forms.Form):
         ),
     )
     deployment = forms.ChoiceField(label="Deployment", choices=deployment_choices)
+
+    def __init__(self, *args, autofocus: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the start page grabs focus; elsewhere "/" jumps to the box.
+        if autofocus:
+            self.fields["q"].widget.attrs["autofocus"] = True
 
     def clean_q(self) -> str:
         try:
@@ -40,6 +46,7 @@ class TokenForm(forms.Form):
         label="Connvo token",
         max_length=tokens.MAX_TOKEN_LENGTH + 16,
         strip=False,
+        error_messages={"required": "Paste your Connvo token."},
         widget=forms.PasswordInput(
             attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "eyJ…"},
             render_value=False,

@@ -2,6 +2,7 @@
 
 import zoneinfo
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -14,7 +15,7 @@ class BrowserTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        name = request.COOKIES.get(TIMEZONE_COOKIE, "")
+        name = unquote(request.COOKIES.get(TIMEZONE_COOKIE, ""))
         try:
             zone = zoneinfo.ZoneInfo(name) if 0 < len(name) <= 64 else None
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

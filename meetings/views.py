@@ -67,7 +67,7 @@ def _recent_lookups(user) -> list[AuditEntry]:
 @lookup_permission
 def lookup(request: HttpRequest) -> HttpResponse:
     if "q" in request.GET:
-        form = LookupForm(request.GET)
+        form = LookupForm(request.GET, autofocus=True)
         if form.is_valid():
             return redirect(
                 "meetings:detail",
@@ -76,7 +76,7 @@ def lookup(request: HttpRequest) -> HttpResponse:
             )
         status = 400
     else:
-        form = LookupForm(initial={"deployment": _preferred_deployment(request)})
+        form = LookupForm(initial={"deployment": _preferred_deployment(request)}, autofocus=True)
         status = 200
     context = {"form": form, "recent": _recent_lookups(request.user)}
     return render(request, "meetings/lookup.html", context, status=status)

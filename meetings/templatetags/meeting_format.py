@@ -48,10 +48,12 @@ def relative(value: datetime | None) -> str:
     amount = abs(seconds)
     if amount < 60:
         return "just now"
-    unit, size = next(
-        (unit, size) for unit, size in (("d", 86400), ("h", 3600), ("min", 60)) if amount >= size
-    )
-    count = round(amount / size)
+    if round(amount / 60) < 60:
+        count, unit = round(amount / 60), "min"
+    elif round(amount / 3600) < 24:
+        count, unit = round(amount / 3600), "h"
+    else:
+        count, unit = round(amount / 86400), "d"
     return f"in {count} {unit}" if seconds > 0 else f"{count} {unit} ago"
 
 

@@ -1,0 +1,127 @@
+"""Shared fixtures: a fake Connvo deployment on loopback, and the console's named users.
+
+Users: `agent` (Support, token saved for dev), `auditor` (Auditor), `outsider` (signed in, no
+group), `admin` (superuser)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.test import Client
+
+from fakeconnvo import FakeConnvo
+from meetings import tokens
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def fake_connvo() -> Iterator[FakeConnvo]:
+    fake = FakeConnvo()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def fake_connvo_prod() -> Iterator[FakeConnvo]:
+    """A second deployment that redacts errors like a Convex production deployment."""
+    fake = FakeConnvo()
+    fake.misbehave("redact")
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def connvo_settings(settings, request):
+    """Point the console at the fakes (when a test uses them) and keep retries quick."""
+    deployments = {}
+    if "fake_connvo" in request.fixturenames:
+        deployments["dev"] = request.getfixturevalue("fake_connvo").url
+    else:
+        deployments["dev"] = "http://127.0.0.1:9"  # discard port: nothing must call it
+    if "fake_connvo_prod" in request.fixturenames:
+        deployments["prod"] = request.getfixturevalue("fake_connvo_prod").url
+    else:
+        deployments["prod"] = "http://127.0.0.1:9"
+    settings.CONNVO_DEPLOYMENTS = deployments
+    settings.CONNVO_DEFAULT_DEPLOYMENT = "dev"
+    settings.CONNVO_PRODUCTION_DEPLOYMENTS = ["prod"]
+    settings.CONNVO_RETRY_BACKOFF = 0.01
+    settings.CONNVO_READ_TIMEOUT = 2.0
+    settings.CONNVO_CONNECT_TIMEOUT = 1.0
+    settings.CONNVO_RETRIES = 2
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests do not depend on `collectstatic` having run.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    return settings
+
+
+GROUP_PERMISSIONS = {"Support": ["lookup_meeting"], "Auditor": []}
+
+
+def _group(name: str) -> Group:
+    """The group the data migration creates. Browser tests flush the database between tests,
+    which removes migration data, so it is recreated here exactly as the migration made it."""
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        group.permissions.set(Permission.objects.filter(codename__in=GROUP_PERMISSIONS[name]))
+    return group
+
+
+def _user(username: str, *groups: str, **extra) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD, **extra)
+    for name in groups:
+        user.groups.add(_group(name))
+    return user
+
+
+@pytest.fixture
+def agent(db) -> User:
+    return _user("agent", "Support")
+
+
+@pytest.fixture
+def auditor(db) -> User:
+    return _user("auditor", "Auditor")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return _user("outsider")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return User.objects.create_superuser("admin", password=PASSWORD)
+
+
+@pytest.fixture
+def agent_token(agent, fake_connvo) -> str:
+    token = fake_connvo.token_for("agent")
+    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    return token
+
+
+@pytest.fixture
+def agent_client(agent) -> Client:
+    client = Client()
+    client.force_login(agent)
+    return client
+
+
+@pytest.fixture
+def outsider_client(outsider) -> Client:
+    client = Client()
+    client.force_login(outsider)
+    return client

@@ -1,0 +1,78 @@
+"""The start page: the lookup form and the agent's recent lookups."""
+
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    response = client.get(reverse("meetings:lookup"))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))
+
+
+def test_outsider_is_refused(outsider_client):
+    assert outsider_client.get(reverse("meetings:lookup")).status_code == 403
+
+
+def test_form_defaults_to_the_configured_deployment(agent_client):
+    response = agent_client.get(reverse("meetings:lookup"))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert '<option value="dev" selected>dev</option>' in page
+    assert "prod (production)" in page
+
+
+def test_pasted_link_opens_the_meeting_page(agent_client, fake_connvo):
+    meeting_id = fake_connvo.meeting_id("standup")
+
+    response = agent_client.get(
+        reverse("meetings:lookup"),
+        {
+            "q": f"  https://app.connvo.example/meetings/{meeting_id}?tab=chat ",
+            "deployment": "prod",
+        },
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("meetings:detail", args=["prod", meeting_id])
+    assert fake_connvo.call_count == 0  # the meeting page makes the call, once
+
+
+def test_bad_id_is_explained_and_kept_in_the_box(agent_client, fake_connvo):
+    response = agent_client.get(
+        reverse("meetings:lookup"), {"q": "meeting 42", "deployment": "dev"}
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "is not a Connvo meeting ID" in page
+    assert 'value="meeting 42"' in page
+    assert fake_connvo.call_count == 0
+
+
+def test_recent_lookups_link_back_to_meetings(agent_client, agent_token, fake_connvo):
+    opened = [fake_connvo.meeting_id(label) for label in ("standup", "planning", "standup")]
+    for meeting_id in opened:
+        agent_client.get(reverse("meetings:detail", args=["dev", meeting_id]))
+
+    page = agent_client.get(reverse("meetings:lookup")).content.decode()
+
+    for meeting_id in set(opened):
+        assert page.count(reverse("meetings:detail", args=["dev", meeting_id])) == 1
+
+
+def test_deployment_of_last_lookup_is_remembered(agent, fake_connvo_prod, agent_client):
+    from meetings import tokens
+
+    tokens.save_token(user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent"))
+    agent_client.get(
+        reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")])
+    )
+
+    page = agent_client.get(reverse("meetings:lookup")).content.decode()
+
+    assert '<option value="prod" selected>' in page

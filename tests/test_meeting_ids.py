@@ -1,0 +1,49 @@
+"""Reading a meeting id out of what an agent types or pastes (no upstream call is involved)."""
+
+import pytest
+
+from meetings.connvo import InvalidMeetingId, parse_meeting_id
+
+MEETING_ID = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        MEETING_ID,
+        f"  {MEETING_ID}\n",
+        f'"{MEETING_ID}"',
+        f"https://app.connvo.example/meetings/{MEETING_ID}",
+        f"https://app.connvo.example/meetings/{MEETING_ID}/?tab=notes#top",
+        f"https://app.connvo.example/m?meetingId={MEETING_ID}&ref=email",
+    ],
+)
+def test_ids_and_links_are_accepted(pasted):
+    assert parse_meeting_id(pasted) == MEETING_ID
+
+
+@pytest.mark.parametrize(
+    ("pasted", "says"),
+    [
+        ("", "Enter a meeting ID"),
+        ("   ", "Enter a meeting ID"),
+        ("meeting_123example", "not a Connvo meeting ID"),
+        (MEETING_ID[:30], "not a Connvo meeting ID"),
+        (MEETING_ID + "x" * 6, "not a Connvo meeting ID"),
+        (MEETING_ID.upper(), "lowercase"),
+        ("jd7f3s4h7yvxqrw0c8h5k3x2kn6r1mio", "not a Connvo meeting ID"),  # i and o are not base32
+        (f"{MEETING_ID} {MEETING_ID[::-1]}", "more than one ID"),
+    ],
+)
+def test_bad_input_is_explained(pasted, says):
+    with pytest.raises(InvalidMeetingId) as caught:
+        parse_meeting_id(pasted)
+
+    assert says in caught.value.message
+
+
+def test_meeting_segment_wins_in_a_link_with_other_ids():
+    other = "k" * 32
+    link = f"https://app.connvo.example/orgs/{other}/meetings/{MEETING_ID}"
+
+    assert parse_meeting_id(link) == MEETING_ID

@@ -1,0 +1,162 @@
+"""Saving, replacing and removing an agent's Connvo tokens."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import Action, AuditEntry
+from meetings import tokens
+from meetings.models import StaffToken
+
+pytestmark = pytest.mark.django_db
+
+
+def save(client, deployment, token):
+    return client.post(
+        reverse("meetings:token_save", args=[deployment]),
+        {f"{deployment}-deployment": deployment, f"{deployment}-token": token},
+    )
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    assert client.get(reverse("meetings:tokens")).status_code == 302
+
+
+def test_saved_token_is_encrypted_and_never_shown_in_full(agent_client, agent, fake_connvo):
+    token = fake_connvo.token_for("agent")
+
+    response = save(agent_client, "dev", token)
+
+    assert response.status_code == 302
+    stored = StaffToken.objects.get(user=agent, deployment="dev")
+    assert token.encode() not in bytes(stored.ciphertext)
+    assert tokens.token_for(user=agent, deployment="dev") == token
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+    assert f"…{token[-4:]}" in page
+    assert token not in page
+    assert token[-12:] not in page
+    assert fake_connvo.users["agent"].sub in page
+    assert AuditEntry.objects.get().action == Action.TOKEN_SAVED
+
+
+def test_bearer_prefix_and_whitespace_are_tolerated(agent_client, agent, fake_connvo):
+    token = fake_connvo.token_for("agent")
+
+    save(agent_client, "dev", f"  Bearer {token}\n")
+
+    assert tokens.token_for(user=agent, deployment="dev") == token
+
+
+def test_replacing_a_token_is_audited_as_a_replacement(agent_client, agent, fake_connvo):
+    save(agent_client, "dev", fake_connvo.token_for("agent"))
+    newer = fake_connvo.token_for("agent", expires_in=7200)
+
+    save(agent_client, "dev", newer)
+
+    assert tokens.token_for(user=agent, deployment="dev") == newer
+    assert StaffToken.objects.filter(user=agent).count() == 1
+    assert AuditEntry.objects.order_by("id").last().action == Action.TOKEN_REPLACED
+
+
+@pytest.mark.parametrize(
+    ("pasted", "says"),
+    [
+        ("", "Paste your Connvo token"),
+        ("hunter2", "three parts separated by dots"),
+        ("abc.!!!.def", "cannot be read"),
+        ("eyJhbGciOiJSUzI1NiJ9 eyJzdWIiOiJ4In0.sig", "spaces or line breaks"),
+    ],
+)
+def test_unusable_paste_is_explained_and_not_echoed(agent_client, agent, pasted, says):
+    response = save(agent_client, "dev", pasted)
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert says in page
+    if pasted:
+        assert pasted not in page
+    assert not StaffToken.objects.exists()
+
+
+def test_expired_token_is_refused(agent_client, fake_connvo):
+    expired = fake_connvo.issue_token(sub=fake_connvo.users["agent"].sub, expires_in=-3600)
+
+    response = save(agent_client, "dev", expired)
+
+    assert response.status_code == 400
+    assert "That token expired on" in response.content.decode()
+
+
+def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
+    tokens.save_token(
+        user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent", expires_in=3600)
+    )
+
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+
+    assert "This token expires in 1 h" in page
+
+
+def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):
+    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    StaffToken.objects.update(expires_at=timezone.now() - timedelta(minutes=5))
+
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+
+    assert "This token has expired" in page
+
+
+def test_remove_token(agent_client, agent, fake_connvo):
+    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+
+    response = agent_client.post(
+        reverse("meetings:token_remove", args=["dev"]), {"deployment": "dev"}
+    )
+
+    assert response.status_code == 302
+    assert not StaffToken.objects.exists()
+    assert AuditEntry.objects.get().action == Action.TOKEN_REMOVED
+
+
+def test_agents_only_see_their_own_tokens(agent_client, outsider, fake_connvo):
+    other = fake_connvo.token_for("alice")
+    tokens.save_token(user=outsider, deployment="dev", raw_token=other)
+
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+
+    assert f"…{other[-4:]}" not in page
+    assert "No token saved" in page
+
+
+def test_unknown_deployment_cannot_be_saved(agent_client, fake_connvo):
+    response = save(agent_client, "moon", fake_connvo.token_for("agent"))
+
+    assert response.status_code == 302
+    assert not StaffToken.objects.exists()
+
+
+def test_token_from_a_removed_key_asks_to_save_again(agent, fake_connvo, settings):
+    from cryptography.fernet import Fernet
+
+    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    with pytest.raises(tokens.NoToken) as caught:
+        tokens.token_for(user=agent, deployment="dev")
+
+    assert "Save your token again" in caught.value.message
+
+
+def test_rotated_keys_still_decrypt(agent, fake_connvo, settings):
+    from cryptography.fernet import Fernet
+
+    token = fake_connvo.token_for("agent")
+    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    settings.TOKEN_ENCRYPTION_KEYS = [
+        Fernet.generate_key().decode(),
+        *settings.TOKEN_ENCRYPTION_KEYS,
+    ]
+
+    assert tokens.token_for(user=agent, deployment="dev") == token

@@ -40,8 +40,8 @@ def _positive_float(name: str, default: float) -> float:
 
 # Demo values: fine for `make demo` and the tests, refused by `manage.py check --deploy` and by
 # gunicorn (see connvo_admin/checks.py) so they can never reach production unnoticed.
-DEMO_SECRET_KEY = "demo-insecure-secret-key-do-not-use-in-production"  # noqa: S105
-DEMO_TOKEN_ENCRYPTION_KEY = "ZGVtby1pbnNlY3VyZS1mZXJuZXQta2V5LTMyYnl0ZXM="  # noqa: S105
+DEMO_SECRET_KEY = "demo-insecure-secret-key-do-not-use-in-production"
+DEMO_TOKEN_ENCRYPTION_KEY = "ZGVtby1pbnNlY3VyZS1mZXJuZXQta2V5LTMyYnl0ZXM="
 
 DEBUG = _strict_bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=DEMO_SECRET_KEY)
@@ -185,6 +185,14 @@ if CONNVO_DEFAULT_DEPLOYMENT not in CONNVO_DEPLOYMENTS:
     )
 # Warn agents this long before their saved token expires.
 CONNVO_TOKEN_EXPIRY_WARNING = env.int("CONNVO_TOKEN_EXPIRY_WARNING", default=24 * 60 * 60)
+# The meeting page refreshes its live status every CONNVO_POLL_INTERVAL seconds, backing off
+# (doubling) up to CONNVO_POLL_MAX_INTERVAL while Connvo fails.
+CONNVO_POLL_INTERVAL = env.int("CONNVO_POLL_INTERVAL", default=10)
+CONNVO_POLL_MAX_INTERVAL = env.int("CONNVO_POLL_MAX_INTERVAL", default=300)
+if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
+    raise ImproperlyConfigured(
+        "CONNVO_POLL_INTERVAL must be at least 1 and at most CONNVO_POLL_MAX_INTERVAL (seconds)."
+    )
 
 # Fernet keys, comma-separated, newest first: the first encrypts, all decrypt (key rotation).
 TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY])

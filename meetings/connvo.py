@@ -72,8 +72,8 @@ class Outcome(StrEnum):
     NOT_VISIBLE = "not_visible"
     INVALID_ID = "invalid_id"
     UNKNOWN_DEPLOYMENT = "unknown_deployment"
-    NO_TOKEN = "no_token"  # noqa: S105 (an outcome name, not a secret)
-    TOKEN_REJECTED = "token_rejected"  # noqa: S105
+    NO_TOKEN = "no_token"
+    TOKEN_REJECTED = "token_rejected"
     NOT_PROVISIONED = "not_provisioned"
     CONNVO_ERROR = "connvo_error"
     SERVER_ERROR = "server_error"

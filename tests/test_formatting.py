@@ -37,6 +37,8 @@ def test_fractional_millisecond_timestamps():
     assert at.isoformat().startswith("2024-01-01T00:00:00.000")
 
 
-@pytest.mark.parametrize(("value", "shown"), [(3, "3"), (3.0, "3"), (4.25, "4.25"), (1200, "1,200")])
+@pytest.mark.parametrize(
+    ("value", "shown"), [(3, "3"), (3.0, "3"), (4.25, "4.25"), (1200, "1,200")]
+)
 def test_numbers(value, shown):
     assert number(value) == shown

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
 
 from audit.models import Action, AuditEntry, Via
 from audit.services import Origin, record
@@ -18,10 +24,29 @@ from audit.services import Origin, record
 from . import connvo, tokens
 from .connvo import Outcome
 from .forms import LookupForm, RemoveTokenForm, TokenForm
+from .live import PollPlan, plan_after_failure, plan_after_success
 from .lookups import AuditUnavailable, look_up_meeting
 from .models import StaffToken
 
 lookup_permission = permission_required("meetings.lookup_meeting", raise_exception=True)
+HTTP_STOP_POLLING = 286  # htmx: swap this response, then stop polling
+
+
+def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's login_required, except that a live-refresh request whose session has expired
+    moves the whole page to the sign-in page instead of swapping a login form into the page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        to_login = redirect_to_login(request.get_full_path())
+        if request.htmx:
+            return HttpResponseClientRedirect(to_login["Location"])
+        return to_login
+
+    return wrapper
+
 
 # The console's own answer for each way a lookup can end; a gateway-style code when Connvo failed.
 STATUS_FOR_OUTCOME = {
@@ -82,16 +107,28 @@ def lookup(request: HttpRequest) -> HttpResponse:
     return render(request, "meetings/lookup.html", context, status=status)
 
 
+def _refresh_state(request: HttpRequest) -> tuple[int, str]:
+    """What the page says it shows: consecutive failed refreshes, and a fingerprint."""
+    try:
+        failures = max(0, min(int(request.GET.get("failures", 0)), 30))
+    except ValueError:
+        failures = 0
+    seen = request.GET.get("seen", "")
+    return failures, seen if re.fullmatch(r"[0-9a-f]{0,64}", seen) else ""
+
+
 @require_GET
+@vary_on_headers("HX-Request")
 @login_required
 @lookup_permission
 def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> HttpResponse:
+    """The meeting page; with htmx, its live-status fragment (one refresh)."""
+    refreshing = bool(request.htmx)
     context = {
         "deployment": connvo.deployments().get(deployment),
         "deployment_name": deployment,
         "meeting_id": meeting_id,
-        "form": LookupForm(initial={"q": meeting_id, "deployment": deployment}),
-        "other_deployments": [name for name in connvo.deployments() if name != deployment],
+        "checked_at": timezone.now(),
     }
     try:
         result = look_up_meeting(
@@ -99,24 +136,45 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
             origin=Origin.from_request(request),
             deployment_name=deployment,
             meeting_ref=meeting_id,
-            via=Via.PAGE,
+            via=Via.REFRESH if refreshing else Via.PAGE,
         )
-    except connvo.ConnvoError as error:
-        context["error"] = error
-        status = STATUS_FOR_OUTCOME.get(error.outcome, 502)
+    except (connvo.ConnvoError, AuditUnavailable) as exc:
+        error = exc if isinstance(exc, connvo.ConnvoError) else None
+        if refreshing:
+            failures, seen = _refresh_state(request)
+            plan = plan_after_failure(error, failures=failures, seen=seen)
+            context |= {"live": plan, "refresh_error": exc}
+            return _live_fragment(request, context, plan)
+        context |= {
+            "error": error,
+            "audit_error": None if error else exc,
+            "form": LookupForm(initial={"q": meeting_id, "deployment": deployment}),
+            "other_deployments": [name for name in connvo.deployments() if name != deployment],
+        }
+        status = STATUS_FOR_OUTCOME.get(error.outcome, 502) if error else 503
         return render(request, "meetings/meeting_detail.html", context, status=status)
-    except AuditUnavailable as error:
-        context["audit_error"] = error
-        return render(request, "meetings/meeting_detail.html", context, status=503)
+
+    meeting = result.meeting
+    plan = plan_after_success(meeting)
+    context |= {"meeting": meeting, "live": plan}
+    if refreshing:
+        failures, seen = _refresh_state(request)
+        if plan.polling and failures == 0 and seen == plan.fingerprint:
+            # Nothing changed: htmx ignores a 204, so the page stays as it is at no cost.
+            return HttpResponse(status=204)
+        return _live_fragment(request, context, plan)
 
     request.session[SESSION_DEPLOYMENT] = deployment
     context |= {
-        "lookup": result,
-        "meeting": result.meeting,
-        "raw_json": json.dumps(result.meeting.raw, indent=2, sort_keys=True),
-        "checked_at": timezone.now(),
+        "form": LookupForm(initial={"q": meeting.id, "deployment": deployment}),
+        "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
+
+
+def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:
+    status = 200 if plan.polling else HTTP_STOP_POLLING
+    return render(request, "meetings/meeting_detail.html#metrics", context, status=status)
 
 
 def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[dict]:

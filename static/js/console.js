@@ -1,31 +1,31 @@
-// Small progressive enhancements for the console. Everything works without this file.
+// Small progressive enhancements for the console. Every page works without this file: the meeting
+// page then simply does not refresh itself, and offers a reload link instead.
 (function () {
   "use strict";
 
   // Show times in the agent's own timezone: the server reads this cookie.
   try {
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (zone && document.cookie.indexOf("console_tz=" + zone) === -1) {
+    if (zone) {
       document.cookie = "console_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
     }
   } catch (e) { /* an old browser: the server's timezone is used */ }
 
   function setUpCopyButtons(root) {
     root.querySelectorAll(".js-copy[data-copy-target]").forEach(function (button) {
-      if (!navigator.clipboard) { return; }
+      if (!navigator.clipboard || button.dataset.ready) { return; }
       button.hidden = false;
-      if (button.dataset.ready) { return; }
       button.dataset.ready = "1";
+      button.dataset.label = button.textContent;
       button.addEventListener("click", function () {
         var target = document.getElementById(button.dataset.copyTarget);
         var status = button.parentElement.querySelector(".copy-status");
         navigator.clipboard.writeText(target.textContent.trim()).then(function () {
           button.textContent = "Copied";
           if (status) { status.textContent = "Copied to the clipboard"; }
-          setTimeout(function () { button.textContent = button.dataset.label || "Copy"; }, 1500);
+          setTimeout(function () { button.textContent = button.dataset.label; }, 1500);
         });
       });
-      button.dataset.label = button.textContent;
     });
   }
 
@@ -38,6 +38,114 @@
     if (box) { event.preventDefault(); box.focus(); box.select(); }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { setUpCopyButtons(document); });
-  document.addEventListener("htmx:afterSwap", function (event) { setUpCopyButtons(event.target); });
+  // --- Relative times ("5 min ago") stay true while a page is open ----------------------------
+  function relative(date) {
+    var seconds = (date.getTime() - Date.now()) / 1000;
+    var amount = Math.abs(seconds);
+    if (amount < 60) { return "just now"; }
+    var count, unit;
+    if (Math.round(amount / 60) < 60) { count = Math.round(amount / 60); unit = "min"; }
+    else if (Math.round(amount / 3600) < 24) { count = Math.round(amount / 3600); unit = "h"; }
+    else { count = Math.round(amount / 86400); unit = "d"; }
+    return seconds > 0 ? "in " + count + " " + unit : count + " " + unit + " ago";
+  }
+  function tickRelativeTimes() {
+    document.querySelectorAll("time[data-relative][datetime]").forEach(function (el) {
+      var text = relative(new Date(el.getAttribute("datetime")));
+      if (el.textContent !== text) { el.textContent = text; }
+    });
+  }
+  setInterval(tickRelativeTimes, 15000);
+
+  // --- Live meeting page ----------------------------------------------------------------------
+  // The server renders #live-poller with its own hx-trigger, so it decides how often to poll and
+  // when to stop. Here we only hold requests back while the agent paused or the tab is hidden.
+  var paused = false;
+
+  function poller() { return document.getElementById("live-poller"); }
+
+  function showPauseState() {
+    var el = poller();
+    if (!el) { return; }
+    var button = el.querySelector(".js-live-toggle");
+    if (button) {
+      button.hidden = false;
+      button.textContent = paused ? "Resume live updates" : "Pause live updates";
+      button.setAttribute("aria-pressed", paused ? "true" : "false");
+    }
+    el.classList.toggle("live--paused", paused);
+    var text = el.querySelector(".js-live-text");
+    if (text) {
+      if (paused) {
+        if (!text.dataset.liveText) { text.dataset.liveText = text.innerHTML; }
+        text.textContent = "Paused: figures are not being refreshed.";
+      } else if (text.dataset.liveText) {
+        text.innerHTML = text.dataset.liveText;
+        delete text.dataset.liveText;
+      }
+    }
+  }
+
+  function refreshNow() {
+    var el = poller();
+    if (el && el.hasAttribute("hx-get") && window.htmx) { window.htmx.trigger(el, "refresh-now"); }
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest(".js-live-toggle");
+    if (!button) { return; }
+    paused = !paused;
+    showPauseState();
+    if (!paused) { refreshNow(); }
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt.id === "live-poller" && (paused || document.hidden)) {
+      event.preventDefault();
+    }
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && !paused) { refreshNow(); }
+  });
+
+  // A 204 means "nothing changed": say when we last checked.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.elt.id !== "live-poller" || event.detail.xhr.status !== 204) { return; }
+    var checked = event.detail.elt.querySelector(".js-checked");
+    if (checked) {
+      var now = new Date();
+      checked.setAttribute("datetime", now.toISOString());
+      checked.textContent = now.toTimeString().slice(0, 8);
+    }
+  });
+
+  // Briefly highlight the figures that changed in a refresh.
+  var before = {};
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (event.detail.target.id !== "metric-values") { return; }
+    before = {};
+    event.detail.target.querySelectorAll("[data-metric], .badge").forEach(function (el) {
+      before[el.dataset.metric || el.className] = el.textContent;
+    });
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (event.detail.target.id !== "metric-values") { return; }
+    event.detail.target.querySelectorAll("[data-metric], .badge").forEach(function (el) {
+      var key = el.dataset.metric || el.className;
+      if (before[key] !== el.textContent) {
+        el.classList.add("is-changed");
+        setTimeout(function () { el.classList.remove("is-changed"); }, 2500);
+      }
+    });
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    setUpCopyButtons(event.target);
+    showPauseState();
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    setUpCopyButtons(document);
+    showPauseState();
+  });
 })();

@@ -1,0 +1,129 @@
+"""The live meeting page in a real browser: it updates without a reload, stops when the meeting
+ends, pauses on request, and survives Connvo failing."""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def live_page(page: Page, live_server, agent, agent_token, fake_connvo, sign_in, settings):
+    settings.CONNVO_POLL_INTERVAL = 1
+    settings.CONNVO_POLL_MAX_INTERVAL = 4
+    sign_in("agent")
+
+    def open_meeting(label: str) -> Page:
+        page.goto(f"{live_server.url}/meetings/dev/{fake_connvo.meeting_id(label)}/")
+        # A marker that a full reload would wipe out.
+        page.evaluate("window.__notReloaded = true")
+        return page
+
+    return open_meeting
+
+
+def calls_during(fake, seconds: float) -> int:
+    before = fake.call_count
+    time.sleep(seconds)
+    return fake.call_count - before
+
+
+def test_metrics_update_without_reload(live_page, fake_connvo, screenshot):
+    page = live_page("standup")
+    participants = page.locator('[data-metric="participants"]')
+    expect(participants).to_have_text("5")
+
+    fake_connvo.update_meeting("standup", participantCount=8, activeWebRTCSessions=6)
+
+    expect(participants).to_have_text("8", timeout=5000)
+    expect(page.locator('[data-metric="webrtc-sessions"]')).to_have_text("6")
+    expect(participants).to_have_class("is-changed")
+    assert page.evaluate("window.__notReloaded") is True
+    expect(page.locator("#metric-values")).to_have_attribute("aria-live", "polite")
+    screenshot("10-live-updated")
+
+
+def test_polling_stops_when_the_meeting_concludes(live_page, fake_connvo, screenshot):
+    page = live_page("standup")
+
+    fake_connvo.update_meeting("standup", state="concluded")
+
+    expect(page.locator("#metrics .badge--concluded")).to_be_visible(timeout=5000)
+    expect(page.locator("#live-poller")).to_contain_text("live updates have stopped")
+    assert calls_during(fake_connvo, 3) == 0
+    screenshot("11-live-concluded")
+
+
+def test_pause_and_resume(live_page, fake_connvo, screenshot):
+    page = live_page("standup")
+    toggle = page.get_by_role("button", name="Pause live updates")
+
+    toggle.click()
+
+    expect(page.get_by_role("button", name="Resume live updates")).to_be_visible()
+    expect(page.locator("#live-poller")).to_contain_text("Paused")
+    screenshot("12-live-paused")
+    fake_connvo.update_meeting("standup", participantCount=11)
+    assert calls_during(fake_connvo, 2.5) == 0
+    expect(page.locator('[data-metric="participants"]')).to_have_text("5")
+
+    page.get_by_role("button", name="Resume live updates").click()
+
+    expect(page.locator('[data-metric="participants"]')).to_have_text("11", timeout=3000)
+    expect(page.locator("#live-poller")).to_contain_text("Live: checked")
+
+
+def test_connvo_failing_backs_off_then_recovers(live_page, fake_connvo, screenshot):
+    page = live_page("standup")
+    fake_connvo.misbehave("status", status=500)
+
+    expect(page.locator("#live-poller")).to_contain_text("Could not refresh", timeout=5000)
+    expect(page.locator('[data-metric="participants"]')).to_have_text("5")  # last values stay
+    screenshot("13-live-failing")
+    fake_connvo.reset_behaviour()
+    fake_connvo.update_meeting("standup", participantCount=7)
+
+    expect(page.locator('[data-metric="participants"]')).to_have_text("7", timeout=10000)
+    expect(page.locator("#live-poller")).to_contain_text("Live: checked")
+
+
+def test_token_rejected_while_polling_shows_a_banner(live_page, fake_connvo, screenshot):
+    page = live_page("standup")
+
+    fake_connvo.misbehave("expired_tokens")
+
+    banner = page.locator("#live-poller")
+    expect(banner).to_contain_text("Live updates stopped", timeout=5000)
+    expect(banner.get_by_role("link", name="Update your token")).to_be_visible()
+    screenshot("14-live-token-rejected")
+
+
+def test_expired_session_sends_the_page_to_sign_in(live_page, page: Page, fake_connvo):
+    live_page("standup")
+
+    page.context.clear_cookies()
+
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next="), timeout=5000)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_without_javascript_the_page_offers_a_reload(
+    browser, live_server, agent, agent_token, fake_connvo, screenshot
+):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("agent")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/meetings/dev/{fake_connvo.meeting_id('standup')}/")
+
+    expect(page.get_by_role("link", name="Reload page")).to_be_visible()
+    expect(page.get_by_role("button", name="Pause live updates")).to_be_hidden()
+    screenshot("15-live-without-javascript", page)
+    context.close()

@@ -1,0 +1,193 @@
+"""The meeting page's live refresh: the same URL answers htmx with its `metrics` partial, and the
+server decides whether and when the page polls again."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEntry, Via
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def detail_url(fake, label: str) -> str:
+    return reverse("meetings:detail", args=["dev", fake.meeting_id(label)])
+
+
+def poll_state(html: str) -> dict:
+    """What the rendered poller tells htmx to do next."""
+    poller = re.search(r'<div id="live-poller"[^>]*>', html).group(0)
+    trigger = re.search(r'hx-trigger="every (\d+)s', poller)
+    vals = re.search(r"hx-vals='\{\"seen\": \"(\w*)\", \"failures\": (\d+)\}'", poller)
+    return {
+        "interval": int(trigger.group(1)) if trigger else None,
+        "seen": vals.group(1) if vals else None,
+        "failures": int(vals.group(2)) if vals else None,
+        "status": re.search(r'data-status="(\w+)"', poller).group(1),
+    }
+
+
+def refresh(client, url, **params):
+    return client.get(url, params, **HTMX)
+
+
+def test_full_page_starts_polling_at_the_configured_interval(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.CONNVO_POLL_INTERVAL = 7
+
+    response = agent_client.get(detail_url(fake_connvo, "standup"))
+
+    html = response.content.decode()
+    assert "<html" in html
+    assert poll_state(html) | {"seen": None} == {
+        "interval": 7,
+        "seen": None,
+        "failures": 0,
+        "status": "live",
+    }
+    assert response["Vary"].count("HX-Request") == 1
+
+
+def test_htmx_request_gets_only_the_fragment(agent_client, agent_token, fake_connvo):
+    response = refresh(agent_client, detail_url(fake_connvo, "standup"))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html
+    assert 'id="metric-values"' in html and 'hx-swap-oob="innerHTML"' in html
+    assert poll_state(html)["status"] == "live"
+
+
+def test_refresh_is_audited_as_a_refresh(agent_client, agent_token, fake_connvo):
+    agent_client.get(detail_url(fake_connvo, "standup"))
+    refresh(agent_client, detail_url(fake_connvo, "standup"))
+
+    assert list(AuditEntry.objects.order_by("id").values_list("via", flat=True)) == [
+        Via.PAGE,
+        Via.REFRESH,
+    ]
+
+
+def test_unchanged_meeting_answers_204_without_rendering(agent_client, agent_token, fake_connvo):
+    url = detail_url(fake_connvo, "standup")
+    seen = poll_state(agent_client.get(url).content.decode())["seen"]
+
+    response = refresh(agent_client, url, seen=seen, failures=0)
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert fake_connvo.call_count == 2  # it still asked Connvo
+    assert AuditEntry.objects.filter(via=Via.REFRESH).count() == 1
+
+
+def test_changed_meeting_is_rendered(agent_client, agent_token, fake_connvo):
+    url = detail_url(fake_connvo, "standup")
+    seen = poll_state(agent_client.get(url).content.decode())["seen"]
+    fake_connvo.update_meeting("standup", participantCount=9)
+
+    response = refresh(agent_client, url, seen=seen, failures=0)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert re.search(r'data-metric="participants">9<', html)
+    assert poll_state(html)["seen"] != seen
+
+
+@pytest.mark.parametrize("state", ["concluded", "cancelled"])
+def test_finished_meeting_stops_polling_with_286(agent_client, agent_token, fake_connvo, state):
+    fake_connvo.update_meeting("standup", state=state)
+
+    response = refresh(agent_client, detail_url(fake_connvo, "standup"))
+
+    html = response.content.decode()
+    assert response.status_code == 286
+    assert "hx-trigger" not in html
+    assert "live updates have stopped" in html
+    assert f"badge--{state}" in html
+
+
+def test_finished_meeting_page_does_not_poll_at_all(agent_client, agent_token, fake_connvo):
+    html = agent_client.get(detail_url(fake_connvo, "retro")).content.decode()
+
+    assert poll_state(html)["interval"] is None
+    assert "has concluded" in html
+
+
+def test_upstream_failure_backs_off_then_recovers(agent_client, agent_token, fake_connvo, settings):
+    settings.CONNVO_POLL_INTERVAL = 10
+    settings.CONNVO_POLL_MAX_INTERVAL = 60
+    url = detail_url(fake_connvo, "standup")
+    seen = poll_state(agent_client.get(url).content.decode())["seen"]
+    fake_connvo.misbehave("status", status=500)
+
+    intervals = []
+    failures = 0
+    for _ in range(4):
+        response = refresh(agent_client, url, seen=seen, failures=failures)
+        assert response.status_code == 200  # htmx swaps it; a 5xx would be ignored
+        state = poll_state(response.content.decode())
+        intervals.append(state["interval"])
+        failures = state["failures"]
+        assert state["seen"] == seen  # the last good values stay on the page
+        assert 'id="metric-values"' not in response.content.decode()
+    assert intervals == [20, 40, 60, 60]
+    assert "Could not refresh" in response.content.decode()
+    assert "Connvo had an internal error" in response.content.decode()
+
+    fake_connvo.reset_behaviour()
+    response = refresh(agent_client, url, seen=seen, failures=failures)
+
+    assert response.status_code == 200  # not 204: the page must leave its failing state
+    assert poll_state(response.content.decode()) | {"seen": None} == {
+        "interval": 10,
+        "seen": None,
+        "failures": 0,
+        "status": "live",
+    }
+
+
+def test_token_expiring_while_polling_shows_a_banner_and_stops(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.misbehave("expired_tokens")
+
+    response = refresh(agent_client, detail_url(fake_connvo, "standup"))
+
+    html = response.content.decode()
+    assert response.status_code == 286
+    assert "Live updates stopped" in html
+    assert reverse("meetings:tokens") + "#deployment-dev" in html
+
+
+def test_meeting_no_longer_visible_stops_polling(agent_client, agent_token, fake_connvo):
+    fake_connvo.remove_participant("standup", "agent")
+
+    response = refresh(agent_client, detail_url(fake_connvo, "standup"))
+
+    assert response.status_code == 286
+    assert "participants" in response.content.decode()
+
+
+def test_expired_session_moves_the_whole_page_to_sign_in(client, fake_connvo):
+    url = detail_url(fake_connvo, "standup")
+
+    response = client.get(url, **HTMX)
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"{reverse('accounts:login')}?next={url}"
+    assert fake_connvo.call_count == 0
+
+
+def test_tampered_poll_state_is_ignored(agent_client, agent_token, fake_connvo):
+    response = refresh(
+        agent_client, detail_url(fake_connvo, "standup"), seen="<script>", failures="lots"
+    )
+
+    assert response.status_code == 200
+    assert "<script>" not in response.content.decode()

@@ -66,8 +66,19 @@ SESSION_DEPLOYMENT = "connvo_deployment"
 
 
 def _preferred_deployment(request: HttpRequest) -> str:
+    """The deployment of the agent's last successful lookup (this session, else the audit log),
+    so an agent who works on prod all day does not have to pick it every time."""
+    known = connvo.deployments()
     name = request.session.get(SESSION_DEPLOYMENT)
-    return name if name in connvo.deployments() else settings.CONNVO_DEFAULT_DEPLOYMENT
+    if name not in known:
+        name = (
+            AuditEntry.objects.filter(
+                actor=request.user, action=Action.LOOKUP, outcome=Outcome.FOUND
+            )
+            .values_list("deployment", flat=True)
+            .first()
+        )
+    return name if name in known else settings.CONNVO_DEFAULT_DEPLOYMENT
 
 
 def _recent_lookups(user) -> list[AuditEntry]:

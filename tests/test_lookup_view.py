@@ -76,3 +76,17 @@ def test_deployment_of_last_lookup_is_remembered(agent, fake_connvo_prod, agent_
     page = agent_client.get(reverse("meetings:lookup")).content.decode()
 
     assert '<option value="prod" selected>' in page
+
+
+def test_deployment_is_remembered_across_sign_ins(agent, fake_connvo_prod, client):
+    from meetings import tokens
+
+    tokens.save_token(user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent"))
+    client.force_login(agent)
+    client.get(reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")]))
+    client.logout()
+    client.force_login(agent)
+
+    page = client.get(reverse("meetings:lookup")).content.decode()
+
+    assert '<option value="prod" selected>' in page

@@ -125,3 +125,22 @@ def test_narrow_window(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 700, "the page scrolls sideways at 700 px"
     screenshot("07-meeting-700px")
+
+
+def test_dark_mode_follows_the_system(
+    browser, live_server, agent, agent_token, fake_connvo, screenshot
+):
+    from tests.conftest import PASSWORD
+
+    context = browser.new_context(color_scheme="dark", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("agent")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/meetings/dev/{fake_connvo.meeting_id('planning')}/")
+
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(20, 23, 29)"
+    screenshot("08-meeting-dark", page)
+    context.close()

@@ -1,4 +1,4 @@
-"""`python -m fakeconnvo`: serve a fake Connvo deployment until Ctrl-C, for the demo and by hand."""
+"""`python -m fakeconnvo`: serve a fake Connvo deployment (and its fake WorkOS) until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from types import FrameType
 
 from fakeconnvo.server import GET_MEETING_PATH, FakeConnvo
+from fakeconnvo.workos import AUTHENTICATE_PATH, AUTHORIZE_PATH, DEFAULT_ACCESS_TOKEN_TTL
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -26,6 +27,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--token-ttl", type=int, default=8 * 3600, help="lifetime of the printed token, seconds"
+    )
+    parser.add_argument(
+        "--access-token-ttl",
+        type=float,
+        default=DEFAULT_ACCESS_TOKEN_TTL,
+        help="lifetime of the access tokens the fake WorkOS issues, seconds (default 300)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     return parser.parse_args(argv)
@@ -55,6 +62,17 @@ def _serve(fake: FakeConnvo, args: argparse.Namespace) -> int:
     print(f"  agent token ({args.token_ttl} s):")
     print(f"    {fake.token_for('agent', expires_in=args.token_ttl)}")
     print(f"  control: {fake.url}/_fake/world, /_fake/tokens, /_fake/calls, /_fake/misbehave")
+    login = fake.workos_login_user
+    print("WorkOS (AuthKit) on the same server; configure the console with:")
+    print(f"    WORKOS_CLIENT_ID={fake.workos_client_id}")
+    print(f"    WORKOS_API_KEY={fake.workos_api_key}")
+    print(f"    WORKOS_BASE_URL={fake.url}")
+    print(f"  authorize:    GET  {fake.url}{AUTHORIZE_PATH}")
+    print(f"                (provider=authkit; signs in at once as {login.label}, {login.email})")
+    print(f"  authenticate: POST {fake.url}{AUTHENTICATE_PATH}")
+    print(f"  access tokens live {fake.access_token_ttl:g} s; refresh tokens are single-use")
+    print(f"  control: {fake.url}/_fake/workos, /_fake/workos/login, .../sessions,")
+    print("           .../refresh_count, .../users/<user>/revoke, .../calls, .../config")
     sys.stdout.flush()
     while True:
         time.sleep(3600)
@@ -71,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     # because a shell starting us in the background hands it down ignored.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    fake = FakeConnvo(seed=args.seed, live_metrics=args.live_metrics)
+    fake = FakeConnvo(
+        seed=args.seed, live_metrics=args.live_metrics, access_token_ttl=args.access_token_ttl
+    )
     try:
         return _serve(fake, args)
     except KeyboardInterrupt:

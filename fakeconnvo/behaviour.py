@@ -2,6 +2,9 @@
 
 Each switch is a kind plus options, optionally limited to its next `times` uses. The server asks
 for a kind with `take()` at the point where that failure would happen; a switch used up turns off.
+
+The `workos_*` kinds hit only the fake WorkOS paths (/user_management/..., /sso/jwks/...), and the
+others only Connvo's: one service can fail while the other keeps working.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ OPTIONS: Final[dict[str, frozenset[str]]] = {
     "expired_tokens": _NO_OPTIONS,
     "redact": _NO_OPTIONS,
     "status_560": _NO_OPTIONS,
+    # WorkOS only: answer late; drop the connection unanswered (nothing done: a refresh token
+    # stays unspent); answer 429/5xx; or do the work (a refresh token is spent) and then drop the
+    # connection, as when the reply is lost on the way back.
+    "workos_slow": frozenset({"delay"}),
+    "workos_down": _NO_OPTIONS,
+    "workos_error": frozenset({"status", "message", "retry_after"}),
+    "workos_reply_lost": _NO_OPTIONS,
 }
 KINDS: Final = frozenset(OPTIONS)
 
@@ -52,14 +62,18 @@ def make_switch(kind: str, options: dict[str, Any]) -> Switch:
     unknown = set(options) - OPTIONS[kind]
     if unknown:
         raise ValueError(f"{kind} takes no option {', '.join(sorted(unknown))}")
-    if kind == "slow":
+    if kind in ("slow", "workos_slow"):
         delay = options.get("delay")
         if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
-            raise ValueError("slow needs delay=<seconds>")
+            raise ValueError(f"{kind} needs delay=<seconds>")
     if kind == "status":
         status = options.get("status")
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError("status needs status=<400..599>")
+    if kind == "workos_error":
+        status = options.setdefault("status", 500)
+        if not isinstance(status, int) or not (status == 429 or 500 <= status <= 599):
+            raise ValueError("workos_error needs status=<429 or 500..599>")
     if kind == "schema_drift":
         if not isinstance(options.get("field"), str):
             raise ValueError("schema_drift needs field=<name>")

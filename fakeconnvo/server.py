@@ -2,7 +2,8 @@
 
 It serves `POST /api/run/meetings/queries/getMeeting` from a seeded `World`, records every request,
 can be told to misbehave, and has control endpoints under `/_fake/` so another process (the demo,
-a browser test) can drive it too.
+a browser test) can drive it too. The same server plays WorkOS AuthKit (fakeconnvo.workos) under
+/user_management/ and /sso/jwks/, with its own call log and its own misbehaviours.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from types import TracebackType
@@ -26,6 +27,15 @@ from urllib.parse import unquote, urlsplit
 
 from fakeconnvo.behaviour import Behaviour, make_switch
 from fakeconnvo.tokens import DEFAULT_ISSUER, TokenAuthority, TokenRejected
+from fakeconnvo.workos import (
+    DEFAULT_ACCESS_TOKEN_TTL,
+    DEFAULT_WORKOS_API_KEY,
+    DEFAULT_WORKOS_CLIENT_ID,
+    AuthKit,
+    WorkOSCall,
+    WorkOSSession,
+    is_workos_path,
+)
 from fakeconnvo.world import (
     Invalid,
     MeetingRecord,
@@ -74,6 +84,17 @@ _PROXY_ERROR_PAGE: Final = b"""<html>
 </html>
 """
 _TOKEN_OPTIONS: Final = ("expires_in", "include_sub", "issuer", "foreign_key", "extra_claims")
+# POST /_fake/workos/config keys -> FakeConnvo attributes.
+_WORKOS_SETTINGS: Final = {
+    "accessTokenTtl": "access_token_ttl",
+    "clientId": "workos_client_id",
+    "apiKey": "workos_api_key",
+    "allowedRedirects": "workos_allowed_redirects",
+    "authorizeMode": "workos_authorize_mode",
+    "codeTtl": "workos_code_ttl",
+    "refreshGrace": "workos_refresh_grace",
+    "reuseRevokesSession": "workos_reuse_revokes_session",
+}
 _BEARER: Final = re.compile(r"Bearer (\S.*)")
 
 
@@ -149,6 +170,25 @@ def _parse_json(body: bytes) -> Any:
     return json.loads(body.decode("utf-8"), parse_constant=_no_constants)
 
 
+def _authkit_setting(name: str, doc: str) -> property:
+    """A FakeConnvo attribute that reads and writes the fake WorkOS's setting `name`."""
+
+    def get(self: FakeConnvo) -> Any:
+        return getattr(self._authkit, name)
+
+    def set_(self: FakeConnvo, value: Any) -> None:
+        with self._lock:
+            setattr(self._authkit, name, value)
+
+    return property(get, set_, doc=doc)
+
+
+def _seconds(value: Any, name: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number of seconds")
+    return float(value)
+
+
 class FakeConnvo:
     """A fake Connvo Convex deployment on loopback. See the package docstring for the tour."""
 
@@ -159,6 +199,9 @@ class FakeConnvo:
         *,
         issuer: str = DEFAULT_ISSUER,
         clock: Callable[[], float] = time.time,
+        access_token_ttl: float = DEFAULT_ACCESS_TOKEN_TTL,
+        workos_client_id: str = DEFAULT_WORKOS_CLIENT_ID,
+        workos_api_key: str = DEFAULT_WORKOS_API_KEY,
     ) -> None:
         self.seed = seed
         self.live_metrics = live_metrics
@@ -166,6 +209,14 @@ class FakeConnvo:
         self._lock = threading.RLock()
         self._tokens = TokenAuthority(issuer)
         self._world = World(seed=seed, now_ms=int(clock() * 1000))
+        self._authkit = AuthKit(
+            tokens=self._tokens,
+            world=lambda: self._world,
+            clock=clock,
+            client_id=workos_client_id,
+            api_key=workos_api_key,
+            access_token_ttl=access_token_ttl,
+        )
         self._behaviour = Behaviour()
         self._calls: list[Call] = []
         self._call_count = 0
@@ -362,6 +413,94 @@ class FakeConnvo:
     def public_key_pem(self) -> str:
         return self._tokens.public_key_pem()
 
+    # -- WorkOS AuthKit -----------------------------------------------------------------------
+
+    access_token_ttl = _authkit_setting(
+        "access_token_ttl", "Lifetime in seconds of the access tokens WorkOS issues (300)."
+    )
+    workos_client_id = _authkit_setting(
+        "client_id", "The one WorkOS client id (application) the fake knows."
+    )
+    workos_api_key = _authkit_setting(
+        "api_key", "The WorkOS API key: the `client_secret` and `Authorization: Bearer` it accepts."
+    )
+    workos_allowed_redirects = _authkit_setting(
+        "allowed_redirects",
+        "The redirect URIs authorize accepts (exact match); empty (the default) accepts any.",
+    )
+    workos_authorize_mode = _authkit_setting(
+        "authorize_mode",
+        '"approve" (sign in at once) or "deny" (redirect back with error=access_denied).',
+    )
+    workos_code_ttl = _authkit_setting(
+        "code_ttl", "Seconds an authorization code can be exchanged in (600, by the fake's clock)."
+    )
+    workos_refresh_grace = _authkit_setting(
+        "refresh_grace",
+        "Seconds after an exchange in which replaying the same refresh token returns the same "
+        "answer again instead of failing (0: none, strictly single-use).",
+    )
+    workos_reuse_revokes_session = _authkit_setting(
+        "reuse_revokes_session",
+        "Whether presenting a spent refresh token ends its session (reuse detection; True).",
+    )
+
+    def workos_login_as(self, user: str) -> User:
+        """Have authorize sign in as `user` (a label, a sub or a users id) from now on."""
+        with self._lock:
+            return self._authkit.login_as(user)
+
+    @property
+    def workos_login_user(self) -> User:
+        """Whom authorize signs in as, unless a login_hint names another seeded user."""
+        with self._lock:
+            return self._world.user(self._authkit.login_user)
+
+    @property
+    def workos_calls(self) -> list[WorkOSCall]:
+        """Every request to the fake WorkOS, oldest first (not in `calls`)."""
+        with self._lock:
+            return list(self._authkit.calls)
+
+    @property
+    def refresh_count(self) -> int:
+        """refresh_token grants received, whatever became of them (misbehaviour included)."""
+        with self._lock:
+            return self._authkit.refresh_count
+
+    @property
+    def sessions(self) -> dict[str, WorkOSSession]:
+        """WorkOS sessions by id (a snapshot): user, whether active, current refresh token."""
+        with self._lock:
+            return {sid: replace(session) for sid, session in self._authkit.sessions.items()}
+
+    def revoke_session(self, session_id: str) -> bool:
+        """End a WorkOS session as POST /user_management/sessions/revoke does; True if it was
+        active. Its refresh token stops working; access tokens already issued do not."""
+        with self._lock:
+            return self._authkit.revoke_session(session_id)
+
+    def revoke_user_sessions(self, user: str) -> int:
+        """End every active WorkOS session of `user` (a label, a sub or a users id); how many."""
+        with self._lock:
+            return self._authkit.revoke_user_sessions(user)
+
+    def clear_workos_calls(self) -> None:
+        """Forget the WorkOS call log and zero `refresh_count` (sessions stay)."""
+        with self._lock:
+            self._authkit.calls.clear()
+            self._authkit.refresh_count = 0
+
+    def reset_workos(self) -> None:
+        """Forget WorkOS codes, sessions, calls and the refresh count, sign in as the agent again
+        and approve; keeps the client id, API key, TTLs, grace, reuse and redirect settings."""
+        with self._lock:
+            self._authkit.reset()
+
+    def workos_jwks(self) -> dict[str, Any]:
+        """The JWKS served at /sso/jwks/<client id> (the deployment's key, with a certificate)."""
+        return self._tokens.workos_jwks()
+
     # -- behaviour ----------------------------------------------------------------------------
 
     def misbehave(self, kind: str, **options: Any) -> None:
@@ -540,6 +679,38 @@ class FakeConnvo:
         status = 560 if self._behaviour.take("status_560") else 200
         return _json_reply(status, payload)
 
+    # -- serving WorkOS -----------------------------------------------------------------------
+
+    def _serve_workos(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[_Reply | None, WorkOSCall]:
+        """Answer a WorkOS request; None: drop the connection unanswered. Only workos_* switches
+        apply, and every request is handled whole under the lock, so a refresh token is spent
+        by exactly one of any number of concurrent exchanges."""
+        with self._lock:
+            call, request = self._authkit.receive(method, target, headers, body)
+            slow = self._behaviour.take("workos_slow")
+            stopping = self._stopping
+        if slow is not None:
+            call.misbehaviour = "workos_slow"
+            if stopping.wait(slow.options["delay"]):
+                return None, call  # stopped or taken down while "thinking"
+        with self._lock:
+            if self._behaviour.take("workos_down"):
+                call.misbehaviour = "workos_down"
+                return None, call
+            failing = self._behaviour.take("workos_error")
+            if failing is not None:
+                call.misbehaviour = "workos_error"
+                answer = self._authkit.server_error(call, failing.options)
+            else:
+                answer = self._authkit.answer(call, request)
+            call.status = answer.status
+            if self._behaviour.take("workos_reply_lost"):
+                call.misbehaviour = "workos_reply_lost"
+                return None, call
+        return _Reply(answer.status, answer.body, answer.content_type, answer.headers), call
+
     # -- serving the control endpoints --------------------------------------------------------
 
     def _serve_control(self, method: str, path: str, body: bytes) -> _Reply:
@@ -597,7 +768,11 @@ class FakeConnvo:
                     self.clear_calls()
                 if request.get("world"):
                     self.reset_world()
+                if request.get("workos"):
+                    self.reset_workos()
                 return _json_reply(200, {"behaviour": []})
+            case _, ["workos", *rest]:
+                return self._control_workos(method, rest, request)
             case "POST", ["meetings", meeting]:
                 record = self.update_meeting(meeting, **request)
                 return _json_reply(200, {"id": record.id, "fields": record.fields})
@@ -610,6 +785,56 @@ class FakeConnvo:
                 self.remove_participant(meeting, user)
                 return _json_reply(200, {})
         return _json_reply(404, {"error": f"no control endpoint {method} /_fake/{route}"})
+
+    def _control_workos(self, method: str, parts: list[str], request: dict[str, Any]) -> _Reply:
+        match method, parts:
+            case "GET", []:
+                return self._workos_state()
+            case "POST", ["config"]:
+                unknown = set(request) - set(_WORKOS_SETTINGS)
+                if unknown:
+                    raise ValueError(f"unknown WorkOS settings: {', '.join(sorted(unknown))}")
+                for key, value in request.items():
+                    if key in ("accessTokenTtl", "codeTtl", "refreshGrace"):
+                        value = _seconds(value, key)
+                    elif key == "reuseRevokesSession" and not isinstance(value, bool):
+                        raise ValueError("reuseRevokesSession must be true or false")
+                    elif key in ("clientId", "apiKey", "authorizeMode") and not isinstance(
+                        value, str
+                    ):
+                        raise ValueError(f"{key} must be a string")
+                    setattr(self, _WORKOS_SETTINGS[key], value)
+                return self._workos_state()
+            case "POST", ["login"]:
+                user = self.workos_login_as(str(request.get("user", "")))
+                return _json_reply(200, {"loginUser": user.label, "sub": user.sub})
+            case "GET", ["refresh_count"]:
+                return _json_reply(200, {"refreshCount": self.refresh_count})
+            case "GET", ["sessions"]:
+                sessions = {sid: session.describe() for sid, session in self.sessions.items()}
+                return _json_reply(200, {"sessions": sessions})
+            case "POST", ["sessions", session_id, "revoke"]:
+                return _json_reply(200, {"revoked": self.revoke_session(session_id)})
+            case "POST", ["users", user, "revoke"]:
+                return _json_reply(200, {"revoked": self.revoke_user_sessions(user)})
+            case "GET", ["calls"]:
+                with self._lock:
+                    calls = [call.describe() for call in self._authkit.calls]
+                    count = self._authkit.refresh_count
+                return _json_reply(200, {"refreshCount": count, "calls": calls})
+            case "DELETE", ["calls"]:
+                self.clear_workos_calls()
+                return _json_reply(200, {"refreshCount": 0})
+            case "POST", ["reset"]:
+                self.reset_workos()
+                return self._workos_state()
+        route = "/".join(["workos", *parts])
+        return _json_reply(404, {"error": f"no control endpoint {method} /_fake/{route}"})
+
+    def _workos_state(self) -> _Reply:
+        with self._lock:
+            state = self._authkit.describe()
+        return _json_reply(200, {"baseUrl": self.url, **state})
 
 
 class _Server(ThreadingHTTPServer):
@@ -702,17 +927,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fake = self.server.fake
         headers = {name.lower(): value for name, value in self.headers.items()}
-        if urlsplit(self.path).path.startswith(CONTROL_PREFIX):
-            self._send(fake._serve_control(self.command, urlsplit(self.path).path, body))
+        path = urlsplit(self.path).path
+        if path.startswith(CONTROL_PREFIX):
+            self._send(fake._serve_control(self.command, path, body))
+            return
+        if is_workos_path(path):
+            # Logged without the query: it can carry a code or a state.
+            workos_reply, _ = fake._serve_workos(self.command, self.path, headers, body)
+            if workos_reply is None:
+                self._reset()
+                logger.info("%s %s -> connection reset", self.command, path)
+                return
+            self._send(workos_reply)
+            logger.info("%s %s -> %s", self.command, path, workos_reply.status)
             return
         reply, call = fake._serve_api(self.command, self.path, headers, body)
         if reply is None:
-            self.close_connection = True
-            self.server.abort(self.connection)
+            self._reset()
             logger.info("%s %s -> connection reset", self.command, self.path)
             return
         self._send(reply)
         logger.info("%s %s -> %s [%s]", self.command, self.path, reply.status, call.request_id)
+
+    def _reset(self) -> None:
+        self.close_connection = True
+        self.server.abort(self.connection)
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -6,6 +6,8 @@ tokens with an RSA key it makes at start-up and verifies them the way Convex wou
 
 from __future__ import annotations
 
+import base64
+import datetime
 import hashlib
 import secrets
 import time
@@ -13,8 +15,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
 DEFAULT_ISSUER: Final = "https://auth.fake-connvo.test"
@@ -44,6 +48,8 @@ class TokenAuthority:
         self.key_id = _key_id(self._key)
         # Made on first use: a token signed by a key the deployment has never heard of.
         self._foreign_key: rsa.RSAPrivateKey | None = None
+        # Made on first use: WorkOS's JWKS carries the key's certificate too (x5c).
+        self._certificate: bytes | None = None
 
     def issue(
         self,
@@ -77,6 +83,25 @@ class TokenAuthority:
             key = self._key
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": _key_id(key)})
 
+    def issue_session_token(
+        self, *, sub: str, sid: str, expires_in: float
+    ) -> tuple[str, dict[str, Any]]:
+        """A WorkOS AuthKit access token for session `sid`, and its claims. Issued now and expiring
+        `expires_in` seconds from now (rounded down to a whole second, as `exp` is): zero or less
+        gives a token that is already expired."""
+        now = time.time()
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "sid": sid,
+            "jti": secrets.token_hex(16),
+            "iat": int(now),
+            "exp": int(now + expires_in),
+        }
+        return jwt.encode(
+            claims, self._key, algorithm="RS256", headers={"kid": self.key_id}
+        ), claims
+
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or TokenRejected. A missing `sub` is left to the function."""
         try:
@@ -96,6 +121,16 @@ class TokenAuthority:
         jwk.update({"kid": self.key_id, "use": "sig", "alg": "RS256"})
         return {"keys": [jwk]}
 
+    def workos_jwks(self) -> dict[str, Any]:
+        """The JWKS as WorkOS serves it at /sso/jwks/<client id>: with the key's certificate."""
+        if self._certificate is None:
+            self._certificate = _self_signed(self._key, self.issuer)
+        jwks = self.jwks()
+        digest = hashlib.sha256(self._certificate).digest()
+        jwks["keys"][0]["x5c"] = [base64.b64encode(self._certificate).decode()]
+        jwks["keys"][0]["x5t#S256"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return jwks
+
     def public_key_pem(self) -> str:
         return (
             self._key.public_key()
@@ -104,3 +139,20 @@ class TokenAuthority:
             )
             .decode()
         )
+
+
+def _self_signed(key: rsa.RSAPrivateKey, issuer: str) -> bytes:
+    """A self-signed certificate (DER) for `key`, good for a year from now."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer.removeprefix("https://"))])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.DER)

@@ -39,10 +39,15 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
-# Two fake deployments on loopback: "demo", and "demo-prod" which redacts errors like production.
+# Two fake deployments on loopback: "demo", whose agents connect through a fake WorkOS AuthKit
+# (short-lived access tokens renewed by the console), and "demo-prod", which takes pasted tokens
+# and redacts errors like a production deployment.
 DEMO_ENV := CONNVO_DEPLOYMENTS="$${CONNVO_DEPLOYMENTS:-demo=http://127.0.0.1:8765,demo-prod=http://127.0.0.1:8766}" \
 	CONNVO_DEFAULT_DEPLOYMENT="$${CONNVO_DEFAULT_DEPLOYMENT:-demo}" \
-	CONNVO_PRODUCTION_DEPLOYMENTS="$${CONNVO_PRODUCTION_DEPLOYMENTS:-demo-prod}"
+	CONNVO_PRODUCTION_DEPLOYMENTS="$${CONNVO_PRODUCTION_DEPLOYMENTS:-demo-prod}" \
+	WORKOS_CLIENT_ID_DEMO="$${WORKOS_CLIENT_ID_DEMO:-client_01DEMOCONSOLE}" \
+	WORKOS_API_KEY_DEMO="$${WORKOS_API_KEY_DEMO:-sk_test_demo_console}" \
+	WORKOS_BASE_URL_DEMO="$${WORKOS_BASE_URL_DEMO:-http://127.0.0.1:8765}"
 
 demo: setup
 	$(DEMO_ENV) $(PY) manage.py demo

@@ -14,6 +14,11 @@ class Action(models.TextChoices):
     SIGN_OUT = "sign_out", "Signed out"
     SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
     PERMISSION_DENIED = "permission_denied", "Permission denied"
+    CONNVO_CONNECTED = "connvo_connected", "Connvo account connected"
+    CONNVO_DISCONNECTED = "connvo_disconnected", "Connvo account disconnected"
+    CONNVO_CONNECT_FAILED = "connvo_connect_failed", "Connvo account connection failed"
+    TOKEN_REFRESHED = "token_refreshed", "Connvo access token refreshed"
+    TOKEN_REFRESH_FAILED = "token_refresh_failed", "Connvo access token refresh failed"
 
 
 class Via(models.TextChoices):

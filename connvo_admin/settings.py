@@ -197,6 +197,35 @@ if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
 # Fernet keys, comma-separated, newest first: the first encrypts, all decrypt (key rotation).
 TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY])
 
+
+def _workos_settings(deployment: str) -> dict[str, str] | None:
+    """WorkOS AuthKit settings for one deployment: WORKOS_CLIENT_ID_<NAME>, WORKOS_API_KEY_<NAME>
+    and WORKOS_BASE_URL_<NAME> (NAME upper-cased, "-" as "_"), else the unsuffixed variables."""
+    suffix = "_" + deployment.upper().replace("-", "_")
+
+    def read(name: str) -> str:
+        return env.str(name + suffix, default="") or env.str(name, default="")
+
+    client_id, api_key = read("WORKOS_CLIENT_ID"), read("WORKOS_API_KEY")
+    if not client_id and not api_key:
+        return None
+    if not (client_id and api_key):
+        raise ImproperlyConfigured(
+            f"WorkOS for the {deployment} deployment needs both WORKOS_CLIENT_ID{suffix} and "
+            f"WORKOS_API_KEY{suffix} (or the unsuffixed variables)."
+        )
+    return {"client_id": client_id, "api_key": api_key, "base_url": read("WORKOS_BASE_URL")}
+
+
+# Deployments whose agents connect their Connvo account through WorkOS AuthKit (short-lived
+# access tokens, refreshed by the console) instead of pasting a token.
+CONNVO_WORKOS = {
+    name: config for name in CONNVO_DEPLOYMENTS if (config := _workos_settings(name)) is not None
+}
+# Refresh an access token this many seconds before it expires.
+CONNVO_REFRESH_MARGIN = env.int("CONNVO_REFRESH_MARGIN", default=60)
+WORKOS_TIMEOUT = env.int("WORKOS_TIMEOUT", default=10)
+
 # The client address recorded in the audit log: REMOTE_ADDR, unless the request came through one
 # of these proxies, in which case the address the proxy saw (X-Forwarded-For) is used.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])

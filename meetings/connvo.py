@@ -73,6 +73,8 @@ class Outcome(StrEnum):
     INVALID_ID = "invalid_id"
     UNKNOWN_DEPLOYMENT = "unknown_deployment"
     NO_TOKEN = "no_token"
+    SESSION_ENDED = "session_ended"
+    AUTH_UNAVAILABLE = "auth_unavailable"
     TOKEN_REJECTED = "token_rejected"
     NOT_PROVISIONED = "not_provisioned"
     CONNVO_ERROR = "connvo_error"

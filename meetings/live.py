@@ -13,7 +13,12 @@ from django.conf import settings
 from .connvo import ConnvoError, Meeting, Outcome
 
 # Outcomes that will not change until a person acts: polling them again only costs calls.
-_NEEDS_THE_AGENT = {Outcome.NO_TOKEN, Outcome.TOKEN_REJECTED, Outcome.NOT_PROVISIONED}
+_NEEDS_THE_AGENT = {
+    Outcome.NO_TOKEN,
+    Outcome.SESSION_ENDED,
+    Outcome.TOKEN_REJECTED,
+    Outcome.NOT_PROVISIONED,
+}
 _GONE = {
     Outcome.NOT_VISIBLE,
     Outcome.NOT_FOUND,

@@ -12,7 +12,7 @@ from django.db import DatabaseError, transaction
 from audit.models import Action, Via
 from audit.services import Origin, record
 
-from . import connvo, tokens
+from . import connvo, credentials
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,14 @@ def look_up_meeting(
     try:
         meeting_id = connvo.parse_meeting_id(meeting_ref)
         deployment = connvo.get_deployment(deployment_name)
-        token = tokens.token_for(user=user, deployment=deployment.name)
+        token = credentials.access_token_for(user=user, deployment=deployment.name, origin=origin)
         outcome = connvo.lookup_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
     except connvo.ConnvoError as error:
         outcome = error
+    except DatabaseError:
+        # Renewing the session could not be recorded (or stored): show nothing.
+        logger.exception("credential for a lookup by %s could not be prepared", origin.username)
+        raise AuditUnavailable from None
 
     failed = isinstance(outcome, connvo.ConnvoError)
     try:

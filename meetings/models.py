@@ -6,10 +6,12 @@ from django.db import models
 
 
 class StaffToken(models.Model):
-    """One staff member's Connvo user token for one deployment.
+    """One staff member's Connvo credential for one deployment.
 
-    Only the ciphertext is stored, plus what the agent needs to recognise the token without seeing
-    it: its last four characters and the `sub`/`exp` claims read from its payload.
+    Either a pasted access token, or a Connvo session connected through WorkOS AuthKit: then the
+    current (short-lived) access token plus the refresh token that renews it. Only ciphertexts are
+    stored, plus what the agent needs to recognise the credential without seeing it: the access
+    token's last four characters, its `sub`/`exp` claims, and the account's email.
     """
 
     user = models.ForeignKey(
@@ -17,6 +19,10 @@ class StaffToken(models.Model):
     )
     deployment = models.CharField(max_length=64)
     ciphertext = models.BinaryField()
+    # Set for a WorkOS-connected session: single-use, replaced at every refresh.
+    refresh_ciphertext = models.BinaryField(null=True, blank=True)
+    session_id = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=254, blank=True)
     last4 = models.CharField(max_length=4)
     subject = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -31,3 +37,7 @@ class StaffToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} on {self.deployment} (…{self.last4})"
+
+    @property
+    def is_connected_session(self) -> bool:
+        return self.refresh_ciphertext is not None

@@ -10,4 +10,9 @@ urlpatterns = [
     path("tokens/", views.token_list, name="tokens"),
     path("tokens/<str:deployment>/save/", views.token_save, name="token_save"),
     path("tokens/<str:deployment>/remove/", views.token_remove, name="token_remove"),
+    path("tokens/<str:deployment>/connect/", views.connect_start, name="connect_start"),
+    path(
+        "tokens/<str:deployment>/disconnect/", views.connect_disconnect, name="connect_disconnect"
+    ),
+    path("connvo/callback/", views.connect_callback, name="connect_callback"),
 ]

@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -21,7 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from audit.models import Action, AuditEntry, Via
 from audit.services import Origin, record
 
-from . import connvo, tokens
+from . import connect, connvo, credentials, tokens
 from .connvo import Outcome
 from .forms import LookupForm, RemoveTokenForm, TokenForm
 from .live import PollPlan, plan_after_failure, plan_after_success
@@ -55,6 +56,7 @@ STATUS_FOR_OUTCOME = {
     Outcome.NOT_FOUND: 404,
     Outcome.NOT_VISIBLE: 403,
     Outcome.NO_TOKEN: 403,
+    Outcome.SESSION_ENDED: 403,
     Outcome.TOKEN_REJECTED: 403,
     Outcome.NOT_PROVISIONED: 403,
     Outcome.RATE_LIMITED: 429,
@@ -199,7 +201,10 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
                 "deployment": d,
                 "token": token,
                 "expired": bool(token and token.expires_at and token.expires_at <= now),
-                "expires_soon": bool(token and tokens.expires_soon(token)),
+                "expires_soon": bool(
+                    token and not token.is_connected_session and tokens.expires_soon(token)
+                ),
+                "workos": credentials.is_workos_deployment(d.name),
                 "form": bound
                 if bound is not None and bound.prefix == d.name
                 else TokenForm(initial={"deployment": d.name}, prefix=d.name),
@@ -208,11 +213,22 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
     return rows
 
 
+def _tokens_page(request: HttpRequest, rows: list[dict], status: int = 200) -> HttpResponse:
+    response = render(request, "meetings/tokens.html", {"rows": rows}, status=status)
+    # The Connect buttons post here and are redirected on to WorkOS AuthKit: the policy's
+    # form-action must allow those origins on this page (and only here).
+    origins = credentials.workos_origins()
+    if origins:
+        policy = settings.SECURE_CSP
+        response._csp_config = {**policy, "form-action": [*policy["form-action"], *origins]}
+    return response
+
+
 @require_GET
 @login_required
 @lookup_permission
 def token_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "meetings/tokens.html", {"rows": _token_rows(request)})
+    return _tokens_page(request, _token_rows(request))
 
 
 @require_POST
@@ -225,8 +241,7 @@ def token_save(request: HttpRequest, deployment: str) -> HttpResponse:
         return redirect("meetings:tokens")
     if not form.is_valid() or form.cleaned_data["deployment"] != deployment:
         # The paste is never echoed back: it may be a valid secret with a typo around it.
-        context = {"rows": _token_rows(request, bound=form)}
-        return render(request, "meetings/tokens.html", context, status=400)
+        return _tokens_page(request, _token_rows(request, bound=form), status=400)
     existed = StaffToken.objects.filter(user=request.user, deployment=deployment).exists()
     saved = tokens.save_token(
         user=request.user, deployment=deployment, raw_token=form.cleaned_data["token"]
@@ -259,4 +274,84 @@ def token_remove(request: HttpRequest, deployment: str) -> HttpResponse:
             messages.info(request, f"You had no token saved for {deployment}.")
     else:
         messages.error(request, "That deployment does not exist.")
+    return redirect("meetings:tokens")
+
+
+# --- Connecting a Connvo account through WorkOS AuthKit ------------------------------------------
+
+SESSION_PENDING_CONNECTS = "connvo_pending_connects"
+PENDING_CONNECT_LIFETIME = 15 * 60
+
+
+@require_POST
+@login_required
+@lookup_permission
+def connect_start(request: HttpRequest, deployment: str) -> HttpResponse:
+    if not credentials.is_workos_deployment(deployment):
+        messages.error(request, f"Connecting an account is not set up for {deployment}.")
+        return redirect("meetings:tokens")
+    pending = connect.begin_connect(
+        deployment=deployment,
+        redirect_uri=request.build_absolute_uri(reverse("meetings:connect_callback")),
+    )
+    # Keyed by state: several tabs may connect several deployments at once.
+    started = request.session.get(SESSION_PENDING_CONNECTS, {})
+    now = timezone.now().timestamp()
+    started = {k: v for k, v in started.items() if now - v["at"] < PENDING_CONNECT_LIFETIME}
+    started[pending.state] = {
+        "deployment": deployment,
+        "verifier": pending.code_verifier,
+        "at": now,
+    }
+    request.session[SESSION_PENDING_CONNECTS] = started
+    return redirect(pending.url)
+
+
+@require_GET
+@login_required
+@lookup_permission
+def connect_callback(request: HttpRequest) -> HttpResponse:
+    origin = Origin.from_request(request)
+    started = request.session.get(SESSION_PENDING_CONNECTS, {})
+    pending = started.pop(request.GET.get("state", ""), None)
+    request.session[SESSION_PENDING_CONNECTS] = started
+    expired = pending and timezone.now().timestamp() - pending["at"] > PENDING_CONNECT_LIFETIME
+    if pending is None or expired:
+        connect.fail(origin, "", "callback with an unknown or expired state")
+        messages.error(
+            request,
+            "That sign-in link does not belong to a connection you started here (or it is more "
+            "than 15 minutes old), so nothing was connected. Press Connect again.",
+        )
+        return _tokens_page(request, _token_rows(request), status=400)
+    deployment = pending["deployment"]
+    if request.GET.get("error") or not request.GET.get("code"):
+        connect.fail(origin, deployment, f"WorkOS answered {request.GET.get('error', 'no code')}")
+        messages.error(request, f"Connecting your Connvo account for {deployment} was cancelled.")
+        return redirect("meetings:tokens")
+    try:
+        stored = connect.finish_connect(
+            user=request.user,
+            deployment=deployment,
+            code=request.GET["code"],
+            code_verifier=pending["verifier"],
+            origin=origin,
+        )
+    except credentials.ConnectFailed as exc:
+        messages.error(request, exc.message)
+        return redirect("meetings:tokens")
+    messages.success(request, f"Connected to Connvo {deployment} as {stored.email}.")
+    return redirect("meetings:tokens")
+
+
+@require_POST
+@login_required
+@lookup_permission
+def connect_disconnect(request: HttpRequest, deployment: str) -> HttpResponse:
+    if connect.disconnect(
+        user=request.user, deployment=deployment, origin=Origin.from_request(request)
+    ):
+        messages.success(request, f"Your Connvo account for {deployment} is disconnected.")
+    else:
+        messages.info(request, f"No Connvo account was connected for {deployment}.")
     return redirect("meetings:tokens")

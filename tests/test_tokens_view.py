@@ -1,5 +1,6 @@
 """Saving, replacing and removing an agent's Connvo tokens."""
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -158,5 +159,21 @@ def test_rotated_keys_still_decrypt(agent, fake_connvo, settings):
         Fernet.generate_key().decode(),
         *settings.TOKEN_ENCRYPTION_KEYS,
     ]
+
+    assert tokens.token_for(user=agent, deployment="dev") == token
+
+
+def test_rotate_token_keys_reencrypts_under_the_newest_key(agent, fake_connvo, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    token = fake_connvo.token_for("agent")
+    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    old_keys = list(settings.TOKEN_ENCRYPTION_KEYS)
+    new_key = Fernet.generate_key().decode()
+    settings.TOKEN_ENCRYPTION_KEYS = [new_key, *old_keys]
+
+    call_command("rotate_token_keys", stdout=io.StringIO())
+    settings.TOKEN_ENCRYPTION_KEYS = [new_key]  # the old key is gone
 
     assert tokens.token_for(user=agent, deployment="dev") == token

@@ -1,19 +1,22 @@
 """`make demo`: the console on the embedded default, against fake Connvo deployments on loopback.
 
 Starts a fake Connvo for every configured deployment whose URL is on this machine (production-
-marked ones redact errors as Convex does in production), creates the demo login with a token saved
-for each of them, and serves the console until Ctrl-C.
+marked ones redact errors as Convex does in production; ones with WorkOS settings also play
+WorkOS AuthKit), creates the demo login with its Connvo account connected (or a token saved) on
+each of them, and serves the console until Ctrl-C.
 """
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from meetings import connvo, tokens
+from audit.services import Origin
+from meetings import connect, connvo, credentials, tokens
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -25,8 +28,16 @@ class Command(BaseCommand):
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--username", default="demo")
         parser.add_argument("--password", default="demo")
+        parser.add_argument(
+            "--access-token-ttl",
+            type=int,
+            default=120,
+            help="lifetime of the fake WorkOS access tokens, seconds (real ones: about 300)",
+        )
 
-    def handle(self, *args, addrport: str, username: str, password: str, **options) -> None:
+    def handle(
+        self, *args, addrport: str, username: str, password: str, access_token_ttl: int, **options
+    ) -> None:
         try:
             from fakeconnvo import FakeConnvo
         except ImportError as exc:
@@ -39,7 +50,16 @@ class Command(BaseCommand):
             parts = urlsplit(deployment.url)
             if parts.hostname not in LOOPBACK or not parts.port:
                 continue
-            fake = FakeConnvo(live_metrics=True)
+            workos = settings.CONNVO_WORKOS.get(deployment.name)
+            fake = FakeConnvo(
+                live_metrics=True,
+                access_token_ttl=access_token_ttl,
+                **(
+                    {"workos_client_id": workos["client_id"], "workos_api_key": workos["api_key"]}
+                    if workos
+                    else {}
+                ),
+            )
             if deployment.is_production:
                 fake.misbehave("redact")
             fake.start(host=parts.hostname, port=parts.port)
@@ -56,15 +76,20 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
         user.groups.add(Group.objects.get(name="Support"))
+        host, _, port = addrport.rpartition(":")
+        base = f"http://{host}:{port}"
         for name, fake in fakes.items():
-            tokens.save_token(
-                user=user, deployment=name, raw_token=fake.token_for("agent", expires_in=12 * 3600)
-            )
+            if credentials.is_workos_deployment(name):
+                self._connect(user, name, callback=f"{base}/connvo/callback/")
+            else:
+                tokens.save_token(
+                    user=user,
+                    deployment=name,
+                    raw_token=fake.token_for("agent", expires_in=12 * 3600),
+                )
 
         default = settings.CONNVO_DEFAULT_DEPLOYMENT
         sample = fakes.get(default) or next(iter(fakes.values()))
-        host, _, port = addrport.rpartition(":")
-        base = f"http://{host}:{port}"
         self.stdout.write(self.style.SUCCESS("\nConnvo Support Console demo"))
         self.stdout.write(f"  Console:          {base}/")
         self.stdout.write(f"  Sign in as:       {username} / {password}")
@@ -74,9 +99,28 @@ class Command(BaseCommand):
         for label in ("standup", "planning", "retro", "cancelled", "minimal", "private"):
             meeting_id = sample.meeting_id(label)
             self.stdout.write(f"    {label:<10} {base}/meetings/{default}/{meeting_id}/")
+        if settings.CONNVO_WORKOS:
+            self.stdout.write(
+                f"  Connvo access tokens last {access_token_ttl} s here; leave a meeting open and "
+                "watch the console renew them (Tokens page, audit log)."
+            )
         self.stdout.write("  Ctrl-C stops the console and the fake deployments.\n")
         try:
             call_command("runserver", addrport, use_reloader=False, skip_checks=True)
         finally:
             for fake in fakes.values():
                 fake.stop()
+
+    def _connect(self, user, deployment: str, *, callback: str) -> None:
+        """Connect the demo login's Connvo account through the same code path as the Connect
+        button, with the fake AuthKit approving the sign-in."""
+        pending = connect.begin_connect(deployment=deployment, redirect_uri=callback)
+        approved = requests.get(pending.url, allow_redirects=False, timeout=5)
+        code = parse_qs(urlsplit(approved.headers["Location"]).query)["code"][0]
+        connect.finish_connect(
+            user=user,
+            deployment=deployment,
+            code=code,
+            code_verifier=pending.code_verifier,
+            origin=Origin.for_command(user),
+        )

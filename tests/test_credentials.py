@@ -1,0 +1,316 @@
+"""Connvo sessions through WorkOS: connecting an account, renewing short-lived access tokens with
+single-use refresh tokens (also under concurrency), and every way that can fail."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from django.db import connection, connections
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import Action, AuditEntry, Via
+from audit.services import Origin
+from fakeconnvo import FakeConnvo
+from meetings import credentials, tokens
+from meetings.lookups import look_up_meeting
+from meetings.models import StaffToken
+
+
+@pytest.fixture
+def fake_connvo():
+    """Overrides the plain fake: this one also plays WorkOS, with five-minute access tokens."""
+    fake = FakeConnvo(access_token_ttl=300)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def workos_settings(settings, fake_connvo):
+    settings.CONNVO_WORKOS = {
+        "dev": {
+            "client_id": fake_connvo.workos_client_id,
+            "api_key": fake_connvo.workos_api_key,
+            "base_url": fake_connvo.url,
+        }
+    }
+    settings.CONNVO_REFRESH_MARGIN = 60
+    credentials._client.cache_clear()
+    yield
+    credentials._client.cache_clear()
+
+
+def connect(client: Client, fake) -> requests.Response:
+    """Press Connect, let the fake AuthKit approve, and follow its redirect back."""
+    started = client.post(reverse("meetings:connect_start", args=["dev"]))
+    assert started.status_code == 302
+    approved = requests.get(started["Location"], allow_redirects=False, timeout=5)
+    assert approved.status_code == 302, approved.text
+    back = urlsplit(approved.headers["Location"])
+    return client.get(back.path, parse_qs(back.query))
+
+
+def look_up(user, fake, label="standup", via=Via.PAGE):
+    return look_up_meeting(
+        user=user,
+        origin=Origin.for_command(user),
+        deployment_name="dev",
+        meeting_ref=fake.meeting_id(label),
+        via=via,
+    )
+
+
+def expire_soon(user, seconds=30):
+    StaffToken.objects.filter(user=user).update(
+        expires_at=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
+def stored_refresh_token(user) -> str:
+    stored = StaffToken.objects.get(user=user, deployment="dev")
+    return tokens.cipher().decrypt(bytes(stored.refresh_ciphertext)).decode()
+
+
+# --- Connecting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_connect_flow_stores_the_session_and_shows_who(agent_client, agent, fake_connvo):
+    response = connect(agent_client, fake_connvo)
+
+    assert response.status_code == 302
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+    email = fake_connvo.users["agent"].email
+    assert f"as <strong>{email}</strong>" in page
+    assert "Disconnect" in page
+    stored = StaffToken.objects.get(user=agent, deployment="dev")
+    assert stored.is_connected_session
+    assert stored.subject == fake_connvo.users["agent"].sub
+    assert AuditEntry.objects.filter(action=Action.CONNVO_CONNECTED).count() == 1
+    assert look_up(agent, fake_connvo).meeting.title
+
+
+@pytest.mark.django_db
+def test_callback_with_a_wrong_state_connects_nothing(agent_client, agent, fake_connvo):
+    agent_client.post(reverse("meetings:connect_start", args=["dev"]))
+
+    response = agent_client.get(
+        reverse("meetings:connect_callback"), {"code": "stolen", "state": "forged"}
+    )
+
+    assert response.status_code == 400
+    assert "does not belong to a connection you started here" in response.content.decode()
+    assert not StaffToken.objects.exists()
+    failed = AuditEntry.objects.get(action=Action.CONNVO_CONNECT_FAILED)
+    assert "state" in failed.detail
+
+
+@pytest.mark.django_db
+def test_state_cannot_be_replayed(agent_client, fake_connvo):
+    started = agent_client.post(reverse("meetings:connect_start", args=["dev"]))
+    approved = requests.get(started["Location"], allow_redirects=False, timeout=5)
+    back = urlsplit(approved.headers["Location"])
+    agent_client.get(back.path, parse_qs(back.query))
+
+    again = agent_client.get(back.path, parse_qs(back.query))
+
+    assert again.status_code == 400
+
+
+@pytest.mark.django_db
+def test_disconnect_revokes_the_session_at_workos(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    refresh_token = stored_refresh_token(agent)
+
+    agent_client.post(reverse("meetings:connect_disconnect", args=["dev"]))
+
+    assert not StaffToken.objects.exists()
+    assert AuditEntry.objects.filter(action=Action.CONNVO_DISCONNECTED).count() == 1
+    # The session really ended: its refresh token no longer works at WorkOS.
+    client = credentials.workos_client("dev")
+    with pytest.raises(Exception, match=r"(?i)invalid_grant|ended|revoked"):
+        client.user_management.authenticate_with_refresh_token(refresh_token=refresh_token)
+
+
+@pytest.mark.django_db
+def test_deployment_without_workos_keeps_the_paste_form(agent_client, settings, fake_connvo):
+    settings.CONNVO_WORKOS = {}
+
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+
+    assert "Connect your Connvo account" not in page
+    assert "Paste your token" in page
+
+
+# --- Renewing -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_fresh_access_token_is_used_as_it_is(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+
+    look_up(agent, fake_connvo)
+
+    assert fake_connvo.refresh_count == 0
+
+
+@pytest.mark.django_db
+def test_token_about_to_expire_is_renewed_and_the_new_refresh_token_stored(
+    agent_client, agent, fake_connvo
+):
+    connect(agent_client, fake_connvo)
+    first_refresh_token = stored_refresh_token(agent)
+    expire_soon(agent)
+
+    result = look_up(agent, fake_connvo)
+
+    assert result.meeting.title
+    assert fake_connvo.refresh_count == 1
+    assert stored_refresh_token(agent) != first_refresh_token
+    stored = StaffToken.objects.get(user=agent)
+    assert stored.expires_at > timezone.now() + timedelta(minutes=4)
+    refreshed = AuditEntry.objects.get(action=Action.TOKEN_REFRESHED)
+    assert refreshed.actor == agent
+
+
+@pytest.mark.django_db
+def test_expired_access_token_is_renewed_silently(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    StaffToken.objects.filter(user=agent).update(expires_at=timezone.now() - timedelta(hours=1))
+
+    response = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")]),
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    assert 'data-status="live"' in response.content.decode()
+    assert fake_connvo.refresh_count == 1
+
+
+@pytest.mark.django_db
+def test_revoked_session_asks_the_agent_to_reconnect(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    fake_connvo.revoke_user_sessions("agent")
+    expire_soon(agent)
+
+    page = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    assert page.status_code == 403
+    assert "Reconnect your Connvo account" in page.content.decode()
+    assert not StaffToken.objects.exists()
+    assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESH_FAILED).count() == 1
+    assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "session_ended"
+
+
+@pytest.mark.django_db
+def test_revoked_session_while_polling_shows_the_reconnect_banner(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    fake_connvo.revoke_user_sessions("agent")
+    expire_soon(agent)
+
+    response = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")]),
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 286
+    assert "Reconnect your Connvo account" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_workos_down_gives_a_clear_error_and_keeps_the_session(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    expire_soon(agent)
+    fake_connvo.misbehave("workos_down")
+
+    page = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    assert page.status_code == 502
+    assert "could not reach WorkOS" in page.content.decode()
+    assert StaffToken.objects.get(user=agent).is_connected_session
+    assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "auth_unavailable"
+
+
+@pytest.mark.django_db
+def test_workos_down_while_polling_backs_off(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    expire_soon(agent)
+    fake_connvo.misbehave("workos_down")
+
+    response = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")]),
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    assert 'data-status="failing"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_no_token_in_any_log_line_across_connect_and_refresh(
+    agent_client, agent, fake_connvo, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    connect(agent_client, fake_connvo)
+    access_token = tokens.token_for(user=agent, deployment="dev")
+    refresh_token = stored_refresh_token(agent)
+    expire_soon(agent)
+    look_up(agent, fake_connvo)
+    new_refresh_token = stored_refresh_token(agent)
+
+    logged = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
+    assert logged
+    for secret in (access_token, refresh_token, new_refresh_token):
+        assert secret not in logged
+        assert secret[-16:] not in logged
+    audited = repr(list(AuditEntry.objects.values()))
+    for secret in (access_token, refresh_token, new_refresh_token):
+        assert secret[-16:] not in audited
+
+
+# --- Concurrency ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_lookups_spend_the_refresh_token_once(agent, fake_connvo):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks across connections need PostgreSQL")
+    client = Client()
+    client.force_login(agent)
+    connect(client, fake_connvo)
+    expire_soon(agent, seconds=5)
+    results: list[object] = []
+    start = threading.Barrier(8)
+
+    def lookup() -> None:
+        try:
+            start.wait()
+            results.append(look_up(agent, fake_connvo))
+        except Exception as exc:  # collected and asserted below
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=lookup) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [type(r).__name__ for r in results] == ["Lookup"] * 8
+    assert fake_connvo.refresh_count == 1
+    assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESHED).count() == 1

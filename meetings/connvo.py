@@ -36,6 +36,7 @@ _ID_CHARS = "0-9a-hjkmnp-tv-z"
 _ID_RE = re.compile(rf"[{_ID_CHARS}]{{31,37}}")
 _ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}])[{_ID_CHARS}]{{31,37}}(?![{_ID_CHARS}])")
 _REQUEST_ID_RE = re.compile(r"\[Request ID: ([^\]\s]+)\]")
+_REDACTED_RE = re.compile(r"\[Request ID: [^\]]+\] Server Error")
 # Connvo's overload answer and the connection failures below are safe to retry: getMeeting is a
 # read-only query. Nothing else is retried.
 _RETRYABLE_STATUS = 503
@@ -568,7 +569,16 @@ def _function_error(
             detail=_first_lines(message),
             **context,
         )
-    # On production deployments Convex redacts every non-application error to "Server Error".
+    # On production deployments Convex redacts every non-application error to "Server Error",
+    # including a malformed or wrong-table id, so the agent is told what to check first.
+    if _REDACTED_RE.fullmatch(message.strip()):
+        return ConnvoServerError(
+            f"Connvo ({deployment.name}) hit an error and, as production deployments do, did not "
+            "say which. A mistyped or incomplete meeting ID is the most common cause: check the "
+            "ID. If it is right, try again, then escalate to the Connvo team with the request ID.",
+            detail=_first_lines(message),
+            **context,
+        )
     return ConnvoServerError(
         f"Connvo ({deployment.name}) hit an error while looking up this meeting. Try again; if "
         "it persists, escalate to the Connvo team with the request ID.",

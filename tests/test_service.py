@@ -167,6 +167,7 @@ def test_redacted_production_error_keeps_the_request_id(fake_connvo, dev):
     assert caught.value.kind == "server_error"
     assert caught.value.request_id
     assert caught.value.request_id in caught.value.detail
+    assert "check the ID" in caught.value.message
 
 
 def test_redaction_keeps_application_errors(fake_connvo, dev):

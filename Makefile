@@ -20,6 +20,7 @@ help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
 	@echo "make test    set up and run the whole test suite (SQLite, then PostgreSQL)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
+	@echo "make serve   production mode on this machine: gunicorn, keys from .env (docs/deploy.md)"
 	@echo "make lint    ruff check + format check"
 
 $(STAMP): requirements.lock
@@ -51,6 +52,12 @@ DEMO_ENV := CONNVO_DEPLOYMENTS="$${CONNVO_DEPLOYMENTS:-demo=http://127.0.0.1:876
 
 demo: setup
 	$(DEMO_ENV) $(PY) manage.py demo
+
+# Production mode on this machine: gunicorn with gunicorn.conf.py, DEBUG off, collected static
+# files. It refuses to start without SECRET_KEY, TOKEN_ENCRYPTION_KEYS and AUDIT_CHAIN_KEY (from
+# .env or the environment); set CACHE_URL=redis://... so that workers share the lookup limit.
+serve: setup
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 # Start the local PostgreSQL and Redis when they are not already answering.
 services:

@@ -5,6 +5,7 @@ defaults run the embedded demo on one machine (SQLite, local-memory cache); prod
 listed in `.env.example` and the README.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -59,9 +60,17 @@ INSTALLED_APPS = [
     "django_htmx",
     "meetings",
     "audit",
+    "connvo_admin",
+    "accounts",
+    "axes",
 ]
 
 MIDDLEWARE = [
+    # First, so that every request (even one refused below) has a request id and a log line.
+    "connvo_admin.middleware.RequestLogMiddleware",
+    # Before anything that checks the Host header or redirects to HTTPS: load balancers probe
+    # each host by its address, over plain HTTP.
+    "connvo_admin.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -70,9 +79,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "meetings.middleware.BrowserTimezoneMiddleware",
+    # Last: turns a sign-in refused for a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "connvo_admin.urls"
@@ -103,7 +115,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Several hosts must share one cache (Redis): the lookup rate limit lives there.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="")
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A cache that stopped answering must not hold a request (and a worker thread) forever.
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": 2, "socket_timeout": 2}
+    )
+# Sessions live in the database, which every host already shares; a Redis outage then signs
+# nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -115,6 +137,72 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "meetings:lookup"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
+# --- Sign-in --------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # First, so that it refuses every sign-in (password or identity provider) from a locked-out
+    # account or address before anything checks a credential.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    # Does nothing unless OIDC_RP_CLIENT_ID is set.
+    "accounts.oidc.CompanyOIDCBackend",
+]
+# Failed sign-ins are counted per account and per client address, in the database (shared by
+# every host); SIGN_IN_FAILURE_LIMIT failures of either lock it for SIGN_IN_LOCKOUT_SECONDS.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60))
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() < 1:
+    raise ImproperlyConfigured(
+        "SIGN_IN_FAILURE_LIMIT and SIGN_IN_LOCKOUT_SECONDS must be positive."
+    )
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The same client address as the audit log: X-Forwarded-For only from TRUSTED_PROXIES.
+AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+# Sign-ins and sign-outs are in the audit log already.
+AXES_DISABLE_ACCESS_LOG = True
+
+# Sign-in through the company's identity provider (OpenID Connect), off unless configured.
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+if OIDC_ENABLED:
+    _missing = [
+        name
+        for name in (
+            "OIDC_RP_CLIENT_SECRET",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_USER_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+        )
+        if not globals()[name]
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"OIDC_RP_CLIENT_ID is set, so sign-in through the identity provider also needs "
+            f"{', '.join(_missing)}."
+        )
+# Shown on the sign-in button: "Sign in with <name>".
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="your company account")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:oidc_callback"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
+# Which claim names the console user, and which carries the person's groups.
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+# Identity-provider groups that make a person a support agent, or an auditor. Someone in neither
+# cannot sign in through the identity provider.
+OIDC_SUPPORT_GROUPS = env.list("OIDC_SUPPORT_GROUPS", default=[])
+OIDC_AUDITOR_GROUPS = env.list("OIDC_AUDITOR_GROUPS", default=[])
+
 LANGUAGE_CODE = "en-gb"
 # The fallback timezone for showing times; each agent's browser timezone wins when it is known.
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -122,7 +210,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -147,17 +235,36 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
+# No script reads the CSRF cookie: htmx sends the token from the page (templates/base.html).
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # Off by default only because the embedded demo is plain http://127.0.0.1; turn on behind TLS.
 SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)
+# A sign-in lasts at most SESSION_COOKIE_AGE seconds however busy the agent is, and ends after
+# SESSION_IDLE_TIMEOUT seconds without a request of theirs (accounts/middleware.py; the meeting
+# page's live refresh is not the agent doing something).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+if not 60 <= SESSION_IDLE_TIMEOUT <= SESSION_COOKIE_AGE:
+    raise ImproperlyConfigured(
+        "SESSION_IDLE_TIMEOUT must be at least 60 seconds and at most SESSION_COOKIE_AGE."
+    )
 SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# An intranet host name can never be on the browsers' HSTS preload list, so `check --deploy`'s
+# advice to send the preload directive does not apply.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 if env.str("SECURE_PROXY_SSL_HEADER", default=""):
+    # Only behind a proxy that sets (and so overwrites) this header on every request.
     _header, _, _value = env.str("SECURE_PROXY_SSL_HEADER").partition("=")
     SECURE_PROXY_SSL_HEADER = (_header.strip(), _value.strip())
+    if not SECURE_PROXY_SSL_HEADER[0].startswith("HTTP_") or not SECURE_PROXY_SSL_HEADER[1]:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must look like HTTP_X_FORWARDED_PROTO=https."
+        )
 
 # --- Connvo ---------------------------------------------------------------------------------
 # name=url pairs; the URL of a lookup always comes from here, never from a request.
@@ -193,6 +300,12 @@ if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
     raise ImproperlyConfigured(
         "CONNVO_POLL_INTERVAL must be at least 1 and at most CONNVO_POLL_MAX_INTERVAL (seconds)."
     )
+# Lookups one staff member may make per minute, all pages, refreshes and commands together
+# (meetings/ratelimit.py), so a stuck script cannot hammer Connvo with someone's token. An open
+# meeting page refreshes 60 / CONNVO_POLL_INTERVAL times a minute.
+CONNVO_LOOKUPS_PER_MINUTE = env.int("CONNVO_LOOKUPS_PER_MINUTE", default=60)
+if CONNVO_LOOKUPS_PER_MINUTE < 1:
+    raise ImproperlyConfigured("CONNVO_LOOKUPS_PER_MINUTE must be at least 1.")
 
 # Fernet keys, comma-separated, newest first: the first encrypts, all decrypt (key rotation).
 TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY])
@@ -231,12 +344,18 @@ WORKOS_TIMEOUT = env.int("WORKOS_TIMEOUT", default=10)
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # --- Logging --------------------------------------------------------------------------------
+# One JSON object per line on stderr, each with the request's id (connvo_admin/logs.py); gunicorn's
+# own lines use the same format. Nothing logs a token, a cookie or an Authorization header.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"json": {"()": "connvo_admin.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -12,7 +12,7 @@ from django.db import DatabaseError, transaction
 from audit.models import Action, Via
 from audit.services import Origin, record
 
-from . import connvo, credentials
+from . import connvo, credentials, ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ def look_up_meeting(
         meeting_id = connvo.parse_meeting_id(meeting_ref)
         deployment = connvo.get_deployment(deployment_name)
         token = credentials.access_token_for(user=user, deployment=deployment.name, origin=origin)
+        ratelimit.count_lookup(user=user)
         outcome = connvo.lookup_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
     except connvo.ConnvoError as error:
         outcome = error

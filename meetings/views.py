@@ -60,6 +60,7 @@ STATUS_FOR_OUTCOME = {
     Outcome.TOKEN_REJECTED: 403,
     Outcome.NOT_PROVISIONED: 403,
     Outcome.RATE_LIMITED: 429,
+    Outcome.LOOKUP_LIMIT: 429,
     Outcome.OVERLOADED: 503,
     Outcome.TIMEOUT: 504,
 }

@@ -64,6 +64,14 @@ def connvo_settings(settings, request):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    # A cache of each test's own, so lookup counts (meetings/ratelimit.py) start from zero and the
+    # suite never touches a shared Redis.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
     return settings
 
 

@@ -1,0 +1,37 @@
+"""Ends sign-ins that are too old or idle (accounts/sessions.py).
+
+The meeting page's live refresh (an htmx request) is the page keeping itself current, not the
+agent doing something: it neither counts as activity nor keeps a sign-in alive. When a refresh
+arrives after the sign-in ended, it is answered as signed out, and `meetings.views.login_required`
+moves the whole page to the sign-in page (HX-Redirect)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+
+from . import sessions
+
+
+def _is_background(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+class SessionTimeoutMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            now = time.time()
+            reason = sessions.expiry_reason(request.session, now=now)
+            if reason is not None:
+                logout(request)
+                messages.info(request, reason)
+            elif not _is_background(request):
+                sessions.note_activity(request.session, now=now)
+        return self.get_response(request)

@@ -1,0 +1,53 @@
+"""The sign-in page, the lockout page, and the two ends of identity-provider sign-in."""
+
+from __future__ import annotations
+
+from axes.helpers import get_client_username, get_cool_off
+from django.conf import settings
+from django.contrib.auth.views import LoginView
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+HTTP_TOO_MANY_REQUESTS = 429
+
+
+def sign_in(request: HttpRequest) -> HttpResponse:
+    view = LoginView.as_view(
+        template_name="accounts/login.html",
+        redirect_authenticated_user=True,
+        extra_context={
+            "oidc_provider": settings.OIDC_PROVIDER_NAME if settings.OIDC_ENABLED else ""
+        },
+    )
+    return view(request)
+
+
+def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """What django-axes answers instead of the sign-in page while a lockout lasts."""
+    cool_off = get_cool_off(request)
+    context = {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": max(1, round(cool_off.total_seconds() / 60)) if cool_off else None,
+        "username": get_client_username(
+            request, credentials if isinstance(credentials, dict) else None
+        )
+        or "",
+    }
+    return render(request, "accounts/locked_out.html", context, status=HTTP_TOO_MANY_REQUESTS)
+
+
+def _require_oidc() -> None:
+    if not settings.OIDC_ENABLED:
+        raise Http404("Sign-in through an identity provider is not configured.")
+
+
+def oidc_start(request: HttpRequest) -> HttpResponse:
+    """Off to the identity provider (it sends the person back to `oidc_callback`)."""
+    _require_oidc()
+    return OIDCAuthenticationRequestView.as_view()(request)
+
+
+def oidc_callback(request: HttpRequest) -> HttpResponse:
+    _require_oidc()
+    return OIDCAuthenticationCallbackView.as_view()(request)

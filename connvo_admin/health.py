@@ -1,0 +1,145 @@
+"""Health endpoints for load balancers and monitoring, in JSON, without authentication.
+
+`/healthz`: the process answers (no dependency is touched). `/readyz`: this host can serve, i.e.
+its database and cache answer and its keys are configured; whether each Connvo deployment can be
+reached is reported too, but does not fail readiness (a Connvo outage is not this host's fault,
+and taking every host out of the pool would only hide the console's explanation of it).
+
+Served by a middleware ahead of the Host-header check and the HTTPS redirect: load balancers probe
+each host by its address, over plain HTTP. Bodies name checks and deployments, never a secret, a
+URL or an error message."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+
+from .checks import serving_problems
+
+logger = logging.getLogger(__name__)
+
+OK = "ok"
+# How long one host remembers whether it could reach Connvo, so frequent probes stay cheap.
+CONNVO_PROBE_TTL = 30.0
+CONNVO_PROBE_TIMEOUT = 2.0
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return _json({"status": "ok"}, status=200)
+
+
+def readyz(request: HttpRequest) -> HttpResponse:
+    checks = {"database": _database(), "cache": _cache(), "keys": _keys()}
+    ready = all(result == OK for result in checks.values())
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "connvo": connvo_reachability(),
+    }
+    return _json(body, status=200 if ready else 503)
+
+
+def _json(body: dict, *, status: int) -> HttpResponse:
+    response = JsonResponse(body, status=status)
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        logger.warning("readiness: the database did not answer (%s)", type(exc).__name__)
+        return "unreachable"
+    return OK
+
+
+def _cache() -> str:
+    key = f"readyz:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, "1", timeout=10)
+        answered = cache.get(key) == "1"
+        cache.delete(key)
+    except Exception as exc:  # whatever the backend raises, this host cannot use its cache
+        logger.warning("readiness: the cache did not answer (%s)", type(exc).__name__)
+        return "unreachable"
+    return OK if answered else "not storing"
+
+
+def _keys() -> str:
+    problems = serving_problems()
+    if problems:
+        return "missing or demo: " + ", ".join(problem.variable for problem in problems)
+    return OK
+
+
+# --- Connvo reachability ------------------------------------------------------------------------
+# A TCP connection to each deployment's host: it needs no token and sends nothing to Connvo
+# (the Connvo client, meetings/connvo.py, stays the only code that speaks HTTP to Connvo).
+
+_probe_lock = threading.Lock()
+_probed: dict[str, tuple[float, str]] = {}
+
+
+def _reach(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = min(settings.CONNVO_CONNECT_TIMEOUT, CONNVO_PROBE_TIMEOUT)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return "reachable"
+    except OSError:
+        return "unreachable"
+
+
+def connvo_reachability() -> dict[str, str]:
+    now = time.monotonic()
+    deployments = dict(settings.CONNVO_DEPLOYMENTS)
+    with _probe_lock:
+        fresh = {
+            name: result
+            for name, (at, result) in _probed.items()
+            if name in deployments and now - at < CONNVO_PROBE_TTL
+        }
+    stale = {name: url for name, url in deployments.items() if name not in fresh}
+    if stale:
+        with ThreadPoolExecutor(max_workers=len(stale)) as pool:
+            results = dict(zip(stale, pool.map(_reach, stale.values()), strict=True))
+        with _probe_lock:
+            _probed.update({name: (now, result) for name, result in results.items()})
+        fresh |= results
+    return {name: fresh[name] for name in deployments}
+
+
+def forget_connvo_probes() -> None:
+    with _probe_lock:
+        _probed.clear()
+
+
+_VIEWS: dict[str, Callable[[HttpRequest], HttpResponse]] = {"/healthz": healthz, "/readyz": readyz}
+
+
+class HealthCheckMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        view = _VIEWS.get(request.path_info.rstrip("/") or "/")
+        if view is None:
+            return self.get_response(request)
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        return view(request)

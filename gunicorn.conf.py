@@ -1,0 +1,79 @@
+"""gunicorn for the Connvo Support Console: `gunicorn -c gunicorn.conf.py` (see docs/deploy.md).
+
+Workers and threads follow the CPU count unless GUNICORN_WORKERS / GUNICORN_THREADS say otherwise.
+The worker timeout is above the longest a lookup can take (Connvo's timeouts and retries, from the
+console's settings), so a slow Connvo never gets a worker killed mid-lookup. Logs are JSON, like
+the console's. Before any worker starts, gunicorn refuses to serve with a missing or demo
+SECRET_KEY, TOKEN_ENCRYPTION_KEYS or AUDIT_CHAIN_KEY (unless DEBUG is on)."""
+
+import math
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+def _positive_int(name, default):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        sys.exit(f"gunicorn.conf.py: {name} must be a whole number of at least 1, not {raw!r}.")
+    return int(raw)
+
+
+try:
+    # Reading the settings here also fails fast, with Django's message, on a bad setting.
+    _connect = settings.CONNVO_CONNECT_TIMEOUT
+    _read = settings.CONNVO_READ_TIMEOUT
+    _retries = settings.CONNVO_RETRIES
+    _log_level = settings.LOG_LEVEL
+    _trusted_proxies = settings.TRUSTED_PROXIES
+except ImproperlyConfigured as exc:
+    sys.exit(f"The console's configuration is invalid: {exc}")
+
+wsgi_app = "connvo_admin.wsgi:application"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",")
+proc_name = "connvo-console"
+
+# Lookups wait on Connvo, not on the CPU: threads carry the waiting, processes use the cores.
+_cpus = os.cpu_count() or 1
+worker_class = "gthread"
+workers = _positive_int("GUNICORN_WORKERS", min(2 * _cpus + 1, 12))
+threads = _positive_int("GUNICORN_THREADS", 4)
+
+# The longest lookup: every attempt connects and reads to its timeout, Connvo's 503 answers ask
+# for up to 5 s between attempts, plus a margin for the audit write and the page.
+_longest_lookup = (_connect + _read) * (_retries + 1) + 5 * _retries
+timeout = _positive_int("GUNICORN_TIMEOUT", math.ceil(_longest_lookup + 10))
+# On a restart or upgrade (SIGHUP, SIGTERM), lookups in flight get as long to finish.
+graceful_timeout = timeout
+# Recycle workers now and then, staggered so that they never all restart together.
+max_requests = _positive_int("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = max(1, max_requests // 10)
+# nginx keeps connections to gunicorn open (docs/deploy.md); a little longer than its own idle.
+keepalive = 5
+
+# The client's scheme and address come from nginx; only these addresses may say so.
+forwarded_allow_ips = ",".join(_trusted_proxies) or "127.0.0.1,::1"
+
+logger_class = "connvo_admin.logs.GunicornJsonLogger"
+loglevel = _log_level.lower()
+errorlog = "-"
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+# gunicorn's control socket would be one shared path for every instance on the host.
+control_socket_disable = True
+
+
+def on_starting(server):
+    from connvo_admin.checks import serving_problems
+
+    problems = serving_problems()
+    if problems:
+        for problem in problems:
+            server.log.error("refusing to start: %s %s", problem.message, problem.hint)
+        names = ", ".join(problem.variable for problem in problems)
+        sys.exit(f"The console will not serve with a missing or demo secret: {names}.")

@@ -1,0 +1,132 @@
+"""A complete production environment for running the console in a subprocess (manage.py,
+gunicorn): fresh secrets, TLS-proxy settings, Redis DB 5. Helpers to start and stop gunicorn."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+TEST_REDIS = "redis://127.0.0.1:6379/5"
+# Only what a process needs to run; nothing from the developer's own console settings.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_RUNTIME_DIR")
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "connvo_admin.settings",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "AUDIT_CHAIN_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "console.intranet.example,127.0.0.1",
+        "CSRF_TRUSTED_ORIGINS": "https://console.intranet.example",
+        "DATABASE_URL": "sqlite:///:memory:",
+        "CACHE_URL": TEST_REDIS,
+        "CACHE_KEY_PREFIX": f"test-{secrets.token_hex(6)}",
+        "SESSION_COOKIE_SECURE": "true",
+        "CSRF_COOKIE_SECURE": "true",
+        "SECURE_SSL_REDIRECT": "true",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO=https",
+        "TRUSTED_PROXIES": "127.0.0.1",
+        "CONNVO_DEPLOYMENTS": "dev=http://127.0.0.1:9",
+        "CONNVO_DEFAULT_DEPLOYMENT": "dev",
+        "CONNVO_PRODUCTION_DEPLOYMENTS": "",
+    }
+    return env | overrides
+
+
+def manage(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 120):
+    return subprocess.run(  # noqa: S603 (the test's own command line)
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """One console instance under gunicorn.conf.py, its stdout and stderr kept in files."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stdout_path = log_dir / f"{name}.stdout.log"
+        self.stderr_path = log_dir / f"{name}.stderr.log"
+        env = {
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_THREADS": "2",
+        } | env
+        with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
+            self.process = subprocess.Popen(  # noqa: S603 (the test's own command line)
+                [str(GUNICORN), "-c", "gunicorn.conf.py"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def wait_until_serving(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{self.logs()}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"gunicorn did not start serving:\n{self.logs()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def logs(self) -> str:
+        return self.stdout_path.read_text() + self.stderr_path.read_text()
+
+
+_collected: list[Path] = []
+
+
+def collect_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A STATIC_ROOT for subprocesses, collected once per test run: production serves
+    collectstatic's manifest (whitenoise)."""
+    if not _collected:
+        static_root = tmp_path_factory.mktemp("static")
+        env = production_env(STATIC_ROOT=str(static_root))
+        result = manage("collectstatic", "--noinput", env=env)
+        assert result.returncode == 0, result.stderr
+        _collected.append(static_root)
+    return _collected[0]

@@ -1,0 +1,143 @@
+"""Production settings: `check --deploy` is clean under a correct production environment, and
+neither the check nor gunicorn lets a missing or demo secret through."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import requests
+from django.conf import settings as django_settings
+
+from connvo_admin.checks import secret_problems, serving_problems
+from tests.production import (
+    GUNICORN,
+    ROOT,
+    Gunicorn,
+    collect_static,
+    manage,
+    production_env,
+)
+
+# AUDIT_CHAIN_KEY is checked once the audit app defines it.
+SECRETS = [
+    name
+    for name in ("SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "AUDIT_CHAIN_KEY")
+    if hasattr(django_settings, name)
+]
+
+
+def test_check_deploy_reports_nothing_under_a_production_environment():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_names_every_demo_secret():
+    env = production_env()
+    for name in SECRETS:
+        del env[name]
+
+    result = manage("check", "--deploy", env=env)
+
+    assert result.returncode != 0
+    for name in SECRETS:
+        assert f"{name} is missing or is the demo key" in result.stderr or (
+            f"{name} contains the demo key" in result.stderr
+        )
+
+
+def test_check_deploy_warns_that_a_per_process_cache_is_not_shared():
+    result = manage("check", "--deploy", env=production_env(CACHE_URL="locmemcache://"))
+
+    assert "connvo.W001" in result.stderr
+    assert "per gunicorn worker" in result.stderr
+
+
+def test_an_old_demo_key_left_in_the_rotation_is_refused(settings):
+    settings.SECRET_KEY = "x" * 60
+    settings.AUDIT_CHAIN_KEY = "y" * 60
+    settings.TOKEN_ENCRYPTION_KEYS = [
+        "kX8vJ3m2Yb1QJtq3cK0a7y4Q0mH3V1qg9rXx1yJ3bHk=",
+        django_settings.DEMO_TOKEN_ENCRYPTION_KEY,
+    ]
+
+    assert [p.variable for p in secret_problems()] == ["TOKEN_ENCRYPTION_KEYS"]
+
+
+def test_a_malformed_encryption_key_is_refused(settings):
+    settings.TOKEN_ENCRYPTION_KEYS = ["not-a-fernet-key"]
+
+    messages = [p.message for p in secret_problems()]
+
+    assert "TOKEN_ENCRYPTION_KEYS contains something that is not a Fernet key." in messages
+
+
+def test_debug_serving_accepts_the_demo_secrets(settings):
+    settings.DEBUG = True
+
+    assert serving_problems() == []
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+def test_gunicorn_refuses_to_start_without_each_secret(missing):
+    env = production_env(GUNICORN_BIND="127.0.0.1:0")
+    del env[missing]
+
+    result = subprocess.run(  # noqa: S603 (the test's own command line)
+        [str(GUNICORN), "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert f"missing or demo secret: {missing}." in result.stderr
+    refusal = [json.loads(line) for line in result.stderr.splitlines() if "refusing" in line]
+    assert refusal and refusal[0]["level"] == "ERROR"
+    assert missing in refusal[0]["message"]
+
+
+def test_gunicorn_refuses_a_bad_setting_with_its_message():
+    env = production_env(DEBUG="maybe")
+
+    result = subprocess.run(  # noqa: S603 (the test's own command line)
+        [str(GUNICORN), "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "DEBUG must be true or false, not 'maybe'" in result.stderr
+
+
+def test_gunicorn_serves_under_a_production_environment(tmp_path, tmp_path_factory):
+    static_root = collect_static(tmp_path_factory)
+    server = Gunicorn(production_env(STATIC_ROOT=str(static_root)), tmp_path, "console")
+    try:
+        server.wait_until_serving()
+        ready = requests.get(f"{server.url}/readyz", timeout=10)
+        page = requests.get(
+            f"{server.url}/accounts/login/",
+            headers={"Host": "console.intranet.example", "X-Forwarded-Proto": "https"},
+            timeout=10,
+        )
+    finally:
+        server.stop()
+
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok", "cache": "ok", "keys": "ok"}
+    assert page.status_code == 200
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert "Content-Security-Policy" in page.headers
+    lines = [json.loads(line) for line in server.logs().splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert {line["path"] for line in access} >= {"/healthz", "/readyz", "/accounts/login/"}
+    assert all(line["request_id"] for line in access)

@@ -82,6 +82,7 @@ class Outcome(StrEnum):
     SERVER_ERROR = "server_error"
     BAD_REQUEST = "bad_request"
     RATE_LIMITED = "rate_limited"
+    LOOKUP_LIMIT = "lookup_limit"
     OVERLOADED = "overloaded"
     TIMEOUT = "timeout"
     UNREACHABLE = "unreachable"

@@ -1,4 +1,5 @@
-"""The audit log: one append-only row per Connvo lookup and per security-relevant event."""
+"""The audit log: one append-only, hash-chained row per Connvo lookup and per security-relevant
+event, plus the chain's head and the results of verifying it."""
 
 from django.conf import settings
 from django.db import models
@@ -14,6 +15,8 @@ class Action(models.TextChoices):
     SIGN_OUT = "sign_out", "Signed out"
     SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
     PERMISSION_DENIED = "permission_denied", "Permission denied"
+    AUDIT_EXPORTED = "audit_exported", "Audit log exported"
+    AUDIT_PURGED = "audit_purged", "Old audit entries deleted"
     CONNVO_CONNECTED = "connvo_connected", "Connvo account connected"
     CONNVO_DISCONNECTED = "connvo_disconnected", "Connvo account disconnected"
     CONNVO_CONNECT_FAILED = "connvo_connect_failed", "Connvo account connection failed"
@@ -27,19 +30,44 @@ class Via(models.TextChoices):
     CLI = "cli", "Command line"
 
 
+class AppendOnlyError(Exception):
+    """Something tried to change or delete an audit entry through the ORM."""
+
+
+NEVER_CHANGED = "Audit entries are never changed."
+ONLY_PURGED = (
+    "Audit entries are deleted only by `manage.py audit_purge`, which keeps the chain whole."
+)
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(NEVER_CHANGED)
+
+    def delete(self):
+        raise AppendOnlyError(ONLY_PURGED)
+
+
 class AuditEntry(models.Model):
     """Never updated or deleted by the app. Holds no token and none of a meeting's contents: only
-    who asked for what, when, from where, and how it ended."""
+    who asked for what, when, from where, and how it ended.
+
+    `mac` chains the entries: HMAC-SHA256 over this entry's fields and the previous entry's `mac`
+    (see audit/chain.py), so an edited, deleted or inserted entry is found by `audit_verify`."""
 
     at = models.DateTimeField(default=timezone.now)
+    # Not part of the MAC: deleting an account sets it to NULL (the only change the database
+    # allows). `actor_username` is the record.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # audit_by_actor starts with it
     )
     # Kept as written at the time, so the record survives the account being renamed or deleted.
+    # For a failed sign-in, the username that was tried.
     actor_username = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=32, choices=Action.choices)
     via = models.CharField(max_length=16, choices=Via.choices, blank=True)
@@ -52,15 +80,71 @@ class AuditEntry(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     detail = models.CharField(max_length=500, blank=True)
+    mac = models.CharField(max_length=64, editable=False)
+
+    objects = AuditEntryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "audit entries"
         ordering = ["-at", "-id"]
+        permissions = [("export_auditentry", "Can export audit entries")]
+        # One index per filter of the audit pages, each ending in the page order (at, id), so a
+        # filtered page is a short index range scan however large the table grows.
         indexes = [
             models.Index(fields=["-at", "-id"], name="audit_newest_first"),
             models.Index(fields=["actor", "-at", "-id"], name="audit_by_actor"),
+            models.Index(fields=["actor_username", "-at", "-id"], name="audit_by_staff"),
             models.Index(fields=["meeting_id", "-at", "-id"], name="audit_by_meeting"),
+            models.Index(fields=["deployment", "-at", "-id"], name="audit_by_deployment"),
+            models.Index(fields=["outcome", "-at", "-id"], name="audit_by_outcome"),
+            models.Index(fields=["via", "-at", "-id"], name="audit_by_via"),
+            models.Index(fields=["action", "-at", "-id"], name="audit_by_action"),
         ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action} {self.meeting_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(NEVER_CHANGED)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(ONLY_PURGED)
+
+
+class ChainHead(models.Model):
+    """The one row every append locks, so entries join the chain one at a time even with several
+    workers on several hosts. It also remembers where the chain starts after a purge."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    last_entry_id = models.BigIntegerField(null=True, blank=True)
+    last_mac = models.CharField(max_length=64)
+    # After `audit_purge`: the newest deleted entry and its MAC, which the oldest remaining entry
+    # chains to. Before any purge: NULL and the genesis value.
+    purged_through_id = models.BigIntegerField(null=True, blank=True)
+    purged_through_mac = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="one_chain_head")]
+
+    def __str__(self) -> str:
+        return f"chain head at entry {self.last_entry_id}"
+
+
+class ChainVerification(models.Model):
+    """The result of one `audit_verify` run, shown on the audit pages."""
+
+    at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    entries_checked = models.BigIntegerField()
+    first_bad_id = models.BigIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["-at", "-id"], name="verification_newest_first")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {'OK' if self.ok else 'BROKEN'}"

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 
+from . import chain
 from .models import Action, AuditEntry, Via
 
 
@@ -60,6 +61,12 @@ def client_ip(request: HttpRequest) -> str | None:
     return remote
 
 
+def _fit(value: str | None, field_name: str) -> str:
+    """Cut a value to its column, so an oversized header can neither fail the write nor be
+    stored differently by different databases (which would break the chain)."""
+    return (value or "")[: AuditEntry._meta.get_field(field_name).max_length]
+
+
 def record(
     *,
     origin: Origin,
@@ -73,18 +80,20 @@ def record(
     connvo_request_id: str | None = None,
     detail: str = "",
 ) -> AuditEntry:
-    return AuditEntry.objects.create(
+    """Append one entry to the audit chain, in a savepoint of the caller's transaction. Raises
+    `DatabaseError` when it cannot be written: callers that show something decide to fail closed."""
+    return chain.append(
         actor=origin.user,
-        actor_username=origin.username,
-        action=action,
-        via=via,
-        deployment=deployment,
-        meeting_id=meeting_id[:64],
-        outcome=outcome,
-        http_status=http_status,
-        latency_ms=latency_ms,
-        connvo_request_id=(connvo_request_id or "")[:64],
-        client_ip=origin.client_ip,
-        user_agent=origin.user_agent,
-        detail=detail[:500],
+        actor_username=_fit(origin.username, "actor_username"),
+        action=str(action),
+        via=str(via),
+        deployment=_fit(deployment, "deployment"),
+        meeting_id=_fit(meeting_id, "meeting_id"),
+        outcome=_fit(str(outcome), "outcome"),
+        http_status=None if http_status is None else int(http_status),
+        latency_ms=None if latency_ms is None else int(latency_ms),
+        connvo_request_id=_fit(connvo_request_id, "connvo_request_id"),
+        client_ip=_valid_ip(origin.client_ip) if origin.client_ip else None,
+        user_agent=_fit(origin.user_agent, "user_agent"),
+        detail=_fit(detail, "detail"),
     )

@@ -359,3 +359,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Audit ----------------------------------------------------------------------------------
+# Keys the HMAC chain over the audit log (audit/chain.py). Whoever holds it can forge entries
+# that verify, so keep it out of the database's reach: set it only in the web and command
+# environments. Changing it makes every existing entry fail `manage.py audit_verify`.
+DEMO_AUDIT_CHAIN_KEY = "demo-insecure-audit-chain-key-do-not-use-in-production"
+AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=DEMO_AUDIT_CHAIN_KEY)
+if len(AUDIT_CHAIN_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be at least 32 characters long.")
+# Entries per page on the audit pages.
+AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", default=50)
+if not 10 <= AUDIT_PAGE_SIZE <= 500:
+    raise ImproperlyConfigured("AUDIT_PAGE_SIZE must be between 10 and 500.")
+# The audit pages warn when the last `audit_verify` run is older than this many hours.
+AUDIT_VERIFY_WARN_AFTER_HOURS = env.int("AUDIT_VERIFY_WARN_AFTER_HOURS", default=26)

@@ -1,11 +1,13 @@
 """Shared fixtures: a fake Connvo deployment on loopback, and the console's named users.
 
 Users: `agent` (Support, token saved for dev), `auditor` (Auditor), `outsider` (signed in, no
-group), `admin` (superuser)."""
+group), `admin` (superuser). `audit_entry` writes audit entries through the real service."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
@@ -75,7 +77,10 @@ def connvo_settings(settings, request):
     return settings
 
 
-GROUP_PERMISSIONS = {"Support": ["lookup_meeting"], "Auditor": []}
+GROUP_PERMISSIONS = {
+    "Support": ["lookup_meeting"],
+    "Auditor": ["view_auditentry", "export_auditentry"],
+}
 
 
 def _group(name: str) -> Group:
@@ -133,3 +138,28 @@ def outsider_client(outsider) -> Client:
     client = Client()
     client.force_login(outsider)
     return client
+
+
+@pytest.fixture
+def auditor_client(auditor) -> Client:
+    client = Client()
+    client.force_login(auditor)
+    return client
+
+
+@pytest.fixture
+def audit_entry(db):
+    """Write an audit entry through `audit.services.record` (so it joins the hash chain), as
+    `username`, optionally stamped at a given time."""
+    from audit.models import Action
+    from audit.services import Origin, record
+
+    def write(*, username: str = "agent", at: datetime | None = None, **fields):
+        fields.setdefault("action", Action.LOOKUP)
+        origin = Origin(user=None, username=username, client_ip="10.0.0.7", user_agent="pytest")
+        if at is None:
+            return record(origin=origin, **fields)
+        with mock.patch("django.utils.timezone.now", return_value=at):
+            return record(origin=origin, **fields)
+
+    return write

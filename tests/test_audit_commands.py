@@ -1,0 +1,105 @@
+"""`manage.py audit_verify`, `audit_purge` and `audit_seed`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from audit import chain
+from audit.models import Action, AuditEntry, ChainVerification
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except SystemExit as exit_:
+        return int(exit_.code), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def test_verify_reports_ok_and_records_the_result(audit_entry):
+    for _ in range(3):
+        audit_entry()
+
+    status, out, _ = run("audit_verify")
+
+    assert status == 0
+    assert "Audit chain OK: 3 entries verified." in out
+    verification = ChainVerification.objects.get()
+    assert verification.ok
+    assert verification.entries_checked == 3
+    assert verification.first_bad_id is None
+
+
+def test_verify_exits_1_naming_the_first_broken_entry(audit_entry):
+    entries = [audit_entry() for _ in range(3)]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute(
+            "UPDATE audit_auditentry SET meeting_id = 'other' WHERE id = %s",
+            [entries[1].pk],
+        )
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+    status, _, err = run("audit_verify")
+
+    assert status == 1
+    assert f"BROKEN after 1 good entries: Entry #{entries[1].pk} does not match" in err
+    verification = ChainVerification.objects.get()
+    assert not verification.ok
+    assert verification.first_bad_id == entries[1].pk
+
+
+def test_purge_deletes_old_entries_and_audits_itself(audit_entry):
+    now = datetime.now(UTC)
+    old = audit_entry(at=now - timedelta(days=100))
+    kept = audit_entry(at=now - timedelta(days=10))
+
+    status, out, _ = run("audit_purge", "--older-than", "90")
+
+    assert status == 0
+    assert f"Deleted 1 audit entries (through entry #{old.pk})." in out
+    purge_entry = AuditEntry.objects.get(action=Action.AUDIT_PURGED)
+    assert purge_entry.detail.startswith("audit_purge --older-than 90 deleted 1 entries")
+    assert purge_entry.user_agent == "manage.py"
+    assert list(AuditEntry.objects.order_by("id")) == [kept, purge_entry]
+    assert run("audit_verify")[0] == 0
+
+
+def test_purge_refuses_less_than_a_day(db):
+    with pytest.raises(CommandError, match="at least 1 day"):
+        call_command("audit_purge", "--older-than", "0")
+
+
+def test_seed_writes_realistic_entries_that_verify(db):
+    status, out, _ = run("audit_seed", "--rows", "600", "--batch-size", "250", "--random-seed", "1")
+
+    assert status == 0
+    assert "Seeded 600 audit entries" in out
+    actions = set(AuditEntry.objects.values_list("action", flat=True))
+    assert {Action.LOOKUP, Action.SIGN_IN} <= actions
+    vias = set(AuditEntry.objects.values_list("via", flat=True))
+    assert {"page", "refresh"} <= vias
+    assert not AuditEntry.objects.filter(actor__isnull=False).exists()
+    stamps = list(AuditEntry.objects.order_by("id").values_list("at", flat=True))
+    assert stamps == sorted(stamps)
+    assert stamps[-1] <= datetime.now(UTC)
+    assert chain.verify().ok
+
+
+def test_seed_continues_an_existing_chain(audit_entry):
+    audit_entry()
+    run("audit_seed", "--rows", "50")
+    audit_entry()
+
+    assert chain.verify().entries_checked == 52

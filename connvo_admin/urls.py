@@ -5,5 +5,9 @@ from django.urls import include, path
 urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    path("audit/", include("audit.urls")),
     path("", include("meetings.urls")),
 ]
+
+# Every refusal is written to the audit log before the 403 page is shown.
+handler403 = "audit.views.permission_denied"

@@ -1,0 +1,100 @@
+"""The audit pages' filter form: it only parses the GET parameters into an `EntryFilter`."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from meetings import connvo
+
+from .models import Action, Via
+from .selectors import EntryFilter
+
+
+def _choices(pairs) -> list[tuple[str, str]]:
+    return [("", "Any"), *pairs]
+
+
+def outcome_choices() -> list[tuple[str, str]]:
+    return _choices((outcome.value, outcome.value.replace("_", " ")) for outcome in connvo.Outcome)
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class AuditFilterForm(forms.Form):
+    staff = forms.CharField(
+        label="Staff member",
+        required=False,
+        max_length=150,
+        widget=forms.TextInput(attrs={"list": "staff-names", "autocomplete": "off"}),
+    )
+    meeting = forms.CharField(
+        label="Meeting ID or link",
+        required=False,
+        max_length=2000,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    deployment = forms.CharField(
+        label="Deployment",
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"list": "deployment-names", "autocomplete": "off"}),
+    )
+    action = forms.ChoiceField(label="Action", required=False, choices=_choices(Action.choices))
+    outcome = forms.ChoiceField(label="Outcome", required=False, choices=outcome_choices)
+    via = forms.ChoiceField(label="Via", required=False, choices=_choices(Via.choices))
+    since = forms.DateField(label="From", required=False, widget=DateInput)
+    until = forms.DateField(label="To", required=False, widget=DateInput)
+    refreshes = forms.BooleanField(label="Include live refreshes", required=False)
+
+    # The filter each form field feeds, for the pages that fix one of them.
+    FIELD_FOR = {"staff": "staff", "meeting_id": "meeting"}
+
+    def __init__(self, *args, fixed: dict[str, str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fixed = fixed or {}
+        for name in self.fixed:
+            del self.fields[self.FIELD_FOR[name]]
+
+    def clean_meeting(self) -> str:
+        """An auditor may paste a link, like an agent; anything else is matched as typed (the log
+        also holds the IDs that were not valid)."""
+        text = self.cleaned_data["meeting"].strip()
+        if not text:
+            return ""
+        try:
+            return connvo.parse_meeting_id(text)
+        except connvo.InvalidMeetingId:
+            return text[:64]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until < since:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
+
+    def entry_filter(self) -> EntryFilter:
+        """The filter for a valid form, with the page's fixed value (a meeting's or a staff
+        member's page)."""
+        data = self.cleaned_data
+        # Dates are whole days in the viewer's timezone (their browser's, when known).
+        zone = timezone.get_current_timezone()
+        since = data.get("since")
+        until = data.get("until")
+        values = {
+            "staff": data.get("staff", "").strip(),
+            "meeting_id": data.get("meeting", ""),
+            "deployment": data.get("deployment", "").strip(),
+            "outcome": data.get("outcome", ""),
+            "via": data.get("via", ""),
+            "action": data.get("action", ""),
+            "since": datetime.combine(since, time.min, zone) if since else None,
+            "until": datetime.combine(until + timedelta(days=1), time.min, zone) if until else None,
+            "include_refreshes": bool(data.get("refreshes")),
+        }
+        return EntryFilter(**(values | self.fixed))

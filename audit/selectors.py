@@ -1,0 +1,171 @@
+"""Reads behind the audit pages and exports: the filtered entries, one page of them by keyset
+(never COUNT(*), never OFFSET), and who looked at a meeting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import Count, Max, Min, Q, QuerySet
+
+from .models import Action, AuditEntry, ChainVerification, Via
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    staff: str = ""
+    meeting_id: str = ""
+    deployment: str = ""
+    outcome: str = ""
+    via: str = ""
+    action: str = ""
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+    include_refreshes: bool = False
+
+    def describe(self) -> str:
+        """The filter in words, for an export's own audit entry."""
+        parts = [
+            f"{name}={value}"
+            for name in ("staff", "meeting_id", "deployment", "outcome", "via", "action")
+            if (value := getattr(self, name))
+        ]
+        if self.since:
+            parts.append(f"since={self.since.isoformat()}")
+        if self.until:
+            parts.append(f"until={self.until.isoformat()}")
+        if self.include_refreshes:
+            parts.append("with refreshes")
+        return ", ".join(parts) or "everything"
+
+
+def filtered_entries(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
+    """Newest first. Each exact-match filter has an index ending in (at, id) (see the model)."""
+    entries = AuditEntry.objects.all()
+    for field, value in (
+        ("actor_username", entry_filter.staff),
+        ("meeting_id", entry_filter.meeting_id),
+        ("deployment", entry_filter.deployment),
+        ("outcome", entry_filter.outcome),
+        ("via", entry_filter.via),
+        ("action", entry_filter.action),
+    ):
+        if value:
+            entries = entries.filter(**{field: value})
+    if entry_filter.since:
+        entries = entries.filter(at__gte=entry_filter.since)
+    if entry_filter.until:
+        entries = entries.filter(at__lt=entry_filter.until)
+    # A meeting page left open polls every few seconds; those rows would bury everything else.
+    if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
+        entries = entries.exclude(via=Via.REFRESH)
+    return entries.order_by("-at", "-id")
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in the newest-first order: an entry's (at, id)."""
+
+    at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> Cursor:
+        return cls(at=entry.at, id=entry.pk)
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """`<microseconds since the epoch>.<id>`, as `str()` writes it."""
+        micros, _, entry_id = text.partition(".")
+        try:
+            at = datetime.fromtimestamp(int(micros) // 1_000_000, tz=UTC).replace(
+                microsecond=int(micros) % 1_000_000
+            )
+            return cls(at=at, id=int(entry_id))
+        except (ValueError, OverflowError, OSError):
+            raise BadCursor(text) from None
+
+    def __str__(self) -> str:
+        delta = self.at - datetime(1970, 1, 1, tzinfo=UTC)
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}.{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[AuditEntry]
+    newer: Cursor | None  # show the page of entries newer than this one
+    older: Cursor | None  # show the page of entries older than this one
+
+
+def page_of(
+    entries: QuerySet[AuditEntry],
+    *,
+    size: int,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+) -> Page:
+    """One page in newest-first order, by keyset on (at, id): the same cost on page 1 and on
+    page 10,000, and stable while new entries arrive. `before` pages towards older entries,
+    `after` towards newer ones."""
+    if after is not None:
+        # at >= X AND NOT (at = X AND id <= Y): an index range scan on (at, id), in either order.
+        rows = list(
+            entries.filter(at__gte=after.at)
+            .exclude(at=after.at, id__lte=after.id)
+            .order_by("at", "id")[: size + 1]
+        )
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        return Page(
+            entries=rows,
+            newer=Cursor.of(rows[0]) if rows and more_newer else None,
+            older=Cursor.of(rows[-1]) if rows else None,
+        )
+    if before is not None:
+        entries = entries.filter(at__lte=before.at).exclude(at=before.at, id__gte=before.id)
+    rows = list(entries.order_by("-at", "-id")[: size + 1])
+    more_older = len(rows) > size
+    rows = rows[:size]
+    return Page(
+        entries=rows,
+        newer=Cursor.of(rows[0]) if rows and before is not None else None,
+        older=Cursor.of(rows[-1]) if more_older else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """One staff member's lookups of one meeting."""
+
+    username: str
+    lookups: int
+    found: int
+    refreshes: int
+    first_at: datetime
+    last_at: datetime
+
+
+def who_looked(*, meeting_id: str) -> list[Viewer]:
+    """Everyone who looked the meeting up, most recent first (refreshes counted apart)."""
+    rows = (
+        AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
+        .values("actor_username")
+        .annotate(
+            lookups=Count("id", filter=~Q(via=Via.REFRESH)),
+            found=Count("id", filter=Q(outcome="found") & ~Q(via=Via.REFRESH)),
+            refreshes=Count("id", filter=Q(via=Via.REFRESH)),
+            first_at=Min("at"),
+            last_at=Max("at"),
+        )
+        .order_by("-last_at")
+    )
+    return [Viewer(username=row.pop("actor_username"), **row) for row in rows]
+
+
+def latest_verification() -> ChainVerification | None:
+    return ChainVerification.objects.order_by("-at", "-id").first()

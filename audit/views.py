@@ -1,0 +1,182 @@
+"""The audit pages, for auditors: the log with filters, a meeting's history, a staff member's
+activity, one entry, and streamed exports. Also the console's 403 page, which records the
+refusal in the log."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db import DatabaseError, transaction
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from . import exports, selectors
+from .forms import AuditFilterForm
+from .models import Action, AuditEntry
+from .selectors import BadCursor, Cursor
+from .services import Origin, record
+
+logger = logging.getLogger(__name__)
+
+view_permission = permission_required("audit.view_auditentry", raise_exception=True)
+export_permission = permission_required("audit.export_auditentry", raise_exception=True)
+CURSOR_PARAMS = ("before", "after")
+
+
+def _cursor(request: HttpRequest, name: str) -> Cursor | None:
+    text = request.GET.get(name, "")
+    if not text:
+        return None
+    try:
+        return Cursor.parse(text)
+    except BadCursor:
+        return None  # a mangled link shows the newest page rather than an error
+
+
+def _filter_query(request: HttpRequest) -> str:
+    """The current filter as a query string, without the page position."""
+    query = request.GET.copy()
+    for name in CURSOR_PARAMS:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+def _chain_status() -> dict:
+    verification = selectors.latest_verification()
+    stale_after = timedelta(hours=settings.AUDIT_VERIFY_WARN_AFTER_HOURS)
+    return {
+        "verification": verification,
+        "verification_stale": verification is None
+        or timezone.now() - verification.at > stale_after,
+    }
+
+
+def _entry_list(request: HttpRequest, *, fixed: dict[str, str], extra: dict) -> HttpResponse:
+    form = AuditFilterForm(request.GET, fixed=fixed)
+    page, status = None, 200
+    if form.is_valid():
+        page = selectors.page_of(
+            selectors.filtered_entries(form.entry_filter()),
+            size=settings.AUDIT_PAGE_SIZE,
+            before=_cursor(request, "before"),
+            after=_cursor(request, "after"),
+        )
+    else:
+        status = 400
+    context = {
+        "form": form,
+        "page": page,
+        "filter_query": _filter_query(request),
+        "staff_names": get_user_model()
+        .objects.order_by("username")
+        .values_list("username", flat=True)[:500],
+        "deployment_names": list(settings.CONNVO_DEPLOYMENTS),
+        **_chain_status(),
+        **extra,
+    }
+    return render(request, "audit/entry_list.html", context, status=status)
+
+
+@require_GET
+@login_required
+@view_permission
+def entry_list(request: HttpRequest) -> HttpResponse:
+    return _entry_list(request, fixed={}, extra={})
+
+
+@require_GET
+@login_required
+@view_permission
+def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    extra = {
+        "meeting_id": meeting_id,
+        "viewers": selectors.who_looked(meeting_id=meeting_id),
+    }
+    return _entry_list(request, fixed={"meeting_id": meeting_id}, extra=extra)
+
+
+@require_GET
+@login_required
+@view_permission
+def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
+    extra = {
+        "staff_username": username,
+        "staff_account": get_user_model().objects.filter(username=username).first(),
+    }
+    return _entry_list(request, fixed={"staff": username}, extra=extra)
+
+
+@require_GET
+@login_required
+@view_permission
+def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = get_object_or_404(AuditEntry, pk=pk)
+    return render(request, "audit/entry_detail.html", {"entry": entry, **_chain_status()})
+
+
+@require_GET
+@login_required
+@view_permission
+@export_permission
+def export(request: HttpRequest, fmt: str) -> HttpResponse:
+    if fmt not in exports.WRITERS:
+        raise Http404("No such export format.")
+    form = AuditFilterForm(request.GET)
+    list_url = f"{reverse('audit:list')}?{_filter_query(request)}"
+    if not form.is_valid():
+        messages.error(request, "Fix the filter before exporting.")
+        return redirect(list_url)
+    entry_filter = form.entry_filter()
+    try:
+        with transaction.atomic():
+            export_entry = record(
+                origin=Origin.from_request(request),
+                action=Action.AUDIT_EXPORTED,
+                detail=f"{fmt.upper()} export of {entry_filter.describe()}",
+            )
+    except DatabaseError:
+        # Like a lookup: an export the log cannot record does not happen.
+        logger.exception("audit entry for an export by %s could not be written", request.user)
+        messages.error(
+            request,
+            "The console could not record this export in the audit log, so it did not start. "
+            "Try again in a moment.",
+        )
+        return redirect(list_url)
+    # The log as it stood when the export was asked for: not its own entry, nor what is written
+    # while it streams.
+    entries = selectors.filtered_entries(entry_filter).filter(id__lt=export_entry.pk)
+    response = StreamingHttpResponse(
+        exports.WRITERS[fmt](entries), content_type=exports.CONTENT_TYPES[fmt]
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
+    return response
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The console's 403 page (`handler403`), which first writes the refusal to the audit log."""
+    match = request.resolver_match
+    kwargs = match.kwargs if match else {}
+    try:
+        with transaction.atomic():
+            record(
+                origin=Origin.from_request(request),
+                action=Action.PERMISSION_DENIED,
+                deployment=str(kwargs.get("deployment", "")),
+                meeting_id=str(kwargs.get("meeting_id", "")),
+                http_status=403,
+                detail=f"{request.method} {request.path}",
+            )
+    except DatabaseError:
+        # The refusal stands either way; only the record of it is lost, loudly.
+        logger.exception("audit entry for a refusal of %s could not be written", request.path)
+    return render(request, "403.html", status=403)

@@ -1,0 +1,43 @@
+"""One audit entry (/audit/entries/<id>/), every field of it."""
+
+import pytest
+from django.urls import reverse
+
+from audit.models import Action
+
+pytestmark = pytest.mark.django_db
+
+
+def test_shows_every_field_and_links_to_the_meeting_and_staff_member(auditor_client, audit_entry):
+    entry = audit_entry(
+        username="alice",
+        meeting_id="jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a",
+        deployment="prod",
+        via="page",
+        outcome="not_visible",
+        http_status=200,
+        latency_ms=87,
+        connvo_request_id="req-123",
+        detail="Connvo said FORBIDDEN",
+    )
+
+    response = auditor_client.get(reverse("audit:entry", args=[entry.pk]))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    for text in ("not_visible", "87 ms", "req-123", "Connvo said FORBIDDEN", "10.0.0.7", entry.mac):
+        assert text in page
+    assert reverse("audit:meeting", args=[entry.meeting_id]) in page
+    assert reverse("audit:staff", args=["alice"]) in page
+
+
+def test_failed_sign_in_says_the_username_was_only_tried(auditor_client, audit_entry):
+    entry = audit_entry(username="root", action=Action.SIGN_IN_FAILED)
+
+    page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
+
+    assert "(the username that was tried)" in page
+
+
+def test_unknown_entry_is_404(auditor_client):
+    assert auditor_client.get(reverse("audit:entry", args=[999])).status_code == 404

@@ -1,0 +1,224 @@
+"""The audit log page (/audit/): filters, refreshes hidden by default, keyset pages, and the
+chain's last verification."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from audit import chain
+from audit.models import Action, ChainVerification, Via
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("audit:list")
+MEETING = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
+
+
+def shown_ids(response) -> list[int]:
+    """The entries on the page, in the order shown."""
+    return [int(n) for n in re.findall(r'href="/audit/entries/(\d+)/"', response.content.decode())]
+
+
+def link(response, rel: str) -> str | None:
+    """The page link a browser would follow (they are relative: `?before=…`)."""
+    found = re.search(rf'<a href="([^"]+)" rel="{rel}">', response.content.decode())
+    return URL + found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_newest_entries_first_with_links_to_their_meeting_and_staff_member(
+    auditor_client, audit_entry
+):
+    older = audit_entry(username="alice", meeting_id=MEETING, deployment="prod", outcome="found")
+    newer = audit_entry(username="bob", action=Action.SIGN_IN)
+
+    response = auditor_client.get(URL)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert shown_ids(response) == [newer.pk, older.pk]
+    assert reverse("audit:meeting", args=[MEETING]) in page
+    assert reverse("audit:staff", args=["alice"]) in page
+    assert "Signed in" in page
+    assert "10.0.0.7" in page
+
+
+def test_live_refreshes_are_hidden_unless_asked_for(auditor_client, audit_entry):
+    page_view = audit_entry(via=Via.PAGE, meeting_id=MEETING)
+    refresh = audit_entry(via=Via.REFRESH, meeting_id=MEETING)
+
+    hidden = auditor_client.get(URL)
+    included = auditor_client.get(URL, {"refreshes": "on"})
+    only_refreshes = auditor_client.get(URL, {"via": "refresh"})
+
+    assert shown_ids(hidden) == [page_view.pk]
+    assert "Live refreshes are hidden." in hidden.content.decode()
+    assert shown_ids(included) == [refresh.pk, page_view.pk]
+    assert shown_ids(only_refreshes) == [refresh.pk]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"staff": "alice"}, ["alice-prod"]),
+        ({"meeting": f"https://app.connvo.example/meetings/{MEETING}?tab=chat"}, ["alice-prod"]),
+        ({"deployment": "dev"}, ["bob-dev"]),
+        ({"outcome": "not_visible"}, ["bob-dev"]),
+        ({"via": "cli"}, ["carol-cli"]),
+        ({"action": "sign_in_failed"}, ["mallory"]),
+        ({"staff": "bob", "deployment": "prod"}, []),
+    ],
+)
+def test_each_filter_narrows_the_list(auditor_client, audit_entry, params, expected):
+    entries = {
+        "alice-prod": audit_entry(
+            username="alice", meeting_id=MEETING, deployment="prod", outcome="found", via="page"
+        ),
+        "bob-dev": audit_entry(
+            username="bob", meeting_id="other", deployment="dev", outcome="not_visible", via="page"
+        ),
+        "carol-cli": audit_entry(username="carol", meeting_id="x", outcome="found", via="cli"),
+        "mallory": audit_entry(username="mallory", action=Action.SIGN_IN_FAILED),
+    }
+
+    response = auditor_client.get(URL, params)
+
+    assert shown_ids(response) == [entries[name].pk for name in expected]
+    if not expected:
+        assert "No entries match this filter." in response.content.decode()
+
+
+def test_date_range_is_whole_days_in_the_viewers_timezone(auditor_client, audit_entry):
+    # 23:30 on 1 March in Paris is 22:30 UTC.
+    late_evening = audit_entry(at=datetime(2026, 3, 1, 22, 30, tzinfo=UTC))
+    next_morning = audit_entry(at=datetime(2026, 3, 2, 7, 0, tzinfo=UTC))
+    auditor_client.cookies["console_tz"] = "Europe/Paris"
+
+    response = auditor_client.get(URL, {"since": "2026-03-01", "until": "2026-03-01"})
+
+    assert shown_ids(response) == [late_evening.pk]
+    assert next_morning.pk not in shown_ids(response)
+
+
+def test_end_before_start_is_explained(auditor_client, audit_entry):
+    response = auditor_client.get(URL, {"since": "2026-03-02", "until": "2026-03-01"})
+
+    assert response.status_code == 400
+    assert "The end date is before the start date." in response.content.decode()
+
+
+def test_keyset_pages_cover_every_entry_once_even_with_equal_timestamps(
+    settings, auditor_client, audit_entry
+):
+    settings.AUDIT_PAGE_SIZE = 3
+    same_moment = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    entries = [audit_entry(at=same_moment + timedelta(seconds=n // 4)) for n in range(10)]
+    newest_first = [e.pk for e in sorted(entries, key=lambda e: (e.at, e.pk), reverse=True)]
+
+    pages, url = [], URL
+    while url:
+        response = auditor_client.get(url)
+        pages.append(shown_ids(response))
+        url = link(response, "next")
+
+    assert [len(p) for p in pages] == [3, 3, 3, 1]
+    assert [pk for page in pages for pk in page] == newest_first
+
+    # And back again, page by page, towards the newest.
+    back = []
+    while url := link(response, "prev"):
+        response = auditor_client.get(url)
+        back.append(shown_ids(response))
+    assert back == pages[-2::-1]
+
+
+def test_pages_keep_the_filter(settings, auditor_client, audit_entry):
+    settings.AUDIT_PAGE_SIZE = 2
+    for n in range(3):
+        audit_entry(username="alice")
+        audit_entry(username=f"other{n}")
+
+    first = auditor_client.get(URL, {"staff": "alice"})
+    second = auditor_client.get(link(first, "next"))
+
+    assert "staff=alice" in link(first, "next")
+    assert len(shown_ids(first)) == 2
+    assert len(shown_ids(second)) == 1
+
+
+def test_pages_never_count_or_skip_rows(settings, auditor_client, audit_entry):
+    settings.AUDIT_PAGE_SIZE = 2
+    for _ in range(5):
+        audit_entry()
+    first = auditor_client.get(URL)
+
+    with CaptureQueriesContext(connection) as queries:
+        auditor_client.get(link(first, "next"))
+
+    sql = " ".join(q["sql"].upper() for q in queries if "AUDIT_AUDITENTRY" in q["sql"].upper())
+    assert "COUNT(" not in sql
+    assert "OFFSET" not in sql
+
+
+def test_a_mangled_page_link_shows_the_newest_entries(auditor_client, audit_entry):
+    entry = audit_entry()
+
+    response = auditor_client.get(URL, {"before": "not-a-cursor"})
+
+    assert response.status_code == 200
+    assert shown_ids(response) == [entry.pk]
+
+
+def test_says_when_the_chain_was_never_verified(auditor_client):
+    page = auditor_client.get(URL).content.decode()
+
+    assert "Chain never verified." in page
+
+
+def test_shows_the_last_verification(auditor_client, audit_entry):
+    audit_entry()
+    chain.record_verification(chain.verify(), duration_ms=5)
+
+    page = auditor_client.get(URL).content.decode()
+
+    assert "Chain last verified" in page
+    assert "<strong>OK</strong> (1 entries)" in page
+
+
+def test_warns_when_the_last_verification_found_a_break(auditor_client):
+    chain.record_verification(
+        chain.Verification(ok=False, entries_checked=7, first_bad_id=8, message="Entry #8 ..."),
+        duration_ms=5,
+    )
+
+    page = auditor_client.get(URL).content.decode()
+
+    assert "Chain BROKEN" in page
+    assert reverse("audit:entry", args=[8]) in page
+
+
+def test_warns_when_the_last_verification_is_old(settings, auditor_client, audit_entry):
+    settings.AUDIT_VERIFY_WARN_AFTER_HOURS = 1
+    ChainVerification.objects.create(
+        at=datetime.now(UTC) - timedelta(hours=2),
+        ok=True,
+        entries_checked=0,
+        message="0 entries verified.",
+        duration_ms=5,
+    )
+
+    page = auditor_client.get(URL).content.decode()
+
+    assert "That is a while ago" in page
+
+
+def test_export_links_carry_the_filter(auditor_client):
+    page = auditor_client.get(URL, {"staff": "alice", "before": "1.2"}).content.decode()
+
+    assert 'href="/audit/export.csv?staff=alice"' in page
+    assert 'href="/audit/export.jsonl?staff=alice"' in page

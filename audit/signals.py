@@ -1,0 +1,65 @@
+"""Sign-ins, sign-outs and failed sign-ins, from Django's auth signals, into the audit log.
+
+Only sign-ins that arrive in an HTTP request are recorded: the test client's `force_login()`
+signs in with a bare `HttpRequest` that has no method and no origin, which is nobody signing in."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db import DatabaseError, transaction
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from .models import Action
+from .services import Origin, client_ip, record
+
+logger = logging.getLogger(__name__)
+
+
+def _is_http(request: HttpRequest | None) -> bool:
+    return request is not None and request.method is not None
+
+
+def _record(request: HttpRequest, *, user, username: str, action: Action, detail: str = "") -> None:
+    origin = Origin(
+        user=user,
+        username=username,
+        client_ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
+    try:
+        with transaction.atomic():
+            record(origin=origin, action=action, detail=detail)
+    except DatabaseError:
+        # Refusing a sign-in or sign-out because the log is down would lock everyone out
+        # (auditors included); the failure is logged loudly instead.
+        logger.exception("audit entry for %s by %r could not be written", action, username)
+
+
+@receiver(user_logged_in, dispatch_uid="audit_sign_in")
+def record_sign_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    if _is_http(request):
+        _record(request, user=user, username=user.get_username(), action=Action.SIGN_IN)
+
+
+@receiver(user_logged_out, dispatch_uid="audit_sign_out")
+def record_sign_out(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    if _is_http(request) and user is not None:
+        _record(request, user=user, username=user.get_username(), action=Action.SIGN_OUT)
+
+
+@receiver(user_login_failed, dispatch_uid="audit_sign_in_failed")
+def record_failed_sign_in(sender, credentials: dict, request: HttpRequest | None = None, **kwargs):
+    # Django has already masked the password in `credentials`; only the username is kept.
+    # An attempt django-axes refused for a lockout is recorded as such by accounts/lockouts.py.
+    if _is_http(request) and not getattr(request, "axes_locked_out", False):
+        username = str(credentials.get("username", ""))
+        _record(
+            request,
+            user=None,
+            username=username,
+            action=Action.SIGN_IN_FAILED,
+            detail="Wrong username or password.",
+        )

@@ -1,0 +1,170 @@
+"""An auditor's visit, in a real browser: the log, a filter, a meeting's history, a staff
+member's activity, one entry, an export, and the narrow layout."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from audit import chain
+from audit.models import Action, Via
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OLDER, NEWER = re.compile("^Older"), re.compile("Newer$")
+MEETING = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
+OTHER = "k57b2xq8c3n4m5p6r7s8t9v0w1y2z3a4"
+
+
+@pytest.fixture
+def history(audit_entry) -> None:
+    """A morning's worth of entries, verified."""
+    start = datetime.now(UTC) - timedelta(hours=3)
+    rows = [
+        dict(username="agent", action=Action.SIGN_IN),
+        dict(
+            username="agent",
+            meeting_id=MEETING,
+            deployment="prod",
+            via=Via.PAGE,
+            outcome="found",
+            http_status=200,
+            latency_ms=84,
+        ),
+        dict(
+            username="agent",
+            meeting_id=MEETING,
+            deployment="prod",
+            via=Via.REFRESH,
+            outcome="found",
+            http_status=200,
+            latency_ms=61,
+        ),
+        dict(
+            username="bob",
+            meeting_id=MEETING,
+            deployment="prod",
+            via=Via.PAGE,
+            outcome="not_visible",
+            http_status=200,
+            latency_ms=90,
+            connvo_request_id="b7e1c9",
+        ),
+        dict(
+            username="bob",
+            meeting_id=OTHER,
+            deployment="dev",
+            via=Via.CLI,
+            outcome="found",
+            http_status=200,
+            latency_ms=70,
+        ),
+        dict(
+            username="mallory", action=Action.SIGN_IN_FAILED, detail="Wrong username or password."
+        ),
+        dict(
+            username="outsider",
+            action=Action.PERMISSION_DENIED,
+            http_status=403,
+            detail="GET /tokens/",
+        ),
+        dict(username="agent", action=Action.TOKEN_REPLACED, deployment="prod"),
+    ]
+    for n, fields in enumerate(rows):
+        audit_entry(at=start + timedelta(minutes=7 * n), **fields)
+    chain.record_verification(chain.verify(), duration_ms=12)
+
+
+def test_auditor_reads_filters_and_exports_the_log(
+    page: Page, live_server, auditor, history, sign_in, screenshot
+):
+    sign_in("auditor")
+    page.get_by_role("link", name="Audit log").click()
+
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    expect(page.locator(".chain-status")).to_contain_text("OK (8 entries)")
+    rows = page.locator(".audit-table tbody tr")
+    # The history less its refresh, plus the auditor's sign-in and the refusal of the lookup
+    # page that sign-in lands on (it is for Support).
+    expect(rows).to_have_count(9)
+    expect(rows.nth(1)).to_contain_text("Signed in")
+    expect(rows.nth(1)).to_contain_text("auditor")
+    screenshot("audit-01-log")
+
+    page.get_by_label("Staff member").fill("bob")
+    page.get_by_label("Outcome").select_option("not_visible")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("not_visible")
+    screenshot("audit-02-filtered")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    exported = download.value.path().read_text()
+    assert exported.splitlines()[0].startswith("id,at,actor_username,action")
+    assert len(exported.splitlines()) == 2
+    assert "bob" in exported
+
+    rows.first.get_by_role("link", name=MEETING[:13]).click()
+    expect(page.get_by_role("heading", name=f"Who looked at meeting {MEETING}")).to_be_visible()
+    viewers = page.locator(".audit-table--summary tbody tr")
+    expect(viewers).to_have_count(2)
+    expect(viewers.first).to_contain_text("bob")
+    screenshot("audit-03-meeting")
+
+    viewers.last.get_by_role("link", name="agent").click()
+    expect(page.get_by_role("heading", name="Activity of agent")).to_be_visible()
+    screenshot("audit-04-staff")
+
+    page.locator(".audit-table tbody tr").first.locator("td").first.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Token replaced")).to_be_visible()
+    screenshot("audit-05-entry")
+
+
+def test_refreshes_are_one_click_away(page: Page, live_server, auditor, history, sign_in):
+    sign_in("auditor")
+    page.goto(f"{live_server.url}/audit/meetings/{MEETING}/")
+    rows = page.locator(".card--table .audit-table tbody tr")
+    expect(rows).to_have_count(2)
+
+    page.get_by_label("Include live refreshes").check()
+    page.get_by_role("button", name="Filter").click()
+
+    expect(rows).to_have_count(3)
+    expect(page.get_by_text("Live refreshes are hidden.")).to_have_count(0)
+
+
+def test_older_pages(settings, page: Page, live_server, auditor, audit_entry, sign_in):
+    settings.AUDIT_PAGE_SIZE = 10
+    for n in range(25):
+        audit_entry(username="agent", meeting_id=f"meeting{n:02d}")
+    sign_in("auditor")
+    page.goto(f"{live_server.url}/audit/?action=lookup")
+    rows = page.locator(".audit-table tbody tr")
+
+    expect(rows.first).to_contain_text("meeting24"[:14])
+    page.get_by_role("link", name=OLDER).click()
+    page.get_by_role("link", name=OLDER).click()
+    expect(rows).to_have_count(5)
+    expect(page.get_by_role("link", name=OLDER)).to_have_count(0)
+    page.get_by_role("link", name=NEWER).click()
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("meeting14")
+
+
+def test_narrow_window(page: Page, live_server, auditor, history, sign_in, screenshot):
+    page.set_viewport_size({"width": 700, "height": 900})
+    sign_in("auditor")
+    page.goto(f"{live_server.url}/audit/")
+
+    expect(page.locator(".audit-table tbody tr").first).to_be_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 700, "the audit log scrolls sideways at 700 px"
+    screenshot("audit-06-log-700px")
+
+    page.goto(f"{live_server.url}/audit/meetings/{MEETING}/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 700
+    screenshot("audit-07-meeting-700px")

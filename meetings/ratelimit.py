@@ -53,5 +53,4 @@ def count_lookup(*, user: AbstractBaseUser) -> None:
             "console allows one person (this is the console's own limit, not Connvo's). Wait a "
             "minute and try again. If a script or a pile of open tabs is using your account, stop "
             "it first.",
-            detail=f"{count} lookups in {WINDOW_SECONDS} s; limit {limit}",
         )

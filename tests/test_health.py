@@ -1,0 +1,127 @@
+"""/healthz and /readyz: JSON, no sign-in, answered whatever Host or scheme the probe uses, and
+never a secret in the body."""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+from django.test import Client
+
+from connvo_admin import health
+
+PRODUCTION_KEYS = {
+    "SECRET_KEY": "s" * 64,
+    "TOKEN_ENCRYPTION_KEYS": ["kX8vJ3m2Yb1QJtq3cK0a7y4Q0mH3V1qg9rXx1yJ3bHk="],
+    "AUDIT_CHAIN_KEY": "a" * 64,
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_probes():
+    health.forget_connvo_probes()
+    yield
+    health.forget_connvo_probes()
+
+
+@pytest.fixture
+def configured(settings):
+    for name, value in PRODUCTION_KEYS.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def test_healthz_answers_without_touching_anything(client: Client):
+    with mock.patch.object(health, "_database", side_effect=AssertionError("no database")):
+        response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_probes_by_address_over_plain_http_are_answered(client: Client, settings):
+    # A load balancer probes each host by its address, while the console only answers to its name
+    # and redirects plain HTTP to HTTPS.
+    settings.ALLOWED_HOSTS = ["console.intranet.example"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    response = client.get("/healthz", HTTP_HOST="10.0.0.21:8000")
+
+    assert response.status_code == 200
+    assert client.get("/", HTTP_HOST="10.0.0.21:8000").status_code == 400
+
+
+@pytest.mark.django_db
+def test_readyz_is_ready_when_database_cache_and_keys_are(client: Client, configured, fake_connvo):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "cache": "ok", "keys": "ok"},
+        # "prod" points at a closed port in the tests: reported, but this host is still ready.
+        "connvo": {"dev": "reachable", "prod": "unreachable"},
+    }
+
+
+@pytest.mark.django_db
+def test_readyz_is_not_ready_with_demo_keys_and_names_them(client: Client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not ready"
+    assert body["checks"]["keys"].startswith("missing or demo: SECRET_KEY, TOKEN_ENCRYPTION_KEYS")
+
+
+@pytest.mark.django_db
+def test_readyz_is_not_ready_when_the_cache_does_not_answer(client: Client, configured):
+    configured.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/5",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"] == "unreachable"
+
+
+def test_readyz_is_not_ready_when_the_database_does_not_answer(client: Client, configured):
+    failing = mock.MagicMock()
+    failing.__enter__.return_value.execute.side_effect = OperationalError("connection refused")
+    with mock.patch.object(health.connection, "cursor", return_value=failing):
+        response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "unreachable"
+
+
+@pytest.mark.django_db
+def test_readyz_body_holds_no_secret_and_no_url(client: Client, configured, fake_connvo):
+    body = client.get("/readyz").content.decode()
+
+    for value in (configured.SECRET_KEY, configured.AUDIT_CHAIN_KEY, fake_connvo.url, "127.0.0.1"):
+        assert value not in body
+    assert configured.TOKEN_ENCRYPTION_KEYS[0] not in body
+    json.loads(body)
+
+
+@pytest.mark.django_db
+def test_connvo_reachability_is_remembered_briefly(client: Client, configured, fake_connvo):
+    client.get("/readyz")
+    fake_connvo.down()
+
+    assert client.get("/readyz").json()["connvo"]["dev"] == "reachable"  # still remembered
+    health.forget_connvo_probes()
+    assert client.get("/readyz").json()["connvo"]["dev"] == "unreachable"
+
+
+def test_health_endpoints_only_answer_get(client: Client):
+    assert client.post("/healthz").status_code == 405

@@ -1,0 +1,121 @@
+"""The console's own lookup limit per staff member (CONNVO_LOOKUPS_PER_MINUTE): pages, live
+refreshes and the command line count together; over the limit nothing reaches Connvo, the agent
+is told it is the console's limit, and the refusal is audited."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import time
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from audit.models import Action, AuditEntry
+from connvo_admin import settings as defaults
+from meetings import ratelimit, tokens
+from tests.conftest import _user
+
+pytestmark = pytest.mark.django_db
+
+LIMIT = 3
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture(autouse=True)
+def small_limit(settings):
+    settings.CONNVO_LOOKUPS_PER_MINUTE = LIMIT
+
+
+def test_lookups_over_the_limit_are_refused_before_connvo(agent_client, agent_token, fake_connvo):
+    path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+    for _ in range(LIMIT):
+        assert agent_client.get(path).status_code == 200
+
+    response = agent_client.get(path)
+
+    assert response.status_code == 429
+    page = html.unescape(response.content.decode())
+    assert "Too many lookups from your account" in page
+    assert f"more than {LIMIT} lookups in the last minute" in page
+    assert "this is the console's own limit, not Connvo's" in page
+    assert "Close meeting pages you no longer need" in page
+    assert "escalate" not in page
+    assert fake_connvo.call_count == LIMIT
+
+
+def test_the_refusal_is_audited(agent_client, agent_token, fake_connvo):
+    path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+    for _ in range(LIMIT + 1):
+        agent_client.get(path)
+
+    outcomes = list(
+        AuditEntry.objects.filter(action=Action.LOOKUP).values_list("outcome", flat=True)
+    )
+    assert outcomes == ["lookup_limit"] + ["found"] * LIMIT  # newest first
+
+
+def test_live_refreshes_count_and_back_off(agent_client, agent_token, fake_connvo):
+    path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+    agent_client.get(path)
+    for _ in range(LIMIT - 1):
+        agent_client.get(path, {"failures": 0, "seen": ""}, **HTMX)
+
+    response = agent_client.get(path, {"failures": 0, "seen": ""}, **HTMX)
+
+    # The page keeps its last values and tries again later, more slowly.
+    assert response.status_code == 200
+    assert "Too many lookups from your account" in response.content.decode()
+    assert 'data-status="failing"' in response.content.decode()
+
+
+def test_each_person_has_their_own_limit(agent_client, agent_token, fake_connvo):
+    path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+    for _ in range(LIMIT + 1):
+        agent_client.get(path)
+    colleague = _user("colleague", "Support")
+    tokens.save_token(user=colleague, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    client = Client()
+    client.force_login(colleague)
+
+    assert client.get(path).status_code == 200
+
+
+def test_the_command_line_counts_too(agent, agent_token, fake_connvo):
+    for _ in range(LIMIT):
+        ratelimit.count_lookup(user=agent)
+    out = io.StringIO()
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command(
+            "connvo_lookup",
+            fake_connvo.meeting_id("standup"),
+            "--user",
+            "agent",
+            "--json",
+            stdout=out,
+        )
+
+    assert exit_.value.code == 1
+    assert json.loads(out.getvalue())["error"] == "lookup_limit"
+
+
+def test_the_limit_starts_again_a_minute_after_the_first_lookup(agent):
+    for _ in range(LIMIT):
+        ratelimit.count_lookup(user=agent)
+    with pytest.raises(ratelimit.LookupLimitReached):
+        ratelimit.count_lookup(user=agent)
+
+    a_minute_later = SimpleNamespace(time=lambda: time.time() + 61)
+    with mock.patch("django.core.cache.backends.locmem.time", a_minute_later):
+        ratelimit.count_lookup(user=agent)
+
+
+def test_an_open_meeting_page_stays_far_below_the_default_limit():
+    refreshes_per_minute = 60 / defaults.CONNVO_POLL_INTERVAL
+    open_pages_within_the_limit = defaults.CONNVO_LOOKUPS_PER_MINUTE / refreshes_per_minute
+    assert open_pages_within_the_limit >= 5

@@ -1,0 +1,143 @@
+"""Sign-in through the company's identity provider (OpenID Connect), against a fake provider on
+loopback: the provider's groups decide Support and Auditor; people in neither group, console
+superusers and identity tokens minted for another application are refused with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+from django.test import Client
+
+from fakeoidc import FakeOIDC
+from tests.conftest import PASSWORD, _user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def idp(settings) -> Iterator[FakeOIDC]:
+    fake = FakeOIDC().start()
+    for name, value in fake.settings().items():
+        setattr(settings, name, value)
+    settings.OIDC_ENABLED = True
+    settings.OIDC_PROVIDER_NAME = "Example SSO"
+    settings.OIDC_SUPPORT_GROUPS = ["connvo-support"]
+    settings.OIDC_AUDITOR_GROUPS = ["connvo-audit"]
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def sign_in_with_idp(client: Client, next_path: str = "/") -> object:
+    """The browser's round trip: console → provider (approves) → console's callback."""
+    start = client.get("/accounts/oidc/start/", {"next": next_path})
+    assert start.status_code == 302, start
+    approved = requests.get(start["Location"], allow_redirects=False, timeout=5)
+    if approved.status_code != 302:
+        return approved
+    back = urlsplit(approved.headers["Location"])
+    return client.get(f"{back.path}?{back.query}", follow=True)
+
+
+def groups_of(username: str) -> set[str]:
+    return set(User.objects.get(username=username).groups.values_list("name", flat=True))
+
+
+def test_the_sign_in_page_offers_the_identity_provider(client: Client, idp):
+    page = client.get("/accounts/login/?next=/tokens/").content.decode()
+
+    assert "Sign in with Example SSO" in page
+    assert 'href="/accounts/oidc/start/?next=/tokens/"' in page
+
+
+def test_a_support_person_signs_in_and_gets_an_account(client: Client, idp):
+    idp.sign_in_as("dana", groups=("connvo-support", "everyone"), email="dana@example.com")
+
+    response = sign_in_with_idp(client, next_path="/tokens/")
+
+    assert response.redirect_chain[-1][0] == "/tokens/"
+    assert response.status_code == 200
+    assert response.context["user"].username == "dana"
+    assert groups_of("dana") == {"Support"}
+    dana = User.objects.get(username="dana")
+    assert dana.email == "dana@example.com"
+    assert not dana.has_usable_password()
+    # The code flow used PKCE and the provider's published key.
+    assert idp.calls[:4] == ["GET /authorize", "POST /token", "GET /jwks", "GET /userinfo"]
+
+
+def test_the_providers_groups_decide_support_and_auditor_at_every_sign_in(client: Client, idp):
+    existing = _user("erin", "Support")
+    idp.sign_in_as("erin", groups=("connvo-audit",))
+
+    sign_in_with_idp(client)
+
+    assert groups_of("erin") == {"Auditor"}
+    assert User.objects.get(pk=existing.pk).username == "erin"
+
+
+def test_someone_in_neither_group_is_refused_with_a_reason(client: Client, idp):
+    idp.sign_in_as("frank", groups=("marketing",))
+
+    response = sign_in_with_idp(client)
+
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == "/accounts/login/"
+    assert "not in a group that may use this console" in page
+    assert not User.objects.filter(username="frank").exists()
+
+
+def test_a_console_superuser_cannot_sign_in_through_the_provider(client: Client, idp, admin_user):
+    idp.sign_in_as("admin", groups=("connvo-support",))
+
+    response = sign_in_with_idp(client)
+
+    assert "Administrators sign in with their console password" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_an_identity_token_for_another_application_is_refused(client: Client, idp):
+    idp.sign_in_as("gina", groups=("connvo-support",))
+    idp.audience = "some-other-application"
+
+    response = sign_in_with_idp(client)
+
+    assert "Signing in with Example SSO did not work" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_an_unreachable_provider_is_a_message_not_an_error_page(client: Client, idp, settings):
+    idp.sign_in_as("hal", groups=("connvo-support",))
+    settings.OIDC_OP_TOKEN_ENDPOINT = "http://127.0.0.1:9/token"
+
+    response = sign_in_with_idp(client)
+
+    assert response.status_code == 200
+    assert "Signing in with Example SSO did not work" in response.content.decode()
+
+
+def test_a_refusal_at_the_provider_returns_to_the_sign_in_page(client: Client, idp):
+    idp.deny = True
+
+    response = sign_in_with_idp(client)
+
+    assert response.redirect_chain[-1][0] == "/accounts/login/"
+    assert "_auth_user_id" not in client.session
+
+
+def test_password_sign_in_still_works_alongside(client: Client, idp, agent):
+    response = client.post("/accounts/login/", {"username": "agent", "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert idp.calls == []
+
+
+def test_without_configuration_there_is_no_provider_sign_in(client: Client):
+    assert "Sign in with" not in client.get("/accounts/login/").content.decode()
+    assert client.get("/accounts/oidc/start/").status_code == 404
+    assert client.get("/accounts/oidc/callback/?code=x&state=y").status_code == 404

@@ -1,0 +1,98 @@
+"""Sign-in throttling (django-axes): too many failures lock the account and the address, the
+lockout page says what happened and what to do, the lockout is audited, and it ends by itself or
+when an administrator lifts it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from audit.models import Action, AuditEntry
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+LIMIT = 3
+
+
+@pytest.fixture(autouse=True)
+def small_limit(settings):
+    settings.AXES_FAILURE_LIMIT = LIMIT
+    settings.AXES_COOLOFF_TIME = timedelta(minutes=15)
+
+
+def sign_in(username: str, password: str, *, ip: str = "10.0.0.5"):
+    return Client(REMOTE_ADDR=ip).post(
+        "/accounts/login/", {"username": username, "password": password}
+    )
+
+
+def test_wrong_passwords_lock_the_account_with_a_readable_page(agent):
+    for _ in range(LIMIT - 1):
+        assert sign_in("agent", "wrong").status_code == 200
+
+    response = sign_in("agent", "wrong")
+
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "Sign-in is paused" in page
+    assert f"There were {LIMIT} failed sign-ins in a row" in page
+    assert "Wait 15 minutes and try again" in page
+    assert "console administrator" in page
+    # Locked means locked: the right password does not get in either.
+    assert sign_in("agent", PASSWORD).status_code == 429
+
+
+def test_the_lockout_is_audited_under_the_username_tried(agent):
+    for _ in range(LIMIT):
+        sign_in("agent", "wrong", ip="10.0.0.7")
+
+    entry = AuditEntry.objects.get(action=Action.SIGN_IN_FAILED, detail="locked out")
+    assert entry.actor_username == "agent"
+    assert entry.client_ip == "10.0.0.7"
+
+
+def test_an_account_is_locked_whatever_address_the_guesses_come_from(agent):
+    for number in range(LIMIT):
+        sign_in("agent", "wrong", ip=f"10.0.1.{number}")
+
+    assert sign_in("agent", PASSWORD, ip="10.0.2.1").status_code == 429
+
+
+def test_an_address_is_locked_whatever_accounts_it_guesses(agent, outsider):
+    for number in range(LIMIT):
+        sign_in(f"someone{number}", "wrong", ip="10.0.3.1")
+
+    assert sign_in("agent", PASSWORD, ip="10.0.3.1").status_code == 429
+    # The same person from their own desk is not affected.
+    assert sign_in("agent", PASSWORD, ip="10.0.3.2").status_code == 302
+
+
+def test_the_lockout_ends_after_the_cool_off(agent):
+    for _ in range(LIMIT):
+        sign_in("agent", "wrong")
+
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+
+    assert sign_in("agent", PASSWORD).status_code == 302
+
+
+def test_an_administrator_can_lift_a_lockout(agent):
+    for _ in range(LIMIT):
+        sign_in("agent", "wrong")
+
+    call_command("axes_reset_username", "agent")
+
+    assert sign_in("agent", PASSWORD).status_code == 302
+
+
+def test_failures_below_the_limit_show_the_usual_form_error(agent):
+    response = sign_in("agent", "wrong")
+
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()

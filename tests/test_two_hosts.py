@@ -1,0 +1,194 @@
+"""Two gunicorn instances against one PostgreSQL and one Redis, as behind a load balancer:
+a sign-in on one host is honoured by the other, lookups work through both, the lookup limit and
+sign-in lockouts count across both, the audit chain stays valid, and no log line of either
+instance holds a token, a cookie or an Authorization header.
+
+Runs only on PostgreSQL, in a database of its own that the gunicorn processes can see (the usual
+test database lives inside a transaction they could not see)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+import requests
+from django.conf import settings
+
+from fakeconnvo import FakeConnvo
+from tests.conftest import PASSWORD
+from tests.production import TEST_REDIS, Gunicorn, collect_static, manage, production_env
+
+pytestmark = pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="several hosts share state through PostgreSQL: run with a postgres:// DATABASE_URL",
+)
+
+LOOKUP_LIMIT = 6
+FAILURE_LIMIT = 3
+CREATE_AGENT = """
+from django.contrib.auth.models import Group, User
+user = User.objects.create_user("agent", password={password!r})
+user.groups.add(Group.objects.get(name="Support"))
+"""
+
+
+def _server_url(database: str) -> str:
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database}"
+
+
+@pytest.fixture
+def shared_database() -> Iterator[str]:
+    name = f"console_two_hosts_{os.getpid()}"
+    admin = psycopg.connect(_server_url("postgres"), autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _server_url(name)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def shared_cache_prefix() -> Iterator[str]:
+    prefix = f"two-hosts-{secrets.token_hex(6)}"
+    yield prefix
+    # Only this test's keys: other people use this Redis database too.
+    client = redis.Redis.from_url(TEST_REDIS)
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeConnvo]:
+    with FakeConnvo() as fake:
+        yield fake
+
+
+def csrf_token(page: requests.Response) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+
+
+def sign_in(session: requests.Session, host: Gunicorn, password: str) -> requests.Response:
+    page = session.get(f"{host.url}/accounts/login/", timeout=10)
+    return session.post(
+        f"{host.url}/accounts/login/",
+        data={"username": "agent", "password": password, "csrfmiddlewaretoken": csrf_token(page)},
+        allow_redirects=False,
+        timeout=10,
+    )
+
+
+def test_two_instances_share_sign_ins_limits_and_lockouts(
+    shared_database, shared_cache_prefix, fake, tmp_path, tmp_path_factory
+):
+    env = production_env(
+        DATABASE_URL=shared_database,
+        CACHE_KEY_PREFIX=shared_cache_prefix,
+        STATIC_ROOT=str(collect_static(tmp_path_factory)),
+        CONNVO_DEPLOYMENTS=f"dev={fake.url}",
+        CONNVO_LOOKUPS_PER_MINUTE=str(LOOKUP_LIMIT),
+        SIGN_IN_FAILURE_LIMIT=str(FAILURE_LIMIT),
+        LOG_LEVEL="DEBUG",
+        # Plain HTTP between the test and gunicorn: no TLS proxy in front here.
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        SECURE_SSL_REDIRECT="false",
+    )
+    for step in (
+        manage("migrate", "--noinput", env=env),
+        manage("shell", "-c", CREATE_AGENT.format(password=PASSWORD), env=env),
+    ):
+        assert step.returncode == 0, step.stderr
+    token = fake.token_for("agent")
+    saved = manage(
+        "connvo_token", "set", "--user", "agent", "--deployment", "dev", env=env, input=token
+    )
+    assert saved.returncode == 0, saved.stderr
+
+    one, two = Gunicorn(env, tmp_path, "one"), Gunicorn(env, tmp_path, "two")
+    try:
+        one.wait_until_serving()
+        two.wait_until_serving()
+        browser = requests.Session()
+        meeting = f"/meetings/dev/{fake.meeting_id('standup')}/"
+
+        # Signed in on one host, served by the other.
+        assert sign_in(browser, one, PASSWORD).status_code == 302
+        start = browser.get(f"{two.url}/", timeout=10)
+        assert start.status_code == 200
+        assert "agent" in start.text and "Sign out" in start.text
+
+        # Lookups through both hosts, and a live refresh.
+        for host in (one, two):
+            page = browser.get(f"{host.url}{meeting}", timeout=10)
+            assert page.status_code == 200, page.text
+            assert "Support Team Daily Standup" in page.text
+        refresh = browser.get(
+            f"{two.url}{meeting}",
+            params={"failures": 0, "seen": ""},
+            headers={"HX-Request": "true"},
+            timeout=10,
+        )
+        assert refresh.status_code == 200
+
+        # One limit for both hosts (and all their workers): lookups 4 to 6 pass, the 7th not.
+        answers = [
+            browser.get(f"{host.url}{meeting}", timeout=10).status_code
+            for host in (one, two, one, two, one)
+        ]
+        assert answers == [200, 200, 200, 429, 429]
+        calls_at_limit = fake.call_count
+
+        # Lockouts count across hosts too (last: it locks this test's address).
+        stranger = requests.Session()
+        attempts = [sign_in(stranger, host, "wrong").status_code for host in (one, two, one)]
+        assert attempts == [200, 200, 429]
+        locked = sign_in(stranger, two, PASSWORD)
+        assert locked.status_code == 429
+        assert "Sign-in is paused" in locked.text
+        cookies = {**browser.cookies.get_dict(), **stranger.cookies.get_dict()}
+    finally:
+        one.stop()
+        two.stop()
+
+    assert calls_at_limit == LOOKUP_LIMIT
+    with psycopg.connect(shared_database) as db:
+        lookups = db.execute(
+            "SELECT outcome, count(*) FROM audit_auditentry WHERE action = 'lookup' "
+            "GROUP BY outcome ORDER BY outcome"
+        ).fetchall()
+        lockouts = db.execute(
+            "SELECT count(*) FROM audit_auditentry WHERE detail = 'locked out'"
+        ).fetchone()[0]
+    assert lookups == [("found", LOOKUP_LIMIT), ("lookup_limit", 2)]
+    assert lockouts >= 2
+    if "audit_verify" in manage("help", "--commands", env=env).stdout.split():
+        verified = manage("audit_verify", env=env)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    for host in (one, two):
+        # Every line JSON; one line per request from the console, with the id gunicorn logged.
+        lines = [json.loads(line) for line in host.logs().splitlines() if line.strip()]
+        served = [line for line in lines if line["logger"] == "console.request"]
+        assert any(line["user"] == "agent" for line in served)
+        access_ids = {line["request_id"] for line in lines if line["logger"] == "gunicorn.access"}
+        assert {line["request_id"] for line in served} <= access_ids
+    logs = one.logs() + two.logs()
+    assert token not in logs
+    for part in token.split("."):
+        assert part not in logs
+    assert PASSWORD not in logs
+    for name, value in cookies.items():
+        assert value not in logs, name
+    assert "Authorization" not in logs
+    assert "Bearer" not in logs

@@ -51,6 +51,10 @@ def secret_problems() -> list[SecretProblem]:
     problems = []
     if not settings.SECRET_KEY or settings.SECRET_KEY == settings.DEMO_SECRET_KEY:
         problems.append(SecretProblem("SECRET_KEY", "SECRET_KEY is missing or is the demo key."))
+    elif settings.DEMO_SECRET_KEY in settings.SECRET_KEY_FALLBACKS:
+        problems.append(
+            SecretProblem("SECRET_KEY", "SECRET_KEY_FALLBACKS contains the demo key: remove it.")
+        )
 
     keys = [key for key in settings.TOKEN_ENCRYPTION_KEYS if key]
     if not keys:

@@ -21,8 +21,14 @@ from .logs import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-# Load balancers probe these every few seconds: their lines are for debugging only.
+# Load balancers probe these every few seconds, and every page loads a few static files: their
+# lines are for debugging only.
 _QUIET_PATHS = {"/healthz", "/readyz"}
+
+
+def _is_quiet(path: str) -> bool:
+    return path in _QUIET_PATHS or path.startswith(settings.STATIC_URL)
+
 
 logger = logging.getLogger("console.request")
 
@@ -48,7 +54,7 @@ class RequestLogMiddleware:
             response[REQUEST_ID_HEADER] = request.request_id
             user = getattr(request, "user", None)
             logger.log(
-                logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
+                logging.DEBUG if _is_quiet(request.path) else logging.INFO,
                 "%s %s %s",
                 request.method,
                 request.path,

@@ -45,7 +45,10 @@ DEMO_SECRET_KEY = "demo-insecure-secret-key-do-not-use-in-production"
 DEMO_TOKEN_ENCRYPTION_KEY = "ZGVtby1pbnNlY3VyZS1mZXJuZXQta2V5LTMyYnl0ZXM="
 
 DEBUG = _strict_bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default=DEMO_SECRET_KEY)
+# Empty counts as unset: the demo key, which gunicorn and `check --deploy` refuse.
+SECRET_KEY = env.str("SECRET_KEY", default="") or DEMO_SECRET_KEY
+# Previous signing keys, still accepted while SECRET_KEY is being rotated (docs/deploy.md).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -141,3 +141,12 @@ def test_gunicorn_serves_under_a_production_environment(tmp_path, tmp_path_facto
     access = [line for line in lines if line["logger"] == "gunicorn.access"]
     assert {line["path"] for line in access} >= {"/healthz", "/readyz", "/accounts/login/"}
     assert all(line["request_id"] for line in access)
+
+
+def test_the_demo_key_is_refused_as_a_fallback_too(settings):
+    settings.SECRET_KEY = "x" * 60
+    settings.SECRET_KEY_FALLBACKS = [django_settings.DEMO_SECRET_KEY]
+
+    assert "SECRET_KEY_FALLBACKS contains the demo key: remove it." in [
+        p.message for p in secret_problems()
+    ]

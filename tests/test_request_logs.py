@@ -117,3 +117,13 @@ def test_no_token_cookie_or_authorization_in_any_line_of_a_whole_flow(
             assert cookies[name] not in written, name
     assert "Authorization" not in written
     assert "Bearer" not in written
+
+
+def test_static_files_and_health_probes_are_logged_only_when_debugging(client: Client, log_lines):
+    logging.getLogger().setLevel(logging.INFO)
+    client.get("/healthz")
+    client.get("/static/css/console.css")
+    client.get("/accounts/login/")
+
+    paths = [line["path"] for line in lines(log_lines) if line["logger"] == "console.request"]
+    assert paths == ["/accounts/login/"]

@@ -163,3 +163,21 @@ def audit_entry(db):
             return record(origin=origin, **fields)
 
     return write
+
+
+@pytest.fixture
+def workos(settings, fake_connvo):
+    """Make the fake Connvo deployment also the WorkOS AuthKit of "dev" (five-minute tokens)."""
+    from meetings import credentials
+
+    settings.CONNVO_WORKOS = {
+        "dev": {
+            "client_id": fake_connvo.workos_client_id,
+            "api_key": fake_connvo.workos_api_key,
+            "base_url": fake_connvo.url,
+        }
+    }
+    settings.CONNVO_REFRESH_MARGIN = 60
+    credentials._client.cache_clear()
+    yield fake_connvo
+    credentials._client.cache_clear()

@@ -17,36 +17,11 @@ from django.utils import timezone
 
 from audit.models import Action, AuditEntry, Via
 from audit.services import Origin
-from fakeconnvo import FakeConnvo
 from meetings import credentials, tokens
 from meetings.lookups import look_up_meeting
 from meetings.models import StaffToken
 
-
-@pytest.fixture
-def fake_connvo():
-    """Overrides the plain fake: this one also plays WorkOS, with five-minute access tokens."""
-    fake = FakeConnvo(access_token_ttl=300)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture(autouse=True)
-def workos_settings(settings, fake_connvo):
-    settings.CONNVO_WORKOS = {
-        "dev": {
-            "client_id": fake_connvo.workos_client_id,
-            "api_key": fake_connvo.workos_api_key,
-            "base_url": fake_connvo.url,
-        }
-    }
-    settings.CONNVO_REFRESH_MARGIN = 60
-    credentials._client.cache_clear()
-    yield
-    credentials._client.cache_clear()
+pytestmark = pytest.mark.usefixtures("workos")
 
 
 def connect(client: Client, fake) -> requests.Response:

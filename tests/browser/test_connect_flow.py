@@ -5,35 +5,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from fakeconnvo import FakeConnvo
-from meetings import credentials
 from meetings.models import StaffToken
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def fake_connvo():
-    fake = FakeConnvo(access_token_ttl=300)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture(autouse=True)
-def workos_settings(settings, fake_connvo):
-    settings.CONNVO_WORKOS = {
-        "dev": {
-            "client_id": fake_connvo.workos_client_id,
-            "api_key": fake_connvo.workos_api_key,
-            "base_url": fake_connvo.url,
-        }
-    }
-    credentials._client.cache_clear()
-    yield
-    credentials._client.cache_clear()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("workos")]
 
 
 def test_connect_then_look_up_past_the_access_token_lifetime(

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from audit.services import client_ip
@@ -41,6 +42,16 @@ def _request_id(request: HttpRequest) -> str:
     return uuid.uuid4().hex
 
 
+def _username(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)  # not there for health probes and static files
+    try:
+        return user.get_username() if user is not None and user.is_authenticated else ""
+    except DatabaseError:
+        # The session could not be read (the request has failed for that already): the line
+        # must still be written.
+        return ""
+
+
 class RequestLogMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -52,7 +63,6 @@ class RequestLogMiddleware:
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request.request_id
-            user = getattr(request, "user", None)
             logger.log(
                 logging.DEBUG if _is_quiet(request.path) else logging.INFO,
                 "%s %s %s",
@@ -64,7 +74,7 @@ class RequestLogMiddleware:
                     "path": request.path,
                     "status": response.status_code,
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                    "user": user.get_username() if user and user.is_authenticated else "",
+                    "user": _username(request),
                     "client_ip": client_ip(request),
                     "htmx": request.headers.get("HX-Request") == "true",
                 },

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import OperationalError
 from django.test import Client
 
 from connvo_admin.logs import JsonFormatter, redact
@@ -92,6 +94,8 @@ def test_no_token_cookie_or_authorization_in_any_line_of_a_whole_flow(
     client.get("/accounts/login/")
     client.post("/accounts/login/", {"username": "agent", "password": "wrong"})
     client.post("/accounts/login/", {"username": "agent", "password": PASSWORD})
+    cookies = {name: morsel.value for name, morsel in client.cookies.items()}
+    assert cookies["sessionid"] and cookies["csrftoken"]
     path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
     client.get("/")
     client.get(f"/?q={fake_connvo.meeting_id('standup')}&deployment=dev")
@@ -105,16 +109,14 @@ def test_no_token_cookie_or_authorization_in_any_line_of_a_whole_flow(
     client.get(path)
     client.get("/tokens/")
     client.post("/accounts/logout/")
-    cookies = {name: morsel.value for name, morsel in client.cookies.items()}
 
     written = log_lines.getvalue()
     assert len(lines(log_lines)) > 10
     assert agent_token not in written
     for part in agent_token.split("."):
         assert part not in written
-    for name in ("sessionid", "csrftoken"):
-        if cookies.get(name):
-            assert cookies[name] not in written, name
+    for name, value in cookies.items():
+        assert value not in written, name
     assert "Authorization" not in written
     assert "Bearer" not in written
 
@@ -127,3 +129,20 @@ def test_static_files_and_health_probes_are_logged_only_when_debugging(client: C
 
     paths = [line["path"] for line in lines(log_lines) if line["logger"] == "console.request"]
     assert paths == ["/accounts/login/"]
+
+
+def test_a_request_whose_session_cannot_be_read_is_still_logged(
+    agent_client: Client, log_lines, monkeypatch
+):
+    def database_down(self):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(SessionStore, "load", database_down)
+    agent_client.raise_request_exception = False
+
+    response = agent_client.get("/")
+
+    assert response.status_code == 500
+    request_lines = [line for line in lines(log_lines) if line["logger"] == "console.request"]
+    assert request_lines[-1]["status"] == 500
+    assert request_lines[-1]["user"] == ""

@@ -222,3 +222,17 @@ def test_export_links_carry_the_filter(auditor_client):
 
     assert 'href="/audit/export.csv?staff=alice"' in page
     assert 'href="/audit/export.jsonl?staff=alice"' in page
+
+
+def test_odd_meeting_ids_and_usernames_link_to_their_pages(auditor_client, audit_entry):
+    """The log keeps what was typed, valid or not; a "/" in it must not break the page."""
+    odd_id = "https://app.connvo.example/x y?z#"
+    audit_entry(username="a/b c", meeting_id=odd_id, outcome="invalid_id")
+
+    response = auditor_client.get(URL)
+
+    assert response.status_code == 200
+    meeting_url = reverse("audit:meeting", args=[odd_id])
+    staff_url = reverse("audit:staff", args=["a/b c"])
+    assert auditor_client.get(meeting_url).context["meeting_id"] == odd_id
+    assert auditor_client.get(staff_url).context["staff_username"] == "a/b c"

@@ -99,6 +99,12 @@ class AuditEntry(models.Model):
             models.Index(fields=["outcome", "-at", "-id"], name="audit_by_outcome"),
             models.Index(fields=["via", "-at", "-id"], name="audit_by_via"),
             models.Index(fields=["action", "-at", "-id"], name="audit_by_action"),
+            # For the admin's search by Connvo request ID; only failed lookups have one.
+            models.Index(
+                fields=["connvo_request_id"],
+                name="audit_by_connvo_request",
+                condition=~models.Q(connvo_request_id=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -110,7 +110,7 @@ def _entries(
             if entry["via"] == Via.REFRESH and who in current:
                 entry["deployment"], entry["meeting_id"] = current[who]
             else:
-                place = (deployment(), meeting_ids[int(meetings * rng.random() ** 3)])
+                place = (deployment(), meeting_ids[int(meetings * rng.random() ** 2)])
                 entry["deployment"], entry["meeting_id"] = place
                 if entry["via"] != Via.CLI:
                     current[who] = place

@@ -42,6 +42,7 @@ CHAINED_FIELDS = (
     "client_ip",
     "user_agent",
     "detail",
+    "request_id",
 )
 # The PostgreSQL setting that lets the append-only trigger allow DELETE (only `purge()` sets it,
 # and only for its own transaction).

@@ -27,6 +27,7 @@ FIELDS = (
     "client_ip",
     "user_agent",
     "detail",
+    "request_id",
     "mac",
 )
 CHUNK_SIZE = 2000  # rows per database round trip

@@ -77,6 +77,8 @@ class AuditEntry(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     connvo_request_id = models.CharField(max_length=64, blank=True)
+    # The console's own request id (also on the request's log line), to find the logs of a lookup.
+    request_id = models.CharField(max_length=64, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     detail = models.CharField(max_length=500, blank=True)

@@ -104,6 +104,7 @@ def _entries(
             "client_ip": addresses[who],
             "user_agent": USER_AGENTS[who % len(USER_AGENTS)],
             "detail": "",
+            "request_id": "",
         }
         if entry["action"] == Action.LOOKUP:
             entry["via"] = via()

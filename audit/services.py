@@ -9,6 +9,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 
+from connvo_admin.logs import request_id_var
+
 from . import chain
 from .models import Action, AuditEntry, Via
 
@@ -96,4 +98,5 @@ def record(
         client_ip=_valid_ip(origin.client_ip) if origin.client_ip else None,
         user_agent=_fit(origin.user_agent, "user_agent"),
         detail=_fit(detail, "detail"),
+        request_id=_fit(request_id_var.get(), "request_id"),
     )

@@ -44,6 +44,7 @@ def forge(**values) -> None:
         "connvo_request_id": "",
         "user_agent": "",
         "detail": "",
+        "request_id": "",
         "mac": "f" * 64,
         **values,
     }

@@ -249,3 +249,11 @@ def test_bogus_timezone_cookie_is_ignored(agent_client, agent_token, fake_connvo
 
     assert response.status_code == 200
     assert " UTC" in text_of(response)
+
+
+def test_audit_entry_carries_the_request_id_of_its_log_line(agent_client, agent_token, fake_connvo):
+    response = agent_client.get(detail_url(fake_connvo.meeting_id("standup")))
+
+    entry = AuditEntry.objects.get()
+    assert entry.request_id
+    assert entry.request_id == response["X-Request-ID"]

@@ -101,9 +101,23 @@ def _recent_lookups(user) -> list[AuditEntry]:
     return recent
 
 
+def start_page_permission(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The start page is the lookup page; someone who may only read the audit log lands on the
+    audit log instead of a refusal (this is where sign-in sends everyone)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        user = request.user
+        if not user.has_perm("meetings.lookup_meeting") and user.has_perm("audit.view_auditentry"):
+            return redirect("audit:list")
+        return lookup_permission(view)(request, *args, **kwargs)
+
+    return wrapper
+
+
 @require_GET
 @login_required
-@lookup_permission
+@start_page_permission
 def lookup(request: HttpRequest) -> HttpResponse:
     if "q" in request.GET:
         form = LookupForm(request.GET, autofocus=True)

@@ -45,6 +45,7 @@ EXPECTED = {
     },
     "auditor": {
         **dict.fromkeys(MEETINGS, "refused"),
+        "lookup": "sent to the audit log",  # the start page, where sign-in lands
         **dict.fromkeys(AUDIT, "allowed"),
         **dict.fromkeys(ADMIN, "sign in"),
     },
@@ -64,6 +65,8 @@ def outcome(response, refusals: int) -> str:
     location = response.get("Location", "")
     if response.status_code == 302 and "/login/" in location:
         return "sign in"
+    if response.status_code == 302 and location == "/audit/" and refusals == 0:
+        return "sent to the audit log"
     if response.status_code == 403 and refusals == 1:
         return "refused"
     if response.status_code < 500 and refusals == 0:

@@ -21,8 +21,18 @@ def test_superuser_may_use_the_lookup_pages(client, admin_user, url_name):
     assert client.get(reverse(url_name)).status_code == 200
 
 
-@pytest.mark.parametrize("url_name", ["meetings:lookup", "meetings:tokens"])
-def test_auditor_may_not_look_up_meetings(client, auditor, url_name):
+def test_auditor_may_not_manage_tokens(client, auditor):
     client.force_login(auditor)
 
-    assert client.get(reverse(url_name)).status_code == 403
+    assert client.get(reverse("meetings:tokens")).status_code == 403
+
+
+def test_auditor_signing_in_lands_on_the_audit_log(client, auditor):
+    from tests.conftest import PASSWORD
+
+    response = client.post(
+        reverse("accounts:login"), {"username": "auditor", "password": PASSWORD}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == reverse("audit:list")
+    assert response.status_code == 200

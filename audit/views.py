@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseClientRefresh
 
 from . import exports, selectors
 from .forms import AuditFilterForm
@@ -179,4 +180,8 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     except DatabaseError:
         # The refusal stands either way; only the record of it is lost, loudly.
         logger.exception("audit entry for a refusal of %s could not be written", request.path)
+    if getattr(request, "htmx", False):
+        # A live refresh refused (e.g. the agent left the Support group while the page was
+        # open): htmx ignores a 403 and would keep polling, so reload the page to show why.
+        return HttpResponseClientRefresh()
     return render(request, "403.html", status=403)

@@ -191,3 +191,14 @@ def test_tampered_poll_state_is_ignored(agent_client, agent_token, fake_connvo):
 
     assert response.status_code == 200
     assert "<script>" not in response.content.decode()
+
+
+def test_refresh_after_losing_the_support_role_reloads_the_page(
+    agent_client, agent, agent_token, fake_connvo
+):
+    agent.groups.clear()
+
+    response = refresh(agent_client, detail_url(fake_connvo, "standup"))
+
+    assert response["HX-Refresh"] == "true"
+    assert fake_connvo.call_count == 0

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 
 from .checks import serving_problems
@@ -41,6 +42,8 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 def readyz(request: HttpRequest) -> HttpResponse:
     checks = {"database": _database(), "cache": _cache(), "keys": _keys()}
+    if checks["database"] == OK:
+        checks["migrations"] = _migrations()
     ready = all(result == OK for result in checks.values())
     body = {
         "status": "ready" if ready else "not ready",
@@ -65,6 +68,18 @@ def _database() -> str:
         logger.warning("readiness: the database did not answer (%s)", type(exc).__name__)
         return "unreachable"
     return OK
+
+
+def _migrations() -> str:
+    """A host started before `migrate` ran (or with an older release's code against a newer
+    schema's plan) must not take traffic: its queries would fail."""
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        logger.warning("readiness: migrations could not be read (%s)", type(exc).__name__)
+        return "unreadable"
+    return f"{len(pending)} pending: run manage.py migrate" if pending else OK
 
 
 def _cache() -> str:

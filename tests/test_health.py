@@ -61,7 +61,7 @@ def test_readyz_is_ready_when_database_cache_and_keys_are(client: Client, config
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "cache": "ok", "keys": "ok"},
+        "checks": {"database": "ok", "cache": "ok", "keys": "ok", "migrations": "ok"},
         # "prod" points at a closed port in the tests: reported, but this host is still ready.
         "connvo": {"dev": "reachable", "prod": "unreachable"},
     }
@@ -125,3 +125,20 @@ def test_connvo_reachability_is_remembered_briefly(client: Client, configured, f
 
 def test_health_endpoints_only_answer_get(client: Client):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_readyz_is_not_ready_while_migrations_are_pending(client: Client, configured):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # As if this release's newest migration had not been applied yet (rolled back after).
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE app = %s AND name = %s",
+            ["audit", "0006_request_id"],
+        )
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["migrations"] == "1 pending: run manage.py migrate"

@@ -120,7 +120,12 @@ def test_gunicorn_refuses_a_bad_setting_with_its_message():
 
 def test_gunicorn_serves_under_a_production_environment(tmp_path, tmp_path_factory):
     static_root = collect_static(tmp_path_factory)
-    server = Gunicorn(production_env(STATIC_ROOT=str(static_root)), tmp_path, "console")
+    env = production_env(
+        STATIC_ROOT=str(static_root), DATABASE_URL=f"sqlite:///{tmp_path / 'console.sqlite3'}"
+    )
+    migrated = manage("migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    server = Gunicorn(env, tmp_path, "console")
     try:
         server.wait_until_serving()
         ready = requests.get(f"{server.url}/readyz", timeout=10)
@@ -133,7 +138,12 @@ def test_gunicorn_serves_under_a_production_environment(tmp_path, tmp_path_facto
         server.stop()
 
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "cache": "ok", "keys": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "cache": "ok",
+        "keys": "ok",
+        "migrations": "ok",
+    }
     assert page.status_code == 200
     assert page.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     assert "Content-Security-Policy" in page.headers

@@ -10,26 +10,11 @@ from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 
+from .chain import CHAINED_FIELDS
 from .models import AuditEntry
 
-FIELDS = (
-    "id",
-    "at",
-    "actor_username",
-    "action",
-    "via",
-    "deployment",
-    "meeting_id",
-    "outcome",
-    "http_status",
-    "latency_ms",
-    "connvo_request_id",
-    "client_ip",
-    "user_agent",
-    "detail",
-    "request_id",
-    "mac",
-)
+# Every field the chain covers, so an export can be verified offline with the key.
+FIELDS = ("id", *CHAINED_FIELDS, "mac")
 CHUNK_SIZE = 2000  # rows per database round trip
 ROWS_PER_WRITE = 500
 # A spreadsheet runs a cell that starts with one of these as a formula; user agents and

@@ -30,7 +30,7 @@ from audit.services import Origin, record
 
 from .connvo import ConnvoError, NoToken, Outcome
 from .models import StaffToken
-from .tokens import cipher, token_for
+from .tokens import cipher, no_token, reveal
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +150,10 @@ def access_token_for(*, user: AbstractBaseUser, deployment: str, origin: Origin)
     """A Connvo access token for this agent on this deployment, renewed first if it is about to
     expire. Raises NoToken, SessionEnded or WorkOSUnavailable."""
     stored = StaffToken.objects.filter(user=user, deployment=deployment).first()
-    if stored is None or not stored.is_connected_session or not _needs_refresh(stored):
-        return token_for(user=user, deployment=deployment)
+    if stored is None:
+        raise no_token(deployment)
+    if not stored.is_connected_session or not _needs_refresh(stored):
+        return reveal(stored)
     if not is_workos_deployment(deployment):
         raise NoToken(
             f"Your Connvo session for {deployment} needs renewing, but the console no longer has "
@@ -171,8 +173,8 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
             raise NoToken(f"You have no Connvo account connected for {deployment}.")
         if not _needs_refresh(stored):
             # Someone renewed it while we waited: use theirs, keep the refresh token unspent.
-            return box.decrypt(bytes(stored.ciphertext)).decode()
-        refresh_token = box.decrypt(bytes(stored.refresh_ciphertext)).decode()
+            return reveal(stored)
+        refresh_token = reveal(stored, refresh=True)
         failure: ConnvoError
         try:
             answer = workos_client(deployment).user_management.authenticate_with_refresh_token(

@@ -125,22 +125,35 @@ def remove_token(*, user: AbstractBaseUser, deployment: str) -> bool:
     return bool(deleted)
 
 
+def no_token(deployment: str) -> NoToken:
+    return NoToken(
+        f"You have no Connvo token saved for {deployment}. Add it on the Tokens page, then "
+        "look up the meeting again."
+    )
+
+
+def reveal(stored: StaffToken, *, refresh: bool = False) -> str:
+    """The plaintext of a stored access token (or, with `refresh`, refresh token)."""
+    try:
+        return (
+            cipher()
+            .decrypt(bytes(stored.refresh_ciphertext if refresh else stored.ciphertext))
+            .decode()
+        )
+    except InvalidToken:
+        # The key that encrypted it was removed from TOKEN_ENCRYPTION_KEYS.
+        raise NoToken(
+            f"Your saved token for {stored.deployment} can no longer be read (the console's "
+            "encryption keys changed). Save your token again on the Tokens page."
+        ) from None
+
+
 def token_for(*, user: AbstractBaseUser, deployment: str) -> str:
     """The plaintext token to send to Connvo, or NoToken with what the agent should do."""
     stored = StaffToken.objects.filter(user=user, deployment=deployment).first()
     if stored is None:
-        raise NoToken(
-            f"You have no Connvo token saved for {deployment}. Add it on the Tokens page, then "
-            "look up the meeting again."
-        )
-    try:
-        return cipher().decrypt(bytes(stored.ciphertext)).decode()
-    except InvalidToken:
-        # The key that encrypted it was removed from TOKEN_ENCRYPTION_KEYS.
-        raise NoToken(
-            f"Your saved token for {deployment} can no longer be read (the console's encryption "
-            "keys changed). Save your token again on the Tokens page."
-        ) from None
+        raise no_token(deployment)
+    return reveal(stored)
 
 
 def expires_soon(stored: StaffToken) -> bool:

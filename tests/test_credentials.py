@@ -289,3 +289,22 @@ def test_concurrent_lookups_spend_the_refresh_token_once(agent, fake_connvo):
     assert [type(r).__name__ for r in results] == ["Lookup"] * 8
     assert fake_connvo.refresh_count == 1
     assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESHED).count() == 1
+
+
+@pytest.mark.django_db
+def test_session_whose_key_was_removed_asks_to_save_again(
+    agent_client, agent, fake_connvo, settings
+):
+    from cryptography.fernet import Fernet
+
+    connect(agent_client, fake_connvo)
+    expire_soon(agent)
+    settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    page = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    assert page.status_code == 403
+    assert "can no longer be read" in page.content.decode()
+    assert fake_connvo.refresh_count == 0

@@ -105,12 +105,14 @@ def start_page_permission(view: Callable[..., HttpResponse]) -> Callable[..., Ht
     """The start page is the lookup page; someone who may only read the audit log lands on the
     audit log instead of a refusal (this is where sign-in sends everyone)."""
 
+    guarded = lookup_permission(view)
+
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         user = request.user
         if not user.has_perm("meetings.lookup_meeting") and user.has_perm("audit.view_auditentry"):
             return redirect("audit:list")
-        return lookup_permission(view)(request, *args, **kwargs)
+        return guarded(request, *args, **kwargs)
 
     return wrapper
 

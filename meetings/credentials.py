@@ -27,8 +27,9 @@ from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Origin, record
+from connvo_admin.outcomes import LookupFailed, Outcome
 
-from .connvo import ConnvoError, NoToken, Outcome
+from .connvo import NoToken
 from .models import StaffToken
 from .tokens import cipher, no_token, reveal
 
@@ -37,14 +38,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_WORKOS_URL = "https://api.workos.com"
 
 
-class SessionEnded(ConnvoError):
+class SessionEnded(LookupFailed):
     """WorkOS refused the refresh token: the agent's Connvo session was revoked or expired."""
 
     outcome = Outcome.SESSION_ENDED
     title = "Your Connvo session has ended"
 
 
-class WorkOSUnavailable(ConnvoError):
+class WorkOSUnavailable(LookupFailed):
     """WorkOS could not be reached (or failed) while renewing the access token."""
 
     outcome = Outcome.AUTH_UNAVAILABLE
@@ -175,7 +176,7 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
             # Someone renewed it while we waited: use theirs, keep the refresh token unspent.
             return reveal(stored)
         refresh_token = reveal(stored, refresh=True)
-        failure: ConnvoError
+        failure: LookupFailed
         try:
             answer = workos_client(deployment).user_management.authenticate_with_refresh_token(
                 refresh_token=refresh_token

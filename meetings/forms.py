@@ -2,13 +2,16 @@
 
 from django import forms
 
-from . import connvo, tokens
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+
+from . import tokens
+from .deployments import deployments
 
 
 def deployment_choices() -> list[tuple[str, str]]:
     return [
         (d.name, f"{d.name} (production)" if d.is_production else d.name)
-        for d in connvo.deployments().values()
+        for d in deployments().values()
     ]
 
 
@@ -35,8 +38,8 @@ class LookupForm(forms.Form):
 
     def clean_q(self) -> str:
         try:
-            return connvo.parse_meeting_id(self.cleaned_data["q"])
-        except connvo.InvalidMeetingId as exc:
+            return parse_meeting_id(self.cleaned_data["q"])
+        except InvalidMeetingId as exc:
             raise forms.ValidationError(exc.message, code="invalid_id") from None
 
 

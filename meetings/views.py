@@ -21,12 +21,13 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit.models import Action, AuditEntry, Via
 from audit.services import Origin, record
+from connvo_admin.outcomes import LookupFailed, Outcome
 
-from . import connect, connvo, credentials, tokens
-from .connvo import Outcome
+from . import connect, credentials, tokens
+from .deployments import deployments
 from .forms import LookupForm, RemoveTokenForm, TokenForm
 from .live import PollPlan, plan_after_failure, plan_after_success
-from .lookups import AuditUnavailable, look_up_meeting
+from .lookups import look_up_meeting
 from .models import StaffToken
 
 lookup_permission = permission_required("meetings.lookup_meeting", raise_exception=True)
@@ -49,21 +50,6 @@ def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapper
 
 
-# The console's own answer for each way a lookup can end; a gateway-style code when Connvo failed.
-STATUS_FOR_OUTCOME = {
-    Outcome.INVALID_ID: 400,
-    Outcome.UNKNOWN_DEPLOYMENT: 404,
-    Outcome.NOT_FOUND: 404,
-    Outcome.NOT_VISIBLE: 403,
-    Outcome.NO_TOKEN: 403,
-    Outcome.SESSION_ENDED: 403,
-    Outcome.TOKEN_REJECTED: 403,
-    Outcome.NOT_PROVISIONED: 403,
-    Outcome.RATE_LIMITED: 429,
-    Outcome.LOOKUP_LIMIT: 429,
-    Outcome.OVERLOADED: 503,
-    Outcome.TIMEOUT: 504,
-}
 RECENT_LOOKUPS = 10
 SESSION_DEPLOYMENT = "connvo_deployment"
 
@@ -71,7 +57,7 @@ SESSION_DEPLOYMENT = "connvo_deployment"
 def _preferred_deployment(request: HttpRequest) -> str:
     """The deployment of the agent's last successful lookup (this session, else the audit log),
     so an agent who works on prod all day does not have to pick it every time."""
-    known = connvo.deployments()
+    known = deployments()
     name = request.session.get(SESSION_DEPLOYMENT)
     if name not in known:
         name = (
@@ -155,7 +141,7 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
     """The meeting page; with htmx, its live-status fragment (one refresh)."""
     refreshing = bool(request.htmx)
     context = {
-        "deployment": connvo.deployments().get(deployment),
+        "deployment": deployments().get(deployment),
         "deployment_name": deployment,
         "meeting_id": meeting_id,
         "checked_at": timezone.now(),
@@ -168,20 +154,18 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
             meeting_ref=meeting_id,
             via=Via.REFRESH if refreshing else Via.PAGE,
         )
-    except (connvo.ConnvoError, AuditUnavailable) as exc:
-        error = exc if isinstance(exc, connvo.ConnvoError) else None
+    except LookupFailed as failure:
         if refreshing:
             failures, seen = _refresh_state(request)
-            plan = plan_after_failure(error, failures=failures, seen=seen)
-            context |= {"live": plan, "refresh_error": exc}
+            plan = plan_after_failure(failure, failures=failures, seen=seen)
+            context |= {"live": plan, "refresh_error": failure}
             return _live_fragment(request, context, plan)
         context |= {
-            "error": error,
-            "audit_error": None if error else exc,
+            "error": failure,
             "form": LookupForm(initial={"q": meeting_id, "deployment": deployment}),
-            "other_deployments": [name for name in connvo.deployments() if name != deployment],
+            "other_deployments": [name for name in deployments() if name != deployment],
         }
-        status = STATUS_FOR_OUTCOME.get(error.outcome, 502) if error else 503
+        status = failure.handling.page_status
         return render(request, "meetings/meeting_detail.html", context, status=status)
 
     meeting = result.meeting
@@ -211,7 +195,7 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
     stored = {t.deployment: t for t in StaffToken.objects.filter(user=request.user)}
     now = timezone.now()
     rows = []
-    for d in connvo.deployments().values():
+    for d in deployments().values():
         token = stored.get(d.name)
         rows.append(
             {
@@ -253,7 +237,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @lookup_permission
 def token_save(request: HttpRequest, deployment: str) -> HttpResponse:
     form = TokenForm(request.POST, prefix=deployment)
-    if deployment not in connvo.deployments():
+    if deployment not in deployments():
         messages.error(request, f"There is no Connvo deployment called “{deployment}”.")
         return redirect("meetings:tokens")
     if not form.is_valid() or form.cleaned_data["deployment"] != deployment:

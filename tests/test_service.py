@@ -8,8 +8,10 @@ import logging
 
 import pytest
 
+from connvo_admin.meeting_ids import InvalidMeetingId
 from meetings import connvo
 from meetings.connvo import MeetingState, UserPresence, UserRole
+from meetings.deployments import Deployment
 
 REQUIRED_FIELDS = {
     "_creationTime",
@@ -26,8 +28,8 @@ REQUIRED_FIELDS = {
 
 
 @pytest.fixture
-def dev(fake_connvo) -> connvo.Deployment:
-    return connvo.Deployment(name="dev", url=fake_connvo.url)
+def dev(fake_connvo) -> Deployment:
+    return Deployment(name="dev", url=fake_connvo.url)
 
 
 def look_up(fake, deployment, label_or_id, token=None):
@@ -151,7 +153,7 @@ def test_unknown_user_is_not_provisioned(fake_connvo, dev):
 
 
 def test_id_of_another_table_is_an_invalid_id(fake_connvo, dev):
-    with pytest.raises(connvo.InvalidMeetingId) as caught:
+    with pytest.raises(InvalidMeetingId) as caught:
         look_up(fake_connvo, dev, fake_connvo.users_table_id())
 
     assert caught.value.request_id

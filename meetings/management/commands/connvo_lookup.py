@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from audit.models import Via
 from audit.services import Origin
-from meetings import connvo
-from meetings.lookups import AuditUnavailable, look_up_meeting
+from connvo_admin.outcomes import LookupFailed
+from meetings.lookups import look_up_meeting
 
 EXIT_FAILED = 1
 
@@ -42,10 +42,8 @@ class Command(BaseCommand):
                 meeting_ref=meeting_id,
                 via=Via.CLI,
             )
-        except connvo.ConnvoError as error:
-            self._fail(as_json, error.kind, error.message, error.request_id, error.detail)
-        except AuditUnavailable as error:
-            self._fail(as_json, "audit_unavailable", error.message)
+        except LookupFailed as failure:
+            self._fail(as_json, failure.kind, failure.message, failure.request_id, failure.detail)
 
         meeting = result.meeting
         if as_json:

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.models import Action
 from audit.services import Origin, record
-from meetings import connvo, tokens
+from meetings import tokens
+from meetings.deployments import UnknownDeployment, get_deployment
 from meetings.models import StaffToken
 
 
@@ -32,8 +33,8 @@ class Command(BaseCommand):
         if not deployment:
             raise CommandError(f"--deployment is required for {action}.")
         try:
-            connvo.get_deployment(deployment)
-        except connvo.UnknownDeployment as exc:
+            get_deployment(deployment)
+        except UnknownDeployment as exc:
             raise CommandError(exc.message) from None
         origin = Origin(
             user=staff,

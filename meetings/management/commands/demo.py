@@ -16,7 +16,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Origin
-from meetings import connect, connvo, credentials, tokens
+from meetings import connect, credentials, tokens
+from meetings.deployments import deployments
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             ) from exc
 
         fakes = {}
-        for deployment in connvo.deployments().values():
+        for deployment in deployments().values():
             parts = urlsplit(deployment.url)
             if parts.hostname not in LOOPBACK or not parts.port:
                 continue

@@ -4,10 +4,12 @@ with PKCE, done with WorkOS's official SDK. The resulting session lives in meeti
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import workos
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 
 from audit.models import Action
@@ -22,12 +24,16 @@ from .credentials import (
 )
 from .models import StaffToken
 
+SESSION_PENDING_CONNECTS = "connvo_pending_connects"
+PENDING_CONNECT_LIFETIME = 15 * 60
+
 
 @dataclass(frozen=True, slots=True)
 class PendingConnect:
     """What the callback needs to finish the flow; kept in the agent's session, never in a URL
     except `state`."""
 
+    deployment: str
     url: str
     state: str
     code_verifier: str
@@ -38,7 +44,40 @@ def begin_connect(*, deployment: str, redirect_uri: str) -> PendingConnect:
         redirect_uri=redirect_uri, provider="authkit"
     )
     return PendingConnect(
-        url=started["url"], state=started["state"], code_verifier=started["code_verifier"]
+        deployment=deployment,
+        url=started["url"],
+        state=started["state"],
+        code_verifier=started["code_verifier"],
+    )
+
+
+def remember_pending(session: SessionBase, pending: PendingConnect) -> None:
+    """Keep a started connection in the agent's session, keyed by state: several tabs may connect
+    several deployments at once. Connections older than PENDING_CONNECT_LIFETIME are dropped."""
+    now = time.time()
+    started = {
+        state: entry
+        for state, entry in session.get(SESSION_PENDING_CONNECTS, {}).items()
+        if now - entry["at"] < PENDING_CONNECT_LIFETIME
+    }
+    started[pending.state] = {
+        "deployment": pending.deployment,
+        "verifier": pending.code_verifier,
+        "at": now,
+    }
+    session[SESSION_PENDING_CONNECTS] = started
+
+
+def take_pending(session: SessionBase, state: str) -> PendingConnect | None:
+    """The connection this callback's `state` belongs to, once (a replayed state finds nothing),
+    or None when it is unknown or too old."""
+    started = session.get(SESSION_PENDING_CONNECTS, {})
+    entry = started.pop(state, None)
+    session[SESSION_PENDING_CONNECTS] = started
+    if entry is None or time.time() - entry["at"] > PENDING_CONNECT_LIFETIME:
+        return None
+    return PendingConnect(
+        deployment=entry["deployment"], url="", state=state, code_verifier=entry["verifier"]
     )
 
 

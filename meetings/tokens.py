@@ -17,6 +17,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import Action
+from audit.services import Origin, record
+
 from .connvo import NoToken
 from .models import StaffToken
 
@@ -103,26 +106,47 @@ def inspect_token(raw: str) -> tuple[str, TokenInfo]:
     )
 
 
-def save_token(*, user: AbstractBaseUser, deployment: str, raw_token: str) -> StaffToken:
-    """Save or replace the agent's token for a deployment. Raises TokenNotAccepted."""
-    token, info = inspect_token(raw_token)
+def save_token(
+    *, user: AbstractBaseUser, deployment: str, raw_token: str, origin: Origin
+) -> StaffToken:
+    """Save or replace the agent's token for a deployment, and its audit entry, as one write.
+    Raises TokenNotAccepted (nothing written), or DatabaseError (nothing written either)."""
     with transaction.atomic():
-        stored, _ = StaffToken.objects.update_or_create(
-            user=user,
+        existed = StaffToken.objects.filter(user=user, deployment=deployment).exists()
+        stored = store_token(user=user, deployment=deployment, raw_token=raw_token)
+        record(
+            origin=origin,
+            action=Action.TOKEN_REPLACED if existed else Action.TOKEN_SAVED,
             deployment=deployment,
-            defaults={
-                "ciphertext": cipher().encrypt(token.encode()),
-                "last4": info.last4,
-                "subject": info.subject[:255],
-                "expires_at": info.expires_at,
-            },
         )
     return stored
 
 
-def remove_token(*, user: AbstractBaseUser, deployment: str) -> bool:
-    deleted, _ = StaffToken.objects.filter(user=user, deployment=deployment).delete()
+def remove_token(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> bool:
+    """Forget the agent's token for a deployment, with its audit entry; False if there was none
+    (and nothing is recorded)."""
+    with transaction.atomic():
+        deleted, _ = StaffToken.objects.filter(user=user, deployment=deployment).delete()
+        if deleted:
+            record(origin=origin, action=Action.TOKEN_REMOVED, deployment=deployment)
     return bool(deleted)
+
+
+def store_token(*, user: AbstractBaseUser, deployment: str, raw_token: str) -> StaffToken:
+    """Store a token without an audit entry: for setting up the demo and tests, never for an
+    agent's own action (that is `save_token`). Raises TokenNotAccepted."""
+    token, info = inspect_token(raw_token)
+    stored, _ = StaffToken.objects.update_or_create(
+        user=user,
+        deployment=deployment,
+        defaults={
+            "ciphertext": cipher().encrypt(token.encode()),
+            "last4": info.last4,
+            "subject": info.subject[:255],
+            "expires_at": info.expires_at,
+        },
+    )
+    return stored
 
 
 def no_token(deployment: str) -> NoToken:

@@ -19,12 +19,19 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from audit.models import Action, AuditEntry, Via
-from audit.services import Origin, record
-from connvo_admin.outcomes import LookupFailed, Outcome
+from audit import selectors
+from audit.models import Via
+from audit.services import Origin
+from connvo_admin.outcomes import LookupFailed
 
 from . import connect, credentials, tokens
-from .deployments import deployments
+from .deployments import (
+    Deployment,
+    UnknownDeployment,
+    deployments,
+    get_deployment,
+    preferred_deployment,
+)
 from .forms import LookupForm, RemoveTokenForm, TokenForm
 from .live import PollPlan, plan_after_failure, plan_after_success
 from .lookups import look_up_meeting
@@ -52,39 +59,6 @@ def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
 RECENT_LOOKUPS = 10
 SESSION_DEPLOYMENT = "connvo_deployment"
-
-
-def _preferred_deployment(request: HttpRequest) -> str:
-    """The deployment of the agent's last successful lookup (this session, else the audit log),
-    so an agent who works on prod all day does not have to pick it every time."""
-    known = deployments()
-    name = request.session.get(SESSION_DEPLOYMENT)
-    if name not in known:
-        name = (
-            AuditEntry.objects.filter(
-                actor=request.user, action=Action.LOOKUP, outcome=Outcome.FOUND
-            )
-            .values_list("deployment", flat=True)
-            .first()
-        )
-    return name if name in known else settings.CONNVO_DEFAULT_DEPLOYMENT
-
-
-def _recent_lookups(user) -> list[AuditEntry]:
-    """This agent's last distinct meetings, newest first, from the audit log."""
-    seen: set[tuple[str, str]] = set()
-    recent: list[AuditEntry] = []
-    rows = AuditEntry.objects.filter(
-        actor=user, action=Action.LOOKUP, via=Via.PAGE, outcome=Outcome.FOUND
-    ).only("at", "deployment", "meeting_id", "outcome")[:100]
-    for row in rows:
-        key = (row.deployment, row.meeting_id)
-        if key not in seen:
-            seen.add(key)
-            recent.append(row)
-        if len(recent) == RECENT_LOOKUPS:
-            break
-    return recent
 
 
 def start_page_permission(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -117,9 +91,15 @@ def lookup(request: HttpRequest) -> HttpResponse:
             )
         status = 400
     else:
-        form = LookupForm(initial={"deployment": _preferred_deployment(request)}, autofocus=True)
+        preferred = preferred_deployment(
+            remembered=request.session.get(SESSION_DEPLOYMENT), user=request.user
+        )
+        form = LookupForm(initial={"deployment": preferred}, autofocus=True)
         status = 200
-    context = {"form": form, "recent": _recent_lookups(request.user)}
+    context = {
+        "form": form,
+        "recent": selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS),
+    }
     return render(request, "meetings/lookup.html", context, status=status)
 
 
@@ -225,6 +205,22 @@ def _tokens_page(request: HttpRequest, rows: list[dict], status: int = 200) -> H
     return response
 
 
+def tokens_page_deployment(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The access helper of the Tokens page's forms: hands the view the `Deployment` its URL
+    names; a name that is not configured goes back to the Tokens page with a message."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, deployment: str, **kwargs) -> HttpResponse:
+        try:
+            target = get_deployment(deployment)
+        except UnknownDeployment:
+            messages.error(request, f"There is no Connvo deployment called “{deployment}”.")
+            return redirect("meetings:tokens")
+        return view(request, target, **kwargs)
+
+    return wrapper
+
+
 @require_GET
 @login_required
 @lookup_permission
@@ -235,25 +231,21 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @lookup_permission
-def token_save(request: HttpRequest, deployment: str) -> HttpResponse:
-    form = TokenForm(request.POST, prefix=deployment)
-    if deployment not in deployments():
-        messages.error(request, f"There is no Connvo deployment called “{deployment}”.")
-        return redirect("meetings:tokens")
-    if not form.is_valid() or form.cleaned_data["deployment"] != deployment:
+@tokens_page_deployment
+def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
+    form = TokenForm(request.POST, prefix=deployment.name)
+    if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         # The paste is never echoed back: it may be a valid secret with a typo around it.
         return _tokens_page(request, _token_rows(request, bound=form), status=400)
-    existed = StaffToken.objects.filter(user=request.user, deployment=deployment).exists()
     saved = tokens.save_token(
-        user=request.user, deployment=deployment, raw_token=form.cleaned_data["token"]
-    )
-    record(
+        user=request.user,
+        deployment=deployment.name,
+        raw_token=form.cleaned_data["token"],
         origin=Origin.from_request(request),
-        action=Action.TOKEN_REPLACED if existed else Action.TOKEN_SAVED,
-        deployment=deployment,
     )
     messages.success(
-        request, f"Token for {deployment} saved (ending …{saved.last4}). It is stored encrypted."
+        request,
+        f"Token for {deployment.name} saved (ending …{saved.last4}). It is stored encrypted.",
     )
     return redirect("meetings:tokens")
 
@@ -261,50 +253,36 @@ def token_save(request: HttpRequest, deployment: str) -> HttpResponse:
 @require_POST
 @login_required
 @lookup_permission
-def token_remove(request: HttpRequest, deployment: str) -> HttpResponse:
+@tokens_page_deployment
+def token_remove(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     form = RemoveTokenForm(request.POST)
-    if form.is_valid() and form.cleaned_data["deployment"] == deployment:
-        if tokens.remove_token(user=request.user, deployment=deployment):
-            record(
-                origin=Origin.from_request(request),
-                action=Action.TOKEN_REMOVED,
-                deployment=deployment,
-            )
-            messages.success(request, f"Your token for {deployment} was removed.")
-        else:
-            messages.info(request, f"You had no token saved for {deployment}.")
-    else:
+    if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         messages.error(request, "That deployment does not exist.")
+    elif tokens.remove_token(
+        user=request.user, deployment=deployment.name, origin=Origin.from_request(request)
+    ):
+        messages.success(request, f"Your token for {deployment.name} was removed.")
+    else:
+        messages.info(request, f"You had no token saved for {deployment.name}.")
     return redirect("meetings:tokens")
 
 
 # --- Connecting a Connvo account through WorkOS AuthKit ------------------------------------------
 
-SESSION_PENDING_CONNECTS = "connvo_pending_connects"
-PENDING_CONNECT_LIFETIME = 15 * 60
-
 
 @require_POST
 @login_required
 @lookup_permission
-def connect_start(request: HttpRequest, deployment: str) -> HttpResponse:
-    if not credentials.is_workos_deployment(deployment):
-        messages.error(request, f"Connecting an account is not set up for {deployment}.")
+@tokens_page_deployment
+def connect_start(request: HttpRequest, deployment: Deployment) -> HttpResponse:
+    if not credentials.is_workos_deployment(deployment.name):
+        messages.error(request, f"Connecting an account is not set up for {deployment.name}.")
         return redirect("meetings:tokens")
     pending = connect.begin_connect(
-        deployment=deployment,
+        deployment=deployment.name,
         redirect_uri=request.build_absolute_uri(reverse("meetings:connect_callback")),
     )
-    # Keyed by state: several tabs may connect several deployments at once.
-    started = request.session.get(SESSION_PENDING_CONNECTS, {})
-    now = timezone.now().timestamp()
-    started = {k: v for k, v in started.items() if now - v["at"] < PENDING_CONNECT_LIFETIME}
-    started[pending.state] = {
-        "deployment": deployment,
-        "verifier": pending.code_verifier,
-        "at": now,
-    }
-    request.session[SESSION_PENDING_CONNECTS] = started
+    connect.remember_pending(request.session, pending)
     return redirect(pending.url)
 
 
@@ -313,11 +291,8 @@ def connect_start(request: HttpRequest, deployment: str) -> HttpResponse:
 @lookup_permission
 def connect_callback(request: HttpRequest) -> HttpResponse:
     origin = Origin.from_request(request)
-    started = request.session.get(SESSION_PENDING_CONNECTS, {})
-    pending = started.pop(request.GET.get("state", ""), None)
-    request.session[SESSION_PENDING_CONNECTS] = started
-    expired = pending and timezone.now().timestamp() - pending["at"] > PENDING_CONNECT_LIFETIME
-    if pending is None or expired:
+    pending = connect.take_pending(request.session, request.GET.get("state", ""))
+    if pending is None:
         connect.fail(origin, "", "callback with an unknown or expired state")
         messages.error(
             request,
@@ -325,7 +300,7 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
             "than 15 minutes old), so nothing was connected. Press Connect again.",
         )
         return _tokens_page(request, _token_rows(request), status=400)
-    deployment = pending["deployment"]
+    deployment = pending.deployment
     if request.GET.get("error") or not request.GET.get("code"):
         connect.fail(origin, deployment, f"WorkOS answered {request.GET.get('error', 'no code')}")
         messages.error(request, f"Connecting your Connvo account for {deployment} was cancelled.")
@@ -335,7 +310,7 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
             user=request.user,
             deployment=deployment,
             code=request.GET["code"],
-            code_verifier=pending["verifier"],
+            code_verifier=pending.code_verifier,
             origin=origin,
         )
     except credentials.ConnectFailed as exc:
@@ -348,11 +323,12 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @lookup_permission
-def connect_disconnect(request: HttpRequest, deployment: str) -> HttpResponse:
+@tokens_page_deployment
+def connect_disconnect(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     if connect.disconnect(
-        user=request.user, deployment=deployment, origin=Origin.from_request(request)
+        user=request.user, deployment=deployment.name, origin=Origin.from_request(request)
     ):
-        messages.success(request, f"Your Connvo account for {deployment} is disconnected.")
+        messages.success(request, f"Your Connvo account for {deployment.name} is disconnected.")
     else:
-        messages.info(request, f"No Connvo account was connected for {deployment}.")
+        messages.info(request, f"No Connvo account was connected for {deployment.name}.")
     return redirect("meetings:tokens")

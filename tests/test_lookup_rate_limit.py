@@ -78,7 +78,7 @@ def test_each_person_has_their_own_limit(agent_client, agent_token, fake_connvo)
     for _ in range(LIMIT + 1):
         agent_client.get(path)
     colleague = _user("colleague", "Support")
-    tokens.save_token(user=colleague, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    tokens.store_token(user=colleague, deployment="dev", raw_token=fake_connvo.token_for("agent"))
     client = Client()
     client.force_login(colleague)
 

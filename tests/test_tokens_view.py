@@ -91,7 +91,7 @@ def test_expired_token_is_refused(agent_client, fake_connvo):
 
 
 def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
-    tokens.save_token(
+    tokens.store_token(
         user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent", expires_in=3600)
     )
 
@@ -101,7 +101,7 @@ def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
 
 
 def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):
-    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    tokens.store_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
     StaffToken.objects.update(expires_at=timezone.now() - timedelta(minutes=5))
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
@@ -110,7 +110,7 @@ def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):
 
 
 def test_remove_token(agent_client, agent, fake_connvo):
-    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    tokens.store_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
 
     response = agent_client.post(
         reverse("meetings:token_remove", args=["dev"]), {"deployment": "dev"}
@@ -123,7 +123,7 @@ def test_remove_token(agent_client, agent, fake_connvo):
 
 def test_agents_only_see_their_own_tokens(agent_client, outsider, fake_connvo):
     other = fake_connvo.token_for("alice")
-    tokens.save_token(user=outsider, deployment="dev", raw_token=other)
+    tokens.store_token(user=outsider, deployment="dev", raw_token=other)
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
 
@@ -141,7 +141,7 @@ def test_unknown_deployment_cannot_be_saved(agent_client, fake_connvo):
 def test_token_from_a_removed_key_asks_to_save_again(agent, fake_connvo, settings):
     from cryptography.fernet import Fernet
 
-    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    tokens.store_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
     settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
 
     with pytest.raises(tokens.NoToken) as caught:
@@ -154,7 +154,7 @@ def test_rotated_keys_still_decrypt(agent, fake_connvo, settings):
     from cryptography.fernet import Fernet
 
     token = fake_connvo.token_for("agent")
-    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    tokens.store_token(user=agent, deployment="dev", raw_token=token)
     settings.TOKEN_ENCRYPTION_KEYS = [
         Fernet.generate_key().decode(),
         *settings.TOKEN_ENCRYPTION_KEYS,
@@ -168,7 +168,7 @@ def test_rotate_token_keys_reencrypts_under_the_newest_key(agent, fake_connvo, s
     from django.core.management import call_command
 
     token = fake_connvo.token_for("agent")
-    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    tokens.store_token(user=agent, deployment="dev", raw_token=token)
     old_keys = list(settings.TOKEN_ENCRYPTION_KEYS)
     new_key = Fernet.generate_key().decode()
     settings.TOKEN_ENCRYPTION_KEYS = [new_key, *old_keys]

@@ -83,7 +83,7 @@ class Command(BaseCommand):
             if credentials.is_workos_deployment(name):
                 self._connect(user, name, callback=f"{base}/connvo/callback/")
             else:
-                tokens.save_token(
+                tokens.store_token(
                     user=user,
                     deployment=name,
                     raw_token=fake.token_for("agent", expires_in=12 * 3600),

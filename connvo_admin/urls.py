@@ -8,7 +8,6 @@ admin.site.site_title = "Connvo Support Console admin"
 admin.site.index_title = "Administration"
 
 
-
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
     """Browsers ask for /favicon.ico on pages that name no icon; the console's is an SVG."""
     return HttpResponseRedirect(static("favicon.svg"))

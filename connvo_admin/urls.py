@@ -5,7 +5,6 @@ from django.urls import include, path
 
 admin.site.site_header = "Connvo Support Console administration"
 admin.site.site_title = "Connvo Support Console admin"
-admin.site.index_title = "Administration"
 
 
 def favicon(request: HttpRequest) -> HttpResponseRedirect:

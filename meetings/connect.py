@@ -1,6 +1,7 @@
-"""Connecting an agent's Connvo account through WorkOS AuthKit: the OAuth authorization-code flow
-with PKCE, done with WorkOS's official SDK. The resulting session lives in meetings/credentials.py.
-"""
+"""Connecting (and disconnecting) an agent's Connvo account through WorkOS AuthKit: the OAuth
+authorization-code flow with PKCE, done with WorkOS's official SDK, and the connections started
+but not yet finished, kept in the agent's session. What it stores is a credential
+(meetings/credentials.py)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ from django.db import transaction
 from audit.models import Action
 from audit.services import Origin, record
 
-from .credentials import (
-    ConnectFailed,
-    describe_error,
-    is_session_over,
-    store_session,
-    workos_client,
-)
+from .credentials import store_session
 from .models import StaffToken
+from .workos_auth import describe_error, is_session_over, workos_client
 
 SESSION_PENDING_CONNECTS = "connvo_pending_connects"
 PENDING_CONNECT_LIFETIME = 15 * 60
+
+
+class ConnectFailed(Exception):
+    """Connecting a Connvo account did not work; `message` says why, for the agent. Not a
+    `LookupFailed`: no lookup is involved."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

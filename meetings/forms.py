@@ -4,7 +4,7 @@ from django import forms
 
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
-from . import tokens
+from . import pasted_tokens
 from .deployments import deployments
 
 
@@ -47,7 +47,7 @@ class TokenForm(forms.Form):
     deployment = forms.ChoiceField(choices=deployment_choices, widget=forms.HiddenInput)
     token = forms.CharField(
         label="Connvo token",
-        max_length=tokens.MAX_TOKEN_LENGTH + 16,
+        max_length=pasted_tokens.MAX_TOKEN_LENGTH + 16,
         strip=False,
         error_messages={"required": "Paste your Connvo token."},
         widget=forms.PasswordInput(
@@ -59,8 +59,8 @@ class TokenForm(forms.Form):
     def clean_token(self) -> str:
         raw = self.cleaned_data["token"]
         try:
-            tokens.inspect_token(raw)
-        except tokens.TokenNotAccepted as exc:
+            pasted_tokens.inspect_token(raw)
+        except pasted_tokens.TokenNotAccepted as exc:
             raise forms.ValidationError(str(exc), code="token") from None
         return raw
 

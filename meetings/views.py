@@ -24,7 +24,7 @@ from audit.models import Via
 from audit.services import Origin
 from connvo_admin.outcomes import LookupFailed
 
-from . import connect, credentials, tokens
+from . import connect, credentials, pasted_tokens, workos_auth
 from .deployments import (
     Deployment,
     UnknownDeployment,
@@ -173,7 +173,7 @@ def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpR
 
 def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[dict]:
     stored = {t.deployment: t for t in StaffToken.objects.filter(user=request.user)}
-    now = timezone.now()
+    warning = settings.CONNVO_TOKEN_EXPIRY_WARNING
     rows = []
     for d in deployments().values():
         token = stored.get(d.name)
@@ -181,11 +181,13 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
             {
                 "deployment": d,
                 "token": token,
-                "expired": bool(token and token.expires_at and token.expires_at <= now),
+                "expired": bool(token and credentials.expires_within(token, seconds=0)),
                 "expires_soon": bool(
-                    token and not token.is_connected_session and tokens.expires_soon(token)
+                    token
+                    and not token.is_connected_session
+                    and credentials.expires_within(token, seconds=warning)
                 ),
-                "workos": credentials.is_workos_deployment(d.name),
+                "workos": workos_auth.is_workos_deployment(d.name),
                 "form": bound
                 if bound is not None and bound.prefix == d.name
                 else TokenForm(initial={"deployment": d.name}, prefix=d.name),
@@ -198,7 +200,7 @@ def _tokens_page(request: HttpRequest, rows: list[dict], status: int = 200) -> H
     response = render(request, "meetings/tokens.html", {"rows": rows}, status=status)
     # The Connect buttons post here and are redirected on to WorkOS AuthKit: the policy's
     # form-action must allow those origins on this page (and only here).
-    origins = credentials.workos_origins()
+    origins = workos_auth.workos_origins()
     if origins:
         policy = settings.SECURE_CSP
         response._csp_config = {**policy, "form-action": [*policy["form-action"], *origins]}
@@ -237,7 +239,7 @@ def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         # The paste is never echoed back: it may be a valid secret with a typo around it.
         return _tokens_page(request, _token_rows(request, bound=form), status=400)
-    saved = tokens.save_token(
+    saved = pasted_tokens.save_token(
         user=request.user,
         deployment=deployment.name,
         raw_token=form.cleaned_data["token"],
@@ -258,7 +260,7 @@ def token_remove(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     form = RemoveTokenForm(request.POST)
     if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         messages.error(request, "That deployment does not exist.")
-    elif tokens.remove_token(
+    elif pasted_tokens.remove_token(
         user=request.user, deployment=deployment.name, origin=Origin.from_request(request)
     ):
         messages.success(request, f"Your token for {deployment.name} was removed.")
@@ -275,7 +277,7 @@ def token_remove(request: HttpRequest, deployment: Deployment) -> HttpResponse:
 @lookup_permission
 @tokens_page_deployment
 def connect_start(request: HttpRequest, deployment: Deployment) -> HttpResponse:
-    if not credentials.is_workos_deployment(deployment.name):
+    if not workos_auth.is_workos_deployment(deployment.name):
         messages.error(request, f"Connecting an account is not set up for {deployment.name}.")
         return redirect("meetings:tokens")
     pending = connect.begin_connect(
@@ -313,7 +315,7 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
             code_verifier=pending.code_verifier,
             origin=origin,
         )
-    except credentials.ConnectFailed as exc:
+    except connect.ConnectFailed as exc:
         messages.error(request, exc.message)
         return redirect("meetings:tokens")
     messages.success(request, f"Connected to Connvo {deployment} as {stored.email}.")

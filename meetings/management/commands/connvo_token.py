@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Origin
-from meetings import tokens
+from meetings import pasted_tokens
 from meetings.deployments import UnknownDeployment, get_deployment
 from meetings.models import StaffToken
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             user_agent=f"manage.py connvo_token (OS user {getpass.getuser()})",
         )
         if action == "remove":
-            if tokens.remove_token(user=staff, deployment=deployment, origin=origin):
+            if pasted_tokens.remove_token(user=staff, deployment=deployment, origin=origin):
                 self.stdout.write(f"Removed {user}'s token for {deployment}.")
             else:
                 self.stdout.write(f"{user} had no token for {deployment}.")
@@ -50,10 +50,10 @@ class Command(BaseCommand):
             self.stderr.write("Paste the token, then press Enter:")
         raw = sys.stdin.readline()
         try:
-            saved = tokens.save_token(
+            saved = pasted_tokens.save_token(
                 user=staff, deployment=deployment, raw_token=raw, origin=origin
             )
-        except tokens.TokenNotAccepted as exc:
+        except pasted_tokens.TokenNotAccepted as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"Saved {user}'s token for {deployment} (…{saved.last4}, Connvo user "

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Origin
-from meetings import connect, credentials, tokens
+from meetings import connect, pasted_tokens, workos_auth
 from meetings.deployments import deployments
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -80,10 +80,10 @@ class Command(BaseCommand):
         host, _, port = addrport.rpartition(":")
         base = f"http://{host}:{port}"
         for name, fake in fakes.items():
-            if credentials.is_workos_deployment(name):
+            if workos_auth.is_workos_deployment(name):
                 self._connect(user, name, callback=f"{base}/connvo/callback/")
             else:
-                tokens.store_token(
+                pasted_tokens.store_token(
                     user=user,
                     deployment=name,
                     raw_token=fake.token_for("agent", expires_in=12 * 3600),

@@ -171,12 +171,12 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     record_or_log(
         origin=Origin.from_request(request),
         action=Action.PERMISSION_DENIED,
-        deployment=str(kwargs.get("deployment", "")),
+        deployment=str(kwargs.get("deployment_name", "")),
         meeting_id=str(kwargs.get("meeting_id", "")),
         http_status=403,
         detail=f"{request.method} {request.path}",
     )
-    if getattr(request, "htmx", False):
+    if request.htmx:
         # A live refresh refused (e.g. the agent left the Support group while the page was
         # open): htmx ignores a 403 and would keep polling, so reload the page to show why.
         return HttpResponseClientRefresh()

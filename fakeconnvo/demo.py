@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> None:
             else:
                 pasted_tokens.store_token(
                     user=user,
-                    deployment=name,
+                    deployment_name=name,
                     raw_token=fake.token_for("agent", expires_in=12 * 3600),
                 )
 
@@ -155,12 +155,12 @@ def _connect(user, deployment: str, *, callback: str) -> None:
     from audit.services import Origin
     from meetings import connect
 
-    pending = connect.begin_connect(deployment=deployment, redirect_uri=callback)
+    pending = connect.begin_connect(deployment_name=deployment, redirect_uri=callback)
     approved = requests.get(pending.url, allow_redirects=False, timeout=5)
     code = parse_qs(urlsplit(approved.headers["Location"]).query)["code"][0]
     connect.finish_connect(
         user=user,
-        deployment=deployment,
+        deployment_name=deployment,
         code=code,
         code_verifier=pending.code_verifier,
         origin=Origin.for_command(user),

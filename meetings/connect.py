@@ -16,7 +16,7 @@ from django.db import transaction
 from audit.models import Action
 from audit.services import Origin, record
 
-from .credentials import store_session
+from .credentials import store_credential
 from .models import StaffToken
 from .workos_auth import describe_error, is_session_over, workos_client
 
@@ -38,18 +38,18 @@ class PendingConnect:
     """What the callback needs to finish the flow; kept in the agent's session, never in a URL
     except `state`."""
 
-    deployment: str
+    deployment_name: str
     url: str
     state: str
     code_verifier: str
 
 
-def begin_connect(*, deployment: str, redirect_uri: str) -> PendingConnect:
-    started = workos_client(deployment).user_management.get_authorization_url_with_pkce(
+def begin_connect(*, deployment_name: str, redirect_uri: str) -> PendingConnect:
+    started = workos_client(deployment_name).user_management.get_authorization_url_with_pkce(
         redirect_uri=redirect_uri, provider="authkit"
     )
     return PendingConnect(
-        deployment=deployment,
+        deployment_name=deployment_name,
         url=started["url"],
         state=started["state"],
         code_verifier=started["code_verifier"],
@@ -66,7 +66,7 @@ def remember_pending(session: SessionBase, pending: PendingConnect) -> None:
         if now - entry["at"] < PENDING_CONNECT_LIFETIME
     }
     started[pending.state] = {
-        "deployment": pending.deployment,
+        "deployment": pending.deployment_name,
         "verifier": pending.code_verifier,
         "at": now,
     }
@@ -82,21 +82,21 @@ def take_pending(session: SessionBase, state: str) -> PendingConnect | None:
     if entry is None or time.time() - entry["at"] > PENDING_CONNECT_LIFETIME:
         return None
     return PendingConnect(
-        deployment=entry["deployment"], url="", state=state, code_verifier=entry["verifier"]
+        deployment_name=entry["deployment"], url="", state=state, code_verifier=entry["verifier"]
     )
 
 
 def finish_connect(
-    *, user: AbstractBaseUser, deployment: str, code: str, code_verifier: str, origin: Origin
+    *, user: AbstractBaseUser, deployment_name: str, code: str, code_verifier: str, origin: Origin
 ) -> StaffToken:
     """Exchange the authorization code for the agent's tokens and store them. Raises
     ConnectFailed with a message for the agent (and an audit entry) when it does not work."""
     try:
-        answer = workos_client(deployment).user_management.authenticate_with_code_pkce(
+        answer = workos_client(deployment_name).user_management.authenticate_with_code_pkce(
             code=code, code_verifier=code_verifier
         )
     except (workos.WorkOSError, OSError) as exc:
-        fail(origin, deployment, describe_error(exc))
+        fail(origin, deployment_name, describe_error(exc))
         if is_session_over(exc):
             message = (
                 "WorkOS did not accept the sign-in (the link may have expired or been used "
@@ -114,9 +114,9 @@ def finish_connect(
             )
         raise ConnectFailed(message) from None
     with transaction.atomic():
-        stored = store_session(
+        stored = store_credential(
             user=user,
-            deployment=deployment,
+            deployment_name=deployment_name,
             access_token=answer.access_token,
             refresh_token=answer.refresh_token,
             email=answer.user.email,
@@ -124,31 +124,41 @@ def finish_connect(
         record(
             origin=origin,
             action=Action.CONNVO_CONNECTED,
-            deployment=deployment,
+            deployment=deployment_name,
             detail=f"as {answer.user.email}",
         )
     return stored
 
 
-def fail(origin: Origin, deployment: str, detail: str) -> None:
-    record(origin=origin, action=Action.CONNVO_CONNECT_FAILED, deployment=deployment, detail=detail)
+def fail(origin: Origin, deployment_name: str, detail: str) -> None:
+    record(
+        origin=origin,
+        action=Action.CONNVO_CONNECT_FAILED,
+        deployment=deployment_name,
+        detail=detail,
+    )
 
 
-def disconnect(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> bool:
+def disconnect(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> bool:
     """End the agent's Connvo session at WorkOS (best effort) and forget it here."""
-    stored = StaffToken.objects.filter(user=user, deployment=deployment).first()
+    stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
         return False
     detail = ""
     if stored.is_connected_session and stored.session_id:
         try:
-            workos_client(deployment).user_management.revoke_session(session_id=stored.session_id)
+            workos_client(deployment_name).user_management.revoke_session(
+                session_id=stored.session_id
+            )
         except (workos.WorkOSError, OSError, KeyError) as exc:
             # Forgetting the tokens here is what matters; the session then simply expires.
             detail = f"revoking at WorkOS failed: {describe_error(exc)}"
     with transaction.atomic():
         stored.delete()
         record(
-            origin=origin, action=Action.CONNVO_DISCONNECTED, deployment=deployment, detail=detail
+            origin=origin,
+            action=Action.CONNVO_DISCONNECTED,
+            deployment=deployment_name,
+            detail=detail,
         )
     return True

@@ -1,6 +1,6 @@
 """The Connvo client: the only code in the console that speaks HTTP to a Connvo deployment.
 
-`lookup_meeting()` calls Connvo's `meetings:queries:getMeeting` query over Convex's HTTP API and
+`get_meeting()` calls Connvo's `meetings:queries:getMeeting` query over Convex's HTTP API and
 returns a typed `Lookup`, or raises one `ConnvoError` subclass per failure mode, each with a message
 written for a support agent (plus `NoToken` and `InvalidMeetingId`, the lookup failures it can also
 raise). It knows nothing of Django requests, sessions or templates.
@@ -232,7 +232,7 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def lookup_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Lookup:
+def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Lookup:
     """Look up one meeting as the agent whose Connvo token this is.
 
     `meeting_id` must already have passed `parse_meeting_id`. Returns a `Lookup` or raises a

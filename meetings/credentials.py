@@ -141,9 +141,9 @@ class WorkOSUnavailable(LookupFailed):
     title = "Your Connvo session could not be renewed"
 
 
-def no_token(deployment: str) -> NoToken:
+def no_token(deployment_name: str) -> NoToken:
     return NoToken(
-        f"You have no Connvo token saved for {deployment}. Add it on the Tokens page, then "
+        f"You have no Connvo token saved for {deployment_name}. Add it on the Tokens page, then "
         "look up the meeting again."
     )
 
@@ -152,37 +152,39 @@ def _renewal_due(stored: StaffToken) -> bool:
     return expires_within(stored, seconds=settings.CONNVO_REFRESH_MARGIN)
 
 
-def access_token_for(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
+def access_token_for(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> str:
     """A Connvo access token for this agent on this deployment, renewed first if it is about to
     expire. Raises NoToken, SessionEnded or WorkOSUnavailable."""
-    stored = StaffToken.objects.filter(user=user, deployment=deployment).first()
+    stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
-        raise no_token(deployment)
+        raise no_token(deployment_name)
     if not stored.is_connected_session or not _renewal_due(stored):
         return reveal(stored)
-    if not is_workos_deployment(deployment):
+    if not is_workos_deployment(deployment_name):
         raise NoToken(
-            f"Your Connvo session for {deployment} needs renewing, but the console no longer has "
-            "WorkOS settings for it. Ask the console's administrators."
+            f"Your Connvo session for {deployment_name} needs renewing, but the console no longer "
+            "has WorkOS settings for it. Ask the console's administrators."
         )
-    return _refresh(user=user, deployment=deployment, origin=origin)
+    return _refresh(user=user, deployment_name=deployment_name, origin=origin)
 
 
-def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
+def _refresh(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> str:
     with transaction.atomic():
         # Waits here while another worker (or host) renews this same credential.
         stored = (
-            StaffToken.objects.select_for_update().filter(user=user, deployment=deployment).first()
+            StaffToken.objects.select_for_update()
+            .filter(user=user, deployment=deployment_name)
+            .first()
         )
         if stored is None:
-            raise NoToken(f"You have no Connvo account connected for {deployment}.")
+            raise NoToken(f"You have no Connvo account connected for {deployment_name}.")
         if not _renewal_due(stored):
             # Someone renewed it while we waited: use theirs, keep the refresh token unspent.
             return reveal(stored)
         refresh_token = reveal(stored, refresh=True)
         failure: LookupFailed
         try:
-            answer = workos_client(deployment).user_management.authenticate_with_refresh_token(
+            answer = workos_client(deployment_name).user_management.authenticate_with_refresh_token(
                 refresh_token=refresh_token
             )
         except (workos.WorkOSError, OSError) as exc:
@@ -190,7 +192,7 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
                 # The refresh token is spent, revoked or expired: the session is over for good.
                 stored.delete()
                 failure = SessionEnded(
-                    f"Your Connvo session for {deployment} has ended (signed out, revoked, or "
+                    f"Your Connvo session for {deployment_name} has ended (signed out, revoked, or "
                     "expired). Reconnect your Connvo account on the Tokens page.",
                     detail=describe_error(exc),
                 )
@@ -199,10 +201,10 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
                 # the refresh token is kept for the next attempt.
                 failure = WorkOSUnavailable(
                     f"The console could not reach WorkOS to renew your Connvo session for "
-                    f"{deployment}. Try again in a minute; you stay connected.",
+                    f"{deployment_name}. Try again in a minute; you stay connected.",
                     detail=describe_error(exc),
                 )
-            _audit_refresh(origin, deployment, ok=False, detail=failure.detail)
+            _audit_refresh(origin, deployment_name, ok=False, detail=failure.detail)
         else:
             claims = read_claims(answer.access_token) or Claims()
             stored.ciphertext = seal(answer.access_token)
@@ -212,37 +214,45 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
             stored.session_id = claims.session_id[:255] or stored.session_id
             stored.expires_at = claims.expires_at
             stored.save()
-            _audit_refresh(origin, deployment, ok=True, detail=f"expires {claims.expires_at}")
+            _audit_refresh(origin, deployment_name, ok=True, detail=f"expires {claims.expires_at}")
             return answer.access_token
     # Raised outside the atomic block, so what was recorded about the failure is kept.
     raise failure
 
 
-def _audit_refresh(origin: Origin, deployment: str, *, ok: bool, detail: str) -> None:
+def _audit_refresh(origin: Origin, deployment_name: str, *, ok: bool, detail: str) -> None:
     record(
         origin=origin,
         action=Action.TOKEN_REFRESHED if ok else Action.TOKEN_REFRESH_FAILED,
-        deployment=deployment,
+        deployment=deployment_name,
         detail=detail,
     )
 
 
-def store_session(
-    *, user: AbstractBaseUser, deployment: str, access_token: str, refresh_token: str, email: str
+def store_credential(
+    *,
+    user: AbstractBaseUser,
+    deployment_name: str,
+    access_token: str,
+    refresh_token: str | None = None,
+    email: str = "",
 ) -> StaffToken:
-    """Save (or replace) a WorkOS-connected session for the agent."""
+    """Save (or replace) the agent's credential for a deployment: a pasted access token, or, with
+    `refresh_token`, a WorkOS-connected session. No audit entry: the callers write theirs."""
     claims = read_claims(access_token) or Claims()
-    stored, _ = StaffToken.objects.update_or_create(
-        user=user,
-        deployment=deployment,
-        defaults={
-            "ciphertext": seal(access_token),
+    fields = {
+        "ciphertext": seal(access_token),
+        "last4": access_token[-4:],
+        "subject": claims.subject[:255],
+        "expires_at": claims.expires_at,
+    }
+    if refresh_token is not None:
+        fields |= {
             "refresh_ciphertext": seal(refresh_token),
             "session_id": claims.session_id[:255],
             "email": email[:254],
-            "last4": access_token[-4:],
-            "subject": claims.subject[:255],
-            "expires_at": claims.expires_at,
-        },
+        }
+    stored, _ = StaffToken.objects.update_or_create(
+        user=user, deployment=deployment_name, defaults=fields
     )
     return stored

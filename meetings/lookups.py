@@ -1,6 +1,6 @@
 """A staff member's lookup, end to end: check the id, find their token, ask Connvo, write the
 audit entry. The meeting page, its live refresh and `manage.py connvo_lookup` all come through
-`look_up_meeting()`, so they behave and are audited alike."""
+`audited_lookup()`, so they behave and are audited alike."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class AuditUnavailable(LookupFailed):
         )
 
 
-def look_up_meeting(
+def audited_lookup(
     *,
     user: AbstractBaseUser,
     origin: Origin,
@@ -47,9 +47,11 @@ def look_up_meeting(
     try:
         meeting_id = parse_meeting_id(meeting_ref)
         deployment = get_deployment(deployment_name)
-        token = credentials.access_token_for(user=user, deployment=deployment.name, origin=origin)
+        token = credentials.access_token_for(
+            user=user, deployment_name=deployment.name, origin=origin
+        )
         ratelimit.count_lookup(user=user)
-        outcome = connvo.lookup_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
+        outcome = connvo.get_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
     except LookupFailed as failure:
         outcome = failure
     except DatabaseError:

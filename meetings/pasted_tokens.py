@@ -10,7 +10,7 @@ from django.utils import timezone
 from audit.models import Action
 from audit.services import Origin, record
 
-from .credentials import Claims, read_claims, seal
+from .credentials import Claims, read_claims, store_credential
 from .models import StaffToken
 
 MAX_TOKEN_LENGTH = 16_384
@@ -53,43 +53,33 @@ def inspect_token(raw: str) -> tuple[str, Claims]:
 
 
 def save_token(
-    *, user: AbstractBaseUser, deployment: str, raw_token: str, origin: Origin
+    *, user: AbstractBaseUser, deployment_name: str, raw_token: str, origin: Origin
 ) -> StaffToken:
     """Save or replace the agent's token for a deployment, and its audit entry, as one write.
     Raises TokenNotAccepted (nothing written), or DatabaseError (nothing written either)."""
     with transaction.atomic():
-        existed = StaffToken.objects.filter(user=user, deployment=deployment).exists()
-        stored = store_token(user=user, deployment=deployment, raw_token=raw_token)
+        existed = StaffToken.objects.filter(user=user, deployment=deployment_name).exists()
+        stored = store_token(user=user, deployment_name=deployment_name, raw_token=raw_token)
         record(
             origin=origin,
             action=Action.TOKEN_REPLACED if existed else Action.TOKEN_SAVED,
-            deployment=deployment,
+            deployment=deployment_name,
         )
     return stored
 
 
-def remove_token(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> bool:
+def remove_token(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> bool:
     """Forget the agent's token for a deployment, with its audit entry; False if there was none
     (and nothing is recorded)."""
     with transaction.atomic():
-        deleted, _ = StaffToken.objects.filter(user=user, deployment=deployment).delete()
+        deleted, _ = StaffToken.objects.filter(user=user, deployment=deployment_name).delete()
         if deleted:
-            record(origin=origin, action=Action.TOKEN_REMOVED, deployment=deployment)
+            record(origin=origin, action=Action.TOKEN_REMOVED, deployment=deployment_name)
     return bool(deleted)
 
 
-def store_token(*, user: AbstractBaseUser, deployment: str, raw_token: str) -> StaffToken:
+def store_token(*, user: AbstractBaseUser, deployment_name: str, raw_token: str) -> StaffToken:
     """Store a token without an audit entry: for setting up the demo and tests, never for an
     agent's own action (that is `save_token`). Raises TokenNotAccepted."""
-    token, claims = inspect_token(raw_token)
-    stored, _ = StaffToken.objects.update_or_create(
-        user=user,
-        deployment=deployment,
-        defaults={
-            "ciphertext": seal(token),
-            "last4": token[-4:],
-            "subject": claims.subject[:255],
-            "expires_at": claims.expires_at,
-        },
-    )
-    return stored
+    token, _ = inspect_token(raw_token)
+    return store_credential(user=user, deployment_name=deployment_name, access_token=token)

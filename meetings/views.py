@@ -15,9 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from audit import selectors
 from audit.models import Via
@@ -34,14 +35,16 @@ from .deployments import (
 )
 from .forms import LookupForm, RemoveTokenForm, TokenForm
 from .live import PollPlan, plan_after_failure, plan_after_success
-from .lookups import look_up_meeting
+from .lookups import audited_lookup
 from .models import StaffToken
 
-lookup_permission = permission_required("meetings.lookup_meeting", raise_exception=True)
-HTTP_STOP_POLLING = 286  # htmx: swap this response, then stop polling
+# The codename predates the names below; renaming it would need a migration of every group's
+# permissions (and of `perms.meetings.lookup_meeting` in templates) for no change in meaning.
+LOOKUP_PERMISSION = "meetings.lookup_meeting"
+lookup_permission_required = permission_required(LOOKUP_PERMISSION, raise_exception=True)
 
 
-def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def login_required_whole_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Django's login_required, except that a live-refresh request whose session has expired
     moves the whole page to the sign-in page instead of swapping a login form into the page."""
 
@@ -61,16 +64,21 @@ RECENT_LOOKUPS = 10
 SESSION_DEPLOYMENT = "connvo_deployment"
 
 
+def agent_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A page for support agents: signed in, and allowed to look meetings up."""
+    return login_required_whole_page(lookup_permission_required(view))
+
+
 def start_page_permission(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The start page is the lookup page; someone who may only read the audit log lands on the
     audit log instead of a refusal (this is where sign-in sends everyone)."""
 
-    guarded = lookup_permission(view)
+    guarded = lookup_permission_required(view)
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         user = request.user
-        if not user.has_perm("meetings.lookup_meeting") and user.has_perm("audit.view_auditentry"):
+        if not user.has_perm(LOOKUP_PERMISSION) and user.has_perm("audit.view_auditentry"):
             return redirect("audit:list")
         return guarded(request, *args, **kwargs)
 
@@ -78,15 +86,17 @@ def start_page_permission(view: Callable[..., HttpResponse]) -> Callable[..., Ht
 
 
 @require_GET
-@login_required
+@login_required_whole_page
 @start_page_permission
-def lookup(request: HttpRequest) -> HttpResponse:
+def start_page(request: HttpRequest) -> HttpResponse:
+    """The lookup form (its answer redirects to the meeting's page) and the agent's recent
+    meetings."""
     if "q" in request.GET:
         form = LookupForm(request.GET, autofocus=True)
         if form.is_valid():
             return redirect(
                 "meetings:detail",
-                deployment=form.cleaned_data["deployment"],
+                deployment_name=form.cleaned_data["deployment"],
                 meeting_id=form.cleaned_data["q"],
             )
         status = 400
@@ -115,22 +125,22 @@ def _refresh_state(request: HttpRequest) -> tuple[int, str]:
 
 @require_GET
 @vary_on_headers("HX-Request")
-@login_required
-@lookup_permission
-def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> HttpResponse:
+@agent_view
+def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
     """The meeting page; with htmx, its live-status fragment (one refresh)."""
     refreshing = bool(request.htmx)
     context = {
-        "deployment": deployments().get(deployment),
-        "deployment_name": deployment,
+        # None for a name that is not configured: the lookup below says so (and audits it).
+        "deployment": deployments().get(deployment_name),
+        "deployment_name": deployment_name,
         "meeting_id": meeting_id,
         "checked_at": timezone.now(),
     }
     try:
-        result = look_up_meeting(
+        result = audited_lookup(
             user=request.user,
             origin=Origin.from_request(request),
-            deployment_name=deployment,
+            deployment_name=deployment_name,
             meeting_ref=meeting_id,
             via=Via.REFRESH if refreshing else Via.PAGE,
         )
@@ -142,8 +152,8 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
             return _live_fragment(request, context, plan)
         context |= {
             "error": failure,
-            "form": LookupForm(initial={"q": meeting_id, "deployment": deployment}),
-            "other_deployments": [name for name in deployments() if name != deployment],
+            "form": LookupForm(initial={"q": meeting_id, "deployment": deployment_name}),
+            "other_deployments": [name for name in deployments() if name != deployment_name],
         }
         status = failure.handling.page_status
         return render(request, "meetings/meeting_detail.html", context, status=status)
@@ -158,16 +168,17 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
             return HttpResponse(status=204)
         return _live_fragment(request, context, plan)
 
-    request.session[SESSION_DEPLOYMENT] = deployment
+    request.session[SESSION_DEPLOYMENT] = deployment_name
     context |= {
-        "form": LookupForm(initial={"q": meeting.id, "deployment": deployment}),
+        "form": LookupForm(initial={"q": meeting.id, "deployment": deployment_name}),
         "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
 
 
 def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:
-    status = 200 if plan.polling else HTTP_STOP_POLLING
+    # htmx swaps a 286 (django-htmx's HttpResponseStopPolling) and then stops polling.
+    status = 200 if plan.polling else HTMX_STOP_POLLING
     return render(request, "meetings/meeting_detail.html#metrics", context, status=status)
 
 
@@ -197,14 +208,24 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
 
 
 def _tokens_page(request: HttpRequest, rows: list[dict], status: int = 200) -> HttpResponse:
-    response = render(request, "meetings/tokens.html", {"rows": rows}, status=status)
-    # The Connect buttons post here and are redirected on to WorkOS AuthKit: the policy's
-    # form-action must allow those origins on this page (and only here).
-    origins = workos_auth.workos_origins()
-    if origins:
+    return render(request, "meetings/tokens.html", {"rows": rows}, status=status)
+
+
+def workos_form_action(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The Connect buttons post to the console and are redirected on to WorkOS AuthKit: the
+    Tokens page's CSP form-action must allow those origins (and only there). Decided per request,
+    since the origins come from the settings."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        origins = workos_auth.workos_origins()
+        if not origins:
+            return view(request, *args, **kwargs)
         policy = settings.SECURE_CSP
-        response._csp_config = {**policy, "form-action": [*policy["form-action"], *origins]}
-    return response
+        allowing = csp_override({**policy, "form-action": [*policy["form-action"], *origins]})
+        return allowing(view)(request, *args, **kwargs)
+
+    return wrapper
 
 
 def tokens_page_deployment(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -212,28 +233,28 @@ def tokens_page_deployment(view: Callable[..., HttpResponse]) -> Callable[..., H
     names; a name that is not configured goes back to the Tokens page with a message."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, deployment: str, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, deployment_name: str, **kwargs) -> HttpResponse:
         try:
-            target = get_deployment(deployment)
+            deployment = get_deployment(deployment_name)
         except UnknownDeployment:
-            messages.error(request, f"There is no Connvo deployment called “{deployment}”.")
+            messages.error(request, f"There is no Connvo deployment called “{deployment_name}”.")
             return redirect("meetings:tokens")
-        return view(request, target, **kwargs)
+        return view(request, deployment, **kwargs)
 
     return wrapper
 
 
 @require_GET
-@login_required
-@lookup_permission
+@agent_view
+@workos_form_action
 def token_list(request: HttpRequest) -> HttpResponse:
     return _tokens_page(request, _token_rows(request))
 
 
 @require_POST
-@login_required
-@lookup_permission
+@agent_view
 @tokens_page_deployment
+@workos_form_action
 def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     form = TokenForm(request.POST, prefix=deployment.name)
     if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
@@ -241,7 +262,7 @@ def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
         return _tokens_page(request, _token_rows(request, bound=form), status=400)
     saved = pasted_tokens.save_token(
         user=request.user,
-        deployment=deployment.name,
+        deployment_name=deployment.name,
         raw_token=form.cleaned_data["token"],
         origin=Origin.from_request(request),
     )
@@ -253,15 +274,14 @@ def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
 
 
 @require_POST
-@login_required
-@lookup_permission
+@agent_view
 @tokens_page_deployment
 def token_remove(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     form = RemoveTokenForm(request.POST)
     if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         messages.error(request, "That deployment does not exist.")
     elif pasted_tokens.remove_token(
-        user=request.user, deployment=deployment.name, origin=Origin.from_request(request)
+        user=request.user, deployment_name=deployment.name, origin=Origin.from_request(request)
     ):
         messages.success(request, f"Your token for {deployment.name} was removed.")
     else:
@@ -273,15 +293,14 @@ def token_remove(request: HttpRequest, deployment: Deployment) -> HttpResponse:
 
 
 @require_POST
-@login_required
-@lookup_permission
+@agent_view
 @tokens_page_deployment
 def connect_start(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     if not workos_auth.is_workos_deployment(deployment.name):
         messages.error(request, f"Connecting an account is not set up for {deployment.name}.")
         return redirect("meetings:tokens")
     pending = connect.begin_connect(
-        deployment=deployment.name,
+        deployment_name=deployment.name,
         redirect_uri=request.build_absolute_uri(reverse("meetings:connect_callback")),
     )
     connect.remember_pending(request.session, pending)
@@ -289,8 +308,8 @@ def connect_start(request: HttpRequest, deployment: Deployment) -> HttpResponse:
 
 
 @require_GET
-@login_required
-@lookup_permission
+@agent_view
+@workos_form_action
 def connect_callback(request: HttpRequest) -> HttpResponse:
     origin = Origin.from_request(request)
     pending = connect.take_pending(request.session, request.GET.get("state", ""))
@@ -302,15 +321,19 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
             "than 15 minutes old), so nothing was connected. Press Connect again.",
         )
         return _tokens_page(request, _token_rows(request), status=400)
-    deployment = pending.deployment
+    deployment_name = pending.deployment_name
     if request.GET.get("error") or not request.GET.get("code"):
-        connect.fail(origin, deployment, f"WorkOS answered {request.GET.get('error', 'no code')}")
-        messages.error(request, f"Connecting your Connvo account for {deployment} was cancelled.")
+        connect.fail(
+            origin, deployment_name, f"WorkOS answered {request.GET.get('error', 'no code')}"
+        )
+        messages.error(
+            request, f"Connecting your Connvo account for {deployment_name} was cancelled."
+        )
         return redirect("meetings:tokens")
     try:
         stored = connect.finish_connect(
             user=request.user,
-            deployment=deployment,
+            deployment_name=deployment_name,
             code=request.GET["code"],
             code_verifier=pending.code_verifier,
             origin=origin,
@@ -318,17 +341,16 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
     except connect.ConnectFailed as exc:
         messages.error(request, exc.message)
         return redirect("meetings:tokens")
-    messages.success(request, f"Connected to Connvo {deployment} as {stored.email}.")
+    messages.success(request, f"Connected to Connvo {deployment_name} as {stored.email}.")
     return redirect("meetings:tokens")
 
 
 @require_POST
-@login_required
-@lookup_permission
+@agent_view
 @tokens_page_deployment
 def connect_disconnect(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     if connect.disconnect(
-        user=request.user, deployment=deployment.name, origin=Origin.from_request(request)
+        user=request.user, deployment_name=deployment.name, origin=Origin.from_request(request)
     ):
         messages.success(request, f"Your Connvo account for {deployment.name} is disconnected.")
     else:

@@ -13,8 +13,8 @@ from django.conf import settings
 DEFAULT_WORKOS_URL = "https://api.workos.com"
 
 
-def is_workos_deployment(deployment: str) -> bool:
-    return deployment in settings.CONNVO_WORKOS
+def is_workos_deployment(deployment_name: str) -> bool:
+    return deployment_name in settings.CONNVO_WORKOS
 
 
 @lru_cache(maxsize=8)
@@ -30,8 +30,8 @@ def _client(client_id: str, api_key: str, base_url: str, timeout: int) -> workos
     )
 
 
-def workos_client(deployment: str) -> workos.WorkOSClient:
-    config = settings.CONNVO_WORKOS[deployment]
+def workos_client(deployment_name: str) -> workos.WorkOSClient:
+    config = settings.CONNVO_WORKOS[deployment_name]
     return _client(
         config["client_id"], config["api_key"], config.get("base_url", ""), settings.WORKOS_TIMEOUT
     )

@@ -122,7 +122,7 @@ def admin_user(db) -> User:
 @pytest.fixture
 def agent_token(agent, fake_connvo) -> str:
     token = fake_connvo.token_for("agent")
-    pasted_tokens.store_token(user=agent, deployment="dev", raw_token=token)
+    pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
     return token
 
 

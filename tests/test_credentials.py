@@ -18,7 +18,7 @@ from django.utils import timezone
 from audit.models import Action, AuditEntry, Via
 from audit.services import Origin
 from meetings import credentials, workos_auth
-from meetings.lookups import look_up_meeting
+from meetings.lookups import audited_lookup
 from meetings.models import StaffToken
 
 pytestmark = pytest.mark.usefixtures("workos")
@@ -35,7 +35,7 @@ def connect(client: Client, fake) -> requests.Response:
 
 
 def look_up(user, fake, label="standup", via=Via.PAGE):
-    return look_up_meeting(
+    return audited_lookup(
         user=user,
         origin=Origin.for_command(user),
         deployment_name="dev",

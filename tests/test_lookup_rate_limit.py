@@ -79,7 +79,7 @@ def test_each_person_has_their_own_limit(agent_client, agent_token, fake_connvo)
         agent_client.get(path)
     colleague = _user("colleague", "Support")
     pasted_tokens.store_token(
-        user=colleague, deployment="dev", raw_token=fake_connvo.token_for("agent")
+        user=colleague, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
     )
     client = Client()
     client.force_login(colleague)

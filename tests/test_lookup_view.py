@@ -69,7 +69,7 @@ def test_deployment_of_last_lookup_is_remembered(agent, fake_connvo_prod, agent_
     from meetings import pasted_tokens
 
     pasted_tokens.store_token(
-        user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent")
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
     )
     agent_client.get(
         reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")])
@@ -84,7 +84,7 @@ def test_deployment_is_remembered_across_sign_ins(agent, fake_connvo_prod, clien
     from meetings import pasted_tokens
 
     pasted_tokens.store_token(
-        user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent")
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
     )
     client.force_login(agent)
     client.get(reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")]))

@@ -34,7 +34,7 @@ def dev(fake_connvo) -> Deployment:
 
 def look_up(fake, deployment, label_or_id, token=None):
     meeting_id = label_or_id if len(label_or_id) > 30 else fake.meeting_id(label_or_id)
-    return connvo.lookup_meeting(
+    return connvo.get_meeting(
         deployment=deployment,
         token=token if token is not None else fake.token_for("agent"),
         meeting_id=meeting_id,
@@ -281,7 +281,7 @@ def test_deployment_down_is_unreachable(fake_connvo, dev):
     fake_connvo.down()
 
     with pytest.raises(connvo.ConnvoUnreachable) as caught:
-        connvo.lookup_meeting(deployment=dev, token=token, meeting_id=meeting_id)
+        connvo.get_meeting(deployment=dev, token=token, meeting_id=meeting_id)
 
     assert caught.value.attempts == 3
     assert "could not connect" in caught.value.message

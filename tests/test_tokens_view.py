@@ -92,7 +92,7 @@ def test_expired_token_is_refused(agent_client, fake_connvo):
 
 def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
     pasted_tokens.store_token(
-        user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent", expires_in=3600)
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent", expires_in=3600)
     )
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
@@ -102,7 +102,7 @@ def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
 
 def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):
     pasted_tokens.store_token(
-        user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent")
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
     )
     StaffToken.objects.update(expires_at=timezone.now() - timedelta(minutes=5))
 
@@ -113,7 +113,7 @@ def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):
 
 def test_remove_token(agent_client, agent, fake_connvo):
     pasted_tokens.store_token(
-        user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent")
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
     )
 
     response = agent_client.post(
@@ -127,7 +127,7 @@ def test_remove_token(agent_client, agent, fake_connvo):
 
 def test_agents_only_see_their_own_tokens(agent_client, outsider, fake_connvo):
     other = fake_connvo.token_for("alice")
-    pasted_tokens.store_token(user=outsider, deployment="dev", raw_token=other)
+    pasted_tokens.store_token(user=outsider, deployment_name="dev", raw_token=other)
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
 
@@ -146,7 +146,7 @@ def test_token_from_a_removed_key_asks_to_save_again(agent, fake_connvo, setting
     from cryptography.fernet import Fernet
 
     pasted_tokens.store_token(
-        user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent")
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
     )
     settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
 
@@ -160,7 +160,7 @@ def test_rotated_keys_still_decrypt(agent, fake_connvo, settings):
     from cryptography.fernet import Fernet
 
     token = fake_connvo.token_for("agent")
-    pasted_tokens.store_token(user=agent, deployment="dev", raw_token=token)
+    pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
     settings.TOKEN_ENCRYPTION_KEYS = [
         Fernet.generate_key().decode(),
         *settings.TOKEN_ENCRYPTION_KEYS,
@@ -174,7 +174,7 @@ def test_rotate_token_keys_reencrypts_under_the_newest_key(agent, fake_connvo, s
     from django.core.management import call_command
 
     token = fake_connvo.token_for("agent")
-    pasted_tokens.store_token(user=agent, deployment="dev", raw_token=token)
+    pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
     old_keys = list(settings.TOKEN_ENCRYPTION_KEYS)
     new_key = Fernet.generate_key().decode()
     settings.TOKEN_ENCRYPTION_KEYS = [new_key, *old_keys]

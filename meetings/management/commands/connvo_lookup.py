@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from audit.models import Via
 from audit.services import Origin
 from connvo_admin.outcomes import LookupFailed
-from meetings.lookups import look_up_meeting
+from meetings.lookups import audited_lookup
 
 EXIT_FAILED = 1
 
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist:
             self._fail(as_json, "unknown_user", f"There is no console user called {user!r}.")
         try:
-            result = look_up_meeting(
+            result = audited_lookup(
                 user=staff,
                 origin=Origin.for_command(staff),
                 deployment_name=deployment,

@@ -41,7 +41,7 @@ class Command(BaseCommand):
             user_agent=f"manage.py connvo_token (OS user {getpass.getuser()})",
         )
         if action == "remove":
-            if pasted_tokens.remove_token(user=staff, deployment=deployment, origin=origin):
+            if pasted_tokens.remove_token(user=staff, deployment_name=deployment, origin=origin):
                 self.stdout.write(f"Removed {user}'s token for {deployment}.")
             else:
                 self.stdout.write(f"{user} had no token for {deployment}.")
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         raw = sys.stdin.readline()
         try:
             saved = pasted_tokens.save_token(
-                user=staff, deployment=deployment, raw_token=raw, origin=origin
+                user=staff, deployment_name=deployment, raw_token=raw, origin=origin
             )
         except pasted_tokens.TokenNotAccepted as exc:
             raise CommandError(str(exc)) from None

@@ -124,6 +124,11 @@ def expires_within(stored: StaffToken, *, seconds: float) -> bool:
     return stored.expires_at - timedelta(seconds=seconds) <= timezone.now()
 
 
+def stored_credentials(user: AbstractBaseUser) -> dict[str, StaffToken]:
+    """The agent's stored credentials, by deployment name (for the Tokens page)."""
+    return {stored.deployment: stored for stored in StaffToken.objects.filter(user=user)}
+
+
 # --- The access token for a lookup --------------------------------------------------------------
 
 

@@ -36,7 +36,6 @@ from .deployments import (
 from .forms import LookupForm, RemoveTokenForm, TokenForm
 from .live import PollPlan, plan_after_failure, plan_after_success
 from .lookups import audited_lookup
-from .models import StaffToken
 
 # The codename predates the names below; renaming it would need a migration of every group's
 # permissions (and of `perms.meetings.lookup_meeting` in templates) for no change in meaning.
@@ -183,7 +182,7 @@ def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpR
 
 
 def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[dict]:
-    stored = {t.deployment: t for t in StaffToken.objects.filter(user=request.user)}
+    stored = credentials.stored_credentials(request.user)
     warning = settings.CONNVO_TOKEN_EXPIRY_WARNING
     rows = []
     for d in deployments().values():

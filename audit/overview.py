@@ -142,8 +142,10 @@ def _buckets(hourly: dict[datetime, int], *, since, until, zone: tzinfo, per: st
     return buckets
 
 
-def bounded_count(entries: QuerySet[AuditEntry], bound: int = COUNT_BOUND) -> tuple[int, bool]:
-    """(count, more): exact up to `bound`, never reading more than bound + 1 index entries."""
+def bounded_count(entries: QuerySet[AuditEntry], bound: int | None = None) -> tuple[int, bool]:
+    """(count, more): exact up to `bound` (COUNT_BOUND), never reading more than bound + 1
+    index entries."""
+    bound = bound or COUNT_BOUND
     n = entries.order_by()[: bound + 1].count()
     return (bound, True) if n > bound else (n, False)
 

@@ -155,9 +155,10 @@ class Viewer:
     last_at: datetime
 
 
-def who_looked(*, meeting_id: str, limit: int = VIEWERS_SHOWN) -> list[Viewer]:
+def who_looked(*, meeting_id: str, limit: int | None = None) -> list[Viewer]:
     """Who looked the meeting up, per deployment, most recent first (refreshes counted apart);
-    the `limit` most recent only."""
+    the `limit` (VIEWERS_SHOWN) most recent only."""
+    limit = limit or VIEWERS_SHOWN
     rows = (
         AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
         .values("actor_username", "deployment")

@@ -156,6 +156,15 @@ def _ranked(counts: Counter) -> list:
 
 def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overview:
     since, until, default_range = _range(entry_filter, now)
+    if default_range and entry_filter.meeting_id:
+        # A meeting's whole history is short and on its own index: show all of it.
+        first = (
+            filtered_entries(entry_filter)
+            .order_by("at", "id")
+            .values_list("at", flat=True)
+            .first()
+        )
+        since = min(since, first) if first else since
     in_range = dataclasses.replace(entry_filter, since=since, until=until)
     entries, bounded = bounded_count(filtered_entries(in_range))
     charted = dataclasses.replace(in_range, action=entry_filter.action or Action.LOOKUP)

@@ -104,6 +104,7 @@ def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
     with time_machine.travel(NOW, tick=False):
         page = auditor_client.get(reverse("audit:meeting", args=[MEETING])).content.decode()
 
+    assert "Since its first lookup" in page
     assert "Lookups per day: 7 in all" in page
     assert "Connvo failed: no answer in time" in page
 

@@ -159,10 +159,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
     if default_range and entry_filter.meeting_id:
         # A meeting's whole history is short and on its own index: show all of it.
         first = (
-            filtered_entries(entry_filter)
-            .order_by("at", "id")
-            .values_list("at", flat=True)
-            .first()
+            filtered_entries(entry_filter).order_by("at", "id").values_list("at", flat=True).first()
         )
         since = min(since, first) if first else since
     in_range = dataclasses.replace(entry_filter, since=since, until=until)

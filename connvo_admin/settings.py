@@ -409,6 +409,4 @@ for _name in (
 if AUDIT_FLAG_VOLUME_FACTOR <= 1:
     raise ImproperlyConfigured("AUDIT_FLAG_VOLUME_FACTOR must be more than 1.")
 if not 0 < AUDIT_FLAG_NOT_VISIBLE_SHARE <= 1:
-    raise ImproperlyConfigured(
-        "AUDIT_FLAG_NOT_VISIBLE_SHARE must be above 0 and at most 1."
-    )
+    raise ImproperlyConfigured("AUDIT_FLAG_NOT_VISIBLE_SHARE must be above 0 and at most 1.")

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from django.db.models import QuerySet, Sum
+from django.db.models import F, QuerySet, Sum
 
 from .models import Action, ActivityHour, AuditEntry, StaffDay, Via
 from .outcomes import Meaning, meaning
@@ -60,6 +60,7 @@ class Overview:
     buckets: list[Bucket]
     outcomes: list[OutcomeCount]
     top_staff: list[tuple[str, int]]
+    staff_sampled: bool  # counted over the newest matching lookups, not from the summary
     top_meetings: list[tuple[str, str, int]]  # deployment, meeting ID, lookups
     # When not None: the figures that could not come from the summaries were counted over this
     # many of the newest matching lookups, not all of them.
@@ -177,7 +178,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             rows, sample = rows[:SAMPLE], SAMPLE
         hourly = Counter(_floor_hour(row[0]) for row in rows)
         outcome_counts = Counter(row[1] for row in rows)
-        top_staff = _ranked(Counter(row[2] for row in rows))
+        top_staff, staff_sampled = _ranked(Counter(row[2] for row in rows)), sample is not None
         meetings = Counter((row[3], row[4]) for row in rows if row[4])
         top_meetings = [
             (deployment, meeting, n)
@@ -192,7 +193,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         outcome_counts = {
             row["outcome"]: row["n"] for row in summary.values("outcome").annotate(n=Sum("entries"))
         }
-        top_staff = _top_staff(charted, since, until)
+        top_staff, staff_sampled = _top_staff(charted, since, until)
         top_meetings, sample = _top_meetings(charted)
     per = "hour" if until - since <= HOURLY_UP_TO else "day"
     outcomes = [
@@ -212,20 +213,24 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         buckets=_buckets(hourly, since=since, until=until, zone=zone, per=per),
         outcomes=outcomes,
         top_staff=top_staff,
+        staff_sampled=staff_sampled,
         top_meetings=top_meetings,
         sample=sample,
     )
 
 
-def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> list[tuple[str, int]]:
+def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[list, bool]:
     """From the per-day summary when it holds what the filter asks (lookups, all of them or the
-    not-visible ones, on any deployment), else from the newest matching lookups."""
-    column = {"": "lookups", "not_visible": "not_visible"}.get(charted.outcome)
+    not-visible ones, with or without refreshes, on any deployment), else from the newest
+    MEETINGS_SAMPLE matching lookups."""
+    column = {"": F("lookups"), "not_visible": F("not_visible")}.get(charted.outcome)
     if charted.via == Via.REFRESH and not charted.outcome:
-        column = "refreshes"
+        column = F("refreshes")
+    elif charted.include_refreshes and not charted.via and not charted.outcome:
+        column = F("lookups") + F("refreshes")
     elif charted.via or charted.include_refreshes:
         column = None
-    if charted.action == Action.LOOKUP and column and not charted.deployment:
+    if charted.action == Action.LOOKUP and column is not None and not charted.deployment:
         days = StaffDay.objects.filter(
             day__gte=since.astimezone(UTC).date(), day__lte=until.astimezone(UTC).date()
         )
@@ -235,9 +240,11 @@ def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> list[t
             .filter(n__gt=0)
             .order_by("-n", "actor_username")[:TOP]
         )
-        return [(row["actor_username"], row["n"]) for row in ranked]
-    names = filtered_entries(charted).values_list("actor_username", flat=True)[:SAMPLE]
-    return _ranked(Counter(names))
+        return [(row["actor_username"], row["n"]) for row in ranked], False
+    names = list(
+        filtered_entries(charted).values_list("actor_username", flat=True)[: MEETINGS_SAMPLE + 1]
+    )
+    return _ranked(Counter(names[:MEETINGS_SAMPLE])), len(names) > MEETINGS_SAMPLE
 
 
 def _top_meetings(charted: EntryFilter) -> tuple[list, int | None]:

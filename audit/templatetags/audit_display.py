@@ -28,10 +28,14 @@ def full_id(context, value: str, href: str = "") -> str:
     counter[0] += 1
     dom_id = f"full-id-{counter[0]}"
     head, tail = (value[:-TAIL], value[-TAIL:]) if len(value) > 2 * TAIL else (value, "")
+    # Screen readers and the copy button read the whole ID once; the two halves are only drawn
+    # (split in two, a reader would spell them as two words).
     text = format_html(
-        '<code class="full-id__text" id="{}"><span class="full-id__head">{}</span>'
-        '<span class="full-id__tail">{}</span></code>',
+        '<code class="full-id__text"><span class="visually-hidden" id="{}">{}</span>'
+        '<span class="full-id__shown" aria-hidden="true"><span class="full-id__head">{}</span>'
+        '<span class="full-id__tail">{}</span></span></code>',
         dom_id,
+        value,
         head,
         tail,
     )

@@ -60,7 +60,7 @@ class Overview:
     buckets: list[Bucket]
     outcomes: list[OutcomeCount]
     top_staff: list[tuple[str, int]]
-    staff_sampled: bool  # counted over the newest matching lookups, not from the summary
+    staff_counted: str  # "entries", "days" (the per-day summary) or "newest" (a sample)
     top_meetings: list[tuple[str, str, int]]  # deployment, meeting ID, lookups
     # When not None: the figures that could not come from the summaries were counted over this
     # many of the newest matching lookups, not all of them.
@@ -178,7 +178,8 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             rows, sample = rows[:SAMPLE], SAMPLE
         hourly = Counter(_floor_hour(row[0]) for row in rows)
         outcome_counts = Counter(row[1] for row in rows)
-        top_staff, staff_sampled = _ranked(Counter(row[2] for row in rows)), sample is not None
+        top_staff = _ranked(Counter(row[2] for row in rows))
+        staff_counted = "newest" if sample else "entries"
         meetings = Counter((row[3], row[4]) for row in rows if row[4])
         top_meetings = [
             (deployment, meeting, n)
@@ -193,7 +194,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         outcome_counts = {
             row["outcome"]: row["n"] for row in summary.values("outcome").annotate(n=Sum("entries"))
         }
-        top_staff, staff_sampled = _top_staff(charted, since, until)
+        top_staff, staff_counted = _top_staff(charted, since, until)
         top_meetings, sample = _top_meetings(charted)
     per = "hour" if until - since <= HOURLY_UP_TO else "day"
     outcomes = [
@@ -213,13 +214,13 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         buckets=_buckets(hourly, since=since, until=until, zone=zone, per=per),
         outcomes=outcomes,
         top_staff=top_staff,
-        staff_sampled=staff_sampled,
+        staff_counted=staff_counted,
         top_meetings=top_meetings,
         sample=sample,
     )
 
 
-def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[list, bool]:
+def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[list, str]:
     """From the per-day summary when it holds what the filter asks (lookups, all of them or the
     not-visible ones, with or without refreshes, on any deployment), else from the newest
     MEETINGS_SAMPLE matching lookups."""
@@ -240,11 +241,13 @@ def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[
             .filter(n__gt=0)
             .order_by("-n", "actor_username")[:TOP]
         )
-        return [(row["actor_username"], row["n"]) for row in ranked], False
+        return [(row["actor_username"], row["n"]) for row in ranked], "days"
     names = list(
         filtered_entries(charted).values_list("actor_username", flat=True)[: MEETINGS_SAMPLE + 1]
     )
-    return _ranked(Counter(names[:MEETINGS_SAMPLE])), len(names) > MEETINGS_SAMPLE
+    return _ranked(Counter(names[:MEETINGS_SAMPLE])), (
+        "newest" if len(names) > MEETINGS_SAMPLE else "entries"
+    )
 
 
 def _top_meetings(charted: EntryFilter) -> tuple[list, int | None]:

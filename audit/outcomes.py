@@ -1,10 +1,13 @@
-"""What each lookup outcome means to an auditor: plain words and how serious it is. The one place
-the audit pages, the overview and the flags read this from."""
+"""What each lookup outcome means to an auditor: plain words and how serious it is, for the audit
+pages and the overview. What an outcome means to the console itself (its status, whether polling
+goes on) is connvo_admin/outcomes.py; this adds only the auditor's reading of it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from connvo_admin.outcomes import Outcome
 
 
 class Severity(StrEnum):
@@ -24,28 +27,34 @@ class Meaning:
         return self.severity in (Severity.CONNVO_FAILED, Severity.CONSOLE_FAILED)
 
 
-MEANINGS: dict[str, Meaning] = {
-    "found": Meaning("Found", Severity.FOUND),
-    "not_visible": Meaning("Not visible to them (not a participant)", Severity.REFUSED),
-    "not_found": Meaning("No such meeting", Severity.REFUSED),
-    "invalid_id": Meaning("Not a meeting ID", Severity.REFUSED),
-    "token_rejected": Meaning("Connvo refused their token", Severity.REFUSED),
-    "not_provisioned": Meaning("No Connvo user for their token", Severity.REFUSED),
-    "session_ended": Meaning("Connvo session ended", Severity.REFUSED),
-    "connvo_error": Meaning("Connvo refused the lookup", Severity.REFUSED),
-    "no_token": Meaning("Console refused: no token for the deployment", Severity.REFUSED),
-    "unknown_deployment": Meaning("Console refused: unknown deployment", Severity.REFUSED),
-    "lookup_limit": Meaning("Console refused: too many lookups a minute", Severity.REFUSED),
-    "rate_limited": Meaning("Connvo failed: rate limited", Severity.CONNVO_FAILED),
-    "server_error": Meaning("Connvo failed: server error", Severity.CONNVO_FAILED),
-    "overloaded": Meaning("Connvo failed: overloaded", Severity.CONNVO_FAILED),
-    "timeout": Meaning("Connvo failed: no answer in time", Severity.CONNVO_FAILED),
-    "unreachable": Meaning("Connvo failed: unreachable", Severity.CONNVO_FAILED),
-    "bad_response": Meaning("Connvo failed: not Connvo's answer", Severity.CONNVO_FAILED),
-    "auth_unavailable": Meaning("Sign-in service failed", Severity.CONNVO_FAILED),
-    "schema_mismatch": Meaning("Console failed: unexpected meeting data", Severity.CONSOLE_FAILED),
-    "bad_request": Meaning("Console failed: request refused by Connvo", Severity.CONSOLE_FAILED),
-    "audit_unavailable": Meaning("Console failed: audit log unavailable", Severity.CONSOLE_FAILED),
+MEANINGS: dict[Outcome, Meaning] = {
+    Outcome.FOUND: Meaning("Found", Severity.FOUND),
+    Outcome.NOT_VISIBLE: Meaning("Not visible to them (not a participant)", Severity.REFUSED),
+    Outcome.NOT_FOUND: Meaning("No such meeting", Severity.REFUSED),
+    Outcome.INVALID_ID: Meaning("Not a meeting ID", Severity.REFUSED),
+    Outcome.TOKEN_REJECTED: Meaning("Connvo refused their token", Severity.REFUSED),
+    Outcome.NOT_PROVISIONED: Meaning("No Connvo user for their token", Severity.REFUSED),
+    Outcome.SESSION_ENDED: Meaning("Connvo session ended", Severity.REFUSED),
+    Outcome.CONNVO_ERROR: Meaning("Connvo refused the lookup", Severity.REFUSED),
+    Outcome.NO_TOKEN: Meaning("Console refused: no token for the deployment", Severity.REFUSED),
+    Outcome.UNKNOWN_DEPLOYMENT: Meaning("Console refused: unknown deployment", Severity.REFUSED),
+    Outcome.LOOKUP_LIMIT: Meaning("Console refused: too many lookups a minute", Severity.REFUSED),
+    Outcome.RATE_LIMITED: Meaning("Connvo failed: rate limited", Severity.CONNVO_FAILED),
+    Outcome.SERVER_ERROR: Meaning("Connvo failed: server error", Severity.CONNVO_FAILED),
+    Outcome.OVERLOADED: Meaning("Connvo failed: overloaded", Severity.CONNVO_FAILED),
+    Outcome.TIMEOUT: Meaning("Connvo failed: no answer in time", Severity.CONNVO_FAILED),
+    Outcome.UNREACHABLE: Meaning("Connvo failed: unreachable", Severity.CONNVO_FAILED),
+    Outcome.BAD_RESPONSE: Meaning("Connvo failed: not Connvo's answer", Severity.CONNVO_FAILED),
+    Outcome.AUTH_UNAVAILABLE: Meaning("Sign-in service failed", Severity.CONNVO_FAILED),
+    Outcome.SCHEMA_MISMATCH: Meaning(
+        "Console failed: unexpected meeting data", Severity.CONSOLE_FAILED
+    ),
+    Outcome.BAD_REQUEST: Meaning(
+        "Console failed: request refused by Connvo", Severity.CONSOLE_FAILED
+    ),
+    Outcome.AUDIT_UNAVAILABLE: Meaning(
+        "Console failed: audit log unavailable", Severity.CONSOLE_FAILED
+    ),
 }
 
 

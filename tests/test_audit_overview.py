@@ -146,6 +146,13 @@ def test_writing_an_entry_does_not_touch_the_summaries(audit_entry):
     assert ActivityHour.objects.get().entries == 1
 
 
+def test_every_outcome_the_log_can_hold_has_plain_words():
+    from audit.outcomes import MEANINGS
+    from connvo_admin.outcomes import recorded_outcomes
+
+    assert set(recorded_outcomes()) <= set(MEANINGS)
+
+
 def test_an_unknown_outcome_counts_as_a_failure_until_named():
     assert meaning("found").severity == Severity.FOUND
     assert meaning("not_visible").severity == Severity.REFUSED

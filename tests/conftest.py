@@ -13,6 +13,8 @@ from unittest import mock
 
 import pytest
 import time_machine
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
@@ -28,6 +30,14 @@ PASSWORD = "correct horse battery staple"
 CLOCK_ENV = "CONSOLE_TEST_CLOCK"
 TZ_ENV = "CONSOLE_TEST_TZ"
 _session_travel: time_machine.travel | None = None
+
+
+# Hypothesis's deadline and "too slow" checks are timing assertions: on a busy machine (two cores
+# shared by several runs) they fail tests whose behaviour is right.
+hypothesis_settings.register_profile(
+    "console", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("console")
 
 
 def pytest_configure(config: pytest.Config) -> None:

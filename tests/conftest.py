@@ -13,10 +13,10 @@ from unittest import mock
 
 import pytest
 import time_machine
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from fakeconnvo import FakeConnvo
 from meetings import tokens

@@ -18,7 +18,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
-	@echo "make test    set up and run the whole test suite (SQLite, then PostgreSQL)"
+	@echo "make test    set up and run the whole test suite (SQLite, PostgreSQL, then a summer clock)"
 	@echo "make test-clock  the non-browser suite at three awkward instants, far east (docs/testing.md)"
 	@echo "make mutants     mutation testing of the modules where a silent break hurts most (slow)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
@@ -68,6 +68,7 @@ services:
 test: $(STAMP) browser services lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-clock CLOCK_INSTANTS=2027-07-15T12:00:00Z
 
 test-sqlite: $(STAMP)
 	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest
@@ -86,6 +87,14 @@ test-clock: $(STAMP)
 	  CONSOLE_TEST_CLOCK=$$instant CONSOLE_TEST_TZ=$(CLOCK_TZ) DATABASE_URL=sqlite:///:memory: \
 	    $(PY) -m pytest -q -p no:cacheprovider -m "not browser" --ignore=tests/browser; \
 	done
+
+# Mutation testing (mutmut, configured in pyproject.toml): slow, so not part of `make test` or CI.
+# Incremental: results are kept under mutants/ (rm -rf mutants for a fresh run).
+MUTANTS_CHILDREN ?= 2
+
+mutants: $(STAMP)
+	DATABASE_URL=sqlite:///:memory: $(VENV)/bin/mutmut run --max-children $(MUTANTS_CHILDREN)
+	$(VENV)/bin/mutmut results
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from audit import chain
 from audit.models import Action, AppendOnlyError, AuditEntry, ChainHead
@@ -278,6 +279,22 @@ def test_purge_deletes_only_old_entries_and_the_rest_still_verifies(audit_entry)
     verified = chain.verify()
     assert verified.ok
     assert verified.entries_checked == 2
+
+
+def test_purge_deletes_in_batches_of_the_size_asked(audit_entry):
+    """Each batch is its own short transaction holding the chain head, so lookups wait for one
+    batch at most: five old entries in batches of two are three deletes of at most two rows."""
+    now = datetime.now(UTC)
+    old = [audit_entry(at=now - timedelta(days=40, minutes=n)) for n in range(5, 0, -1)]
+
+    with CaptureQueriesContext(connection) as queries:
+        result = chain.purge(older_than=timedelta(days=30), batch_size=2)
+
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3
+    assert result.deleted == 5
+    assert result.through_id == old[-1].pk
+    assert chain.verify().ok
 
 
 def test_purge_never_deletes_past_a_newer_entry(audit_entry):

@@ -195,6 +195,19 @@ def test_changing_any_covered_field_names_the_entry(field, audit_entry):
     assert chain.verify().first_bad_id == edited.pk
 
 
+def test_several_changed_entries_are_reported_as_such(five_entries):
+    for edited in five_entries[1:3]:
+        tamper("UPDATE audit_auditentry SET detail = %s WHERE id = %s", ["rewritten", edited.pk])
+
+    result = chain.verify()
+
+    assert result.first_bad_id == five_entries[1].pk
+    assert result.message == (
+        f"Entry #{five_entries[1].pk} does not match its MAC, and neither does the entry after "
+        "it: several entries were changed, deleted or inserted from here on."
+    )
+
+
 def test_deleted_entry_breaks_the_link_of_the_next_one(five_entries):
     tamper("DELETE FROM audit_auditentry WHERE id = %s", [five_entries[2].pk])
 

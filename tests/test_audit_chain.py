@@ -346,6 +346,7 @@ def test_a_row_older_than_the_purge_is_found(audit_entry):
 
     assert not result.ok
     assert result.first_bad_id == old.pk
+    assert result.message == f"Entry #{old.pk} is older than the last purge, which deleted it."
 
 
 def test_deleting_an_account_keeps_its_entries_and_their_username(agent, five_entries):

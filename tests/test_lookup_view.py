@@ -66,9 +66,11 @@ def test_recent_lookups_link_back_to_meetings(agent_client, agent_token, fake_co
 
 
 def test_deployment_of_last_lookup_is_remembered(agent, fake_connvo_prod, agent_client):
-    from meetings import tokens
+    from meetings import pasted_tokens
 
-    tokens.save_token(user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent"))
+    pasted_tokens.store_token(
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
+    )
     agent_client.get(
         reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")])
     )
@@ -79,9 +81,11 @@ def test_deployment_of_last_lookup_is_remembered(agent, fake_connvo_prod, agent_
 
 
 def test_deployment_is_remembered_across_sign_ins(agent, fake_connvo_prod, client):
-    from meetings import tokens
+    from meetings import pasted_tokens
 
-    tokens.save_token(user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent"))
+    pasted_tokens.store_token(
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
+    )
     client.force_login(agent)
     client.get(reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")]))
     client.logout()
@@ -90,3 +94,18 @@ def test_deployment_is_remembered_across_sign_ins(agent, fake_connvo_prod, clien
     page = client.get(reverse("meetings:lookup")).content.decode()
 
     assert '<option value="prod" selected>' in page
+
+
+def test_recent_lookups_show_title_state_and_how_the_last_lookup_ended(
+    agent_client, agent_token, fake_connvo
+):
+    standup, private = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("private")
+    agent_client.get(reverse("meetings:detail", args=["dev", standup]))
+    agent_client.get(reverse("meetings:detail", args=["dev", private]))
+
+    page = agent_client.get(reverse("meetings:lookup")).content.decode()
+
+    title = fake_connvo.meetings[standup].fields["title"]
+    assert f'<strong class="recent__title">{title}</strong>' in page
+    assert "badge--active" in page
+    assert "you are not a participant" in page

@@ -18,7 +18,8 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEntry
-from meetings import tokens
+from meetings import credentials
+from meetings.models import StaffToken
 from tests.test_credentials import connect, expire_soon, look_up, stored_refresh_token
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +88,10 @@ class Seen:
         self.add(f"page {response.request['PATH_INFO']}", headers + "\n" + body)
 
 
+def stored_access_token(user) -> str:
+    return credentials.reveal(StaffToken.objects.get(user=user, deployment="dev"))
+
+
 def assert_no_piece_of(secrets: list[str], seen: list[tuple[str, str]]) -> None:
     fragments = {
         secret[i : i + FRAGMENT]: secret for secret in secrets for i in range(len(secret) - 11)
@@ -127,7 +132,7 @@ def test_a_pasted_token_never_leaks(
             follow=True,
         )
     )
-    assert tokens.token_for(user=agent, deployment="dev") == token
+    assert stored_access_token(agent) == token
     seen.response(agent_client.get(reverse("meetings:tokens")))
     seen.response(agent_client.get(f"/?q={fake_connvo.meeting_id('standup')}&deployment=dev"))
     seen.response(agent_client.get(standup))
@@ -163,14 +168,14 @@ def test_workos_tokens_and_their_renewals_never_leak(
     standup = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
 
     seen.response(connect(agent_client, fake_connvo))
-    first_access = tokens.token_for(user=agent, deployment="dev")
+    first_access = stored_access_token(agent)
     first_refresh = stored_refresh_token(agent)
     seen.response(agent_client.get(standup))
     expire_soon(agent)
     seen.response(agent_client.get(standup))
     expire_soon(agent)
     look_up(agent, fake_connvo)
-    renewed_access = tokens.token_for(user=agent, deployment="dev")
+    renewed_access = stored_access_token(agent)
     renewed_refresh = stored_refresh_token(agent)
     assert len({first_access, renewed_access}) == 2
     assert len({first_refresh, renewed_refresh}) == 2

@@ -65,7 +65,7 @@ def test_unchanged_polls_leave_the_page_live_and_a_later_change_shows(
         with page.expect_response(is_refresh, timeout=5000) as refresh:
             pass
         assert refresh.value.status == 204
-    expect(page.locator("#live-poller")).to_contain_text("Live: checked")
+    expect(page.locator("#live-poller")).to_contain_text("every 1 s")
 
     fake_connvo.update_meeting("standup", participantCount=9)
 

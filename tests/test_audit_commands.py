@@ -70,10 +70,24 @@ def test_purge_deletes_old_entries_and_audits_itself(audit_entry):
     assert status == 0
     assert f"Deleted 1 audit entries (through entry #{old.pk})." in out
     purge_entry = AuditEntry.objects.get(action=Action.AUDIT_PURGED)
-    assert purge_entry.detail.startswith("audit_purge --older-than 90 deleted 1 entries")
+    assert purge_entry.detail.startswith(
+        f"Deleting 1 entries older than 90 days: count=1 first={old.pk} last={old.pk} "
+        f"last_mac={old.mac} retention=90d cutoff="
+    )
     assert purge_entry.user_agent == "manage.py"
     assert list(AuditEntry.objects.order_by("id")) == [kept, purge_entry]
     assert run("audit_verify")[0] == 0
+
+
+def test_purge_refuses_a_retention_below_the_one_in_force(settings, audit_entry):
+    settings.AUDIT_MIN_RETENTION_DAYS = 90
+    audit_entry(at=datetime.now(UTC) - timedelta(days=100))
+
+    with pytest.raises(CommandError, match="below the retention in force"):
+        call_command("audit_purge", "--older-than", "30")
+
+    assert AuditEntry.objects.count() == 1
+    assert not AuditEntry.objects.filter(action=Action.AUDIT_PURGED).exists()
 
 
 def test_purge_refuses_less_than_a_day(db):

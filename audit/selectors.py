@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
-from .models import Action, AuditEntry, ChainVerification, Via
+from .models import Action, AuditEntry, ChainCheckpoint, ChainVerification, Via
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,7 @@ class EntryFilter:
     since: datetime | None = None
     until: datetime | None = None  # exclusive
     include_refreshes: bool = False
+    include_audit_views: bool = False
 
     def describe(self) -> str:
         """The filter in words, for an export's own audit entry."""
@@ -36,6 +37,8 @@ class EntryFilter:
             parts.append(f"until={self.until.isoformat()}")
         if self.include_refreshes:
             parts.append("with refreshes")
+        if self.include_audit_views:
+            parts.append("with audit page views")
         return ", ".join(parts) or "everything"
 
 
@@ -59,6 +62,10 @@ def filtered_entries(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
     # A meeting page left open polls every few seconds; those rows would bury everything else.
     if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
         entries = entries.exclude(via=Via.REFRESH)
+    # Every audit page view is itself an entry; shown on asking, so browsing the log does not
+    # bury what it is about.
+    if not entry_filter.include_audit_views and entry_filter.action != Action.AUDIT_VIEWED:
+        entries = entries.exclude(action=Action.AUDIT_VIEWED)
     return entries.order_by("-at", "-id")
 
 
@@ -169,3 +176,7 @@ def who_looked(*, meeting_id: str) -> list[Viewer]:
 
 def latest_verification() -> ChainVerification | None:
     return ChainVerification.objects.order_by("-at", "-id").first()
+
+
+def latest_checkpoint() -> ChainCheckpoint | None:
+    return ChainCheckpoint.objects.order_by("-at", "-id").first()

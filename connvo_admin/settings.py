@@ -242,6 +242,8 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# A refused form is written to the audit log like any other refusal.
+CSRF_FAILURE_VIEW = "audit.views.csrf_failure"
 # Off by default only because the embedded demo is plain http://127.0.0.1; turn on behind TLS.
 SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)

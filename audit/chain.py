@@ -303,7 +303,7 @@ class Checkpoint:
                 key_id=str(document["key"]),
                 signature=str(document["sig"]),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise BadCheckpoint(f"A checkpoint line is malformed ({error}).") from None
         key = keys().get(checkpoint.key_id)
         if key is None:

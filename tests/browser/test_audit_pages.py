@@ -169,3 +169,29 @@ def test_narrow_window(page: Page, live_server, auditor, history, sign_in, scree
     page.goto(f"{live_server.url}/audit/meetings/{MEETING}/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 700
     screenshot("audit-07-meeting-700px")
+
+
+def test_chain_health_and_the_auditors_own_trail(
+    page: Page, live_server, auditor, history, sign_in, screenshot
+):
+    chain.checkpoint_now()
+    sign_in("auditor")
+
+    page.goto(f"{live_server.url}/audit/")
+    health = page.get_by_role("region", name="Chain health")
+    expect(health).to_contain_text("Chain last verified")
+    expect(health).to_contain_text("OK")
+    expect(health).to_contain_text("witnessed outside the database")
+    screenshot("audit-08-chain-health")
+    page.emulate_media(color_scheme="dark")
+    screenshot("audit-09-chain-health-dark")
+    page.emulate_media(color_scheme="light")
+
+    # The auditor's own page views are in the log, one action filter away.
+    page.get_by_label("Action").select_option("audit_viewed")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("tbody tr")
+    expect(rows.first).to_contain_text("Audit log viewed")
+    expect(rows.first).to_contain_text("auditor")
+    expect(rows.first).to_contain_text("Audit log, filter: everything")
+    screenshot("audit-10-audit-views")

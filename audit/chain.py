@@ -206,8 +206,13 @@ class PurgePlan:
         facts = _facts(detail)
         try:
             count = int(facts["count"])
-            retention = int(facts["retention"].removesuffix("d"))
-            cutoff = datetime.strptime(facts["cutoff"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            # Unknown for the purge an upgrade vouches for (count=0: never checked for age).
+            retention = int(facts.get("retention", "0d").removesuffix("d"))
+            cutoff = (
+                datetime.strptime(facts["cutoff"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                if "cutoff" in facts
+                else at
+            )
             first = int(facts["first"]) if "first" in facts else None
             # A purge entry of nothing has no range; one written at the upgrade that chained
             # purges vouches for the earlier purge's end without a count (see migration 0007).

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from meetings.connvo import Outcome
 
-from .chain import CHAINED_FIELDS, compute_mac, lock_head
+from .chain import CHAINED_FIELDS, compute_mac, head_key, lock_head
 from .models import Action, AuditEntry, Via
 
 SEED_PREFIX = "seed-agent-"
@@ -166,10 +166,10 @@ def seed(
     while written < rows:
         with transaction.atomic():
             head = lock_head()
-            prev_mac = head.last_mac
+            prev_mac, key = head.last_mac, head_key(head)
             batch = []
             for entry in entries:
-                entry["mac"] = prev_mac = compute_mac(entry, prev_mac=prev_mac)
+                entry["mac"] = prev_mac = compute_mac(entry, prev_mac=prev_mac, key=key)
                 batch.append(entry)
                 if len(batch) == batch_size:
                     break

@@ -124,15 +124,23 @@ class RetentionTooShort(ValueError):
     pass
 
 
+class ChainBroken(ValueError):
+    """The chain does not verify: deleting its oldest entries could delete the evidence."""
+
+
 def purge_old_entries(*, retention_days: int, batch_size: int = 10_000) -> chain.Purge:
     """Delete the entries older than `retention_days`, after a chained entry that says what will
     be deleted (count, id range, the last one's MAC, the retention): `audit_verify` accepts a
-    trimmed chain only when such an entry vouches for exactly where it now starts."""
+    trimmed chain only when such an entry vouches for exactly where it now starts. Refuses to
+    purge a chain that does not verify (the purge would vouch for tampered entries)."""
     if retention_days < settings.AUDIT_MIN_RETENTION_DAYS:
         raise RetentionTooShort(
             f"Entries are kept at least {settings.AUDIT_MIN_RETENTION_DAYS} days "
             "(AUDIT_MIN_RETENTION_DAYS)."
         )
+    verified = chain.verify()
+    if not verified.ok:
+        raise ChainBroken(verified.message)
     plan = chain.plan_purge(retention_days=retention_days)
     record(
         origin=Origin.for_maintenance(),

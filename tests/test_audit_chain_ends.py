@@ -13,6 +13,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from audit import chain
 from audit.models import Action, AuditEntry, ChainCheckpoint, ChainHead
@@ -410,6 +411,26 @@ def test_verify_emits_a_checkpoint_of_what_it_verified(audit_entry):
 # --- Key rotation ------------------------------------------------------------------------------
 
 
+def statements(queries) -> list[str]:
+    """The statements sent, savepoints aside."""
+    return [q["sql"].split()[0].upper() for q in queries if "SAVEPOINT" not in q["sql"].upper()]
+
+
+def test_an_append_costs_the_same_round_trips_with_a_rotated_key(keys, audit_entry, settings):
+    """The key in use comes with the locked head row: no query is added to a lookup's write."""
+    audit_entry()
+    with CaptureQueriesContext(connection) as before:
+        audit_entry()
+    settings.AUDIT_CHAIN_KEYS = [KEY_B, KEY_A]
+    rotate_chain_key()
+
+    with CaptureQueriesContext(connection) as after:
+        audit_entry()
+
+    assert statements(before.captured_queries) == ["SELECT", "INSERT", "UPDATE"]
+    assert statements(after.captured_queries) == statements(before.captured_queries)
+
+
 def test_rotation_is_a_chained_entry_and_later_entries_use_the_new_key(keys, audit_entry, settings):
     before = [audit_entry() for _ in range(2)]
     settings.AUDIT_CHAIN_KEYS = [KEY_B, KEY_A]
@@ -555,3 +576,12 @@ def test_a_rotation_amid_concurrent_writers_keeps_one_verifiable_chain(settings)
     assert result.ok, result.message
     assert result.entries_checked == 1 + writers * entries_each + 1
     assert "1 key rotation." in result.message
+
+
+def test_seeded_entries_use_the_key_the_head_names(keys, audit_entry, settings):
+    audit_entry()
+    settings.AUDIT_CHAIN_KEYS = [KEY_B, KEY_A]  # not rotated yet: the chain is still under A
+
+    call_command("audit_seed", "--rows", "20", "--random-seed", "3", stdout=StringIO())
+
+    assert chain.verify().ok

@@ -117,3 +117,19 @@ def test_seed_continues_an_existing_chain(audit_entry):
     audit_entry()
 
     assert chain.verify().entries_checked == 52
+
+
+def test_purge_refuses_a_chain_that_does_not_verify(settings, audit_entry):
+    old = audit_entry(at=datetime.now(UTC) - timedelta(days=100))
+    audit_entry()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute("UPDATE audit_auditentry SET detail = 'edited' WHERE id = %s", [old.pk])
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+    with pytest.raises(CommandError, match="Nothing deleted: the audit chain does not verify"):
+        call_command("audit_purge", "--older-than", "90")
+
+    assert AuditEntry.objects.filter(pk=old.pk).exists()

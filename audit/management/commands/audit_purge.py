@@ -4,7 +4,7 @@ chained entry, written before anything is deleted."""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.services import RetentionTooShort, purge_old_entries
+from audit.services import ChainBroken, RetentionTooShort, purge_old_entries
 
 
 class Command(BaseCommand):
@@ -12,7 +12,8 @@ class Command(BaseCommand):
         "Delete audit entries older than DAYS days, oldest first, in chain order (never one that "
         "is newer). First writes a chained audit entry saying what it deletes (count, id range, "
         "the last one's MAC, the retention), which is what lets `audit_verify` accept the "
-        "shorter chain. DAYS may not be below AUDIT_MIN_RETENTION_DAYS."
+        "shorter chain. DAYS may not be below AUDIT_MIN_RETENTION_DAYS; a chain that does not "
+        "verify is not purged."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,6 +31,11 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--older-than {older_than} is below the retention in force: {error} "
                 f"Use --older-than {settings.AUDIT_MIN_RETENTION_DAYS} or more."
+            ) from None
+        except ChainBroken as error:
+            raise CommandError(
+                f"Nothing deleted: the audit chain does not verify ({error}) Deleting its oldest "
+                "entries could delete the evidence; investigate with audit_verify first."
             ) from None
         through = f" (through entry #{result.through_id})" if result.through_id else ""
         self.stdout.write(self.style.SUCCESS(f"Deleted {result.deleted:,} audit entries{through}."))

@@ -374,19 +374,17 @@ def _too_young(plan: PurgePlan) -> str | None:
 def _unvouched_start(purged_through: int | None, start_mac: str, purges: list[PurgePlan]) -> bool:
     """Whether the chain starts after deleted entries that no verified purge entry accounts
     for: the newest deleted entry must be a purge's last, with the MAC that purge announced, or
-    lie inside the newest purge's range while its batches run."""
+    lie inside a purge's range while its batches run (or after they were interrupted)."""
     if purged_through is None and start_mac == GENESIS:
         return False
+    if purged_through is None:
+        return True
     for plan in purges:
         if plan.last == purged_through and hmac.compare_digest(plan.last_mac, start_mac):
             return False
-    newest = purges[-1] if purges else None
-    return not (
-        newest is not None
-        and newest.count
-        and purged_through is not None
-        and newest.first <= purged_through < newest.last
-    )
+        if plan.count and plan.first <= purged_through < plan.last:
+            return False
+    return True
 
 
 def _walk(

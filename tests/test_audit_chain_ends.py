@@ -589,3 +589,26 @@ def test_seeded_entries_use_the_key_the_head_names(keys, audit_entry, settings):
     call_command("audit_seed", "--rows", "20", "--random-seed", "3", stdout=StringIO())
 
     assert chain.verify().ok
+
+
+def test_audit_verify_names_a_forged_purge(audit_entry):
+    entries = [audit_entry() for _ in range(3)]
+    forge_purge(entries[0])
+
+    forged = run("audit_verify")
+
+    assert forged[0] == 1
+    assert "a forged purge" in forged[2]
+
+
+def test_audit_verify_names_a_purge_younger_than_the_retention(audit_entry, settings):
+    audit_entry(at=datetime.now(UTC) - timedelta(days=2))
+    audit_entry()
+    settings.AUDIT_MIN_RETENTION_DAYS = 1
+    run("audit_purge", "--older-than", "1")
+    settings.AUDIT_MIN_RETENTION_DAYS = 400
+
+    status, _, err = run("audit_verify")
+
+    assert status == 1
+    assert "younger than the 400-day retention in force" in err

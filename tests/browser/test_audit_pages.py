@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from audit import chain
-from audit.models import Action, Via
+from audit.models import Action, ChainCheckpoint, Via
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,3 +195,9 @@ def test_chain_health_and_the_auditors_own_trail(
     expect(rows.first).to_contain_text("auditor")
     expect(rows.first).to_contain_text("Audit log, filter: everything")
     screenshot("audit-10-audit-views")
+
+    # The checkpoint timer stopped an hour ago: the panel says so.
+    ChainCheckpoint.objects.update(at=datetime.now(UTC) - timedelta(hours=1))
+    page.reload()
+    expect(health).to_contain_text("Check that the audit_checkpoint timer still runs")
+    screenshot("audit-11-checkpoint-stale")

@@ -171,3 +171,18 @@ def test_a_rotated_audit_chain_key_list_is_accepted(settings):
     settings.AUDIT_CHAIN_KEYS = ["y" * 60, "z" * 60]
 
     assert secret_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("k" * 48 + ",too-short", "Every AUDIT_CHAIN_KEY key must be at least 32 characters long."),
+        ("k" * 48 + "," + "k" * 48, "AUDIT_CHAIN_KEY names the same key twice."),
+    ],
+    ids=["short", "twice"],
+)
+def test_a_bad_audit_chain_key_list_refuses_to_start(keys, message):
+    result = manage("check", env=production_env(AUDIT_CHAIN_KEY=keys))
+
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -54,7 +54,7 @@ def _duration(seconds: int) -> str:
     if seconds % 60:
         return f"{seconds} seconds"
     minutes = seconds // 60
-    return "minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
 
 
 def _chain_status() -> dict:

@@ -527,7 +527,9 @@ def _walk(
     if rotations:
         message += f" {rotations} key rotation{'s' if rotations > 1 else ''}."
     if witnessed:
-        message += f" All {len(witnessed)} witnessed checkpoints are in the chain."
+        purged = len(witnessed) - len(seen_witnessed)
+        message += f" {len(seen_witnessed)} witnessed checkpoints found in the chain"
+        message += f" ({purged} more were of entries purged since)." if purged else "."
     if key is not None and key != current_key_id():
         message += (
             f" The chain is still under key {key}: run audit_rotate_key to move it to the first "

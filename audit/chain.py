@@ -562,6 +562,7 @@ def record_verification(result: Verification, *, duration_ms: int):
         ok=result.ok,
         entries_checked=result.entries_checked,
         first_bad_id=result.first_bad_id,
+        last_entry_id=result.last_id if result.ok else None,
         message=result.message[:500],
         duration_ms=duration_ms,
     )

@@ -152,6 +152,8 @@ class ChainVerification(models.Model):
     ok = models.BooleanField()
     entries_checked = models.BigIntegerField()
     first_bad_id = models.BigIntegerField(null=True, blank=True)
+    # The newest entry a successful walk verified (the checkpoint it emitted witnesses it).
+    last_entry_id = models.BigIntegerField(null=True, blank=True)
     message = models.CharField(max_length=500)
     duration_ms = models.PositiveIntegerField()
 

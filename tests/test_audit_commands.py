@@ -26,8 +26,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_verify_reports_ok_and_records_the_result(audit_entry):
-    for _ in range(3):
-        audit_entry()
+    entries = [audit_entry() for _ in range(3)]
 
     status, out, _ = run("audit_verify")
 
@@ -37,6 +36,7 @@ def test_verify_reports_ok_and_records_the_result(audit_entry):
     assert verification.ok
     assert verification.entries_checked == 3
     assert verification.first_bad_id is None
+    assert verification.last_entry_id == entries[-1].pk
 
 
 def test_verify_exits_1_naming_the_first_broken_entry(audit_entry):

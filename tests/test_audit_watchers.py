@@ -108,12 +108,14 @@ def test_purges_and_rotations_can_be_filtered(auditor_client, audit_entry):
     assert "Audit chain key rotated" in rotations.content.decode()
 
 
-def test_chain_health_shows_the_last_checkpoint(auditor_client, audit_entry):
+def test_chain_health_shows_the_last_verification_and_checkpoint(auditor_client, audit_entry):
     entry = audit_entry()
+    chain.record_verification(chain.verify(), duration_ms=3)
     chain.checkpoint_now()
 
     page = auditor_client.get(reverse("audit:list")).content.decode()
 
+    assert f"(1 entries, through entry #{entry.pk})." in page
     assert "Last checkpoint" in page
     assert f"at entry #{entry.pk} (1 entries), witnessed outside the database" in page
 

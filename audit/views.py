@@ -23,7 +23,7 @@ from . import exports, selectors
 from .forms import AuditFilterForm
 from .models import Action, AuditEntry
 from .selectors import BadCursor, Cursor
-from .services import Origin, record
+from .services import Origin, record, record_or_log
 
 logger = logging.getLogger(__name__)
 
@@ -81,20 +81,14 @@ def _record_view(request: HttpRequest, *, what: str, meeting_id: str = "") -> No
     """Write an auditor's page view to the log (the watchers are watched). Whole pages only: a
     fragment a page loads is part of the view already recorded. A view the log cannot record
     still shows (the log is what is being read; refusing it helps nobody), loudly."""
-    if getattr(request, "htmx", False):
+    if request.htmx:
         return
-    try:
-        with transaction.atomic():
-            record(
-                origin=Origin.from_request(request),
-                action=Action.AUDIT_VIEWED,
-                meeting_id=meeting_id,
-                detail=what,
-            )
-    except DatabaseError:
-        logger.exception(
-            "audit entry for %s viewing the audit log could not be written", request.user
-        )
+    record_or_log(
+        origin=Origin.from_request(request),
+        action=Action.AUDIT_VIEWED,
+        meeting_id=meeting_id,
+        detail=what,
+    )
 
 
 def _entry_list(
@@ -215,25 +209,21 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
 def _record_refusal(request: HttpRequest, *, detail: str) -> None:
     match = request.resolver_match
     kwargs = match.kwargs if match else {}
-    try:
-        with transaction.atomic():
-            record(
-                origin=Origin.from_request(request),
-                action=Action.PERMISSION_DENIED,
-                deployment=str(kwargs.get("deployment", "")),
-                meeting_id=str(kwargs.get("meeting_id", "")),
-                http_status=403,
-                detail=detail,
-            )
-    except DatabaseError:
-        # The refusal stands either way; only the record of it is lost, loudly.
-        logger.exception("audit entry for a refusal of %s could not be written", request.path)
+    # The refusal stands either way; only the record of it may be lost, loudly.
+    record_or_log(
+        origin=Origin.from_request(request),
+        action=Action.PERMISSION_DENIED,
+        deployment=str(kwargs.get("deployment_name", "")),
+        meeting_id=str(kwargs.get("meeting_id", "")),
+        http_status=403,
+        detail=detail,
+    )
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """The console's 403 page (`handler403`), which first writes the refusal to the audit log."""
     _record_refusal(request, detail=f"{request.method} {request.path}")
-    if getattr(request, "htmx", False):
+    if request.htmx:
         # A live refresh refused (e.g. the agent left the Support group while the page was
         # open): htmx ignores a 403 and would keep polling, so reload the page to show why.
         return HttpResponseClientRefresh()

@@ -148,7 +148,7 @@ def test_a_refused_csrf_check_is_recorded(agent, agent_client):
     strict.force_login(agent)
 
     response = strict.post(
-        reverse("meetings:tokens"), {"deployment": "dev"}, REMOTE_ADDR="10.3.3.3"
+        reverse("meetings:token_save", args=["dev"]), {"token": "x"}, REMOTE_ADDR="10.3.3.3"
     )
 
     assert response.status_code == 403
@@ -158,4 +158,5 @@ def test_a_refused_csrf_check_is_recorded(agent, agent_client):
     assert entry.actor == agent
     assert entry.http_status == 403
     assert entry.client_ip == "10.3.3.3"
-    assert entry.detail.startswith("POST /tokens/: CSRF check failed (CSRF cookie not set.)")
+    assert entry.deployment == "dev"
+    assert entry.detail == "POST /tokens/dev/save/: CSRF check failed (CSRF cookie not set.)"

@@ -215,7 +215,7 @@ class PurgePlan:
             )
             first = int(facts["first"]) if "first" in facts else None
             # A purge entry of nothing has no range; one written at the upgrade that chained
-            # purges vouches for the earlier purge's end without a count (see migration 0007).
+            # purges vouches for the earlier purge's end without a count (see migration 0008).
             last = int(facts["last"]) if "last" in facts else None
             last_mac = facts.get("last_mac", GENESIS)
         except (KeyError, ValueError):

@@ -21,7 +21,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def _sql_flush_allowing_audit_truncate(original):
-    """The database refuses TRUNCATE of the audit table (audit migration 0008) unless the
+    """The database refuses TRUNCATE of the audit table (audit migration 0009) unless the
     transaction allows purging; flushing between transactional tests is such a purge."""
 
     def sql_flush(self, style, tables, **kwargs):

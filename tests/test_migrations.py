@@ -25,7 +25,7 @@ def test_upgrading_a_purged_chain_keeps_it_verifiable():
 
     from audit import chain
 
-    before = [("audit", "0006_request_id")]
+    before = [("audit", "0007_activity_summary")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps

@@ -99,7 +99,7 @@ def test_auditor_reads_filters_and_exports_the_log(
     page.get_by_label("Outcome").select_option("not_visible")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("not_visible")
+    expect(rows.first).to_contain_text("Not visible to them")
     screenshot("audit-02-filtered")
 
     with page.expect_download() as download:
@@ -182,9 +182,9 @@ def test_chain_health_and_the_auditors_own_trail(
     expect(health).to_contain_text("Chain last verified")
     expect(health).to_contain_text("OK")
     expect(health).to_contain_text("witnessed outside the database")
-    screenshot("audit-08-chain-health")
+    screenshot("audit-12-chain-health")
     page.emulate_media(color_scheme="dark")
-    screenshot("audit-09-chain-health-dark")
+    screenshot("audit-13-chain-health-dark")
     page.emulate_media(color_scheme="light")
 
     # The auditor's own page views are in the log, one action filter away.
@@ -194,10 +194,30 @@ def test_chain_health_and_the_auditors_own_trail(
     expect(rows.first).to_contain_text("Audit log viewed")
     expect(rows.first).to_contain_text("auditor")
     expect(rows.first).to_contain_text("Audit log, filter: everything")
-    screenshot("audit-10-audit-views")
+    screenshot("audit-14-audit-views")
 
     # The checkpoint timer stopped an hour ago: the panel says so.
     ChainCheckpoint.objects.update(at=datetime.now(UTC) - timedelta(hours=1))
     page.reload()
     expect(health).to_contain_text("Check that the audit_checkpoint timer still runs")
-    screenshot("audit-11-checkpoint-stale")
+    screenshot("audit-15-checkpoint-stale")
+
+
+def test_overview_at_390_px_with_copyable_ids(
+    page: Page, live_server, auditor, history, sign_in, screenshot
+):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in("auditor")
+    page.goto(f"{live_server.url}/audit/")
+
+    overview = page.locator(".audit-overview")
+    expect(overview).to_contain_text("entries match")
+    expect(overview.locator(".audit-chart__bar")).to_have_count(8)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot("audit-08-overview-390px")
+
+    overview.get_by_role("button", name=f"Copy {MEETING}").click()
+    assert page.evaluate("navigator.clipboard.readText()") == MEETING
+    overview.get_by_role("link", name="bob").click()
+    expect(page.get_by_label("Staff member")).to_have_value("bob")

@@ -38,6 +38,6 @@ def drop_trigger(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0007_chain_keys_checkpoints_and_actions")]
+    dependencies = [("audit", "0008_chain_keys_checkpoints_and_actions")]
 
     operations = [migrations.RunPython(create_trigger, drop_trigger)]

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0008_refuse_truncate"),
+        ("audit", "0009_refuse_truncate"),
     ]
 
     operations = [

@@ -42,7 +42,7 @@ def adopt_head(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0006_request_id"),
+        ("audit", "0007_activity_summary"),
     ]
 
     operations = [

@@ -190,7 +190,7 @@ def test_chain_health_and_the_auditors_own_trail(
     # The auditor's own page views are in the log, one action filter away.
     page.get_by_label("Action").select_option("audit_viewed")
     page.get_by_role("button", name="Filter").click()
-    rows = page.locator("tbody tr")
+    rows = page.locator(".audit-table tbody tr")
     expect(rows.first).to_contain_text("Audit log viewed")
     expect(rows.first).to_contain_text("auditor")
     expect(rows.first).to_contain_text("Audit log, filter: everything")

@@ -3,23 +3,31 @@ entry before it, so an edited, deleted or inserted entry breaks the chain at tha
 
 Appends lock the one `ChainHead` row inside the caller's transaction, so writers on any number of
 workers or hosts join the chain one at a time. `verify()` walks the chain in id order;
-`purge()` trims it from the oldest end and remembers where the rest starts."""
+`purge()` trims it from the oldest end, after a chained entry that vouches for what it deletes.
+Keys rotate by a chained entry too, and signed checkpoints witness the chain's tail outside the
+database (see `Checkpoint`)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import logging
+import re
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from .models import AuditEntry, ChainHead
+from .models import Action, AuditEntry, ChainCheckpoint, ChainHead
+
+logger = logging.getLogger(__name__)
 
 # What the first entry (or the first after a purge of nothing) chains to.
 GENESIS = "0" * 64
@@ -64,9 +72,49 @@ def canonical_bytes(values: Mapping[str, object], *, prev_mac: str) -> bytes:
     )
 
 
+def key_id(key: str) -> str:
+    """A key's public name: a hash of it that says which key, and nothing that helps guess it."""
+    return hashlib.sha256(b"connvo-audit-chain-key-id:" + key.encode("utf-8")).hexdigest()[:16]
+
+
+@functools.cache
+def _ring(keys: tuple[str, ...]) -> dict[str, bytes]:
+    return {key_id(key): key.encode("utf-8") for key in keys}
+
+
+def keys() -> dict[str, bytes]:
+    """Every configured key by id, the current one (the first of AUDIT_CHAIN_KEY) first."""
+    return _ring(tuple(settings.AUDIT_CHAIN_KEYS))
+
+
+def current_key_id() -> str:
+    return next(iter(keys()))
+
+
+class ChainKeyMissing(DatabaseError):
+    """The chain is written under a key this process does not have. A `DatabaseError` because
+    every caller already treats "the audit log cannot be written" as one (a lookup fails
+    closed, a sign-in is logged)."""
+
+
 def compute_mac(values: Mapping[str, object], *, prev_mac: str, key: bytes | None = None) -> str:
-    key = key if key is not None else settings.AUDIT_CHAIN_KEY.encode("utf-8")
+    key = key if key is not None else next(iter(keys().values()))
     return hmac.new(key, canonical_bytes(values, prev_mac=prev_mac), hashlib.sha256).hexdigest()
+
+
+def head_key(head: ChainHead) -> bytes:
+    """The key the next entry is written under, named by the head (read with its lock, so no
+    extra query). A head from before key ids existed uses the current key."""
+    ring = keys()
+    if not head.key_id:
+        return next(iter(ring.values()))
+    try:
+        return ring[head.key_id]
+    except KeyError:
+        raise ChainKeyMissing(
+            f"The audit chain is written under key {head.key_id}, which AUDIT_CHAIN_KEY on this "
+            "host does not have."
+        ) from None
 
 
 def lock_head() -> ChainHead:
@@ -77,26 +125,111 @@ def lock_head() -> ChainHead:
         # A fresh database (or one the tests flushed). If entries exist without a head, the next
         # entry chains to the genesis value and `verify()` reports the break.
         head, _ = ChainHead.objects.select_for_update().get_or_create(
-            pk=1, defaults={"last_mac": GENESIS, "purged_through_mac": GENESIS}
+            pk=1,
+            defaults={
+                "last_mac": GENESIS,
+                "purged_through_mac": GENESIS,
+                "key_id": current_key_id(),
+            },
         )
     return head
 
 
-def append(**fields: object) -> AuditEntry:
+def append(*, rotate_to: str | None = None, **fields: object) -> AuditEntry:
     """Insert one entry at the end of the chain. Runs in a savepoint of the caller's
-    transaction, so the entry and the head move together or not at all."""
+    transaction, so the entry and the head move together or not at all.
+
+    With `rotate_to` (a key id), the entry is the rotation itself: written under the old key,
+    and every entry after it under the new one."""
     with transaction.atomic():
         head = lock_head()
         # Stamped under the lock, so time order and chain order agree on one clock.
         entry = AuditEntry(at=timezone.now(), **fields)
         entry.mac = compute_mac(
-            {name: getattr(entry, name) for name in CHAINED_FIELDS}, prev_mac=head.last_mac
+            {name: getattr(entry, name) for name in CHAINED_FIELDS},
+            prev_mac=head.last_mac,
+            key=head_key(head),
         )
         entry.save(force_insert=True)
         head.last_entry_id = entry.pk
         head.last_mac = entry.mac
-        head.save(update_fields=["last_entry_id", "last_mac"])
+        moved = ["last_entry_id", "last_mac"]
+        if rotate_to is not None:
+            head.key_id = rotate_to
+            moved.append("key_id")
+        head.save(update_fields=moved)
     return entry
+
+
+# --- What purge and rotation entries say --------------------------------------------------------
+# Their `detail` is written for the auditor and read back by `verify()`: `name=value` facts
+# after a sentence. The MAC covers it like any other field, so only the key holder can write one.
+_FACT = re.compile(r"\b([a-z_]+)=(\S+)")
+
+
+def _facts(detail: str) -> dict[str, str]:
+    return dict(_FACT.findall(detail))
+
+
+@dataclass(frozen=True, slots=True)
+class PurgePlan:
+    """What one `audit_purge` deletes: entries `first`..`last` (ids; the ids between that exist),
+    `count` of them, the last one's MAC (what the oldest remaining entry chains to), all older
+    than `cutoff` under a retention of `retention_days`."""
+
+    count: int
+    first: int | None
+    last: int | None
+    last_mac: str
+    retention_days: int
+    cutoff: datetime
+    entry_id: int | None = None  # the purge entry, once written and read back
+    at: datetime | None = None
+
+    def detail(self, *, os_user: str) -> str:
+        cutoff = _timestamp(self.cutoff)
+        if not self.count:
+            return (
+                f"Nothing older than {self.retention_days} days to delete: count=0 "
+                f"retention={self.retention_days}d cutoff={cutoff} os_user={os_user}"
+            )
+        return (
+            f"Deleting {self.count} entries older than {self.retention_days} days: "
+            f"count={self.count} first={self.first} last={self.last} last_mac={self.last_mac} "
+            f"retention={self.retention_days}d cutoff={cutoff} os_user={os_user}"
+        )
+
+    @classmethod
+    def from_entry(cls, *, entry_id: int, at: datetime, detail: str) -> PurgePlan | None:
+        """The plan a verified purge entry announced; None for one written before purges were
+        chained (it vouches for nothing)."""
+        facts = _facts(detail)
+        try:
+            count = int(facts["count"])
+            # Unknown for the purge an upgrade vouches for (count=0: never checked for age).
+            retention = int(facts.get("retention", "0d").removesuffix("d"))
+            cutoff = (
+                datetime.strptime(facts["cutoff"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                if "cutoff" in facts
+                else at
+            )
+            first = int(facts["first"]) if "first" in facts else None
+            # A purge entry of nothing has no range; one written at the upgrade that chained
+            # purges vouches for the earlier purge's end without a count (see migration 0008).
+            last = int(facts["last"]) if "last" in facts else None
+            last_mac = facts.get("last_mac", GENESIS)
+        except (KeyError, ValueError):
+            return None
+        return cls(count, first, last, last_mac, retention, cutoff, entry_id=entry_id, at=at)
+
+
+def rotation_detail(*, old: str, new: str, os_user: str) -> str:
+    return f"Entries after this one use key {new}: from={old} to={new} os_user={os_user}"
+
+
+def rotated_to(detail: str) -> str | None:
+    found = _facts(detail).get("to", "")
+    return found if re.fullmatch(r"[0-9a-f]{16}", found) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +238,116 @@ class Verification:
     entries_checked: int
     first_bad_id: int | None
     message: str
+    # Where the verified chain ends (what the checkpoint `audit_verify` emits witnesses).
+    last_id: int | None = None
+    last_mac: str = GENESIS
 
 
-def _diagnose(bad: tuple, following: tuple | None, prev_mac: str) -> str:
+class BadCheckpoint(ValueError):
+    """A line that claims to be a checkpoint but is malformed or not signed by a known key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The chain's tail as the console saw it: the newest entry's id and MAC, how many entries
+    there were, when. Signed with the current key and kept outside the database (the JSON log,
+    `AUDIT_CHECKPOINT_FILE`), so cutting the tail back past it and rewinding the chain head is
+    found by `audit_verify --checkpoint`."""
+
+    last_id: int | None
+    last_mac: str
+    entries: int
+    at: datetime
+    key_id: str = ""
+    signature: str = ""
+
+    KIND = "audit_checkpoint"
+
+    def _document(self) -> dict:
+        return {
+            "type": self.KIND,
+            "v": ENCODING_VERSION,
+            "last_id": self.last_id,
+            "last_mac": self.last_mac,
+            "entries": self.entries,
+            "at": _timestamp(self.at),
+            "key": self.key_id,
+        }
+
+    def _signature(self, key: bytes) -> str:
+        document = json.dumps(self._document(), sort_keys=True, separators=(",", ":"))
+        return hmac.new(key, document.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def signed(self) -> Checkpoint:
+        kid = current_key_id()
+        unsigned = replace(self, key_id=kid)
+        return replace(unsigned, signature=unsigned._signature(keys()[kid]))
+
+    def line(self) -> str:
+        return json.dumps({**self._document(), "sig": self.signature}, sort_keys=True)
+
+    @classmethod
+    def from_line(cls, text: str) -> Checkpoint | None:
+        """The checkpoint in one line of the checkpoint file or of the console's JSON log; None
+        for any other line. Raises `BadCheckpoint` for a checkpoint that does not check out."""
+        try:
+            document = json.loads(text)
+            if isinstance(document, dict) and isinstance(document.get(cls.KIND), str):
+                document = json.loads(document[cls.KIND])  # a log line carries it as a field
+        except ValueError:
+            return None
+        if not isinstance(document, dict) or document.get("type") != cls.KIND:
+            return None
+        try:
+            last_id = document["last_id"]
+            checkpoint = cls(
+                last_id=None if last_id is None else int(last_id),
+                last_mac=str(document["last_mac"]),
+                entries=int(document["entries"]),
+                at=datetime.strptime(document["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+                key_id=str(document["key"]),
+                signature=str(document["sig"]),
+            )
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
+            raise BadCheckpoint(f"A checkpoint line is malformed ({error}).") from None
+        key = keys().get(checkpoint.key_id)
+        if key is None:
+            raise BadCheckpoint(
+                f"The checkpoint of {document['at']} is signed with key {checkpoint.key_id}, "
+                "which AUDIT_CHAIN_KEY does not have."
+            )
+        if document.get("v") != ENCODING_VERSION or not hmac.compare_digest(
+            checkpoint._signature(key), checkpoint.signature
+        ):
+            raise BadCheckpoint(f"The checkpoint of {document['at']} has a wrong signature.")
+        return checkpoint
+
+    @property
+    def when(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def read_checkpoints(lines: Iterable[str]) -> list[Checkpoint]:
+    return [checkpoint for line in lines if (checkpoint := Checkpoint.from_line(line))]
+
+
+def _key_that_signed(
+    values: dict, *, prev_mac: str, mac: str, ring: dict[str, bytes]
+) -> str | None:
+    for kid, key in ring.items():
+        if hmac.compare_digest(compute_mac(values, prev_mac=prev_mac, key=key), mac):
+            return kid
+    return None
+
+
+def _diagnose(bad: tuple, following: tuple | None, prev_mac: str, key: bytes) -> str:
     """Say what most likely happened at the first broken link, from the entry after it."""
     bad_id, bad_mac = bad[0], bad[-1]
     if following is not None:
         values = dict(zip(CHAINED_FIELDS, following[1:-1], strict=True))
-        if hmac.compare_digest(compute_mac(values, prev_mac=prev_mac), following[-1]):
+        if hmac.compare_digest(compute_mac(values, prev_mac=prev_mac, key=key), following[-1]):
             return f"Entry #{bad_id} is not part of the chain: it was inserted."
-        if not hmac.compare_digest(compute_mac(values, prev_mac=bad_mac), following[-1]):
+        if not hmac.compare_digest(compute_mac(values, prev_mac=bad_mac, key=key), following[-1]):
             return (
                 f"Entry #{bad_id} does not match its MAC, and neither does the entry after it: "
                 "several entries were changed, deleted or inserted from here on."
@@ -125,14 +358,58 @@ def _diagnose(bad: tuple, following: tuple | None, prev_mac: str) -> str:
     )
 
 
-def _walk(*, batch_size: int) -> tuple[Verification, ChainHead | None]:
+def _too_young(plan: PurgePlan) -> str | None:
+    retention = timedelta(days=settings.AUDIT_MIN_RETENTION_DAYS)
+    if plan.count and (
+        plan.at - plan.cutoff < retention or plan.retention_days * 86400 < retention.total_seconds()
+    ):
+        return (
+            f"Entry #{plan.entry_id} is a purge of entries younger than the "
+            f"{settings.AUDIT_MIN_RETENTION_DAYS}-day retention in force: it deleted entries "
+            f"#{plan.first} to #{plan.last}, everything before {plan.cutoff:%Y-%m-%d %H:%M} UTC."
+        )
+    return None
+
+
+def _unvouched_start(purged_through: int | None, start_mac: str, purges: list[PurgePlan]) -> bool:
+    """Whether the chain starts after deleted entries that no verified purge entry accounts
+    for: the newest deleted entry must be a purge's last, with the MAC that purge announced, or
+    lie inside a purge's range while its batches run (or after they were interrupted)."""
+    if purged_through is None and start_mac == GENESIS:
+        return False
+    if purged_through is None:
+        return True
+    for plan in purges:
+        if plan.last == purged_through and hmac.compare_digest(plan.last_mac, start_mac):
+            return False
+        if plan.count and plan.first <= purged_through < plan.last:
+            return False
+    return True
+
+
+def _walk(
+    *, batch_size: int, witnessed: Mapping[int, Checkpoint]
+) -> tuple[Verification, ChainHead | None]:
     start_head = ChainHead.objects.filter(pk=1).first()
     purged_through = start_head.purged_through_id if start_head else None
-    prev_mac = start_head.purged_through_mac if start_head else GENESIS
+    start_mac = start_head.purged_through_mac if start_head else GENESIS
+    prev_mac = start_mac
+    ring = keys()
+    key = (
+        None  # the id of the key the entries are under: the first entry decides, rotations move it
+    )
+    purges: list[PurgePlan] = []
+    rotations = 0
+    seen_witnessed: set[int] = set()
     checked = 0
-    last_id, last_mac = 0, GENESIS
+    first_id, last_id, last_mac = None, 0, GENESIS
     columns = ("id", *CHAINED_FIELDS, "mac")
+    action_at, detail_at = 1 + CHAINED_FIELDS.index("action"), 1 + CHAINED_FIELDS.index("detail")
     caught_up = False
+
+    def broken(bad_id: int | None, message: str) -> tuple[Verification, ChainHead | None]:
+        return Verification(False, checked, bad_id, message), start_head
+
     while True:
         # Keyset batches by id: constant memory, and no transaction held open for the whole walk.
         rows = list(
@@ -153,28 +430,61 @@ def _walk(*, batch_size: int) -> tuple[Verification, ChainHead | None]:
             entry_id, mac = row[0], row[-1]
             if purged_through is not None and entry_id <= purged_through:
                 message = f"Entry #{entry_id} is older than the last purge, which deleted it."
-                return Verification(False, checked, entry_id, message), start_head
+                return broken(entry_id, message)
             values = dict(zip(CHAINED_FIELDS, row[1:-1], strict=True))
-            if not hmac.compare_digest(compute_mac(values, prev_mac=prev_mac), mac):
+            if key is None:
+                key = _key_that_signed(values, prev_mac=prev_mac, mac=mac, ring=ring)
+                good = key is not None
+            else:
+                good = hmac.compare_digest(
+                    compute_mac(values, prev_mac=prev_mac, key=ring[key]), mac
+                )
+            if not good:
                 following = rows[index + 1] if index + 1 < len(rows) else None
-                message = _diagnose(row, following, prev_mac)
-                return Verification(False, checked, entry_id, message), start_head
+                signing_key = ring[key] if key else next(iter(ring.values()))
+                return broken(entry_id, _diagnose(row, following, prev_mac, signing_key))
+            if row[action_at] == Action.AUDIT_PURGED:
+                plan = PurgePlan.from_entry(
+                    entry_id=entry_id, at=values["at"], detail=row[detail_at]
+                )
+                if plan is not None:
+                    if problem := _too_young(plan):
+                        return broken(entry_id, problem)
+                    purges.append(plan)
+            elif row[action_at] == Action.AUDIT_KEY_ROTATED and (new := rotated_to(row[detail_at])):
+                if new not in ring:
+                    return broken(
+                        entry_id,
+                        f"Entry #{entry_id} moved the chain to key {new}, which AUDIT_CHAIN_KEY "
+                        "does not have: add it to check the entries after it.",
+                    )
+                key, rotations = new, rotations + 1
+            witness = witnessed.get(entry_id)
+            if witness is not None:
+                if not hmac.compare_digest(witness.last_mac, mac):
+                    return broken(
+                        entry_id,
+                        f"Entry #{entry_id} is not the entry the checkpoint of {witness.when} "
+                        "witnessed: the chain was rewritten from there on with the key.",
+                    )
+                seen_witnessed.add(entry_id)
+            if first_id is None:
+                first_id = entry_id
             prev_mac, last_id, last_mac = mac, entry_id, mac
             checked += 1
 
     if head is None:
         if checked:
-            return Verification(False, checked, None, "The chain head is missing."), start_head
+            return broken(None, "The chain head is missing.")
     elif last_id == 0:
         if (head.last_entry_id or 0) != (head.purged_through_id or 0):
-            message = f"Every entry up to #{head.last_entry_id} is missing."
-            return Verification(False, 0, None, message), start_head
+            return broken(None, f"Every entry up to #{head.last_entry_id} is missing.")
     elif (head.last_entry_id or 0) > last_id:
         message = (
             f"The chain ends at entry #{head.last_entry_id}, but the newest entry left is "
             f"#{last_id}: the entries after it were deleted."
         )
-        return Verification(False, checked, head.last_entry_id, message), start_head
+        return broken(head.last_entry_id, message)
     elif head.last_entry_id != last_id or not hmac.compare_digest(head.last_mac, last_mac):
         extra = (
             AuditEntry.objects.filter(id__gt=head.last_entry_id or 0)
@@ -186,14 +496,55 @@ def _walk(*, batch_size: int) -> tuple[Verification, ChainHead | None]:
             f"The chain ends at entry #{head.last_entry_id}, but entries after it exist from "
             f"#{extra}: they were added outside the console."
         )
-        return Verification(False, checked, extra, message), start_head
-    return Verification(True, checked, None, f"{checked:,} entries verified."), start_head
+        return broken(extra, message)
+    elif head.key_id and key is not None and head.key_id != key:
+        message = (
+            f"The chain head says the next entry is written under key {head.key_id}, but the "
+            f"chain is under key {key}: the head was changed outside the console."
+        )
+        return broken(None, message)
+
+    if _unvouched_start(purged_through, start_mac, purges):
+        message = (
+            f"Entries up to #{purged_through} were deleted, but no purge entry vouches for "
+            "them: they were removed outside audit_purge (a forged purge)."
+        )
+        return broken(first_id, message)
+
+    for entry_id, witness in sorted(witnessed.items()):
+        purged_since = purged_through is not None and entry_id <= purged_through
+        if entry_id in seen_witnessed or purged_since or witness.last_id is None:
+            continue
+        message = (
+            f"Entry #{entry_id}, witnessed by the checkpoint of {witness.when}, is missing: the "
+            "newest entries were deleted and the chain head moved back to hide it."
+        )
+        return broken(entry_id, message)
+
+    message = f"{checked:,} entries verified."
+    if purged_through is not None:
+        message += f" Entries up to #{purged_through} were purged by audit_purge."
+    if rotations:
+        message += f" {rotations} key rotation{'s' if rotations > 1 else ''}."
+    if witnessed:
+        purged = len(witnessed) - len(seen_witnessed)
+        message += f" {len(seen_witnessed)} witnessed checkpoints found in the chain"
+        message += f" ({purged} more were of entries purged since)." if purged else "."
+    if key is not None and key != current_key_id():
+        message += (
+            f" The chain is still under key {key}: run audit_rotate_key to move it to the first "
+            "key of AUDIT_CHAIN_KEY."
+        )
+    verified = Verification(True, checked, None, message, last_id or None, last_mac)
+    return verified, start_head
 
 
-def verify(*, batch_size: int = 5000) -> Verification:
-    """Walk the whole chain and return the first broken link, if any."""
+def verify(*, batch_size: int = 5000, checkpoints: Iterable[Checkpoint] = ()) -> Verification:
+    """Walk the whole chain and return the first broken link, if any. Each of `checkpoints` (read
+    back from outside the database) must still be in the chain, unless purged since."""
+    witnessed = {c.last_id: c for c in sorted(checkpoints, key=lambda c: c.at) if c.last_id}
     for _ in range(3):
-        result, start_head = _walk(batch_size=batch_size)
+        result, start_head = _walk(batch_size=batch_size, witnessed=witnessed)
         if result.ok:
             return result
         # A purge that ran during the walk moves the chain's start; walk again from the new one.
@@ -211,9 +562,59 @@ def record_verification(result: Verification, *, duration_ms: int):
         ok=result.ok,
         entries_checked=result.entries_checked,
         first_bad_id=result.first_bad_id,
+        last_entry_id=result.last_id if result.ok else None,
         message=result.message[:500],
         duration_ms=duration_ms,
     )
+
+
+class CheckpointRefused(Exception):
+    """The chain head does not match the entries, so its state is not worth witnessing."""
+
+
+def emit_checkpoint(*, last_id: int | None, last_mac: str, entries: int) -> Checkpoint:
+    """Sign a checkpoint and send it to the witnesses: the JSON log (which the log pipeline
+    carries off the host), `AUDIT_CHECKPOINT_FILE` when set, and the audit pages. Raises
+    `OSError` when the file cannot be written (after the log line went out)."""
+    checkpoint = Checkpoint(
+        last_id=last_id, last_mac=last_mac, entries=entries, at=timezone.now()
+    ).signed()
+    line = checkpoint.line()
+    logger.info(
+        "audit checkpoint at entry #%s (%s entries)",
+        last_id,
+        entries,
+        extra={Checkpoint.KIND: line},
+    )
+    ChainCheckpoint.objects.create(
+        at=checkpoint.at,
+        last_entry_id=last_id,
+        last_mac=last_mac,
+        entries=entries,
+        key_id=checkpoint.key_id,
+    )
+    if settings.AUDIT_CHECKPOINT_FILE:
+        with open(settings.AUDIT_CHECKPOINT_FILE, "a", encoding="utf-8") as witness:
+            witness.write(line + "\n")
+    return checkpoint
+
+
+def checkpoint_now() -> Checkpoint:
+    """Witness the chain's tail as the head names it (two short queries and a count: never on a
+    lookup's path). Refuses when the head's entry is not there as the head says."""
+    head = ChainHead.objects.filter(pk=1).first()
+    if head is None or head.last_entry_id is None:
+        if AuditEntry.objects.exists():
+            raise CheckpointRefused("The chain head is missing.")
+        return emit_checkpoint(last_id=None, last_mac=GENESIS, entries=0)
+    stored = AuditEntry.objects.filter(id=head.last_entry_id).values_list("mac", flat=True).first()
+    if stored is None or not hmac.compare_digest(stored, head.last_mac):
+        raise CheckpointRefused(
+            f"The chain head names entry #{head.last_entry_id}, which is not in the log as the "
+            "head says: run audit_verify."
+        )
+    entries = AuditEntry.objects.filter(id__lte=head.last_entry_id).count()
+    return emit_checkpoint(last_id=head.last_entry_id, last_mac=head.last_mac, entries=entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,24 +624,44 @@ class Purge:
     cutoff: datetime
 
 
-def purge(*, older_than: timedelta, batch_size: int = 10_000) -> Purge:
-    """Delete the oldest entries, never one newer than `older_than`, in chain order.
-
-    Works in batches, each in its own short transaction holding the chain head, so lookups wait
-    for one batch at most. Each batch moves the head's checkpoint to its newest deleted entry, so
-    the remaining chain still verifies."""
-    cutoff = timezone.now() - older_than
-    # The chain can only lose a prefix: stop at the first entry (in chain order) that is new.
+def plan_purge(*, retention_days: int) -> PurgePlan:
+    """What a purge keeping `retention_days` would delete: the oldest entries up to the first
+    (in chain order) that is newer, since the chain can only lose a prefix."""
+    cutoff = timezone.now() - timedelta(days=retention_days)
     keep_from = (
         AuditEntry.objects.filter(at__gte=cutoff).order_by("id").values_list("id", flat=True)
     ).first()
+    head = ChainHead.objects.filter(pk=1).first()
+    candidates = AuditEntry.objects.filter(id__gt=(head.purged_through_id if head else None) or 0)
+    if keep_from is not None:
+        candidates = candidates.filter(id__lt=keep_from)
+    found = candidates.aggregate(first=Min("id"), last=Max("id"), count=Count("id"))
+    last_mac = GENESIS
+    if found["last"] is not None:
+        last_mac = AuditEntry.objects.filter(id=found["last"]).values_list("mac", flat=True).get()
+    return PurgePlan(
+        count=found["count"],
+        first=found["first"],
+        last=found["last"],
+        last_mac=last_mac,
+        retention_days=retention_days,
+        cutoff=cutoff,
+    )
+
+
+def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
+    """Delete what `plan` names, oldest first, after its purge entry was written.
+
+    Works in batches, each in its own short transaction holding the chain head, so lookups wait
+    for one batch at most. Each batch moves the head's start to its newest deleted entry, so
+    the remaining chain still verifies."""
     deleted, through_id = 0, None
-    while True:
+    while plan.count:
         with transaction.atomic():
             head = lock_head()
-            candidates = AuditEntry.objects.filter(id__gt=head.purged_through_id or 0)
-            if keep_from is not None:
-                candidates = candidates.filter(id__lt=keep_from)
+            candidates = AuditEntry.objects.filter(
+                id__gt=head.purged_through_id or 0, id__lte=plan.last
+            )
             batch_end = (
                 (
                     candidates.order_by("id").values_list("id", "mac")[batch_size - 1 : batch_size]
@@ -266,7 +687,7 @@ def purge(*, older_than: timedelta, batch_size: int = 10_000) -> Purge:
             head.purged_through_mac = batch_mac
             head.save(update_fields=["purged_through_id", "purged_through_mac"])
             through_id = batch_through
-    return Purge(deleted=deleted, through_id=through_id, cutoff=cutoff)
+    return Purge(deleted=deleted, through_id=through_id, cutoff=plan.cutoff)
 
 
 def elapsed_ms(started: float) -> int:

@@ -51,6 +51,7 @@ class AuditFilterForm(forms.Form):
     since = forms.DateField(label="From", required=False, widget=DateInput)
     until = forms.DateField(label="To", required=False, widget=DateInput)
     refreshes = forms.BooleanField(label="Include live refreshes", required=False)
+    audit_views = forms.BooleanField(label="Include audit page views", required=False)
 
     # The filter each form field feeds, for the pages that fix one of them.
     FIELD_FOR = {"staff": "staff", "meeting_id": "meeting"}
@@ -97,5 +98,6 @@ class AuditFilterForm(forms.Form):
             "since": datetime.combine(since, time.min, zone) if since else None,
             "until": datetime.combine(until + timedelta(days=1), time.min, zone) if until else None,
             "include_refreshes": bool(data.get("refreshes")),
+            "include_audit_views": bool(data.get("audit_views")),
         }
         return EntryFilter(**(values | self.fixed))

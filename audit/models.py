@@ -17,6 +17,8 @@ class Action(models.TextChoices):
     PERMISSION_DENIED = "permission_denied", "Permission denied"
     AUDIT_EXPORTED = "audit_exported", "Audit log exported"
     AUDIT_PURGED = "audit_purged", "Old audit entries deleted"
+    AUDIT_KEY_ROTATED = "audit_key_rotated", "Audit chain key rotated"
+    AUDIT_VIEWED = "audit_viewed", "Audit log viewed"
     CONNVO_CONNECTED = "connvo_connected", "Connvo account connected"
     CONNVO_DISCONNECTED = "connvo_disconnected", "Connvo account disconnected"
     CONNVO_CONNECT_FAILED = "connvo_connect_failed", "Connvo account connection failed"
@@ -140,6 +142,9 @@ class ChainHead(models.Model):
     # chains to. Before any purge: NULL and the genesis value.
     purged_through_id = models.BigIntegerField(null=True, blank=True)
     purged_through_mac = models.CharField(max_length=64)
+    # The id of the key the next entry is written under (audit/chain.py `key_id`, never the key).
+    # Only `audit_rotate_key` changes it, in the transaction of the rotation's own entry.
+    key_id = models.CharField(max_length=16, blank=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="one_chain_head")]
@@ -155,6 +160,8 @@ class ChainVerification(models.Model):
     ok = models.BooleanField()
     entries_checked = models.BigIntegerField()
     first_bad_id = models.BigIntegerField(null=True, blank=True)
+    # The newest entry a successful walk verified (the checkpoint it emitted witnesses it).
+    last_entry_id = models.BigIntegerField(null=True, blank=True)
     message = models.CharField(max_length=500)
     duration_ms = models.PositiveIntegerField()
 
@@ -164,6 +171,25 @@ class ChainVerification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {'OK' if self.ok else 'BROKEN'}"
+
+
+class ChainCheckpoint(models.Model):
+    """A checkpoint the console witnessed (`audit_checkpoint`, `audit_verify`), kept to show on
+    the audit pages. The witness that counts is the signed copy outside the database: the log
+    line and `AUDIT_CHECKPOINT_FILE`."""
+
+    at = models.DateTimeField(default=timezone.now)
+    last_entry_id = models.BigIntegerField(null=True, blank=True)
+    last_mac = models.CharField(max_length=64)
+    entries = models.BigIntegerField()
+    key_id = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["-at", "-id"], name="checkpoint_newest_first")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} at entry {self.last_entry_id}"
 
 
 class ActivityHour(models.Model):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from connvo_admin.outcomes import Outcome
 
-from .chain import CHAINED_FIELDS, compute_mac, lock_head
+from .chain import CHAINED_FIELDS, compute_mac, head_key, lock_head
 from .models import Action, AuditEntry, Via
 
 SEED_PREFIX = "seed-agent-"
@@ -177,7 +177,7 @@ def append(
     while True:
         with transaction.atomic():
             head = lock_head()
-            prev_mac = head.last_mac
+            prev_mac, key = head.last_mac, head_key(head)
             batch = []
             for entry in entries:
                 entry = {
@@ -188,7 +188,7 @@ def append(
                     "client_ip": None,
                     **entry,
                 }
-                entry["mac"] = prev_mac = compute_mac(entry, prev_mac=prev_mac)
+                entry["mac"] = prev_mac = compute_mac(entry, prev_mac=prev_mac, key=key)
                 batch.append(entry)
                 if len(batch) == batch_size:
                     break

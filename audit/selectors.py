@@ -11,7 +11,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 
 from connvo_admin.outcomes import Outcome
 
-from .models import Action, AuditEntry, ChainVerification, Via
+from .models import Action, AuditEntry, ChainCheckpoint, ChainVerification, Via
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class EntryFilter:
     since: datetime | None = None
     until: datetime | None = None  # exclusive
     include_refreshes: bool = False
+    include_audit_views: bool = False
 
     def describe(self) -> str:
         """The filter in words, for an export's own audit entry."""
@@ -39,6 +40,8 @@ class EntryFilter:
             parts.append(f"until={self.until.isoformat()}")
         if self.include_refreshes:
             parts.append("with refreshes")
+        if self.include_audit_views:
+            parts.append("with audit page views")
         return ", ".join(parts) or "everything"
 
 
@@ -62,6 +65,10 @@ def filtered_entries(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
     # A meeting page left open polls every few seconds; those rows would bury everything else.
     if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
         entries = entries.exclude(via=Via.REFRESH)
+    # Every audit page view is itself an entry; shown on asking, so browsing the log does not
+    # bury what it is about.
+    if not entry_filter.include_audit_views and entry_filter.action != Action.AUDIT_VIEWED:
+        entries = entries.exclude(action=Action.AUDIT_VIEWED)
     return entries.order_by("-at", "-id")
 
 
@@ -208,15 +215,17 @@ def meeting_deployments(*, meeting_id: str) -> list[MeetingOnDeployment]:
 
 
 def neighbours(entry: AuditEntry) -> dict[str, AuditEntry | None]:
-    """The entries just before and after this one in the log's order (time, then id)."""
+    """The entries just before and after this one in the log's order (time, then id). Audit
+    page views are stepped over, as the list hides them: each step would add one."""
+    entries = AuditEntry.objects.exclude(action=Action.AUDIT_VIEWED)
     older = (
-        AuditEntry.objects.filter(at__lte=entry.at)
+        entries.filter(at__lte=entry.at)
         .exclude(at=entry.at, id__gte=entry.pk)
         .order_by("-at", "-id")
         .first()
     )
     newer = (
-        AuditEntry.objects.filter(at__gte=entry.at)
+        entries.filter(at__gte=entry.at)
         .exclude(at=entry.at, id__lte=entry.pk)
         .order_by("at", "id")
         .first()
@@ -226,6 +235,10 @@ def neighbours(entry: AuditEntry) -> dict[str, AuditEntry | None]:
 
 def latest_verification() -> ChainVerification | None:
     return ChainVerification.objects.order_by("-at", "-id").first()
+
+
+def latest_checkpoint() -> ChainCheckpoint | None:
+    return ChainCheckpoint.objects.order_by("-at", "-id").first()
 
 
 def recent_lookups(*, user, limit: int) -> list[AuditEntry]:

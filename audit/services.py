@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ class Origin:
     @classmethod
     def for_command(cls, user: AbstractBaseUser) -> Origin:
         return cls(user=user, username=user.get_username(), user_agent="manage.py")
+
+    @classmethod
+    def for_maintenance(cls) -> Origin:
+        """A maintenance command run by no console user (purge, key rotation)."""
+        return cls(user=None, username="", user_agent="manage.py")
 
 
 def _valid_ip(value: str) -> str | None:
@@ -85,10 +91,13 @@ def record(
     latency_ms: int | None = None,
     connvo_request_id: str | None = None,
     detail: str = "",
+    rotate_to: str | None = None,
 ) -> AuditEntry:
     """Append one entry to the audit chain, in a savepoint of the caller's transaction. Raises
-    `DatabaseError` when it cannot be written: callers that show something decide to fail closed."""
+    `DatabaseError` when it cannot be written: callers that show something decide to fail closed.
+    `rotate_to` is for `rotate_chain_key` only."""
     return chain.append(
+        rotate_to=rotate_to,
         actor=origin.user,
         actor_username=_fit(origin.username, "actor_username"),
         action=str(action),
@@ -120,3 +129,63 @@ def record_or_log(*, origin: Origin, action: Action, **fields) -> AuditEntry | N
             "audit entry for %s by %r could not be written", action, origin.username or "nobody"
         )
         return None
+
+
+def os_user() -> str:
+    """Who ran a maintenance command on the host, for its audit entry."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+class RetentionTooShort(ValueError):
+    pass
+
+
+class ChainBroken(ValueError):
+    """The chain does not verify: deleting its oldest entries could delete the evidence."""
+
+
+def purge_old_entries(*, retention_days: int, batch_size: int = 10_000) -> chain.Purge:
+    """Delete the entries older than `retention_days`, after a chained entry that says what will
+    be deleted (count, id range, the last one's MAC, the retention): `audit_verify` accepts a
+    trimmed chain only when such an entry vouches for exactly where it now starts. Refuses to
+    purge a chain that does not verify (the purge would vouch for tampered entries)."""
+    if retention_days < settings.AUDIT_MIN_RETENTION_DAYS:
+        raise RetentionTooShort(
+            f"Entries are kept at least {settings.AUDIT_MIN_RETENTION_DAYS} days "
+            "(AUDIT_MIN_RETENTION_DAYS)."
+        )
+    verified = chain.verify()
+    if not verified.ok:
+        raise ChainBroken(verified.message)
+    plan = chain.plan_purge(retention_days=retention_days)
+    record(
+        origin=Origin.for_maintenance(),
+        action=Action.AUDIT_PURGED,
+        detail=plan.detail(os_user=os_user()),
+    )
+    return chain.purge(plan=plan, batch_size=batch_size)
+
+
+class NothingToRotate(ValueError):
+    pass
+
+
+def rotate_chain_key() -> str:
+    """Move the chain to the first key of AUDIT_CHAIN_KEY: one entry, written under the key in
+    use, names the new key's id (never the key); every entry after it uses the new key."""
+    new = chain.current_key_id()
+    with transaction.atomic():
+        head = chain.lock_head()
+        old = head.key_id
+        if old == new:
+            raise NothingToRotate(f"The chain is already written under key {new}.")
+        record(
+            origin=Origin.for_maintenance(),
+            action=Action.AUDIT_KEY_ROTATED,
+            detail=chain.rotation_detail(old=old or "unnamed", new=new, os_user=os_user()),
+            rotate_to=new,
+        )
+    return new

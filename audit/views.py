@@ -50,13 +50,30 @@ def _filter_query(request: HttpRequest) -> str:
     return query.urlencode()
 
 
+def _duration(seconds: int) -> str:
+    if seconds % 60:
+        return f"{seconds} seconds"
+    minutes = seconds // 60
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
+
+
 def _chain_status() -> dict:
+    """The chain's health for the top of every audit page: the last verification and the last
+    witnessed checkpoint, each flagged when older than its cadence allows."""
+    now = timezone.now()
     verification = selectors.latest_verification()
     stale_after = timedelta(hours=settings.AUDIT_VERIFY_WARN_AFTER_HOURS)
+    checkpoint = selectors.latest_checkpoint()
+    # A timer fires every interval; one missed run is jitter, two are a stopped timer.
+    checkpoint_warn_after = 2 * settings.AUDIT_CHECKPOINT_INTERVAL
     return {
         "verification": verification,
-        "verification_stale": verification is None
-        or timezone.now() - verification.at > stale_after,
+        "verification_stale": verification is None or now - verification.at > stale_after,
+        "checkpoint": checkpoint,
+        "checkpoint_stale": checkpoint is None
+        or now - checkpoint.at > timedelta(seconds=checkpoint_warn_after),
+        "checkpoint_interval": _duration(settings.AUDIT_CHECKPOINT_INTERVAL),
+        "checkpoint_warn_after": _duration(checkpoint_warn_after),
     }
 
 
@@ -65,7 +82,23 @@ def _chain_status() -> dict:
 ROLLUP_PER_VISIT = 20_000
 
 
-def _entry_list(request: HttpRequest, *, fixed: dict[str, str], extra: dict) -> HttpResponse:
+def _record_view(request: HttpRequest, *, what: str, meeting_id: str = "") -> None:
+    """Write an auditor's page view to the log (the watchers are watched). Whole pages only: a
+    fragment a page loads is part of the view already recorded. A view the log cannot record
+    still shows (the log is what is being read; refusing it helps nobody), loudly."""
+    if request.htmx:
+        return
+    record_or_log(
+        origin=Origin.from_request(request),
+        action=Action.AUDIT_VIEWED,
+        meeting_id=meeting_id,
+        detail=what,
+    )
+
+
+def _entry_list(
+    request: HttpRequest, *, fixed: dict[str, str], extra: dict, viewing: str
+) -> HttpResponse:
     form = AuditFilterForm(request.GET, fixed=fixed)
     page, summary, status = None, None, 200
     if form.is_valid():
@@ -76,6 +109,8 @@ def _entry_list(request: HttpRequest, *, fixed: dict[str, str], extra: dict) -> 
             before=_cursor(request, "before"),
             after=_cursor(request, "after"),
         )
+        paged = " (a later page)" if any(request.GET.get(n) for n in CURSOR_PARAMS) else ""
+        what = f"{viewing}, filter: {entry_filter.describe()}{paged}"
         if page.newer is None:  # the overview heads the first page only
             rollup.catch_up(limit=ROLLUP_PER_VISIT)
             summary = overview.overview(
@@ -83,6 +118,8 @@ def _entry_list(request: HttpRequest, *, fixed: dict[str, str], extra: dict) -> 
             )
     else:
         status = 400
+        what = f"{viewing}, with a filter that was not valid"
+    _record_view(request, what=what, meeting_id=fixed.get("meeting_id", ""))
     context = {
         "form": form,
         "page": page,
@@ -106,7 +143,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
     if not request.GET:  # the log as it opens: what stands out lately
         rollup.catch_up(limit=ROLLUP_PER_VISIT)
         flags = insights.find_flags(now=timezone.now())
-    return _entry_list(request, fixed={}, extra={"flags": flags})
+    return _entry_list(request, fixed={}, extra={"flags": flags}, viewing="Audit log")
 
 
 @require_GET
@@ -119,7 +156,9 @@ def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
         "deployments": selectors.meeting_deployments(meeting_id=meeting_id),
         "viewers_shown": selectors.VIEWERS_SHOWN,  # read at call time: tests lower it
     }
-    return _entry_list(request, fixed={"meeting_id": meeting_id}, extra=extra)
+    return _entry_list(
+        request, fixed={"meeting_id": meeting_id}, extra=extra, viewing="Who looked at the meeting"
+    )
 
 
 @require_GET
@@ -132,7 +171,9 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
         "staff_account": get_user_model().objects.filter(username=username).first(),
         "staff_summary": overview.staff_summary(username=username),
     }
-    return _entry_list(request, fixed={"staff": username}, extra=extra)
+    return _entry_list(
+        request, fixed={"staff": username}, extra=extra, viewing=f"Activity of {username}"
+    )
 
 
 @require_GET
@@ -140,6 +181,7 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
 @view_permission
 def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(AuditEntry, pk=pk)
+    _record_view(request, what=f"Entry #{entry.pk}")
     context = {"entry": entry, **selectors.neighbours(entry), **_chain_status()}
     return render(request, "audit/entry_detail.html", context)
 
@@ -184,8 +226,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     return response
 
 
-def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """The console's 403 page (`handler403`), which first writes the refusal to the audit log."""
+def _record_refusal(request: HttpRequest, *, detail: str) -> None:
     match = request.resolver_match
     kwargs = match.kwargs if match else {}
     # The refusal stands either way; only the record of it may be lost, loudly.
@@ -195,10 +236,24 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
         deployment=str(kwargs.get("deployment_name", "")),
         meeting_id=str(kwargs.get("meeting_id", "")),
         http_status=403,
-        detail=f"{request.method} {request.path}",
+        detail=detail,
     )
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The console's 403 page (`handler403`), which first writes the refusal to the audit log."""
+    _record_refusal(request, detail=f"{request.method} {request.path}")
     if request.htmx:
         # A live refresh refused (e.g. the agent left the Support group while the page was
         # open): htmx ignores a 403 and would keep polling, so reload the page to show why.
         return HttpResponseClientRefresh()
     return render(request, "403.html", status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """`CSRF_FAILURE_VIEW`: a form that did not come from this console, or outlived its session.
+    Recorded like any other refusal (a forged cross-site request is worth knowing about)."""
+    _record_refusal(
+        request, detail=f"{request.method} {request.path}: CSRF check failed ({reason})"
+    )
+    return render(request, "403_csrf.html", status=403)

@@ -75,13 +75,12 @@ def secret_problems() -> list[SecretProblem]:
             )
         )
 
-    # The audit chain's key (audit/chain.py), when the audit app defines one.
-    if hasattr(settings, "AUDIT_CHAIN_KEY"):
-        demo = getattr(settings, "DEMO_AUDIT_CHAIN_KEY", None)
-        if not settings.AUDIT_CHAIN_KEY or demo == settings.AUDIT_CHAIN_KEY:
-            problems.append(
-                SecretProblem("AUDIT_CHAIN_KEY", "AUDIT_CHAIN_KEY is missing or is the demo key.")
-            )
+    # The audit chain's keys (audit/chain.py): the current one and any earlier ones.
+    chain_keys = [key for key in settings.AUDIT_CHAIN_KEYS if key]
+    if not chain_keys or settings.DEMO_AUDIT_CHAIN_KEY in chain_keys:
+        problems.append(
+            SecretProblem("AUDIT_CHAIN_KEY", "AUDIT_CHAIN_KEY is missing or is the demo key.")
+        )
     return problems
 
 

@@ -247,6 +247,8 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# A refused form is written to the audit log like any other refusal.
+CSRF_FAILURE_VIEW = "audit.views.csrf_failure"
 # Off by default only because the embedded demo is plain http://127.0.0.1; turn on behind TLS.
 SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)
@@ -369,13 +371,29 @@ LOGGING = {
 }
 
 # --- Audit ----------------------------------------------------------------------------------
-# Keys the HMAC chain over the audit log (audit/chain.py). Whoever holds it can forge entries
-# that verify, so keep it out of the database's reach: set it only in the web and command
-# environments. Changing it makes every existing entry fail `manage.py audit_verify`.
+# Keys the HMAC chain over the audit log (audit/chain.py): comma-separated, the key to use next
+# first, then every earlier key the chain was written under (rotation: docs/deploy.md). Whoever
+# holds a key can forge entries that verify, so keep them out of the database's reach: set them
+# only in the web and command environments. Removing a key makes the entries written under it
+# fail `manage.py audit_verify` until they are purged.
 DEMO_AUDIT_CHAIN_KEY = "demo-insecure-audit-chain-key-do-not-use-in-production"
-AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=DEMO_AUDIT_CHAIN_KEY)
-if len(AUDIT_CHAIN_KEY) < 32:
-    raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be at least 32 characters long.")
+AUDIT_CHAIN_KEYS = env.list("AUDIT_CHAIN_KEY", default=[DEMO_AUDIT_CHAIN_KEY])
+if not AUDIT_CHAIN_KEYS or any(len(key) < 32 for key in AUDIT_CHAIN_KEYS):
+    raise ImproperlyConfigured("Every AUDIT_CHAIN_KEY key must be at least 32 characters long.")
+if len(set(AUDIT_CHAIN_KEYS)) != len(AUDIT_CHAIN_KEYS):
+    raise ImproperlyConfigured("AUDIT_CHAIN_KEY names the same key twice.")
+# `audit_purge` never deletes entries younger than this, and `audit_verify` flags a purge entry
+# that did (someone ran the purge with a shorter retention to hide recent entries).
+AUDIT_MIN_RETENTION_DAYS = env.int("AUDIT_MIN_RETENTION_DAYS", default=90)
+if AUDIT_MIN_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("AUDIT_MIN_RETENTION_DAYS must be at least 1.")
+# How often `audit_checkpoint` runs (a systemd timer or cron, docs/deploy.md): the audit pages
+# warn when the newest checkpoint is more than twice this old.
+AUDIT_CHECKPOINT_INTERVAL = env.int("AUDIT_CHECKPOINT_INTERVAL", default=300)
+if AUDIT_CHECKPOINT_INTERVAL < 10:
+    raise ImproperlyConfigured("AUDIT_CHECKPOINT_INTERVAL must be at least 10 seconds.")
+# Also append every checkpoint to this file (make it append-only: `chattr +a`), besides the log.
+AUDIT_CHECKPOINT_FILE = env.str("AUDIT_CHECKPOINT_FILE", default="")
 # Entries per page on the audit pages.
 AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", default=50)
 if not 10 <= AUDIT_PAGE_SIZE <= 500:

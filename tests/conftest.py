@@ -14,6 +14,7 @@ from unittest import mock
 import pytest
 import time_machine
 from django.contrib.auth.models import Group, Permission, User
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.test import Client
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -62,6 +63,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"clock: {os.environ.get(CLOCK_ENV) or 'real'} (ticking); "
         f"local zone: {os.environ.get(TZ_ENV) or time.tzname[0]}"
     ]
+
+
+def _sql_flush_allowing_audit_truncate(original):
+    """The database refuses TRUNCATE of the audit table (audit migration 0009) unless the
+    transaction allows purging; flushing between transactional tests is such a purge."""
+
+    def sql_flush(self, style, tables, **kwargs):
+        statements = original(self, style, tables, **kwargs)
+        if statements:
+            statements = ["SELECT set_config('audit.allow_purge', 'on', true);", *statements]
+        return statements
+
+    return sql_flush
+
+
+PostgresOperations.sql_flush = _sql_flush_allowing_audit_truncate(PostgresOperations.sql_flush)
 
 
 @pytest.fixture

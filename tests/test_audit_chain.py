@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audit import chain
 from audit.models import Action, AppendOnlyError, AuditEntry, ChainHead
-from audit.services import Origin, record
+from audit.services import Origin, purge_old_entries, record
 from connvo_admin.logs import request_id_var
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_mac_depends_on_the_key(settings, five_entries):
     entry = five_entries[0]
     values = {name: getattr(entry, name) for name in chain.CHAINED_FIELDS}
 
-    settings.AUDIT_CHAIN_KEY = "another-key-of-at-least-thirty-two-characters"
+    settings.AUDIT_CHAIN_KEYS = ["another-key-of-at-least-thirty-two-characters"]
 
     assert chain.compute_mac(values, prev_mac=chain.GENESIS) != entry.mac
 
@@ -277,31 +277,41 @@ def test_the_orm_refuses_to_change_or_delete_entries(five_entries):
     assert chain.verify().ok
 
 
-def test_purge_deletes_only_old_entries_and_the_rest_still_verifies(audit_entry):
+@pytest.fixture
+def thirty_day_retention(settings):
+    settings.AUDIT_MIN_RETENTION_DAYS = 30
+    return settings
+
+
+def test_purge_deletes_only_old_entries_and_the_rest_still_verifies(
+    audit_entry, thirty_day_retention
+):
     now = datetime.now(UTC)
     old = [audit_entry(at=now - timedelta(days=40, minutes=n)) for n in (3, 2, 1)]
     recent = [audit_entry(at=now - timedelta(days=5)), audit_entry(at=now)]
 
-    result = chain.purge(older_than=timedelta(days=30), batch_size=2)
+    result = purge_old_entries(retention_days=30, batch_size=2)
 
     assert result.deleted == 3
     assert result.through_id == old[-1].pk
-    assert list(AuditEntry.objects.order_by("id")) == recent
+    purge_entry = AuditEntry.objects.get(action=Action.AUDIT_PURGED)
+    assert list(AuditEntry.objects.order_by("id")) == [*recent, purge_entry]
     head = ChainHead.objects.get()
     assert (head.purged_through_id, head.purged_through_mac) == (old[-1].pk, old[-1].mac)
     verified = chain.verify()
-    assert verified.ok
-    assert verified.entries_checked == 2
+    assert verified.ok, verified.message
+    assert verified.entries_checked == 3
+    assert f"Entries up to #{old[-1].pk} were purged by audit_purge." in verified.message
 
 
-def test_purge_deletes_in_batches_of_the_size_asked(audit_entry):
+def test_purge_deletes_in_batches_of_the_size_asked(audit_entry, thirty_day_retention):
     """Each batch is its own short transaction holding the chain head, so lookups wait for one
     batch at most: five old entries in batches of two are three deletes of at most two rows."""
     now = datetime.now(UTC)
     old = [audit_entry(at=now - timedelta(days=40, minutes=n)) for n in range(5, 0, -1)]
 
     with CaptureQueriesContext(connection) as queries:
-        result = chain.purge(older_than=timedelta(days=30), batch_size=2)
+        result = purge_old_entries(retention_days=30, batch_size=2)
 
     deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
     assert len(deletes) == 3
@@ -310,7 +320,7 @@ def test_purge_deletes_in_batches_of_the_size_asked(audit_entry):
     assert chain.verify().ok
 
 
-def test_purge_never_deletes_past_a_newer_entry(audit_entry):
+def test_purge_never_deletes_past_a_newer_entry(audit_entry, thirty_day_retention):
     """The chain can only lose its oldest end: an old entry after a new one (a clock stepped
     back) is kept."""
     now = datetime.now(UTC)
@@ -318,28 +328,28 @@ def test_purge_never_deletes_past_a_newer_entry(audit_entry):
     audit_entry(at=now - timedelta(days=1))
     audit_entry(at=now - timedelta(days=50))
 
-    result = chain.purge(older_than=timedelta(days=30))
+    result = purge_old_entries(retention_days=30)
 
     assert result.deleted == 1
     assert result.through_id == first.pk
-    assert AuditEntry.objects.count() == 2
+    assert AuditEntry.objects.count() == 3  # two kept, and the purge's own entry
     assert chain.verify().ok
 
 
-def test_entries_written_after_a_purge_verify(audit_entry):
+def test_entries_written_after_a_purge_verify(audit_entry, thirty_day_retention):
     now = datetime.now(UTC)
     audit_entry(at=now - timedelta(days=40))
-    chain.purge(older_than=timedelta(days=30))
+    purge_old_entries(retention_days=30)
     audit_entry()
 
     assert chain.verify().ok
 
 
-def test_a_row_older_than_the_purge_is_found(audit_entry):
+def test_a_row_older_than_the_purge_is_found(audit_entry, thirty_day_retention):
     now = datetime.now(UTC)
     old = audit_entry(at=now - timedelta(days=40))
     audit_entry(at=now)
-    chain.purge(older_than=timedelta(days=30))
+    purge_old_entries(retention_days=30)
     forge(id=old.pk, at=old.at, mac=old.mac, actor_username="ghost")
 
     result = chain.verify()
@@ -392,11 +402,11 @@ def test_postgres_refuses_to_repoint_an_entry_to_another_account(agent, outsider
 
 
 @on_postgres
-def test_postgres_refuses_deletes_again_after_a_purge(audit_entry):
+def test_postgres_refuses_deletes_again_after_a_purge(audit_entry, thirty_day_retention):
     now = datetime.now(UTC)
     audit_entry(at=now - timedelta(days=40))
     kept = audit_entry(at=now)
-    chain.purge(older_than=timedelta(days=30))
+    purge_old_entries(retention_days=30)
 
     with (
         pytest.raises(DatabaseError, match="append-only"),

@@ -26,8 +26,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_verify_reports_ok_and_records_the_result(audit_entry):
-    for _ in range(3):
-        audit_entry()
+    entries = [audit_entry() for _ in range(3)]
 
     status, out, _ = run("audit_verify")
 
@@ -37,6 +36,7 @@ def test_verify_reports_ok_and_records_the_result(audit_entry):
     assert verification.ok
     assert verification.entries_checked == 3
     assert verification.first_bad_id is None
+    assert verification.last_entry_id == entries[-1].pk
 
 
 def test_verify_exits_1_naming_the_first_broken_entry(audit_entry):
@@ -70,10 +70,24 @@ def test_purge_deletes_old_entries_and_audits_itself(audit_entry):
     assert status == 0
     assert f"Deleted 1 audit entries (through entry #{old.pk})." in out
     purge_entry = AuditEntry.objects.get(action=Action.AUDIT_PURGED)
-    assert purge_entry.detail.startswith("audit_purge --older-than 90 deleted 1 entries")
+    assert purge_entry.detail.startswith(
+        f"Deleting 1 entries older than 90 days: count=1 first={old.pk} last={old.pk} "
+        f"last_mac={old.mac} retention=90d cutoff="
+    )
     assert purge_entry.user_agent == "manage.py"
     assert list(AuditEntry.objects.order_by("id")) == [kept, purge_entry]
     assert run("audit_verify")[0] == 0
+
+
+def test_purge_refuses_a_retention_below_the_one_in_force(settings, audit_entry):
+    settings.AUDIT_MIN_RETENTION_DAYS = 90
+    audit_entry(at=datetime.now(UTC) - timedelta(days=100))
+
+    with pytest.raises(CommandError, match="below the retention in force"):
+        call_command("audit_purge", "--older-than", "30")
+
+    assert AuditEntry.objects.count() == 1
+    assert not AuditEntry.objects.filter(action=Action.AUDIT_PURGED).exists()
 
 
 def test_purge_refuses_less_than_a_day(db):
@@ -103,3 +117,19 @@ def test_seed_continues_an_existing_chain(audit_entry):
     audit_entry()
 
     assert chain.verify().entries_checked == 52
+
+
+def test_purge_refuses_a_chain_that_does_not_verify(settings, audit_entry):
+    old = audit_entry(at=datetime.now(UTC) - timedelta(days=100))
+    audit_entry()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute("UPDATE audit_auditentry SET detail = 'edited' WHERE id = %s", [old.pk])
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+    with pytest.raises(CommandError, match="Nothing deleted: the audit chain does not verify"):
+        call_command("audit_purge", "--older-than", "90")
+
+    assert AuditEntry.objects.filter(pk=old.pk).exists()

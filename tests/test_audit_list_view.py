@@ -181,13 +181,13 @@ def test_says_when_the_chain_was_never_verified(auditor_client):
 
 
 def test_shows_the_last_verification(auditor_client, audit_entry):
-    audit_entry()
+    entry = audit_entry()
     chain.record_verification(chain.verify(), duration_ms=5)
 
     page = auditor_client.get(URL).content.decode()
 
     assert "Chain last verified" in page
-    assert "<strong>OK</strong> (1 entries)" in page
+    assert f"<strong>OK</strong> (1 entries, through entry #{entry.pk})" in page
 
 
 def test_warns_when_the_last_verification_found_a_break(auditor_client):

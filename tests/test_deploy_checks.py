@@ -54,7 +54,7 @@ def test_check_deploy_warns_that_a_per_process_cache_is_not_shared():
 
 def test_an_old_demo_key_left_in_the_rotation_is_refused(settings):
     settings.SECRET_KEY = "x" * 60
-    settings.AUDIT_CHAIN_KEY = "y" * 60
+    settings.AUDIT_CHAIN_KEYS = ["y" * 60]
     settings.TOKEN_ENCRYPTION_KEYS = [
         "kX8vJ3m2Yb1QJtq3cK0a7y4Q0mH3V1qg9rXx1yJ3bHk=",
         django_settings.DEMO_TOKEN_ENCRYPTION_KEY,
@@ -156,3 +156,34 @@ def test_the_demo_key_is_refused_as_a_fallback_too(settings):
     assert "SECRET_KEY_FALLBACKS contains the demo key: remove it." in [
         p.message for p in secret_problems()
     ]
+
+
+def test_the_demo_audit_chain_key_is_refused_as_an_earlier_key_too(settings):
+    settings.SECRET_KEY = "x" * 60
+    settings.TOKEN_ENCRYPTION_KEYS = ["kX8vJ3m2Yb1QJtq3cK0a7y4Q0mH3V1qg9rXx1yJ3bHk="]
+    settings.AUDIT_CHAIN_KEYS = ["y" * 60, django_settings.DEMO_AUDIT_CHAIN_KEY]
+
+    assert [p.variable for p in secret_problems()] == ["AUDIT_CHAIN_KEY"]
+
+
+def test_a_rotated_audit_chain_key_list_is_accepted(settings):
+    settings.SECRET_KEY = "x" * 60
+    settings.TOKEN_ENCRYPTION_KEYS = ["kX8vJ3m2Yb1QJtq3cK0a7y4Q0mH3V1qg9rXx1yJ3bHk="]
+    settings.AUDIT_CHAIN_KEYS = ["y" * 60, "z" * 60]
+
+    assert secret_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("k" * 48 + ",too-short", "Every AUDIT_CHAIN_KEY key must be at least 32 characters long."),
+        ("k" * 48 + "," + "k" * 48, "AUDIT_CHAIN_KEY names the same key twice."),
+    ],
+    ids=["short", "twice"],
+)
+def test_a_bad_audit_chain_key_list_refuses_to_start(keys, message):
+    result = manage("check", env=production_env(AUDIT_CHAIN_KEY=keys))
+
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -15,7 +15,7 @@ from connvo_admin import health
 PRODUCTION_KEYS = {
     "SECRET_KEY": "s" * 64,
     "TOKEN_ENCRYPTION_KEYS": ["kX8vJ3m2Yb1QJtq3cK0a7y4Q0mH3V1qg9rXx1yJ3bHk="],
-    "AUDIT_CHAIN_KEY": "a" * 64,
+    "AUDIT_CHAIN_KEYS": ["a" * 64],
 }
 
 
@@ -107,8 +107,9 @@ def test_readyz_is_not_ready_when_the_database_does_not_answer(client: Client, c
 def test_readyz_body_holds_no_secret_and_no_url(client: Client, configured, fake_connvo):
     body = client.get("/readyz").content.decode()
 
-    for value in (configured.SECRET_KEY, configured.AUDIT_CHAIN_KEY, fake_connvo.url, "127.0.0.1"):
+    for value in (configured.SECRET_KEY, fake_connvo.url, "127.0.0.1"):
         assert value not in body
+    assert configured.AUDIT_CHAIN_KEYS[0] not in body
     assert configured.TOKEN_ENCRYPTION_KEYS[0] not in body
     json.loads(body)
 

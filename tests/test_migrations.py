@@ -13,3 +13,56 @@ def test_no_model_change_is_missing_a_migration():
         call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
     except SystemExit as exit_:
         pytest.fail(f"models changed without a migration:\n{out.getvalue()} (exit {exit_.code})")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upgrading_a_purged_chain_keeps_it_verifiable():
+    """A chain trimmed by an `audit_purge` from before purges were chained gets, at the upgrade,
+    the purge entry that `audit_verify` now asks for; its key becomes the head's key."""
+    from django.db import connection, transaction
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    from audit import chain
+
+    before = [("audit", "0007_activity_summary")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    entry_model, head_model = (
+        old.get_model("audit", "AuditEntry"),
+        old.get_model("audit", "ChainHead"),
+    )
+    head_model.objects.all().delete()
+    prev_mac, entries = chain.GENESIS, []
+    for n in range(3):
+        entry = entry_model(at=timezone.now(), actor_username=f"agent{n}", action="lookup")
+        entry.mac = prev_mac = chain.compute_mac(
+            {name: getattr(entry, name) for name in chain.CHAINED_FIELDS}, prev_mac=prev_mac
+        )
+        entry.save()
+        entries.append(entry)
+    # What the old audit_purge left: the first entry gone, the head remembering it.
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config(%s, 'on', true)", [chain.PURGE_FLAG])
+        cursor.execute("DELETE FROM audit_auditentry WHERE id = %s", [entries[0].pk])
+    head_model.objects.create(
+        pk=1,
+        last_entry_id=entries[-1].pk,
+        last_mac=entries[-1].mac,
+        purged_through_id=entries[0].pk,
+        purged_through_mac=entries[0].mac,
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    result = chain.verify()
+    assert result.ok, result.message
+    assert f"Entries up to #{entries[0].pk} were purged" in result.message
+    from audit.models import Action, AuditEntry, ChainHead
+
+    adopted = AuditEntry.objects.get(action=Action.AUDIT_PURGED)
+    assert f"last={entries[0].pk} last_mac={entries[0].mac}" in adopted.detail
+    assert ChainHead.objects.get().key_id == chain.current_key_id()

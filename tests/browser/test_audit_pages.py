@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from audit import chain
-from audit.models import Action, Via
+from audit.models import Action, ChainCheckpoint, Via
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +87,7 @@ def test_auditor_reads_filters_and_exports_the_log(
     page.get_by_role("link", name="Audit log").click()
 
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
-    expect(page.locator(".chain-status")).to_contain_text("OK (8 entries)")
+    expect(page.locator(".chain-status")).to_contain_text("OK (8 entries, through entry #")
     rows = page.locator(".audit-table tbody tr")
     # The history less its refresh, plus the auditor's own sign-in, with no refusal.
     expect(rows).to_have_count(8)
@@ -169,6 +169,38 @@ def test_narrow_window(page: Page, live_server, auditor, history, sign_in, scree
     page.goto(f"{live_server.url}/audit/meetings/{MEETING}/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 700
     screenshot("audit-07-meeting-700px")
+
+
+def test_chain_health_and_the_auditors_own_trail(
+    page: Page, live_server, auditor, history, sign_in, screenshot
+):
+    chain.checkpoint_now()
+    sign_in("auditor")
+
+    page.goto(f"{live_server.url}/audit/")
+    health = page.get_by_role("region", name="Chain health")
+    expect(health).to_contain_text("Chain last verified")
+    expect(health).to_contain_text("OK")
+    expect(health).to_contain_text("witnessed outside the database")
+    screenshot("audit-12-chain-health")
+    page.emulate_media(color_scheme="dark")
+    screenshot("audit-13-chain-health-dark")
+    page.emulate_media(color_scheme="light")
+
+    # The auditor's own page views are in the log, one action filter away.
+    page.get_by_label("Action").select_option("audit_viewed")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator(".audit-table tbody tr")
+    expect(rows.first).to_contain_text("Audit log viewed")
+    expect(rows.first).to_contain_text("auditor")
+    expect(rows.first).to_contain_text("Audit log, filter: everything")
+    screenshot("audit-14-audit-views")
+
+    # The checkpoint timer stopped an hour ago: the panel says so.
+    ChainCheckpoint.objects.update(at=datetime.now(UTC) - timedelta(hours=1))
+    page.reload()
+    expect(health).to_contain_text("Check that the audit_checkpoint timer still runs")
+    screenshot("audit-15-checkpoint-stale")
 
 
 def test_overview_at_390_px_with_copyable_ids(

@@ -1,27 +1,19 @@
-"""Delete old audit entries, keeping the rest of the chain verifiable; the purge is audited."""
+"""Delete old audit entries, keeping the rest of the chain verifiable; the purge is itself a
+chained entry, written before anything is deleted."""
 
-import getpass
-from datetime import timedelta
-
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit import chain
-from audit.models import Action
-from audit.services import Origin, record
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
+from audit.services import ChainBroken, RetentionTooShort, purge_old_entries
 
 
 class Command(BaseCommand):
     help = (
         "Delete audit entries older than DAYS days, oldest first, in chain order (never one that "
-        "is newer), and remember the last deleted entry's MAC so `audit_verify` still passes. "
-        "Writes an audit entry saying what it deleted."
+        "is newer). First writes a chained audit entry saying what it deletes (count, id range, "
+        "the last one's MAC, the retention), which is what lets `audit_verify` accept the "
+        "shorter chain. DAYS may not be below AUDIT_MIN_RETENTION_DAYS; a chain that does not "
+        "verify is not purged."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,14 +25,17 @@ class Command(BaseCommand):
     def handle(self, *args, older_than: int, batch_size: int, **options) -> None:
         if older_than < 1:
             raise CommandError("--older-than must be at least 1 day.")
-        result = chain.purge(older_than=timedelta(days=older_than), batch_size=batch_size)
+        try:
+            result = purge_old_entries(retention_days=older_than, batch_size=batch_size)
+        except RetentionTooShort as error:
+            raise CommandError(
+                f"--older-than {older_than} is below the retention in force: {error} "
+                f"Use --older-than {settings.AUDIT_MIN_RETENTION_DAYS} or more."
+            ) from None
+        except ChainBroken as error:
+            raise CommandError(
+                f"Nothing deleted: the audit chain does not verify ({error}) Deleting its oldest "
+                "entries could delete the evidence; investigate with audit_verify first."
+            ) from None
         through = f" (through entry #{result.through_id})" if result.through_id else ""
-        record(
-            origin=Origin(user=None, username="", user_agent="manage.py"),
-            action=Action.AUDIT_PURGED,
-            detail=(
-                f"audit_purge --older-than {older_than} deleted {result.deleted} entries from "
-                f"before {result.cutoff:%Y-%m-%d %H:%M} UTC{through}; run by OS user {_os_user()}."
-            ),
-        )
         self.stdout.write(self.style.SUCCESS(f"Deleted {result.deleted:,} audit entries{through}."))

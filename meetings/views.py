@@ -652,7 +652,9 @@ def watch(request: HttpRequest, deployment: str, meeting_id: str) -> HttpRespons
             "one table shows. Unpin some on the Watching page first.",
         )
         return redirect(detail)
-    _, created = pins.get_or_create(deployment=deployment, meeting_id=meeting_id)
+    _, created = WatchedMeeting.objects.get_or_create(
+        user=request.user, deployment=deployment, meeting_id=meeting_id
+    )
     if created:
         messages.success(request, "Pinned to your watch list (Watching, in the top bar).")
     return _back_to(request, detail)

@@ -531,7 +531,8 @@ def meeting_table(request: HttpRequest, deployment: str) -> HttpResponse:
         "deployment": connvo.deployments()[deployment],
         "deployment_name": deployment,
         "ids": found.ids,
-        "form": LookupForm(initial={"q": "\n".join(found.ids), "deployment": deployment}),
+        # On one line: the compact box shows one line, and the list is what the URL holds.
+        "form": LookupForm(initial={"q": " ".join(found.ids), "deployment": deployment}),
         "table_form": form,
     }
     if request.GET.get("format") == "csv":
@@ -690,6 +691,7 @@ def watching(request: HttpRequest) -> HttpResponse:
         # Pinned or unpinned elsewhere since this page was drawn: its rows no longer line up.
         return HttpResponseClientRefresh()
     context = {
+        "form": LookupForm(initial={"deployment": _preferred_deployment(request)}),
         "watch_list": True,
         "list_key": key,
         "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
 from audit.models import Action, Via
-from audit.services import Origin, record
+from audit.services import Origin, record_many
 
 from . import connvo, credentials, ratelimit
 from .live import LiveStatus, PollPlan, fingerprint, plan_after_failure, plan_after_success
@@ -202,23 +202,25 @@ def look_up_meetings(
 
 
 def _audit(rows: list[Row], *, origin: Origin, via: Via) -> None:
+    entries = []
+    for row in rows:
+        answer = row.error or row.lookup
+        entries.append(
+            {
+                "action": Action.LOOKUP,
+                "via": via,
+                "deployment": row.deployment[:64],
+                "meeting_id": row.meeting_id,
+                "outcome": row.error.kind if row.error else connvo.Outcome.FOUND,
+                "http_status": answer.http_status,
+                "latency_ms": answer.latency_ms,
+                "connvo_request_id": row.error.request_id if row.error else None,
+                "detail": row.error.detail if row.error else "",
+            }
+        )
     try:
-        # One transaction for the table's entries: all of them are recorded, or none is shown.
-        with transaction.atomic():
-            for row in rows:
-                answer = row.error or row.lookup
-                record(
-                    origin=origin,
-                    action=Action.LOOKUP,
-                    via=via,
-                    deployment=row.deployment[:64],
-                    meeting_id=row.meeting_id,
-                    outcome=row.error.kind if row.error else connvo.Outcome.FOUND,
-                    http_status=answer.http_status,
-                    latency_ms=answer.latency_ms,
-                    connvo_request_id=row.error.request_id if row.error else None,
-                    detail=row.error.detail if row.error else "",
-                )
+        # All of the table's entries are recorded, in one go, or none is and nothing is shown.
+        record_many(origin=origin, entries=entries)
     except DatabaseError:
         logger.exception("audit entries for a table lookup by %s not written", origin.username)
         raise AuditUnavailable from None

@@ -1,25 +1,12 @@
 """Many meetings at once in a real browser: a pasted blob becomes a live triage table, a meeting
 is watched from its page and followed on the Watching page, then unpinned."""
 
-import shutil
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SHOTS = "/tmp/shots/i13"
-
-
-def keep(path) -> None:
-    """Also where the engineer looks at them."""
-    import os
-
-    os.makedirs(SHOTS, exist_ok=True)
-    shutil.copy(path, SHOTS)
 
 
 @pytest.fixture
@@ -54,7 +41,7 @@ def test_blob_to_live_table_to_watch_list_and_back(
     )
     assert standup in page.url and planning in page.url and private in page.url
     page.evaluate("window.__notReloaded = true")
-    keep(screenshot("30-table-from-blob"))
+    screenshot("30-table-from-blob")
 
     # Live: one row changes; the table updates in place and marks the change.
     calls = fake_connvo.call_count
@@ -65,7 +52,7 @@ def test_blob_to_live_table_to_watch_list_and_back(
     assert page.evaluate("window.__notReloaded") is True
     # The not-visible meeting is never asked again: every refresh asks the other two.
     assert all(call.json["args"]["meetingId"] != private for call in fake_connvo.calls[calls:])
-    keep(screenshot("31-table-live-updated"))
+    screenshot("31-table-live-updated")
 
     # Keyboard: j moves to the first row, Enter opens its meeting.
     page.locator("body").click(position={"x": 5, "y": 5})
@@ -82,13 +69,13 @@ def test_blob_to_live_table_to_watch_list_and_back(
     expect(page.locator("#row-0")).to_contain_text("Support Team Daily Standup")
     fake_connvo.update_meeting("standup", activeWebRTCSessions=7)
     expect(page.locator('#row-0 [data-cell="webrtc"]')).to_have_text("7", timeout=5000)
-    keep(screenshot("32-watching"))
+    screenshot("32-watching")
 
     # The meeting ends: it moves to the finished group, which is not polled.
     fake_connvo.update_meeting("standup", state="concluded")
     finished = page.locator(".triage__finished")
     expect(finished).to_contain_text("Support Team Daily Standup", timeout=5000)
-    keep(screenshot("33-watching-finished"))
+    screenshot("33-watching-finished")
     calls = fake_connvo.call_count
     page.wait_for_timeout(2500)
     assert fake_connvo.call_count == calls
@@ -119,7 +106,7 @@ def test_table_with_mixed_outcomes(
     page.get_by_label("Show").select_option("active")
     page.get_by_role("button", name="Apply").click()
     expect(page.locator(".triage__row")).to_have_count(2)
-    keep(screenshot("34-table-filtered"))
+    screenshot("34-table-filtered")
 
 
 @pytest.mark.parametrize(
@@ -146,6 +133,5 @@ def test_table_looks_right_dark_and_narrow(
     # The page itself never scrolls sideways; only the table's own box may.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= options["viewport"]["width"]
-    keep(screenshot(name, page))
+    screenshot(name, page)
     context.close()
-    assert ARTIFACTS.exists()

@@ -11,15 +11,16 @@ Django's test client (session, permission, audit entries and rendering included)
 - the same table with one row's Connvo call slower than the read timeout;
 - the table with CONNVO_TABLE_CONCURRENCY=1, to show what the pool is for.
 
-Prints p50/p95 and the Connvo calls each request made. Prints figures only; nothing here asserts a
-time. The fake runs in this process, so its work competes with the console's for the GIL: real
-Connvo answers cost the console less than these figures suggest.
+The fake runs in a process of its own. "Near" runs answer at once; "far" runs make every Connvo
+answer take --latency, as a Connvo across a network does. Prints p50/p95 and the Connvo calls each
+request made. Prints figures only; nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import os
 import re
 import statistics
@@ -36,11 +37,13 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{tempfile.mkdtemp()}/table_bench.sqlite3")
 
 import django
+import requests
 
 django.setup()
 
 from django.contrib.auth.models import Group, Permission, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 from django.urls import reverse  # noqa: E402
@@ -52,36 +55,59 @@ from meetings import tokens  # noqa: E402
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-def add_meetings(fake: FakeConnvo, count: int) -> list[str]:
-    """`count` copies of the seeded stand-up (active, the agent joined), each its own meeting.
-
-    The fake has no API to create meetings, so this builds them the way its world seeds its own."""
+def serve_fake(rows: int, pipe) -> None:
+    """The fake Connvo, in a process of its own so that its work does not compete with the
+    console's for the GIL. Seeds `rows` copies of the stand-up (active, the agent joined); the
+    fake has no API to create meetings, so they are built the way its world seeds its own."""
+    fake = FakeConnvo().start()
     world = fake._world
     now_ms = int(time.time() * 1000)
     seed = next(s for s in fake_world._seeds(now_ms) if s.label == "standup")
     ids = []
     with fake._lock:
-        for n in range(count):
+        for n in range(rows):
             record = world._build(
-                dataclasses.replace(seed, label=f"bench-{n}", title=f"Incident room {n}"),
-                now_ms,
+                dataclasses.replace(seed, label=f"bench-{n}", title=f"Incident room {n}"), now_ms
             )
             world.meetings[record.id] = record
             world.meeting_labels[record.label] = record.id
             ids.append(record.id)
-    return ids
+    pipe.send((fake.url, ids, fake.token_for("agent")))
+    pipe.recv()  # until the bench is done
+    fake.stop()
 
 
-def timed(request, runs: int, fake: FakeConnvo, before=None) -> dict:
+class RemoteFake:
+    """Drives the fake in the other process through its /_fake/ control endpoints."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+
+    def clear_calls(self) -> None:
+        self.http.delete(f"{self.url}/_fake/calls").raise_for_status()
+
+    @property
+    def call_count(self) -> int:
+        return self.http.get(f"{self.url}/_fake/calls").json()["callCount"]
+
+    def misbehave(self, kind: str, **options) -> None:
+        self.http.post(f"{self.url}/_fake/misbehave", json={"kind": kind, **options})
+
+    def reset(self) -> None:
+        self.http.post(f"{self.url}/_fake/reset", json={"calls": True})
+
+
+def timed(request, runs: int, fake: RemoteFake, before=None) -> dict:
     times, calls, statuses = [], [], set()
     for _ in range(runs):
         if before:
             before()
-        count = fake.call_count
+        fake.clear_calls()
         started = time.perf_counter()
         response = request()
         times.append((time.perf_counter() - started) * 1000)
-        calls.append(fake.call_count - count)
+        calls.append(fake.call_count)
         statuses.add(response.status_code)
     times.sort()
     return {
@@ -105,12 +131,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--read-timeout", type=float, default=1.0)
+    parser.add_argument(
+        "--latency", type=float, default=0.05, help="seconds Connvo takes in the 'far' runs"
+    )
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
-    fake = FakeConnvo().start()
+    ours, theirs = multiprocessing.Pipe()
+    server = multiprocessing.get_context("spawn").Process(
+        target=serve_fake, args=(args.rows, theirs), daemon=True
+    )
+    server.start()
+    url, ids, token = ours.recv()
+    fake = RemoteFake(url)
     overrides = override_settings(
-        CONNVO_DEPLOYMENTS={"dev": fake.url},
+        CONNVO_DEPLOYMENTS={"dev": url},
         CONNVO_DEFAULT_DEPLOYMENT="dev",
         CONNVO_PRODUCTION_DEPLOYMENTS=[],
         CONNVO_LOOKUPS_PER_MINUTE=10**9,
@@ -131,58 +166,76 @@ def main() -> None:
         group, _ = Group.objects.get_or_create(name="Support")
         group.permissions.add(Permission.objects.get(codename="lookup_meeting"))
         user.groups.add(group)
-        tokens.save_token(user=user, deployment="dev", raw_token=fake.token_for("agent"))
+        tokens.save_token(user=user, deployment="dev", raw_token=token)
         client = Client()
         client.force_login(user)
 
-        ids = add_meetings(fake, args.rows)
         page = reverse("meetings:detail", args=["dev", ids[0]])
         table = f"{reverse('meetings:table', args=['dev'])}?ids={','.join(ids)}"
         # What the pages say they show, so that an unchanged refresh can answer 204.
         single_seen = _seen(client.get(page).content.decode())
         table_seen = _seen(client.get(table).content.decode())
 
-        print(f"{args.rows}-row table, concurrency {args.concurrency}, {args.runs} runs each")
-        print_row(
-            "single meeting refresh, changed (rendered)",
-            timed(lambda: client.get(page, {"seen": "", "failures": 0}, **HTMX), args.runs, fake),
+        def single(seen: str):
+            return client.get(page, {"seen": seen, "failures": 0}, **HTMX)
+
+        def whole_table(seen: str):
+            query = urlencode({"seen": seen, "failures": 0, "done": ""})
+            return client.get(f"{table}&{query}", **HTMX)
+
+        print(
+            f"{args.rows}-row table, concurrency {args.concurrency}, {args.runs} runs each, "
+            f"database {connection.vendor}"
         )
+        print("Connvo near (the fake answers in about a millisecond):")
+        print_row("  single meeting refresh, changed", timed(lambda: single(""), args.runs, fake))
         print_row(
-            "single meeting refresh, unchanged (204)",
-            timed(
-                lambda: client.get(page, {"seen": single_seen, "failures": 0}, **HTMX),
-                args.runs,
-                fake,
-            ),
-        )
-        refresh = lambda seen: client.get(  # noqa: E731
-            f"{table}&{urlencode({'seen': seen, 'failures': 0, 'done': ''})}", **HTMX
-        )
-        print_row(
-            f"{args.rows}-row table refresh, changed", timed(lambda: refresh(""), args.runs, fake)
+            "  single meeting refresh, unchanged (204)",
+            timed(lambda: single(single_seen), args.runs, fake),
         )
         print_row(
-            f"{args.rows}-row table refresh, unchanged (204)",
-            timed(lambda: refresh(table_seen), args.runs, fake),
+            f"  {args.rows}-row table refresh, changed",
+            timed(lambda: whole_table(""), args.runs, fake),
         )
+        print_row(
+            f"  {args.rows}-row table refresh, unchanged (204)",
+            timed(lambda: whole_table(table_seen), args.runs, fake),
+        )
+        with override_settings(CONNVO_TABLE_CONCURRENCY=1):
+            print_row(
+                f"  {args.rows}-row table, unchanged, concurrency 1",
+                timed(lambda: whole_table(table_seen), args.runs, fake),
+            )
         slow = args.read_timeout * 3
         print_row(
-            f"{args.rows}-row table, one row slower ({slow:g} s) than the read timeout",
+            f"  {args.rows}-row table, one call {slow:g} s (read timeout {args.read_timeout:g} s)",
             timed(
-                lambda: refresh(table_seen),
+                lambda: whole_table(table_seen),
                 max(3, args.runs // 5),
                 fake,
                 before=lambda: fake.misbehave("slow", delay=slow, times=1),
             ),
         )
+        fake.misbehave("slow", delay=args.latency)
+        print(f"Connvo far (every answer takes {args.latency * 1000:g} ms):")
+        runs = max(5, args.runs // 3)
+        print_row(
+            "  single meeting refresh, unchanged", timed(lambda: single(single_seen), runs, fake)
+        )
+        print_row(
+            f"  {args.rows}-row table refresh, unchanged",
+            timed(lambda: whole_table(table_seen), runs, fake),
+        )
         with override_settings(CONNVO_TABLE_CONCURRENCY=1):
             print_row(
-                f"{args.rows}-row table refresh, unchanged, concurrency 1",
-                timed(lambda: refresh(table_seen), max(3, args.runs // 3), fake),
+                f"  {args.rows}-row table, unchanged, concurrency 1",
+                timed(lambda: whole_table(table_seen), max(3, runs // 3), fake),
             )
+        fake.reset()
     finally:
         overrides.disable()
-        fake.stop()
+        ours.send("stop")
+        server.join(timeout=10)
 
 
 def _seen(html: str) -> str:

@@ -11,8 +11,12 @@ from urllib.parse import urlencode
 
 import pytest
 from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from audit.models import AuditEntry, Via
+from meetings.triage import GROUPS
+from meetings.views import _settled_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -318,3 +322,18 @@ def test_tampered_refresh_state_is_ignored(agent_client, agent_token, fake_connv
     assert response.status_code == 200
     assert fake_connvo.call_count == 2
     assert "<x>" not in response.content.decode()
+
+
+@given(st.text(max_size=200), st.integers(min_value=0, max_value=120))
+def test_any_settled_rows_text_gives_only_settled_rows_of_the_table(text, size):
+    settled = _settled_rows(text, size)
+
+    assert all(0 <= index < size for index in settled)
+    assert all(group.settled for group in settled.values())
+
+
+@given(st.dictionaries(st.integers(0, 99), st.sampled_from([g for g in GROUPS if g.settled])))
+def test_settled_rows_survive_the_round_trip(rows):
+    text = ".".join(f"{i}{g.code}" for i, g in sorted(rows.items()))
+
+    assert _settled_rows(text, 100) == rows

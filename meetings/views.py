@@ -452,6 +452,21 @@ def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
     return settled
 
 
+def _table_state(
+    rows: list[triage.Row], *, settled: dict[int, triage.Group], failures: int, total: int
+) -> tuple[PollPlan, dict]:
+    """What the page shows about the table as a whole: its next refresh, the rows settled so far
+    (sent back by the poller), the summary line."""
+    plan = triage.table_plan(rows, failures=failures)
+    now_settled = settled | {row.index: row.group for row in rows if row.group.settled}
+    return plan, {
+        "live": plan,
+        "done": ".".join(f"{i}{g.code}" for i, g in sorted(now_settled.items())),
+        "summary": triage.summary(rows, settled),
+        "total": total,
+    }
+
+
 def _live_table(
     request: HttpRequest,
     *,
@@ -488,14 +503,8 @@ def _live_table(
     # Positions in the whole table, not in the list asked this time.
     rows = [dataclasses.replace(row, index=i) for i, row in zip(asked, found, strict=True)]
     failures, seen = _refresh_state(request) if refreshing else (0, "")
-    plan = triage.table_plan(rows, failures=failures)
-    now_settled = settled | {row.index: row.group for row in rows if row.group.settled}
-    context |= {
-        "live": plan,
-        "done": ".".join(f"{i}{g.code}" for i, g in sorted(now_settled.items())),
-        "summary": triage.summary(rows, settled),
-        "total": len(wanted),
-    }
+    plan, state = _table_state(rows, settled=settled, failures=failures, total=len(wanted))
+    context |= state
     if not refreshing:
         return rows, None
     unchanged = failures == 0 and seen == plan.fingerprint
@@ -721,8 +730,13 @@ def watching(request: HttpRequest) -> HttpResponse:
     if answer is not None:
         # A meeting that finished moves to the finished group: redraw the page.
         return HttpResponseClientRefresh() if finished else answer
-    context |= {
-        "rows": [r for r in rows if r.meeting is None or r.meeting.is_live],
-        "finished": [p for p in pins if p.is_finished],
-    }
+    if finished:
+        # Drawn without the meetings that just finished, numbered as the next refresh will see it.
+        ended = {pin.pk for pin, _ in finished}
+        live_pins = [p for p in live_pins if p.pk not in ended]
+        still_live = [r for r in rows if r.meeting is None or r.meeting.is_live]
+        rows = [dataclasses.replace(row, index=i) for i, row in enumerate(still_live)]
+        context |= _table_state(rows, settled={}, failures=0, total=len(rows))[1]
+        context["list_key"] = _watch_list_key(live_pins)
+    context |= {"rows": rows, "finished": [p for p in pins if p.is_finished]}
     return render(request, "meetings/table.html", context)

@@ -3,6 +3,7 @@ and no longer looked up. Pins are per staff member and never shared."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -111,8 +112,6 @@ def test_a_meeting_finishing_during_a_refresh_redraws_the_page(
     vals = re.search(r"hx-vals='([^']*)'", html).group(1)
     fake_connvo.update_meeting("standup", state="concluded")
 
-    import json
-
     response = agent_client.get(reverse("meetings:watching"), json.loads(vals), **HTMX)
 
     assert response.status_code == 200
@@ -194,3 +193,19 @@ def test_outsider_cannot_watch(outsider_client, outsider, fake_connvo):
     assert response.status_code == 403
     assert outsider_client.get(reverse("meetings:watching")).status_code == 403
     assert pinned(outsider) == []
+
+
+def test_page_that_moved_a_meeting_to_finished_refreshes_without_a_redraw(
+    agent_client, agent, agent_token, fake_connvo
+):
+    for label in ("standup", "retro", "planning"):
+        watch(agent_client, fake_connvo, label)
+    html = agent_client.get(reverse("meetings:watching")).content.decode()
+    vals = json.loads(re.search(r"hx-vals='([^']*)'", html).group(1))
+
+    response = agent_client.get(reverse("meetings:watching"), vals, **HTMX)
+
+    summary = re.search(r'<p id="table-summary".*?</p>', html, re.S).group(0)
+    assert re.sub(r"<[^>]+>|\s+", "", summary) == "1active·1scheduled"
+    assert re.findall(r'<tr id="row-(\d+)"', html) == ["0", "1"]
+    assert response.status_code == 204  # nothing changed: no redraw, no HX-Refresh

@@ -25,7 +25,7 @@ from audit.models import Action, Via
 from audit.services import Origin, record_many
 
 from . import connvo, credentials, ratelimit
-from .live import LiveStatus, PollPlan, fingerprint, plan_after_failure, plan_after_success
+from .live import LiveStatus, PollPlan, fingerprint, plan_after_failure
 from .lookups import AuditUnavailable
 
 logger = logging.getLogger(__name__)
@@ -121,12 +121,6 @@ class Row:
         if self.error is None:
             return ""
         return FAILED_IN_PLAIN_WORDS.get(self.error.outcome, "Connvo failed")
-
-    @property
-    def plan(self) -> PollPlan:
-        if self.meeting is not None:
-            return plan_after_success(self.meeting)
-        return plan_after_failure(self.error, failures=0, seen="")
 
     @property
     def fingerprint(self) -> str:

@@ -337,3 +337,20 @@ def test_settled_rows_survive_the_round_trip(rows):
     text = ".".join(f"{i}{g.code}" for i, g in sorted(rows.items()))
 
     assert _settled_rows(text, 100) == rows
+
+
+def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, settings):
+    settings.CONNVO_READ_TIMEOUT = 0.5
+    fake_connvo.misbehave("slow", delay=3, times=1)
+
+    html = agent_client.get(
+        table_url(fake_connvo, "standup", "planning", "onboarding")
+    ).content.decode()
+
+    assert html.count("Connvo timed out") == 1
+    assert (
+        html.count('class="triage__row triage__row--active"')
+        + html.count('triage__row--scheduled"')
+        == 2
+    )
+    assert AuditEntry.objects.filter(outcome="timeout", via=Via.TABLE).count() == 1

@@ -50,7 +50,7 @@ from django.urls import reverse  # noqa: E402
 
 from fakeconnvo import FakeConnvo  # noqa: E402
 from fakeconnvo import world as fake_world  # noqa: E402
-from meetings import tokens  # noqa: E402
+from meetings import pasted_tokens  # noqa: E402
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -166,7 +166,7 @@ def main() -> None:
         group, _ = Group.objects.get_or_create(name="Support")
         group.permissions.add(Permission.objects.get(codename="lookup_meeting"))
         user.groups.add(group)
-        tokens.save_token(user=user, deployment="dev", raw_token=token)
+        pasted_tokens.store_token(user=user, deployment_name="dev", raw_token=token)
         client = Client()
         client.force_login(user)
 

@@ -3,7 +3,10 @@
 from django import forms
 from django.conf import settings
 
-from . import connvo, tokens
+from connvo_admin.meeting_ids import InvalidMeetingId
+
+from . import pasted_tokens
+from .deployments import deployments
 from .references import References, parse_meeting_references
 from .triage import GROUPS
 
@@ -11,7 +14,7 @@ from .triage import GROUPS
 def deployment_choices() -> list[tuple[str, str]]:
     return [
         (d.name, f"{d.name} (production)" if d.is_production else d.name)
-        for d in connvo.deployments().values()
+        for d in deployments().values()
     ]
 
 
@@ -44,7 +47,7 @@ class LookupForm(forms.Form):
     def clean_q(self) -> References:
         try:
             found = parse_meeting_references(self.cleaned_data["q"])
-        except connvo.InvalidMeetingId as exc:
+        except InvalidMeetingId as exc:
             raise forms.ValidationError(exc.message, code="invalid_id") from None
         check_table_size(found.ids)
         return found
@@ -87,7 +90,7 @@ class TableForm(forms.Form):
     def clean_ids(self) -> References:
         try:
             found = parse_meeting_references(self.cleaned_data["ids"])
-        except connvo.InvalidMeetingId as exc:
+        except InvalidMeetingId as exc:
             raise forms.ValidationError(exc.message, code="invalid_id") from None
         check_table_size(found.ids)
         return found
@@ -97,7 +100,7 @@ class TokenForm(forms.Form):
     deployment = forms.ChoiceField(choices=deployment_choices, widget=forms.HiddenInput)
     token = forms.CharField(
         label="Connvo token",
-        max_length=tokens.MAX_TOKEN_LENGTH + 16,
+        max_length=pasted_tokens.MAX_TOKEN_LENGTH + 16,
         strip=False,
         error_messages={"required": "Paste your Connvo token."},
         widget=forms.PasswordInput(
@@ -109,8 +112,8 @@ class TokenForm(forms.Form):
     def clean_token(self) -> str:
         raw = self.cleaned_data["token"]
         try:
-            tokens.inspect_token(raw)
-        except tokens.TokenNotAccepted as exc:
+            pasted_tokens.inspect_token(raw)
+        except pasted_tokens.TokenNotAccepted as exc:
             raise forms.ValidationError(str(exc), code="token") from None
         return raw
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .connvo import InvalidMeetingId, parse_meeting_id
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
 _SEPARATORS = re.compile(r"[\s,;|]+")
 # Punctuation that sentences and chat messages put around a reference.

@@ -23,9 +23,11 @@ from django.db import DatabaseError
 
 from audit.models import Action, Via
 from audit.services import Origin, record_many
+from connvo_admin.outcomes import IN_A_FEW_WORDS, LiveStatus, LookupFailed, Outcome
 
 from . import connvo, credentials, ratelimit
-from .live import LiveStatus, PollPlan, fingerprint, plan_after_failure
+from .deployments import Deployment, get_deployment
+from .live import PollPlan, fingerprint, plan_after_failure
 from .lookups import AuditUnavailable
 
 logger = logging.getLogger(__name__)
@@ -64,28 +66,11 @@ GROUPS = (
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 GROUP_BY_CODE = {g.code: g for g in GROUPS}
 _TOKEN_OUTCOMES = {
-    connvo.Outcome.NO_TOKEN,
-    connvo.Outcome.SESSION_ENDED,
-    connvo.Outcome.TOKEN_REJECTED,
-    connvo.Outcome.NOT_PROVISIONED,
-    connvo.Outcome.AUTH_UNAVAILABLE,
-}
-# Plain words for a failed row: the error's own title is a sentence for a page heading.
-FAILED_IN_PLAIN_WORDS = {
-    connvo.Outcome.NOT_VISIBLE: "Not a participant",
-    connvo.Outcome.NOT_FOUND: "Not found",
-    connvo.Outcome.INVALID_ID: "Not a meeting ID",
-    connvo.Outcome.UNKNOWN_DEPLOYMENT: "Unknown deployment",
-    connvo.Outcome.NO_TOKEN: "No token saved",
-    connvo.Outcome.SESSION_ENDED: "Connvo session ended",
-    connvo.Outcome.TOKEN_REJECTED: "Token rejected",
-    connvo.Outcome.NOT_PROVISIONED: "Account not set up",
-    connvo.Outcome.AUTH_UNAVAILABLE: "Sign-in service down",
-    connvo.Outcome.RATE_LIMITED: "Connvo rate limit",
-    connvo.Outcome.LOOKUP_LIMIT: "Not asked: lookup limit",
-    connvo.Outcome.OVERLOADED: "Connvo overloaded",
-    connvo.Outcome.TIMEOUT: "Connvo timed out",
-    connvo.Outcome.UNREACHABLE: "Connvo unreachable",
+    Outcome.NO_TOKEN,
+    Outcome.SESSION_ENDED,
+    Outcome.TOKEN_REJECTED,
+    Outcome.NOT_PROVISIONED,
+    Outcome.AUTH_UNAVAILABLE,
 }
 
 
@@ -97,7 +82,7 @@ class Row:
     deployment: str
     meeting_id: str
     lookup: connvo.Lookup | None = None
-    error: connvo.ConnvoError | None = None
+    error: LookupFailed | None = None
 
     @property
     def meeting(self) -> connvo.Meeting | None:
@@ -110,7 +95,7 @@ class Row:
         outcome = self.error.outcome if self.error else None
         if outcome in _TOKEN_OUTCOMES:
             return GROUP_BY_NAME["token"]
-        if outcome in (connvo.Outcome.UNKNOWN_DEPLOYMENT,):
+        if outcome == Outcome.UNKNOWN_DEPLOYMENT:
             return GROUP_BY_NAME["not_found"]
         name = outcome.value if outcome else "failed"
         return GROUP_BY_NAME.get(name, GROUP_BY_NAME["failed"])
@@ -120,18 +105,18 @@ class Row:
         """The failed outcome in plain words ("Not a participant", "Connvo failed")."""
         if self.error is None:
             return ""
-        return FAILED_IN_PLAIN_WORDS.get(self.error.outcome, "Connvo failed")
+        return IN_A_FEW_WORDS.get(self.error.outcome, "Connvo failed")
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.meeting) if self.meeting else f"!{self.group.code}"
 
 
-def _ask(deployment: connvo.Deployment, token: str, meeting_id: str):
+def _ask(deployment: Deployment, token: str, meeting_id: str) -> connvo.Lookup | LookupFailed:
     try:
-        return connvo.lookup_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
-    except connvo.ConnvoError as error:
-        return error
+        return connvo.get_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
+    except LookupFailed as failure:
+        return failure
 
 
 def look_up_meetings(
@@ -141,26 +126,26 @@ def look_up_meetings(
 
     Returns one Row per wanted meeting, in order. Raises AuditUnavailable if the audit entries
     cannot be written (then nothing may be shown)."""
-    outcomes: dict[int, connvo.Lookup | connvo.ConnvoError] = {}
-    tokens: dict[str, tuple[connvo.Deployment, str] | connvo.ConnvoError] = {}
+    outcomes: dict[int, connvo.Lookup | LookupFailed] = {}
+    tokens: dict[str, tuple[Deployment, str] | LookupFailed] = {}
     for name in dict.fromkeys(w.deployment for w in wanted):
         try:
-            deployment = connvo.get_deployment(name)
+            deployment = get_deployment(name)
             tokens[name] = (
                 deployment,
-                credentials.access_token_for(user=user, deployment=name, origin=origin),
+                credentials.access_token_for(user=user, deployment_name=name, origin=origin),
             )
-        except connvo.ConnvoError as error:
-            tokens[name] = error
+        except LookupFailed as failure:
+            tokens[name] = failure
         except DatabaseError:
             logger.exception("credential for a table lookup by %s not prepared", origin.username)
             raise AuditUnavailable from None
 
-    to_ask: list[tuple[int, connvo.Deployment, str, str]] = []
+    to_ask: list[tuple[int, Deployment, str, str]] = []
     refused: ratelimit.LookupLimitReached | None = None
     for index, item in enumerate(wanted):
         credential = tokens[item.deployment]
-        if isinstance(credential, connvo.ConnvoError):
+        if isinstance(credential, LookupFailed):
             outcomes[index] = credential
             continue
         if refused is None:
@@ -187,7 +172,7 @@ def look_up_meetings(
             deployment=item.deployment,
             meeting_id=item.meeting_id,
             lookup=outcomes[index] if isinstance(outcomes[index], connvo.Lookup) else None,
-            error=outcomes[index] if isinstance(outcomes[index], connvo.ConnvoError) else None,
+            error=outcomes[index] if isinstance(outcomes[index], LookupFailed) else None,
         )
         for index, item in enumerate(wanted)
     ]
@@ -205,7 +190,7 @@ def _audit(rows: list[Row], *, origin: Origin, via: Via) -> None:
                 "via": via,
                 "deployment": row.deployment[:64],
                 "meeting_id": row.meeting_id,
-                "outcome": row.error.kind if row.error else connvo.Outcome.FOUND,
+                "outcome": row.error.kind if row.error else Outcome.FOUND,
                 "http_status": answer.http_status,
                 "latency_ms": answer.latency_ms,
                 "connvo_request_id": row.error.request_id if row.error else None,

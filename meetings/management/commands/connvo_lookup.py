@@ -10,8 +10,10 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from audit.models import Via
 from audit.services import Origin
+from connvo_admin.meeting_ids import InvalidMeetingId
+from connvo_admin.outcomes import LookupFailed
 from meetings import connvo, triage
-from meetings.lookups import AuditUnavailable, look_up_meeting
+from meetings.lookups import AuditUnavailable, audited_lookup
 from meetings.references import parse_meeting_references
 
 EXIT_FAILED = 1
@@ -62,17 +64,15 @@ class Command(BaseCommand):
 
     def _look_up_one(self, staff, deployment: str, reference: str, as_json: bool) -> None:
         try:
-            result = look_up_meeting(
+            result = audited_lookup(
                 user=staff,
                 origin=Origin.for_command(staff),
                 deployment_name=deployment,
                 meeting_ref=reference,
                 via=Via.CLI,
             )
-        except connvo.ConnvoError as error:
-            self._fail(as_json, error.kind, error.message, error.request_id, error.detail)
-        except AuditUnavailable as error:
-            self._fail(as_json, "audit_unavailable", error.message)
+        except LookupFailed as failure:
+            self._fail(as_json, failure.kind, failure.message, failure.request_id, failure.detail)
 
         meeting = result.meeting
         if as_json:
@@ -83,7 +83,7 @@ class Command(BaseCommand):
     def _look_up_many(self, staff, deployment: str, text: str, as_json: bool) -> None:
         try:
             found = parse_meeting_references(text)
-        except connvo.InvalidMeetingId as error:
+        except InvalidMeetingId as error:
             self._fail(as_json, error.kind, error.message)
         for rejected in found.rejected:
             self.stderr.write(f"not a meeting ID, skipped: {rejected.text}: {rejected.reason}")

@@ -354,3 +354,9 @@ def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, se
         == 2
     )
     assert AuditEntry.objects.filter(outcome="timeout", via=Via.TABLE).count() == 1
+
+
+def test_every_failure_has_a_few_words_for_its_row():
+    from connvo_admin.outcomes import IN_A_FEW_WORDS, Outcome
+
+    assert set(IN_A_FEW_WORDS) == set(Outcome) - {Outcome.FOUND}

@@ -42,6 +42,10 @@ class Outcome(StrEnum):
     def handling(self) -> Handling:
         return HANDLING[self]
 
+    @property
+    def in_plain_words(self) -> str:
+        return IN_PLAIN_WORDS[self]
+
 
 class LiveStatus(StrEnum):
     """What the meeting page's live refresh does next."""
@@ -84,8 +88,8 @@ HANDLING: dict[Outcome, Handling] = {
         403, _GONE, Tone.INFO, next_steps="ask-host", escalation_open=False
     ),
     Outcome.INVALID_ID: Handling(400, _GONE, Tone.INFO, next_steps="correct-id"),
-    Outcome.UNKNOWN_DEPLOYMENT: Handling(404, _GONE, Tone.ERROR, next_steps="correct-id"),
-    Outcome.NO_TOKEN: Handling(403, _TOKEN, Tone.INFO, next_steps="update-token"),
+    Outcome.UNKNOWN_DEPLOYMENT: Handling(404, _GONE, Tone.INFO, next_steps="pick-deployment"),
+    Outcome.NO_TOKEN: Handling(403, _TOKEN, Tone.INFO, next_steps="add-token"),
     Outcome.SESSION_ENDED: Handling(403, _TOKEN, Tone.WARNING, next_steps="reconnect"),
     Outcome.AUTH_UNAVAILABLE: Handling(502, _FAILING),
     Outcome.TOKEN_REJECTED: Handling(403, _TOKEN, Tone.WARNING, next_steps="update-token"),
@@ -104,29 +108,29 @@ HANDLING: dict[Outcome, Handling] = {
 }
 
 
-# A failed lookup in a few plain words, for one row of the triage table (a meeting page's heading
-# is the failure's `title`).
-IN_A_FEW_WORDS: dict[Outcome, str] = {
-    Outcome.NOT_FOUND: "Not found",
-    Outcome.NOT_VISIBLE: "Not a participant",
-    Outcome.INVALID_ID: "Not a meeting ID",
-    Outcome.UNKNOWN_DEPLOYMENT: "Unknown deployment",
-    Outcome.NO_TOKEN: "No token saved",
+# How each ending reads in a list (the start page's recent lookups): a few plain words.
+IN_PLAIN_WORDS: dict[Outcome, str] = {
+    Outcome.FOUND: "found",
+    Outcome.NOT_FOUND: "not found",
+    Outcome.NOT_VISIBLE: "you are not a participant",
+    Outcome.INVALID_ID: "not a meeting ID",
+    Outcome.UNKNOWN_DEPLOYMENT: "unknown deployment",
+    Outcome.NO_TOKEN: "no token saved",
     Outcome.SESSION_ENDED: "Connvo session ended",
-    Outcome.AUTH_UNAVAILABLE: "Sign-in service down",
-    Outcome.TOKEN_REJECTED: "Token rejected",
-    Outcome.NOT_PROVISIONED: "Account not set up",
-    Outcome.CONNVO_ERROR: "Connvo refused",
+    Outcome.AUTH_UNAVAILABLE: "session could not be renewed",
+    Outcome.TOKEN_REJECTED: "token not accepted",
+    Outcome.NOT_PROVISIONED: "Connvo account not set up",
+    Outcome.CONNVO_ERROR: "Connvo reported an error",
     Outcome.SERVER_ERROR: "Connvo failed",
-    Outcome.BAD_REQUEST: "Request refused",
-    Outcome.RATE_LIMITED: "Connvo rate limit",
-    Outcome.LOOKUP_LIMIT: "Not asked: lookup limit",
+    Outcome.BAD_REQUEST: "Connvo refused the request",
+    Outcome.RATE_LIMITED: "Connvo was limiting lookups",
+    Outcome.LOOKUP_LIMIT: "the console's lookup limit",
     Outcome.OVERLOADED: "Connvo overloaded",
-    Outcome.TIMEOUT: "Connvo timed out",
+    Outcome.TIMEOUT: "Connvo did not answer in time",
     Outcome.UNREACHABLE: "Connvo unreachable",
-    Outcome.BAD_RESPONSE: "Unexpected answer",
-    Outcome.SCHEMA_MISMATCH: "Unexpected answer",
-    Outcome.AUDIT_UNAVAILABLE: "Not recorded",
+    Outcome.BAD_RESPONSE: "unexpected answer from Connvo",
+    Outcome.SCHEMA_MISMATCH: "unexpected meeting data",
+    Outcome.AUDIT_UNAVAILABLE: "not recorded",
 }
 
 

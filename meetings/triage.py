@@ -23,7 +23,7 @@ from django.db import DatabaseError
 
 from audit.models import Action, Via
 from audit.services import Origin, record_many
-from connvo_admin.outcomes import IN_A_FEW_WORDS, LiveStatus, LookupFailed, Outcome
+from connvo_admin.outcomes import LiveStatus, LookupFailed, Outcome
 
 from . import connvo, credentials, ratelimit
 from .deployments import Deployment, get_deployment
@@ -102,10 +102,13 @@ class Row:
 
     @property
     def failure(self) -> str:
-        """The failed outcome in plain words ("Not a participant", "Connvo failed")."""
+        """The failed outcome in plain words ("You are not a participant", "Connvo failed")."""
         if self.error is None:
             return ""
-        return IN_A_FEW_WORDS.get(self.error.outcome, "Connvo failed")
+        words = self.error.outcome.in_plain_words
+        if self.error.outcome == Outcome.LOOKUP_LIMIT:
+            return f"Not asked: {words}"
+        return words[:1].upper() + words[1:]
 
     @property
     def fingerprint(self) -> str:

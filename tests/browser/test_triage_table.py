@@ -97,7 +97,7 @@ def test_table_with_mixed_outcomes(
     expect(page.locator("#table-summary")).to_contain_text(
         "2 active · 2 scheduled · 1 concluded · 1 cancelled · 1 not visible to you · 1 not found"
     )
-    expect(page.locator("#row-2")).to_contain_text("Not a participant")
+    expect(page.locator("#row-2")).to_contain_text("You are not a participant")
     expect(page.locator("#row-7")).to_contain_text("Not found")
     page.locator("#row-2").get_by_role("link", name="what to do").click()
     expect(page.locator('[data-outcome="not_visible"]')).to_be_visible()

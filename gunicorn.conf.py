@@ -77,3 +77,8 @@ def on_starting(server):
             server.log.error("refusing to start: %s %s", problem.message, problem.hint)
         names = ", ".join(problem.variable for problem in problems)
         sys.exit(f"The console will not serve with a missing or demo secret: {names}.")
+
+
+# A triage table's URL holds its meeting IDs (up to CONNVO_TABLE_MAX_MEETINGS, ~33 bytes each),
+# and its live refresh adds which rows are settled: more than gunicorn's default 4094 bytes.
+limit_request_line = 8190

@@ -161,6 +161,34 @@ def append(*, rotate_to: str | None = None, **fields: object) -> AuditEntry:
     return entry
 
 
+def append_many(entries: list[dict[str, object]]) -> list[AuditEntry]:
+    """Insert several entries at the end of the chain, in order, under one lock of the head and
+    in one INSERT: a triage table's fifty lookups cost one round of statements, not fifty."""
+    if not entries:
+        return []
+    with transaction.atomic():
+        head = lock_head()
+        key = head_key(head)
+        prev_mac = head.last_mac
+        built = []
+        for fields in entries:
+            entry = AuditEntry(at=timezone.now(), **fields)
+            entry.mac = compute_mac(
+                {name: getattr(entry, name) for name in CHAINED_FIELDS}, prev_mac=prev_mac, key=key
+            )
+            prev_mac = entry.mac
+            built.append(entry)
+        # One multi-row INSERT: the database numbers the rows in the order given, which is the
+        # chain's order (verify() walks by id).
+        AuditEntry.objects.bulk_create(built)
+        if built[-1].pk is None:  # a backend that cannot return the new ids
+            built[-1].pk = AuditEntry.objects.filter(mac=built[-1].mac).values_list("pk").get()[0]
+        head.last_entry_id = built[-1].pk
+        head.last_mac = prev_mac
+        head.save(update_fields=["last_entry_id", "last_mac"])
+    return built
+
+
 # --- What purge and rotation entries say --------------------------------------------------------
 # Their `detail` is written for the auditor and read back by `verify()`: `name=value` facts
 # after a sentence. The MAC covers it like any other field, so only the key holder can write one.

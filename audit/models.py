@@ -30,6 +30,7 @@ class Via(models.TextChoices):
     PAGE = "page", "Page"
     REFRESH = "refresh", "Live refresh"
     CLI = "cli", "Command line"
+    TABLE = "table", "Triage table"
 
 
 class AppendOnlyError(Exception):

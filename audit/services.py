@@ -98,6 +98,41 @@ def record(
     `rotate_to` is for `rotate_chain_key` only."""
     return chain.append(
         rotate_to=rotate_to,
+        **_entry_fields(
+            origin=origin,
+            action=action,
+            via=via,
+            deployment=deployment,
+            meeting_id=meeting_id,
+            outcome=outcome,
+            http_status=http_status,
+            latency_ms=latency_ms,
+            connvo_request_id=connvo_request_id,
+            detail=detail,
+        )
+    )
+
+
+def record_many(*, origin: Origin, entries: list[dict]) -> list[AuditEntry]:
+    """Append several entries by one origin, in order, in one savepoint (all or none), each as
+    `record()` would write it. `entries` hold `record()`'s keyword arguments but `origin`."""
+    return chain.append_many([_entry_fields(origin=origin, **entry) for entry in entries])
+
+
+def _entry_fields(
+    *,
+    origin: Origin,
+    action: Action,
+    via: Via | str = "",
+    deployment: str = "",
+    meeting_id: str = "",
+    outcome: str = "",
+    http_status: int | None = None,
+    latency_ms: int | None = None,
+    connvo_request_id: str | None = None,
+    detail: str = "",
+) -> dict:
+    return dict(
         actor=origin.user,
         actor_username=_fit(origin.username, "actor_username"),
         action=str(action),

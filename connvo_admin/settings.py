@@ -316,6 +316,14 @@ if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
 CONNVO_LOOKUPS_PER_MINUTE = env.int("CONNVO_LOOKUPS_PER_MINUTE", default=60)
 if CONNVO_LOOKUPS_PER_MINUTE < 1:
     raise ImproperlyConfigured("CONNVO_LOOKUPS_PER_MINUTE must be at least 1.")
+# The triage table (many meetings at once): how many meetings one table may hold, and how many
+# of its Connvo calls run at the same time (per request; the rest wait for a free slot).
+CONNVO_TABLE_MAX_MEETINGS = env.int("CONNVO_TABLE_MAX_MEETINGS", default=100)
+CONNVO_TABLE_CONCURRENCY = env.int("CONNVO_TABLE_CONCURRENCY", default=16)
+if not 2 <= CONNVO_TABLE_MAX_MEETINGS <= 500:
+    raise ImproperlyConfigured("CONNVO_TABLE_MAX_MEETINGS must be between 2 and 500.")
+if not 1 <= CONNVO_TABLE_CONCURRENCY <= 64:
+    raise ImproperlyConfigured("CONNVO_TABLE_CONCURRENCY must be between 1 and 64.")
 
 # Fernet keys, comma-separated, newest first: the first encrypts, all decrypt (key rotation).
 TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY])

@@ -210,7 +210,9 @@ def _http() -> requests.Session:
             if _session is None or _session_pid != pid:
                 session = requests.Session()
                 # Retries are ours (below): urllib3's would also retry what must not be retried.
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+                # As many kept-alive connections as a triage table asks for at once.
+                pool_size = max(16, settings.CONNVO_TABLE_CONCURRENCY)
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers.update({"Convex-Client": CLIENT_NAME, "Accept": "application/json"})

@@ -1,11 +1,14 @@
 """Forms for looking up a meeting and saving a Connvo token. They only parse and check input."""
 
 from django import forms
+from django.conf import settings
 
-from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+from connvo_admin.meeting_ids import InvalidMeetingId
 
 from . import pasted_tokens
 from .deployments import deployments
+from .references import References, parse_meeting_references
+from .triage import GROUPS
 
 
 def deployment_choices() -> list[tuple[str, str]]:
@@ -16,15 +19,19 @@ def deployment_choices() -> list[tuple[str, str]]:
 
 
 class LookupForm(forms.Form):
+    """One meeting reference, or many (a list, or a blob of text that contains them)."""
+
     q = forms.CharField(
         label="Meeting ID or link",
-        max_length=2000,
+        max_length=20_000,
         error_messages={"required": "Enter a meeting ID, or paste a link to the meeting."},
-        widget=forms.TextInput(
+        widget=forms.Textarea(
             attrs={
+                "rows": 1,
                 "autocomplete": "off",
                 "spellcheck": "false",
-                "placeholder": "Paste a meeting ID or a link to the meeting",
+                "placeholder": "Paste a meeting ID or link, or many of them (or a log excerpt)",
+                "class": "lookup-form__q",
             }
         ),
     )
@@ -35,12 +42,58 @@ class LookupForm(forms.Form):
         # Only the start page grabs focus; elsewhere "/" jumps to the box.
         if autofocus:
             self.fields["q"].widget.attrs["autofocus"] = True
+            self.fields["q"].widget.attrs["rows"] = 3
 
-    def clean_q(self) -> str:
+    def clean_q(self) -> References:
         try:
-            return parse_meeting_id(self.cleaned_data["q"])
+            found = parse_meeting_references(self.cleaned_data["q"])
         except InvalidMeetingId as exc:
             raise forms.ValidationError(exc.message, code="invalid_id") from None
+        check_table_size(found.ids)
+        return found
+
+
+def check_table_size(ids: tuple[str, ...]) -> None:
+    limit = settings.CONNVO_TABLE_MAX_MEETINGS
+    if len(ids) > limit:
+        raise forms.ValidationError(
+            f"That is {len(ids)} different meeting IDs; a table holds at most {limit}. Split them "
+            f"into tables of {limit} or fewer, so that every meeting is looked up.",
+            code="too_many",
+        )
+
+
+SORTS = {
+    "": "As pasted",
+    "state": "State",
+    "participants": "Participants",
+    "webrtc": "Active WebRTC sessions",
+    "rating": "Average rating",
+    "updated": "Last updated",
+    "outcome": "Outcome",
+}
+
+
+class TableForm(forms.Form):
+    """The triage table's URL: its meetings, and how they are sorted and filtered."""
+
+    ids = forms.CharField(
+        max_length=20_000,
+        error_messages={"required": "This table's address holds no meeting IDs."},
+    )
+    sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    show = forms.ChoiceField(
+        choices=[("", "Everything"), *((g.name, g.label.capitalize()) for g in GROUPS)],
+        required=False,
+    )
+
+    def clean_ids(self) -> References:
+        try:
+            found = parse_meeting_references(self.cleaned_data["ids"])
+        except InvalidMeetingId as exc:
+            raise forms.ValidationError(exc.message, code="invalid_id") from None
+        check_table_size(found.ids)
+        return found
 
 
 class TokenForm(forms.Form):

@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
+from django_htmx.http import (
+    HTMX_STOP_POLLING,
+    HttpResponseClientRedirect,
+    HttpResponseClientRefresh,
+)
 
 from audit import selectors
+from audit.exports import FORMULA_STARTS
 from audit.models import Via
 from audit.services import Origin
-from connvo_admin.outcomes import LookupFailed
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+from connvo_admin.outcomes import LookupFailed, Outcome
 
-from . import connect, credentials, pasted_tokens, workos_auth
+from . import connect, credentials, pasted_tokens, triage, workos_auth
 from .deployments import (
     Deployment,
     UnknownDeployment,
@@ -33,9 +44,11 @@ from .deployments import (
     get_deployment,
     preferred_deployment,
 )
-from .forms import LookupForm, RemoveTokenForm, TokenForm
+from .forms import SORTS, LookupForm, RemoveTokenForm, TableForm, TokenForm
 from .live import PollPlan, plan_after_failure, plan_after_success
-from .lookups import audited_lookup
+from .lookups import AuditUnavailable, audited_lookup
+from .models import WatchedMeeting
+from .references import References
 
 # The codename predates the names below; renaming it would need a migration of every group's
 # permissions (and of `perms.meetings.lookup_meeting` in templates) for no change in meaning.
@@ -94,11 +107,13 @@ def start_page(request: HttpRequest) -> HttpResponse:
     if "q" in request.GET:
         form = LookupForm(request.GET, autofocus=True)
         if form.is_valid():
-            return redirect(
-                "meetings:detail",
-                deployment_name=form.cleaned_data["deployment"],
-                meeting_id=form.cleaned_data["q"],
-            )
+            found, deployment_name = form.cleaned_data["q"], form.cleaned_data["deployment"]
+            say_what_was_left_out(request, found)
+            if len(found.ids) == 1:
+                return redirect(
+                    "meetings:detail", deployment_name=deployment_name, meeting_id=found.ids[0]
+                )
+            return redirect(table_url(deployment_name, found.ids))
         status = 400
     else:
         preferred = preferred_deployment(
@@ -187,6 +202,9 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
     _remember_seen(request, deployment_name, meeting)
     context |= {
         "form": LookupForm(initial={"q": meeting.id, "deployment": deployment_name}),
+        "watched": WatchedMeeting.objects.filter(
+            user=request.user, deployment=deployment_name, meeting_id=meeting.id
+        ).exists(),
         "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
@@ -372,3 +390,368 @@ def connect_disconnect(request: HttpRequest, deployment: Deployment) -> HttpResp
     else:
         messages.info(request, f"No Connvo account was connected for {deployment.name}.")
     return redirect("meetings:tokens")
+
+
+# --- Many meetings at once: the triage table and the watch list ---------------------------------
+
+
+def _deployment_or_404(name: str) -> Deployment:
+    try:
+        return get_deployment(name)
+    except UnknownDeployment:
+        raise Http404("There is no such Connvo deployment.") from None
+
+
+def table_url(deployment: str, ids: Iterable[str], *, sort: str = "", show: str = "") -> str:
+    """The triage table's bookmarkable address. IDs are plain base32, so the list stays readable
+    (commas unescaped) when pasted into an incident channel."""
+    query = "ids=" + ",".join(ids)
+    for name, value in (("sort", sort), ("show", show)):
+        if value:
+            query += f"&{name}={value}"
+    return f"{reverse('meetings:table', args=[deployment])}?{query}"
+
+
+def say_what_was_left_out(request: HttpRequest, found: References) -> None:
+    """What the agent pasted that the table does not show, and why, on the page that follows."""
+    shown = found.rejected[:MAX_REJECTED_LISTED]
+    if shown:
+        lines = "; ".join(f"“{r.text}”: {r.reason}" for r in shown)
+        more = len(found.rejected) - len(shown)
+        if more:
+            lines += f"; and {more} more"
+        messages.warning(request, f"Not looked up, as not meeting IDs: {lines}")
+    if found.duplicates:
+        repeated = "1 ID was" if found.duplicates == 1 else f"{found.duplicates} IDs were"
+        messages.info(request, f"{repeated} pasted more than once; each meeting is shown once.")
+
+
+MAX_REJECTED_LISTED = 10
+_SORT_KEYS = {
+    "state": lambda row: (_GROUP_ORDER[row.group.code], row.index),
+    "outcome": lambda row: (row.meeting is not None, _GROUP_ORDER[row.group.code], row.index),
+}
+_GROUP_ORDER = {group.code: n for n, group in enumerate(triage.GROUPS)}
+_NUMERIC_SORTS = {
+    "participants": lambda m: m.participant_count,
+    "webrtc": lambda m: m.active_webrtc_sessions,
+    "rating": lambda m: m.average_rating,
+    "updated": lambda m: m.updated_at,
+}
+
+
+def _sorted_rows(rows: list[triage.Row], sort: str) -> list[triage.Row]:
+    if sort in _SORT_KEYS:
+        return sorted(rows, key=_SORT_KEYS[sort])
+    if sort in _NUMERIC_SORTS:
+        value = _NUMERIC_SORTS[sort]
+
+        def key(row: triage.Row) -> tuple:
+            number = value(row.meeting) if row.meeting else None
+            # Highest first; meetings without the figure, then failed rows, last.
+            return (number is None, -(number or 0), row.index)
+
+        return sorted(rows, key=key)
+    return rows
+
+
+def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
+    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
+    settled = {}
+    for item in text.split(".") if text else ():
+        match = re.fullmatch(r"(\d{1,3})([a-z])", item)
+        if match and int(match.group(1)) < size and match.group(2) in triage.GROUP_BY_CODE:
+            group = triage.GROUP_BY_CODE[match.group(2)]
+            if group.settled:
+                settled[int(match.group(1))] = group
+    return settled
+
+
+def _table_state(
+    rows: list[triage.Row], *, settled: dict[int, triage.Group], failures: int, total: int
+) -> tuple[PollPlan, dict]:
+    """What the page shows about the table as a whole: its next refresh, the rows settled so far
+    (sent back by the poller), the summary line."""
+    plan = triage.table_plan(rows, failures=failures)
+    now_settled = settled | {row.index: row.group for row in rows if row.group.settled}
+    return plan, {
+        "live": plan,
+        "done": ".".join(f"{i}{g.code}" for i, g in sorted(now_settled.items())),
+        "summary": triage.summary(rows, settled),
+        "total": total,
+    }
+
+
+def _live_table(
+    request: HttpRequest,
+    *,
+    wanted: list[triage.Wanted],
+    template: str,
+    context: dict,
+    page_url: str,
+    sort: str = "",
+    show: str = "",
+) -> tuple[list[triage.Row], HttpResponse | None]:
+    """Look the table's rows up (on a refresh, only those not settled) and answer a refresh.
+
+    Returns the rows looked up, and the response to a refresh (None for a full page, which the
+    caller renders)."""
+    refreshing = bool(request.htmx)
+    settled = _settled_rows(request.GET.get("done", ""), len(wanted)) if refreshing else {}
+    asked = [i for i in range(len(wanted)) if i not in settled]
+    context |= {"page_url": page_url, "checked_at": timezone.now(), "sort": sort, "show": show}
+    try:
+        found = triage.look_up_meetings(
+            user=request.user,
+            origin=Origin.from_request(request),
+            wanted=[wanted[i] for i in asked],
+            via=Via.TABLE,
+        )
+    except AuditUnavailable as exc:
+        if not refreshing:
+            raise
+        failures, seen = _refresh_state(request)
+        plan = plan_after_failure(None, failures=failures, seen=seen)
+        done = request.GET.get("done", "")
+        context |= {"live": plan, "refresh_error": exc, "done": done, "rows": []}
+        return [], render(request, f"{template}#refresh", context)
+    # Positions in the whole table, not in the list asked this time.
+    rows = [dataclasses.replace(row, index=i) for i, row in zip(asked, found, strict=True)]
+    failures, seen = _refresh_state(request) if refreshing else (0, "")
+    plan, state = _table_state(rows, settled=settled, failures=failures, total=len(wanted))
+    context |= state
+    if not refreshing:
+        return rows, None
+    unchanged = failures == 0 and seen == plan.fingerprint
+    if plan.polling and unchanged:
+        return rows, HttpResponse(status=204)
+    context["rows"] = [row for row in rows if not show or row.group.name == show]
+    response = render(request, f"{template}#refresh", context)
+    if not plan.polling:
+        response.status_code = HTMX_STOP_POLLING
+    return rows, response
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@agent_view
+def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
+    """Many meetings of one deployment as a live triage table; `?format=csv` exports it."""
+    deployment = _deployment_or_404(deployment_name).name
+    form = TableForm(request.GET)
+    if not form.is_valid():
+        context = {
+            "form": LookupForm(initial={"q": request.GET.get("ids", ""), "deployment": deployment}),
+            "table_errors": [e for errors in form.errors.values() for e in errors],
+            "deployment_name": deployment,
+        }
+        return render(request, "meetings/table.html", context, status=400)
+    found, sort, show = (form.cleaned_data[k] for k in ("ids", "sort", "show"))
+    wanted = [triage.Wanted(deployment, meeting_id) for meeting_id in found.ids]
+    page_url = table_url(deployment, found.ids, sort=sort, show=show)
+    context = {
+        "deployment": deployments()[deployment],
+        "deployment_name": deployment,
+        "ids": found.ids,
+        # On one line: the compact box shows one line, and the list is what the URL holds.
+        "form": LookupForm(initial={"q": " ".join(found.ids), "deployment": deployment}),
+        "table_form": form,
+    }
+    if request.GET.get("format") == "csv":
+        return _table_csv(request, wanted, deployment)
+    try:
+        rows, answer = _live_table(
+            request,
+            wanted=wanted,
+            template="meetings/table.html",
+            context=context,
+            page_url=page_url,
+            sort=sort,
+            show=show,
+        )
+    except AuditUnavailable as exc:
+        context["audit_error"] = exc
+        return render(request, "meetings/table.html", context, status=503)
+    if answer is not None:
+        return answer
+    rows = _sorted_rows(rows, sort)
+    context |= {
+        "rows": [row for row in rows if not show or row.group.name == show],
+        "csv_url": page_url + "&format=csv",
+        "sort_links": {
+            key or "given": table_url(deployment, found.ids, sort=key, show=show) for key in SORTS
+        },
+    }
+    return render(request, "meetings/table.html", context)
+
+
+CSV_COLUMNS = (
+    "deployment",
+    "meeting_id",
+    "title",
+    "state",
+    "your_role",
+    "your_presence",
+    "participants",
+    "active_webrtc_sessions",
+    "average_rating",
+    "updated_at",
+    "outcome",
+    "message",
+    "connvo_request_id",
+)
+
+
+def _csv_cell(value: object) -> object:
+    # A spreadsheet runs a cell that starts with one of these as a formula; meeting titles are
+    # written by anyone who can create a meeting.
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _table_csv(request: HttpRequest, wanted: list[triage.Wanted], deployment: str) -> HttpResponse:
+    try:
+        rows = triage.look_up_meetings(
+            user=request.user, origin=Origin.from_request(request), wanted=wanted, via=Via.TABLE
+        )
+    except AuditUnavailable as exc:
+        return HttpResponse(exc.message, status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="meetings-{deployment}-{stamp}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        meeting, error = row.meeting, row.error
+        updated = (
+            datetime.fromtimestamp(meeting.updated_at / 1000, tz=UTC).isoformat() if meeting else ""
+        )
+        values = (
+            row.deployment,
+            row.meeting_id,
+            meeting.title if meeting else "",
+            meeting.state if meeting else "",
+            meeting.user_role if meeting else "",
+            meeting.user_presence if meeting else "",
+            meeting.participant_count if meeting else None,
+            meeting.active_webrtc_sessions if meeting else None,
+            meeting.average_rating if meeting else None,
+            updated,
+            error.kind if error else Outcome.FOUND,
+            row.failure,
+            error.request_id if error else None,
+        )
+        writer.writerow([_csv_cell(v) for v in values])
+    return response
+
+
+def _back_to(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(fallback)
+
+
+@require_POST
+@agent_view
+def watch(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
+    deployment = _deployment_or_404(deployment_name).name
+    detail = reverse("meetings:detail", args=[deployment, meeting_id])
+    try:
+        meeting_id = parse_meeting_id(meeting_id)
+    except InvalidMeetingId as exc:
+        messages.error(request, exc.message)
+        return redirect(detail)
+    pins = WatchedMeeting.objects.filter(user=request.user)
+    if pins.filter(finished_state="").count() >= settings.CONNVO_TABLE_MAX_MEETINGS:
+        messages.error(
+            request,
+            f"You are already watching {settings.CONNVO_TABLE_MAX_MEETINGS} meetings, as many as "
+            "one table shows. Unpin some on the Watching page first.",
+        )
+        return redirect(detail)
+    _, created = WatchedMeeting.objects.get_or_create(
+        user=request.user, deployment=deployment, meeting_id=meeting_id
+    )
+    if created:
+        messages.success(request, "Pinned to your watch list (Watching, in the top bar).")
+    return _back_to(request, detail)
+
+
+@require_POST
+@agent_view
+def unwatch(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
+    removed, _ = WatchedMeeting.objects.filter(
+        user=request.user, deployment=deployment_name, meeting_id=meeting_id
+    ).delete()
+    if removed:
+        messages.success(request, "Unpinned from your watch list.")
+    return _back_to(request, reverse("meetings:watching"))
+
+
+def _watch_list_key(pins: Iterable[WatchedMeeting]) -> str:
+    joined = "|".join(f"{p.deployment}/{p.meeting_id}" for p in pins)
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@agent_view
+def watching(request: HttpRequest) -> HttpResponse:
+    """The agent's pinned meetings: the live ones as a live triage table, finished ones apart."""
+    pins = list(WatchedMeeting.objects.filter(user=request.user))
+    live_pins = [p for p in pins if not p.is_finished]
+    key = _watch_list_key(live_pins)
+    if request.htmx and request.GET.get("list") != key:
+        # Pinned or unpinned elsewhere since this page was drawn: its rows no longer line up.
+        return HttpResponseClientRefresh()
+    context = {
+        "form": LookupForm(
+            initial={
+                "deployment": preferred_deployment(
+                    remembered=request.session.get(SESSION_DEPLOYMENT), user=request.user
+                )
+            }
+        ),
+        "watch_list": True,
+        "list_key": key,
+        "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),
+    }
+    wanted = [triage.Wanted(p.deployment, p.meeting_id) for p in live_pins]
+    try:
+        rows, answer = _live_table(
+            request,
+            wanted=wanted,
+            template="meetings/table.html",
+            context=context,
+            page_url=reverse("meetings:watching"),
+        )
+    except AuditUnavailable as exc:
+        context["audit_error"] = exc
+        return render(request, "meetings/table.html", context, status=503)
+    finished = [
+        (pin, row.meeting)
+        for row in rows
+        if row.meeting is not None and not row.meeting.is_live
+        for pin in [live_pins[row.index]]
+    ]
+    now = timezone.now()
+    for pin, meeting in finished:
+        pin.finished_state, pin.finished_at, pin.title = meeting.state, now, meeting.title[:300]
+        pin.save(update_fields=["finished_state", "finished_at", "title"])
+    if answer is not None:
+        # A meeting that finished moves to the finished group: redraw the page.
+        return HttpResponseClientRefresh() if finished else answer
+    if finished:
+        # Drawn without the meetings that just finished, numbered as the next refresh will see it.
+        ended = {pin.pk for pin, _ in finished}
+        live_pins = [p for p in live_pins if p.pk not in ended]
+        still_live = [r for r in rows if r.meeting is None or r.meeting.is_live]
+        rows = [dataclasses.replace(row, index=i) for i, row in enumerate(still_live)]
+        context |= _table_state(rows, settled={}, failures=0, total=len(rows))[1]
+        context["list_key"] = _watch_list_key(live_pins)
+    context |= {"rows": rows, "finished": [p for p in pins if p.is_finished]}
+    return render(request, "meetings/table.html", context)

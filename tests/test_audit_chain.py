@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audit import chain
 from audit.models import Action, AppendOnlyError, AuditEntry, ChainHead
-from audit.services import Origin, purge_old_entries, record
+from audit.services import Origin, purge_old_entries, record, record_many
 from connvo_admin.logs import request_id_var
 
 pytestmark = pytest.mark.django_db
@@ -260,6 +260,40 @@ def test_record_joins_the_chain_inside_the_callers_savepoint(five_entries):
     record(origin=Origin(user=None, username="y"), action=Action.LOOKUP)
     assert chain.verify().ok
     assert AuditEntry.objects.count() == 6
+
+
+def test_many_entries_appended_at_once_join_the_chain_in_order(five_entries):
+    origin = Origin(user=None, username="lead")
+
+    written = record_many(
+        origin=origin,
+        entries=[{"action": Action.LOOKUP, "meeting_id": f"table{n}"} for n in range(3)],
+    )
+    record(origin=origin, action=Action.LOOKUP, meeting_id="after")
+
+    ids = [entry.pk for entry in written]
+    assert ids == sorted(ids) and ids[0] > five_entries[-1].pk
+    assert list(AuditEntry.objects.order_by("id").values_list("meeting_id", flat=True))[5:] == [
+        "table0",
+        "table1",
+        "table2",
+        "after",
+    ]
+    assert ChainHead.objects.get().last_mac == AuditEntry.objects.order_by("id").last().mac
+    assert chain.verify().ok
+
+
+def test_many_entries_roll_back_together(five_entries):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record_many(
+            origin=Origin(user=None, username="x"),
+            entries=[{"action": Action.LOOKUP}, {"action": Action.LOOKUP}],
+        )
+        raise RuntimeError("the caller's work failed")
+
+    assert AuditEntry.objects.count() == 5
+    record(origin=Origin(user=None, username="y"), action=Action.LOOKUP)
+    assert chain.verify().ok
 
 
 def test_the_orm_refuses_to_change_or_delete_entries(five_entries):

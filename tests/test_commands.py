@@ -121,3 +121,95 @@ def test_lookup_unknown_user_json():
 
     assert code == 1
     assert json.loads(out)["error"] == "unknown_user"
+
+
+# --- Many meetings at once ------------------------------------------------------------------
+
+
+def test_lookup_many_prints_one_json_line_per_meeting_in_order(agent, agent_token, fake_connvo):
+    labels = ("retro", "private", "standup")
+    ids = [fake_connvo.meeting_id(label) for label in labels]
+
+    code, out, _ = run("connvo_lookup", *ids, "--user", "agent", "--json")
+
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 1  # one of them is not visible
+    assert [line.get("_id", line.get("meeting_id")) for line in lines] == ids
+    assert lines[0]["state"] == "concluded" and lines[2]["title"] == "Support Team Daily Standup"
+    assert lines[1]["error"] == "not_visible" and lines[1]["message"]
+    assert list(AuditEntry.objects.values_list("via", flat=True)) == [Via.CLI] * 3
+
+
+def test_lookup_many_exits_0_when_every_meeting_is_found(agent, agent_token, fake_connvo):
+    ids = [fake_connvo.meeting_id(label) for label in ("standup", "planning")]
+
+    code, out, _ = run("connvo_lookup", *ids, "--user", "agent", "--json")
+
+    assert code == 0
+    assert [json.loads(line)["_id"] for line in out.splitlines()] == ids
+
+
+def test_lookup_reads_a_blob_from_standard_input(agent, agent_token, fake_connvo, monkeypatch):
+    standup, planning = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+    blob = f"10:32 ERROR meeting={standup} failed\n10:33 retry meeting={planning}; {standup}\n"
+
+    code, out, _ = run(
+        "connvo_lookup",
+        "--file",
+        "-",
+        "--user",
+        "agent",
+        "--json",
+        stdin=blob,
+        monkeypatch=monkeypatch,
+    )
+
+    assert code == 0
+    assert [json.loads(line)["_id"] for line in out.splitlines()] == [standup, planning]
+    assert fake_connvo.call_count == 2
+
+
+def test_lookup_many_lists_what_was_not_an_id_and_fails(agent, agent_token, fake_connvo):
+    code, out, err = run(
+        "connvo_lookup",
+        fake_connvo.meeting_id("standup"),
+        "ABCDEFGHJK0123456789XYZ",
+        "--user",
+        "agent",
+        "--json",
+    )
+
+    assert code == 1
+    assert len(out.splitlines()) == 1
+    assert "ABCDEFGHJK0123456789XYZ" in err
+
+
+def test_lookup_many_with_no_id_at_all(agent, agent_token, fake_connvo, monkeypatch):
+    code, out, _ = run(
+        "connvo_lookup",
+        "--file",
+        "-",
+        "--user",
+        "agent",
+        "--json",
+        stdin="nothing here",
+        monkeypatch=monkeypatch,
+    )
+
+    assert code == 1
+    assert json.loads(out)["error"] == "invalid_id"
+    assert fake_connvo.call_count == 0
+
+
+def test_lookup_many_text_output(agent, agent_token, fake_connvo):
+    code, out, _ = run(
+        "connvo_lookup",
+        fake_connvo.meeting_id("standup"),
+        fake_connvo.meeting_id("private"),
+        "--user",
+        "agent",
+    )
+
+    assert code == 1
+    assert "Support Team Daily Standup" in out
+    assert f"{fake_connvo.meeting_id('private')}  not_visible:" in out

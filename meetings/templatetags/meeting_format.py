@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
 
 from connvo_admin.outcomes import Outcome
 
@@ -84,10 +85,20 @@ def number(value: float | None) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
-@register.inclusion_tag("meetings/_badge.html")
-def badge(kind: str, value: str) -> dict[str, str]:
+@register.simple_tag
+def badge(kind: str, value: str) -> str:
+    # Built here rather than from a template: a triage table draws three per row.
     icon, label = BADGES[kind].get(str(value), ("?", str(value)))
-    return {"kind": kind, "value": value, "icon": icon, "label": label, "name": BADGE_LABELS[kind]}
+    return format_html(
+        '<span class="badge badge--{kind} badge--{value}" title="{name}: {label}">'
+        '<span class="badge__icon" aria-hidden="true">{icon}</span>'
+        '<span class="visually-hidden">{name}: </span>{label}</span>',
+        kind=kind,
+        value=value,
+        icon=icon,
+        label=label,
+        name=BADGE_LABELS[kind],
+    )
 
 
 @register.filter

@@ -29,13 +29,33 @@
     });
   }
 
-  // "/" jumps to the lookup box, unless the agent is typing somewhere.
+  // "/" jumps to the lookup box; on a triage table j/k move through the rows (Enter then opens
+  // the focused meeting, as any link does) - unless the agent is typing somewhere.
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
     var active = document.activeElement;
     if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) { return; }
-    var box = document.getElementById("id_q");
-    if (box) { event.preventDefault(); box.focus(); box.select(); }
+    if (event.key === "/") {
+      var box = document.getElementById("id_q");
+      if (box) { event.preventDefault(); box.focus(); box.select(); }
+      return;
+    }
+    if (event.key !== "j" && event.key !== "k") { return; }
+    var links = Array.prototype.slice.call(document.querySelectorAll(".js-row-link"));
+    if (!links.length) { return; }
+    event.preventDefault();
+    var at = links.indexOf(active);
+    var next = at === -1 ? 0 : at + (event.key === "j" ? 1 : -1);
+    links[Math.max(0, Math.min(links.length - 1, next))].focus();
+  });
+
+  // The lookup box takes a pasted list on several lines, but Enter still looks up (Shift+Enter
+  // starts a new line), as it did when the box was a single line.
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || event.shiftKey || box.id !== "id_q" || !box.form) { return; }
+    event.preventDefault();
+    if (box.form.requestSubmit) { box.form.requestSubmit(); } else { box.form.submit(); }
   });
 
   // --- Relative times ("5 min ago") stay true while a page is open ----------------------------
@@ -228,6 +248,39 @@
       if (before[key] !== el.textContent) {
         el.classList.add("is-changed");
         setTimeout(function () { el.classList.remove("is-changed"); }, 2500);
+      }
+    });
+  });
+
+  // The same for the rows of a triage table that a refresh replaced.
+  var rowsBefore = null;
+  function cellTexts() {
+    var texts = {};
+    document.querySelectorAll(".triage__row").forEach(function (row) {
+      row.querySelectorAll("[data-cell]").forEach(function (cell) {
+        texts[row.id + "/" + cell.dataset.cell] = cell.textContent.replace(/\s+/g, " ").trim();
+      });
+    });
+    return texts;
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.elt.id === "live-poller" && document.querySelector(".triage__row")) {
+      rowsBefore = cellTexts();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (!rowsBefore || event.detail.elt.id !== "live-poller") { return; }
+    var after = cellTexts();
+    var previous = rowsBefore;
+    rowsBefore = null;
+    Object.keys(after).forEach(function (key) {
+      if (key in previous && previous[key] !== after[key]) {
+        var parts = key.split("/");
+        var cell = document.querySelector("#" + parts[0] + ' [data-cell="' + parts[1] + '"]');
+        if (cell) {
+          cell.classList.add("is-changed");
+          setTimeout(function () { cell.classList.remove("is-changed"); }, 2500);
+        }
       }
     });
   });

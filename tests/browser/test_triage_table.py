@@ -1,0 +1,137 @@
+"""Many meetings at once in a real browser: a pasted blob becomes a live triage table, a meeting
+is watched from its page and followed on the Watching page, then unpinned."""
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fast_polling(settings):
+    settings.CONNVO_POLL_INTERVAL = 1
+    settings.CONNVO_POLL_MAX_INTERVAL = 4
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 600
+
+
+def test_blob_to_live_table_to_watch_list_and_back(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot, fast_polling
+):
+    standup, planning, private = (
+        fake_connvo.meeting_id(label) for label in ("standup", "planning", "private")
+    )
+    blob = (
+        f"[10:32:01] ERROR webrtc: join failed meeting={standup} user=bob\n"
+        f"[10:32:04] WARN reconnect loop meetingId={planning}\n"
+        f"customer says: https://app.connvo.example/meetings/{private} is broken, also {standup}\n"
+        "and JD7F3S4H7YVXQRW0C8H5K3X2KN6R1M9A (from a screenshot)"
+    )
+    sign_in("agent")
+
+    box = page.get_by_label("Meeting ID or link")
+    box.fill(blob)
+    box.press("Enter")
+
+    expect(page.get_by_role("heading", name="3 meetings")).to_be_visible()
+    expect(page.locator(".message--warning")).to_contain_text("JD7F3S4H7YVXQRW0C8H5K3X2KN6R1M9A")
+    expect(page.locator("#table-summary")).to_contain_text(
+        "1 active · 1 scheduled · 1 not visible to you"
+    )
+    assert standup in page.url and planning in page.url and private in page.url
+    page.evaluate("window.__notReloaded = true")
+    screenshot("30-table-from-blob")
+
+    # Live: one row changes; the table updates in place and marks the change.
+    calls = fake_connvo.call_count
+    fake_connvo.update_meeting("standup", participantCount=8)
+    participants = page.locator('#row-0 [data-cell="participants"]')
+    expect(participants).to_have_text("8", timeout=5000)
+    expect(participants).to_have_class("num is-changed")
+    assert page.evaluate("window.__notReloaded") is True
+    # The not-visible meeting is never asked again: every refresh asks the other two.
+    assert all(call.json["args"]["meetingId"] != private for call in fake_connvo.calls[calls:])
+    screenshot("31-table-live-updated")
+
+    # Keyboard: j moves to the first row, Enter opens its meeting.
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("j")
+    expect(page.locator("#row-0 .js-row-link")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Support Team Daily Standup")).to_be_visible()
+
+    page.get_by_role("button", name="Watch").click()
+    expect(page.get_by_text("★ Watching")).to_be_visible()
+    page.get_by_role("link", name="Watching").click()
+
+    expect(page.get_by_role("heading", name="Watching")).to_be_visible()
+    expect(page.locator("#row-0")).to_contain_text("Support Team Daily Standup")
+    fake_connvo.update_meeting("standup", activeWebRTCSessions=7)
+    expect(page.locator('#row-0 [data-cell="webrtc"]')).to_have_text("7", timeout=5000)
+    screenshot("32-watching")
+
+    # The meeting ends: it moves to the finished group, which is not polled.
+    fake_connvo.update_meeting("standup", state="concluded")
+    finished = page.locator(".triage__finished")
+    expect(finished).to_contain_text("Support Team Daily Standup", timeout=5000)
+    screenshot("33-watching-finished")
+    calls = fake_connvo.call_count
+    page.wait_for_timeout(2500)
+    assert fake_connvo.call_count == calls
+
+    finished.get_by_role("button", name="Unpin").click()
+    expect(page.get_by_text("not watching any meeting")).to_be_visible()
+
+
+def test_table_with_mixed_outcomes(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot, fast_polling
+):
+    labels = ("standup", "planning", "private", "retro", "cancelled", "onboarding", "all-hands")
+    ids = ",".join(fake_connvo.meeting_id(label) for label in labels)
+    unknown = fake_connvo.unknown_meeting_id()
+    sign_in("agent")
+
+    page.goto(f"{live_server.url}/table/dev/?ids={ids},{unknown}")
+
+    expect(page.locator("#table-summary")).to_contain_text(
+        "2 active · 2 scheduled · 1 concluded · 1 cancelled · 1 not visible to you · 1 not found"
+    )
+    expect(page.locator("#row-2")).to_contain_text("You are not a participant")
+    expect(page.locator("#row-7")).to_contain_text("Not found")
+    page.locator("#row-2").get_by_role("link", name="what to do").click()
+    expect(page.locator('[data-outcome="not_visible"]')).to_be_visible()
+    page.go_back()
+
+    page.get_by_label("Show").select_option("active")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(".triage__row")).to_have_count(2)
+    screenshot("34-table-filtered")
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("35-table-dark", {"color_scheme": "dark", "viewport": {"width": 1280, "height": 900}}),
+        ("36-table-390px", {"viewport": {"width": 390, "height": 844}}),
+    ],
+)
+def test_table_looks_right_dark_and_narrow(
+    browser, live_server, agent, agent_token, fake_connvo, screenshot, fast_polling, name, options
+):
+    labels = ("standup", "planning", "private", "retro", "cancelled")
+    ids = ",".join(fake_connvo.meeting_id(label) for label in labels)
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("agent")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/table/dev/?ids={ids}")
+
+    expect(page.locator("#table-summary")).to_contain_text("1 not visible to you")
+    # The page itself never scrolls sideways; only the table's own box may.
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= options["viewport"]["width"]
+    screenshot(name, page)
+    context.close()

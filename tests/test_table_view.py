@@ -1,0 +1,356 @@
+"""The triage table: many meetings of one deployment at once, looked up concurrently, each lookup
+audited and counted, live as one refresh of the whole table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from urllib.parse import urlencode
+
+import pytest
+from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audit.models import AuditEntry, Via
+from meetings.triage import GROUPS
+from meetings.views import _settled_rows
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def table_url(fake, *labels: str, deployment: str = "dev", **params) -> str:
+    ids = ",".join(fake.meeting_id(label) for label in labels)
+    query = f"ids={ids}" + ("&" + urlencode(params) if params else "")
+    return f"{reverse('meetings:table', args=[deployment])}?{query}"
+
+
+def row(html: str, fake, label: str) -> str:
+    """The rendered <tr> of one meeting."""
+    meeting_id = fake.meeting_id(label)
+    for match in re.finditer(r"<tr id=\"row-\d+\".*?</tr>", html, re.S):
+        if meeting_id in match.group(0):
+            return match.group(0)
+    raise AssertionError(f"no row for {label}")
+
+
+def poller(html: str) -> dict:
+    tag = re.search(r'<div id="live-poller"[^>]*>', html).group(0)
+    vals = re.search(r"hx-vals='([^']*)'", tag)
+    trigger = re.search(r'hx-trigger="every (\d+)s', tag)
+    return {
+        "status": re.search(r'data-status="(\w+)"', tag).group(1),
+        "interval": int(trigger.group(1)) if trigger else None,
+        "vals": json.loads(vals.group(1)) if vals else None,
+    }
+
+
+def refresh(client, url: str, vals: dict):
+    return client.get(f"{url}&{urlencode(vals)}", **HTMX)
+
+
+# --- From the lookup box ----------------------------------------------------------------------
+
+
+def test_two_ids_go_to_the_table_at_a_url_that_holds_them(agent_client, agent_token, fake_connvo):
+    standup, planning = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+
+    response = agent_client.get(
+        reverse("meetings:lookup"), {"q": f"{standup}\n{planning}\n{standup}", "deployment": "dev"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/table/dev/?ids={standup},{planning}"
+    assert fake_connvo.call_count == 0  # the table page asks, once per meeting
+
+
+def test_a_blob_with_one_id_still_opens_the_meeting_page(agent_client, fake_connvo):
+    standup = fake_connvo.meeting_id("standup")
+
+    response = agent_client.get(
+        reverse("meetings:lookup"),
+        {"q": f"[10:32] ERROR join failed meeting={standup} code=4", "deployment": "dev"},
+    )
+
+    assert response["Location"] == reverse("meetings:detail", args=["dev", standup])
+
+
+def test_what_was_not_an_id_is_listed_on_the_table(agent_client, agent_token, fake_connvo):
+    pasted = " ".join(
+        [
+            fake_connvo.meeting_id("standup"),
+            fake_connvo.meeting_id("retro"),
+            "JD7F3S4H7YVXQRW0C8H5K3",
+        ]
+    )
+
+    response = agent_client.get(
+        reverse("meetings:lookup"), {"q": pasted, "deployment": "dev"}, follow=True
+    )
+
+    html = response.content.decode()
+    assert "Not looked up, as not meeting IDs" in html
+    assert "JD7F3S4H7YVXQRW0C8H5K3" in html
+    assert "2 meetings" in html
+
+
+def test_more_than_the_maximum_is_refused_not_truncated(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.CONNVO_TABLE_MAX_MEETINGS = 3
+    labels = ("standup", "planning", "retro", "private")
+    pasted = " ".join(fake_connvo.meeting_id(label) for label in labels)
+
+    from_box = agent_client.get(reverse("meetings:lookup"), {"q": pasted, "deployment": "dev"})
+    from_url = agent_client.get(table_url(fake_connvo, *labels))
+
+    for response in (from_box, from_url):
+        assert response.status_code == 400
+        assert "That is 4 different meeting IDs; a table holds at most 3" in (
+            response.content.decode()
+        )
+    assert fake_connvo.call_count == 0
+
+
+# --- The table --------------------------------------------------------------------------------
+
+
+def test_rows_show_each_meeting_or_why_not(agent_client, agent_token, fake_connvo):
+    response = agent_client.get(table_url(fake_connvo, "standup", "planning", "private", "retro"))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    standup = row(html, fake_connvo, "standup")
+    assert "Support Team Daily Standup" in standup
+    assert "badge--active" in standup and "badge--participant" in standup
+    assert re.search(r'data-cell="participants"[^>]*>5<', standup)
+    private = row(html, fake_connvo, "private")
+    assert "You are not a participant" in private
+    detail = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("private")])
+    assert f'href="{detail}"' in private
+    assert "1 active · 1 scheduled · 1 concluded · 1 not visible to you" in re.sub(
+        r"<[^>]+>", "", html
+    )
+
+
+def test_every_meeting_is_asked_once_and_audited_via_table(agent_client, agent_token, fake_connvo):
+    agent_client.get(table_url(fake_connvo, "standup", "planning", "private"))
+
+    assert fake_connvo.call_count == 3
+    entries = AuditEntry.objects.order_by("id")
+    assert [(e.via, e.meeting_id, e.outcome) for e in entries] == [
+        (Via.TABLE, fake_connvo.meeting_id("standup"), "found"),
+        (Via.TABLE, fake_connvo.meeting_id("planning"), "found"),
+        (Via.TABLE, fake_connvo.meeting_id("private"), "not_visible"),
+    ]
+
+
+def test_rows_over_the_lookup_limit_are_not_asked_and_say_so(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 2
+
+    html = agent_client.get(
+        table_url(fake_connvo, "standup", "planning", "retro", "onboarding")
+    ).content.decode()
+
+    assert fake_connvo.call_count == 2
+    for label in ("retro", "onboarding"):
+        assert "Not asked: the console&#x27;s lookup limit" in row(html, fake_connvo, label)
+    assert "2 not asked (your lookup limit)" in html
+    assert AuditEntry.objects.filter(outcome="lookup_limit").count() == 2
+
+
+def test_no_token_fails_every_row_without_calling_connvo(agent_client, fake_connvo):
+    html = agent_client.get(table_url(fake_connvo, "standup", "planning")).content.decode()
+
+    assert fake_connvo.call_count == 0
+    assert html.count("No token saved") == 2
+    assert "2 need your token" in html
+
+
+def test_filter_and_sort(agent_client, agent_token, fake_connvo):
+    labels = ("planning", "standup", "private", "onboarding")
+
+    only_hidden = agent_client.get(table_url(fake_connvo, *labels, show="not_visible"))
+    by_people = agent_client.get(table_url(fake_connvo, *labels, sort="participants"))
+
+    html = only_hidden.content.decode()
+    assert html.count('<tr id="row-') == 1
+    assert fake_connvo.meeting_id("private") in html
+    # The summary still counts the whole table.
+    assert "4 meetings" in html and "2 active" in html
+    order = re.findall(r'<tr id="row-(\d+)"', by_people.content.decode())
+    assert order[-1] == "2"  # the failed row last; the others by participants, highest first
+    counts = [
+        int(n)
+        for n in re.findall(r'data-cell="participants"[^>]*>(\d+)<', by_people.content.decode())
+    ]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_unknown_deployment_is_404(agent_client, fake_connvo):
+    assert (
+        agent_client.get(table_url(fake_connvo, "standup", "retro", deployment="x")).status_code
+        == 404
+    )
+
+
+def test_outsider_is_refused(outsider_client, fake_connvo):
+    assert outsider_client.get(table_url(fake_connvo, "standup", "retro")).status_code == 403
+    assert fake_connvo.call_count == 0
+
+
+def test_csv_export_is_safe_for_spreadsheets(agent_client, agent_token, fake_connvo):
+    fake_connvo.update_meeting("standup", title='=HYPERLINK("http://evil.example","x")')
+
+    response = agent_client.get(table_url(fake_connvo, "standup", "private", format="csv"))
+
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [r["meeting_id"] for r in rows] == [
+        fake_connvo.meeting_id("standup"),
+        fake_connvo.meeting_id("private"),
+    ]
+    assert rows[0]["title"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert rows[0]["participants"] == "5" and rows[0]["outcome"] == "found"
+    assert rows[1]["outcome"] == "not_visible" and rows[1]["message"] == "You are not a participant"
+    assert AuditEntry.objects.filter(via=Via.TABLE).count() == 2
+
+
+# --- Live -------------------------------------------------------------------------------------
+
+
+def test_unchanged_table_answers_204_and_settled_rows_are_not_asked(
+    agent_client, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "standup", "planning", "retro", "private")
+    state = poller(agent_client.get(url).content.decode())
+    assert state["status"] == "live"
+    assert state["vals"]["done"] == "2c.3v"  # retro concluded, private not visible
+
+    response = refresh(agent_client, url, state["vals"])
+
+    assert response.status_code == 204
+    assert fake_connvo.call_count == 4 + 2  # only standup and planning were asked again
+    assert AuditEntry.objects.filter(via=Via.TABLE).count() == 6
+
+
+def test_changed_row_is_sent_alone_as_an_out_of_band_swap(agent_client, agent_token, fake_connvo):
+    url = table_url(fake_connvo, "standup", "planning", "retro")
+    state = poller(agent_client.get(url).content.decode())
+    fake_connvo.update_meeting("standup", participantCount=9)
+
+    response = refresh(agent_client, url, state["vals"])
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html
+    assert re.search(r'<template>\s*<tr id="row-0"[^>]*hx-swap-oob="true"', html)
+    assert re.search(r'data-cell="participants"[^>]*>9<', html)
+    assert 'id="row-2"' not in html  # concluded: not asked, not redrawn
+    assert 'id="table-summary"' in html and "1 concluded" in html
+    assert poller(html)["vals"]["seen"] != state["vals"]["seen"]
+
+
+def test_table_stops_polling_when_every_row_is_settled(agent_client, agent_token, fake_connvo):
+    url = table_url(fake_connvo, "standup", "retro")
+    state = poller(agent_client.get(url).content.decode())
+    fake_connvo.update_meeting("standup", state="concluded")
+
+    response = refresh(agent_client, url, state["vals"])
+
+    assert response.status_code == 286
+    assert poller(response.content.decode())["interval"] is None
+    assert "live updates have stopped" in response.content.decode()
+    assert "2 concluded" in response.content.decode()
+
+
+def test_table_of_finished_meetings_does_not_poll_at_all(agent_client, agent_token, fake_connvo):
+    html = agent_client.get(table_url(fake_connvo, "retro", "interview")).content.decode()
+
+    assert poller(html)["interval"] is None
+
+
+def test_connvo_failing_backs_off_like_the_meeting_page(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.CONNVO_POLL_INTERVAL = 10
+    settings.CONNVO_POLL_MAX_INTERVAL = 60
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    fake_connvo.misbehave("status", status=500)
+
+    intervals = []
+    for _ in range(3):
+        state = poller(refresh(agent_client, url, vals).content.decode())
+        intervals.append(state["interval"])
+        vals = state["vals"]
+    assert intervals == [20, 40, 60]
+
+    fake_connvo.reset_behaviour()
+    state = poller(refresh(agent_client, url, vals).content.decode())
+    assert (state["status"], state["interval"], state["vals"]["failures"]) == ("live", 10, 0)
+
+
+def test_a_big_table_refreshes_within_half_the_lookup_limit(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 60
+    settings.CONNVO_POLL_INTERVAL = 10
+    labels = ("standup", "planning", "onboarding", "minimal", "all-hands")
+
+    state = poller(agent_client.get(table_url(fake_connvo, *labels)).content.decode())
+
+    # 5 rows asked 6 times a minute would be all 30 lookups half the limit allows: 10 s still fits.
+    assert state["interval"] == 10
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 20
+    state = poller(agent_client.get(table_url(fake_connvo, *labels)).content.decode())
+    assert state["interval"] == 30  # 5 rows every 30 s = 10 a minute, half of 20
+
+
+def test_tampered_refresh_state_is_ignored(agent_client, agent_token, fake_connvo):
+    url = table_url(fake_connvo, "standup", "planning")
+
+    response = refresh(agent_client, url, {"seen": "<x>", "failures": "lots", "done": "99c.0z.<"})
+
+    assert response.status_code == 200
+    assert fake_connvo.call_count == 2
+    assert "<x>" not in response.content.decode()
+
+
+@given(st.text(max_size=200), st.integers(min_value=0, max_value=120))
+def test_any_settled_rows_text_gives_only_settled_rows_of_the_table(text, size):
+    settled = _settled_rows(text, size)
+
+    assert all(0 <= index < size for index in settled)
+    assert all(group.settled for group in settled.values())
+
+
+@given(st.dictionaries(st.integers(0, 99), st.sampled_from([g for g in GROUPS if g.settled])))
+def test_settled_rows_survive_the_round_trip(rows):
+    text = ".".join(f"{i}{g.code}" for i, g in sorted(rows.items()))
+
+    assert _settled_rows(text, 100) == rows
+
+
+def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, settings):
+    settings.CONNVO_READ_TIMEOUT = 0.5
+    fake_connvo.misbehave("slow", delay=3, times=1)
+
+    html = agent_client.get(
+        table_url(fake_connvo, "standup", "planning", "onboarding")
+    ).content.decode()
+
+    assert html.count("Connvo did not answer in time") == 1
+    assert (
+        html.count('class="triage__row triage__row--active"')
+        + html.count('triage__row--scheduled"')
+        == 2
+    )
+    assert AuditEntry.objects.filter(outcome="timeout", via=Via.TABLE).count() == 1

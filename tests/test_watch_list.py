@@ -1,0 +1,211 @@
+"""The watch list: meetings an agent pinned, shown as a live triage table; finished ones apart
+and no longer looked up. Pins are per staff member and never shared."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import IntegrityError, transaction
+from django.test import Client
+from django.urls import reverse
+
+from audit.models import AuditEntry, Via
+from meetings.models import WatchedMeeting
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def watch(client, fake, label: str, deployment: str = "dev"):
+    return client.post(reverse("meetings:watch", args=[deployment, fake.meeting_id(label)]))
+
+
+def pinned(user) -> list[str]:
+    return list(WatchedMeeting.objects.filter(user=user).values_list("meeting_id", flat=True))
+
+
+@pytest.fixture
+def other_agent(agent) -> User:
+    other = User.objects.create_user("other", password="x")
+    other.groups.add(Group.objects.get(name="Support"))
+    return other
+
+
+def test_meeting_page_offers_watch_then_unwatch(agent_client, agent, agent_token, fake_connvo):
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    assert "☆ Watch" in agent_client.get(url).content.decode()
+
+    response = watch(agent_client, fake_connvo, "standup")
+
+    assert response.status_code == 302 and response["Location"] == url
+    assert pinned(agent) == [fake_connvo.meeting_id("standup")]
+    page = agent_client.get(url).content.decode()
+    assert "★ Watching" in page and "Unwatch" in page
+
+
+def test_watching_twice_keeps_one_pin(agent_client, agent, fake_connvo):
+    watch(agent_client, fake_connvo, "standup")
+    watch(agent_client, fake_connvo, "standup")
+
+    assert len(pinned(agent)) == 1
+
+
+def test_database_refuses_a_duplicate_pin(agent, fake_connvo):
+    WatchedMeeting.objects.create(user=agent, deployment="dev", meeting_id="m" * 32)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WatchedMeeting.objects.create(user=agent, deployment="dev", meeting_id="m" * 32)
+
+
+def test_watch_needs_post_and_a_real_deployment(agent_client, agent, fake_connvo):
+    meeting_id = fake_connvo.meeting_id("standup")
+
+    assert agent_client.get(reverse("meetings:watch", args=["dev", meeting_id])).status_code == 405
+    assert (
+        agent_client.post(reverse("meetings:watch", args=["nope", meeting_id])).status_code == 404
+    )
+    assert pinned(agent) == []
+
+
+def test_watching_page_shows_pins_as_a_live_table(agent_client, agent, agent_token, fake_connvo):
+    for label in ("standup", "planning"):
+        watch(agent_client, fake_connvo, label)
+
+    html = agent_client.get(reverse("meetings:watching")).content.decode()
+
+    assert "Support Team Daily Standup" in html and "Q3 Product Roadmap Planning" in html
+    assert 'id="live-poller"' in html and "hx-trigger" in html
+    assert (
+        AuditEntry.objects.filter(via=Via.TABLE).count() == 2
+    )  # the auditor sees what was watched
+
+
+def test_finished_meetings_move_to_their_own_group_and_are_not_asked_again(
+    agent_client, agent, agent_token, fake_connvo
+):
+    for label in ("standup", "retro"):
+        watch(agent_client, fake_connvo, label)
+
+    first = agent_client.get(reverse("meetings:watching")).content.decode()
+    calls = fake_connvo.call_count
+    second = agent_client.get(reverse("meetings:watching")).content.decode()
+
+    assert fake_connvo.call_count == calls + 1  # only standup: retro is finished
+    for html in (first, second):
+        finished = html[html.index('id="finished-heading"') :]
+        assert "Team Retrospective" in finished or "Retro" in finished
+        assert 'id="row-' not in finished
+    retro = WatchedMeeting.objects.get(meeting_id=fake_connvo.meeting_id("retro"))
+    assert retro.finished_state == "concluded" and retro.finished_at is not None
+
+
+def test_a_meeting_finishing_during_a_refresh_redraws_the_page(
+    agent_client, agent, agent_token, fake_connvo
+):
+    watch(agent_client, fake_connvo, "standup")
+    watch(agent_client, fake_connvo, "planning")
+    html = agent_client.get(reverse("meetings:watching")).content.decode()
+    vals = re.search(r"hx-vals='([^']*)'", html).group(1)
+    fake_connvo.update_meeting("standup", state="concluded")
+
+    response = agent_client.get(reverse("meetings:watching"), json.loads(vals), **HTMX)
+
+    assert response.status_code == 200
+    assert response["HX-Refresh"] == "true"
+    assert WatchedMeeting.objects.get(meeting_id=fake_connvo.meeting_id("standup")).is_finished
+
+
+def test_a_pin_added_elsewhere_redraws_the_page_on_refresh(
+    agent_client, agent, agent_token, fake_connvo
+):
+    watch(agent_client, fake_connvo, "standup")
+    watch(agent_client, fake_connvo, "planning")
+    html = agent_client.get(reverse("meetings:watching")).content.decode()
+    list_key = re.search(r'"list": "(\w+)"', html).group(1)
+    watch(agent_client, fake_connvo, "onboarding")
+    calls = fake_connvo.call_count
+
+    response = agent_client.get(
+        reverse("meetings:watching"), {"list": list_key, "seen": "", "failures": 0}, **HTMX
+    )
+
+    assert response["HX-Refresh"] == "true"
+    assert fake_connvo.call_count == calls
+
+
+def test_unpin_from_the_watching_page(agent_client, agent, agent_token, fake_connvo):
+    watch(agent_client, fake_connvo, "standup")
+    meeting_id = fake_connvo.meeting_id("standup")
+
+    response = agent_client.post(
+        reverse("meetings:unwatch", args=["dev", meeting_id]),
+        {"next": reverse("meetings:watching")},
+    )
+
+    assert response["Location"] == reverse("meetings:watching")
+    assert pinned(agent) == []
+    assert (
+        "not watching any meeting"
+        in agent_client.get(reverse("meetings:watching")).content.decode()
+    )
+
+
+def test_unwatch_never_follows_a_foreign_next(agent_client, agent, fake_connvo):
+    watch(agent_client, fake_connvo, "standup")
+
+    response = agent_client.post(
+        reverse("meetings:unwatch", args=["dev", fake_connvo.meeting_id("standup")]),
+        {"next": "https://evil.example/"},
+    )
+
+    assert response["Location"] == reverse("meetings:watching")
+
+
+def test_pins_are_never_shared(agent_client, agent, other_agent, agent_token, fake_connvo):
+    watch(agent_client, fake_connvo, "standup")
+    other = Client()
+    other.force_login(other_agent)
+
+    other_page = other.get(reverse("meetings:watching")).content.decode()
+    other.post(reverse("meetings:unwatch", args=["dev", fake_connvo.meeting_id("standup")]))
+
+    assert "Support Team Daily Standup" not in other_page
+    assert "not watching any meeting" in other_page
+    assert pinned(agent) == [fake_connvo.meeting_id("standup")]
+    assert pinned(other_agent) == []
+
+
+def test_watch_list_is_as_long_as_a_table_at_most(agent_client, agent, fake_connvo, settings):
+    settings.CONNVO_TABLE_MAX_MEETINGS = 2
+    for label in ("standup", "planning", "onboarding"):
+        watch(agent_client, fake_connvo, label)
+
+    assert len(pinned(agent)) == 2
+
+
+def test_outsider_cannot_watch(outsider_client, outsider, fake_connvo):
+    response = watch(outsider_client, fake_connvo, "standup")
+
+    assert response.status_code == 403
+    assert outsider_client.get(reverse("meetings:watching")).status_code == 403
+    assert pinned(outsider) == []
+
+
+def test_page_that_moved_a_meeting_to_finished_refreshes_without_a_redraw(
+    agent_client, agent, agent_token, fake_connvo
+):
+    for label in ("standup", "retro", "planning"):
+        watch(agent_client, fake_connvo, label)
+    html = agent_client.get(reverse("meetings:watching")).content.decode()
+    vals = json.loads(re.search(r"hx-vals='([^']*)'", html).group(1))
+
+    response = agent_client.get(reverse("meetings:watching"), vals, **HTMX)
+
+    summary = re.search(r'<p id="table-summary".*?</p>', html, re.S).group(0)
+    assert re.sub(r"<[^>]+>|\s+", "", summary) == "1active·1scheduled"
+    assert re.findall(r'<tr id="row-(\d+)"', html) == ["0", "1"]
+    assert response.status_code == 204  # nothing changed: no redraw, no HX-Refresh

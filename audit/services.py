@@ -109,7 +109,7 @@ def record(
             latency_ms=latency_ms,
             connvo_request_id=connvo_request_id,
             detail=detail,
-        )
+        ),
     )
 
 

@@ -171,10 +171,7 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
     except (connvo.ConnvoError, AuditUnavailable) as exc:
         error = exc if isinstance(exc, connvo.ConnvoError) else None
         if refreshing:
-            failures, seen = _refresh_state(request)
-            plan = plan_after_failure(error, failures=failures, seen=seen)
-            context |= {"live": plan, "refresh_error": exc}
-            return _live_fragment(request, context, plan)
+            return live_refresh_failed(request, deployment, meeting_id, error=exc)
         context |= {
             "error": error,
             "audit_error": None if error else exc,
@@ -200,6 +197,27 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
         "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
+
+
+def live_refresh_failed(
+    request: HttpRequest, deployment: str, meeting_id: str, *, error: object
+) -> HttpResponse:
+    """The live block's failing (or stopped) state after a refresh that showed nothing: Connvo's
+    error, an unwritten audit entry, or (from connvo_admin.errors) an unreachable database, which
+    is why this reads nothing from the database."""
+    failures, seen = _refresh_state(request)
+    plan = plan_after_failure(
+        error if isinstance(error, connvo.ConnvoError) else None, failures=failures, seen=seen
+    )
+    context = {
+        "deployment": connvo.deployments().get(deployment),
+        "deployment_name": deployment,
+        "meeting_id": meeting_id,
+        "checked_at": timezone.now(),
+        "live": plan,
+        "refresh_error": error,
+    }
+    return _live_fragment(request, context, plan)
 
 
 def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:

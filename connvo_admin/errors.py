@@ -6,11 +6,13 @@ recovers by itself, instead of the generic 500 page."""
 from __future__ import annotations
 
 import sys
+from types import UnionType
 
-from django.db import DatabaseError, InterfaceError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 from django.urls import Resolver404, resolve
+from django.views.defaults import bad_request as generic_bad_request
 from django.views.defaults import server_error as generic_server_error
 
 RETRY_AFTER_SECONDS = 5
@@ -25,9 +27,28 @@ class DatabaseUnavailable:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django calls this handler while it handles the exception, so the exception is at hand.
-    if isinstance(sys.exception(), DatabaseError | InterfaceError):
+    if _caused_by(sys.exception(), DatabaseError | InterfaceError):
         return database_unavailable(request)
     return generic_server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    # The session could not be saved at the end of a request because the database went away
+    # meanwhile: Django calls that a SessionInterrupted (400). A session deleted by a sign-out in
+    # another tab fails differently (an update of no rows), and keeps Django's answer.
+    if _caused_by(exception, OperationalError | InterfaceError):
+        return database_unavailable(request)
+    return generic_bad_request(request, exception)
+
+
+def _caused_by(exception: BaseException | None, kinds: type | UnionType) -> bool:
+    seen = 0
+    while exception is not None and seen < 10:
+        if isinstance(exception, kinds):
+            return True
+        exception = exception.__cause__ or exception.__context__
+        seen += 1
+    return False
 
 
 def database_unavailable(request: HttpRequest) -> HttpResponse:

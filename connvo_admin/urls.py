@@ -13,3 +13,4 @@ urlpatterns = [
 handler403 = "audit.views.permission_denied"
 # A database that cannot be reached gets its own 503 page (and a live refresh its failing state).
 handler500 = "connvo_admin.errors.server_error"
+handler400 = "connvo_admin.errors.bad_request"

@@ -8,7 +8,8 @@ from unittest import mock
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
-from django.db import InterfaceError, OperationalError
+from django.contrib.sessions.models import Session
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.test import Client
 from django.urls import reverse
 
@@ -86,3 +87,25 @@ def test_other_errors_still_get_the_generic_page(signed_in):
         response = signed_in.get(reverse("meetings:lookup"))
     assert response.status_code == 500
     assert "Something went wrong" in response.content.decode()
+
+
+def test_a_session_that_cannot_be_saved_after_the_page_says_the_database_is_unavailable(
+    signed_in, agent_token, fake_connvo
+):
+    """The database went away while the page was being made: the session (the meeting page
+    remembers the deployment) cannot be saved, which Django would answer with a bare 400."""
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    with mock.patch.object(Session, "save", side_effect=OperationalError("server closed")):
+        response = signed_in.get(url)
+    assert response.status_code == 503
+    assert UNAVAILABLE in response.content.decode()
+
+
+def test_a_session_deleted_meanwhile_keeps_djangos_answer(signed_in, agent_token, fake_connvo):
+    """Signed out in another tab while this page was made: not a database outage."""
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    deleted = DatabaseError("Forced update did not affect any rows.")
+    with mock.patch.object(Session, "save", side_effect=deleted):
+        response = signed_in.get(url)
+    assert response.status_code == 400
+    assert "database" not in response.content.decode()

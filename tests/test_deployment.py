@@ -569,6 +569,7 @@ def test_a_graceful_reload_under_load_fails_nothing(stack, slow_connvo):
     stack.verify_chain()
     # It did reload: none of the workers that served before the reload are left.
     assert not old_workers & stack.workers()
+    print(f"\nreload: {len(failed)} of {len(answers)} requests failed")
 
 
 def test_a_killed_worker_fails_only_what_it_was_serving(stack, slow_connvo):
@@ -594,6 +595,7 @@ def test_a_killed_worker_fails_only_what_it_was_serving(stack, slow_connvo):
         time.sleep(0.2)
     workers = stack.workers()
     assert len(workers) == WORKERS and killed["pid"] not in workers
+    replaced_after = time.monotonic() - killed["at"]  # an upper bound: checked after the load
 
     # Everything shown was audited, and every audit entry is a call Connvo received.
     shown = [a.request_id for a in answers if a.shows_meeting]
@@ -614,7 +616,7 @@ def test_a_killed_worker_fails_only_what_it_was_serving(stack, slow_connvo):
     print(
         f"\nworker killed: {len(failed)} of {len(answers)} requests failed, {len(in_flight)} were "
         f"in flight; {new_calls - len(shown)} Connvo calls not shown, {new_rows - len(shown)} "
-        "audited but not shown"
+        f"audited but not shown; {WORKERS} workers again {replaced_after:.1f} s after the kill"
     )
 
 

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -511,7 +511,7 @@ class Answer:
 
 
 def open_loop(
-    stack: Stack, events: list[tuple[float, callable]], full_page_every: int = 0
+    stack: Stack, events: list[tuple[float, Callable[[], None]]], full_page_every: int = 0
 ) -> list[Answer]:
     """RATE refreshes a second for DURATION seconds, each sent on schedule whatever became of
     the ones before (open loop), while `events` run at their offsets. Every `full_page_every`th
@@ -532,8 +532,15 @@ def open_loop(
                 headers={} if full_page else {"HX-Request": "true"},
                 timeout=30,
             )
-            answer = Answer(started, time.monotonic(), response.status_code, response.text,
-                            response.headers.get("X-Request-ID", ""), full_page)  # fmt: skip
+            request_id = response.headers.get("X-Request-ID", "")
+            answer = Answer(
+                started,
+                time.monotonic(),
+                response.status_code,
+                response.text,
+                request_id,
+                full_page,
+            )
         except requests.RequestException as exc:
             answer = Answer(started, time.monotonic(), None, repr(exc), "", full_page)
         with lock:

@@ -582,7 +582,8 @@ def test_a_graceful_reload_under_load_fails_nothing(stack, slow_connvo):
     stack.verify_chain()
     # It did reload: none of the workers that served before the reload are left.
     assert not old_workers & stack.workers()
-    print(f"\nreload: {len(failed)} of {len(answers)} requests failed")
+    slowest = max(a.ended - a.started for a in answers)
+    print(f"\nreload: {len(failed)} of {len(answers)} requests failed, slowest {slowest:.1f} s")
 
 
 def test_a_killed_worker_fails_only_what_it_was_serving(stack, slow_connvo):

@@ -15,14 +15,22 @@ from django.urls import Resolver404, resolve
 from django.views.defaults import bad_request as generic_bad_request
 from django.views.defaults import server_error as generic_server_error
 
+from .outcomes import LookupFailed, Outcome
+
 RETRY_AFTER_SECONDS = 5
 
 
-class DatabaseUnavailable:
-    """What the agent is told (the live block shows `title`)."""
+class DatabaseUnavailable(LookupFailed):
+    """What the agent is told: the page shows `message`, the live block `title`. Nothing was
+    looked up or recorded, as when the audit entry cannot be written."""
 
+    outcome = Outcome.AUDIT_UNAVAILABLE
     title = "the console's database is unavailable"
-    message = "The console's database is unavailable; nothing was changed. Try again in a moment."
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The console's database is unavailable; nothing was changed. Try again in a moment."
+        )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -57,7 +65,7 @@ def database_unavailable(request: HttpRequest) -> HttpResponse:
         if refresh is not None:
             from meetings.views import live_refresh_failed
 
-            return live_refresh_failed(request, **refresh, error=DatabaseUnavailable())
+            return live_refresh_failed(request, **refresh, failure=DatabaseUnavailable())
     # The page does not extend base.html: that would read the session from the database.
     body = loader.render_to_string("503_database.html", {"problem": DatabaseUnavailable()})
     response = HttpResponse(body, status=503)

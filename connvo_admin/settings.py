@@ -69,7 +69,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that every request (even one refused below) has a request id and a log line.
+    # `request.htmx` for every middleware below (the request log, the session timeouts).
+    "django_htmx.middleware.HtmxMiddleware",
+    # So that every request (even one refused below) has a request id and a log line.
     "connvo_admin.middleware.RequestLogMiddleware",
     # Before anything that checks the Host header or redirects to HTTPS: load balancers probe
     # each host by its address, over plain HTTP.
@@ -84,7 +86,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "meetings.middleware.BrowserTimezoneMiddleware",
     # Last: turns a sign-in refused for a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",

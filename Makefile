@@ -14,7 +14,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$c"; break; }; \
 	done)
 
-.PHONY: help setup demo test test-sqlite test-postgres test-clock mutants lint format serve services browser clean
+.PHONY: help setup demo test test-sqlite test-postgres test-clock mutants lint format serve services browser nginx clean
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
@@ -42,6 +42,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
+# Debian's nginx and openssl for the deployment test (tests/test_deployment.py runs docs/deploy/'s
+# nginx site in front of gunicorn, with a self-signed certificate). The test starts its own nginx;
+# the package's service is not needed.
+nginx:
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx openssl >/dev/null; }
+
 # Two fake deployments on loopback: "demo", whose agents connect through a fake WorkOS AuthKit
 # (short-lived access tokens renewed by the console), and "demo-prod", which takes pasted tokens
 # and redacts errors like a production deployment.
@@ -68,7 +76,7 @@ serve: setup
 services:
 	@bash scripts/services.sh
 
-test: $(STAMP) browser services lint
+test: $(STAMP) browser nginx services lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-clock CLOCK_INSTANTS=2027-07-15T12:00:00Z

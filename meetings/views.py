@@ -175,10 +175,7 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
         )
     except LookupFailed as failure:
         if refreshing:
-            failures, seen = _refresh_state(request)
-            plan = plan_after_failure(failure, failures=failures, seen=seen)
-            context |= {"live": plan, "refresh_error": failure}
-            return _live_fragment(request, context, plan)
+            return live_refresh_failed(request, deployment_name, meeting_id, failure=failure)
         context |= {
             "error": failure,
             "form": LookupForm(initial={"q": meeting_id, "deployment": deployment_name}),
@@ -208,6 +205,24 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
         "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
+
+
+def live_refresh_failed(
+    request: HttpRequest, deployment_name: str, meeting_id: str, *, failure: LookupFailed
+) -> HttpResponse:
+    """The live block after a refresh that showed nothing. It reads nothing from the database:
+    connvo_admin/errors.py answers with it when the database cannot be reached."""
+    failures, seen = _refresh_state(request)
+    plan = plan_after_failure(failure, failures=failures, seen=seen)
+    context = {
+        "deployment": deployments().get(deployment_name),
+        "deployment_name": deployment_name,
+        "meeting_id": meeting_id,
+        "checked_at": timezone.now(),
+        "live": plan,
+        "refresh_error": failure,
+    }
+    return _live_fragment(request, context, plan)
 
 
 def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:

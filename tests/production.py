@@ -91,13 +91,13 @@ class Gunicorn:
                 start_new_session=True,
             )
 
-    def wait_until_serving(self, timeout: float = 30) -> None:
+    def wait_until_serving(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"gunicorn exited:\n{self.logs()}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
             except (requests.ConnectionError, requests.Timeout):
                 pass

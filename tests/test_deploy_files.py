@@ -1,0 +1,107 @@
+"""docs/deploy.md shows exactly the nginx site and systemd unit in docs/deploy/ (which the
+deployment test runs), and the unit is one systemd accepts."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.deploy_templates import (
+    DOC_BLOCK_LANGUAGE,
+    DOC_VALUES,
+    ROOT,
+    placeholders,
+    render,
+)
+from tests.deploy_templates import doc_blocks as blocks_of
+from tests.production import production_env
+
+
+@pytest.mark.parametrize("name", sorted(DOC_BLOCK_LANGUAGE))
+def test_the_doc_shows_the_template_rendered_with_its_values(name):
+    assert blocks_of(DOC_BLOCK_LANGUAGE[name]) == [render(name, DOC_VALUES[name])]
+
+
+def test_only_addresses_paths_and_certificates_are_placeholders():
+    assert placeholders("nginx-site.conf") == {
+        "gunicorn",
+        "http_listen",
+        "http_listen_ipv6",
+        "https_listen",
+        "https_listen_ipv6",
+        "certificate",
+        "certificate_key",
+        "access_log",
+    }
+    assert placeholders("connvo-console.service") == {"root", "env_file"}
+
+
+def test_rendering_refuses_a_missing_or_unknown_value():
+    values = dict(DOC_VALUES["connvo-console.service"])
+    with pytest.raises(ValueError, match="root"):
+        render("connvo-console.service", {"env_file": values["env_file"]})
+    with pytest.raises(ValueError, match="port"):
+        render("connvo-console.service", values | {"port": "80"})
+
+
+def _unit_keys() -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # systemd's keys are case-sensitive
+    parser.read_string(render("connvo-console.service", DOC_VALUES["connvo-console.service"]))
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
+def test_the_unit_runs_gunicorn_with_the_committed_config_and_reloads_it_gracefully():
+    unit = _unit_keys()
+    service = unit["Service"]
+    assert service["ExecStart"] == "/srv/connvo-console/.venv/bin/gunicorn -c gunicorn.conf.py"
+    assert service["WorkingDirectory"] == "/srv/connvo-console"
+    # gunicorn's SIGHUP: new workers, old ones finish their requests (what the test exercises).
+    assert service["ExecReload"] == "/bin/kill -s HUP $MAINPID"
+    # gunicorn tells systemd when it is ready (sd_notify), and the master, not systemd, stops
+    # the workers: KillMode=mixed sends SIGTERM to the master only.
+    assert service["Type"] == "notify"
+    assert service["KillMode"] == "mixed"
+    assert service["User"] == service["Group"] == "connvo"
+    assert unit["Install"] == {"WantedBy": "multi-user.target"}
+
+
+def test_the_unit_waits_longer_to_stop_than_gunicorn_lets_requests_finish():
+    """With the default settings, as the doc says; systemd would otherwise SIGKILL lookups."""
+    read_graceful_timeout = (
+        "import runpy; print(runpy.run_path('gunicorn.conf.py')['graceful_timeout'])"
+    )
+    result = subprocess.run(  # noqa: S603 (the test's own command line)
+        [sys.executable, "-c", read_graceful_timeout],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(_unit_keys()["Service"]["TimeoutStopSec"]) > int(result.stdout) == 60
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
+def test_systemd_accepts_the_unit(tmp_path):
+    """systemd-analyze verify, with the unit pointing at this checkout (it checks that ExecStart
+    exists). It warns, without failing, about unknown keys: any output is a failure here."""
+    env_file = tmp_path / "env"
+    env_file.write_text("DEBUG=false\n")
+    unit = tmp_path / "connvo-console.service"
+    unit.write_text(
+        render("connvo-console.service", {"root": str(ROOT), "env_file": str(env_file)})
+    )
+    result = subprocess.run(  # noqa: S603 (the test's own command line)
+        ["systemd-analyze", "verify", "--man=no", str(unit)],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout + result.stderr == ""

@@ -126,9 +126,10 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     CACHES["default"].setdefault("OPTIONS", {}).update(
         {"socket_connect_timeout": 2, "socket_timeout": 2}
     )
-# Sessions live in the database, which every host already shares; a Redis outage then signs
-# nobody out.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions are read from the shared cache and written through to the database, which every
+# host already shares: no database query per request for the session, and a Redis outage signs
+# nobody out (accounts/session_store.py).
+SESSION_ENGINE = "accounts.session_store"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -74,6 +74,9 @@ MIDDLEWARE = [
     # Before anything that checks the Host header or redirects to HTTPS: load balancers probe
     # each host by its address, over plain HTTP.
     "connvo_admin.health.HealthCheckMiddleware",
+    # Before the session is read: a live refresh that waited too long for a thread is answered
+    # at once with 503 + Retry-After (connvo_admin/capacity.py).
+    "connvo_admin.capacity.LoadSheddingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -304,6 +307,9 @@ if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
     raise ImproperlyConfigured(
         "CONNVO_POLL_INTERVAL must be at least 1 and at most CONNVO_POLL_MAX_INTERVAL (seconds)."
     )
+# A live refresh that waited longer than this for a free thread (seconds) is answered at once
+# with 503 + Retry-After, which the page honours, instead of late (connvo_admin/capacity.py).
+LIVE_REFRESH_QUEUE_BUDGET = _positive_float("LIVE_REFRESH_QUEUE_BUDGET", default=0.5)
 # Lookups one staff member may make per minute, all pages, refreshes and commands together
 # (meetings/ratelimit.py), so a stuck script cannot hammer Connvo with someone's token. An open
 # meeting page refreshes 60 / CONNVO_POLL_INTERVAL times a minute.

@@ -1,0 +1,106 @@
+"""How busy this process is, and what the console does about it: it stretches the poll interval
+it hands out to open meeting pages, and answers a live refresh that waited too long for a thread
+at once with 503 + Retry-After instead of serving it late.
+
+The gauge is fed by the gunicorn worker (connvo_admin/workers.py): a request is `waiting` from the
+moment its connection is ready until a thread picks it up, then `busy` until it is answered. It is
+per process: each worker sheds and stretches by its own queue, which is what its requests wait in.
+Outside that worker (runserver, the test client) nothing waits and the gauge reads idle."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+# Open pages poll at the normal interval while threads are at most this busy; above it the
+# interval grows in proportion, so the refreshes the pages invite fall back under it.
+COMFORTABLE_LOAD = 0.5
+# How many times the normal interval the pages may be asked to wait, at most.
+MAX_STRETCH = 6
+
+
+class Gauge:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.threads = 1
+        self.waiting = 0
+        self.busy = 0
+
+    def ready(self) -> float:
+        """A request's connection is ready; returns the time it started waiting."""
+        with self._lock:
+            self.waiting += 1
+        return time.monotonic()
+
+    def started(self, ready_at: float | None) -> None:
+        """A thread picked up the request that became ready at `ready_at`."""
+        with self._lock:
+            if ready_at is not None:
+                self.waiting -= 1
+            self.busy += 1
+        self._local.ready_at = ready_at
+
+    def finished(self) -> None:
+        with self._lock:
+            self.busy -= 1
+        self._local.ready_at = None
+
+    def waited(self) -> float:
+        """Seconds the current thread's request waited for a thread (0 when not known)."""
+        ready_at = getattr(self._local, "ready_at", None)
+        return 0.0 if ready_at is None else time.monotonic() - ready_at
+
+    def load(self) -> float:
+        """Requests in this process (being served or waiting) per thread."""
+        return (self.busy + self.waiting) / self.threads
+
+
+gauge = Gauge()
+
+
+def poll_interval() -> int:
+    """The poll interval to hand out now: the normal one, stretched while this process is busy."""
+    base = settings.CONNVO_POLL_INTERVAL
+    stretch = min(max(1.0, gauge.load() / COMFORTABLE_LOAD), MAX_STRETCH)
+    return min(math.ceil(base * stretch), max(base, settings.CONNVO_POLL_MAX_INTERVAL))
+
+
+def is_live_refresh(request: HttpRequest) -> bool:
+    """A meeting page polling in the background (htmx names the element that triggered it)."""
+    return (
+        request.method == "GET"
+        and request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-Trigger") == "live-poller"
+    )
+
+
+class LoadSheddingMiddleware:
+    """A live refresh that waited longer than LIVE_REFRESH_QUEUE_BUDGET for a thread is answered
+    at once with 503 and a Retry-After the page honours (static/js/console.js), before its session
+    is read: serving it late would only make every request behind it later too. Pages people
+    opened themselves are always served."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if gauge.waited() > settings.LIVE_REFRESH_QUEUE_BUDGET and is_live_refresh(request):
+            return too_busy()
+        return self.get_response(request)
+
+
+def too_busy() -> HttpResponse:
+    response = HttpResponse(
+        "The console is busy; this page will refresh again shortly.\n",
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = str(poll_interval())
+    response["Cache-Control"] = "no-store"
+    return response

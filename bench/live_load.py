@@ -230,6 +230,7 @@ class OpenLoop:
     statuses: Counter
     retry_after: Counter
     intervals: Counter
+    live_states: Counter
 
 
 def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> OpenLoop:
@@ -239,6 +240,7 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
     statuses: Counter = Counter()
     retry_after: Counter = Counter()
     intervals: Counter = Counter()
+    live_states: Counter = Counter()
     lock = threading.Lock()
     local = threading.local()
     start = time.perf_counter() + 0.5
@@ -256,6 +258,7 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
             status, headers, body = "error", {}, b""
         latency = time.perf_counter() - scheduled
         interval = re.search(rb"every (\d+)s", body)
+        state = re.search(rb'data-status="(\w+)"', body)
         with lock:
             latencies.append(latency)
             statuses[status] += 1
@@ -263,6 +266,8 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
                 retry_after[headers["Retry-After"]] += 1
             if interval:
                 intervals[int(interval.group(1))] += 1
+            if state:
+                live_states[state.group(1).decode()] += 1
 
     with ThreadPoolExecutor(threads) as pool:
         for index in range(total):
@@ -271,7 +276,7 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
             if ahead > 0:
                 time.sleep(ahead)
             pool.submit(one, index)
-    return OpenLoop(latencies, statuses, retry_after, intervals)
+    return OpenLoop(latencies, statuses, retry_after, intervals, live_states)
 
 
 # --- the servers -------------------------------------------------------------------------------
@@ -610,6 +615,8 @@ def report_open_loop(result: OpenLoop) -> None:
         print(f"  Retry-After handed out: {dict(result.retry_after)}")
     if result.intervals:
         print(f"  poll intervals handed out (s): {dict(sorted(result.intervals.items()))}")
+    if result.live_states:
+        print(f"  live status of the 200s: {dict(result.live_states)}")
 
 
 def watch_pages(console: Server, agents, probes, stop: threading.Event) -> None:

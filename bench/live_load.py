@@ -487,9 +487,14 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
         "Authorization": f"Bearer {facts['floor_token']}",
         "Content-Type": "application/json",
     }
-    fragment = {"HX-Request": "true", "HX-Current-URL": f"https://127.0.0.1{page}"}
+    # What htmx sends for the page's poller.
+    fragment = {
+        "HX-Request": "true",
+        "HX-Trigger": "live-poller",
+        "HX-Current-URL": f"https://127.0.0.1{page}",
+    }
     _, _, first = agents[0].request("GET", page + "?failures=0&seen=", headers=fragment)
-    seen = re.search(rb'"seen": "([0-9a-f]*)"', first).group(1).decode()
+    first_state = poll_state(first)
 
     def direct_call():
         connection_ = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
@@ -511,11 +516,20 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
         client = Client(proxy.port)
         return lambda: client.request("GET", "/")[0]
 
-    def refresh(index=0, *, changed=False, full=False):
-        # Each caller gets its own connection, with the cookies of one of the agents.
+    def refresh(index=0, *, changed=False):
+        """A page's poller: its own connection, one agent's cookies, and what the last fragment
+        it received told it (what it shows and how often to poll), like the real page."""
         client = Client(console.port, cookies=dict(agents[index % len(agents)].cookies))
-        query = "?" + urlencode({"failures": 0, "seen": "" if changed else seen})
-        return lambda: client.request("GET", page + ("" if full else query), headers=fragment)
+        state = dict(first_state)
+
+        def call():
+            query = {"failures": 0, **state} | ({"seen": ""} if changed else {})
+            answer = client.request("GET", f"{page}?{urlencode(query)}", headers=fragment)
+            if answer[0] == 200 and not changed:
+                state.update(poll_state(answer[2]))
+            return answer
+
+        return call
 
     def status_of(make):
         call = make()
@@ -597,6 +611,12 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
     print(f"\nworker RSS after the run (MB): console {console.worker_rss_mb()}")
     print(f"                               bare proxy {proxy.worker_rss_mb()}")
     connection.close()
+
+
+def poll_state(fragment: bytes) -> dict:
+    vals = re.search(rb"hx-vals='(\{[^']*\})'", fragment)
+    vals = json.loads(vals.group(1)) if vals else {}
+    return {"seen": vals.get("seen", ""), "interval": vals.get("interval", "")}
 
 
 def full_page(client: Client, page: str):

@@ -149,7 +149,8 @@ AUTHENTICATION_BACKENDS = [
     # First, so that it refuses every sign-in (password or identity provider) from a locked-out
     # account or address before anything checks a credential.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, reading a person's permissions in one query (accounts/backends.py).
+    "accounts.backends.ModelBackend",
     # Does nothing unless OIDC_RP_CLIENT_ID is set.
     "accounts.oidc.CompanyOIDCBackend",
 ]

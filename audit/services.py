@@ -82,8 +82,9 @@ def record(
     connvo_request_id: str | None = None,
     detail: str = "",
 ) -> AuditEntry:
-    """Append one entry to the audit chain, in a savepoint of the caller's transaction. Raises
-    `DatabaseError` when it cannot be written: callers that show something decide to fail closed."""
+    """Append one entry to the audit chain: in the caller's transaction if there is one, else
+    committed before this returns (`chain.append`). Raises `DatabaseError` when it cannot be
+    written: callers that show something decide to fail closed."""
     return chain.append(
         actor=origin.user,
         actor_username=_fit(origin.username, "actor_username"),

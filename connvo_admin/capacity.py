@@ -80,19 +80,44 @@ def is_live_refresh(request: HttpRequest) -> bool:
     )
 
 
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+def refresh_slots() -> threading.BoundedSemaphore:
+    """Live refreshes one process serves at once: half its threads (at least 4). More at once
+    would only share the same CPU and database, each getting slower, and leave no thread for
+    the pages people open themselves."""
+    global _slots
+    size = max(4, gauge.threads // 2)
+    if _slots is None or _slots[0] != size:
+        with _slots_lock:
+            if _slots is None or _slots[0] != size:
+                _slots = (size, threading.BoundedSemaphore(size))
+    return _slots[1]
+
+
 class LoadSheddingMiddleware:
-    """A live refresh that waited longer than LIVE_REFRESH_QUEUE_BUDGET for a thread is answered
-    at once with 503 and a Retry-After the page honours (static/js/console.js), before its session
-    is read: serving it late would only make every request behind it later too. Pages people
-    opened themselves are always served."""
+    """A live refresh gets LIVE_REFRESH_QUEUE_BUDGET seconds to reach a free thread and then one
+    of the process's refresh slots; one that cannot is answered at once with 503 and a
+    Retry-After the page honours (static/js/console.js), before its session is read: serving it
+    late would only make every request behind it later too. Pages people open themselves, and
+    health probes, are always served."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if gauge.waited() > settings.LIVE_REFRESH_QUEUE_BUDGET and is_live_refresh(request):
+        if not is_live_refresh(request):
+            return self.get_response(request)
+        slots = refresh_slots()
+        remaining = settings.LIVE_REFRESH_QUEUE_BUDGET - gauge.waited()
+        if remaining <= 0 or not slots.acquire(timeout=remaining):
             return too_busy()
-        return self.get_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            slots.release()
 
 
 def too_busy() -> HttpResponse:

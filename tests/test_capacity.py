@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEntry, Via
-from connvo_admin.capacity import gauge, poll_interval
+from connvo_admin.capacity import gauge, poll_interval, refresh_slots
 from connvo_admin.workers import ConsoleWorker
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +164,30 @@ def test_the_worker_counts_requests_waiting_and_being_served(monkeypatch):
     assert seen_inside["waited"] >= 0
     assert (gauge.waiting, gauge.busy) == (1, 0)
     assert gauge.waited() == 0  # outside a request, nothing is being waited for
+
+
+def test_a_refresh_that_finds_no_free_refresh_slot_within_its_budget_gets_503(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.LIVE_REFRESH_QUEUE_BUDGET = 0.05
+    slots = refresh_slots()
+    taken = 0
+    while slots.acquire(blocking=False):  # every slot busy with other refreshes
+        taken += 1
+    try:
+        response = agent_client.get(
+            detail_url(fake_connvo, "standup"), {"seen": "", "failures": 0}, **LIVE_REFRESH
+        )
+        page = agent_client.get(detail_url(fake_connvo, "standup"))
+    finally:
+        for _ in range(taken):
+            slots.release()
+
+    assert taken >= 4
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit()
+    assert page.status_code == 200  # the page itself is not a refresh: always served
+    again = agent_client.get(
+        detail_url(fake_connvo, "standup"), {"seen": "", "failures": 0}, **LIVE_REFRESH
+    )
+    assert again.status_code == 200

@@ -9,7 +9,6 @@ Outside that worker (runserver, the test client) nothing waits and the gauge rea
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +17,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 # Open pages poll at the normal interval while threads are at most this busy; above it the
-# interval grows in proportion, so the refreshes the pages invite fall back under it.
+# interval grows with the load, so the refreshes the pages invite fall back under it.
 COMFORTABLE_LOAD = 0.5
-# How many times the normal interval the pages may be asked to wait, at most.
-MAX_STRETCH = 6
+# The interval is stretched in steps (times the normal one), not continuously: a page whose
+# interval changes gets the whole fragment instead of a 204, so it should not change often.
+STRETCH_STEPS = (1, 2, 4, 6)
 
 
 class Gauge:
@@ -67,8 +67,9 @@ gauge = Gauge()
 def poll_interval() -> int:
     """The poll interval to hand out now: the normal one, stretched while this process is busy."""
     base = settings.CONNVO_POLL_INTERVAL
-    stretch = min(max(1.0, gauge.load() / COMFORTABLE_LOAD), MAX_STRETCH)
-    return min(math.ceil(base * stretch), max(base, settings.CONNVO_POLL_MAX_INTERVAL))
+    wanted = gauge.load() / COMFORTABLE_LOAD
+    stretch = next((step for step in STRETCH_STEPS if wanted <= step), STRETCH_STEPS[-1])
+    return min(base * stretch, max(base, settings.CONNVO_POLL_MAX_INTERVAL))
 
 
 def is_live_refresh(request: HttpRequest) -> bool:

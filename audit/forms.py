@@ -7,7 +7,8 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from meetings import connvo
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+from connvo_admin.outcomes import recorded_outcomes
 
 from .models import Action, Via
 from .selectors import EntryFilter
@@ -18,7 +19,7 @@ def _choices(pairs) -> list[tuple[str, str]]:
 
 
 def outcome_choices() -> list[tuple[str, str]]:
-    return _choices((outcome.value, outcome.value.replace("_", " ")) for outcome in connvo.Outcome)
+    return _choices((o.value, o.value.replace("_", " ")) for o in recorded_outcomes())
 
 
 class DateInput(forms.DateInput):
@@ -67,8 +68,8 @@ class AuditFilterForm(forms.Form):
         if not text:
             return ""
         try:
-            return connvo.parse_meeting_id(text)
-        except connvo.InvalidMeetingId:
+            return parse_meeting_id(text)
+        except InvalidMeetingId:
             return text[:64]
 
     def clean(self) -> dict:

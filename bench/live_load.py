@@ -396,15 +396,15 @@ def prepare_console(env: dict[str, str], agents: int, facts: dict) -> None:
     from django.contrib.auth.models import Group
     from django.core.management import call_command
 
-    from meetings import tokens
+    from meetings import pasted_tokens
 
     call_command("migrate", verbosity=0)
     support = Group.objects.get(name="Support")
     for index in range(agents):
         user = get_user_model().objects.create_user(f"agent{index}", password=PASSWORD)
         user.groups.add(support)
-        tokens.save_token(user=user, deployment="fast", raw_token=facts["token"])
-        tokens.save_token(user=user, deployment="slow", raw_token=facts["slow_token"])
+        pasted_tokens.store_token(user=user, deployment_name="fast", raw_token=facts["token"])
+        pasted_tokens.store_token(user=user, deployment_name="slow", raw_token=facts["slow_token"])
 
 
 def lookup_rows() -> int:

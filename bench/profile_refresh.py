@@ -49,7 +49,7 @@ def main() -> None:
     from django.test import Client
     from pyinstrument import Profiler
 
-    from meetings import tokens
+    from meetings import pasted_tokens
 
     call_command("migrate", verbosity=0)
     user, created = get_user_model().objects.get_or_create(username="profile-agent")
@@ -57,7 +57,7 @@ def main() -> None:
         user.set_password("profile-agent-password")
         user.save()
         user.groups.add(Group.objects.get(name="Support"))
-    tokens.save_token(user=user, deployment="fast", raw_token=fake.token_for("agent"))
+    pasted_tokens.store_token(user=user, deployment_name="fast", raw_token=fake.token_for("agent"))
     client = Client()
     client.force_login(user)
     page = f"/meetings/fast/{fake.meeting_id('standup')}/"

@@ -69,7 +69,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that every request (even one refused below) has a request id and a log line.
+    # `request.htmx` for every middleware below (the request log, the session timeouts).
+    "django_htmx.middleware.HtmxMiddleware",
+    # So that every request (even one refused below) has a request id and a log line.
     "connvo_admin.middleware.RequestLogMiddleware",
     # Before anything that checks the Host header or redirects to HTTPS: load balancers probe
     # each host by its address, over plain HTTP.
@@ -87,7 +89,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "meetings.middleware.BrowserTimezoneMiddleware",
     # Last: turns a sign-in refused for a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -169,6 +170,8 @@ AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 # Sign-ins and sign-outs are in the audit log already.
 AXES_DISABLE_ACCESS_LOG = True
+# No "AXES: BEGIN version …" line at every start of every command.
+AXES_VERBOSE = False
 
 # Sign-in through the company's identity provider (OpenID Connect), off unless configured.
 OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from django import template
 from django.utils import timezone
 
+from connvo_admin.outcomes import Outcome
+
 register = template.Library()
 
 BADGES = {
@@ -86,3 +88,35 @@ def number(value: float | None) -> str:
 def badge(kind: str, value: str) -> dict[str, str]:
     icon, label = BADGES[kind].get(str(value), ("?", str(value)))
     return {"kind": kind, "value": value, "icon": icon, "label": label, "name": BADGE_LABELS[kind]}
+
+
+@register.filter
+def planned_end(meeting) -> datetime | None:
+    """When the meeting is planned to end: its scheduled start plus its planned duration, when
+    Connvo sent both (and they make sense)."""
+    start, duration = getattr(meeting, "scheduled_at", None), getattr(meeting, "duration", None)
+    if not isinstance(start, int | float) or not isinstance(duration, int | float):
+        return None
+    if isinstance(start, bool) or isinstance(duration, bool) or duration < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(start / 1000 + duration, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+@register.filter
+def overrun(end: datetime | None, now: datetime | None) -> str:
+    """How long past its planned end a meeting is still running: "12 min", "1 h 5 min"."""
+    if end is None or now is None or now <= end:
+        return ""
+    return humanize_duration(max(60.0, (now - end).total_seconds()))
+
+
+@register.filter
+def in_plain_words(outcome: str) -> str:
+    """How a lookup ended, in a few plain words ("you are not a participant")."""
+    try:
+        return Outcome(outcome).in_plain_words
+    except ValueError:
+        return str(outcome).replace("_", " ")

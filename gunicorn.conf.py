@@ -40,10 +40,18 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",")
 proc_name = "connvo-console"
 
 # Lookups wait on Connvo, not on the CPU: threads carry the waiting, processes use the cores.
+# One process per core (each runs Python code one thread at a time; more processes would only
+# add memory and database connections), and enough threads that a Connvo answering slowly ties
+# up threads, not the console: 30 agents waiting 4 s on Connvo leave threads free for health
+# probes and everyone else. A waiting thread costs little memory, and a database connection
+# while it has one open (CONN_MAX_AGE keeps it): PostgreSQL's max_connections must exceed
+# workers x threads on every host together.
 _cpus = os.cpu_count() or 1
-worker_class = "gthread"
-workers = _positive_int("GUNICORN_WORKERS", min(2 * _cpus + 1, 12))
-threads = _positive_int("GUNICORN_THREADS", 4)
+# gunicorn's gthread worker, which also tells the console how many requests wait for a thread
+# (connvo_admin/capacity.py: the poll interval handed out, and 503 for a refresh waiting too long).
+worker_class = "connvo_admin.workers.ConsoleWorker"
+workers = _positive_int("GUNICORN_WORKERS", max(2, min(_cpus, 12)))
+threads = _positive_int("GUNICORN_THREADS", 32)
 
 # The longest lookup: every attempt connects and reads to its timeout, Connvo's 503 answers ask
 # for up to 5 s between attempts, plus a margin for the audit write and the page.
@@ -51,8 +59,10 @@ _longest_lookup = (_connect + _read) * (_retries + 1) + 5 * _retries
 timeout = _positive_int("GUNICORN_TIMEOUT", math.ceil(_longest_lookup + 10))
 # On a restart or upgrade (SIGHUP, SIGTERM), lookups in flight get as long to finish.
 graceful_timeout = timeout
-# Recycle workers now and then, staggered so that they never all restart together.
-max_requests = _positive_int("GUNICORN_MAX_REQUESTS", 1000)
+# Recycle workers now and then, staggered so that they never all restart together. Not too
+# often: a worker's start costs a second of CPU, and 1,000 open meeting pages make 100 requests
+# a second.
+max_requests = _positive_int("GUNICORN_MAX_REQUESTS", 20000)
 max_requests_jitter = max(1, max_requests // 10)
 # nginx keeps connections to gunicorn open (docs/deploy.md); a little longer than its own idle.
 keepalive = 5

@@ -15,9 +15,10 @@ import hmac
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -136,57 +137,147 @@ def lock_head() -> ChainHead:
 
 
 def append(*, rotate_to: str | None = None, **fields: object) -> AuditEntry:
-    """Insert one entry at the end of the chain. Runs in a savepoint of the caller's
-    transaction, so the entry and the head move together or not at all.
+    """Insert one entry at the end of the chain, durably, and return it.
+
+    Inside a caller's transaction, the entry joins that transaction: it and the head move with
+    the caller's work or not at all (no savepoint of its own: a failed append fails the caller's
+    transaction, which is what every caller wants). Outside one, concurrent appends of this
+    process are committed together (`_group_commit`): one lock of the head and one durable commit
+    for all of them, instead of one each while every other writer waits for the head.
 
     With `rotate_to` (a key id), the entry is the rotation itself: written under the old key,
-    and every entry after it under the new one."""
-    with transaction.atomic():
-        head = lock_head()
-        # Stamped under the lock, so time order and chain order agree on one clock.
-        entry = AuditEntry(at=timezone.now(), **fields)
-        entry.mac = compute_mac(
-            {name: getattr(entry, name) for name in CHAINED_FIELDS},
-            prev_mac=head.last_mac,
-            key=head_key(head),
-        )
-        entry.save(force_insert=True)
-        head.last_entry_id = entry.pk
-        head.last_mac = entry.mac
-        moved = ["last_entry_id", "last_mac"]
-        if rotate_to is not None:
-            head.key_id = rotate_to
-            moved.append("key_id")
-        head.save(update_fields=moved)
-    return entry
+    and every entry after it under the new one (never grouped: `audit_rotate_key` only)."""
+    if rotate_to is not None or connection.in_atomic_block:
+        with transaction.atomic(savepoint=False):
+            (entry,) = _append_all([fields], rotate_to=rotate_to)
+        return entry
+    return _group_commit(fields)
 
 
-def append_many(entries: list[dict[str, object]]) -> list[AuditEntry]:
-    """Insert several entries at the end of the chain, in order, under one lock of the head and
-    in one INSERT: a triage table's fifty lookups cost one round of statements, not fifty."""
-    if not entries:
-        return []
-    with transaction.atomic():
+def _append_all(
+    batch: list[Mapping[str, object]], *, rotate_to: str | None = None
+) -> list[AuditEntry]:
+    with transaction.atomic(savepoint=False):
         head = lock_head()
+        # The key the head names (read with its lock: no extra query).
         key = head_key(head)
-        prev_mac = head.last_mac
-        built = []
-        for fields in entries:
+        entries, prev_mac = [], head.last_mac
+        for fields in batch:
+            # Stamped under the lock, so time order and chain order agree on one clock.
             entry = AuditEntry(at=timezone.now(), **fields)
             entry.mac = compute_mac(
                 {name: getattr(entry, name) for name in CHAINED_FIELDS}, prev_mac=prev_mac, key=key
             )
+            entries.append(entry)
             prev_mac = entry.mac
-            built.append(entry)
-        # One multi-row INSERT: the database numbers the rows in the order given, which is the
-        # chain's order (verify() walks by id).
-        AuditEntry.objects.bulk_create(built)
-        if built[-1].pk is None:  # a backend that cannot return the new ids
-            built[-1].pk = AuditEntry.objects.filter(mac=built[-1].mac).values_list("pk").get()[0]
-        head.last_entry_id = built[-1].pk
-        head.last_mac = prev_mac
-        head.save(update_fields=["last_entry_id", "last_mac"])
-    return built
+        _insert_at_head(entries)
+        if rotate_to is not None:
+            ChainHead.objects.filter(pk=1).update(key_id=rotate_to)
+    return entries
+
+
+@dataclass(slots=True)
+class _Waiting:
+    fields: Mapping[str, object]
+    done: threading.Event = field(default_factory=threading.Event)
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+    leads: bool = False  # woken to write the next batch, not because its entry is written
+
+
+_queue_lock = threading.Lock()
+_queue: list[_Waiting] = []
+_writing = False
+
+
+def _group_commit(fields: Mapping[str, object]) -> AuditEntry:
+    """Group commit: the first appender writes; appenders that arrive while it writes wait, and
+    the first of them then writes all of theirs in one transaction. Each returns only once its own
+    entry is committed (or raises the batch's error), so nothing is shown before it is audited."""
+    global _writing
+    me = _Waiting(fields)
+    with _queue_lock:
+        _queue.append(me)
+        if _writing:
+            leads = False
+        else:
+            _writing, leads = True, True
+    if not leads:
+        me.done.wait()
+        if not me.leads:
+            if me.error is not None:
+                raise me.error
+            return me.entry
+    with _queue_lock:
+        batch = list(_queue)
+        _queue.clear()
+    try:
+        entries = _append_all([waiting.fields for waiting in batch])
+    except BaseException as error:
+        for waiting in batch:
+            waiting.error = error
+    else:
+        for waiting, entry in zip(batch, entries, strict=True):
+            waiting.entry = entry
+    finally:
+        with _queue_lock:
+            if _queue:
+                _queue[0].leads = True
+                _queue[0].done.set()
+            else:
+                _writing = False
+        for waiting in batch:
+            if waiting is not me:
+                waiting.done.set()
+    if me.error is not None:
+        raise me.error
+    return me.entry
+
+
+def _insert_at_head(entries: list[AuditEntry]) -> None:
+    """Insert the entries, in chain order, and point the (locked) head at the last."""
+    if connection.vendor != "postgresql":
+        # SQLite runs in-process: a statement per row costs no round trip.
+        for entry in entries:
+            entry.save(force_insert=True)
+        last = entries[-1]
+        ChainHead.objects.filter(pk=1).update(last_entry_id=last.pk, last_mac=last.mac)
+        return
+    # PostgreSQL: one statement (one round trip) inserts the entries and moves the head. Ids come
+    # from the sequence in VALUES order, so id order (the order `verify()` walks) is chain order.
+    # Columns come from the model, so a field added to AuditEntry is written here too.
+    columns = [column for column in AuditEntry._meta.concrete_fields if not column.primary_key]
+    values = [
+        column.get_db_prep_save(column.pre_save(entry, True), connection)
+        for entry in entries
+        for column in columns
+    ]
+    quote = connection.ops.quote_name
+    table, heads = quote(AuditEntry._meta.db_table), quote(ChainHead._meta.db_table)
+    names = ", ".join(quote(column.column) for column in columns)
+    rows = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(entries))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH new AS (INSERT INTO {table} ({names}) VALUES {rows} RETURNING id), "  # noqa: S608 (names from the model)
+            f"moved AS (UPDATE {heads} SET last_entry_id = (SELECT max(id) FROM new), "
+            "last_mac = %s WHERE id = 1) SELECT id FROM new ORDER BY id",
+            [*values, entries[-1].mac],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for entry, entry_id in zip(entries, ids, strict=True):
+        entry.pk = entry_id
+        entry._state.adding = False
+        entry._state.db = connection.alias
+
+
+def append_many(entries: list[dict[str, object]]) -> list[AuditEntry]:
+    """Insert several entries at the end of the chain, in order, under one lock of the head and
+    in one transaction (all or none): a triage table's fifty lookups cost one round of
+    statements, not fifty."""
+    if not entries:
+        return []
+    with transaction.atomic(savepoint=False):
+        return _append_all(entries)
 
 
 # --- What purge and rotation entries say --------------------------------------------------------

@@ -93,9 +93,10 @@ def record(
     detail: str = "",
     rotate_to: str | None = None,
 ) -> AuditEntry:
-    """Append one entry to the audit chain, in a savepoint of the caller's transaction. Raises
-    `DatabaseError` when it cannot be written: callers that show something decide to fail closed.
-    `rotate_to` is for `rotate_chain_key` only."""
+    """Append one entry to the audit chain: in the caller's transaction if there is one, else
+    committed before this returns (`chain.append`). Raises `DatabaseError` when it cannot be
+    written: callers that show something decide to fail closed. `rotate_to` is for
+    `rotate_chain_key` only."""
     return chain.append(
         rotate_to=rotate_to,
         **_entry_fields(

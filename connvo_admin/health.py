@@ -70,16 +70,38 @@ def _database() -> str:
     return OK
 
 
+# How many migrations were recorded when this process last found none pending: while that count
+# is unchanged, there are still none (loading the migration plan costs milliseconds of CPU on
+# every probe, and probes must stay cheap when the console is busy).
+_complete_at: int | None = None
+
+
+def _applied_count() -> int | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM django_migrations")
+            return cursor.fetchone()[0]
+    except DatabaseError:
+        return None  # no table yet: the full check below says what is pending
+
+
 def _migrations() -> str:
     """A host started before `migrate` ran (or with an older release's code against a newer
     schema's plan) must not take traffic: its queries would fail."""
+    global _complete_at
+    applied = _applied_count()
+    if applied is not None and applied == _complete_at:
+        return OK
     try:
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as exc:
         logger.warning("readiness: migrations could not be read (%s)", type(exc).__name__)
         return "unreadable"
-    return f"{len(pending)} pending: run manage.py migrate" if pending else OK
+    if pending:
+        return f"{len(pending)} pending: run manage.py migrate"
+    _complete_at = applied
+    return OK
 
 
 def _cache() -> str:

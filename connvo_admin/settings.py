@@ -76,6 +76,9 @@ MIDDLEWARE = [
     # Before anything that checks the Host header or redirects to HTTPS: load balancers probe
     # each host by its address, over plain HTTP.
     "connvo_admin.health.HealthCheckMiddleware",
+    # Before the session is read: a live refresh that waited too long for a thread is answered
+    # at once with 503 + Retry-After (connvo_admin/capacity.py).
+    "connvo_admin.capacity.LoadSheddingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -127,9 +130,10 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     CACHES["default"].setdefault("OPTIONS", {}).update(
         {"socket_connect_timeout": 2, "socket_timeout": 2}
     )
-# Sessions live in the database, which every host already shares; a Redis outage then signs
-# nobody out.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions are read from the shared cache and written through to the database, which every
+# host already shares: no database query per request for the session, and a Redis outage signs
+# nobody out (accounts/session_store.py).
+SESSION_ENGINE = "accounts.session_store"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -146,7 +150,8 @@ AUTHENTICATION_BACKENDS = [
     # First, so that it refuses every sign-in (password or identity provider) from a locked-out
     # account or address before anything checks a credential.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, reading a person's permissions in one query (accounts/backends.py).
+    "accounts.backends.ModelBackend",
     # Does nothing unless OIDC_RP_CLIENT_ID is set.
     "accounts.oidc.CompanyOIDCBackend",
 ]
@@ -310,6 +315,9 @@ if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
     raise ImproperlyConfigured(
         "CONNVO_POLL_INTERVAL must be at least 1 and at most CONNVO_POLL_MAX_INTERVAL (seconds)."
     )
+# A live refresh that waited longer than this for a free thread (seconds) is answered at once
+# with 503 + Retry-After, which the page honours, instead of late (connvo_admin/capacity.py).
+LIVE_REFRESH_QUEUE_BUDGET = _positive_float("LIVE_REFRESH_QUEUE_BUDGET", default=0.5)
 # Lookups one staff member may make per minute, all pages, refreshes and commands together
 # (meetings/ratelimit.py), so a stuck script cannot hammer Connvo with someone's token. An open
 # meeting page refreshes 60 / CONNVO_POLL_INTERVAL times a minute.

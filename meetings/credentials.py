@@ -64,14 +64,19 @@ def seal(plaintext: str) -> bytes:
     return cipher().encrypt(plaintext.encode())
 
 
+@lru_cache(maxsize=1024)
+def _decrypt(keys: tuple[str, ...], ciphertext: bytes) -> str:
+    # Every refresh of an open meeting page reads the same ciphertext: decrypt it once per process
+    # (for these keys; a failure is not remembered). The plaintext stays in this process's memory
+    # only, like the token it sends to Connvo; the database keeps only ciphertext.
+    return _cipher(keys).decrypt(ciphertext).decode()
+
+
 def reveal(stored: StaffToken, *, refresh: bool = False) -> str:
     """The plaintext of a stored access token (or, with `refresh`, refresh token)."""
+    ciphertext = bytes(stored.refresh_ciphertext if refresh else stored.ciphertext)
     try:
-        return (
-            cipher()
-            .decrypt(bytes(stored.refresh_ciphertext if refresh else stored.ciphertext))
-            .decode()
-        )
+        return _decrypt(tuple(settings.TOKEN_ENCRYPTION_KEYS), ciphertext)
     except InvalidToken:
         # The key that encrypted it was removed from TOKEN_ENCRYPTION_KEYS.
         raise NoToken(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from connvo_admin.capacity import poll_interval
 from connvo_admin.outcomes import LiveStatus, LookupFailed
 
 from .connvo import Meeting
@@ -17,7 +18,7 @@ from .connvo import Meeting
 @dataclass(frozen=True, slots=True)
 class PollPlan:
     status: LiveStatus
-    interval: int  # seconds until the next refresh
+    interval: int  # seconds until the next refresh (stretched while the console is busy)
     failures: int  # consecutive failed refreshes so far
     fingerprint: str = ""  # what the page now shows, so an unchanged refresh can be skipped
 
@@ -35,7 +36,7 @@ def plan_after_success(meeting: Meeting) -> PollPlan:
     status = LiveStatus.LIVE if meeting.is_live else LiveStatus.ENDED
     return PollPlan(
         status=status,
-        interval=settings.CONNVO_POLL_INTERVAL,
+        interval=poll_interval(),
         failures=0,
         fingerprint=fingerprint(meeting),
     )
@@ -50,5 +51,5 @@ def plan_after_failure(failure: LookupFailed, *, failures: int, seen: str) -> Po
     failures += 1
     # Double the wait after each consecutive failure, up to the cap: a struggling Connvo gets
     # fewer calls from every open page, and the page recovers by itself.
-    interval = min(settings.CONNVO_POLL_INTERVAL * 2**failures, settings.CONNVO_POLL_MAX_INTERVAL)
+    interval = min(poll_interval() * 2**failures, settings.CONNVO_POLL_MAX_INTERVAL)
     return PollPlan(LiveStatus.FAILING, interval, failures, seen)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
 from audit.models import Action, Via
 from audit.services import Origin, record
@@ -61,20 +61,21 @@ def audited_lookup(
 
     failed = isinstance(outcome, LookupFailed)
     try:
-        # A savepoint, so a failed write leaves the request's connection usable.
-        with transaction.atomic():
-            record(
-                origin=origin,
-                action=Action.LOOKUP,
-                via=via,
-                deployment=deployment_name[:64],
-                meeting_id=meeting_id,
-                outcome=outcome.kind if failed else Outcome.FOUND,
-                http_status=outcome.http_status,
-                latency_ms=outcome.latency_ms,
-                connvo_request_id=outcome.request_id if failed else None,
-                detail=outcome.detail if failed else "",
-            )
+        # Not inside a transaction of ours: the entry is committed before record() returns,
+        # together with other lookups' entries written at the same moment (audit/chain.py), and
+        # a failed write leaves the request's connection usable.
+        record(
+            origin=origin,
+            action=Action.LOOKUP,
+            via=via,
+            deployment=deployment_name[:64],
+            meeting_id=meeting_id,
+            outcome=outcome.kind if failed else Outcome.FOUND,
+            http_status=outcome.http_status,
+            latency_ms=outcome.latency_ms,
+            connvo_request_id=outcome.request_id if failed else None,
+            detail=outcome.detail if failed else "",
+        )
     except DatabaseError:
         # Fail closed: an unrecorded lookup must not show anything.
         logger.exception("audit entry for a lookup by %s could not be written", origin.username)

@@ -9,10 +9,14 @@ times a minute (6 by default), far below the default limit of 60."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 
+import redis
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from connvo_admin.outcomes import LookupFailed, Outcome
 
@@ -32,16 +36,58 @@ def _key(user: AbstractBaseUser) -> str:
     return f"lookups-per-minute:{user.pk}"
 
 
+_client_lock = threading.Lock()
+_client: tuple[tuple[int, str], redis.Redis] | None = None
+
+
+def _redis() -> redis.Redis | None:
+    """One client (and connection pool) per process for the counter, made again after a fork
+    (or when the cache's location changes); None when the cache is not Redis (the embedded
+    default counts in the cache's own way)."""
+    global _client
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    config = settings.CACHES["default"]
+    location = config["LOCATION"]
+    location = location if isinstance(location, str) else location[0]
+    owner = (os.getpid(), location)
+    if _client is None or _client[0] != owner:
+        with _client_lock:
+            if _client is None or _client[0] != owner:
+                options = config.get("OPTIONS", {})
+                client = redis.Redis.from_url(
+                    location,
+                    socket_connect_timeout=options.get("socket_connect_timeout"),
+                    socket_timeout=options.get("socket_timeout"),
+                )
+                _client = (owner, client)
+    return _client[1]
+
+
+def _count(key: str) -> int:
+    client = _redis()
+    if client is None:
+        try:
+            return 1 if cache.add(key, 1, timeout=WINDOW_SECONDS) else cache.incr(key)
+        except ValueError:
+            # The window closed between add() and incr(): this lookup opens the next one.
+            cache.set(key, 1, timeout=WINDOW_SECONDS)
+            return 1
+    # One round trip: open the window if there is none, then count. MULTI/EXEC, so the window
+    # cannot close between the two (which would leave a counter that never expires). The key is
+    # the cache's own (prefix and version), so the cache API still reads the same counter.
+    pipeline = client.pipeline(transaction=True)
+    pipeline.set(cache.make_and_validate_key(key), 0, ex=WINDOW_SECONDS, nx=True)
+    pipeline.incr(cache.make_and_validate_key(key))
+    return pipeline.execute()[1]
+
+
 def count_lookup(*, user: AbstractBaseUser) -> None:
     """Count one lookup by `user`; raise `LookupLimitReached` when it is over the limit."""
     limit = settings.CONNVO_LOOKUPS_PER_MINUTE
-    key = _key(user)
     try:
-        count = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS) else cache.incr(key)
-    except ValueError:
-        # The window closed between add() and incr(): this lookup opens the next one.
-        cache.set(key, 1, timeout=WINDOW_SECONDS)
-        count = 1
+        count = _count(_key(user))
     except Exception:
         # Without its cache the console cannot count; it keeps serving rather than refuse every
         # lookup (the cache's outage also shows on /readyz).

@@ -152,6 +152,12 @@ def _refresh_state(request: HttpRequest) -> tuple[int, str]:
     return failures, seen if re.fullmatch(r"[0-9a-f]{0,64}", seen) else ""
 
 
+def _polling_every(request: HttpRequest) -> int | None:
+    """The interval the page polls at now (None from a page served before it said so)."""
+    interval = request.GET.get("interval", "")
+    return int(interval) if interval.isdigit() and len(interval) < 6 else None
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 @agent_view
@@ -190,8 +196,10 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
     context |= {"meeting": meeting, "live": plan}
     if refreshing:
         failures, seen = _refresh_state(request)
-        if plan.polling and failures == 0 and seen == plan.fingerprint:
-            # Nothing changed: htmx ignores a 204, so the page stays as it is at no cost.
+        unchanged = seen == plan.fingerprint and _polling_every(request) == plan.interval
+        if plan.polling and failures == 0 and unchanged:
+            # Nothing changed (not even the interval the console wants): htmx ignores a 204, so
+            # the page stays as it is at no cost.
             return HttpResponse(status=204)
         return _live_fragment(request, context, plan)
 

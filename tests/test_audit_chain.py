@@ -502,3 +502,59 @@ def test_concurrent_writers_keep_one_linear_chain():
     stamps = list(AuditEntry.objects.order_by("id").values_list("at", flat=True))
     assert stamps == sorted(stamps)
     assert len({u for u in AuditEntry.objects.values_list("actor_username", flat=True)}) == 6
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_each_return_their_own_committed_entry():
+    """Appends outside a transaction are committed together when they arrive together: each
+    caller still gets back its own entry, already committed (visible to another connection)."""
+    writers, entries_each = 8, 10
+    start = threading.Barrier(writers)
+    returned: list[tuple[str, int, str]] = []
+    failures: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(entries_each):
+                entry = record(
+                    origin=Origin(user=None, username=f"w{n}"),
+                    action=Action.LOOKUP,
+                    meeting_id=f"m{n}-{i}",
+                )
+                returned.append((entry.meeting_id, entry.pk, entry.mac))
+        except BaseException as error:  # reported by the assertion below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    stored = {
+        (meeting_id, pk, mac)
+        for pk, meeting_id, mac in AuditEntry.objects.values_list("pk", "meeting_id", "mac")
+    }
+    assert set(returned) == stored
+    assert len(stored) == writers * entries_each
+    assert chain.verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_group_append_raises_for_its_caller_and_the_chain_goes_on(monkeypatch):
+    def refuse(entries):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(chain, "_insert_at_head", refuse)
+    with pytest.raises(DatabaseError, match="disk full"):
+        record(origin=Origin(user=None, username="x"), action=Action.LOOKUP)
+    monkeypatch.undo()
+
+    entry = record(origin=Origin(user=None, username="y"), action=Action.LOOKUP)
+    assert AuditEntry.objects.get().pk == entry.pk
+    assert chain.verify().ok

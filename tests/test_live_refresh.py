@@ -3,9 +3,11 @@ server decides whether and when the page polls again."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from django.conf import settings as django_settings
 from django.urls import reverse
 
 from audit.models import AuditEntry, Via
@@ -23,16 +25,22 @@ def poll_state(html: str) -> dict:
     """What the rendered poller tells htmx to do next."""
     poller = re.search(r'<div id="live-poller"[^>]*>', html).group(0)
     trigger = re.search(r'hx-trigger="every (\d+)s', poller)
-    vals = re.search(r"hx-vals='\{\"seen\": \"(\w*)\", \"failures\": (\d+)\}'", poller)
+    vals = re.search(r"hx-vals='(\{[^']*\})'", poller)
+    vals = json.loads(vals.group(1)) if vals else {}
+    if vals:
+        # The page sends back the interval it polls at, which is the one in its trigger.
+        assert vals["interval"] == int(trigger.group(1))
     return {
         "interval": int(trigger.group(1)) if trigger else None,
-        "seen": vals.group(1) if vals else None,
-        "failures": int(vals.group(2)) if vals else None,
+        "seen": vals.get("seen"),
+        "failures": vals.get("failures"),
         "status": re.search(r'data-status="(\w+)"', poller).group(1),
     }
 
 
 def refresh(client, url, **params):
+    """A refresh as the page sends it: by default, from a page polling at the normal interval."""
+    params.setdefault("interval", django_settings.CONNVO_POLL_INTERVAL)
     return client.get(url, params, **HTMX)
 
 

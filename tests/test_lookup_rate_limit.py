@@ -7,9 +7,11 @@ from __future__ import annotations
 import html
 import io
 import json
+import secrets
 from datetime import UTC, datetime
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 
@@ -17,6 +19,7 @@ from audit.models import Action, AuditEntry
 from connvo_admin import settings as defaults
 from meetings import pasted_tokens, ratelimit
 from tests.conftest import _user
+from tests.production import TEST_REDIS
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +150,36 @@ def test_an_open_meeting_page_stays_far_below_the_default_limit():
     refreshes_per_minute = 60 / defaults.CONNVO_POLL_INTERVAL
     open_pages_within_the_limit = defaults.CONNVO_LOOKUPS_PER_MINUTE / refreshes_per_minute
     assert open_pages_within_the_limit >= 5
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The production cache: Redis (DB 5, as tests/production.py), under a prefix of this test's."""
+    prefix = f"test-{secrets.token_hex(6)}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": TEST_REDIS,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    yield
+    client = ratelimit._redis()
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def test_with_redis_the_limit_is_counted_in_one_window_that_expires(agent, redis_cache):
+    for _ in range(LIMIT):
+        ratelimit.count_lookup(user=agent)
+    with pytest.raises(ratelimit.LookupLimitReached):
+        ratelimit.count_lookup(user=agent)
+
+    key = cache.make_and_validate_key(ratelimit._key(agent))
+    assert 0 < ratelimit._redis().ttl(key) <= ratelimit.WINDOW_SECONDS
+    # The cache API reads the same counter (its prefix and version).
+    assert cache.get(ratelimit._key(agent)) == LIMIT + 1
+    cache.delete(ratelimit._key(agent))
+    ratelimit.count_lookup(user=agent)

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import OperationalError
 from django.test import Client
 
+from accounts.session_store import SessionStore
 from connvo_admin.logs import JsonFormatter, redact
 from tests.conftest import PASSWORD
 

@@ -105,6 +105,9 @@
   // The server renders #live-poller with its own hx-trigger, so it decides how often to poll and
   // when to stop. Here we only hold requests back while the agent paused or the tab is hidden.
   var paused = false;
+  // When the console is too busy it answers a refresh with 503 and Retry-After: no refresh is
+  // sent before then, whatever the poll timer says.
+  var holdUntil = 0;
 
   function poller() { return document.getElementById("live-poller"); }
 
@@ -165,7 +168,9 @@
 
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (event.detail.elt.id !== "live-poller") { return; }
-    if (!forced && (paused || document.hidden)) { event.preventDefault(); }
+    // A person's own "Refresh now" goes through; the poll timer waits out a busy console's
+    // Retry-After as well as a pause or a hidden tab.
+    if (!forced && (paused || document.hidden || Date.now() < holdUntil)) { event.preventDefault(); }
     forced = false;
   });
 
@@ -217,6 +222,26 @@
 
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && !paused) { refreshNow(); }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.elt.id !== "live-poller") { return; }
+    var text = event.detail.elt.querySelector(".js-live-text");
+    if (event.detail.xhr.status !== 503) {
+      // Served again: put back what the page said before the console was busy.
+      if (text && text.dataset.busyText) {
+        text.innerHTML = text.dataset.busyText;
+        delete text.dataset.busyText;
+      }
+      return;
+    }
+    var wait = parseInt(event.detail.xhr.getResponseHeader("Retry-After"), 10);
+    if (!(wait > 0)) { return; }
+    holdUntil = Date.now() + wait * 1000;
+    if (text && !paused) {
+      if (!text.dataset.busyText) { text.dataset.busyText = text.innerHTML; }
+      text.textContent = "The console is busy: the next check is in " + wait + " s.";
+    }
   });
 
   // A 204 means "nothing changed": the values are confirmed as of now.

@@ -69,6 +69,8 @@ def page(browser: Browser) -> Iterator[Page]:
             problems.append(message.text)
 
     def on_response(response) -> None:
+        if response.status == 503 and response.headers.get("retry-after"):
+            return  # the console asking a live page to wait, which the page does
         if response.status >= 400 and response.request.resource_type != "document":
             problems.append(f"{response.status} for {response.url}")
 

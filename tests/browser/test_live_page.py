@@ -153,3 +153,42 @@ def test_without_javascript_the_page_offers_a_reload(
     expect(page.get_by_role("button", name="Pause live updates")).to_be_hidden()
     screenshot("15-live-without-javascript", page)
     context.close()
+
+
+def test_a_busy_console_makes_the_page_wait_as_told(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, settings, screenshot
+):
+    """The console answers a refresh 503 + Retry-After when it is too busy (capacity.py;
+    stood in for here by the browser's own network layer): the page sends nothing more until
+    then, whatever its poll timer says, then resumes. The page's clock is Playwright's, so the
+    test waits for no real time."""
+    settings.CONNVO_POLL_INTERVAL = 1
+    sign_in("agent")
+    page.clock.install()
+    refreshes: list[str] = []
+
+    def answer(route) -> None:
+        refreshes.append(route.request.url)
+        if len(refreshes) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "30"}, body="busy")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/meetings/dev/[^/]+/\?.*"), answer)
+    page.goto(f"{live_server.url}/meetings/dev/{fake_connvo.meeting_id('standup')}/")
+    expect(page.locator("#live-poller")).to_have_attribute("data-status", "live")
+
+    page.clock.run_for(1500)
+    expect(page.locator("#live-poller")).to_contain_text("The console is busy")
+    assert len(refreshes) == 1
+    screenshot("12-live-console-busy")
+
+    for _ in range(25):  # 25 more seconds of poll timer, inside the 30 s the console asked for
+        page.clock.run_for(1000)
+    page.wait_for_timeout(500)  # any refresh sent would have reached the route by now
+    assert len(refreshes) == 1
+
+    for _ in range(6):
+        page.clock.run_for(1000)
+    expect(page.locator("#live-poller .js-live-text")).to_contain_text("Live: updated")
+    assert len(refreshes) >= 2

@@ -1,0 +1,100 @@
+"""Profile the live refresh in-process with pyinstrument: where one unchanged refresh spends its
+time, from the middleware to the audit commit.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<yours> CACHE_URL=redis://127.0.0.1:6379/5 \\
+        .venv/bin/python bench/profile_refresh.py --requests 500
+
+Migrates the database it is pointed at and adds a user `profile-agent` (an existing one is reused);
+Redis keys go under a prefix of its own and are deleted at the end. Prints pyinstrument's report
+and the mean time per refresh; nothing here asserts a time."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PREFIX = f"profile-{secrets.token_hex(6)}"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("CONN_MAX_AGE", "60")
+os.environ["CACHE_KEY_PREFIX"] = PREFIX
+os.environ["CONNVO_LOOKUPS_PER_MINUTE"] = "1000000"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--html", help="also write pyinstrument's HTML report here")
+    args = parser.parse_args()
+
+    from fakeconnvo.server import FakeConnvo
+
+    fake = FakeConnvo().start()
+    os.environ["CONNVO_DEPLOYMENTS"] = f"fast={fake.url}"
+    os.environ["CONNVO_DEFAULT_DEPLOYMENT"] = "fast"
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.test import Client
+    from pyinstrument import Profiler
+
+    from meetings import pasted_tokens
+
+    call_command("migrate", verbosity=0)
+    user, created = get_user_model().objects.get_or_create(username="profile-agent")
+    if created:
+        user.set_password("profile-agent-password")
+        user.save()
+        user.groups.add(Group.objects.get(name="Support"))
+    pasted_tokens.store_token(user=user, deployment_name="fast", raw_token=fake.token_for("agent"))
+    client = Client()
+    client.force_login(user)
+    page = f"/meetings/fast/{fake.meeting_id('standup')}/"
+    first = client.get(page, {"seen": "", "failures": 0}, headers={"HX-Request": "true"})
+    seen = first.content.split(b'"seen": "')[1].split(b'"')[0].decode()
+    query = {"seen": seen, "failures": 0, "interval": 10}
+    for _ in range(50):
+        client.get(page, query, headers={"HX-Request": "true"})
+
+    profiler = Profiler(interval=0.0002)
+    started = time.perf_counter()
+    with profiler:
+        for _ in range(args.requests):
+            response = client.get(page, query, headers={"HX-Request": "true"})
+            assert response.status_code == 204, response.status_code
+    elapsed = time.perf_counter() - started
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    print(f"{elapsed / args.requests * 1000:.2f} ms per unchanged refresh (profiled)")
+    if args.html:
+        Path(args.html).write_text(profiler.output_html())
+    fake.stop()
+
+    from django.core.cache import cache
+
+    cache.clear() if "locmem" in type(cache).__module__ else _delete_prefix()
+
+
+def _delete_prefix() -> None:
+    import redis
+    from django.conf import settings
+
+    location = settings.CACHES["default"]["LOCATION"]
+    client = redis.Redis.from_url(location if isinstance(location, str) else location[0])
+    keys = list(client.scan_iter(match=f"{PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+if __name__ == "__main__":
+    main()

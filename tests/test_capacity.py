@@ -1,0 +1,193 @@
+"""Overload (connvo_admin/capacity.py): the console stretches the poll interval it hands out as it
+gets busier, and answers a live refresh that waited too long for a thread at once with 503 +
+Retry-After, before reading its session; pages people open themselves are always served."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEntry, Via
+from connvo_admin.capacity import gauge, poll_interval, refresh_slots
+from connvo_admin.workers import ConsoleWorker
+
+pytestmark = pytest.mark.django_db
+
+LIVE_REFRESH = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TRIGGER": "live-poller"}
+
+
+@pytest.fixture(autouse=True)
+def idle_gauge():
+    """The test client has no gunicorn worker: the gauge starts idle, and is left idle."""
+    gauge.threads, gauge.waiting, gauge.busy = 4, 0, 0
+    gauge._local.ready_at = None
+    yield gauge
+    gauge.threads, gauge.waiting, gauge.busy = 1, 0, 0
+    gauge._local.ready_at = None
+
+
+def busy(*, requests: int) -> None:
+    """As if `requests` more requests were in this process (served or waiting)."""
+    gauge.waiting += requests
+
+
+def waited(seconds: float) -> None:
+    """As if the test's own request had waited `seconds` for a thread."""
+    gauge._local.ready_at = time.monotonic() - seconds
+
+
+def detail_url(fake, label: str) -> str:
+    return reverse("meetings:detail", args=["dev", fake.meeting_id(label)])
+
+
+def interval_of(html: str) -> int:
+    return int(re.search(r'hx-trigger="every (\d+)s', html).group(1))
+
+
+def test_the_interval_handed_out_grows_with_load(settings):
+    settings.CONNVO_POLL_INTERVAL = 10
+    settings.CONNVO_POLL_MAX_INTERVAL = 300
+    intervals = []
+    for requests in (0, 1, 2, 4, 8, 16, 100):
+        gauge.waiting = requests
+        intervals.append(poll_interval())
+
+    assert intervals[:3] == [10, 10, 10]  # up to half the threads busy: the normal pace
+    assert intervals == sorted(intervals)
+    assert intervals[3] > 10
+    assert intervals[-1] == 60  # never more than six times the normal interval
+
+
+def test_the_stretched_interval_stays_within_the_maximum(settings):
+    settings.CONNVO_POLL_INTERVAL = 10
+    settings.CONNVO_POLL_MAX_INTERVAL = 25
+    busy(requests=100)
+
+    assert poll_interval() == 25
+
+
+def test_a_busy_console_tells_open_pages_to_poll_less_often(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.CONNVO_POLL_INTERVAL = 10
+    url = detail_url(fake_connvo, "standup")
+    page = agent_client.get(url).content.decode()
+    seen = re.search(r'"seen": "(\w+)"', page).group(1)
+    assert interval_of(page) == 10
+
+    busy(requests=8)
+    response = agent_client.get(url, {"seen": seen, "failures": 0, "interval": 10}, **LIVE_REFRESH)
+
+    # Nothing changed in the meeting, but the pace did: the page gets its new trigger.
+    assert response.status_code == 200
+    assert interval_of(response.content.decode()) > 10
+    # A page already polling at that pace gets its 204 again.
+    again = agent_client.get(
+        url,
+        {"seen": seen, "failures": 0, "interval": interval_of(response.content.decode())},
+        **LIVE_REFRESH,
+    )
+    assert again.status_code == 204
+
+
+def test_a_refresh_past_its_queue_budget_gets_503_with_retry_after(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.LIVE_REFRESH_QUEUE_BUDGET = 0.5
+    settings.CONNVO_POLL_INTERVAL = 10
+    url = detail_url(fake_connvo, "standup")
+    calls = fake_connvo.call_count
+    busy(requests=8)
+    waited(2.0)
+
+    response = agent_client.get(url, {"seen": "", "failures": 0, "interval": 10}, **LIVE_REFRESH)
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 10
+    assert response["Cache-Control"] == "no-store"
+    # Refused before anything was asked of Connvo, so nothing to audit.
+    assert fake_connvo.call_count == calls
+    assert not AuditEntry.objects.filter(via=Via.REFRESH).exists()
+
+
+def test_a_refresh_within_its_queue_budget_is_served(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.LIVE_REFRESH_QUEUE_BUDGET = 0.5
+    waited(0.1)
+
+    response = agent_client.get(
+        detail_url(fake_connvo, "standup"), {"seen": "", "failures": 0}, **LIVE_REFRESH
+    )
+
+    assert response.status_code == 200
+
+
+def test_pages_people_open_are_served_however_long_they_waited(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.LIVE_REFRESH_QUEUE_BUDGET = 0.5
+    waited(5.0)
+
+    assert agent_client.get(detail_url(fake_connvo, "standup")).status_code == 200
+    assert agent_client.get(reverse("meetings:lookup")).status_code == 200
+    assert agent_client.get("/healthz").status_code == 200
+
+
+class FakeConnection:
+    pass
+
+
+def test_the_worker_counts_requests_waiting_and_being_served(monkeypatch):
+    """gunicorn's threaded worker, with its thread pool and request handling stubbed out."""
+    seen_inside = {}
+
+    def serve(self, conn):
+        seen_inside.update(waiting=gauge.waiting, busy=gauge.busy, waited=gauge.waited())
+        return False
+
+    monkeypatch.setattr(ConsoleWorker.__mro__[1], "enqueue_req", lambda self, conn: None)
+    monkeypatch.setattr(ConsoleWorker.__mro__[1], "handle", serve)
+    worker = ConsoleWorker.__new__(ConsoleWorker)
+    first, second = FakeConnection(), FakeConnection()
+
+    worker.enqueue_req(first)
+    worker.enqueue_req(second)
+    assert (gauge.waiting, gauge.busy) == (2, 0)
+
+    worker.handle(first)
+    assert seen_inside["waiting"] == 1
+    assert seen_inside["busy"] == 1
+    assert seen_inside["waited"] >= 0
+    assert (gauge.waiting, gauge.busy) == (1, 0)
+    assert gauge.waited() == 0  # outside a request, nothing is being waited for
+
+
+def test_a_refresh_that_finds_no_free_refresh_slot_within_its_budget_gets_503(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.LIVE_REFRESH_QUEUE_BUDGET = 0.05
+    slots = refresh_slots()
+    taken = 0
+    while slots.acquire(blocking=False):  # every slot busy with other refreshes
+        taken += 1
+    try:
+        response = agent_client.get(
+            detail_url(fake_connvo, "standup"), {"seen": "", "failures": 0}, **LIVE_REFRESH
+        )
+        page = agent_client.get(detail_url(fake_connvo, "standup"))
+    finally:
+        for _ in range(taken):
+            slots.release()
+
+    assert taken >= 4
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit()
+    assert page.status_code == 200  # the page itself is not a refresh: always served
+    again = agent_client.get(
+        detail_url(fake_connvo, "standup"), {"seen": "", "failures": 0}, **LIVE_REFRESH
+    )
+    assert again.status_code == 200

@@ -4,10 +4,11 @@ instead of the generic 500 page. (tests/test_deployment.py restarts a real Postg
 
 from __future__ import annotations
 
+from importlib import import_module
 from unittest import mock
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.test import Client
@@ -17,6 +18,9 @@ from audit.models import AuditEntry
 from tests.test_live_refresh import HTMX, poll_state
 
 pytestmark = pytest.mark.django_db
+
+# The session engine the console ships (sessions in the cache, written through to the database).
+SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
 UNAVAILABLE = "The console&#x27;s database is unavailable; nothing was changed."
 

@@ -12,6 +12,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from connvo_admin.secrets import (
+    DEMO_AUDIT_CHAIN_KEY,
+    DEMO_SECRET_KEY,
+    DEMO_TOKEN_ENCRYPTION_KEY,
+    find_secret_problems,
+    refusal,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -39,13 +47,10 @@ def _positive_float(name: str, default: float) -> float:
     return value
 
 
-# Demo values: fine for `make demo` and the tests, refused by `manage.py check --deploy` and by
-# gunicorn (see connvo_admin/checks.py) so they can never reach production unnoticed.
-DEMO_SECRET_KEY = "demo-insecure-secret-key-do-not-use-in-production"
-DEMO_TOKEN_ENCRYPTION_KEY = "ZGVtby1pbnNlY3VyZS1mZXJuZXQta2V5LTMyYnl0ZXM="
-
+# DEBUG off is production mode: secure cookies, HTTPS and HSTS by default, and no demo secret
+# (refused at the end of this module). `make demo` and the tests run with DEBUG on.
 DEBUG = _strict_bool("DEBUG", default=False)
-# Empty counts as unset: the demo key, which gunicorn and `check --deploy` refuse.
+# Empty counts as unset: the demo key, which production mode refuses.
 SECRET_KEY = env.str("SECRET_KEY", default="") or DEMO_SECRET_KEY
 # Previous signing keys, still accepted while SECRET_KEY is being rotated (docs/deploy.md).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
@@ -242,8 +247,10 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-# Off by default only because the embedded demo is plain http://127.0.0.1; turn on behind TLS.
-SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=False)
+# In production mode (DEBUG off) cookies are HTTPS-only, plain HTTP is redirected to HTTPS and HSTS
+# is sent, unless each is turned off by name for a plain-HTTP lab; the demo (DEBUG on) is plain
+# http://127.0.0.1.
+SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)
 # A sign-in lasts at most SESSION_COOKIE_AGE seconds however busy the agent is, and ends after
 # SESSION_IDLE_TIMEOUT seconds without a request of theirs (accounts/middleware.py; the meeting
@@ -254,8 +261,12 @@ if not 60 <= SESSION_IDLE_TIMEOUT <= SESSION_COOKIE_AGE:
     raise ImproperlyConfigured(
         "SESSION_IDLE_TIMEOUT must be at least 60 seconds and at most SESSION_COOKIE_AGE."
     )
-SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# An hour by default: long enough to protect, short enough to undo a mistake. Raise it (a year,
+# 31536000) once HTTPS works on every host name (docs/deploy.md).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured("SECURE_HSTS_SECONDS must be 0 (off) or more.")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 # An intranet host name can never be on the browsers' HSTS preload list, so `check --deploy`'s
 # advice to send the preload directive does not apply.
@@ -311,7 +322,9 @@ if CONNVO_LOOKUPS_PER_MINUTE < 1:
     raise ImproperlyConfigured("CONNVO_LOOKUPS_PER_MINUTE must be at least 1.")
 
 # Fernet keys, comma-separated, newest first: the first encrypts, all decrypt (key rotation).
-TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY])
+TOKEN_ENCRYPTION_KEYS = env.list(
+    "TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY] if DEBUG else []
+)
 
 
 def _workos_settings(deployment: str) -> dict[str, str] | None:
@@ -367,7 +380,6 @@ LOGGING = {
 # Keys the HMAC chain over the audit log (audit/chain.py). Whoever holds it can forge entries
 # that verify, so keep it out of the database's reach: set it only in the web and command
 # environments. Changing it makes every existing entry fail `manage.py audit_verify`.
-DEMO_AUDIT_CHAIN_KEY = "demo-insecure-audit-chain-key-do-not-use-in-production"
 AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=DEMO_AUDIT_CHAIN_KEY)
 if len(AUDIT_CHAIN_KEY) < 32:
     raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be at least 32 characters long.")
@@ -377,3 +389,18 @@ if not 10 <= AUDIT_PAGE_SIZE <= 500:
     raise ImproperlyConfigured("AUDIT_PAGE_SIZE must be between 10 and 500.")
 # The audit pages warn when the last `audit_verify` run is older than this many hours.
 AUDIT_VERIFY_WARN_AFTER_HOURS = env.int("AUDIT_VERIFY_WARN_AFTER_HOURS", default=26)
+
+# --- Production mode refuses the demo secrets ------------------------------------------------
+# Here, not only in gunicorn.conf.py: any WSGI server (gunicorn without our config, uWSGI,
+# mod_wsgi) loads these settings, and none may serve with a key published in this repository.
+if not DEBUG and (
+    _secret_problems := find_secret_problems(
+        secret_key=SECRET_KEY,
+        secret_key_fallbacks=SECRET_KEY_FALLBACKS,
+        token_encryption_keys=TOKEN_ENCRYPTION_KEYS,
+        audit_chain_key=AUDIT_CHAIN_KEY,
+    )
+):
+    raise ImproperlyConfigured(
+        refusal(_secret_problems) + " Only a developer's machine (DEBUG=true) uses demo secrets."
+    )

@@ -26,8 +26,12 @@ def sign_in(request: HttpRequest) -> HttpResponse:
 def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
     """What django-axes answers instead of the sign-in page while a lockout lasts."""
     cool_off = get_cool_off(request)
+    by_address = getattr(request, "lockout_scope", "account") == "address"
     context = {
-        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "by_address": by_address,
+        "failure_limit": settings.SIGN_IN_ADDRESS_FAILURE_LIMIT
+        if by_address
+        else settings.AXES_FAILURE_LIMIT,
         "minutes": max(1, round(cool_off.total_seconds() / 60)) if cool_off else None,
         "username": get_client_username(
             request, credentials if isinstance(credentials, dict) else None

@@ -155,16 +155,24 @@ AUTHENTICATION_BACKENDS = [
     # Does nothing unless OIDC_RP_CLIENT_ID is set.
     "accounts.oidc.CompanyOIDCBackend",
 ]
-# Failed sign-ins are counted per account and per client address, in the database (shared by
-# every host); SIGN_IN_FAILURE_LIMIT failures of either lock it for SIGN_IN_LOCKOUT_SECONDS.
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Failed sign-ins are counted in the database (shared by every host): SIGN_IN_FAILURE_LIMIT
+# failures for one account from one address pause that account there, SIGN_IN_ADDRESS_FAILURE_LIMIT
+# failures from one address (any accounts) pause the address, each for SIGN_IN_LOCKOUT_SECONDS.
+# Never the account alone: anyone could then lock staff out (accounts/lockouts.py).
+AXES_HANDLER = "accounts.lockouts.AccountAndAddressLockouts"
 AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=5)
+SIGN_IN_ADDRESS_FAILURE_LIMIT = env.int("SIGN_IN_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = timedelta(seconds=env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60))
 if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() < 1:
     raise ImproperlyConfigured(
         "SIGN_IN_FAILURE_LIMIT and SIGN_IN_LOCKOUT_SECONDS must be positive."
     )
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+if SIGN_IN_ADDRESS_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "SIGN_IN_ADDRESS_FAILURE_LIMIT must be at least SIGN_IN_FAILURE_LIMIT (one address may "
+        "hold several people's attempts)."
+    )
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The same client address as the audit log: X-Forwarded-For only from TRUSTED_PROXIES.
 AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"

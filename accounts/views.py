@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from axes.helpers import get_client_username, get_cool_off
 from django.conf import settings
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
+from .oidc import provider_sign_out_url
+
 HTTP_TOO_MANY_REQUESTS = 429
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """Sign out of the console, and of the identity provider too when that is how the person
+    signed in (otherwise the next "Sign in with …" would sign them straight back in)."""
+    at_provider = provider_sign_out_url(request)
+    response = LogoutView.as_view()(request)
+    return redirect(at_provider) if at_provider else response
 
 
 def sign_in(request: HttpRequest) -> HttpResponse:

@@ -186,6 +186,11 @@ OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", defau
 OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
 OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
 OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+# The `iss` every identity token must carry (the provider's issuer identifier).
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="")
+# The provider's end-session endpoint, when it has one: signing out of the console then signs out
+# there too.
+OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
 if OIDC_ENABLED:
     _missing = [
@@ -196,6 +201,7 @@ if OIDC_ENABLED:
             "OIDC_OP_TOKEN_ENDPOINT",
             "OIDC_OP_USER_ENDPOINT",
             "OIDC_OP_JWKS_ENDPOINT",
+            "OIDC_OP_ISSUER",
         )
         if not globals()[name]
     ]

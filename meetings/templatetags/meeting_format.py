@@ -3,10 +3,13 @@ presence and state (text + colour + icon, so no one depends on colour alone)."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -29,6 +32,46 @@ BADGES = {
     },
 }
 BADGE_LABELS = {"role": "Your role", "presence": "Your presence", "state": "State"}
+
+# Characters that change how text reads without being seen: direction overrides and isolates
+# (`Refund \u202eexe.tnemyap\u202c` reads "Refund payment.exe"), zero-width and other format
+# characters, control characters, and the blank-looking Hangul fillers. Line breaks and tabs are
+# layout, and the zero-width joiner holds emoji sequences together: those stay.
+_KEPT = {"\n", "\r", "\t", "\u200d"}
+_BLANK_LETTERS = {"\u115f", "\u1160", "\u3164", "\uffa0"}
+
+
+def _is_invisible(char: str) -> bool:
+    if char in _KEPT:
+        return False
+    return char in _BLANK_LETTERS or unicodedata.category(char) in {"Cc", "Cf", "Co", "Cn"}
+
+
+def _code(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+@register.filter
+def reveal_invisible(value: object) -> SafeString:
+    """Text from Connvo as HTML, each invisible or direction-control character shown as a marked
+    escape (`U+202E`, named in its title). Put it inside `<bdi>` or an element with
+    `dir="auto"`, so that its direction cannot affect the page around it."""
+    parts = []
+    for char in str(value):
+        if _is_invisible(char):
+            name = unicodedata.name(char, "invisible character").lower()
+            parts.append(
+                format_html('<span class="invisible-char" title="{}">{}</span>', name, _code(char))
+            )
+        else:
+            parts.append(escape(char))
+    return mark_safe("".join(parts))  # noqa: S308 (every part escaped above)
+
+
+@register.filter
+def reveal_invisible_text(value: object) -> str:
+    """The same for plain text (the tab title): `[U+202E]`."""
+    return "".join(f"[{_code(char)}]" if _is_invisible(char) else char for char in str(value))
 
 
 @register.filter

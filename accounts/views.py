@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from axes.helpers import get_client_username, get_cool_off
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,12 +25,26 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     return redirect(at_provider) if at_provider else response
 
 
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form; after a wrong password the cursor waits in the password field (the
+    username is still filled in), so the person can simply type again."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.is_bound:
+            self.fields["username"].widget.attrs.pop("autofocus", None)
+            self.fields["password"].widget.attrs["autofocus"] = True
+
+
 def sign_in(request: HttpRequest) -> HttpResponse:
     view = LoginView.as_view(
         template_name="accounts/login.html",
+        authentication_form=SignInForm,
         redirect_authenticated_user=True,
         extra_context={
-            "oidc_provider": settings.OIDC_PROVIDER_NAME if settings.OIDC_ENABLED else ""
+            "oidc_provider": settings.OIDC_PROVIDER_NAME if settings.OIDC_ENABLED else "",
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+            "pause_minutes": max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60)),
         },
     )
     return view(request)

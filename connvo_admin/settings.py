@@ -227,6 +227,8 @@ OIDC_SUPPORT_GROUPS = env.list("OIDC_SUPPORT_GROUPS", default=[])
 OIDC_AUDITOR_GROUPS = env.list("OIDC_AUDITOR_GROUPS", default=[])
 
 LANGUAGE_CODE = "en-gb"
+# 24-hour times to the second (Django's admin shows "11:24 a.m." otherwise).
+FORMAT_MODULE_PATH = ["connvo_admin.formats"]
 # The fallback timezone for showing times; each agent's browser timezone wins when it is known.
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True

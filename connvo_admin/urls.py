@@ -1,11 +1,23 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path
+
+admin.site.site_header = "Connvo Support Console administration"
+admin.site.site_title = "Connvo Support Console admin"
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico on pages that name no icon; the console's is an SVG."""
+    return HttpResponseRedirect(static("favicon.svg"))
+
 
 # /healthz and /readyz are answered by connvo_admin.health.HealthCheckMiddleware.
 urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("audit/", include("audit.urls")),
+    path("favicon.ico", favicon),
     path("", include("meetings.urls")),
 ]
 

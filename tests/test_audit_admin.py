@@ -49,3 +49,37 @@ def test_changelist_counts_at_most_a_capped_number_of_rows(admin_client, entries
     counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "audit" in q["sql"]]
     assert counts, "the changelist counts its rows"
     assert all("LIMIT 10001" in sql for sql in counts)
+
+
+def test_admin_is_branded_as_the_console_with_its_icon(admin_client):
+    page = admin_client.get("/admin/").content.decode()
+
+    assert "Connvo Support Console administration" in page
+    assert "Django administration" not in page
+    assert 'rel="icon" href="/static/favicon.svg"' in page
+
+
+def test_favicon_ico_leads_to_the_consoles_icon(client):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/static/favicon.svg"
+
+
+def test_changelist_shows_times_to_the_second_in_24_hour_format(admin_client, audit_entry):
+    from datetime import UTC, datetime
+
+    audit_entry(username="carol", at=datetime(2026, 11, 3, 14, 2, 11, tzinfo=UTC))
+
+    page = admin_client.get(URL).content.decode()
+
+    assert "3 Nov 2026, 14:02:11" in page
+    assert "p.m." not in page
+
+
+def test_changelist_names_how_a_lookup_was_made_in_one_column(admin_client, audit_entry):
+    audit_entry(username="dave", via="refresh", meeting_id="m" * 32)
+
+    page = admin_client.get(URL).content.decode()
+
+    assert '<td class="field-what">Lookup (live refresh)</td>' in page

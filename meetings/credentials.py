@@ -180,6 +180,17 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
             answer = workos_client(deployment).user_management.authenticate_with_refresh_token(
                 refresh_token=refresh_token
             )
+            if not _is_session_answer(answer):
+                raise _NotJSON
+        except _NotJSON:
+            # A 2xx that is not WorkOS's JSON (a proxy's or captive portal's page): the SDK
+            # gives back None. Nothing was renewed, and the session is as fine as before.
+            failure = WorkOSUnavailable(
+                f"The console could not reach WorkOS to renew your Connvo session for "
+                f"{deployment}. Try again in a minute; you stay connected.",
+                detail="WorkOS answered with something that is not JSON (a proxy page?)",
+            )
+            _audit_refresh(origin, deployment, ok=False, detail=failure.detail)
         except (workos.WorkOSError, OSError) as exc:
             if is_session_over(exc):
                 # The refresh token is spent, revoked or expired: the session is over for good.
@@ -211,6 +222,17 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
             return answer.access_token
     # Raised outside the atomic block, so what was recorded about the failure is kept.
     raise failure
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def _is_session_answer(answer: object) -> bool:
+    return all(
+        isinstance(getattr(answer, name, None), str) and getattr(answer, name)
+        for name in ("access_token", "refresh_token")
+    )
 
 
 def _audit_refresh(origin: Origin, deployment: str, *, ok: bool, detail: str) -> None:

@@ -65,7 +65,7 @@ def test_connect_flow_stores_the_session_and_shows_who(agent_client, agent, fake
     assert response.status_code == 302
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
     email = fake_connvo.users["agent"].email
-    assert f"as <strong>{email}</strong>" in page
+    assert f"as <strong><bdi>{email}</bdi></strong>" in page
     assert "Disconnect" in page
     stored = StaffToken.objects.get(user=agent, deployment="dev")
     assert stored.is_connected_session
@@ -218,6 +218,29 @@ def test_workos_down_gives_a_clear_error_and_keeps_the_session(agent_client, age
     assert "could not reach WorkOS" in page.content.decode()
     assert StaffToken.objects.get(user=agent).is_connected_session
     assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "auth_unavailable"
+
+
+@pytest.mark.django_db
+def test_a_workos_answer_that_is_not_json_is_like_workos_down(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    expire_soon(agent)
+    refresh_token = stored_refresh_token(agent)
+    fake_connvo.misbehave("workos_garbage", times=1)
+
+    page = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    assert page.status_code == 502
+    assert "could not reach WorkOS" in page.content.decode()
+    # The session is kept, refresh token unspent, and the next lookup renews it.
+    assert stored_refresh_token(agent) == refresh_token
+    failed = AuditEntry.objects.get(action=Action.TOKEN_REFRESH_FAILED)
+    assert "not JSON" in failed.detail
+    again = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+    assert again.status_code == 200
 
 
 @pytest.mark.django_db

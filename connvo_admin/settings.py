@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "meetings.middleware.BrowserTimezoneMiddleware",
+    # Near the end, so it sees a view's database failure first (connvo_admin/unavailable.py).
+    "connvo_admin.unavailable.DatabaseUnavailableMiddleware",
     # Last: turns a sign-in refused for a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -23,3 +23,5 @@ urlpatterns = [
 
 # Every refusal is written to the audit log before the 403 page is shown.
 handler403 = "audit.views.permission_denied"
+# A database failure outside a view (the session, read or saved) gets the database page too.
+handler500 = "connvo_admin.unavailable.server_error"

@@ -137,7 +137,7 @@ def lookup(request: HttpRequest) -> HttpResponse:
     return render(request, "meetings/lookup.html", context, status=status)
 
 
-def _refresh_state(request: HttpRequest) -> tuple[int, str]:
+def refresh_state(request: HttpRequest) -> tuple[int, str]:
     """What the page says it shows: consecutive failed refreshes, and a fingerprint."""
     try:
         failures = max(0, min(int(request.GET.get("failures", 0)), 30))
@@ -171,7 +171,7 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
     except (connvo.ConnvoError, AuditUnavailable) as exc:
         error = exc if isinstance(exc, connvo.ConnvoError) else None
         if refreshing:
-            failures, seen = _refresh_state(request)
+            failures, seen = refresh_state(request)
             plan = plan_after_failure(error, failures=failures, seen=seen)
             context |= {"live": plan, "refresh_error": exc}
             return _live_fragment(request, context, plan)
@@ -188,7 +188,7 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
     plan = plan_after_success(meeting)
     context |= {"meeting": meeting, "live": plan}
     if refreshing:
-        failures, seen = _refresh_state(request)
+        failures, seen = refresh_state(request)
         if plan.polling and failures == 0 and seen == plan.fingerprint:
             # Nothing changed: htmx ignores a 204, so the page stays as it is at no cost.
             return HttpResponse(status=204)

@@ -1,0 +1,90 @@
+"""The console's own database failing (read-only, full, or gone): every request that meets the
+failure gets one clear 503 page instead of the generic 500, and a meeting page's live refresh
+shows its failing state and backs off, as it does when Connvo fails.
+
+A `DatabaseError` from a view is caught by the middleware; one from another middleware (the
+session read before any view runs, the session write after it) reaches `server_error`, the
+console's handler500. Either way whatever the request was doing was rolled back with its
+transaction, so the page can say that nothing was changed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import Resolver404, resolve
+from django.utils import timezone
+from django.views import defaults
+
+logger = logging.getLogger(__name__)
+
+TITLE = "The console's database is unavailable"
+RETRY_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUnavailable:
+    """What a failed live refresh shows (as a Connvo error would)."""
+
+    title: str = f"{TITLE}; nothing was changed"
+    request_id: str = ""
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DatabaseError):
+            return database_unavailable(request, exception)
+        return None
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the database page for a database failure, Django's 500 page otherwise."""
+    exception = sys.exception()
+    if isinstance(exception, DatabaseError):
+        return database_unavailable(request, exception)
+    return defaults.server_error(request)
+
+
+def _is_live_refresh(request: HttpRequest) -> bool:
+    if request.headers.get("HX-Request") != "true":
+        return False
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    return match.view_name == "meetings:detail"
+
+
+def database_unavailable(request: HttpRequest, exception: DatabaseError) -> HttpResponse:
+    # The class names the failure; its text may quote stored values, so it stays out of the log.
+    logger.error("the console's database failed: %s", type(exception).__name__)
+    if _is_live_refresh(request):
+        from meetings.live import plan_after_failure
+        from meetings.views import refresh_state
+
+        failures, seen = refresh_state(request)
+        plan = plan_after_failure(None, failures=failures, seen=seen)
+        context = {
+            "live": plan,
+            "refresh_error": DatabaseUnavailable(),
+            "checked_at": timezone.now(),
+        }
+        # Nothing in the fragment reads the session or the user (both need the database).
+        return render(request, "meetings/meeting_detail.html#metrics", context)
+    # Not `render(request, …)`: the context processors would ask the database who is signed in.
+    response = HttpResponse(render_to_string("503.html", {"title": TITLE}), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response

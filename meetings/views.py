@@ -153,6 +153,8 @@ def refresh_state(request: HttpRequest) -> tuple[int, str]:
 @lookup_permission
 def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> HttpResponse:
     """The meeting page; with htmx, its live-status fragment (one refresh)."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return _confirm_cross_site_lookup(request, deployment=deployment, meeting_id=meeting_id)
     refreshing = bool(request.htmx)
     context = {
         "deployment": connvo.deployments().get(deployment),
@@ -200,6 +202,22 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
         "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
+
+
+def _confirm_cross_site_lookup(
+    request: HttpRequest, *, deployment: str, meeting_id: str
+) -> HttpResponse:
+    """A link on another site opened this page: a lookup calls Connvo and is audited in the
+    agent's name, so one click from elsewhere must not make one (SameSite=Lax sends the session
+    cookie with a top-level GET). Ask first, with the lookup form filled in; it submits from this
+    site. Bookmarks and typed addresses are not cross-site ("none")."""
+    initial = {"q": meeting_id, "deployment": deployment}
+    context = {
+        "form": LookupForm(initial=initial, autofocus=True),
+        "recent": _recent_lookups(request.user),
+        "cross_site": {"meeting_id": meeting_id, "deployment": deployment},
+    }
+    return render(request, "meetings/lookup.html", context)
 
 
 def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:

@@ -58,3 +58,34 @@ def test_an_address_lockout_page(page: Page, live_server, agent, settings, scree
     expect(page.get_by_role("heading", name="Sign-in is paused")).to_be_visible()
     expect(page.get_by_text("failed sign-ins from this computer, for any accounts")).to_be_visible()
     screenshot(f"hardening-lockout-address-{scheme}")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_link_from_another_site_asks_before_looking_up(
+    page: Page, live_server, agent, agent_token, fake_connvo, screenshot, scheme
+):
+    page.emulate_media(color_scheme=scheme)
+    console = live_server.url.replace("127.0.0.1", "localhost")
+    elsewhere = console.replace("localhost", "127.0.0.1")
+    page.goto(f"{console}/accounts/login/")
+    page.get_by_label("Username").fill("agent")
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_role("button", name="Sign in").click()
+    meeting_id = fake_connvo.meeting_id("standup")
+    # Another site (127.0.0.1 is not the same site as localhost) links to the meeting page.
+    page.goto(f"{elsewhere}/accounts/login/")
+    page.evaluate(
+        """url => { const a = document.createElement("a"); a.href = url; a.id = "evil";
+                    a.textContent = "click"; document.body.append(a); }""",
+        f"{console}/meetings/dev/{meeting_id}/",
+    )
+    page.locator("#evil").click()
+
+    expect(page.get_by_role("heading", name="Open this meeting?")).to_be_visible()
+    expect(page.locator("#id_q")).to_have_value(meeting_id)
+    assert fake_connvo.call_count == 0
+    screenshot(f"hardening-cross-site-{scheme}")
+
+    page.get_by_role("button", name="Look up").click()
+    expect(page).to_have_url(f"{console}/meetings/dev/{meeting_id}/")
+    assert fake_connvo.call_count == 1

@@ -96,7 +96,7 @@ def disconnect(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> bo
     if stored is None:
         return False
     detail = ""
-    if stored.is_connected_session and stored.session_id:
+    if stored.is_connected_session and stored.session_id and not stored.session_ended:
         try:
             workos_client(deployment).user_management.revoke_session(session_id=stored.session_id)
         except (workos.WorkOSError, OSError, KeyError) as exc:

@@ -141,9 +141,19 @@ def store_session(
             "last4": access_token[-4:],
             "subject": claims.subject[:255],
             "expires_at": claims.expires_at,
+            "session_ended_at": None,
+            "session_end_reason": "",
         },
     )
     return stored
+
+
+def _session_ended(stored: StaffToken) -> SessionEnded:
+    return SessionEnded(
+        f"Your Connvo session for {stored.deployment} has ended (signed out, revoked, or "
+        "expired). Reconnect your Connvo account on the Tokens page.",
+        detail=stored.session_end_reason,
+    )
 
 
 def access_token_for(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
@@ -152,6 +162,8 @@ def access_token_for(*, user: AbstractBaseUser, deployment: str, origin: Origin)
     stored = StaffToken.objects.filter(user=user, deployment=deployment).first()
     if stored is None:
         raise no_token(deployment)
+    if stored.session_ended:
+        raise _session_ended(stored)
     if not stored.is_connected_session or not _needs_refresh(stored):
         return reveal(stored)
     if not is_workos_deployment(deployment):
@@ -171,6 +183,9 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
         )
         if stored is None:
             raise NoToken(f"You have no Connvo account connected for {deployment}.")
+        if stored.session_ended:
+            # It ended while we waited (another request learnt it first): the same answer.
+            raise _session_ended(stored)
         if not _needs_refresh(stored):
             # Someone renewed it while we waited: use theirs, keep the refresh token unspent.
             return reveal(stored)
@@ -194,12 +209,14 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
         except (workos.WorkOSError, OSError) as exc:
             if is_session_over(exc):
                 # The refresh token is spent, revoked or expired: the session is over for good.
-                stored.delete()
-                failure = SessionEnded(
-                    f"Your Connvo session for {deployment} has ended (signed out, revoked, or "
-                    "expired). Reconnect your Connvo account on the Tokens page.",
-                    detail=describe_error(exc),
-                )
+                # Remember that (and why) rather than forget the credential, so that every
+                # request until the agent reconnects or removes it says so.
+                stored.ciphertext = b""
+                stored.refresh_ciphertext = b""
+                stored.session_ended_at = timezone.now()
+                stored.session_end_reason = describe_error(exc)[:500]
+                stored.save()
+                failure = _session_ended(stored)
             else:
                 # Unreachable, slow, overloaded or misconfigured: the session itself is fine, so
                 # the refresh token is kept for the next attempt.

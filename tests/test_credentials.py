@@ -3,6 +3,8 @@ single-use refresh tokens (also under concurrency), and every way that can fail.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import threading
 from datetime import timedelta
@@ -10,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.core.management import call_command
 from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
@@ -184,9 +187,58 @@ def test_revoked_session_asks_the_agent_to_reconnect(agent_client, agent, fake_c
 
     assert page.status_code == 403
     assert "Reconnect your Connvo account" in page.content.decode()
-    assert not StaffToken.objects.exists()
+    ended = StaffToken.objects.get(user=agent)  # remembered as ended, not forgotten
+    assert ended.session_ended_at is not None
+    assert "invalid_grant" in ended.session_end_reason
+    assert not bytes(ended.ciphertext) and not bytes(ended.refresh_ciphertext)
     assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESH_FAILED).count() == 1
     assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "session_ended"
+
+
+@pytest.mark.django_db
+def test_an_ended_session_says_so_everywhere_until_the_agent_reconnects(
+    agent_client, agent, fake_connvo
+):
+    connect(agent_client, fake_connvo)
+    fake_connvo.revoke_user_sessions("agent")
+    expire_soon(agent)
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    agent_client.get(url)  # the first request learns that the session ended
+    refresh_calls = fake_connvo.refresh_count
+
+    # Every later request (other tabs, refreshes, the command line) says the same thing...
+    again = agent_client.get(url)
+    refresh = agent_client.get(url, HTTP_HX_REQUEST="true")
+    tokens_page = agent_client.get(reverse("meetings:tokens")).content.decode()
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command(
+            "connvo_lookup",
+            fake_connvo.meeting_id("standup"),
+            "--user",
+            "agent",
+            "--deployment",
+            "dev",
+            "--json",
+            stdout=out,
+        )
+
+    assert again.status_code == 403
+    assert "Reconnect your Connvo account" in again.content.decode()
+    assert "Update your token" not in again.content.decode()
+    assert "Reconnect your Connvo account" in refresh.content.decode()
+    assert "Your Connvo session ended" in tokens_page
+    assert "Reconnect your Connvo account" in tokens_page
+    assert json.loads(out.getvalue())["error"] == "session_ended"
+    assert fake_connvo.refresh_count == refresh_calls  # WorkOS is not asked again
+    assert [e.outcome for e in AuditEntry.objects.filter(action=Action.LOOKUP)] == [
+        "session_ended"
+    ] * 4  # the first request, the page again, its refresh, the command
+
+    # ...until the agent reconnects.
+    connect(agent_client, fake_connvo)
+    assert agent_client.get(url).status_code == 200
+    assert StaffToken.objects.get(user=agent).session_ended_at is None
 
 
 @pytest.mark.django_db

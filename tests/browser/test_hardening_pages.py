@@ -89,3 +89,32 @@ def test_a_link_from_another_site_asks_before_looking_up(
     page.get_by_role("button", name="Look up").click()
     expect(page).to_have_url(f"{console}/meetings/dev/{meeting_id}/")
     assert fake_connvo.call_count == 1
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_an_ended_connvo_session_on_the_tokens_page(
+    page: Page, live_server, agent, workos, sign_in, screenshot, scheme
+):
+    from django.utils import timezone
+
+    from meetings.models import StaffToken
+
+    StaffToken.objects.create(
+        user=agent,
+        deployment="dev",
+        ciphertext=b"",
+        refresh_ciphertext=b"",
+        email="agent@support.connvo.test",
+        last4="",
+        session_ended_at=timezone.now(),
+        session_end_reason="BadRequestError error=invalid_grant",
+    )
+    page.emulate_media(color_scheme=scheme)
+    sign_in("agent")
+
+    page.goto(f"{live_server.url}/tokens/")
+
+    section = page.locator("#deployment-dev")
+    expect(section).to_contain_text("Your Connvo session ended")
+    expect(section.get_by_role("button", name="Reconnect your Connvo account")).to_be_visible()
+    screenshot(f"hardening-session-ended-{scheme}")

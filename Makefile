@@ -57,8 +57,11 @@ DEMO_ENV := CONNVO_DEPLOYMENTS="$${CONNVO_DEPLOYMENTS:-demo=http://127.0.0.1:876
 	WORKOS_API_KEY_DEMO="$${WORKOS_API_KEY_DEMO:-sk_test_demo_console}" \
 	WORKOS_BASE_URL_DEMO="$${WORKOS_BASE_URL_DEMO:-http://127.0.0.1:8765}"
 
+# The launcher lives with the fakes (fakeconnvo/demo.py): nothing in the console imports a fake.
+DEMO_ADDRPORT ?= 127.0.0.1:8000
+
 demo: setup
-	$(DEMO_ENV) $(PY) manage.py demo
+	$(DEMO_ENV) $(PY) -m fakeconnvo.demo --addrport $(DEMO_ADDRPORT)
 
 # Production mode on this machine: gunicorn with gunicorn.conf.py, DEBUG off, collected static
 # files. It refuses to start without SECRET_KEY, TOKEN_ENCRYPTION_KEYS and AUDIT_CHAIN_KEY (from

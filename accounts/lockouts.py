@@ -12,20 +12,16 @@ The person at their own desk is never affected by guesses from another address."
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.db import DatabaseError, transaction
 from django.db.models import Sum
 from django.http import HttpRequest
 
 from audit.models import Action
-from audit.services import Origin, record
-
-logger = logging.getLogger(__name__)
+from audit.services import Origin, record_or_log
 
 LOCKED_OUT = "locked out"
 
@@ -34,12 +30,8 @@ def record_lockout(*, request: HttpRequest, username: str | None) -> None:
     """One audit entry for a sign-in refused (or failed) while its account or address is locked
     out, under the username that was tried."""
     origin = dataclasses.replace(Origin.from_request(request), user=None, username=username or "")
-    try:
-        with transaction.atomic():
-            record(origin=origin, action=Action.SIGN_IN_FAILED, detail=LOCKED_OUT)
-    except DatabaseError:
-        # Refusing to show the lockout page because the log is down would help nobody.
-        logger.exception("audit entry for a lockout of %r could not be written", username)
+    # Refusing to show the lockout page because the log is down would help nobody.
+    record_or_log(origin=origin, action=Action.SIGN_IN_FAILED, detail=LOCKED_OUT)
 
 
 def _failures(attempts) -> int:

@@ -2,8 +2,9 @@
 
 The meeting page's live refresh (an htmx request) is the page keeping itself current, not the
 agent doing something: it neither counts as activity nor keeps a sign-in alive. When a refresh
-arrives after the sign-in ended, it is answered as signed out, and `meetings.views.login_required`
-moves the whole page to the sign-in page (HX-Redirect).
+arrives after the sign-in ended, it is answered as signed out, and
+`meetings.views.login_required_whole_page` moves the whole page to the sign-in page
+(HX-Redirect).
 
 Nothing answered to a signed-in person is kept by a browser or a proxy (`Cache-Control:
 no-store`): those pages hold customers' meetings and the audit log, and a shared or kiosk browser
@@ -22,10 +23,6 @@ from django.utils.cache import add_never_cache_headers
 from . import sessions
 
 
-def _is_background(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 class SessionTimeoutMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -37,7 +34,7 @@ class SessionTimeoutMiddleware:
             if reason is not None:
                 logout(request)
                 messages.info(request, reason)
-            elif not _is_background(request):
+            elif not request.htmx:
                 sessions.note_activity(request.session, now=now)
         return self.get_response(request)
 

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from meetings.connvo import Outcome
+from connvo_admin.outcomes import recorded_outcomes
 
 from .models import Action, AuditEntry
 
@@ -40,7 +40,7 @@ class OutcomeFilter(admin.SimpleListFilter):
     parameter_name = "outcome"
 
     def lookups(self, request, model_admin):
-        return [(outcome.value, outcome.value) for outcome in Outcome]
+        return [(outcome.value, outcome.value) for outcome in recorded_outcomes()]
 
     def queryset(self, request, queryset):
         return queryset.filter(outcome=self.value()) if self.value() else queryset

@@ -8,7 +8,8 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
-from meetings import connvo
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+from connvo_admin.outcomes import recorded_outcomes
 
 from .models import Action, Via
 from .selectors import EntryFilter
@@ -19,7 +20,7 @@ def _choices(pairs) -> list[tuple[str, str]]:
 
 
 def outcome_choices() -> list[tuple[str, str]]:
-    return _choices((outcome.value, outcome.value.replace("_", " ")) for outcome in connvo.Outcome)
+    return _choices((o.value, o.value.replace("_", " ")) for o in recorded_outcomes())
 
 
 # Far enough from year 1 and year 9999 that a whole day in any timezone, and the day after the
@@ -91,8 +92,8 @@ class AuditFilterForm(forms.Form):
         if not text:
             return ""
         try:
-            return connvo.parse_meeting_id(text)
-        except connvo.InvalidMeetingId:
+            return parse_meeting_id(text)
+        except InvalidMeetingId:
             return text[:64]
 
     def clean(self) -> dict:

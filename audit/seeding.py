@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from meetings.connvo import Outcome
+from connvo_admin.outcomes import Outcome
 
 from .chain import CHAINED_FIELDS, compute_mac, lock_head
 from .models import Action, AuditEntry, Via

@@ -1,5 +1,6 @@
-"""Reads behind the audit pages and exports: the filtered entries, one page of them by keyset
-(never COUNT(*), never OFFSET), and who looked at a meeting."""
+"""Reads of the audit log: behind the audit pages and exports (the filtered entries, one page of
+them by keyset, never COUNT(*) nor OFFSET; who looked at a meeting), and behind the lookup page (an
+agent's recent meetings and last deployment)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db.models import Count, Max, Min, Q, QuerySet
+
+from connvo_admin.outcomes import Outcome
 
 from .models import Action, AuditEntry, ChainVerification, Via
 
@@ -169,3 +172,29 @@ def who_looked(*, meeting_id: str) -> list[Viewer]:
 
 def latest_verification() -> ChainVerification | None:
     return ChainVerification.objects.order_by("-at", "-id").first()
+
+
+def recent_lookups(*, user, limit: int) -> list[AuditEntry]:
+    """The agent's last `limit` distinct meetings shown on a page, newest first."""
+    seen: set[tuple[str, str]] = set()
+    recent: list[AuditEntry] = []
+    rows = AuditEntry.objects.filter(
+        actor=user, action=Action.LOOKUP, via=Via.PAGE, outcome=Outcome.FOUND
+    ).only("at", "deployment", "meeting_id", "outcome")[:100]
+    for row in rows:
+        key = (row.deployment, row.meeting_id)
+        if key not in seen:
+            seen.add(key)
+            recent.append(row)
+        if len(recent) == limit:
+            break
+    return recent
+
+
+def last_found_deployment(*, user) -> str | None:
+    """The deployment of the agent's last lookup that showed a meeting, if any."""
+    return (
+        AuditEntry.objects.filter(actor=user, action=Action.LOOKUP, outcome=Outcome.FOUND)
+        .values_list("deployment", flat=True)
+        .first()
+    )

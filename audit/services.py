@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 
 from connvo_admin.logs import request_id_var
 
 from . import chain
 from .models import Action, AuditEntry, Via
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +104,19 @@ def record(
         detail=_fit(detail, "detail"),
         request_id=_fit(request_id_var.get(), "request_id"),
     )
+
+
+def record_or_log(*, origin: Origin, action: Action, **fields) -> AuditEntry | None:
+    """`record()`, failing open: when the entry cannot be written, the failure is logged loudly
+    and the caller carries on. For what must happen even while the log is down: refusing a
+    sign-in, a sign-out or a lockout page would lock everyone out (auditors included), and a
+    refusal stands whether or not it is recorded."""
+    try:
+        # A savepoint, so a failed write leaves the request's connection usable.
+        with transaction.atomic():
+            return record(origin=origin, action=action, **fields)
+    except DatabaseError:
+        logger.exception(
+            "audit entry for %s by %r could not be written", action, origin.username or "nobody"
+        )
+        return None

@@ -5,17 +5,12 @@ signs in with a bare `HttpRequest` that has no method and no origin, which is no
 
 from __future__ import annotations
 
-import logging
-
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db import DatabaseError, transaction
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from .models import Action
-from .services import Origin, client_ip, record
-
-logger = logging.getLogger(__name__)
+from .services import Origin, client_ip, record_or_log
 
 
 def _is_http(request: HttpRequest | None) -> bool:
@@ -29,13 +24,7 @@ def _record(request: HttpRequest, *, user, username: str, action: Action, detail
         client_ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
     )
-    try:
-        with transaction.atomic():
-            record(origin=origin, action=action, detail=detail)
-    except DatabaseError:
-        # Refusing a sign-in or sign-out because the log is down would lock everyone out
-        # (auditors included); the failure is logged loudly instead.
-        logger.exception("audit entry for %s by %r could not be written", action, username)
+    record_or_log(origin=origin, action=action, detail=detail)
 
 
 @receiver(user_logged_in, dispatch_uid="audit_sign_in")

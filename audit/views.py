@@ -23,7 +23,7 @@ from . import exports, selectors
 from .forms import AuditFilterForm
 from .models import Action, AuditEntry
 from .selectors import BadCursor, Cursor
-from .services import Origin, record
+from .services import Origin, record, record_or_log
 
 logger = logging.getLogger(__name__)
 
@@ -167,20 +167,16 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     """The console's 403 page (`handler403`), which first writes the refusal to the audit log."""
     match = request.resolver_match
     kwargs = match.kwargs if match else {}
-    try:
-        with transaction.atomic():
-            record(
-                origin=Origin.from_request(request),
-                action=Action.PERMISSION_DENIED,
-                deployment=str(kwargs.get("deployment", "")),
-                meeting_id=str(kwargs.get("meeting_id", "")),
-                http_status=403,
-                detail=f"{request.method} {request.path}",
-            )
-    except DatabaseError:
-        # The refusal stands either way; only the record of it is lost, loudly.
-        logger.exception("audit entry for a refusal of %s could not be written", request.path)
-    if getattr(request, "htmx", False):
+    # The refusal stands either way; only the record of it may be lost, loudly.
+    record_or_log(
+        origin=Origin.from_request(request),
+        action=Action.PERMISSION_DENIED,
+        deployment=str(kwargs.get("deployment_name", "")),
+        meeting_id=str(kwargs.get("meeting_id", "")),
+        http_status=403,
+        detail=f"{request.method} {request.path}",
+    )
+    if request.htmx:
         # A live refresh refused (e.g. the agent left the Support group while the page was
         # open): htmx ignores a 403 and would keep polling, so reload the page to show why.
         return HttpResponseClientRefresh()

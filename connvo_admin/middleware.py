@@ -76,7 +76,7 @@ class RequestLogMiddleware:
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
                     "user": _username(request),
                     "client_ip": client_ip(request),
-                    "htmx": request.headers.get("HX-Request") == "true",
+                    "htmx": bool(request.htmx),
                 },
             )
             return response

@@ -74,7 +74,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that every request (even one refused below) has a request id and a log line.
+    # `request.htmx` for every middleware below (the request log, the session timeouts).
+    "django_htmx.middleware.HtmxMiddleware",
+    # So that every request (even one refused below) has a request id and a log line.
     "connvo_admin.middleware.RequestLogMiddleware",
     # Before anything that checks the Host header or redirects to HTTPS: load balancers probe
     # each host by its address, over plain HTTP.
@@ -90,7 +92,6 @@ MIDDLEWARE = [
     "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.NoStoreWhenSignedInMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "meetings.middleware.BrowserTimezoneMiddleware",
     # Near the end, so it sees a view's database failure first (connvo_admin/unavailable.py).
     "connvo_admin.unavailable.DatabaseUnavailableMiddleware",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -22,18 +21,20 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.views import defaults
 
+from connvo_admin.outcomes import LookupFailed, Outcome
+
 logger = logging.getLogger(__name__)
 
 TITLE = "The console's database is unavailable"
 RETRY_AFTER_SECONDS = 30
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseUnavailable:
-    """What a failed live refresh shows (as a Connvo error would)."""
+class DatabaseUnavailable(LookupFailed):
+    """What a failed live refresh shows (as a Connvo failure would): the refresh could not be
+    made or recorded, and the page keeps trying, slower."""
 
-    title: str = f"{TITLE}; nothing was changed"
-    request_id: str = ""
+    outcome = Outcome.AUDIT_UNAVAILABLE
+    title = f"{TITLE}; nothing was changed"
 
 
 class DatabaseUnavailableMiddleware:
@@ -75,12 +76,9 @@ def database_unavailable(request: HttpRequest, exception: DatabaseError) -> Http
         from meetings.views import refresh_state
 
         failures, seen = refresh_state(request)
-        plan = plan_after_failure(None, failures=failures, seen=seen)
-        context = {
-            "live": plan,
-            "refresh_error": DatabaseUnavailable(),
-            "checked_at": timezone.now(),
-        }
+        failure = DatabaseUnavailable(TITLE)
+        plan = plan_after_failure(failure, failures=failures, seen=seen)
+        context = {"live": plan, "refresh_error": failure, "checked_at": timezone.now()}
         # Nothing in the fragment reads the session or the user (both need the database).
         return render(request, "meetings/meeting_detail.html#metrics", context)
     # Not `render(request, …)`: the context processors would ask the database who is signed in.

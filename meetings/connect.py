@@ -1,26 +1,36 @@
-"""Connecting an agent's Connvo account through WorkOS AuthKit: the OAuth authorization-code flow
-with PKCE, done with WorkOS's official SDK. The resulting session lives in meetings/credentials.py.
-"""
+"""Connecting (and disconnecting) an agent's Connvo account through WorkOS AuthKit: the OAuth
+authorization-code flow with PKCE, done with WorkOS's official SDK, and the connections started
+but not yet finished, kept in the agent's session. What it stores is a credential
+(meetings/credentials.py)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import workos
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 
 from audit.models import Action
 from audit.services import Origin, record
 
-from .credentials import (
-    ConnectFailed,
-    describe_error,
-    is_session_over,
-    store_session,
-    workos_client,
-)
+from .credentials import store_credential
 from .models import StaffToken
+from .workos_auth import describe_error, is_session_over, workos_client
+
+SESSION_PENDING_CONNECTS = "connvo_pending_connects"
+PENDING_CONNECT_LIFETIME = 15 * 60
+
+
+class ConnectFailed(Exception):
+    """Connecting a Connvo account did not work; `message` says why, for the agent. Not a
+    `LookupFailed`: no lookup is involved."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,31 +38,65 @@ class PendingConnect:
     """What the callback needs to finish the flow; kept in the agent's session, never in a URL
     except `state`."""
 
+    deployment_name: str
     url: str
     state: str
     code_verifier: str
 
 
-def begin_connect(*, deployment: str, redirect_uri: str) -> PendingConnect:
-    started = workos_client(deployment).user_management.get_authorization_url_with_pkce(
+def begin_connect(*, deployment_name: str, redirect_uri: str) -> PendingConnect:
+    started = workos_client(deployment_name).user_management.get_authorization_url_with_pkce(
         redirect_uri=redirect_uri, provider="authkit"
     )
     return PendingConnect(
-        url=started["url"], state=started["state"], code_verifier=started["code_verifier"]
+        deployment_name=deployment_name,
+        url=started["url"],
+        state=started["state"],
+        code_verifier=started["code_verifier"],
+    )
+
+
+def remember_pending(session: SessionBase, pending: PendingConnect) -> None:
+    """Keep a started connection in the agent's session, keyed by state: several tabs may connect
+    several deployments at once. Connections older than PENDING_CONNECT_LIFETIME are dropped."""
+    now = time.time()
+    started = {
+        state: entry
+        for state, entry in session.get(SESSION_PENDING_CONNECTS, {}).items()
+        if now - entry["at"] < PENDING_CONNECT_LIFETIME
+    }
+    started[pending.state] = {
+        "deployment": pending.deployment_name,
+        "verifier": pending.code_verifier,
+        "at": now,
+    }
+    session[SESSION_PENDING_CONNECTS] = started
+
+
+def take_pending(session: SessionBase, state: str) -> PendingConnect | None:
+    """The connection this callback's `state` belongs to, once (a replayed state finds nothing),
+    or None when it is unknown or too old."""
+    started = session.get(SESSION_PENDING_CONNECTS, {})
+    entry = started.pop(state, None)
+    session[SESSION_PENDING_CONNECTS] = started
+    if entry is None or time.time() - entry["at"] > PENDING_CONNECT_LIFETIME:
+        return None
+    return PendingConnect(
+        deployment_name=entry["deployment"], url="", state=state, code_verifier=entry["verifier"]
     )
 
 
 def finish_connect(
-    *, user: AbstractBaseUser, deployment: str, code: str, code_verifier: str, origin: Origin
+    *, user: AbstractBaseUser, deployment_name: str, code: str, code_verifier: str, origin: Origin
 ) -> StaffToken:
     """Exchange the authorization code for the agent's tokens and store them. Raises
     ConnectFailed with a message for the agent (and an audit entry) when it does not work."""
     try:
-        answer = workos_client(deployment).user_management.authenticate_with_code_pkce(
+        answer = workos_client(deployment_name).user_management.authenticate_with_code_pkce(
             code=code, code_verifier=code_verifier
         )
     except (workos.WorkOSError, OSError) as exc:
-        fail(origin, deployment, describe_error(exc))
+        fail(origin, deployment_name, describe_error(exc))
         if is_session_over(exc):
             message = (
                 "WorkOS did not accept the sign-in (the link may have expired or been used "
@@ -70,9 +114,9 @@ def finish_connect(
             )
         raise ConnectFailed(message) from None
     with transaction.atomic():
-        stored = store_session(
+        stored = store_credential(
             user=user,
-            deployment=deployment,
+            deployment_name=deployment_name,
             access_token=answer.access_token,
             refresh_token=answer.refresh_token,
             email=answer.user.email,
@@ -80,31 +124,41 @@ def finish_connect(
         record(
             origin=origin,
             action=Action.CONNVO_CONNECTED,
-            deployment=deployment,
+            deployment=deployment_name,
             detail=f"as {answer.user.email}",
         )
     return stored
 
 
-def fail(origin: Origin, deployment: str, detail: str) -> None:
-    record(origin=origin, action=Action.CONNVO_CONNECT_FAILED, deployment=deployment, detail=detail)
+def fail(origin: Origin, deployment_name: str, detail: str) -> None:
+    record(
+        origin=origin,
+        action=Action.CONNVO_CONNECT_FAILED,
+        deployment=deployment_name,
+        detail=detail,
+    )
 
 
-def disconnect(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> bool:
+def disconnect(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> bool:
     """End the agent's Connvo session at WorkOS (best effort) and forget it here."""
-    stored = StaffToken.objects.filter(user=user, deployment=deployment).first()
+    stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
         return False
     detail = ""
     if stored.is_connected_session and stored.session_id and not stored.session_ended:
         try:
-            workos_client(deployment).user_management.revoke_session(session_id=stored.session_id)
+            workos_client(deployment_name).user_management.revoke_session(
+                session_id=stored.session_id
+            )
         except (workos.WorkOSError, OSError, KeyError) as exc:
             # Forgetting the tokens here is what matters; the session then simply expires.
             detail = f"revoking at WorkOS failed: {describe_error(exc)}"
     with transaction.atomic():
         stored.delete()
         record(
-            origin=origin, action=Action.CONNVO_DISCONNECTED, deployment=deployment, detail=detail
+            origin=origin,
+            action=Action.CONNVO_DISCONNECTED,
+            deployment=deployment_name,
+            detail=detail,
         )
     return True

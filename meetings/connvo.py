@@ -1,8 +1,9 @@
 """The Connvo client: the only code in the console that speaks HTTP to a Connvo deployment.
 
-`lookup_meeting()` calls Connvo's `meetings:queries:getMeeting` query over Convex's HTTP API and
+`get_meeting()` calls Connvo's `meetings:queries:getMeeting` query over Convex's HTTP API and
 returns a typed `Lookup`, or raises one `ConnvoError` subclass per failure mode, each with a message
-written for a support agent. It knows nothing of Django requests, sessions or templates.
+written for a support agent (plus `NoToken` and `InvalidMeetingId`, the lookup failures it can also
+raise). It knows nothing of Django requests, sessions or templates.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
-from urllib.parse import unquote
+from typing import Any
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+
+from connvo_admin.meeting_ids import InvalidMeetingId
+from connvo_admin.outcomes import LookupFailed, Outcome
+
+from .deployments import Deployment
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +36,6 @@ GET_MEETING_PATH = "/api/run/meetings/queries/getMeeting"
 # Convex's backend rejects a Convex-Client value that is not "<name>-<semver>".
 CLIENT_NAME = "connvo-support-console-0.1.0"
 
-# Convex document ids are lowercase Crockford base32 (no i, l, o, u), 31 to 37 characters.
-_ID_CHARS = "0-9a-hjkmnp-tv-z"
-_ID_RE = re.compile(rf"[{_ID_CHARS}]{{31,37}}")
-_ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}])[{_ID_CHARS}]{{31,37}}(?![{_ID_CHARS}])")
 _REQUEST_ID_RE = re.compile(r"\[Request ID: ([^\]\s]+)\]")
 _REDACTED_RE = re.compile(r"\[Request ID: [^\]]+\] Server Error")
 # Connvo's overload answer and the connection failures below are safe to retry: getMeeting is a
@@ -63,38 +64,6 @@ class UserPresence(StrEnum):
     INVITED = "invited"
     JOINED = "joined"
     LEFT = "left"
-
-
-class Outcome(StrEnum):
-    """How a lookup ended: one stable value per failure mode (CLI `--json` kinds, audit log)."""
-
-    FOUND = "found"
-    NOT_FOUND = "not_found"
-    NOT_VISIBLE = "not_visible"
-    INVALID_ID = "invalid_id"
-    UNKNOWN_DEPLOYMENT = "unknown_deployment"
-    NO_TOKEN = "no_token"
-    SESSION_ENDED = "session_ended"
-    AUTH_UNAVAILABLE = "auth_unavailable"
-    TOKEN_REJECTED = "token_rejected"
-    NOT_PROVISIONED = "not_provisioned"
-    CONNVO_ERROR = "connvo_error"
-    SERVER_ERROR = "server_error"
-    BAD_REQUEST = "bad_request"
-    RATE_LIMITED = "rate_limited"
-    LOOKUP_LIMIT = "lookup_limit"
-    OVERLOADED = "overloaded"
-    TIMEOUT = "timeout"
-    UNREACHABLE = "unreachable"
-    BAD_RESPONSE = "bad_response"
-    SCHEMA_MISMATCH = "schema_mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    name: str
-    url: str
-    is_production: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,47 +110,13 @@ class Lookup:
 # --- Errors -------------------------------------------------------------------------------------
 
 
-class ConnvoError(Exception):
-    """A lookup that did not produce a meeting. `message` is written for a support agent."""
-
-    outcome: ClassVar[Outcome]
-    title: ClassVar[str] = "Connvo could not answer"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        request_id: str | None = None,
-        http_status: int | None = None,
-        latency_ms: int | None = None,
-        attempts: int = 0,
-        detail: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.request_id = request_id
-        self.http_status = http_status
-        self.latency_ms = latency_ms
-        self.attempts = attempts
-        # Technical detail for escalation (Connvo's own code/message); never contains the token.
-        self.detail = detail
-
-    @property
-    def kind(self) -> str:
-        return self.outcome.value
+class ConnvoError(LookupFailed):
+    """Connvo's answer (or its absence) ended the lookup without a meeting."""
 
 
-class InvalidMeetingId(ConnvoError):
-    outcome = Outcome.INVALID_ID
-    title = "That is not a meeting ID"
+class NoToken(LookupFailed):
+    """There is no token to send (raised here for an empty one, and by the credentials)."""
 
-
-class UnknownDeployment(ConnvoError):
-    outcome = Outcome.UNKNOWN_DEPLOYMENT
-    title = "Unknown deployment"
-
-
-class NoToken(ConnvoError):
     outcome = Outcome.NO_TOKEN
     title = "Connvo token needed"
 
@@ -255,61 +190,6 @@ class SchemaMismatch(ConnvoError):
         self.field_name = field_name
 
 
-# --- Input --------------------------------------------------------------------------------------
-
-
-def parse_meeting_id(text: str) -> str:
-    """Return the meeting id in what an agent typed or pasted: an id, or a link that contains one.
-
-    Raises InvalidMeetingId (with a message saying why) without any upstream call.
-    """
-    cleaned = unquote(text or "").strip().strip("\"'<>")
-    if not cleaned:
-        raise InvalidMeetingId("Enter a meeting ID, or paste a link to the meeting.")
-    if _ID_RE.fullmatch(cleaned):
-        return cleaned
-    if _ID_RE.fullmatch(cleaned.lower()):
-        raise InvalidMeetingId(
-            "Meeting IDs are all lowercase; this one has capital letters. Copy it again from "
-            "Connvo rather than retyping it."
-        )
-    candidates = list(dict.fromkeys(_ID_IN_TEXT_RE.findall(cleaned)))
-    if len(candidates) == 1:
-        return candidates[0]
-    after_meetings = re.search(rf"/meetings?/([{_ID_CHARS}]{{31,37}})(?![{_ID_CHARS}])", cleaned)
-    if after_meetings:
-        return after_meetings.group(1)
-    if len(candidates) > 1:
-        raise InvalidMeetingId(
-            "That link contains more than one ID. Paste just the meeting ID "
-            "(31 to 37 lowercase letters and digits)."
-        )
-    if len(cleaned) > 200:
-        cleaned = cleaned[:200] + "…"
-    raise InvalidMeetingId(
-        f"“{cleaned}” is not a Connvo meeting ID. A meeting ID is 31 to 37 lowercase letters and "
-        "digits (never i, l, o or u), for example jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a."
-    )
-
-
-def deployments() -> dict[str, Deployment]:
-    production = set(settings.CONNVO_PRODUCTION_DEPLOYMENTS)
-    return {
-        name: Deployment(name=name, url=url.rstrip("/"), is_production=name in production)
-        for name, url in settings.CONNVO_DEPLOYMENTS.items()
-    }
-
-
-def get_deployment(name: str) -> Deployment:
-    try:
-        return deployments()[name]
-    except KeyError:
-        known = ", ".join(deployments())
-        raise UnknownDeployment(
-            f"There is no Connvo deployment called “{name}”. Choose one of: {known}."
-        ) from None
-
-
 # --- HTTP ---------------------------------------------------------------------------------------
 
 _session_lock = threading.Lock()
@@ -352,7 +232,7 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def lookup_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Lookup:
+def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Lookup:
     """Look up one meeting as the agent whose Connvo token this is.
 
     `meeting_id` must already have passed `parse_meeting_id`. Returns a `Lookup` or raises a
@@ -527,7 +407,7 @@ def _describe_body(response: requests.Response) -> str:
 
 def _function_error(
     payload: Mapping[str, Any], deployment: Deployment, context: dict[str, Any]
-) -> ConnvoError:
+) -> LookupFailed:
     message = payload.get("errorMessage")
     message = message if isinstance(message, str) else ""
     context = {**context, "request_id": _request_id(message)}

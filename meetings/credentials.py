@@ -1,4 +1,7 @@
-"""Each agent's Connvo session: "a valid access token for this agent on this deployment".
+"""The agent's Connvo credential for a deployment, one `StaffToken` row: a pasted access token
+(meetings/pasted_tokens.py) or a WorkOS-connected session (meetings/connect.py). Here it is
+encrypted at rest, its claims are read, and `access_token_for()` hands the Connvo client a valid
+access token at lookup time. Nothing here logs a token.
 
 Connvo's tokens are WorkOS AuthKit access tokens that live about five minutes. For deployments
 with WorkOS configured, the console holds the agent's session (access token + refresh token, both
@@ -9,190 +12,189 @@ WorkOS refresh tokens are single-use: renewals of one credential are serialised 
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
-from urllib.parse import urlsplit
 
+import jwt
 import workos
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Origin, record
+from connvo_admin.outcomes import LookupFailed, Outcome
 
-from .connvo import ConnvoError, NoToken, Outcome
+from .connvo import NoToken
 from .models import StaffToken
-from .tokens import cipher, no_token, reveal
+from .workos_auth import describe_error, is_session_over, is_workos_deployment, workos_client
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WORKOS_URL = "https://api.workos.com"
+
+# --- Encryption at rest -------------------------------------------------------------------------
 
 
-class SessionEnded(ConnvoError):
+@lru_cache(maxsize=4)
+def _cipher(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise ImproperlyConfigured("TOKEN_ENCRYPTION_KEYS must name at least one Fernet key.")
+    try:
+        return MultiFernet([Fernet(key.encode()) for key in keys])
+    except (ValueError, binascii.Error) as exc:
+        raise ImproperlyConfigured(
+            "TOKEN_ENCRYPTION_KEYS must be Fernet keys (32 url-safe base64-encoded bytes); "
+            "make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        ) from exc
+
+
+def cipher() -> MultiFernet:
+    """The first key encrypts; every listed key decrypts, so keys can be rotated."""
+    return _cipher(tuple(settings.TOKEN_ENCRYPTION_KEYS))
+
+
+def seal(plaintext: str) -> bytes:
+    return cipher().encrypt(plaintext.encode())
+
+
+def reveal(stored: StaffToken, *, refresh: bool = False) -> str:
+    """The plaintext of a stored access token (or, with `refresh`, refresh token)."""
+    try:
+        return (
+            cipher()
+            .decrypt(bytes(stored.refresh_ciphertext if refresh else stored.ciphertext))
+            .decode()
+        )
+    except InvalidToken:
+        # The key that encrypted it was removed from TOKEN_ENCRYPTION_KEYS.
+        raise NoToken(
+            f"Your saved token for {stored.deployment} can no longer be read (the console's "
+            "encryption keys changed). Save your token again on the Tokens page."
+        ) from None
+
+
+# --- Claims -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    subject: str = ""
+    session_id: str = ""
+    expires_at: datetime | None = None
+
+
+def read_claims(access_token: str) -> Claims | None:
+    """The claims the console shows and schedules by, or None when the token cannot be read as a
+    JWT. Not a verification: only Connvo can verify its tokens."""
+    try:
+        payload = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return Claims(
+        subject=_text(payload.get("sub")),
+        session_id=_text(payload.get("sid")),
+        expires_at=_timestamp(payload.get("exp")),
+    )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _timestamp(value: object) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None  # out of any calendar's range (or NaN): as good as no expiry date
+
+
+def expires_within(stored: StaffToken, *, seconds: float) -> bool:
+    """Whether the stored access token ends within `seconds` from now (or has ended: 0)."""
+    if stored.expires_at is None:
+        return False
+    return stored.expires_at - timedelta(seconds=seconds) <= timezone.now()
+
+
+def stored_credentials(user: AbstractBaseUser) -> dict[str, StaffToken]:
+    """The agent's stored credentials, by deployment name (for the Tokens page)."""
+    return {stored.deployment: stored for stored in StaffToken.objects.filter(user=user)}
+
+
+# --- The access token for a lookup --------------------------------------------------------------
+
+
+class SessionEnded(LookupFailed):
     """WorkOS refused the refresh token: the agent's Connvo session was revoked or expired."""
 
     outcome = Outcome.SESSION_ENDED
     title = "Your Connvo session has ended"
 
 
-class WorkOSUnavailable(ConnvoError):
+class WorkOSUnavailable(LookupFailed):
     """WorkOS could not be reached (or failed) while renewing the access token."""
 
     outcome = Outcome.AUTH_UNAVAILABLE
     title = "Your Connvo session could not be renewed"
 
 
-class ConnectFailed(Exception):
-    """Connecting a Connvo account did not work; `message` says why, for the agent."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Claims:
-    subject: str
-    session_id: str
-    expires_at: datetime | None
-
-
-def read_claims(access_token: str) -> Claims:
-    """The claims the console shows and schedules by. Not a verification: only Connvo can."""
-    try:
-        segment = access_token.split(".")[1]
-        payload = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (IndexError, ValueError, binascii.Error, UnicodeError):
-        payload = {}
-    if not isinstance(payload, dict):
-        payload = {}
-    exp = payload.get("exp")
-    valid_exp = isinstance(exp, int | float) and not isinstance(exp, bool)
-    return Claims(
-        subject=str(payload.get("sub") or ""),
-        session_id=str(payload.get("sid") or ""),
-        expires_at=datetime.fromtimestamp(exp, tz=UTC) if valid_exp else None,
+def no_token(deployment_name: str) -> NoToken:
+    return NoToken(
+        f"You have no Connvo token saved for {deployment_name}. Add it on the Tokens page, then "
+        "look up the meeting again."
     )
 
 
-def is_workos_deployment(deployment: str) -> bool:
-    return deployment in settings.CONNVO_WORKOS
+def _renewal_due(stored: StaffToken) -> bool:
+    return expires_within(stored, seconds=settings.CONNVO_REFRESH_MARGIN)
 
 
-@lru_cache(maxsize=8)
-def _client(client_id: str, api_key: str, base_url: str, timeout: int) -> workos.WorkOSClient:
-    # No SDK retries: retrying a refresh whose answer was lost would spend the single-use
-    # refresh token twice, and WorkOS would end the agent's session.
-    return workos.WorkOSClient(
-        client_id=client_id,
-        api_key=api_key,
-        base_url=base_url or None,
-        request_timeout=timeout,
-        max_retries=0,
-    )
-
-
-def workos_client(deployment: str) -> workos.WorkOSClient:
-    config = settings.CONNVO_WORKOS[deployment]
-    return _client(
-        config["client_id"], config["api_key"], config.get("base_url", ""), settings.WORKOS_TIMEOUT
-    )
-
-
-def workos_origins() -> list[str]:
-    """Where the Connect buttons send the agent's browser (for the page's CSP form-action)."""
-    origins = set()
-    for config in settings.CONNVO_WORKOS.values():
-        parts = urlsplit(config.get("base_url") or DEFAULT_WORKOS_URL)
-        origins.add(f"{parts.scheme}://{parts.netloc}")
-    return sorted(origins)
-
-
-def _needs_refresh(stored: StaffToken) -> bool:
-    if stored.expires_at is None:
-        return False
-    margin = timedelta(seconds=settings.CONNVO_REFRESH_MARGIN)
-    return stored.expires_at - margin <= timezone.now()
-
-
-def store_session(
-    *, user: AbstractBaseUser, deployment: str, access_token: str, refresh_token: str, email: str
-) -> StaffToken:
-    """Save (or replace) a WorkOS-connected session for the agent."""
-    claims = read_claims(access_token)
-    box = cipher()
-    stored, _ = StaffToken.objects.update_or_create(
-        user=user,
-        deployment=deployment,
-        defaults={
-            "ciphertext": box.encrypt(access_token.encode()),
-            "refresh_ciphertext": box.encrypt(refresh_token.encode()),
-            "session_id": claims.session_id[:255],
-            "email": email[:254],
-            "last4": access_token[-4:],
-            "subject": claims.subject[:255],
-            "expires_at": claims.expires_at,
-            "session_ended_at": None,
-            "session_end_reason": "",
-        },
-    )
-    return stored
-
-
-def _session_ended(stored: StaffToken) -> SessionEnded:
-    return SessionEnded(
-        f"Your Connvo session for {stored.deployment} has ended (signed out, revoked, or "
-        "expired). Reconnect your Connvo account on the Tokens page.",
-        detail=stored.session_end_reason,
-    )
-
-
-def access_token_for(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
+def access_token_for(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> str:
     """A Connvo access token for this agent on this deployment, renewed first if it is about to
     expire. Raises NoToken, SessionEnded or WorkOSUnavailable."""
-    stored = StaffToken.objects.filter(user=user, deployment=deployment).first()
+    stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
-        raise no_token(deployment)
+        raise no_token(deployment_name)
     if stored.session_ended:
         raise _session_ended(stored)
-    if not stored.is_connected_session or not _needs_refresh(stored):
+    if not stored.is_connected_session or not _renewal_due(stored):
         return reveal(stored)
-    if not is_workos_deployment(deployment):
+    if not is_workos_deployment(deployment_name):
         raise NoToken(
-            f"Your Connvo session for {deployment} needs renewing, but the console no longer has "
-            "WorkOS settings for it. Ask the console's administrators."
+            f"Your Connvo session for {deployment_name} needs renewing, but the console no longer "
+            "has WorkOS settings for it. Ask the console's administrators."
         )
-    return _refresh(user=user, deployment=deployment, origin=origin)
+    return _refresh(user=user, deployment_name=deployment_name, origin=origin)
 
 
-def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
-    box = cipher()
+def _refresh(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> str:
     with transaction.atomic():
         # Waits here while another worker (or host) renews this same credential.
         stored = (
-            StaffToken.objects.select_for_update().filter(user=user, deployment=deployment).first()
+            StaffToken.objects.select_for_update()
+            .filter(user=user, deployment=deployment_name)
+            .first()
         )
         if stored is None:
-            raise NoToken(f"You have no Connvo account connected for {deployment}.")
+            raise NoToken(f"You have no Connvo account connected for {deployment_name}.")
         if stored.session_ended:
             # It ended while we waited (another request learnt it first): the same answer.
             raise _session_ended(stored)
-        if not _needs_refresh(stored):
+        if not _renewal_due(stored):
             # Someone renewed it while we waited: use theirs, keep the refresh token unspent.
             return reveal(stored)
         refresh_token = reveal(stored, refresh=True)
-        failure: ConnvoError
+        failure: LookupFailed
         try:
-            answer = workos_client(deployment).user_management.authenticate_with_refresh_token(
+            answer = workos_client(deployment_name).user_management.authenticate_with_refresh_token(
                 refresh_token=refresh_token
             )
             if not _is_session_answer(answer):
@@ -202,10 +204,10 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
             # gives back None. Nothing was renewed, and the session is as fine as before.
             failure = WorkOSUnavailable(
                 f"The console could not reach WorkOS to renew your Connvo session for "
-                f"{deployment}. Try again in a minute; you stay connected.",
+                f"{deployment_name}. Try again in a minute; you stay connected.",
                 detail="WorkOS answered with something that is not JSON (a proxy page?)",
             )
-            _audit_refresh(origin, deployment, ok=False, detail=failure.detail)
+            _audit_refresh(origin, deployment_name, ok=False, detail=failure.detail)
         except (workos.WorkOSError, OSError) as exc:
             if is_session_over(exc):
                 # The refresh token is spent, revoked or expired: the session is over for good.
@@ -222,23 +224,31 @@ def _refresh(*, user: AbstractBaseUser, deployment: str, origin: Origin) -> str:
                 # the refresh token is kept for the next attempt.
                 failure = WorkOSUnavailable(
                     f"The console could not reach WorkOS to renew your Connvo session for "
-                    f"{deployment}. Try again in a minute; you stay connected.",
+                    f"{deployment_name}. Try again in a minute; you stay connected.",
                     detail=describe_error(exc),
                 )
-            _audit_refresh(origin, deployment, ok=False, detail=failure.detail)
+            _audit_refresh(origin, deployment_name, ok=False, detail=failure.detail)
         else:
-            claims = read_claims(answer.access_token)
-            stored.ciphertext = box.encrypt(answer.access_token.encode())
-            stored.refresh_ciphertext = box.encrypt(answer.refresh_token.encode())
+            claims = read_claims(answer.access_token) or Claims()
+            stored.ciphertext = seal(answer.access_token)
+            stored.refresh_ciphertext = seal(answer.refresh_token)
             stored.last4 = answer.access_token[-4:]
             stored.subject = claims.subject[:255] or stored.subject
             stored.session_id = claims.session_id[:255] or stored.session_id
             stored.expires_at = claims.expires_at
             stored.save()
-            _audit_refresh(origin, deployment, ok=True, detail=f"expires {claims.expires_at}")
+            _audit_refresh(origin, deployment_name, ok=True, detail=f"expires {claims.expires_at}")
             return answer.access_token
     # Raised outside the atomic block, so what was recorded about the failure is kept.
     raise failure
+
+
+def _session_ended(stored: StaffToken) -> SessionEnded:
+    return SessionEnded(
+        f"Your Connvo session for {stored.deployment} has ended (signed out, revoked, or "
+        "expired). Reconnect your Connvo account on the Tokens page.",
+        detail=stored.session_end_reason,
+    )
 
 
 class _NotJSON(Exception):
@@ -252,32 +262,42 @@ def _is_session_answer(answer: object) -> bool:
     )
 
 
-def _audit_refresh(origin: Origin, deployment: str, *, ok: bool, detail: str) -> None:
+def _audit_refresh(origin: Origin, deployment_name: str, *, ok: bool, detail: str) -> None:
     record(
         origin=origin,
         action=Action.TOKEN_REFRESHED if ok else Action.TOKEN_REFRESH_FAILED,
-        deployment=deployment,
+        deployment=deployment_name,
         detail=detail,
     )
 
 
-def is_session_over(exc: BaseException) -> bool:
-    """WorkOS answers `invalid_grant` for a refresh token (or code) that is spent, revoked or
-    expired. Anything else (network, 5xx, 429, our own credentials) says nothing about the
-    agent's session."""
-    return (
-        isinstance(exc, workos.BadRequestError) and getattr(exc, "error", None) == "invalid_grant"
+def store_credential(
+    *,
+    user: AbstractBaseUser,
+    deployment_name: str,
+    access_token: str,
+    refresh_token: str | None = None,
+    email: str = "",
+) -> StaffToken:
+    """Save (or replace) the agent's credential for a deployment: a pasted access token, or, with
+    `refresh_token`, a WorkOS-connected session. No audit entry: the callers write theirs."""
+    claims = read_claims(access_token) or Claims()
+    fields = {
+        "ciphertext": seal(access_token),
+        "last4": access_token[-4:],
+        "subject": claims.subject[:255],
+        "expires_at": claims.expires_at,
+        # Saving a credential again (reconnecting) ends an ended session's notice.
+        "session_ended_at": None,
+        "session_end_reason": "",
+    }
+    if refresh_token is not None:
+        fields |= {
+            "refresh_ciphertext": seal(refresh_token),
+            "session_id": claims.session_id[:255],
+            "email": email[:254],
+        }
+    stored, _ = StaffToken.objects.update_or_create(
+        user=user, deployment=deployment_name, defaults=fields
     )
-
-
-def describe_error(exc: BaseException) -> str:
-    """What WorkOS said, for escalation; never the tokens we sent."""
-    parts: list[Any] = [type(exc).__name__]
-    for attribute in ("status_code", "error", "code"):
-        value = getattr(exc, attribute, None)
-        if value:
-            parts.append(f"{attribute}={value}")
-    description = getattr(exc, "error_description", None) or getattr(exc, "message", "")
-    if description:
-        parts.append(str(description)[:200])
-    return " ".join(str(part) for part in parts)[:500]
+    return stored

@@ -2,13 +2,16 @@
 
 from django import forms
 
-from . import connvo, tokens
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+
+from . import pasted_tokens
+from .deployments import deployments
 
 
 def deployment_choices() -> list[tuple[str, str]]:
     return [
         (d.name, f"{d.name} (production)" if d.is_production else d.name)
-        for d in connvo.deployments().values()
+        for d in deployments().values()
     ]
 
 
@@ -35,8 +38,8 @@ class LookupForm(forms.Form):
 
     def clean_q(self) -> str:
         try:
-            return connvo.parse_meeting_id(self.cleaned_data["q"])
-        except connvo.InvalidMeetingId as exc:
+            return parse_meeting_id(self.cleaned_data["q"])
+        except InvalidMeetingId as exc:
             raise forms.ValidationError(exc.message, code="invalid_id") from None
 
 
@@ -44,7 +47,7 @@ class TokenForm(forms.Form):
     deployment = forms.ChoiceField(choices=deployment_choices, widget=forms.HiddenInput)
     token = forms.CharField(
         label="Connvo token",
-        max_length=tokens.MAX_TOKEN_LENGTH + 16,
+        max_length=pasted_tokens.MAX_TOKEN_LENGTH + 16,
         strip=False,
         error_messages={"required": "Paste your Connvo token."},
         widget=forms.PasswordInput(
@@ -56,8 +59,8 @@ class TokenForm(forms.Form):
     def clean_token(self) -> str:
         raw = self.cleaned_data["token"]
         try:
-            tokens.inspect_token(raw)
-        except tokens.TokenNotAccepted as exc:
+            pasted_tokens.inspect_token(raw)
+        except pasted_tokens.TokenNotAccepted as exc:
             raise forms.ValidationError(str(exc), code="token") from None
         return raw
 

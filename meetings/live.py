@@ -6,33 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 
 from django.conf import settings
 
-from .connvo import ConnvoError, Meeting, Outcome
+from connvo_admin.outcomes import LiveStatus, LookupFailed
 
-# Outcomes that will not change until a person acts: polling them again only costs calls.
-_NEEDS_THE_AGENT = {
-    Outcome.NO_TOKEN,
-    Outcome.SESSION_ENDED,
-    Outcome.TOKEN_REJECTED,
-    Outcome.NOT_PROVISIONED,
-}
-_GONE = {
-    Outcome.NOT_VISIBLE,
-    Outcome.NOT_FOUND,
-    Outcome.INVALID_ID,
-    Outcome.UNKNOWN_DEPLOYMENT,
-}
-
-
-class LiveStatus(StrEnum):
-    LIVE = "live"  # polling at the normal pace
-    FAILING = "failing"  # Connvo failed; polling again, slower
-    ENDED = "ended"  # the meeting concluded or was cancelled: nothing more will change
-    TOKEN = "token"  # the agent must update their token
-    GONE = "gone"  # the meeting is no longer visible to the agent
+from .connvo import Meeting
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +41,12 @@ def plan_after_success(meeting: Meeting) -> PollPlan:
     )
 
 
-def plan_after_failure(error: ConnvoError | None, *, failures: int, seen: str) -> PollPlan:
-    """`error` is None when the refresh could not be audited (so it showed nothing)."""
-    if error is not None and error.outcome in _NEEDS_THE_AGENT:
-        return PollPlan(LiveStatus.TOKEN, settings.CONNVO_POLL_INTERVAL, failures, seen)
-    if error is not None and error.outcome in _GONE:
-        return PollPlan(LiveStatus.GONE, settings.CONNVO_POLL_INTERVAL, failures, seen)
+def plan_after_failure(failure: LookupFailed, *, failures: int, seen: str) -> PollPlan:
+    """Polling stops for an outcome that only a person can change (see connvo_admin/outcomes.py),
+    and goes on, slower, for one that may pass by itself."""
+    status = failure.handling.live
+    if status != LiveStatus.FAILING:
+        return PollPlan(status, settings.CONNVO_POLL_INTERVAL, failures, seen)
     failures += 1
     # Double the wait after each consecutive failure, up to the cap: a struggling Connvo gets
     # fewer calls from every open page, and the page recovers by itself.

@@ -1,6 +1,6 @@
 """A staff member's lookup, end to end: check the id, find their token, ask Connvo, write the
 audit entry. The meeting page, its live refresh and `manage.py connvo_lookup` all come through
-`look_up_meeting()`, so they behave and are audited alike."""
+`audited_lookup()`, so they behave and are audited alike."""
 
 from __future__ import annotations
 
@@ -11,22 +11,29 @@ from django.db import DatabaseError, transaction
 
 from audit.models import Action, Via
 from audit.services import Origin, record
+from connvo_admin.meeting_ids import parse_meeting_id
+from connvo_admin.outcomes import LookupFailed, Outcome
 
 from . import connvo, credentials, ratelimit
+from .deployments import get_deployment
 
 logger = logging.getLogger(__name__)
 
 
-class AuditUnavailable(Exception):
+class AuditUnavailable(LookupFailed):
     """The audit entry could not be written, so the lookup's result must not be shown."""
 
-    message = (
-        "The console could not record this lookup in the audit log, so it will not show the "
-        "meeting. Try again in a moment; if it persists, tell the console's administrators."
-    )
+    outcome = Outcome.AUDIT_UNAVAILABLE
+    title = "the lookup could not be recorded"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The console could not record this lookup in the audit log, so it will not show the "
+            "meeting. Try again in a moment; if it persists, tell the console's administrators."
+        )
 
 
-def look_up_meeting(
+def audited_lookup(
     *,
     user: AbstractBaseUser,
     origin: Origin,
@@ -34,23 +41,25 @@ def look_up_meeting(
     meeting_ref: str,
     via: Via,
 ) -> connvo.Lookup:
-    """Return the lookup, or raise `connvo.ConnvoError` (audited) or `AuditUnavailable`."""
-    outcome: connvo.Lookup | connvo.ConnvoError
+    """Return the lookup, or raise `LookupFailed`: audited, or `AuditUnavailable`."""
+    outcome: connvo.Lookup | LookupFailed
     meeting_id = meeting_ref.strip()[:64]
     try:
-        meeting_id = connvo.parse_meeting_id(meeting_ref)
-        deployment = connvo.get_deployment(deployment_name)
-        token = credentials.access_token_for(user=user, deployment=deployment.name, origin=origin)
+        meeting_id = parse_meeting_id(meeting_ref)
+        deployment = get_deployment(deployment_name)
+        token = credentials.access_token_for(
+            user=user, deployment_name=deployment.name, origin=origin
+        )
         ratelimit.count_lookup(user=user)
-        outcome = connvo.lookup_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
-    except connvo.ConnvoError as error:
-        outcome = error
+        outcome = connvo.get_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
+    except LookupFailed as failure:
+        outcome = failure
     except DatabaseError:
         # Renewing the session could not be recorded (or stored): show nothing.
         logger.exception("credential for a lookup by %s could not be prepared", origin.username)
         raise AuditUnavailable from None
 
-    failed = isinstance(outcome, connvo.ConnvoError)
+    failed = isinstance(outcome, LookupFailed)
     try:
         # A savepoint, so a failed write leaves the request's connection usable.
         with transaction.atomic():
@@ -60,7 +69,7 @@ def look_up_meeting(
                 via=via,
                 deployment=deployment_name[:64],
                 meeting_id=meeting_id,
-                outcome=outcome.kind if failed else connvo.Outcome.FOUND,
+                outcome=outcome.kind if failed else Outcome.FOUND,
                 http_status=outcome.http_status,
                 latency_ms=outcome.latency_ms,
                 connvo_request_id=outcome.request_id if failed else None,

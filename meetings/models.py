@@ -1,4 +1,4 @@
-"""Per-staff Connvo tokens, encrypted at rest (see meetings/tokens.py for the only code that
+"""Per-staff Connvo tokens, encrypted at rest (see meetings/credentials.py for the only code that
 encrypts and decrypts them)."""
 
 from django.conf import settings

@@ -14,17 +14,17 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 
-from . import connvo
+from connvo_admin.outcomes import LookupFailed, Outcome
 
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 
 
-class LookupLimitReached(connvo.ConnvoError):
+class LookupLimitReached(LookupFailed):
     """The console refused the lookup before calling Connvo (not Connvo's own 429)."""
 
-    outcome = connvo.Outcome.LOOKUP_LIMIT
+    outcome = Outcome.LOOKUP_LIMIT
     title = "Too many lookups from your account"
 
 

@@ -15,25 +15,35 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
-from audit.models import Action, AuditEntry, Via
-from audit.services import Origin, record
+from audit import selectors
+from audit.models import Via
+from audit.services import Origin
+from connvo_admin.outcomes import LookupFailed
 
-from . import connect, connvo, credentials, tokens
-from .connvo import Outcome
+from . import connect, credentials, pasted_tokens, workos_auth
+from .deployments import (
+    Deployment,
+    UnknownDeployment,
+    deployments,
+    get_deployment,
+    preferred_deployment,
+)
 from .forms import LookupForm, RemoveTokenForm, TokenForm
 from .live import PollPlan, plan_after_failure, plan_after_success
-from .lookups import AuditUnavailable, look_up_meeting
-from .models import StaffToken
+from .lookups import audited_lookup
 
-lookup_permission = permission_required("meetings.lookup_meeting", raise_exception=True)
-HTTP_STOP_POLLING = 286  # htmx: swap this response, then stop polling
+# The codename predates the names below; renaming it would need a migration of every group's
+# permissions (and of `perms.meetings.lookup_meeting` in templates) for no change in meaning.
+LOOKUP_PERMISSION = "meetings.lookup_meeting"
+lookup_permission_required = permission_required(LOOKUP_PERMISSION, raise_exception=True)
 
 
-def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def login_required_whole_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Django's login_required, except that a live-refresh request whose session has expired
     moves the whole page to the sign-in page instead of swapping a login form into the page."""
 
@@ -49,68 +59,25 @@ def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapper
 
 
-# The console's own answer for each way a lookup can end; a gateway-style code when Connvo failed.
-STATUS_FOR_OUTCOME = {
-    Outcome.INVALID_ID: 400,
-    Outcome.UNKNOWN_DEPLOYMENT: 404,
-    Outcome.NOT_FOUND: 404,
-    Outcome.NOT_VISIBLE: 403,
-    Outcome.NO_TOKEN: 403,
-    Outcome.SESSION_ENDED: 403,
-    Outcome.TOKEN_REJECTED: 403,
-    Outcome.NOT_PROVISIONED: 403,
-    Outcome.RATE_LIMITED: 429,
-    Outcome.LOOKUP_LIMIT: 429,
-    Outcome.OVERLOADED: 503,
-    Outcome.TIMEOUT: 504,
-}
 RECENT_LOOKUPS = 10
 SESSION_DEPLOYMENT = "connvo_deployment"
 
 
-def _preferred_deployment(request: HttpRequest) -> str:
-    """The deployment of the agent's last successful lookup (this session, else the audit log),
-    so an agent who works on prod all day does not have to pick it every time."""
-    known = connvo.deployments()
-    name = request.session.get(SESSION_DEPLOYMENT)
-    if name not in known:
-        name = (
-            AuditEntry.objects.filter(
-                actor=request.user, action=Action.LOOKUP, outcome=Outcome.FOUND
-            )
-            .values_list("deployment", flat=True)
-            .first()
-        )
-    return name if name in known else settings.CONNVO_DEFAULT_DEPLOYMENT
-
-
-def _recent_lookups(user) -> list[AuditEntry]:
-    """This agent's last distinct meetings, newest first, from the audit log."""
-    seen: set[tuple[str, str]] = set()
-    recent: list[AuditEntry] = []
-    rows = AuditEntry.objects.filter(
-        actor=user, action=Action.LOOKUP, via=Via.PAGE, outcome=Outcome.FOUND
-    ).only("at", "deployment", "meeting_id", "outcome")[:100]
-    for row in rows:
-        key = (row.deployment, row.meeting_id)
-        if key not in seen:
-            seen.add(key)
-            recent.append(row)
-        if len(recent) == RECENT_LOOKUPS:
-            break
-    return recent
+def agent_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A page for support agents: signed in, and allowed to look meetings up."""
+    return login_required_whole_page(lookup_permission_required(view))
 
 
 def start_page_permission(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The start page is the lookup page; someone who may only read the audit log lands on the
     audit log instead of a refusal (this is where sign-in sends everyone)."""
 
-    guarded = lookup_permission(view)
+    guarded = lookup_permission_required(view)
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         user = request.user
-        if not user.has_perm("meetings.lookup_meeting") and user.has_perm("audit.view_auditentry"):
+        if not user.has_perm(LOOKUP_PERMISSION) and user.has_perm("audit.view_auditentry"):
             return redirect("audit:list")
         return guarded(request, *args, **kwargs)
 
@@ -118,22 +85,30 @@ def start_page_permission(view: Callable[..., HttpResponse]) -> Callable[..., Ht
 
 
 @require_GET
-@login_required
+@login_required_whole_page
 @start_page_permission
-def lookup(request: HttpRequest) -> HttpResponse:
+def start_page(request: HttpRequest) -> HttpResponse:
+    """The lookup form (its answer redirects to the meeting's page) and the agent's recent
+    meetings."""
     if "q" in request.GET:
         form = LookupForm(request.GET, autofocus=True)
         if form.is_valid():
             return redirect(
                 "meetings:detail",
-                deployment=form.cleaned_data["deployment"],
+                deployment_name=form.cleaned_data["deployment"],
                 meeting_id=form.cleaned_data["q"],
             )
         status = 400
     else:
-        form = LookupForm(initial={"deployment": _preferred_deployment(request)}, autofocus=True)
+        preferred = preferred_deployment(
+            remembered=request.session.get(SESSION_DEPLOYMENT), user=request.user
+        )
+        form = LookupForm(initial={"deployment": preferred}, autofocus=True)
         status = 200
-    context = {"form": form, "recent": _recent_lookups(request.user)}
+    context = {
+        "form": form,
+        "recent": selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS),
+    }
     return render(request, "meetings/lookup.html", context, status=status)
 
 
@@ -149,41 +124,41 @@ def refresh_state(request: HttpRequest) -> tuple[int, str]:
 
 @require_GET
 @vary_on_headers("HX-Request")
-@login_required
-@lookup_permission
-def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> HttpResponse:
+@agent_view
+def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
     """The meeting page; with htmx, its live-status fragment (one refresh)."""
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return _confirm_cross_site_lookup(request, deployment=deployment, meeting_id=meeting_id)
+        return _confirm_cross_site_lookup(
+            request, deployment_name=deployment_name, meeting_id=meeting_id
+        )
     refreshing = bool(request.htmx)
     context = {
-        "deployment": connvo.deployments().get(deployment),
-        "deployment_name": deployment,
+        # None for a name that is not configured: the lookup below says so (and audits it).
+        "deployment": deployments().get(deployment_name),
+        "deployment_name": deployment_name,
         "meeting_id": meeting_id,
         "checked_at": timezone.now(),
     }
     try:
-        result = look_up_meeting(
+        result = audited_lookup(
             user=request.user,
             origin=Origin.from_request(request),
-            deployment_name=deployment,
+            deployment_name=deployment_name,
             meeting_ref=meeting_id,
             via=Via.REFRESH if refreshing else Via.PAGE,
         )
-    except (connvo.ConnvoError, AuditUnavailable) as exc:
-        error = exc if isinstance(exc, connvo.ConnvoError) else None
+    except LookupFailed as failure:
         if refreshing:
             failures, seen = refresh_state(request)
-            plan = plan_after_failure(error, failures=failures, seen=seen)
-            context |= {"live": plan, "refresh_error": exc}
+            plan = plan_after_failure(failure, failures=failures, seen=seen)
+            context |= {"live": plan, "refresh_error": failure}
             return _live_fragment(request, context, plan)
         context |= {
-            "error": error,
-            "audit_error": None if error else exc,
-            "form": LookupForm(initial={"q": meeting_id, "deployment": deployment}),
-            "other_deployments": [name for name in connvo.deployments() if name != deployment],
+            "error": failure,
+            "form": LookupForm(initial={"q": meeting_id, "deployment": deployment_name}),
+            "other_deployments": [name for name in deployments() if name != deployment_name],
         }
-        status = STATUS_FOR_OUTCOME.get(error.outcome, 502) if error else 503
+        status = failure.handling.page_status
         return render(request, "meetings/meeting_detail.html", context, status=status)
 
     meeting = result.meeting
@@ -196,50 +171,53 @@ def meeting_detail(request: HttpRequest, deployment: str, meeting_id: str) -> Ht
             return HttpResponse(status=204)
         return _live_fragment(request, context, plan)
 
-    request.session[SESSION_DEPLOYMENT] = deployment
+    request.session[SESSION_DEPLOYMENT] = deployment_name
     context |= {
-        "form": LookupForm(initial={"q": meeting.id, "deployment": deployment}),
+        "form": LookupForm(initial={"q": meeting.id, "deployment": deployment_name}),
         "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
 
 
 def _confirm_cross_site_lookup(
-    request: HttpRequest, *, deployment: str, meeting_id: str
+    request: HttpRequest, *, deployment_name: str, meeting_id: str
 ) -> HttpResponse:
     """A link on another site opened this page: a lookup calls Connvo and is audited in the
     agent's name, so one click from elsewhere must not make one (SameSite=Lax sends the session
     cookie with a top-level GET). Ask first, with the lookup form filled in; it submits from this
     site. Bookmarks and typed addresses are not cross-site ("none")."""
-    initial = {"q": meeting_id, "deployment": deployment}
+    initial = {"q": meeting_id, "deployment": deployment_name}
     context = {
         "form": LookupForm(initial=initial, autofocus=True),
-        "recent": _recent_lookups(request.user),
-        "cross_site": {"meeting_id": meeting_id, "deployment": deployment},
+        "recent": selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS),
+        "cross_site": {"meeting_id": meeting_id, "deployment": deployment_name},
     }
     return render(request, "meetings/lookup.html", context)
 
 
 def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:
-    status = 200 if plan.polling else HTTP_STOP_POLLING
+    # htmx swaps a 286 (django-htmx's HttpResponseStopPolling) and then stops polling.
+    status = 200 if plan.polling else HTMX_STOP_POLLING
     return render(request, "meetings/meeting_detail.html#metrics", context, status=status)
 
 
 def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[dict]:
-    stored = {t.deployment: t for t in StaffToken.objects.filter(user=request.user)}
-    now = timezone.now()
+    stored = credentials.stored_credentials(request.user)
+    warning = settings.CONNVO_TOKEN_EXPIRY_WARNING
     rows = []
-    for d in connvo.deployments().values():
+    for d in deployments().values():
         token = stored.get(d.name)
         rows.append(
             {
                 "deployment": d,
                 "token": token,
-                "expired": bool(token and token.expires_at and token.expires_at <= now),
+                "expired": bool(token and credentials.expires_within(token, seconds=0)),
                 "expires_soon": bool(
-                    token and not token.is_connected_session and tokens.expires_soon(token)
+                    token
+                    and not token.is_connected_session
+                    and credentials.expires_within(token, seconds=warning)
                 ),
-                "workos": credentials.is_workos_deployment(d.name),
+                "workos": workos_auth.is_workos_deployment(d.name),
                 "form": bound
                 if bound is not None and bound.prefix == d.name
                 else TokenForm(initial={"deployment": d.name}, prefix=d.name),
@@ -249,109 +227,112 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
 
 
 def _tokens_page(request: HttpRequest, rows: list[dict], status: int = 200) -> HttpResponse:
-    response = render(request, "meetings/tokens.html", {"rows": rows}, status=status)
-    # The Connect buttons post here and are redirected on to WorkOS AuthKit: the policy's
-    # form-action must allow those origins on this page (and only here).
-    origins = credentials.workos_origins()
-    if origins:
+    return render(request, "meetings/tokens.html", {"rows": rows}, status=status)
+
+
+def workos_form_action(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The Connect buttons post to the console and are redirected on to WorkOS AuthKit: the
+    Tokens page's CSP form-action must allow those origins (and only there). Decided per request,
+    since the origins come from the settings."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        origins = workos_auth.workos_origins()
+        if not origins:
+            return view(request, *args, **kwargs)
         policy = settings.SECURE_CSP
-        response._csp_config = {**policy, "form-action": [*policy["form-action"], *origins]}
-    return response
+        allowing = csp_override({**policy, "form-action": [*policy["form-action"], *origins]})
+        return allowing(view)(request, *args, **kwargs)
+
+    return wrapper
+
+
+def tokens_page_deployment(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The access helper of the Tokens page's forms: hands the view the `Deployment` its URL
+    names; a name that is not configured goes back to the Tokens page with a message."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, deployment_name: str, **kwargs) -> HttpResponse:
+        try:
+            deployment = get_deployment(deployment_name)
+        except UnknownDeployment:
+            messages.error(request, f"There is no Connvo deployment called “{deployment_name}”.")
+            return redirect("meetings:tokens")
+        return view(request, deployment, **kwargs)
+
+    return wrapper
 
 
 @require_GET
-@login_required
-@lookup_permission
+@agent_view
+@workos_form_action
 def token_list(request: HttpRequest) -> HttpResponse:
     return _tokens_page(request, _token_rows(request))
 
 
 @require_POST
-@login_required
-@lookup_permission
-def token_save(request: HttpRequest, deployment: str) -> HttpResponse:
-    form = TokenForm(request.POST, prefix=deployment)
-    if deployment not in connvo.deployments():
-        messages.error(request, f"There is no Connvo deployment called “{deployment}”.")
-        return redirect("meetings:tokens")
-    if not form.is_valid() or form.cleaned_data["deployment"] != deployment:
+@agent_view
+@tokens_page_deployment
+@workos_form_action
+def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
+    form = TokenForm(request.POST, prefix=deployment.name)
+    if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         # The paste is never echoed back: it may be a valid secret with a typo around it.
         return _tokens_page(request, _token_rows(request, bound=form), status=400)
-    existed = StaffToken.objects.filter(user=request.user, deployment=deployment).exists()
-    saved = tokens.save_token(
-        user=request.user, deployment=deployment, raw_token=form.cleaned_data["token"]
-    )
-    record(
+    saved = pasted_tokens.save_token(
+        user=request.user,
+        deployment_name=deployment.name,
+        raw_token=form.cleaned_data["token"],
         origin=Origin.from_request(request),
-        action=Action.TOKEN_REPLACED if existed else Action.TOKEN_SAVED,
-        deployment=deployment,
     )
     messages.success(
-        request, f"Token for {deployment} saved (ending …{saved.last4}). It is stored encrypted."
+        request,
+        f"Token for {deployment.name} saved (ending …{saved.last4}). It is stored encrypted.",
     )
     return redirect("meetings:tokens")
 
 
 @require_POST
-@login_required
-@lookup_permission
-def token_remove(request: HttpRequest, deployment: str) -> HttpResponse:
+@agent_view
+@tokens_page_deployment
+def token_remove(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     form = RemoveTokenForm(request.POST)
-    if form.is_valid() and form.cleaned_data["deployment"] == deployment:
-        if tokens.remove_token(user=request.user, deployment=deployment):
-            record(
-                origin=Origin.from_request(request),
-                action=Action.TOKEN_REMOVED,
-                deployment=deployment,
-            )
-            messages.success(request, f"Your token for {deployment} was removed.")
-        else:
-            messages.info(request, f"You had no token saved for {deployment}.")
-    else:
+    if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         messages.error(request, "That deployment does not exist.")
+    elif pasted_tokens.remove_token(
+        user=request.user, deployment_name=deployment.name, origin=Origin.from_request(request)
+    ):
+        messages.success(request, f"Your token for {deployment.name} was removed.")
+    else:
+        messages.info(request, f"You had no token saved for {deployment.name}.")
     return redirect("meetings:tokens")
 
 
 # --- Connecting a Connvo account through WorkOS AuthKit ------------------------------------------
 
-SESSION_PENDING_CONNECTS = "connvo_pending_connects"
-PENDING_CONNECT_LIFETIME = 15 * 60
-
 
 @require_POST
-@login_required
-@lookup_permission
-def connect_start(request: HttpRequest, deployment: str) -> HttpResponse:
-    if not credentials.is_workos_deployment(deployment):
-        messages.error(request, f"Connecting an account is not set up for {deployment}.")
+@agent_view
+@tokens_page_deployment
+def connect_start(request: HttpRequest, deployment: Deployment) -> HttpResponse:
+    if not workos_auth.is_workos_deployment(deployment.name):
+        messages.error(request, f"Connecting an account is not set up for {deployment.name}.")
         return redirect("meetings:tokens")
     pending = connect.begin_connect(
-        deployment=deployment,
+        deployment_name=deployment.name,
         redirect_uri=request.build_absolute_uri(reverse("meetings:connect_callback")),
     )
-    # Keyed by state: several tabs may connect several deployments at once.
-    started = request.session.get(SESSION_PENDING_CONNECTS, {})
-    now = timezone.now().timestamp()
-    started = {k: v for k, v in started.items() if now - v["at"] < PENDING_CONNECT_LIFETIME}
-    started[pending.state] = {
-        "deployment": deployment,
-        "verifier": pending.code_verifier,
-        "at": now,
-    }
-    request.session[SESSION_PENDING_CONNECTS] = started
+    connect.remember_pending(request.session, pending)
     return redirect(pending.url)
 
 
 @require_GET
-@login_required
-@lookup_permission
+@agent_view
+@workos_form_action
 def connect_callback(request: HttpRequest) -> HttpResponse:
     origin = Origin.from_request(request)
-    started = request.session.get(SESSION_PENDING_CONNECTS, {})
-    pending = started.pop(request.GET.get("state", ""), None)
-    request.session[SESSION_PENDING_CONNECTS] = started
-    expired = pending and timezone.now().timestamp() - pending["at"] > PENDING_CONNECT_LIFETIME
-    if pending is None or expired:
+    pending = connect.take_pending(request.session, request.GET.get("state", ""))
+    if pending is None:
         connect.fail(origin, "", "callback with an unknown or expired state")
         messages.error(
             request,
@@ -359,34 +340,38 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
             "than 15 minutes old), so nothing was connected. Press Connect again.",
         )
         return _tokens_page(request, _token_rows(request), status=400)
-    deployment = pending["deployment"]
+    deployment_name = pending.deployment_name
     if request.GET.get("error") or not request.GET.get("code"):
-        connect.fail(origin, deployment, f"WorkOS answered {request.GET.get('error', 'no code')}")
-        messages.error(request, f"Connecting your Connvo account for {deployment} was cancelled.")
+        connect.fail(
+            origin, deployment_name, f"WorkOS answered {request.GET.get('error', 'no code')}"
+        )
+        messages.error(
+            request, f"Connecting your Connvo account for {deployment_name} was cancelled."
+        )
         return redirect("meetings:tokens")
     try:
         stored = connect.finish_connect(
             user=request.user,
-            deployment=deployment,
+            deployment_name=deployment_name,
             code=request.GET["code"],
-            code_verifier=pending["verifier"],
+            code_verifier=pending.code_verifier,
             origin=origin,
         )
-    except credentials.ConnectFailed as exc:
+    except connect.ConnectFailed as exc:
         messages.error(request, exc.message)
         return redirect("meetings:tokens")
-    messages.success(request, f"Connected to Connvo {deployment} as {stored.email}.")
+    messages.success(request, f"Connected to Connvo {deployment_name} as {stored.email}.")
     return redirect("meetings:tokens")
 
 
 @require_POST
-@login_required
-@lookup_permission
-def connect_disconnect(request: HttpRequest, deployment: str) -> HttpResponse:
+@agent_view
+@tokens_page_deployment
+def connect_disconnect(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     if connect.disconnect(
-        user=request.user, deployment=deployment, origin=Origin.from_request(request)
+        user=request.user, deployment_name=deployment.name, origin=Origin.from_request(request)
     ):
-        messages.success(request, f"Your Connvo account for {deployment} is disconnected.")
+        messages.success(request, f"Your Connvo account for {deployment.name} is disconnected.")
     else:
-        messages.info(request, f"No Connvo account was connected for {deployment}.")
+        messages.info(request, f"No Connvo account was connected for {deployment.name}.")
     return redirect("meetings:tokens")

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
 from fakeconnvo import FakeConnvo
-from meetings import tokens
+from meetings import pasted_tokens
 
 PASSWORD = "correct horse battery staple"
 
@@ -122,7 +122,7 @@ def admin_user(db) -> User:
 @pytest.fixture
 def agent_token(agent, fake_connvo) -> str:
     token = fake_connvo.token_for("agent")
-    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
     return token
 
 
@@ -168,7 +168,7 @@ def audit_entry(db):
 @pytest.fixture
 def workos(settings, fake_connvo):
     """Make the fake Connvo deployment also the WorkOS AuthKit of "dev" (five-minute tokens)."""
-    from meetings import credentials
+    from meetings import workos_auth
 
     settings.CONNVO_WORKOS = {
         "dev": {
@@ -178,6 +178,6 @@ def workos(settings, fake_connvo):
         }
     }
     settings.CONNVO_REFRESH_MARGIN = 60
-    credentials._client.cache_clear()
+    workos_auth._client.cache_clear()
     yield fake_connvo
-    credentials._client.cache_clear()
+    workos_auth._client.cache_clear()

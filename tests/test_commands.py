@@ -8,7 +8,8 @@ import requests
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEntry, Via
-from meetings import tokens
+from meetings import credentials
+from meetings.models import StaffToken
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def test_token_set_reads_stdin(agent, fake_connvo, monkeypatch):
     )
 
     assert code == 0
-    assert tokens.token_for(user=agent, deployment="dev") == token
+    assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token
     assert token not in out
     assert f"…{token[-4:]}" in out
 

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from audit.models import Action, AuditEntry, Via
 from audit.services import Origin
-from meetings import credentials, tokens
-from meetings.lookups import look_up_meeting
+from meetings import credentials, workos_auth
+from meetings.lookups import audited_lookup
 from meetings.models import StaffToken
 
 pytestmark = pytest.mark.usefixtures("workos")
@@ -38,7 +38,7 @@ def connect(client: Client, fake) -> requests.Response:
 
 
 def look_up(user, fake, label="standup", via=Via.PAGE):
-    return look_up_meeting(
+    return audited_lookup(
         user=user,
         origin=Origin.for_command(user),
         deployment_name="dev",
@@ -55,7 +55,7 @@ def expire_soon(user, seconds=30):
 
 def stored_refresh_token(user) -> str:
     stored = StaffToken.objects.get(user=user, deployment="dev")
-    return tokens.cipher().decrypt(bytes(stored.refresh_ciphertext)).decode()
+    return credentials.cipher().decrypt(bytes(stored.refresh_ciphertext)).decode()
 
 
 # --- Connecting -----------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_disconnect_revokes_the_session_at_workos(agent_client, agent, fake_conn
     assert not StaffToken.objects.exists()
     assert AuditEntry.objects.filter(action=Action.CONNVO_DISCONNECTED).count() == 1
     # The session really ended: its refresh token no longer works at WorkOS.
-    client = credentials.workos_client("dev")
+    client = workos_auth.workos_client("dev")
     with pytest.raises(Exception, match=r"(?i)invalid_grant|ended|revoked"):
         client.user_management.authenticate_with_refresh_token(refresh_token=refresh_token)
 
@@ -316,7 +316,7 @@ def test_no_token_in_any_log_line_across_connect_and_refresh(
 ):
     caplog.set_level(logging.DEBUG)
     connect(agent_client, fake_connvo)
-    access_token = tokens.token_for(user=agent, deployment="dev")
+    access_token = credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev"))
     refresh_token = stored_refresh_token(agent)
     expire_soon(agent)
     look_up(agent, fake_connvo)

@@ -17,7 +17,7 @@ from django.test import Client
 
 from audit.models import Action, AuditEntry
 from connvo_admin import settings as defaults
-from meetings import ratelimit, tokens
+from meetings import pasted_tokens, ratelimit
 from tests.conftest import _user
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +78,9 @@ def test_each_person_has_their_own_limit(agent_client, agent_token, fake_connvo)
     for _ in range(LIMIT + 1):
         agent_client.get(path)
     colleague = _user("colleague", "Support")
-    tokens.save_token(user=colleague, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    pasted_tokens.store_token(
+        user=colleague, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
+    )
     client = Client()
     client.force_login(colleague)
 

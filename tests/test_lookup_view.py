@@ -66,9 +66,11 @@ def test_recent_lookups_link_back_to_meetings(agent_client, agent_token, fake_co
 
 
 def test_deployment_of_last_lookup_is_remembered(agent, fake_connvo_prod, agent_client):
-    from meetings import tokens
+    from meetings import pasted_tokens
 
-    tokens.save_token(user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent"))
+    pasted_tokens.store_token(
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
+    )
     agent_client.get(
         reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")])
     )
@@ -79,9 +81,11 @@ def test_deployment_of_last_lookup_is_remembered(agent, fake_connvo_prod, agent_
 
 
 def test_deployment_is_remembered_across_sign_ins(agent, fake_connvo_prod, client):
-    from meetings import tokens
+    from meetings import pasted_tokens
 
-    tokens.save_token(user=agent, deployment="prod", raw_token=fake_connvo_prod.token_for("agent"))
+    pasted_tokens.store_token(
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
+    )
     client.force_login(agent)
     client.get(reverse("meetings:detail", args=["prod", fake_connvo_prod.meeting_id("retro")]))
     client.logout()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from meetings.connvo import InvalidMeetingId, parse_meeting_id
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
 MEETING_ID = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
 

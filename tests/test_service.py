@@ -8,8 +8,10 @@ import logging
 
 import pytest
 
+from connvo_admin.meeting_ids import InvalidMeetingId
 from meetings import connvo
 from meetings.connvo import MeetingState, UserPresence, UserRole
+from meetings.deployments import Deployment
 
 REQUIRED_FIELDS = {
     "_creationTime",
@@ -26,13 +28,13 @@ REQUIRED_FIELDS = {
 
 
 @pytest.fixture
-def dev(fake_connvo) -> connvo.Deployment:
-    return connvo.Deployment(name="dev", url=fake_connvo.url)
+def dev(fake_connvo) -> Deployment:
+    return Deployment(name="dev", url=fake_connvo.url)
 
 
 def look_up(fake, deployment, label_or_id, token=None):
     meeting_id = label_or_id if len(label_or_id) > 30 else fake.meeting_id(label_or_id)
-    return connvo.lookup_meeting(
+    return connvo.get_meeting(
         deployment=deployment,
         token=token if token is not None else fake.token_for("agent"),
         meeting_id=meeting_id,
@@ -151,7 +153,7 @@ def test_unknown_user_is_not_provisioned(fake_connvo, dev):
 
 
 def test_id_of_another_table_is_an_invalid_id(fake_connvo, dev):
-    with pytest.raises(connvo.InvalidMeetingId) as caught:
+    with pytest.raises(InvalidMeetingId) as caught:
         look_up(fake_connvo, dev, fake_connvo.users_table_id())
 
     assert caught.value.request_id
@@ -279,7 +281,7 @@ def test_deployment_down_is_unreachable(fake_connvo, dev):
     fake_connvo.down()
 
     with pytest.raises(connvo.ConnvoUnreachable) as caught:
-        connvo.lookup_meeting(deployment=dev, token=token, meeting_id=meeting_id)
+        connvo.get_meeting(deployment=dev, token=token, meeting_id=meeting_id)
 
     assert caught.value.attempts == 3
     assert "could not connect" in caught.value.message

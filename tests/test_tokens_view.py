@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import Action, AuditEntry
-from meetings import tokens
+from meetings import credentials, pasted_tokens
 from meetings.models import StaffToken
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_saved_token_is_encrypted_and_never_shown_in_full(agent_client, agent, f
     assert response.status_code == 302
     stored = StaffToken.objects.get(user=agent, deployment="dev")
     assert token.encode() not in bytes(stored.ciphertext)
-    assert tokens.token_for(user=agent, deployment="dev") == token
+    assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
     assert f"…{token[-4:]}" in page
     assert token not in page
@@ -47,7 +47,7 @@ def test_bearer_prefix_and_whitespace_are_tolerated(agent_client, agent, fake_co
 
     save(agent_client, "dev", f"  Bearer {token}\n")
 
-    assert tokens.token_for(user=agent, deployment="dev") == token
+    assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token
 
 
 def test_replacing_a_token_is_audited_as_a_replacement(agent_client, agent, fake_connvo):
@@ -56,7 +56,7 @@ def test_replacing_a_token_is_audited_as_a_replacement(agent_client, agent, fake
 
     save(agent_client, "dev", newer)
 
-    assert tokens.token_for(user=agent, deployment="dev") == newer
+    assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == newer
     assert StaffToken.objects.filter(user=agent).count() == 1
     assert AuditEntry.objects.order_by("id").last().action == Action.TOKEN_REPLACED
 
@@ -91,8 +91,8 @@ def test_expired_token_is_refused(agent_client, fake_connvo):
 
 
 def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
-    tokens.save_token(
-        user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent", expires_in=3600)
+    pasted_tokens.store_token(
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent", expires_in=3600)
     )
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
@@ -101,7 +101,9 @@ def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
 
 
 def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):
-    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    pasted_tokens.store_token(
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
+    )
     StaffToken.objects.update(expires_at=timezone.now() - timedelta(minutes=5))
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
@@ -110,7 +112,9 @@ def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):
 
 
 def test_remove_token(agent_client, agent, fake_connvo):
-    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    pasted_tokens.store_token(
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
+    )
 
     response = agent_client.post(
         reverse("meetings:token_remove", args=["dev"]), {"deployment": "dev"}
@@ -123,7 +127,7 @@ def test_remove_token(agent_client, agent, fake_connvo):
 
 def test_agents_only_see_their_own_tokens(agent_client, outsider, fake_connvo):
     other = fake_connvo.token_for("alice")
-    tokens.save_token(user=outsider, deployment="dev", raw_token=other)
+    pasted_tokens.store_token(user=outsider, deployment_name="dev", raw_token=other)
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
 
@@ -141,11 +145,13 @@ def test_unknown_deployment_cannot_be_saved(agent_client, fake_connvo):
 def test_token_from_a_removed_key_asks_to_save_again(agent, fake_connvo, settings):
     from cryptography.fernet import Fernet
 
-    tokens.save_token(user=agent, deployment="dev", raw_token=fake_connvo.token_for("agent"))
+    pasted_tokens.store_token(
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
+    )
     settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
 
-    with pytest.raises(tokens.NoToken) as caught:
-        tokens.token_for(user=agent, deployment="dev")
+    with pytest.raises(credentials.NoToken) as caught:
+        credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev"))
 
     assert "Save your token again" in caught.value.message
 
@@ -154,13 +160,13 @@ def test_rotated_keys_still_decrypt(agent, fake_connvo, settings):
     from cryptography.fernet import Fernet
 
     token = fake_connvo.token_for("agent")
-    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
     settings.TOKEN_ENCRYPTION_KEYS = [
         Fernet.generate_key().decode(),
         *settings.TOKEN_ENCRYPTION_KEYS,
     ]
 
-    assert tokens.token_for(user=agent, deployment="dev") == token
+    assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token
 
 
 def test_rotate_token_keys_reencrypts_under_the_newest_key(agent, fake_connvo, settings):
@@ -168,7 +174,7 @@ def test_rotate_token_keys_reencrypts_under_the_newest_key(agent, fake_connvo, s
     from django.core.management import call_command
 
     token = fake_connvo.token_for("agent")
-    tokens.save_token(user=agent, deployment="dev", raw_token=token)
+    pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
     old_keys = list(settings.TOKEN_ENCRYPTION_KEYS)
     new_key = Fernet.generate_key().decode()
     settings.TOKEN_ENCRYPTION_KEYS = [new_key, *old_keys]
@@ -176,4 +182,4 @@ def test_rotate_token_keys_reencrypts_under_the_newest_key(agent, fake_connvo, s
     call_command("rotate_token_keys", stdout=io.StringIO())
     settings.TOKEN_ENCRYPTION_KEYS = [new_key]  # the old key is gone
 
-    assert tokens.token_for(user=agent, deployment="dev") == token
+    assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token

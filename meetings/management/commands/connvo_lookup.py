@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from audit.models import Via
 from audit.services import Origin
-from meetings import connvo
-from meetings.lookups import AuditUnavailable, look_up_meeting
+from connvo_admin.outcomes import LookupFailed
+from meetings.lookups import audited_lookup
 
 EXIT_FAILED = 1
 
@@ -35,17 +35,15 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist:
             self._fail(as_json, "unknown_user", f"There is no console user called {user!r}.")
         try:
-            result = look_up_meeting(
+            result = audited_lookup(
                 user=staff,
                 origin=Origin.for_command(staff),
                 deployment_name=deployment,
                 meeting_ref=meeting_id,
                 via=Via.CLI,
             )
-        except connvo.ConnvoError as error:
-            self._fail(as_json, error.kind, error.message, error.request_id, error.detail)
-        except AuditUnavailable as error:
-            self._fail(as_json, "audit_unavailable", error.message)
+        except LookupFailed as failure:
+            self._fail(as_json, failure.kind, failure.message, failure.request_id, failure.detail)
 
         meeting = result.meeting
         if as_json:

@@ -7,9 +7,9 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.models import Action
-from audit.services import Origin, record
-from meetings import connvo, tokens
+from audit.services import Origin
+from meetings import pasted_tokens
+from meetings.deployments import UnknownDeployment, get_deployment
 from meetings.models import StaffToken
 
 
@@ -32,8 +32,8 @@ class Command(BaseCommand):
         if not deployment:
             raise CommandError(f"--deployment is required for {action}.")
         try:
-            connvo.get_deployment(deployment)
-        except connvo.UnknownDeployment as exc:
+            get_deployment(deployment)
+        except UnknownDeployment as exc:
             raise CommandError(exc.message) from None
         origin = Origin(
             user=staff,
@@ -41,8 +41,7 @@ class Command(BaseCommand):
             user_agent=f"manage.py connvo_token (OS user {getpass.getuser()})",
         )
         if action == "remove":
-            if tokens.remove_token(user=staff, deployment=deployment):
-                record(origin=origin, action=Action.TOKEN_REMOVED, deployment=deployment)
+            if pasted_tokens.remove_token(user=staff, deployment_name=deployment, origin=origin):
                 self.stdout.write(f"Removed {user}'s token for {deployment}.")
             else:
                 self.stdout.write(f"{user} had no token for {deployment}.")
@@ -50,16 +49,12 @@ class Command(BaseCommand):
         if sys.stdin.isatty():
             self.stderr.write("Paste the token, then press Enter:")
         raw = sys.stdin.readline()
-        existed = StaffToken.objects.filter(user=staff, deployment=deployment).exists()
         try:
-            saved = tokens.save_token(user=staff, deployment=deployment, raw_token=raw)
-        except tokens.TokenNotAccepted as exc:
+            saved = pasted_tokens.save_token(
+                user=staff, deployment_name=deployment, raw_token=raw, origin=origin
+            )
+        except pasted_tokens.TokenNotAccepted as exc:
             raise CommandError(str(exc)) from None
-        record(
-            origin=origin,
-            action=Action.TOKEN_REPLACED if existed else Action.TOKEN_SAVED,
-            deployment=deployment,
-        )
         self.stdout.write(
             f"Saved {user}'s token for {deployment} (…{saved.last4}, Connvo user "
             f"{saved.subject or 'unknown'}, expires {saved.expires_at or 'never'})."

@@ -4,8 +4,8 @@ can then be removed from the setting."""
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from meetings.credentials import InvalidToken, cipher
 from meetings.models import StaffToken
-from meetings.tokens import InvalidToken, cipher
 
 
 class Command(BaseCommand):

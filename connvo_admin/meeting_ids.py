@@ -1,0 +1,58 @@
+"""What a Connvo meeting ID looks like, and finding one in what a person typed or pasted.
+
+Shared by the lookup (meetings/) and the audit log's filters (audit/): it depends on nothing but
+the standard library and `connvo_admin.outcomes`.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from .outcomes import LookupFailed, Outcome
+
+# Convex document ids are lowercase Crockford base32 (no i, l, o, u), 31 to 37 characters.
+_ID_CHARS = "0-9a-hjkmnp-tv-z"
+_ID_RE = re.compile(rf"[{_ID_CHARS}]{{31,37}}")
+_ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}])[{_ID_CHARS}]{{31,37}}(?![{_ID_CHARS}])")
+
+
+class InvalidMeetingId(LookupFailed):
+    """Raised before any call to Connvo, or when Connvo says the ID is not a meeting's."""
+
+    outcome = Outcome.INVALID_ID
+    title = "That is not a meeting ID"
+
+
+def parse_meeting_id(text: str) -> str:
+    """Return the meeting id in what an agent typed or pasted: an id, or a link that contains one.
+
+    Raises InvalidMeetingId (with a message saying why) without any upstream call.
+    """
+    cleaned = unquote(text or "").strip().strip("\"'<>")
+    if not cleaned:
+        raise InvalidMeetingId("Enter a meeting ID, or paste a link to the meeting.")
+    if _ID_RE.fullmatch(cleaned):
+        return cleaned
+    if _ID_RE.fullmatch(cleaned.lower()):
+        raise InvalidMeetingId(
+            "Meeting IDs are all lowercase; this one has capital letters. Copy it again from "
+            "Connvo rather than retyping it."
+        )
+    candidates = list(dict.fromkeys(_ID_IN_TEXT_RE.findall(cleaned)))
+    if len(candidates) == 1:
+        return candidates[0]
+    after_meetings = re.search(rf"/meetings?/([{_ID_CHARS}]{{31,37}})(?![{_ID_CHARS}])", cleaned)
+    if after_meetings:
+        return after_meetings.group(1)
+    if len(candidates) > 1:
+        raise InvalidMeetingId(
+            "That link contains more than one ID. Paste just the meeting ID "
+            "(31 to 37 lowercase letters and digits)."
+        )
+    if len(cleaned) > 200:
+        cleaned = cleaned[:200] + "…"
+    raise InvalidMeetingId(
+        f"“{cleaned}” is not a Connvo meeting ID. A meeting ID is 31 to 37 lowercase letters and "
+        "digits (never i, l, o or u), for example jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a."
+    )

@@ -1,0 +1,171 @@
+"""`python -m fakeconnvo.demo` (what `make demo` runs): the console on the embedded default, against
+fake Connvo deployments on loopback.
+
+Starts a fake Connvo for every configured deployment whose URL is on this machine (production-
+marked ones redact errors as Convex does in production; ones with WorkOS settings also play
+WorkOS AuthKit), creates the demo login with its Connvo account connected (or a token saved) on
+each of them, and serves the console until Ctrl-C.
+
+It lives with the fakes so that nothing in the console imports a fake; the fake deployments
+themselves (the rest of this package) still share no code with the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import django
+import requests
+
+from fakeconnvo.server import FakeConnvo
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class DemoError(Exception):
+    pass
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m fakeconnvo.demo",
+        description=(
+            "Run the console against fake Connvo deployments with seeded meetings and a demo login."
+        ),
+    )
+    parser.add_argument("--addrport", default="127.0.0.1:8000")
+    parser.add_argument("--username", default="demo")
+    parser.add_argument("--password", default="demo")
+    parser.add_argument(
+        "--access-token-ttl",
+        type=int,
+        default=120,
+        help="lifetime of the fake WorkOS access tokens, seconds (real ones: about 300)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
+    django.setup()
+    try:
+        _run(args)
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    # The console, imported once Django is set up.
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.core.management.color import color_style
+
+    from meetings import pasted_tokens, workos_auth
+    from meetings.deployments import deployments
+
+    fakes = _start_fakes(deployments().values(), args.access_token_ttl)
+    try:
+        user = _demo_login(args.username, args.password)
+        host, _, port = args.addrport.rpartition(":")
+        base = f"http://{host}:{port}"
+        for name, fake in fakes.items():
+            if workos_auth.is_workos_deployment(name):
+                _connect(user, name, callback=f"{base}/connvo/callback/")
+            else:
+                pasted_tokens.store_token(
+                    user=user,
+                    deployment_name=name,
+                    raw_token=fake.token_for("agent", expires_in=12 * 3600),
+                )
+
+        default = settings.CONNVO_DEFAULT_DEPLOYMENT
+        sample = fakes.get(default) or next(iter(fakes.values()))
+        print(color_style().SUCCESS("\nConnvo Support Console demo"))
+        print(f"  Console:          {base}/")
+        print(f"  Sign in as:       {args.username} / {args.password}")
+        for name, fake in fakes.items():
+            print(f"  Fake Connvo {name}: {fake.url}")
+        print("  Meetings to try:")
+        for label in ("standup", "planning", "retro", "cancelled", "minimal", "private"):
+            meeting_id = sample.meeting_id(label)
+            print(f"    {label:<10} {base}/meetings/{default}/{meeting_id}/")
+        if settings.CONNVO_WORKOS:
+            print(
+                f"  Connvo access tokens last {args.access_token_ttl} s here; leave a meeting open "
+                "and watch the console renew them (Tokens page, audit log)."
+            )
+        print("  Ctrl-C stops the console and the fake deployments.\n", flush=True)
+        call_command("runserver", args.addrport, use_reloader=False, skip_checks=True)
+    finally:
+        for fake in fakes.values():
+            fake.stop()
+
+
+def _start_fakes(configured, access_token_ttl: int) -> dict[str, FakeConnvo]:
+    from django.conf import settings
+
+    fakes: dict[str, FakeConnvo] = {}
+    for deployment in configured:
+        parts = urlsplit(deployment.url)
+        if parts.hostname not in LOOPBACK or not parts.port:
+            continue
+        workos = settings.CONNVO_WORKOS.get(deployment.name)
+        fake = FakeConnvo(
+            live_metrics=True,
+            access_token_ttl=access_token_ttl,
+            **(
+                {"workos_client_id": workos["client_id"], "workos_api_key": workos["api_key"]}
+                if workos
+                else {}
+            ),
+        )
+        if deployment.is_production:
+            fake.misbehave("redact")
+        fake.start(host=parts.hostname, port=parts.port)
+        fakes[deployment.name] = fake
+    if not fakes:
+        raise DemoError(
+            "No deployment in CONNVO_DEPLOYMENTS is on this machine (e.g. "
+            "demo=http://127.0.0.1:8765), so there is nothing to fake. `make demo` sets this."
+        )
+    return fakes
+
+
+def _demo_login(username: str, password: str):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user, created = get_user_model().objects.get_or_create(username=username)
+    if created or not user.check_password(password):
+        user.set_password(password)
+        user.save()
+    user.groups.add(Group.objects.get(name="Support"))
+    return user
+
+
+def _connect(user, deployment: str, *, callback: str) -> None:
+    """Connect the demo login's Connvo account through the same code path as the Connect button,
+    with the fake AuthKit approving the sign-in."""
+    from audit.services import Origin
+    from meetings import connect
+
+    pending = connect.begin_connect(deployment_name=deployment, redirect_uri=callback)
+    approved = requests.get(pending.url, allow_redirects=False, timeout=5)
+    code = parse_qs(urlsplit(approved.headers["Location"]).query)["code"][0]
+    connect.finish_connect(
+        user=user,
+        deployment_name=deployment,
+        code=code,
+        code_verifier=pending.code_verifier,
+        origin=Origin.for_command(user),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The Connvo deployments the console is configured for (CONNVO_DEPLOYMENTS): a name in a URL or a
+form becomes a `Deployment` here, or a refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from audit.selectors import last_found_deployment
+from connvo_admin.outcomes import LookupFailed, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    name: str
+    url: str
+    is_production: bool = False
+
+
+class UnknownDeployment(LookupFailed):
+    outcome = Outcome.UNKNOWN_DEPLOYMENT
+    title = "Unknown deployment"
+
+
+def deployments() -> dict[str, Deployment]:
+    production = set(settings.CONNVO_PRODUCTION_DEPLOYMENTS)
+    return {
+        name: Deployment(name=name, url=url.rstrip("/"), is_production=name in production)
+        for name, url in settings.CONNVO_DEPLOYMENTS.items()
+    }
+
+
+def get_deployment(name: str) -> Deployment:
+    try:
+        return deployments()[name]
+    except KeyError:
+        known = ", ".join(deployments())
+        raise UnknownDeployment(
+            f"There is no Connvo deployment called “{name}”. Choose one of: {known}."
+        ) from None
+
+
+def preferred_deployment(*, remembered: str | None, user) -> str:
+    """The deployment to offer first: where this session last showed a meeting, else where the
+    agent's last successful lookup was (the audit log), else the default. An agent who works on
+    prod all day does not have to pick it every time."""
+    known = deployments()
+    name = remembered
+    if name not in known:
+        name = last_found_deployment(user=user)
+    return name if name in known else settings.CONNVO_DEFAULT_DEPLOYMENT

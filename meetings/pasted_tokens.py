@@ -1,0 +1,85 @@
+"""Tokens an agent pastes (deployments without WorkOS): checking a paste before it is saved, and
+saving or removing it together with its audit entry."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import Action
+from audit.services import Origin, record
+
+from .credentials import Claims, read_claims, store_credential
+from .models import StaffToken
+
+MAX_TOKEN_LENGTH = 16_384
+
+
+class TokenNotAccepted(ValueError):
+    """What the agent pasted cannot be saved; the message says why, without repeating it."""
+
+
+def inspect_token(raw: str) -> tuple[str, Claims]:
+    """Clean up a pasted token and read its claims. The signature is not checked here (only
+    Connvo can); this catches pastes that cannot possibly work, before they are saved."""
+    token = (raw or "").strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    if not token:
+        raise TokenNotAccepted("Paste your Connvo token.")
+    if len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise TokenNotAccepted(
+            "That does not look like a Connvo token: it contains spaces or line breaks. Copy the "
+            "token again, as one piece."
+        )
+    if len(token.split(".")) != 3:
+        raise TokenNotAccepted(
+            "That does not look like a Connvo token: a token has three parts separated by dots "
+            "(it starts with “eyJ”). Copy the whole token again."
+        )
+    claims = read_claims(token)
+    if claims is None:
+        raise TokenNotAccepted(
+            "That does not look like a Connvo token: its parts cannot be read. Copy the whole "
+            "token again."
+        )
+    if claims.expires_at is not None and claims.expires_at <= timezone.now():
+        raise TokenNotAccepted(
+            f"That token expired on {timezone.localtime(claims.expires_at):%d %b %Y at %H:%M}. "
+            "Sign in to Connvo again and copy a fresh one."
+        )
+    return token, claims
+
+
+def save_token(
+    *, user: AbstractBaseUser, deployment_name: str, raw_token: str, origin: Origin
+) -> StaffToken:
+    """Save or replace the agent's token for a deployment, and its audit entry, as one write.
+    Raises TokenNotAccepted (nothing written), or DatabaseError (nothing written either)."""
+    with transaction.atomic():
+        existed = StaffToken.objects.filter(user=user, deployment=deployment_name).exists()
+        stored = store_token(user=user, deployment_name=deployment_name, raw_token=raw_token)
+        record(
+            origin=origin,
+            action=Action.TOKEN_REPLACED if existed else Action.TOKEN_SAVED,
+            deployment=deployment_name,
+        )
+    return stored
+
+
+def remove_token(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> bool:
+    """Forget the agent's token for a deployment, with its audit entry; False if there was none
+    (and nothing is recorded)."""
+    with transaction.atomic():
+        deleted, _ = StaffToken.objects.filter(user=user, deployment=deployment_name).delete()
+        if deleted:
+            record(origin=origin, action=Action.TOKEN_REMOVED, deployment=deployment_name)
+    return bool(deleted)
+
+
+def store_token(*, user: AbstractBaseUser, deployment_name: str, raw_token: str) -> StaffToken:
+    """Store a token without an audit entry: for setting up the demo and tests, never for an
+    agent's own action (that is `save_token`). Raises TokenNotAccepted."""
+    token, _ = inspect_token(raw_token)
+    return store_credential(user=user, deployment_name=deployment_name, access_token=token)

@@ -1,0 +1,68 @@
+"""WorkOS AuthKit, for the deployments whose agents connect their Connvo account through it
+(CONNVO_WORKOS): the SDK client, where it sends browsers, and what its errors mean."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import workos
+from django.conf import settings
+
+DEFAULT_WORKOS_URL = "https://api.workos.com"
+
+
+def is_workos_deployment(deployment_name: str) -> bool:
+    return deployment_name in settings.CONNVO_WORKOS
+
+
+@lru_cache(maxsize=8)
+def _client(client_id: str, api_key: str, base_url: str, timeout: int) -> workos.WorkOSClient:
+    # No SDK retries: retrying a refresh whose answer was lost would spend the single-use
+    # refresh token twice, and WorkOS would end the agent's session.
+    return workos.WorkOSClient(
+        client_id=client_id,
+        api_key=api_key,
+        base_url=base_url or None,
+        request_timeout=timeout,
+        max_retries=0,
+    )
+
+
+def workos_client(deployment_name: str) -> workos.WorkOSClient:
+    config = settings.CONNVO_WORKOS[deployment_name]
+    return _client(
+        config["client_id"], config["api_key"], config.get("base_url", ""), settings.WORKOS_TIMEOUT
+    )
+
+
+def workos_origins() -> list[str]:
+    """Where the Connect buttons send the agent's browser (for the page's CSP form-action)."""
+    origins = set()
+    for config in settings.CONNVO_WORKOS.values():
+        parts = urlsplit(config.get("base_url") or DEFAULT_WORKOS_URL)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return sorted(origins)
+
+
+def is_session_over(exc: BaseException) -> bool:
+    """WorkOS answers `invalid_grant` for a refresh token (or code) that is spent, revoked or
+    expired. Anything else (network, 5xx, 429, our own credentials) says nothing about the
+    agent's session."""
+    return (
+        isinstance(exc, workos.BadRequestError) and getattr(exc, "error", None) == "invalid_grant"
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """What WorkOS said, for escalation; never the tokens we sent."""
+    parts: list[Any] = [type(exc).__name__]
+    for attribute in ("status_code", "error", "code"):
+        value = getattr(exc, attribute, None)
+        if value:
+            parts.append(f"{attribute}={value}")
+    description = getattr(exc, "error_description", None) or getattr(exc, "message", "")
+    if description:
+        parts.append(str(description)[:200])
+    return " ".join(str(part) for part in parts)[:500]

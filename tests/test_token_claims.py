@@ -1,0 +1,59 @@
+"""Reading a Connvo access token's claims (meetings/credentials.py): what the console shows and
+schedules renewals by. Tokens come from agents' pastes and WorkOS answers, so anything goes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import jwt
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meetings.credentials import Claims, read_claims
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def unsigned(payload: dict) -> str:
+    return jwt.encode(payload, key="", algorithm="none")
+
+
+def test_claims_of_a_token_are_read():
+    token = unsigned({"sub": "user_01", "sid": "session_01", "exp": 1_900_000_000})
+
+    assert read_claims(token) == Claims(
+        subject="user_01",
+        session_id="session_01",
+        expires_at=datetime.fromtimestamp(1_900_000_000, tz=UTC),
+    )
+
+
+def test_something_that_is_not_a_token_has_no_claims():
+    assert read_claims("hunter2") is None
+    assert read_claims("a.b.c") is None
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_read_or_refused_without_an_error(text):
+    claims = read_claims(text)
+
+    assert claims is None or isinstance(claims, Claims)
+
+
+@given(st.dictionaries(st.sampled_from(["sub", "sid", "exp", "iat", "aud"]), json_values))
+def test_claims_of_the_wrong_type_are_left_out(payload):
+    claims = read_claims(unsigned(payload))
+
+    assert claims is not None
+    assert claims.subject == (payload["sub"] if isinstance(payload.get("sub"), str) else "")
+    assert claims.session_id == (payload["sid"] if isinstance(payload.get("sid"), str) else "")
+    exp = payload.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        assert claims.expires_at is None
+    elif abs(exp) < 10**10:
+        assert claims.expires_at is not None
+        assert abs(claims.expires_at.timestamp() - exp) < 1

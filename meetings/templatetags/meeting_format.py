@@ -79,7 +79,10 @@ def ms_datetime(value: float | None) -> datetime | None:
     """Convex timestamps are float milliseconds since the epoch."""
     if value is None:
         return None
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return None  # a number, but no date a calendar has: shown as "—"
 
 
 @register.filter
@@ -126,6 +129,33 @@ def number(value: float | None) -> str:
 
 
 @register.inclusion_tag("meetings/_badge.html")
-def badge(kind: str, value: str) -> dict[str, str]:
-    icon, label = BADGES[kind].get(str(value), ("?", str(value)))
-    return {"kind": kind, "value": value, "icon": icon, "label": label, "name": BADGE_LABELS[kind]}
+def badge(kind: str, value: str | None) -> dict[str, object]:
+    known = BADGES[kind].get(str(value)) if value is not None else None
+    if known is not None:
+        icon, label = known
+        return {
+            "kind": kind,
+            "value": value,
+            "icon": icon,
+            "label": label,
+            "name": BADGE_LABELS[kind],
+            "unknown": False,
+        }
+    # A value Connvo added since the console was written (or none at all): neutral, as sent.
+    return {
+        "kind": kind,
+        "value": "unknown",
+        "icon": "?",
+        "label": "—" if value is None else str(value),
+        "name": BADGE_LABELS[kind],
+        "unknown": True,
+    }
+
+
+@register.simple_tag
+def missing(meeting, attribute: str, reason: str) -> SafeString:
+    """A "—" for a value Connvo did not send, with why on hover: what Connvo sent instead when it
+    was not what the contract says (meeting.drift), else `reason`."""
+    why = meeting.drift_reasons.get(attribute) if meeting is not None else None
+    title = f"Connvo's answer: {attribute.replace('_', ' ')} {why}" if why else reason
+    return format_html('<span class="missing" title="{}">—</span>', title)

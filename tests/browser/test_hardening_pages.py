@@ -118,3 +118,19 @@ def test_an_ended_connvo_session_on_the_tokens_page(
     expect(section).to_contain_text("Your Connvo session ended")
     expect(section.get_by_role("button", name="Reconnect your Connvo account")).to_be_visible()
     screenshot(f"hardening-session-ended-{scheme}")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_meeting_from_a_changed_connvo_is_still_shown(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot, scheme
+):
+    page.emulate_media(color_scheme=scheme)
+    fake_connvo.misbehave("schema_drift", field="state", value="archived")
+    fake_connvo.misbehave("schema_drift", field="participantCount", value="five")
+    sign_in("agent")
+
+    page.goto(f"{live_server.url}/meetings/dev/{fake_connvo.meeting_id('standup')}/")
+
+    expect(page.locator(".badge--unknown")).to_contain_text("archived")
+    expect(page.locator("[data-drift]")).to_contain_text("does not fully know yet")
+    screenshot(f"hardening-contract-drift-{scheme}")

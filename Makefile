@@ -38,7 +38,7 @@ setup: export DEBUG ?= true
 endif
 
 setup: $(STAMP)
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput --verbosity 0
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 # Debian's chromium for the browser tests (Playwright cannot download its own browser here).

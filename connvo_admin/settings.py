@@ -181,6 +181,8 @@ AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 # Sign-ins and sign-outs are in the audit log already.
 AXES_DISABLE_ACCESS_LOG = True
+# No "AXES: BEGIN version …" line at every start of every command.
+AXES_VERBOSE = False
 
 # Sign-in through the company's identity provider (OpenID Connect), off unless configured.
 OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")

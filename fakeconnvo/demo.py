@@ -3,8 +3,9 @@ fake Connvo deployments on loopback.
 
 Starts a fake Connvo for every configured deployment whose URL is on this machine (production-
 marked ones redact errors as Convex does in production; ones with WorkOS settings also play
-WorkOS AuthKit), creates the demo login with its Connvo account connected (or a token saved) on
-each of them, and serves the console until Ctrl-C.
+WorkOS AuthKit), creates the demo logins (an agent with its Connvo account connected, or a token
+saved, on each of them; an auditor; an admin); verifies the audit chain once; prints every seeded
+meeting and the commands that make the fake fail; and serves the console until Ctrl-C.
 
 It lives with the fakes so that nothing in the console imports a fake; the fake deployments
 themselves (the rest of this package) still share no code with the console.
@@ -13,6 +14,7 @@ themselves (the rest of this package) still share no code with the console.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from urllib.parse import parse_qs, urlsplit
@@ -60,51 +62,105 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# What each failure switch of the fake makes the console show: (label, switch as JSON). Each is
+# printed with the command that turns it on for the next lookup (or two), so every page state of
+# the console is a command and a click away.
+FAILURES = [
+    ("Connvo is slow (times out)", {"kind": "slow", "delay": 12, "times": 2}),
+    ("Connvo is overloaded (503, then recovers)", {"kind": "overloaded", "times": 3}),
+    ("Connvo limits lookups (429)", {"kind": "status", "status": 429, "retry_after": 30}),
+    ("Connvo fails (500)", {"kind": "status", "status": 500, "times": 1}),
+    ("Connvo answers garbage", {"kind": "garbage", "times": 1}),
+    ("A proxy error page", {"kind": "proxy_error", "times": 1}),
+    ("Schema drift", {"kind": "schema_drift", "field": "state", "value": "archived"}),
+    ("Connection reset", {"kind": "reset", "times": 2}),
+]
+DEMO_LOGINS = [
+    # (username, group or None for a superuser, what it is for)
+    ("auditor", "Auditor", "the audit log"),
+    ("admin", None, "Django's admin at /admin/"),
+]
+
+
 def _run(args: argparse.Namespace) -> None:
     # The console, imported once Django is set up.
+    import logging
+
     from django.conf import settings
     from django.core.management import call_command
     from django.core.management.color import color_style
+    from django.core.servers.basehttp import get_internal_wsgi_application
 
     from meetings import pasted_tokens, workos_auth
     from meetings.deployments import deployments
 
     fakes = _start_fakes(deployments().values(), args.access_token_ttl)
     try:
-        user = _demo_login(args.username, args.password)
+        user = _demo_login(args.username, args.password, group="Support")
+        for username, group, _ in DEMO_LOGINS:
+            _demo_login(username, username, group=group)
         host, _, port = args.addrport.rpartition(":")
         base = f"http://{host}:{port}"
         for name, fake in fakes.items():
             if workos_auth.is_workos_deployment(name):
                 _connect(user, name, callback=f"{base}/connvo/callback/")
             else:
+                # A week: well past the Tokens page's expiry warning, so the demo starts calm.
                 pasted_tokens.store_token(
                     user=user,
                     deployment_name=name,
-                    raw_token=fake.token_for("agent", expires_in=12 * 3600),
+                    raw_token=fake.token_for("agent", expires_in=7 * 24 * 3600),
                 )
+        # The audit pages then open with "Chain last verified … OK", not "never verified".
+        call_command("audit_verify", verbosity=0, stdout=_Discard(), stderr=_Discard())
 
+        style = color_style()
+        print(style.SUCCESS("\nConnvo Support Console demo"))
+        print(f"  Console:  {base}/")
+        print(f"  Sign in:  {args.username} / {args.password}   (support agent: look up meetings)")
+        for username, _, what in DEMO_LOGINS:
+            print(f"            {username} / {username}   ({what})")
+        for name, fake in fakes.items():
+            production = " (production: errors redacted)" if name in _production_names() else ""
+            print(style.HTTP_INFO(f"\n  Meetings on {name}{production}, fake Connvo at {fake.url}"))
+            for label, meeting_id in fake.meeting_labels.items():
+                print(f"    {label:<11} {base}/meetings/{name}/{meeting_id}/")
+            print(f"    {'not found':<11} {base}/meetings/{name}/{fake.unknown_meeting_id()}/")
         default = settings.CONNVO_DEFAULT_DEPLOYMENT
         sample = fakes.get(default) or next(iter(fakes.values()))
-        print(color_style().SUCCESS("\nConnvo Support Console demo"))
-        print(f"  Console:          {base}/")
-        print(f"  Sign in as:       {args.username} / {args.password}")
-        for name, fake in fakes.items():
-            print(f"  Fake Connvo {name}: {fake.url}")
-        print("  Meetings to try:")
-        for label in ("standup", "planning", "retro", "cancelled", "minimal", "private"):
-            meeting_id = sample.meeting_id(label)
-            print(f"    {label:<10} {base}/meetings/{default}/{meeting_id}/")
+        print(style.HTTP_INFO(f"\n  Make {default} fail (then open or keep open a meeting page):"))
+        for label, switch in FAILURES:
+            body = json.dumps(switch, separators=(",", ":"))
+            print(f"    {label:<42} curl -sd '{body}' {sample.url}/_fake/misbehave")
+        print(f"    {'Back to normal':<42} curl -sd '{{}}' {sample.url}/_fake/reset")
         if settings.CONNVO_WORKOS:
             print(
-                f"  Connvo access tokens last {args.access_token_ttl} s here; leave a meeting open "
-                "and watch the console renew them (Tokens page, audit log)."
+                f"\n  Connvo access tokens last {args.access_token_ttl} s here; leave a meeting "
+                "open and watch the console renew them (Tokens page, audit log)."
             )
         print("  Ctrl-C stops the console and the fake deployments.\n", flush=True)
+        # The console logs every request as a JSON line; runserver's own line would repeat it.
+        # Loading the WSGI application first: it sets logging up again (django.setup()).
+        get_internal_wsgi_application()
+        logging.getLogger("django.server").setLevel(logging.ERROR)
         call_command("runserver", args.addrport, use_reloader=False, skip_checks=True)
     finally:
         for fake in fakes.values():
             fake.stop()
+
+
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _production_names() -> set[str]:
+    from django.conf import settings
+
+    return set(settings.CONNVO_PRODUCTION_DEPLOYMENTS)
 
 
 def _start_fakes(configured, access_token_ttl: int) -> dict[str, FakeConnvo]:
@@ -137,15 +193,19 @@ def _start_fakes(configured, access_token_ttl: int) -> dict[str, FakeConnvo]:
     return fakes
 
 
-def _demo_login(username: str, password: str):
+def _demo_login(username: str, password: str, *, group: str | None):
+    """A demo login; `group` None makes a superuser (for Django's admin)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
     user, created = get_user_model().objects.get_or_create(username=username)
     if created or not user.check_password(password):
         user.set_password(password)
-        user.save()
-    user.groups.add(Group.objects.get(name="Support"))
+    if group is None:
+        user.is_staff = user.is_superuser = True
+    user.save()
+    if group is not None:
+        user.groups.add(Group.objects.get(name=group))
     return user
 
 

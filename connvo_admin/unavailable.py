@@ -15,10 +15,8 @@ from collections.abc import Callable
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
-from django.utils import timezone
 from django.views import defaults
 
 from connvo_admin.outcomes import LookupFailed, Outcome
@@ -58,29 +56,25 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
-def _is_live_refresh(request: HttpRequest) -> bool:
+def _fallback(request: HttpRequest) -> Callable[[HttpRequest, LookupFailed], HttpResponse] | None:
+    """A view may answer a database failure itself, for its htmx requests (the meeting page's
+    live refresh shows its failing state): `view.on_database_unavailable`. Looked up here so that
+    this module imports no app."""
     if request.headers.get("HX-Request") != "true":
-        return False
+        return None
     try:
         match = resolve(request.path_info)
     except Resolver404:
-        return False
-    return match.view_name == "meetings:detail"
+        return None
+    return getattr(match.func, "on_database_unavailable", None)
 
 
 def database_unavailable(request: HttpRequest, exception: DatabaseError) -> HttpResponse:
     # The class names the failure; its text may quote stored values, so it stays out of the log.
     logger.error("the console's database failed: %s", type(exception).__name__)
-    if _is_live_refresh(request):
-        from meetings.live import plan_after_failure
-        from meetings.views import refresh_state
-
-        failures, seen = refresh_state(request)
-        failure = DatabaseUnavailable(TITLE)
-        plan = plan_after_failure(failure, failures=failures, seen=seen)
-        context = {"live": plan, "refresh_error": failure, "checked_at": timezone.now()}
-        # Nothing in the fragment reads the session or the user (both need the database).
-        return render(request, "meetings/meeting_detail.html#metrics", context)
+    fallback = _fallback(request)
+    if fallback is not None:
+        return fallback(request, DatabaseUnavailable(TITLE))
     # Not `render(request, …)`: the context processors would ask the database who is signed in.
     response = HttpResponse(render_to_string("503.html", {"title": TITLE}), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -179,6 +179,19 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
     return render(request, "meetings/meeting_detail.html", context)
 
 
+def _refresh_failed(request: HttpRequest, failure: LookupFailed) -> HttpResponse:
+    """The live fragment for a refresh that failed before the view ran (the console's own
+    database, connvo_admin/unavailable.py): the failing state, backing off. It reads neither the
+    session nor the user, which need the database."""
+    failures, seen = refresh_state(request)
+    plan = plan_after_failure(failure, failures=failures, seen=seen)
+    context = {"live": plan, "refresh_error": failure, "checked_at": timezone.now()}
+    return _live_fragment(request, context, plan)
+
+
+meeting_detail.on_database_unavailable = _refresh_failed
+
+
 def _confirm_cross_site_lookup(
     request: HttpRequest, *, deployment_name: str, meeting_id: str
 ) -> HttpResponse:

@@ -31,6 +31,10 @@ class StaffToken(models.Model):
     # reconnects or removes it, instead of "no token saved".
     session_ended_at = models.DateTimeField(null=True, blank=True)
     session_end_reason = models.CharField(max_length=500, blank=True)
+    # A renewal in flight (meetings/credentials.py): claimed in a short transaction, so that no
+    # database lock is held while WorkOS answers, and exactly one request spends the refresh token.
+    renewal_claim = models.CharField(max_length=32, blank=True)
+    renewal_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import Action, AuditEntry, Via
-from audit.services import Origin
+from audit.services import Origin, record
 from meetings import credentials, workos_auth
 from meetings.lookups import audited_lookup
 from meetings.models import StaffToken
@@ -364,6 +364,46 @@ def test_concurrent_lookups_spend_the_refresh_token_once(agent, fake_connvo):
     assert [type(r).__name__ for r in results] == ["Lookup"] * 8
     assert fake_connvo.refresh_count == 1
     assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESHED).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_database_write_waits_for_a_slow_workos(agent, fake_connvo, settings):
+    """While one agent's renewal waits for WorkOS, every other write goes through (on SQLite a
+    transaction held across the call would hold the database-wide write lock)."""
+    settings.WORKOS_TIMEOUT = 20
+    client = Client()
+    client.force_login(agent)
+    connect(client, fake_connvo)
+    expire_soon(agent)
+    fake_connvo.misbehave("workos_slow", delay=10, times=1)
+    renewal: list[object] = []
+
+    def look_up_slowly() -> None:
+        try:
+            renewal.append(look_up(agent, fake_connvo))
+        except Exception as exc:  # asserted below
+            renewal.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look_up_slowly)
+    thread.start()
+    while not any(
+        call.path.endswith("/authenticate") and call.misbehaviour == "workos_slow"
+        for call in fake_connvo.workos_calls
+    ):
+        thread.join(timeout=0.05)  # until the renewal is waiting for WorkOS
+    try:
+        # Another agent's audit entry, written while WorkOS has not answered.
+        entry = record(origin=Origin(user=None, username="other"), action=Action.SIGN_IN)
+        written_while_waiting = thread.is_alive()
+    finally:
+        thread.join(timeout=30)
+
+    assert entry.pk
+    assert written_while_waiting
+    assert [type(r).__name__ for r in renewal] == ["Lookup"]
+    assert fake_connvo.refresh_count == 1
 
 
 @pytest.mark.django_db

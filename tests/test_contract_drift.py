@@ -12,7 +12,7 @@ import math
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.models import Action, AuditEntry
@@ -122,6 +122,7 @@ def test_any_json_is_a_meeting_or_a_typed_error(value):
         assert item.field_name in value or item.problem == "is missing"
 
 
+@settings(deadline=None)
 @given(MEETINGISH)
 def test_any_meeting_renders(value):
     from django.template.loader import render_to_string

@@ -175,12 +175,15 @@ def latest_verification() -> ChainVerification | None:
 
 
 def recent_lookups(*, user, limit: int) -> list[AuditEntry]:
-    """The agent's last `limit` distinct meetings shown on a page, newest first."""
+    """The agent's last `limit` distinct meetings opened on a page, newest first, each with the
+    outcome of its latest lookup (IDs that were not meetings at all are left out)."""
     seen: set[tuple[str, str]] = set()
     recent: list[AuditEntry] = []
-    rows = AuditEntry.objects.filter(
-        actor=user, action=Action.LOOKUP, via=Via.PAGE, outcome=Outcome.FOUND
-    ).only("at", "deployment", "meeting_id", "outcome")[:100]
+    rows = (
+        AuditEntry.objects.filter(actor=user, action=Action.LOOKUP, via=Via.PAGE)
+        .exclude(outcome__in=[Outcome.INVALID_ID, Outcome.UNKNOWN_DEPLOYMENT])
+        .only("at", "deployment", "meeting_id", "outcome")[:100]
+    )
     for row in rows:
         key = (row.deployment, row.meeting_id)
         if key not in seen:

@@ -42,6 +42,10 @@ class Outcome(StrEnum):
     def handling(self) -> Handling:
         return HANDLING[self]
 
+    @property
+    def in_plain_words(self) -> str:
+        return IN_PLAIN_WORDS[self]
+
 
 class LiveStatus(StrEnum):
     """What the meeting page's live refresh does next."""
@@ -84,8 +88,8 @@ HANDLING: dict[Outcome, Handling] = {
         403, _GONE, Tone.INFO, next_steps="ask-host", escalation_open=False
     ),
     Outcome.INVALID_ID: Handling(400, _GONE, Tone.INFO, next_steps="correct-id"),
-    Outcome.UNKNOWN_DEPLOYMENT: Handling(404, _GONE, Tone.ERROR, next_steps="correct-id"),
-    Outcome.NO_TOKEN: Handling(403, _TOKEN, Tone.INFO, next_steps="update-token"),
+    Outcome.UNKNOWN_DEPLOYMENT: Handling(404, _GONE, Tone.INFO, next_steps="pick-deployment"),
+    Outcome.NO_TOKEN: Handling(403, _TOKEN, Tone.INFO, next_steps="add-token"),
     Outcome.SESSION_ENDED: Handling(403, _TOKEN, Tone.WARNING, next_steps="reconnect"),
     Outcome.AUTH_UNAVAILABLE: Handling(502, _FAILING),
     Outcome.TOKEN_REJECTED: Handling(403, _TOKEN, Tone.WARNING, next_steps="update-token"),
@@ -101,6 +105,32 @@ HANDLING: dict[Outcome, Handling] = {
     Outcome.BAD_RESPONSE: Handling(502, _FAILING),
     Outcome.SCHEMA_MISMATCH: Handling(502, _FAILING),
     Outcome.AUDIT_UNAVAILABLE: Handling(503, _FAILING, next_steps="", recorded=False),
+}
+
+
+# How each ending reads in a list (the start page's recent lookups): a few plain words.
+IN_PLAIN_WORDS: dict[Outcome, str] = {
+    Outcome.FOUND: "found",
+    Outcome.NOT_FOUND: "not found",
+    Outcome.NOT_VISIBLE: "you are not a participant",
+    Outcome.INVALID_ID: "not a meeting ID",
+    Outcome.UNKNOWN_DEPLOYMENT: "unknown deployment",
+    Outcome.NO_TOKEN: "no token saved",
+    Outcome.SESSION_ENDED: "Connvo session ended",
+    Outcome.AUTH_UNAVAILABLE: "session could not be renewed",
+    Outcome.TOKEN_REJECTED: "token not accepted",
+    Outcome.NOT_PROVISIONED: "Connvo account not set up",
+    Outcome.CONNVO_ERROR: "Connvo reported an error",
+    Outcome.SERVER_ERROR: "Connvo failed",
+    Outcome.BAD_REQUEST: "Connvo refused the request",
+    Outcome.RATE_LIMITED: "Connvo was limiting lookups",
+    Outcome.LOOKUP_LIMIT: "the console's lookup limit",
+    Outcome.OVERLOADED: "Connvo overloaded",
+    Outcome.TIMEOUT: "Connvo did not answer in time",
+    Outcome.UNREACHABLE: "Connvo unreachable",
+    Outcome.BAD_RESPONSE: "unexpected answer from Connvo",
+    Outcome.SCHEMA_MISMATCH: "unexpected meeting data",
+    Outcome.AUDIT_UNAVAILABLE: "not recorded",
 }
 
 

@@ -184,8 +184,11 @@ class ConnvoBadRequest(ConnvoError):
 
 
 class RateLimited(ConnvoError):
+    """Connvo's own 429: Connvo is limiting, not the agent's doing (the console's own limit is
+    `ratelimit.LookupLimitReached`)."""
+
     outcome = Outcome.RATE_LIMITED
-    title = "Too many lookups"
+    title = "Connvo is limiting lookups"
 
 
 class ConnvoOverloaded(ConnvoError):
@@ -369,9 +372,14 @@ def _interpret(
             **context,
         )
     if status == 429:
+        wait = _retry_after(response)
         raise RateLimited(
-            f"Connvo ({deployment.name}) is limiting how fast lookups can be made. Wait a minute "
-            "and try again.",
+            f"Connvo ({deployment.name}) is limiting how fast lookups can be made right now. "
+            + (
+                f"Try again in {math.ceil(wait)} s."
+                if wait is not None and 0 < wait <= 3600
+                else "Try again in a minute."
+            ),
             detail=detail,
             **context,
         )

@@ -61,6 +61,7 @@ def login_required_whole_page(view: Callable[..., HttpResponse]) -> Callable[...
 
 RECENT_LOOKUPS = 10
 SESSION_DEPLOYMENT = "connvo_deployment"
+SESSION_SEEN_MEETINGS = "connvo_seen_meetings"
 
 
 def agent_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -105,11 +106,25 @@ def start_page(request: HttpRequest) -> HttpResponse:
         )
         form = LookupForm(initial={"deployment": preferred}, autofocus=True)
         status = 200
+    recent = selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS)
+    seen = request.session.get(SESSION_SEEN_MEETINGS, {})
     context = {
         "form": form,
-        "recent": selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS),
+        "recent": [
+            {"entry": entry, "seen": seen.get(f"{entry.deployment}/{entry.meeting_id}")}
+            for entry in recent
+        ],
     }
     return render(request, "meetings/lookup.html", context, status=status)
+
+
+def _remember_seen(request: HttpRequest, deployment_name: str, meeting) -> None:
+    """Title and state of the meetings this agent opened, for the start page's recent lookups.
+    Kept in the agent's session (the audit log holds no titles), the newest few only."""
+    seen = request.session.get(SESSION_SEEN_MEETINGS, {})
+    seen.pop(f"{deployment_name}/{meeting.id}", None)
+    seen[f"{deployment_name}/{meeting.id}"] = {"title": meeting.title, "state": str(meeting.state)}
+    request.session[SESSION_SEEN_MEETINGS] = dict(list(seen.items())[-2 * RECENT_LOOKUPS :])
 
 
 def refresh_state(request: HttpRequest) -> tuple[int, str]:
@@ -157,6 +172,7 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
             "error": failure,
             "form": LookupForm(initial={"q": meeting_id, "deployment": deployment_name}),
             "other_deployments": [name for name in deployments() if name != deployment_name],
+            "known_deployments": list(deployments()),
         }
         status = failure.handling.page_status
         return render(request, "meetings/meeting_detail.html", context, status=status)
@@ -172,6 +188,7 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
         return _live_fragment(request, context, plan)
 
     request.session[SESSION_DEPLOYMENT] = deployment_name
+    _remember_seen(request, deployment_name, meeting)
     context |= {
         "form": LookupForm(initial={"q": meeting.id, "deployment": deployment_name}),
         "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),

@@ -94,3 +94,18 @@ def test_deployment_is_remembered_across_sign_ins(agent, fake_connvo_prod, clien
     page = client.get(reverse("meetings:lookup")).content.decode()
 
     assert '<option value="prod" selected>' in page
+
+
+def test_recent_lookups_show_title_state_and_how_the_last_lookup_ended(
+    agent_client, agent_token, fake_connvo
+):
+    standup, private = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("private")
+    agent_client.get(reverse("meetings:detail", args=["dev", standup]))
+    agent_client.get(reverse("meetings:detail", args=["dev", private]))
+
+    page = agent_client.get(reverse("meetings:lookup")).content.decode()
+
+    title = fake_connvo.meetings[standup].fields["title"]
+    assert f'<strong class="recent__title">{title}</strong>' in page
+    assert "badge--active" in page
+    assert "you are not a participant" in page

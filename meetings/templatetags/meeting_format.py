@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from connvo_admin.outcomes import Outcome
+
 register = template.Library()
 
 BADGES = {
@@ -159,3 +161,35 @@ def missing(meeting, attribute: str, reason: str) -> SafeString:
     why = meeting.drift_reasons.get(attribute) if meeting is not None else None
     title = f"Connvo's answer: {attribute.replace('_', ' ')} {why}" if why else reason
     return format_html('<span class="missing" title="{}">—</span>', title)
+
+
+@register.filter
+def planned_end(meeting) -> datetime | None:
+    """When the meeting is planned to end: its scheduled start plus its planned duration, when
+    Connvo sent both (and they make sense)."""
+    start, duration = getattr(meeting, "scheduled_at", None), getattr(meeting, "duration", None)
+    if not isinstance(start, int | float) or not isinstance(duration, int | float):
+        return None
+    if isinstance(start, bool) or isinstance(duration, bool) or duration < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(start / 1000 + duration, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+@register.filter
+def overrun(end: datetime | None, now: datetime | None) -> str:
+    """How long past its planned end a meeting is still running: "12 min", "1 h 5 min"."""
+    if end is None or now is None or now <= end:
+        return ""
+    return humanize_duration(max(60.0, (now - end).total_seconds()))
+
+
+@register.filter
+def in_plain_words(outcome: str) -> str:
+    """How a lookup ended, in a few plain words ("you are not a participant")."""
+    try:
+        return Outcome(outcome).in_plain_words
+    except ValueError:
+        return str(outcome).replace("_", " ")

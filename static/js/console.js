@@ -57,6 +57,30 @@
   }
   setInterval(tickRelativeTimes, 15000);
 
+  // "updated 12 s ago" on the live line, and "overrunning by 7 min": these tick every second.
+  function ago(date) {
+    var seconds = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+    if (seconds < 5) { return "just now"; }
+    if (seconds < 60) { return seconds + " s ago"; }
+    var minutes = Math.floor(seconds / 60);
+    return minutes < 60 ? minutes + " min ago" : Math.floor(minutes / 60) + " h " + (minutes % 60) + " min ago";
+  }
+  function duration(ms) {
+    var minutes = Math.max(1, Math.round(ms / 60000));
+    return minutes < 60 ? minutes + " min" : Math.floor(minutes / 60) + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
+  }
+  function tickClocks() {
+    document.querySelectorAll("time[data-ago][datetime]").forEach(function (el) {
+      var text = ago(new Date(el.getAttribute("datetime")));
+      if (el.textContent !== text) { el.textContent = text; }
+    });
+    document.querySelectorAll("time[data-overrun][datetime]").forEach(function (el) {
+      var text = duration(Date.now() - new Date(el.getAttribute("datetime")).getTime());
+      if (el.textContent !== text) { el.textContent = text; }
+    });
+  }
+  setInterval(tickClocks, 1000);
+
   // --- Live meeting page ----------------------------------------------------------------------
   // The server renders #live-poller with its own hx-trigger, so it decides how often to poll and
   // when to stop. Here we only hold requests back while the agent paused or the tab is hidden.
@@ -86,22 +110,88 @@
     }
   }
 
-  function refreshNow() {
+  // An explicit "Refresh now" goes through even while paused; the timer's refreshes do not.
+  var forced = false;
+  function refreshNow(force) {
     var el = poller();
-    if (el && el.hasAttribute("hx-get") && window.htmx) { window.htmx.trigger(el, "refresh-now"); }
+    if (el && el.hasAttribute("hx-get") && window.htmx) {
+      forced = !!force;
+      window.htmx.trigger(el, "refresh-now");
+    }
   }
 
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest(".js-live-toggle");
-    if (!button) { return; }
+  // When the values on the page were last confirmed by Connvo: the page's own render, then each
+  // refresh that answered (changed or not). A failed or stopped refresh says "as of" this time.
+  var valuesAt = null;
+  function noteValuesConfirmed(date) { valuesAt = date || new Date(); }
+  function markStale() {
+    var el = poller();
+    if (!el || !valuesAt) { return; }
+    el.querySelectorAll(".js-as-of").forEach(function (span) {
+      span.textContent = "as of " + valuesAt.toTimeString().slice(0, 8);
+    });
+  }
+
+  function togglePause() {
     paused = !paused;
     showPauseState();
     if (!paused) { refreshNow(); }
+  }
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest(".js-live-toggle")) { togglePause(); }
+    else if (event.target.closest(".js-refresh-now")) { refreshNow(true); }
   });
 
   document.addEventListener("htmx:beforeRequest", function (event) {
-    if (event.detail.elt.id === "live-poller" && (paused || document.hidden)) {
-      event.preventDefault();
+    if (event.detail.elt.id !== "live-poller") { return; }
+    if (!forced && (paused || document.hidden)) { event.preventDefault(); }
+    forced = false;
+  });
+
+  // --- Keyboard shortcuts: r refresh now, p pause, c copy the meeting ID, ? lists them ---------
+  var SHORTCUTS = [["/", "Jump to the lookup box"], ["r", "Refresh the meeting now"],
+                   ["p", "Pause or resume live updates"], ["c", "Copy the meeting ID"],
+                   ["?", "Show or hide this list"], ["Esc", "Hide this list"]];
+  function toggleShortcuts(show) {
+    var box = document.getElementById("shortcuts");
+    if (!box && show !== false) {
+      box = document.createElement("aside");
+      box.id = "shortcuts";
+      box.className = "shortcuts";
+      box.setAttribute("aria-label", "Keyboard shortcuts");
+      var heading = document.createElement("h2");
+      heading.textContent = "Keyboard shortcuts";
+      var list = document.createElement("dl");
+      SHORTCUTS.forEach(function (pair) {
+        var dt = document.createElement("dt");
+        var key = document.createElement("kbd");
+        key.textContent = pair[0];
+        dt.appendChild(key);
+        var dd = document.createElement("dd");
+        dd.textContent = pair[1];
+        list.appendChild(dt);
+        list.appendChild(dd);
+      });
+      box.appendChild(heading);
+      box.appendChild(list);
+      document.body.appendChild(box);
+      return;
+    }
+    if (box) { box.hidden = show === undefined ? !box.hidden : !show; }
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var active = document.activeElement;
+    if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) { return; }
+    var key = event.key;
+    if (key === "Escape") { toggleShortcuts(false); return; }
+    if (key === "?") { toggleShortcuts(); event.preventDefault(); return; }
+    if (key === "r" && poller() && poller().hasAttribute("hx-get")) { refreshNow(true); event.preventDefault(); }
+    else if (key === "p" && document.querySelector(".js-live-toggle")) { togglePause(); event.preventDefault(); }
+    else if (key === "c") {
+      var copy = document.querySelector(".js-copy[data-shortcut='c']:not([hidden])");
+      if (copy) { copy.click(); event.preventDefault(); }
     }
   });
 
@@ -109,14 +199,15 @@
     if (!document.hidden && !paused) { refreshNow(); }
   });
 
-  // A 204 means "nothing changed": say when we last checked.
+  // A 204 means "nothing changed": the values are confirmed as of now.
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.elt.id !== "live-poller" || event.detail.xhr.status !== 204) { return; }
+    var now = new Date();
+    noteValuesConfirmed(now);
     var checked = event.detail.elt.querySelector(".js-checked");
     if (checked) {
-      var now = new Date();
       checked.setAttribute("datetime", now.toISOString());
-      checked.textContent = now.toTimeString().slice(0, 8);
+      tickClocks();
     }
   });
 
@@ -131,6 +222,7 @@
   });
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     if (event.detail.target.id !== "metric-values") { return; }
+    noteValuesConfirmed();
     event.detail.target.querySelectorAll("[data-metric], .badge").forEach(function (el) {
       var key = el.dataset.metric || el.className;
       if (before[key] !== el.textContent) {
@@ -140,12 +232,23 @@
     });
   });
 
+  function showLiveButtons(root) {
+    root.querySelectorAll(".js-refresh-now").forEach(function (button) { button.hidden = false; });
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
     setUpCopyButtons(event.target);
+    showLiveButtons(event.target);
     showPauseState();
+    markStale();
+    tickClocks();
   });
   document.addEventListener("DOMContentLoaded", function () {
     setUpCopyButtons(document);
+    showLiveButtons(document);
     showPauseState();
+    var checked = document.querySelector("#live-poller .js-checked");
+    if (checked) { noteValuesConfirmed(new Date(checked.getAttribute("datetime"))); }
+    tickClocks();
   });
 })();

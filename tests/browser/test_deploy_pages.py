@@ -45,7 +45,7 @@ def test_pages_work_under_the_content_security_policy(
     # htmx's live refresh runs under the policy too.
     with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
         pass
-    expect(page.locator("#live-poller")).to_contain_text("Live: checked")
+    expect(page.locator("#live-poller")).to_contain_text("Live: updated")
 
 
 def test_the_admin_works_under_the_content_security_policy(page: Page, live_server, admin_user):

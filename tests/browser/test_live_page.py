@@ -75,7 +75,7 @@ def test_pause_and_resume(live_page, fake_connvo, screenshot):
     page.get_by_role("button", name="Resume live updates").click()
 
     expect(page.locator('[data-metric="participants"]')).to_have_text("11", timeout=3000)
-    expect(page.locator("#live-poller")).to_contain_text("Live: checked")
+    expect(page.locator("#live-poller")).to_contain_text("Live: updated")
 
 
 def test_connvo_failing_backs_off_then_recovers(live_page, fake_connvo, screenshot):
@@ -89,7 +89,7 @@ def test_connvo_failing_backs_off_then_recovers(live_page, fake_connvo, screensh
     fake_connvo.update_meeting("standup", participantCount=7)
 
     expect(page.locator('[data-metric="participants"]')).to_have_text("7", timeout=10000)
-    expect(page.locator("#live-poller")).to_contain_text("Live: checked")
+    expect(page.locator("#live-poller")).to_contain_text("Live: updated")
 
 
 def test_token_rejected_while_polling_shows_a_banner(live_page, fake_connvo, screenshot):

@@ -14,11 +14,13 @@ BOOTSTRAP_PYTHON ?= $(shell \
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$c"; break; }; \
 	done)
 
-.PHONY: help setup demo test test-sqlite test-postgres lint format serve services browser clean
+.PHONY: help setup demo test test-sqlite test-postgres test-clock mutants lint format serve services browser clean
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
-	@echo "make test    set up and run the whole test suite (SQLite, then PostgreSQL)"
+	@echo "make test    set up and run the whole test suite (SQLite, PostgreSQL, then a summer clock)"
+	@echo "make test-clock  the non-browser suite at three awkward instants, far east (docs/testing.md)"
+	@echo "make mutants     mutation testing of the modules where a silent break hurts most (slow)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
 	@echo "make serve   production mode on this machine: gunicorn, keys from .env (docs/deploy.md)"
 	@echo "make lint    ruff check + format check"
@@ -76,12 +78,33 @@ services:
 test: $(STAMP) browser services lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-clock CLOCK_INSTANTS=2027-07-15T12:00:00Z
 
 test-sqlite: $(STAMP)
 	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest
 
 test-postgres: $(STAMP)
 	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest
+
+# The non-browser suite with the wall clock moved (ticking, for the whole run) to a summer's day,
+# a leap day and the last second of a year, in a local time zone fourteen hours east of UTC.
+CLOCK_INSTANTS := 2027-07-15T12:00:00Z 2028-02-29T12:00:00Z 2027-12-31T23:59:59Z
+CLOCK_TZ ?= Pacific/Kiritimati
+
+test-clock: $(STAMP)
+	@set -e; for instant in $(CLOCK_INSTANTS); do \
+	  echo "== clock at $$instant, local zone $(CLOCK_TZ)"; \
+	  CONSOLE_TEST_CLOCK=$$instant CONSOLE_TEST_TZ=$(CLOCK_TZ) DATABASE_URL=sqlite:///:memory: \
+	    $(PY) -m pytest -q -p no:cacheprovider -m "not browser" --ignore=tests/browser; \
+	done
+
+# Mutation testing (mutmut, configured in pyproject.toml): slow, so not part of `make test` or CI.
+# Incremental: results are kept under mutants/ (rm -rf mutants for a fresh run).
+MUTANTS_CHILDREN ?= 2
+
+mutants: $(STAMP)
+	DATABASE_URL=sqlite:///:memory: $(VENV)/bin/mutmut run --max-children $(MUTANTS_CHILDREN)
+	$(VENV)/bin/mutmut results
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -101,6 +101,14 @@ class AuditEntry(models.Model):
             models.Index(fields=["outcome", "-at", "-id"], name="audit_by_outcome"),
             models.Index(fields=["via", "-at", "-id"], name="audit_by_via"),
             models.Index(fields=["action", "-at", "-id"], name="audit_by_action"),
+            # The combinations that single-column indexes serve badly when few rows match (the
+            # database walks one column's index and discards nearly everything): an outcome per
+            # kind of request (`via=refresh&outcome=not_visible`), a staff member on a deployment.
+            models.Index(fields=["outcome", "via", "-at", "-id"], name="audit_by_outcome_via"),
+            models.Index(
+                fields=["actor_username", "deployment", "-at", "-id"],
+                name="audit_by_staff_deployment",
+            ),
             # For the admin's search by Connvo request ID; only failed lookups have one.
             models.Index(
                 fields=["connvo_request_id"],
@@ -156,3 +164,65 @@ class ChainVerification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {'OK' if self.ok else 'BROKEN'}"
+
+
+class ActivityHour(models.Model):
+    """How many entries the log holds per hour, action, via, deployment and outcome: the audit
+    overview's chart and outcome breakdown read this instead of millions of entries.
+
+    Filled from the log in the chain's order by `audit/rollup.py` (a command, and the audit page
+    itself), never on the lookup's own write path. A summary, not the record: nothing here is
+    chained, and it can be rebuilt from the entries at any time."""
+
+    hour = models.DateTimeField()  # the start of the hour, UTC
+    action = models.CharField(max_length=32)
+    via = models.CharField(max_length=16, blank=True)
+    deployment = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=32, blank=True)
+    entries = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "action", "via", "deployment", "outcome"],
+                name="activity_hour_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.action} x{self.entries}"
+
+
+class StaffDay(models.Model):
+    """One staff member's lookups on one day (UTC), filled with `ActivityHour`: the most active
+    staff and each one's habits (the baseline of the "worth a look" flags)."""
+
+    day = models.DateField()
+    actor_username = models.CharField(max_length=150, blank=True)
+    lookups = models.PositiveIntegerField(default=0)  # not counting live refreshes
+    not_visible = models.PositiveIntegerField(default=0)
+    refreshes = models.PositiveIntegerField(default=0)
+    # Bit n set: they made a lookup (refreshes aside) between n:00 and n:59 UTC that day.
+    hours = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "actor_username"], name="staff_day_unique")
+        ]
+        indexes = [models.Index(fields=["actor_username", "day"], name="staff_day_by_staff")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.actor_username} x{self.lookups}"
+
+
+class RollupProgress(models.Model):
+    """The one row saying how far `ActivityHour` has counted: every entry up to this id."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    last_entry_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="one_rollup_progress")]
+
+    def __str__(self) -> str:
+        return f"activity counted up to entry {self.last_entry_id}"

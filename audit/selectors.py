@@ -141,11 +141,16 @@ def page_of(
     )
 
 
+# A meeting's "who looked" table shows the most recent viewers up to this many.
+VIEWERS_SHOWN = 50
+
+
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """One staff member's lookups of one meeting."""
+    """One staff member's lookups of one meeting on one deployment."""
 
     username: str
+    deployment: str
     lookups: int
     found: int
     refreshes: int
@@ -153,11 +158,13 @@ class Viewer:
     last_at: datetime
 
 
-def who_looked(*, meeting_id: str) -> list[Viewer]:
-    """Everyone who looked the meeting up, most recent first (refreshes counted apart)."""
+def who_looked(*, meeting_id: str, limit: int | None = None) -> list[Viewer]:
+    """Who looked the meeting up, per deployment, most recent first (refreshes counted apart);
+    the `limit` (VIEWERS_SHOWN) most recent only."""
+    limit = limit or VIEWERS_SHOWN
     rows = (
         AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
-        .values("actor_username")
+        .values("actor_username", "deployment")
         .annotate(
             lookups=Count("id", filter=~Q(via=Via.REFRESH)),
             found=Count("id", filter=Q(outcome="found") & ~Q(via=Via.REFRESH)),
@@ -165,9 +172,56 @@ def who_looked(*, meeting_id: str) -> list[Viewer]:
             first_at=Min("at"),
             last_at=Max("at"),
         )
-        .order_by("-last_at")
+        .order_by("-last_at", "actor_username", "deployment")[:limit]
     )
     return [Viewer(username=row.pop("actor_username"), **row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingOnDeployment:
+    """A meeting ID on one deployment: `demo` and `demo-prod` are different meetings."""
+
+    deployment: str
+    lookups: int
+    staff: int
+    not_visible: int
+    refreshes: int
+    first_at: datetime
+    last_at: datetime
+
+
+def meeting_deployments(*, meeting_id: str) -> list[MeetingOnDeployment]:
+    rows = (
+        AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
+        .values("deployment")
+        .annotate(
+            lookups=Count("id", filter=~Q(via=Via.REFRESH)),
+            staff=Count("actor_username", distinct=True),
+            not_visible=Count("id", filter=Q(outcome="not_visible") & ~Q(via=Via.REFRESH)),
+            refreshes=Count("id", filter=Q(via=Via.REFRESH)),
+            first_at=Min("at"),
+            last_at=Max("at"),
+        )
+        .order_by("-last_at", "deployment")
+    )
+    return [MeetingOnDeployment(**row) for row in rows]
+
+
+def neighbours(entry: AuditEntry) -> dict[str, AuditEntry | None]:
+    """The entries just before and after this one in the log's order (time, then id)."""
+    older = (
+        AuditEntry.objects.filter(at__lte=entry.at)
+        .exclude(at=entry.at, id__gte=entry.pk)
+        .order_by("-at", "-id")
+        .first()
+    )
+    newer = (
+        AuditEntry.objects.filter(at__gte=entry.at)
+        .exclude(at=entry.at, id__lte=entry.pk)
+        .order_by("at", "id")
+        .first()
+    )
+    return {"older": older, "newer": newer}
 
 
 def latest_verification() -> ChainVerification | None:

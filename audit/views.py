@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
-from . import exports, selectors
+from . import exports, insights, overview, rollup, selectors
 from .forms import AuditFilterForm
 from .models import Action, AuditEntry
 from .selectors import BadCursor, Cursor
@@ -60,21 +60,33 @@ def _chain_status() -> dict:
     }
 
 
+# Entries the audit page counts into the hourly summary before it shows the overview: enough to
+# keep up with the log between two visits; `manage.py audit_rollup` (cron) does the rest.
+ROLLUP_PER_VISIT = 20_000
+
+
 def _entry_list(request: HttpRequest, *, fixed: dict[str, str], extra: dict) -> HttpResponse:
     form = AuditFilterForm(request.GET, fixed=fixed)
-    page, status = None, 200
+    page, summary, status = None, None, 200
     if form.is_valid():
+        entry_filter = form.entry_filter()
         page = selectors.page_of(
-            selectors.filtered_entries(form.entry_filter()),
+            selectors.filtered_entries(entry_filter),
             size=settings.AUDIT_PAGE_SIZE,
             before=_cursor(request, "before"),
             after=_cursor(request, "after"),
         )
+        if page.newer is None:  # the overview heads the first page only
+            rollup.catch_up(limit=ROLLUP_PER_VISIT)
+            summary = overview.overview(
+                entry_filter, now=timezone.now(), zone=timezone.get_current_timezone()
+            )
     else:
         status = 400
     context = {
         "form": form,
         "page": page,
+        "overview": summary,
         "filter_query": _filter_query(request),
         "staff_names": get_user_model()
         .objects.order_by("username")
@@ -90,7 +102,11 @@ def _entry_list(request: HttpRequest, *, fixed: dict[str, str], extra: dict) -> 
 @login_required
 @view_permission
 def entry_list(request: HttpRequest) -> HttpResponse:
-    return _entry_list(request, fixed={}, extra={})
+    flags = None
+    if not request.GET:  # the log as it opens: what stands out lately
+        rollup.catch_up(limit=ROLLUP_PER_VISIT)
+        flags = insights.find_flags(now=timezone.now())
+    return _entry_list(request, fixed={}, extra={"flags": flags})
 
 
 @require_GET
@@ -100,6 +116,8 @@ def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
     extra = {
         "meeting_id": meeting_id,
         "viewers": selectors.who_looked(meeting_id=meeting_id),
+        "deployments": selectors.meeting_deployments(meeting_id=meeting_id),
+        "viewers_shown": selectors.VIEWERS_SHOWN,  # read at call time: tests lower it
     }
     return _entry_list(request, fixed={"meeting_id": meeting_id}, extra=extra)
 
@@ -108,9 +126,11 @@ def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
 @login_required
 @view_permission
 def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
+    rollup.catch_up(limit=ROLLUP_PER_VISIT)
     extra = {
         "staff_username": username,
         "staff_account": get_user_model().objects.filter(username=username).first(),
+        "staff_summary": overview.staff_summary(username=username),
     }
     return _entry_list(request, fixed={"staff": username}, extra=extra)
 
@@ -120,7 +140,8 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
 @view_permission
 def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(AuditEntry, pk=pk)
-    return render(request, "audit/entry_detail.html", {"entry": entry, **_chain_status()})
+    context = {"entry": entry, **selectors.neighbours(entry), **_chain_status()}
+    return render(request, "audit/entry_detail.html", context)
 
 
 @require_GET

@@ -1,12 +1,15 @@
-"""Time the audit pages' queries at scale, next to Django admin's changelist of the same table.
+"""Time the audit pages' queries, their overview and "worth a look" flags at scale, next to Django
+admin's changelist of the same table (ours, and a stock ModelAdmin).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/audit_bench \\
         .venv/bin/python bench/audit_queries.py --rows 10000000
 
 Migrates the database it is pointed at, tops it up to --rows seeded entries with `audit_seed`'s
-generator (an existing table is reused), then prints p50/p95 per filter: the page's query through
+generator (an existing table is reused, after VACUUM ANALYZE), counts what is new into the
+overview's summaries (`audit_rollup`), then prints p50/p95 per filter: the page's query through
 the ORM (what the index design decides) and the whole page through Django's test client
-(rendering included). Prints figures only; nothing here asserts a time.
+(rendering included), then the overview and the flags alone. Filters use the busiest staff member
+and the most looked-up meeting. Prints figures only; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -30,16 +33,34 @@ import django
 django.setup()
 
 from django.conf import settings  # noqa: E402
+from django.contrib.admin import AdminSite, ModelAdmin  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.models import Count, Max, Min, Sum  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
+from django.urls import include, path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from audit import seeding, selectors  # noqa: E402
+from audit import insights, overview, rollup, seeding, selectors  # noqa: E402
 from audit.forms import AuditFilterForm  # noqa: E402
-from audit.models import AuditEntry  # noqa: E402
+from audit.models import AuditEntry, StaffDay  # noqa: E402
+
+
+class StockAuditAdmin(ModelAdmin):
+    """What `admin.site.register(AuditEntry)` with the obvious options gives: full counts,
+    filters that scan for their values, substring search."""
+
+    list_display = ["at", "actor_username", "action", "via", "deployment", "meeting_id", "outcome"]
+    list_filter = ["action", "via", "outcome", "deployment"]
+    search_fields = ["actor_username", "meeting_id"]
+
+
+stock_site = AdminSite(name="stock_admin")
+stock_site.register(AuditEntry, StockAuditAdmin)
+# This module is the URLconf while it runs: the console's URLs plus the stock admin.
+urlpatterns = [path("stock-admin/", stock_site.urls), path("", include("connvo_admin.urls"))]
 
 
 def entry_count() -> int:
@@ -58,6 +79,7 @@ def top_up(rows: int) -> None:
     have = entry_count()
     if have >= rows * 0.99:
         print(f"reusing {have:,} entries")
+        vacuum()
         return
     missing = rows - have
     print(f"seeding {missing:,} entries (have {have:,})…")
@@ -69,20 +91,27 @@ def top_up(rows: int) -> None:
 
     seeding.seed(rows=missing, days=365, staff=300, meetings=200_000, progress=progress)
     print(f"seeded in {time.monotonic() - started:,.0f} s")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE audit_auditentry")
+    vacuum()
 
 
-def sample(column: str, **where) -> str:
-    """A value that occurs in the table, from its newest rows (a cheap, realistic pick)."""
-    return (
-        AuditEntry.objects.filter(**where)
-        .exclude(**{column: ""})
-        .order_by("-at", "-id")
-        .values_list(column, flat=True)[500:501]
-        .get()
-    )
+def vacuum() -> None:
+    """Fresh statistics and visibility map: a reused table may have been filled by a run that
+    stopped before its own VACUUM, and index-only scans need the map."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for table in ("audit_auditentry", "audit_activityhour", "audit_staffday"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
+def count_new_entries() -> None:
+    started, total = time.monotonic(), 0
+    while counted := rollup.catch_up(limit=200_000):
+        total += counted
+    elapsed = time.monotonic() - started
+    print(f"counted {total:,} new entries into the summaries in {elapsed:,.0f} s")
+    if total:
+        vacuum()
 
 
 def timings(function: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -115,15 +144,36 @@ def main() -> None:
     top_up(args.rows)
     total = entry_count()
 
-    busy = sample("actor_username", action="lookup")
+    count_new_entries()
+
+    # The busiest staff member and meeting: the filters whose pages and summaries cost the most.
+    busy = (
+        StaffDay.objects.values("actor_username")
+        .annotate(n=Sum("lookups"))
+        .order_by("-n")
+        .values_list("actor_username", flat=True)[:1]
+        .get()
+    )
     quiet = (
         AuditEntry.objects.filter(actor_username__startswith=seeding.SEED_PREFIX)
         .order_by("-actor_username")
         .values_list("actor_username", flat=True)[:1]
         .get()
     )
-    meeting = sample("meeting_id", via="page")
-    middle = timezone.now() - timedelta(days=180)
+    started = time.monotonic()
+    meeting = (
+        AuditEntry.objects.filter(action="lookup")
+        .exclude(meeting_id="")
+        .values("meeting_id")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("meeting_id", flat=True)[:1]
+        .get()
+    )
+    print(f"found the busiest meeting in {time.monotonic() - started:,.0f} s")
+    # Halfway through the log's time span (audit_seed's defaults fill 90 days, the bench 365).
+    span = AuditEntry.objects.aggregate(first=Min("at"), last=Max("at"))
+    middle = span["first"] + (span["last"] - span["first"]) / 2
     day = middle.date().isoformat()
     mid_entry = AuditEntry.objects.filter(at__lte=middle).order_by("-at", "-id").first()
     deep_cursor = str(selectors.Cursor.of(mid_entry))
@@ -146,9 +196,15 @@ def main() -> None:
         f"one day ({day})": {"since": day, "until": day},
         "staff busy + outcome=timeout": {"staff": busy, "outcome": "timeout"},
         "deployment=dev + one day": {"deployment": "dev", "since": day, "until": day},
-        "page ~180 days back (keyset)": {"before": deep_cursor},
-        "staff busy, ~180 days back": {"staff": busy, "before": deep_cursor},
+        "page halfway back (keyset)": {"before": deep_cursor},
+        "staff busy, halfway back": {"staff": busy, "before": deep_cursor},
         "staff + deployment, no match": {"staff": busy, "deployment": "nowhere"},
+        "via=refresh + outcome=not_visible": {"via": "refresh", "outcome": "not_visible"},
+        "staff busy + deployment=prod + via=page": {
+            "staff": busy,
+            "deployment": "prod",
+            "via": "page",
+        },
     }
 
     User = get_user_model()
@@ -176,27 +232,60 @@ def main() -> None:
         print(f"{name:<40} {q50:>10.1f} {q95:>10.1f} {p50:>10.1f} {p95:>10.1f}", flush=True)
 
     extra = {
-        "meeting history page (who looked)": page(f"/audit/meetings/{meeting}/"),
-        "staff activity page (busy)": page(f"/audit/staff/{busy}/"),
+        "meeting history page (busiest meeting)": page(f"/audit/meetings/{meeting}/"),
+        "staff activity page (busiest staff)": page(f"/audit/staff/{busy}/"),
+        "entry page (previous / next)": page(f"/audit/entries/{mid_entry.pk}/"),
     }
     for name, get in extra.items():
         p50, p95 = timings(get, args.reps)
         print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
 
+    print(f"\nOverview and flags alone ({args.reps} runs each, ms)")
+    print(f"{'what':<40} {'':>10} {'':>10} {'p50':>10} {'p95':>10}")
+    now = timezone.now()
+    zone = timezone.get_current_timezone()
+    overviews = {
+        "overview: last 7 days": {},
+        "overview: one day": {"since": day, "until": day},
+        "overview: a whole year": {"since": (now - timedelta(days=365)).date().isoformat()},
+        "overview: outcome=not_visible": {"outcome": "not_visible"},
+        "overview: deployment=dev + via=cli": {"deployment": "dev", "via": "cli"},
+        "overview: busiest staff": {"staff": busy},
+        "overview: busiest meeting": {"meeting": meeting},
+    }
+    for name, params in overviews.items():
+        form = AuditFilterForm(params)
+        assert form.is_valid(), form.errors
+        entry_filter = form.entry_filter()
+        p50, p95 = timings(
+            lambda f=entry_filter: overview.overview(f, now=now, zone=zone), args.reps
+        )
+        print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
+    for name, window in {"flags: last 24 hours": 1, "flags: last 7 days": 7}.items():
+        since = now - timedelta(days=window)
+        p50, p95 = timings(lambda s=since: insights.find_flags(now=now, since=s), args.reps)
+        print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
+    p50, p95 = timings(page("/audit/"), args.reps)
+    print(f"{'/audit/ with overview and flags':<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}")
+
     print(f"\nDjango admin changelist of the same table ({args.admin_reps} runs each, ms)")
     print(f"{'page':<40} {'':>10} {'':>10} {'page p50':>10} {'page p95':>10}")
     admin_pages = {
-        "admin: default changelist": {},
-        "admin: action=sign_in_failed": {"action__exact": "sign_in_failed"},
-        "admin: search staff": {"q": quiet},
+        "default changelist": {},
+        "action=sign_in_failed": {"action__exact": "sign_in_failed"},
+        "search staff": {"q": quiet},
     }
-    for name, params in admin_pages.items():
-        p50, p95 = timings(page("/admin/audit/auditentry/", params), args.admin_reps)
-        print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
+    for prefix, url in (("admin", "/admin/"), ("stock admin", "/stock-admin/")):
+        for name, params in admin_pages.items():
+            get = page(f"{url}audit/auditentry/", params)
+            p50, p95 = timings(get, args.admin_reps)
+            print(f"{prefix + ': ' + name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}")
 
 
 if __name__ == "__main__":
     # Pages render without `collectstatic` having run.
     plain_static = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
-    with override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain_static}):
+    with override_settings(
+        STORAGES={**settings.STORAGES, "staticfiles": plain_static}, ROOT_URLCONF="__main__"
+    ):
         main()

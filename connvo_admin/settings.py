@@ -411,6 +411,37 @@ if not 10 <= AUDIT_PAGE_SIZE <= 500:
     raise ImproperlyConfigured("AUDIT_PAGE_SIZE must be between 10 and 500.")
 # The audit pages warn when the last `audit_verify` run is older than this many hours.
 AUDIT_VERIFY_WARN_AFTER_HOURS = env.int("AUDIT_VERIFY_WARN_AFTER_HOURS", default=26)
+# "Worth a look" on the audit log and `manage.py audit_insights` (audit/insights.py). A staff
+# member is flagged when, in the window looked at (default: the last 24 hours):
+# - they made at least AUDIT_FLAG_MIN_LOOKUPS lookups and AUDIT_FLAG_VOLUME_FACTOR times what their
+#   own previous AUDIT_FLAG_BASELINE_DAYS days would predict for a window that long;
+# - at least AUDIT_FLAG_NOT_VISIBLE_SHARE of their lookups (AUDIT_FLAG_NOT_VISIBLE_MIN or more)
+#   were of meetings they are not a participant of;
+# - they looked up AUDIT_FLAG_MEETINGS_PER_HOUR or more distinct meetings within one hour;
+# - they made AUDIT_FLAG_OFF_HOURS_MIN or more lookups at hours of the day (UTC) at which they made
+#   none in the baseline days, which held at least AUDIT_FLAG_OFF_HOURS_MIN_BASELINE lookups.
+AUDIT_FLAG_BASELINE_DAYS = env.int("AUDIT_FLAG_BASELINE_DAYS", default=30)
+AUDIT_FLAG_MIN_LOOKUPS = env.int("AUDIT_FLAG_MIN_LOOKUPS", default=50)
+AUDIT_FLAG_VOLUME_FACTOR = env.float("AUDIT_FLAG_VOLUME_FACTOR", default=5.0)
+AUDIT_FLAG_NOT_VISIBLE_SHARE = env.float("AUDIT_FLAG_NOT_VISIBLE_SHARE", default=0.5)
+AUDIT_FLAG_NOT_VISIBLE_MIN = env.int("AUDIT_FLAG_NOT_VISIBLE_MIN", default=20)
+AUDIT_FLAG_MEETINGS_PER_HOUR = env.int("AUDIT_FLAG_MEETINGS_PER_HOUR", default=30)
+AUDIT_FLAG_OFF_HOURS_MIN = env.int("AUDIT_FLAG_OFF_HOURS_MIN", default=5)
+AUDIT_FLAG_OFF_HOURS_MIN_BASELINE = env.int("AUDIT_FLAG_OFF_HOURS_MIN_BASELINE", default=100)
+for _name in (
+    "AUDIT_FLAG_BASELINE_DAYS",
+    "AUDIT_FLAG_MIN_LOOKUPS",
+    "AUDIT_FLAG_MEETINGS_PER_HOUR",
+    "AUDIT_FLAG_OFF_HOURS_MIN",
+    "AUDIT_FLAG_OFF_HOURS_MIN_BASELINE",
+    "AUDIT_FLAG_NOT_VISIBLE_MIN",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
+if AUDIT_FLAG_VOLUME_FACTOR <= 1:
+    raise ImproperlyConfigured("AUDIT_FLAG_VOLUME_FACTOR must be more than 1.")
+if not 0 < AUDIT_FLAG_NOT_VISIBLE_SHARE <= 1:
+    raise ImproperlyConfigured("AUDIT_FLAG_NOT_VISIBLE_SHARE must be above 0 and at most 1.")
 
 # --- Production mode refuses the demo secrets ------------------------------------------------
 # Here, not only in gunicorn.conf.py: any WSGI server (gunicorn without our config, uWSGI,

@@ -1,7 +1,8 @@
 """FakeOIDC: the authorization code flow of an OpenID Connect provider, on a loopback port.
 
 `/authorize` approves at once, as the person chosen with `sign_in_as()`, and sends the browser
-back with a code. `/token` checks the client secret, the redirect URI and PKCE (S256), and
+back with a code; it requires PKCE (S256), refusing an authorization request without a challenge.
+`/token` checks the client secret, the redirect URI and the PKCE verifier, and
 issues an access token and an RS256 identity token (nonce, audience, expiry). `/jwks` publishes
 the signing key; `/userinfo` answers for an access token; `/logout` (the end-session endpoint)
 sends the browser back to the client's post-logout URI. Every request is recorded (path and
@@ -56,7 +57,7 @@ class _Grant:
     client_id: str
     redirect_uri: str
     nonce: str | None
-    code_challenge: str | None
+    code_challenge: str
 
 
 @dataclass
@@ -127,7 +128,14 @@ class FakeOIDC:
         if query.get("response_type") != "code" or "openid" not in query.get("scope", "").split():
             return 400, {}, b"only the openid authorization code flow"
         state = query.get("state", "")
-        if self.deny:
+        if not query.get("code_challenge") or query.get("code_challenge_method") != "S256":
+            # Like a provider whose client is set to require PKCE: a plain code flow is refused.
+            params = {
+                "error": "invalid_request",
+                "error_description": "PKCE (code_challenge, method S256) is required",
+                "state": state,
+            }
+        elif self.deny:
             params = {"error": "access_denied", "state": state}
         else:
             code = secrets.token_urlsafe(16)
@@ -137,7 +145,7 @@ class FakeOIDC:
                     client_id=self.client_id,
                     redirect_uri=redirect_uri,
                     nonce=query.get("nonce"),
-                    code_challenge=query.get("code_challenge"),
+                    code_challenge=query["code_challenge"],
                 )
             params = {"code": code, "state": state}
         separator = "&" if "?" in redirect_uri else "?"
@@ -156,12 +164,11 @@ class FakeOIDC:
             grant = self._grants.pop(form.get("code", ""), None)  # a code works once
         if grant is None or grant.redirect_uri != form.get("redirect_uri"):
             return 400, {"error": "invalid_grant"}
-        if grant.code_challenge is not None:
-            verifier = form.get("code_verifier", "")
-            digest = hashlib.sha256(verifier.encode()).digest()
-            challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-            if challenge != grant.code_challenge:
-                return 400, {"error": "invalid_grant", "error_description": "PKCE"}
+        verifier = form.get("code_verifier", "")
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if challenge != grant.code_challenge:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE"}
         now = int(time.time())
         claims = grant.person.claims()
         id_claims = {

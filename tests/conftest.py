@@ -5,18 +5,63 @@ group), `admin` (superuser). `audit_entry` writes audit entries through the real
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from unittest import mock
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from fakeconnvo import FakeConnvo
 from meetings import pasted_tokens
 
 PASSWORD = "correct horse battery staple"
+
+# The whole session can run at another instant and in another local time zone, so that no test
+# depends on the season, a leap day or the turn of a year (docs/testing.md, `make test-clock`):
+#   CONSOLE_TEST_CLOCK=2027-07-15T12:00:00Z   the wall clock starts there and ticks
+#   CONSOLE_TEST_TZ=Pacific/Kiritimati        the process's local zone (and the browser's)
+CLOCK_ENV = "CONSOLE_TEST_CLOCK"
+TZ_ENV = "CONSOLE_TEST_TZ"
+_session_travel: time_machine.travel | None = None
+
+
+# Hypothesis's deadline and "too slow" checks are timing assertions: on a busy machine (two cores
+# shared by several runs) they fail tests whose behaviour is right.
+hypothesis_settings.register_profile(
+    "console", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("console")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _session_travel
+    zone = os.environ.get(TZ_ENV)
+    if zone:
+        os.environ["TZ"] = zone
+        time.tzset()
+    instant = os.environ.get(CLOCK_ENV)
+    if instant:
+        _session_travel = time_machine.travel(datetime.fromisoformat(instant), tick=True)
+        _session_travel.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_travel is not None:
+        _session_travel.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"clock: {os.environ.get(CLOCK_ENV) or 'real'} (ticking); "
+        f"local zone: {os.environ.get(TZ_ENV) or time.tzname[0]}"
+    ]
 
 
 @pytest.fixture

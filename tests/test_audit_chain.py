@@ -3,15 +3,19 @@ database's refusal to change entries."""
 
 from __future__ import annotations
 
+import io
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from audit import chain
 from audit.models import Action, AppendOnlyError, AuditEntry, ChainHead
 from audit.services import Origin, record
+from connvo_admin.logs import request_id_var
 
 pytestmark = pytest.mark.django_db
 
@@ -125,6 +129,85 @@ def test_edited_entry_is_the_first_broken_link(five_entries):
     assert f"Entry #{edited.pk} does not match its MAC: it was changed" in result.message
 
 
+# What the README promises the MAC covers: every field an auditor reads, written out here rather
+# than taken from `chain.CHAINED_FIELDS`, so that dropping one from the code's list fails a test.
+# Each has a changed value that a tamperer might write.
+PROMISED_MAC_FIELDS = {
+    "at": lambda entry: entry.at + timedelta(seconds=1),
+    "actor_username": lambda entry: "someone-else",
+    "action": lambda entry: "export",
+    "via": lambda entry: "command",
+    "deployment": lambda entry: "other",
+    "meeting_id": lambda entry: "another-meeting",
+    "outcome": lambda entry: "not_found",
+    "http_status": lambda entry: 404,
+    "latency_ms": lambda entry: entry.latency_ms + 1,
+    "connvo_request_id": lambda entry: "req-forged",
+    "client_ip": lambda entry: "192.0.2.99",
+    "user_agent": lambda entry: "forged-agent",
+    "detail": lambda entry: "nothing to see",
+    "request_id": lambda entry: "forged-request",
+}
+# Not covered, on purpose (README): the database assigns `id`, and `actor` is cleared when an
+# account is deleted (the username as written is what the MAC covers); `mac` is the MAC itself.
+NOT_COVERED = {"id", "actor", "mac"}
+
+
+def test_the_promised_fields_are_every_field_of_an_entry():
+    names = {field.name for field in AuditEntry._meta.get_fields()}
+
+    assert names - NOT_COVERED == set(PROMISED_MAC_FIELDS)
+
+
+@pytest.mark.parametrize("field", sorted(PROMISED_MAC_FIELDS))
+def test_changing_any_covered_field_names_the_entry(field, audit_entry):
+    entries = []
+    for n in range(3):
+        request = request_id_var.set(f"request-{n}")
+        entries.append(
+            audit_entry(
+                meeting_id=f"meeting{n}",
+                via="page",
+                deployment="dev",
+                outcome="found",
+                http_status=200,
+                latency_ms=40 + n,
+                connvo_request_id=f"req-{n}",
+                detail=f"detail {n}",
+            )
+        )
+        request_id_var.reset(request)
+    edited = entries[1]
+    new_value = PROMISED_MAC_FIELDS[field](edited)
+    assert new_value != getattr(edited, field)
+    tamper(
+        f"UPDATE audit_auditentry SET {field} = %s WHERE id = %s",  # noqa: S608 (our names)
+        [new_value, edited.pk],
+    )
+    assert getattr(AuditEntry.objects.get(pk=edited.pk), field) == new_value
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_verify", stdout=out, stderr=out)
+
+    assert exited.value.code == 1
+    assert f"Entry #{edited.pk} does not match its MAC" in out.getvalue()
+    assert chain.verify().first_bad_id == edited.pk
+
+
+def test_several_changed_entries_are_reported_as_such(five_entries):
+    for edited in five_entries[1:3]:
+        tamper("UPDATE audit_auditentry SET detail = %s WHERE id = %s", ["rewritten", edited.pk])
+
+    result = chain.verify()
+
+    assert result.first_bad_id == five_entries[1].pk
+    assert result.message == (
+        f"Entry #{five_entries[1].pk} does not match its MAC, and neither does the entry after "
+        "it: several entries were changed, deleted or inserted from here on."
+    )
+
+
 def test_deleted_entry_breaks_the_link_of_the_next_one(five_entries):
     tamper("DELETE FROM audit_auditentry WHERE id = %s", [five_entries[2].pk])
 
@@ -211,6 +294,22 @@ def test_purge_deletes_only_old_entries_and_the_rest_still_verifies(audit_entry)
     assert verified.entries_checked == 2
 
 
+def test_purge_deletes_in_batches_of_the_size_asked(audit_entry):
+    """Each batch is its own short transaction holding the chain head, so lookups wait for one
+    batch at most: five old entries in batches of two are three deletes of at most two rows."""
+    now = datetime.now(UTC)
+    old = [audit_entry(at=now - timedelta(days=40, minutes=n)) for n in range(5, 0, -1)]
+
+    with CaptureQueriesContext(connection) as queries:
+        result = chain.purge(older_than=timedelta(days=30), batch_size=2)
+
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3
+    assert result.deleted == 5
+    assert result.through_id == old[-1].pk
+    assert chain.verify().ok
+
+
 def test_purge_never_deletes_past_a_newer_entry(audit_entry):
     """The chain can only lose its oldest end: an old entry after a new one (a clock stepped
     back) is kept."""
@@ -247,6 +346,7 @@ def test_a_row_older_than_the_purge_is_found(audit_entry):
 
     assert not result.ok
     assert result.first_bad_id == old.pk
+    assert result.message == f"Entry #{old.pk} is older than the last purge, which deleted it."
 
 
 def test_deleting_an_account_keeps_its_entries_and_their_username(agent, five_entries):

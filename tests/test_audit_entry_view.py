@@ -41,3 +41,28 @@ def test_failed_sign_in_says_the_username_was_only_tried(auditor_client, audit_e
 
 def test_unknown_entry_is_404(auditor_client):
     assert auditor_client.get(reverse("audit:entry", args=[999])).status_code == 404
+
+
+def test_steps_to_the_previous_and_next_entry(auditor_client, audit_entry):
+    first = audit_entry(username="alice")
+    middle = audit_entry(username="bob", action=Action.SIGN_IN)
+    last = audit_entry(username="carol", via="refresh")  # refreshes are entries like any other
+
+    page = auditor_client.get(reverse("audit:entry", args=[middle.pk])).content.decode()
+    newest = auditor_client.get(reverse("audit:entry", args=[last.pk])).content.decode()
+
+    assert f'href="/audit/entries/{last.pk}/" rel="prev">\u2039 Newer entry' in page
+    assert f'href="/audit/entries/{first.pk}/" rel="next">Older entry' in page
+    assert 'rel="prev"' not in newest
+    assert f'href="/audit/entries/{middle.pk}/" rel="next"' in newest
+
+
+def test_outcome_in_plain_words_with_its_code(auditor_client, audit_entry):
+    entry = audit_entry(username="alice", outcome="lookup_limit")
+
+    page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
+
+    assert (
+        '<span class="outcome outcome--refused">Console refused: too many lookups a minute</span> '
+        '<code class="muted">lookup_limit</code>' in page
+    )

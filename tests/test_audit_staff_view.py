@@ -1,5 +1,7 @@
 """A staff member's activity (/audit/staff/<username>/)."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -31,3 +33,20 @@ def test_history_outlives_the_account(auditor_client, audit_entry):
 
     assert shown_ids(response) == [entry.pk]
     assert "No console account has this username any more" in response.content.decode()
+
+
+def test_sums_up_the_staff_members_record(auditor_client, audit_entry):
+    audit_entry(username="agent", action=Action.SIGN_IN)
+    for meeting, outcome in (("m1", "found"), ("m2", "not_visible"), ("m2", "found")):
+        audit_entry(username="agent", meeting_id=meeting, outcome=outcome, via="page")
+    audit_entry(username="agent", meeting_id="m1", outcome="found", via="refresh")
+
+    page = auditor_client.get(reverse("audit:staff", args=["agent"])).content.decode()
+
+    summary = page.split('<dl class="staff-summary">')[1].split("</dl>")[0]
+    facts = dict(re.findall(r"<dt>([^<]+)</dt><dd>(.*?)</dd>", summary))
+    assert facts["Lookups"] == "3"
+    assert facts["Meetings"] == "2"
+    assert facts["Not visible to them"].startswith("33% ")
+    assert facts["Live refreshes"] == "1"
+    assert "<time" in facts["First"] and "<time" in facts["Last"]

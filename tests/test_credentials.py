@@ -119,6 +119,57 @@ def test_disconnect_revokes_the_session_at_workos(agent_client, agent, fake_conn
         client.user_management.authenticate_with_refresh_token(refresh_token=refresh_token)
 
 
+def approved_callback(client: Client, fake) -> tuple[str, dict]:
+    """Press Connect and let the fake AuthKit approve; the browser has not come back yet."""
+    started = client.post(reverse("meetings:connect_start", args=["dev"]))
+    approved = requests.get(started["Location"], allow_redirects=False, timeout=5)
+    back = urlsplit(approved.headers["Location"])
+    return back.path, parse_qs(back.query)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "misbehaviour", [("workos_down", {}), ("workos_error", {"status": 503})], ids=["down", "503"]
+)
+def test_workos_failing_during_the_code_exchange_connects_nothing_and_says_so(
+    agent_client, agent, fake_connvo, misbehaviour
+):
+    path, query = approved_callback(agent_client, fake_connvo)
+    kind, options = misbehaviour
+    fake_connvo.misbehave(kind, **options)
+
+    response = agent_client.get(path, query, follow=True)
+
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == reverse("meetings:tokens")
+    page = response.content.decode()
+    assert "could not reach WorkOS to finish connecting your account" in page
+    assert "Traceback" not in page
+    assert not StaffToken.objects.exists()
+    failed = AuditEntry.objects.get(action=Action.CONNVO_CONNECT_FAILED)
+    assert failed.deployment == "dev"
+    assert not AuditEntry.objects.filter(action=Action.CONNVO_CONNECTED).exists()
+
+
+@pytest.mark.django_db
+def test_workos_failing_during_disconnect_still_forgets_the_tokens_here(
+    agent_client, agent, fake_connvo
+):
+    connect(agent_client, fake_connvo)
+    (session,) = fake_connvo.sessions.values()
+    fake_connvo.misbehave("workos_down")
+
+    response = agent_client.post(reverse("meetings:connect_disconnect", args=["dev"]), follow=True)
+
+    assert response.status_code == 200
+    assert "Your Connvo account for dev is disconnected." in response.content.decode()
+    assert not StaffToken.objects.exists()
+    entry = AuditEntry.objects.get(action=Action.CONNVO_DISCONNECTED)
+    assert entry.detail.startswith("revoking at WorkOS failed")
+    # Honest about what happened: the session was not ended at WorkOS and simply expires there.
+    assert fake_connvo.sessions[session.id].active
+
+
 @pytest.mark.django_db
 def test_deployment_without_workos_keeps_the_paste_form(agent_client, settings, fake_connvo):
     settings.CONNVO_WORKOS = {}
@@ -293,6 +344,32 @@ def test_a_workos_answer_that_is_not_json_is_like_workos_down(agent_client, agen
         reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
     )
     assert again.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_database_error_while_preparing_the_credential_shows_nothing(
+    agent_client, agent, fake_connvo, caplog
+):
+    """The renewal cannot be recorded (here: the audit table is gone), so the renewed session is
+    not stored either, and the lookup stops before Connvo with a message, not an error page."""
+    connect(agent_client, fake_connvo)
+    expire_soon(agent)
+    stored_before = StaffToken.objects.get(user=agent)
+    fake_connvo.clear_calls()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditentry RENAME TO audit_auditentry_away")
+
+    response = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    assert response.status_code == 503
+    page = response.content.decode()
+    assert "could not record this lookup" in page
+    assert fake_connvo.meetings[fake_connvo.meeting_id("standup")].fields["title"] not in page
+    assert not [call for call in fake_connvo.calls if "getMeeting" in call.path]
+    assert StaffToken.objects.get(user=agent).ciphertext == stored_before.ciphertext
+    assert "credential for a lookup by agent could not be prepared" in caplog.text
 
 
 @pytest.mark.django_db

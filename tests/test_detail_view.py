@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -234,12 +236,42 @@ def test_lookup_fails_closed_when_the_audit_log_cannot_be_written(
     assert fake_connvo.meetings[meeting_id].fields["title"] not in text_of(response)
 
 
-def test_times_follow_the_agents_browser_timezone(agent_client, agent_token, fake_connvo):
-    agent_client.cookies["console_tz"] = "America%2FNew_York"
+# The fake's meetings are placed relative to "now", so each case fixes the clock before the fake
+# starts (the `time_machine` marker's fixture comes first): "planning" starts two hours later, on
+# the next quarter hour.
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        pytest.param(
+            "America/New_York",
+            "Fri 15 Jan 2027, 08:30 EST",
+            marks=pytest.mark.time_machine(datetime(2027, 1, 15, 11, 30, tzinfo=UTC), tick=False),
+            id="new-york-winter",
+        ),
+        pytest.param(
+            "America/New_York",
+            "Thu 15 Jul 2027, 09:30 EDT",
+            marks=pytest.mark.time_machine(datetime(2027, 7, 15, 11, 30, tzinfo=UTC), tick=False),
+            id="new-york-summer",
+        ),
+        pytest.param(
+            "Pacific/Kiritimati",
+            "Sat 1 Jan 2028, 16:00 +14",
+            marks=pytest.mark.time_machine(
+                datetime(2027, 12, 31, 23, 59, 59, tzinfo=UTC), tick=False
+            ),
+            id="far-east-new-years-eve",
+        ),
+    ],
+)
+def test_times_follow_the_agents_browser_timezone(
+    zone, expected, agent_client, agent_token, fake_connvo
+):
+    agent_client.cookies["console_tz"] = zone.replace("/", "%2F")
 
     page = text_of(agent_client.get(detail_url(fake_connvo.meeting_id("planning"))))
 
-    assert " EST" in page
+    assert expected in page
 
 
 def test_bogus_timezone_cookie_is_ignored(agent_client, agent_token, fake_connvo):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -479,16 +480,15 @@ def test_expired_access_token_is_rejected_and_a_refresh_recovers(fake, workos, h
     assert get_meeting(http, fake, refreshed.access_token).status_code == 200
 
 
-def test_access_token_works_until_exp_then_not(fake, workos, http):
-    fake.access_token_ttl = 1
-    # `exp` is whole seconds: start in the first half of one, so the token has over half a second.
-    if time.time() % 1 > 0.5:
-        time.sleep(1 - time.time() % 1)
+def test_access_token_works_until_exp_then_not(fake, workos, http, time_machine):
+    time_machine.move_to(datetime(2028, 2, 29, 12, 0, tzinfo=UTC), tick=False)
+    fake.access_token_ttl = 60
     signed_in = sign_in(workos, http)
     expires_at = claims(signed_in.access_token)["exp"]
 
+    time_machine.move_to(datetime.fromtimestamp(expires_at - 1, UTC), tick=False)
     assert get_meeting(http, fake, signed_in.access_token).status_code == 200
-    time.sleep(max(0.0, expires_at - time.time()) + 0.05)
+    time_machine.move_to(datetime.fromtimestamp(expires_at + 1, UTC), tick=False)
     assert get_meeting(http, fake, signed_in.access_token).status_code == 401
 
 
@@ -553,24 +553,33 @@ def test_lost_reply_spends_the_token(fake, workos, http):
 
 def test_workos_slow_answers_late_while_connvo_answers_at_once(fake, workos, http):
     signed_in = sign_in(workos, http)
-    fake.misbehave("workos_slow", delay=0.4, times=1)
-    took: list[float] = []
+    fake.misbehave("workos_slow", delay=60, times=1)
+    outcome: list[object] = []
 
     def slow_refresh() -> None:
-        started = time.monotonic()
-        workos.user_management.authenticate_with_refresh_token(
-            refresh_token=signed_in.refresh_token
-        )
-        took.append(time.monotonic() - started)
+        try:
+            outcome.append(
+                workos.user_management.authenticate_with_refresh_token(
+                    refresh_token=signed_in.refresh_token
+                )
+            )
+        except WorkOSError as error:
+            outcome.append(error)
 
     thread = threading.Thread(target=slow_refresh)
     thread.start()
-    time.sleep(0.05)
-    started = time.monotonic()
+    for _ in range(2000):  # wait for the refresh to be held by the fake
+        if any(c.misbehaviour == "workos_slow" and c.status is None for c in fake.workos_calls):
+            break
+        time.sleep(0.005)
+
     assert get_meeting(http, fake, signed_in.access_token).status_code == 200
-    assert time.monotonic() - started < 0.3
-    thread.join(timeout=5)
-    assert took and took[0] >= 0.4
+
+    assert not outcome and thread.is_alive(), "the refresh was answered before Connvo"
+    fake.down()  # lets the held refresh go (unanswered)
+    thread.join(timeout=30)
+    fake.up()
+    assert isinstance(outcome[0], WorkOSError)
 
 
 # -- the rest of the surface --------------------------------------------------------------------

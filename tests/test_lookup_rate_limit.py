@@ -7,9 +7,7 @@ from __future__ import annotations
 import html
 import io
 import json
-import time
-from types import SimpleNamespace
-from unittest import mock
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
@@ -106,15 +104,43 @@ def test_the_command_line_counts_too(agent, agent_token, fake_connvo):
     assert json.loads(out.getvalue())["error"] == "lookup_limit"
 
 
-def test_the_limit_starts_again_a_minute_after_the_first_lookup(agent):
+def test_the_limit_starts_again_a_minute_after_the_first_lookup(agent, time_machine):
+    time_machine.move_to(datetime(2027, 12, 31, 23, 59, 30, tzinfo=UTC), tick=False)
     for _ in range(LIMIT):
         ratelimit.count_lookup(user=agent)
     with pytest.raises(ratelimit.LookupLimitReached):
         ratelimit.count_lookup(user=agent)
 
-    a_minute_later = SimpleNamespace(time=lambda: time.time() + 61)
-    with mock.patch("django.core.cache.backends.locmem.time", a_minute_later):
+    time_machine.shift(59)
+    with pytest.raises(ratelimit.LookupLimitReached):
         ratelimit.count_lookup(user=agent)
+
+    time_machine.shift(2)
+    ratelimit.count_lookup(user=agent)
+
+
+def test_when_the_cache_is_down_lookups_go_on_uncounted(
+    agent_client, agent_token, fake_connvo, settings, caplog
+):
+    """Without its cache the console cannot count, and it keeps serving rather than refuse
+    everyone; the outage is logged (and shows on /readyz)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing answers
+        }
+    }
+    path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+
+    responses = [agent_client.get(path) for _ in range(LIMIT + 2)]
+
+    assert [response.status_code for response in responses] == [200] * (LIMIT + 2)
+    title = fake_connvo.meetings[fake_connvo.meeting_id("standup")].fields["title"]
+    assert title in responses[-1].content.decode()
+    assert fake_connvo.call_count == LIMIT + 2
+    outcomes = AuditEntry.objects.filter(action=Action.LOOKUP).values_list("outcome", flat=True)
+    assert list(outcomes) == ["found"] * (LIMIT + 2)
+    assert "lookup rate limit not checked: the cache did not answer" in caplog.text
 
 
 def test_an_open_meeting_page_stays_far_below_the_default_limit():

@@ -216,6 +216,51 @@ def test_a_refusal_at_the_provider_returns_to_the_sign_in_page(client: Client, i
     assert "_auth_user_id" not in client.session
 
 
+def test_the_console_sends_a_pkce_challenge_and_proves_it(client: Client, idp):
+    start = client.get("/accounts/oidc/start/")
+
+    query = parse_qs(urlsplit(start["Location"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) >= 43
+    idp.sign_in_as("ivy", groups=("connvo-support",))
+    approved = requests.get(start["Location"], allow_redirects=False, timeout=5)
+    back = urlsplit(approved.headers["Location"])
+    client.get(f"{back.path}?{back.query}")
+    # The provider checked the verifier against the challenge before it issued the tokens.
+    assert client.session["_auth_user_id"] == str(User.objects.get(username="ivy").pk)
+
+
+def test_the_fake_provider_refuses_a_code_flow_without_pkce(idp):
+    """The fake behaves like a provider whose client requires PKCE, so a console that stopped
+    sending it could not sign anyone in."""
+    response = requests.get(
+        f"{idp.url}/authorize",
+        params={
+            "client_id": idp.client_id,
+            "redirect_uri": "http://testserver/oidc/callback/",
+            "response_type": "code",
+            "scope": "openid",
+            "state": "s",
+        },
+        allow_redirects=False,
+        timeout=5,
+    )
+
+    back = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert back["error"] == ["invalid_request"]
+    assert "code" not in back
+
+
+def test_without_pkce_nobody_can_sign_in(client: Client, idp, settings):
+    settings.OIDC_USE_PKCE = False
+    idp.sign_in_as("jo", groups=("connvo-support",))
+
+    response = sign_in_with_idp(client)
+
+    assert response.redirect_chain[-1][0] == "/accounts/login/"
+    assert "_auth_user_id" not in client.session
+
+
 def test_password_sign_in_still_works_alongside(client: Client, idp, agent):
     response = client.post("/accounts/login/", {"username": "agent", "password": PASSWORD})
 

@@ -3,25 +3,16 @@ policy, and session and CSRF cookies that are Secure, HttpOnly and SameSite behi
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 import pytest
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.production import ROOT, collect_static, manage, production_env
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def behind_tls(settings):
-    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    settings.SECURE_SSL_REDIRECT = True
-    settings.SECURE_HSTS_SECONDS = 31536000
-    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    settings.SESSION_COOKIE_SECURE = True
-    settings.CSRF_COOKIE_SECURE = True
-    return settings
 
 
 @pytest.mark.parametrize(
@@ -62,33 +53,82 @@ def test_pages_cannot_be_framed_and_keep_the_referrer_on_site(client: Client):
     assert response["Cross-Origin-Opener-Policy"] == "same-origin"
 
 
-def test_behind_the_tls_proxy_pages_send_hsts(client: Client, behind_tls):
-    response = client.get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
+# --- Behind the TLS proxy, as shipped -------------------------------------------------------
+# These run the console in a subprocess with the settings `.env.example` ships (secrets, database
+# and cache swapped for test ones), so they test the console's configuration rather than settings
+# a test assigned itself.
 
-    assert response.status_code == 200
-    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+SHIPPED_PROBE = """
+import json
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+
+call_command("migrate", verbosity=0, interactive=False)
+User.objects.create_user("agent", password="pw")
+host = {"HTTP_HOST": "console.intranet.example"}
+tls = {**host, "HTTP_X_FORWARDED_PROTO": "https"}
+client = Client()
+plain = client.get("/accounts/login/", **host)
+secure = client.get("/accounts/login/", **tls)
+signed_in = client.post("/accounts/login/", {"username": "agent", "password": "pw"}, **tls)
+print(json.dumps({
+    "plain": [plain.status_code, plain.get("Location")],
+    "secure": [secure.status_code, secure.get("Strict-Transport-Security")],
+    "signed_in": signed_in.status_code,
+    "cookies": {
+        name: {"secure": morsel["secure"], "httponly": morsel["httponly"],
+               "samesite": morsel["samesite"]}
+        for name, morsel in signed_in.cookies.items()
+    },
+}))
+"""
 
 
-def test_plain_http_is_redirected_to_https(client: Client, behind_tls):
-    response = client.get("/accounts/login/")
+def shipped_env(static_root) -> dict[str, str]:
+    """`.env.example` as a production host would load it, with test secrets, database and cache."""
+    shipped = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        name, equals, value = line.partition("=")
+        if equals and not line.startswith("#"):
+            shipped[name.strip()] = value.strip()
+    test_only = production_env(STATIC_ROOT=str(static_root))
+    overrides = {
+        name: test_only[name]
+        for name in (
+            "SECRET_KEY",
+            "TOKEN_ENCRYPTION_KEYS",
+            "AUDIT_CHAIN_KEY",
+            "DATABASE_URL",
+            "CACHE_URL",
+            "CACHE_KEY_PREFIX",
+            "STATIC_ROOT",
+        )
+    }
+    inherited = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    inherited |= {"DJANGO_SETTINGS_MODULE": "connvo_admin.settings", "PYTHONDONTWRITEBYTECODE": "1"}
+    return {name: value for name, value in shipped.items() if value} | overrides | inherited
 
-    assert response.status_code == 301
-    assert response["Location"] == "https://testserver/accounts/login/"
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> dict:
+    result = manage("shell", "-c", SHIPPED_PROBE, env=shipped_env(collect_static(tmp_path_factory)))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_session_and_csrf_cookies_are_secure_httponly_and_samesite(
-    client: Client, agent, behind_tls
-):
-    client.get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
-    response = client.post(
-        "/accounts/login/",
-        {"username": "agent", "password": PASSWORD},
-        HTTP_X_FORWARDED_PROTO="https",
-    )
+def test_behind_the_tls_proxy_pages_send_hsts(shipped):
+    assert shipped["secure"] == [200, "max-age=31536000; includeSubDomains"]
 
-    assert response.status_code == 302
+
+def test_plain_http_is_redirected_to_https(shipped):
+    assert shipped["plain"] == [301, "https://console.intranet.example/accounts/login/"]
+
+
+def test_session_and_csrf_cookies_are_secure_httponly_and_samesite(shipped):
+    assert shipped["signed_in"] == 302
     for name in ("sessionid", "csrftoken"):
-        cookie = response.cookies[name]
+        cookie = shipped["cookies"][name]
         assert cookie["secure"] is True, name
         assert cookie["httponly"] is True, name
         assert cookie["samesite"] == "Lax", name

@@ -19,9 +19,12 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, TZ_ENV
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+# The browser's time zone: the console shows times in it. `CONSOLE_TEST_TZ` moves it (and the
+# process's local zone) elsewhere, e.g. far east (docs/testing.md).
+BROWSER_TIMEZONE = os.environ.get(TZ_ENV) or "Europe/Paris"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, headless chromium keeps trying to reach Google's services, which this network
 # refuses.
@@ -55,7 +58,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, timezone_id="Europe/Paris"
+        viewport={"width": 1280, "height": 900}, timezone_id=BROWSER_TIMEZONE
     )
     page = context.new_page()
     problems: list[str] = []

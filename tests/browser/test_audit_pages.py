@@ -99,7 +99,7 @@ def test_auditor_reads_filters_and_exports_the_log(
     page.get_by_label("Outcome").select_option("not_visible")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("not_visible")
+    expect(rows.first).to_contain_text("Not visible to them")
     screenshot("audit-02-filtered")
 
     with page.expect_download() as download:
@@ -169,3 +169,23 @@ def test_narrow_window(page: Page, live_server, auditor, history, sign_in, scree
     page.goto(f"{live_server.url}/audit/meetings/{MEETING}/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 700
     screenshot("audit-07-meeting-700px")
+
+
+def test_overview_at_390_px_with_copyable_ids(
+    page: Page, live_server, auditor, history, sign_in, screenshot
+):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in("auditor")
+    page.goto(f"{live_server.url}/audit/")
+
+    overview = page.locator(".audit-overview")
+    expect(overview).to_contain_text("entries match")
+    expect(overview.locator(".audit-chart__bar")).to_have_count(8)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot("audit-08-overview-390px")
+
+    overview.get_by_role("button", name=f"Copy {MEETING}").click()
+    assert page.evaluate("navigator.clipboard.readText()") == MEETING
+    overview.get_by_role("link", name="bob").click()
+    expect(page.get_by_label("Staff member")).to_have_value("bob")

@@ -48,6 +48,32 @@ def test_metrics_update_without_reload(live_page, fake_connvo, screenshot):
     screenshot("10-live-updated")
 
 
+def test_unchanged_polls_leave_the_page_live_and_a_later_change_shows(
+    live_page, fake_connvo, screenshot
+):
+    """An unchanged refresh answers 204, which htmx ignores; an empty 200 would replace the poller
+    and the page would never update again."""
+    page = live_page("standup")
+    path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+    participants = page.locator('[data-metric="participants"]')
+    expect(participants).to_have_text("5")
+
+    def is_refresh(response) -> bool:
+        return path in response.url and response.request.headers.get("hx-request") == "true"
+
+    for _ in range(2):
+        with page.expect_response(is_refresh, timeout=5000) as refresh:
+            pass
+        assert refresh.value.status == 204
+    expect(page.locator("#live-poller")).to_contain_text("every 1 s")
+
+    fake_connvo.update_meeting("standup", participantCount=9)
+
+    expect(participants).to_have_text("9", timeout=5000)
+    assert page.evaluate("window.__notReloaded") is True
+    screenshot("10b-live-updated-after-quiet-polls")
+
+
 def test_polling_stops_when_the_meeting_concludes(live_page, fake_connvo, screenshot):
     page = live_page("standup")
 

@@ -1,7 +1,13 @@
 """An agent's first day, in a real browser: sign in, save a token, look up meetings."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
+from django.utils import dateformat
 from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import BROWSER_TIMEZONE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,8 +43,11 @@ def test_sign_in_save_token_and_look_up_a_meeting(
     expect(metrics.locator(".badge--joined")).to_contain_text("Joined")
     screenshot("03-meeting-active")
 
-    # Times are in the agent's own timezone (the browser runs in Europe/Paris).
-    expect(page.locator(".details__list")).to_contain_text("CET")
+    # Times are in the agent's own time zone, whatever the season (CET or CEST in Paris).
+    created = fake_connvo.meetings[meeting_id].fields["createdAt"] / 1000
+    in_browser_zone = datetime.fromtimestamp(created, ZoneInfo(BROWSER_TIMEZONE))
+    created_text = dateformat.format(in_browser_zone, "D j M Y, H:i T")
+    expect(page.locator(".details__list")).to_contain_text(created_text)
     page.get_by_text("Raw JSON from Connvo").click()
     expect(page.locator(".raw pre")).to_contain_text(f'"_id": "{meeting_id}"')
 

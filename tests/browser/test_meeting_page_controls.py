@@ -43,6 +43,8 @@ def test_refresh_now_button_and_r_shortcut_fetch_at_once(meeting_page, fake_conn
     page.get_by_role("button", name="Refresh now").click()
     expect(participants).to_have_text("9")
 
+    # The refreshed live block must be in place (htmx settled it) before the next key.
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
     fake_connvo.update_meeting("standup", participantCount=12)
     page.locator("body").press("r")
     expect(participants).to_have_text("12")

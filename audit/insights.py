@@ -1,0 +1,196 @@
+""" "Worth a look": staff members whose recent lookups stand out against their own habits or
+against what support work looks like. Shown on the audit log and printed by
+`manage.py audit_insights` for cron and alerting.
+
+Computed only from the log (the window's own entries, and each staff member's habits from the
+per-day summary `StaffDay`) and from the `now` it is given, so the same log and the same `now`
+always give the same flags. Hours of the day are UTC. The thresholds are the AUDIT_FLAG_*
+settings (README, "Settings")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.db.models.functions import TruncHour
+from django.urls import reverse
+
+from .models import Action, AuditEntry, StaffDay, Via
+
+DEFAULT_WINDOW = timedelta(hours=24)
+KINDS = ("volume", "not_visible", "many_meetings", "off_hours")
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    kind: str
+    staff: str
+    since: datetime
+    until: datetime
+    figures: dict = field(default_factory=dict)
+    sentence: str = ""
+    link: str = ""
+
+    def as_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "staff": self.staff,
+            "window": {"since": self.since.isoformat(), "until": self.until.isoformat()},
+            "figures": self.figures,
+            "sentence": self.sentence,
+            "link": self.link,
+        }
+
+
+@dataclass(slots=True)
+class _Recent:
+    lookups: int = 0
+    not_visible: int = 0
+    by_hour_of_day: dict[int, int] = field(default_factory=dict)
+    busiest_hour: tuple[datetime, int] | None = None  # the hour with the most distinct meetings
+
+
+def _recent(since: datetime, until: datetime) -> dict[str, _Recent]:
+    """Per staff member, their lookups in the window (refreshes aside), hour by hour. Read from the
+    window's own entries: a day of the log is a short range of the time index."""
+    rows = (
+        AuditEntry.objects.filter(
+            at__gte=since, at__lt=until, action=Action.LOOKUP, actor_username__gt=""
+        )
+        .exclude(via=Via.REFRESH)
+        .values("actor_username", bucket=TruncHour("at", tzinfo=UTC))
+        .annotate(
+            lookups=Count("id"),
+            not_visible=Count("id", filter=Q(outcome="not_visible")),
+            meetings=Count("meeting_id", distinct=True, filter=~Q(meeting_id="")),
+        )
+        .order_by("actor_username", "bucket")
+    )
+    found: dict[str, _Recent] = {}
+    for row in rows:
+        recent = found.setdefault(row["actor_username"], _Recent())
+        bucket = row["bucket"].astimezone(UTC)
+        recent.lookups += row["lookups"]
+        recent.not_visible += row["not_visible"]
+        recent.by_hour_of_day[bucket.hour] = (
+            recent.by_hour_of_day.get(bucket.hour, 0) + row["lookups"]
+        )
+        if recent.busiest_hour is None or row["meetings"] > recent.busiest_hour[1]:
+            recent.busiest_hour = (bucket, row["meetings"])
+    return found
+
+
+def _habits(first_day: date, last_day: date) -> dict[str, tuple[int, int]]:
+    """Per staff member: their lookups over the baseline days, and the hours of the day (a bit
+    mask, UTC) at which they made any."""
+    habits: dict[str, tuple[int, int]] = {}
+    days = StaffDay.objects.filter(day__gte=first_day, day__lte=last_day).values_list(
+        "actor_username", "lookups", "hours"
+    )
+    for name, lookups, hours in days:
+        total, mask = habits.get(name, (0, 0))
+        habits[name] = (total + lookups, mask | hours)
+    return habits
+
+
+def _link(staff: str, since: datetime, until: datetime, **params: str) -> str:
+    query = {
+        "since": since.astimezone(UTC).date().isoformat(),
+        "until": (until - timedelta(microseconds=1)).astimezone(UTC).date().isoformat(),
+        **params,
+    }
+    return f"{reverse('audit:staff', args=[staff])}?{urlencode(query)}"
+
+
+def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
+    """The flags for the window [since, now) (by default the last 24 hours), against each staff
+    member's AUDIT_FLAG_BASELINE_DAYS whole days (UTC) before the window's first day. Sorted by
+    kind, then staff member."""
+    until = now
+    since = since if since is not None else now - DEFAULT_WINDOW
+    window_hours = (until - since) / timedelta(hours=1)
+    baseline_days = settings.AUDIT_FLAG_BASELINE_DAYS
+    first_day = since.astimezone(UTC).date()
+    habits = _habits(first_day - timedelta(days=baseline_days), first_day - timedelta(days=1))
+    flags: list[Flag] = []
+    for staff, recent in sorted(_recent(since, until).items()):
+        baseline, usual_hours = habits.get(staff, (0, 0))
+        expected = baseline * window_hours / (baseline_days * 24)
+        lookups, not_visible = recent.lookups, recent.not_visible
+        if (
+            lookups >= settings.AUDIT_FLAG_MIN_LOOKUPS
+            and lookups >= settings.AUDIT_FLAG_VOLUME_FACTOR * expected
+        ):
+            flags.append(
+                Flag(
+                    kind="volume",
+                    staff=staff,
+                    since=since,
+                    until=until,
+                    figures={"lookups": lookups, "expected": round(expected, 1)},
+                    sentence=(
+                        f"{staff} made {lookups} lookups in {window_hours:.0f} hours; their last "
+                        f"{baseline_days} days suggest about {expected:.0f}."
+                    ),
+                    link=_link(staff, since, until),
+                )
+            )
+        if (
+            not_visible >= settings.AUDIT_FLAG_NOT_VISIBLE_MIN
+            and not_visible >= settings.AUDIT_FLAG_NOT_VISIBLE_SHARE * lookups
+        ):
+            flags.append(
+                Flag(
+                    kind="not_visible",
+                    staff=staff,
+                    since=since,
+                    until=until,
+                    figures={"lookups": lookups, "not_visible": not_visible},
+                    sentence=(
+                        f"{not_visible} of {staff}'s {lookups} lookups were of meetings they are "
+                        f"not a participant of ({not_visible / lookups:.0%})."
+                    ),
+                    link=_link(staff, since, until, outcome="not_visible"),
+                )
+            )
+        if recent.busiest_hour and recent.busiest_hour[1] >= settings.AUDIT_FLAG_MEETINGS_PER_HOUR:
+            hour, meetings = recent.busiest_hour
+            flags.append(
+                Flag(
+                    kind="many_meetings",
+                    staff=staff,
+                    since=hour,
+                    until=hour + timedelta(hours=1),
+                    figures={"meetings": meetings},
+                    sentence=(
+                        f"{staff} looked up {meetings} different meetings within one hour "
+                        f"(from {hour:%Y-%m-%d %H}:00 UTC)."
+                    ),
+                    link=_link(staff, hour, hour + timedelta(hours=1)),
+                )
+            )
+        odd_hours = sorted(h for h in recent.by_hour_of_day if not usual_hours & (1 << h))
+        at_odd_hours = sum(recent.by_hour_of_day[h] for h in odd_hours)
+        if (
+            baseline >= settings.AUDIT_FLAG_OFF_HOURS_MIN_BASELINE
+            and at_odd_hours >= settings.AUDIT_FLAG_OFF_HOURS_MIN
+        ):
+            named = ", ".join(f"{h:02d}:00" for h in odd_hours)
+            flags.append(
+                Flag(
+                    kind="off_hours",
+                    staff=staff,
+                    since=since,
+                    until=until,
+                    figures={"lookups": at_odd_hours, "hours_utc": odd_hours},
+                    sentence=(
+                        f"{staff} made {at_odd_hours} lookups at hours (UTC) they never worked in "
+                        f"the {baseline_days} days before: {named}."
+                    ),
+                    link=_link(staff, since, until),
+                )
+            )
+    return sorted(flags, key=lambda flag: (KINDS.index(flag.kind), flag.staff))

@@ -1,0 +1,304 @@
+"""The top of the audit log: for the current filter and range, how many entries, lookups over
+time, how they ended, and who and what was looked up most.
+
+The chart and the outcomes come from `ActivityHour` (per hour, action, via, deployment and
+outcome) and the most active staff from `StaffDay`, so they cost the same at ten thousand entries
+and at ten million. A filter on a staff member or a meeting reads their own entries instead (on
+their own index, at most SAMPLE of them). The count of matching entries stops at a bound, and the
+most looked-up meetings are counted over the newest MEETINGS_SAMPLE lookups."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from django.db.models import F, QuerySet, Sum
+
+from .models import Action, ActivityHour, AuditEntry, StaffDay, Via
+from .outcomes import Meaning, meaning
+from .selectors import EntryFilter, filtered_entries
+
+# Counting matching entries stops here: past it the page says "more than 10,000".
+COUNT_BOUND = 10_000
+# Without dates in the filter, the overview covers this much of the most recent log.
+DEFAULT_RANGE = timedelta(days=7)
+# Up to this long a range is drawn per hour, beyond it per day.
+HOURLY_UP_TO = timedelta(days=2)
+TOP = 5
+CHART_WIDTH, CHART_HEIGHT = 1000, 160
+# The most looked-up meetings (no summary holds meetings) are counted over this many of the newest
+# matching lookups, and a staff member's or a meeting's overview over at most SAMPLE of them.
+MEETINGS_SAMPLE = 5_000
+SAMPLE = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: datetime
+    lookups: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    outcome: str
+    meaning: Meaning
+    lookups: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    since: datetime
+    until: datetime
+    default_range: bool  # the filter named no dates: the last DEFAULT_RANGE
+    entries: int  # matching entries in the range, exact up to COUNT_BOUND
+    entries_bounded: bool  # there are more than `entries`
+    what: str  # what the chart counts: "lookups", or the filtered action
+    lookups: int
+    per: str  # "hour" or "day"
+    buckets: list[Bucket]
+    outcomes: list[OutcomeCount]
+    top_staff: list[tuple[str, int]]
+    staff_counted: str  # "entries", "days" (the per-day summary) or "newest" (a sample)
+    top_meetings: list[tuple[str, str, int]]  # deployment, meeting ID, lookups
+    # When not None: the figures that could not come from the summaries were counted over this
+    # many of the newest matching lookups, not all of them.
+    sample: int | None
+
+    @property
+    def peak(self) -> int:
+        return max((bucket.lookups for bucket in self.buckets), default=0)
+
+    @property
+    def bars(self) -> list[dict]:
+        """The chart's bars in a CHART_WIDTH x CHART_HEIGHT box (the SVG stretches it)."""
+        if not self.buckets:
+            return []
+        slot = CHART_WIDTH / len(self.buckets)
+        peak = self.peak or 1
+        bars = []
+        for n, bucket in enumerate(self.buckets):
+            height = bucket.lookups / peak * CHART_HEIGHT
+            if bucket.lookups:
+                height = max(height, 1.5)  # one lookup is still visible
+            bars.append(
+                {
+                    "bucket": bucket,
+                    "x": round(n * slot + slot * 0.1, 2),
+                    "width": round(slot * 0.8, 2),
+                    "y": round(CHART_HEIGHT - height, 2),
+                    "height": round(height, 2),
+                }
+            )
+        return bars
+
+
+def _range(entry_filter: EntryFilter, now: datetime) -> tuple[datetime, datetime, bool]:
+    since, until = entry_filter.since, entry_filter.until
+    if since and until:
+        return since, until, False
+    if since:
+        return since, max(now, since + timedelta(hours=1)), False
+    if until:
+        return until - DEFAULT_RANGE, until, False
+    return now - DEFAULT_RANGE, now, True
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _activity(entry_filter: EntryFilter, since: datetime, until: datetime) -> QuerySet:
+    """The hourly summary's rows matching a filter on anything but a staff member or a meeting."""
+    rows = ActivityHour.objects.filter(hour__gte=_floor_hour(since), hour__lt=until)
+    for field, value in (
+        ("deployment", entry_filter.deployment),
+        ("outcome", entry_filter.outcome),
+        ("via", entry_filter.via),
+        ("action", entry_filter.action),
+    ):
+        if value:
+            rows = rows.filter(**{field: value})
+    if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
+        rows = rows.exclude(via=Via.REFRESH)
+    return rows.order_by()
+
+
+def _buckets(hourly: dict[datetime, int], *, since, until, zone: tzinfo, per: str) -> list[Bucket]:
+    """Every hour or local day of the range, empty ones included (a gap is information)."""
+    if per == "hour":
+        starts, moment = [], _floor_hour(since)
+        while moment < until:
+            starts.append(moment)
+            moment += timedelta(hours=1)
+        return [Bucket(start=moment, lookups=hourly.get(moment, 0)) for moment in starts]
+    totals: Counter[date] = Counter()
+    for hour, n in hourly.items():
+        totals[hour.astimezone(zone).date()] += n
+    buckets, day = [], since.astimezone(zone).date()
+    while (start := datetime.combine(day, time.min, zone)) < until:
+        buckets.append(Bucket(start=start, lookups=totals.get(day, 0)))
+        day += timedelta(days=1)
+    return buckets
+
+
+def bounded_count(entries: QuerySet[AuditEntry], bound: int | None = None) -> tuple[int, bool]:
+    """(count, more): exact up to `bound` (COUNT_BOUND), never reading more than bound + 1
+    index entries."""
+    bound = bound or COUNT_BOUND
+    n = entries.order_by()[: bound + 1].count()
+    return (bound, True) if n > bound else (n, False)
+
+
+def _ranked(counts: Counter) -> list:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+
+
+def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overview:
+    since, until, default_range = _range(entry_filter, now)
+    if default_range and entry_filter.meeting_id:
+        # A meeting's whole history is short and on its own index: show all of it.
+        first = (
+            filtered_entries(entry_filter).order_by("at", "id").values_list("at", flat=True).first()
+        )
+        since = min(since, first) if first else since
+    in_range = dataclasses.replace(entry_filter, since=since, until=until)
+    entries, bounded = bounded_count(filtered_entries(in_range))
+    charted = dataclasses.replace(in_range, action=entry_filter.action or Action.LOOKUP)
+    sample = None
+    if entry_filter.staff or entry_filter.meeting_id:
+        # A staff member's or a meeting's own entries: few, and on their own index.
+        rows = list(
+            filtered_entries(charted).values_list(
+                "at", "outcome", "actor_username", "deployment", "meeting_id"
+            )[: SAMPLE + 1]
+        )
+        if len(rows) > SAMPLE:
+            rows, sample = rows[:SAMPLE], SAMPLE
+        hourly = Counter(_floor_hour(row[0]) for row in rows)
+        outcome_counts = Counter(row[1] for row in rows)
+        top_staff = _ranked(Counter(row[2] for row in rows))
+        staff_counted = "newest" if sample else "entries"
+        meetings = Counter((row[3], row[4]) for row in rows if row[4])
+        top_meetings = [
+            (deployment, meeting, n)
+            for (deployment, meeting), n in ([] if entry_filter.meeting_id else _ranked(meetings))
+        ]
+    else:
+        summary = _activity(charted, since, until)
+        hourly = {
+            row["hour"].astimezone(UTC): row["n"]
+            for row in summary.values("hour").annotate(n=Sum("entries"))
+        }
+        outcome_counts = {
+            row["outcome"]: row["n"] for row in summary.values("outcome").annotate(n=Sum("entries"))
+        }
+        top_staff, staff_counted = _top_staff(charted, since, until)
+        top_meetings, sample = _top_meetings(charted)
+    per = "hour" if until - since <= HOURLY_UP_TO else "day"
+    outcomes = [
+        OutcomeCount(outcome=outcome, meaning=meaning(outcome), lookups=n)
+        for outcome, n in sorted(outcome_counts.items(), key=lambda item: (-item[1], item[0]))
+        if outcome
+    ]
+    return Overview(
+        since=since,
+        until=until,
+        default_range=default_range,
+        entries=entries,
+        entries_bounded=bounded,
+        what=Action(entry_filter.action).label if entry_filter.action else "lookups",
+        lookups=sum(hourly.values()),
+        per=per,
+        buckets=_buckets(hourly, since=since, until=until, zone=zone, per=per),
+        outcomes=outcomes,
+        top_staff=top_staff,
+        staff_counted=staff_counted,
+        top_meetings=top_meetings,
+        sample=sample,
+    )
+
+
+def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[list, str]:
+    """From the per-day summary when it holds what the filter asks (lookups, all of them or the
+    not-visible ones, with or without refreshes, on any deployment), else from the newest
+    MEETINGS_SAMPLE matching lookups."""
+    column = {"": F("lookups"), "not_visible": F("not_visible")}.get(charted.outcome)
+    if charted.via == Via.REFRESH and not charted.outcome:
+        column = F("refreshes")
+    elif charted.include_refreshes and not charted.via and not charted.outcome:
+        column = F("lookups") + F("refreshes")
+    elif charted.via or charted.include_refreshes:
+        column = None
+    if charted.action == Action.LOOKUP and column is not None and not charted.deployment:
+        days = StaffDay.objects.filter(
+            day__gte=since.astimezone(UTC).date(), day__lte=until.astimezone(UTC).date()
+        )
+        ranked = (
+            days.values("actor_username")
+            .annotate(n=Sum(column))
+            .filter(n__gt=0)
+            .order_by("-n", "actor_username")[:TOP]
+        )
+        return [(row["actor_username"], row["n"]) for row in ranked], "days"
+    names = list(
+        filtered_entries(charted).values_list("actor_username", flat=True)[: MEETINGS_SAMPLE + 1]
+    )
+    return _ranked(Counter(names[:MEETINGS_SAMPLE])), (
+        "newest" if len(names) > MEETINGS_SAMPLE else "entries"
+    )
+
+
+def _top_meetings(charted: EntryFilter) -> tuple[list, int | None]:
+    if charted.action != Action.LOOKUP:
+        return [], None
+    newest = list(
+        filtered_entries(charted).values_list("deployment", "meeting_id")[: MEETINGS_SAMPLE + 1]
+    )
+    sample = MEETINGS_SAMPLE if len(newest) > MEETINGS_SAMPLE else None
+    counts = Counter(place for place in newest[:MEETINGS_SAMPLE] if place[1])
+    return [(deployment, meeting, n) for (deployment, meeting), n in _ranked(counts)], sample
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSummary:
+    lookups: int
+    refreshes: int
+    not_visible: int
+    first_at: datetime | None  # their first and last entry of any kind
+    last_at: datetime | None
+    meetings: int  # distinct meetings among their newest MEETINGS_SAMPLE lookups
+    meetings_sampled: bool
+
+    @property
+    def not_visible_share(self) -> float:
+        return self.not_visible / self.lookups if self.lookups else 0.0
+
+
+def staff_summary(*, username: str) -> StaffSummary:
+    """A staff member's whole record at a glance, from the per-day summary."""
+    totals = StaffDay.objects.filter(actor_username=username).aggregate(
+        lookups=Sum("lookups"), refreshes=Sum("refreshes"), not_visible=Sum("not_visible")
+    )
+    newest = list(
+        filtered_entries(EntryFilter(staff=username, action=Action.LOOKUP)).values_list(
+            "deployment", "meeting_id"
+        )[: MEETINGS_SAMPLE + 1]
+    )
+    return StaffSummary(
+        lookups=totals["lookups"] or 0,
+        refreshes=totals["refreshes"] or 0,
+        not_visible=totals["not_visible"] or 0,
+        # Both ends of the staff member's index: two short reads, however long their record.
+        first_at=AuditEntry.objects.filter(actor_username=username)
+        .order_by("at", "id")
+        .values_list("at", flat=True)
+        .first(),
+        last_at=AuditEntry.objects.filter(actor_username=username)
+        .order_by("-at", "-id")
+        .values_list("at", flat=True)
+        .first(),
+        meetings=len(set(newest[:MEETINGS_SAMPLE])),
+        meetings_sampled=len(newest) > MEETINGS_SAMPLE,
+    )

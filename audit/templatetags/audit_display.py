@@ -1,0 +1,52 @@
+"""How the audit pages show an outcome and a long ID. Presentation only: the meanings live in
+audit/outcomes.py."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html
+
+from audit.outcomes import Meaning, meaning
+
+register = template.Library()
+
+# The end of an ID that stays visible when the middle is cut: IDs of one deployment often share a
+# prefix, so the end is what tells them apart.
+TAIL = 6
+
+
+@register.filter
+def outcome_meaning(outcome: str) -> Meaning:
+    return meaning(outcome)
+
+
+@register.simple_tag(takes_context=True)
+def full_id(context, value: str, href: str = "") -> str:
+    """The whole ID, cut in the middle by CSS only when space is short, with a copy button (shown
+    by static/js/console.js when the clipboard is available)."""
+    counter = context.render_context.setdefault("full_id_counter", [0])
+    counter[0] += 1
+    dom_id = f"full-id-{counter[0]}"
+    head, tail = (value[:-TAIL], value[-TAIL:]) if len(value) > 2 * TAIL else (value, "")
+    # Screen readers and the copy button read the whole ID once; the two halves are only drawn
+    # (split in two, a reader would spell them as two words).
+    text = format_html(
+        '<code class="full-id__text"><span class="visually-hidden" id="{}">{}</span>'
+        '<span class="full-id__shown" aria-hidden="true"><span class="full-id__head">{}</span>'
+        '<span class="full-id__tail">{}</span></span></code>',
+        dom_id,
+        value,
+        head,
+        tail,
+    )
+    if href:
+        link = '<a class="full-id__link" href="{}" title="{}">{}</a>'
+        text = format_html(link, href, value, text)
+    return format_html(
+        '<span class="full-id">{}<button type="button" class="copy-button js-copy" '
+        'data-copy-target="{}" aria-label="Copy {}" hidden>Copy</button>'
+        '<span class="copy-status visually-hidden" role="status"></span></span>',
+        text,
+        dom_id,
+        value,
+    )

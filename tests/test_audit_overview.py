@@ -1,0 +1,161 @@
+"""The overview at the top of the audit log: count, lookups over time, outcomes in plain words,
+most active staff and most looked-up meetings, each narrowing the filter."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from audit import overview, rollup, seeding
+from audit.models import ActivityHour, StaffDay
+from audit.outcomes import Severity, meaning
+from audit.selectors import EntryFilter
+from tests.audit_patterns import lookup
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("audit:list")
+NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+MEETING = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
+OTHER = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1zzz"
+
+
+@pytest.fixture
+def log(db):
+    """Three days of lookups: alice busiest, one meeting most looked up."""
+    entries = []
+    for n in range(6):
+        entries.append(lookup("alice", NOW - timedelta(hours=2, minutes=n), MEETING))
+    entries.append(lookup("alice", NOW - timedelta(hours=1), OTHER, outcome="not_visible"))
+    entries.append(lookup("bob", NOW - timedelta(days=2), MEETING, outcome="timeout"))
+    entries.append(lookup("bob", NOW - timedelta(minutes=5), MEETING, via="refresh"))
+    entries.append(lookup("carol", NOW - timedelta(days=20), OTHER))  # outside the last 7 days
+    seeding.append(sorted(entries, key=lambda entry: entry["at"]))
+
+
+def get(client, params=None):
+    with time_machine.travel(NOW, tick=False):
+        return client.get(URL, params or {}).content.decode()
+
+
+def test_overview_counts_the_last_seven_days_of_the_filter(auditor_client, log):
+    page = get(auditor_client)
+
+    assert "Last 7 days" in page
+    assert "<strong>8</strong> entries match" in page  # the refresh and carol's are left out
+    assert "Lookups per day: 8 in all, at most 7 in one day" in page
+
+
+def test_outcomes_in_plain_words_with_their_severity_and_a_narrowing_link(auditor_client, log):
+    page = get(auditor_client)
+
+    assert re.search(r'href="\?outcome=found"\s+class="outcome outcome--found">Found</a>', page)
+    assert 'class="outcome outcome--refused">Not visible to them (not a participant)</a>' in page
+    assert 'class="outcome outcome--connvo_failed">Connvo failed: no answer in time</a>' in page
+    assert "not_visible</span>" not in page  # no snake_case on the list
+
+
+def test_most_active_staff_and_meetings_narrow_the_filter(auditor_client, log):
+    page = get(auditor_client)
+
+    staff = re.findall(
+        r'<li><a href="\?staff=(\w+)">\w+</a> <span class="muted">(\d+)</span>', page
+    )
+    assert staff == [("alice", "7"), ("bob", "1")]
+    assert f'href="?meeting={MEETING}&amp;deployment=prod"' in page
+    assert page.index(f"?meeting={MEETING}") < page.index(f"?meeting={OTHER}")
+
+
+def test_ids_are_whole_with_a_copy_button(auditor_client, log):
+    page = get(auditor_client)
+
+    head, tail = MEETING[:-6], MEETING[-6:]
+    assert (
+        f'<span class="full-id__head">{head}</span><span class="full-id__tail">{tail}</span>'
+        in page
+    )
+    assert 'class="copy-button js-copy" data-copy-target="full-id-1"' in page
+    assert MEETING[:14] + "…" not in page
+
+
+def test_chart_numbers_are_a_table_too(auditor_client, log):
+    page = get(auditor_client, {"since": "2026-03-10", "until": "2026-03-10"})
+
+    assert "Lookups per hour" in page
+    rows = re.findall(r"<tr><td>10 Mar 2026, (\d\d):00</td><td>(\d+)</td></tr>", page)
+    assert len(rows) == 24
+    assert dict(rows)["13"] == "6" and dict(rows)["14"] == "1" and dict(rows)["12"] == "0"
+    assert page.count('<rect class="audit-chart__bar"') == 24
+
+
+def test_count_stops_at_its_bound(auditor_client, log, monkeypatch):
+    monkeypatch.setattr(overview, "COUNT_BOUND", 3)
+
+    page = get(auditor_client)
+
+    assert "<strong>more than 3</strong> entries match" in page
+
+
+def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
+    with time_machine.travel(NOW, tick=False):
+        page = auditor_client.get(reverse("audit:meeting", args=[MEETING])).content.decode()
+
+    assert "Since its first lookup" in page
+    assert "Lookups per day: 7 in all" in page
+    assert "Connvo failed: no answer in time" in page
+
+
+def test_summaries_agree_with_the_entries_whatever_the_batches(log):
+    assert rollup.catch_up(limit=4) == 4
+    assert rollup.catch_up(limit=4) == 4
+    assert rollup.catch_up() == 2
+    assert rollup.catch_up() == 0
+
+    assert sum(ActivityHour.objects.values_list("entries", flat=True)) == 10
+    alice = StaffDay.objects.get(actor_username="alice")
+    assert (alice.lookups, alice.not_visible, alice.refreshes) == (7, 1, 0)
+    assert alice.hours == (1 << 13) | (1 << 14)
+    bob = StaffDay.objects.filter(actor_username="bob").order_by("day")
+    assert [(day.lookups, day.refreshes) for day in bob] == [(1, 0), (0, 1)]
+
+
+def test_same_figures_from_the_summaries_and_from_the_entries(log):
+    rollup.catch_up()
+    summed = overview.overview(EntryFilter(), now=NOW, zone=UTC)
+    read = overview.overview(EntryFilter(staff="alice"), now=NOW, zone=UTC)
+
+    assert summed.lookups == 8
+    assert [(item.outcome, item.lookups) for item in summed.outcomes] == [
+        ("found", 6),
+        ("not_visible", 1),
+        ("timeout", 1),
+    ]
+    assert read.lookups == 7
+    assert read.buckets[-1].lookups == 7 and summed.buckets[-1].lookups == 7
+
+
+def test_writing_an_entry_does_not_touch_the_summaries(audit_entry):
+    audit_entry(username="alice", meeting_id=MEETING, outcome="found", via="page")
+
+    assert not ActivityHour.objects.exists()
+    assert rollup.catch_up() == 1
+    assert ActivityHour.objects.get().entries == 1
+
+
+def test_every_outcome_the_log_can_hold_has_plain_words():
+    from audit.outcomes import MEANINGS
+    from connvo_admin.outcomes import recorded_outcomes
+
+    assert set(recorded_outcomes()) <= set(MEANINGS)
+
+
+def test_an_unknown_outcome_counts_as_a_failure_until_named():
+    assert meaning("found").severity == Severity.FOUND
+    assert meaning("not_visible").severity == Severity.REFUSED
+    assert meaning("lookup_limit").label.startswith("Console refused")
+    assert meaning("something_new").severity == Severity.CONSOLE_FAILED
+    assert meaning("something_new").label == "something new"

@@ -32,6 +32,13 @@ $(STAMP): requirements.lock
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	@touch $@
 
+# Production mode (DEBUG off) refuses the demo secrets, so the demo runs in debug mode, and so does
+# setting up on a machine without a .env; with a .env (a server), its DEBUG decides.
+demo: export DEBUG ?= true
+ifeq ($(wildcard .env),)
+setup: export DEBUG ?= true
+endif
+
 setup: $(STAMP)
 	$(PY) manage.py migrate --noinput --verbosity 0
 	$(PY) manage.py collectstatic --noinput --verbosity 0

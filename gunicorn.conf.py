@@ -3,8 +3,9 @@
 Workers and threads follow the CPU count unless GUNICORN_WORKERS / GUNICORN_THREADS say otherwise.
 The worker timeout is above the longest a lookup can take (Connvo's timeouts and retries, from the
 console's settings), so a slow Connvo never gets a worker killed mid-lookup. Logs are JSON, like
-the console's. Before any worker starts, gunicorn refuses to serve with a missing or demo
-SECRET_KEY, TOKEN_ENCRYPTION_KEYS or AUDIT_CHAIN_KEY (unless DEBUG is on)."""
+the console's. Reading the settings here makes gunicorn exit before any worker starts on a bad
+setting, including a missing or demo SECRET_KEY, TOKEN_ENCRYPTION_KEYS or AUDIT_CHAIN_KEY (which
+settings.py refuses unless DEBUG is on)."""
 
 import math
 import os
@@ -76,17 +77,6 @@ errorlog = "-"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 # gunicorn's control socket would be one shared path for every instance on the host.
 control_socket_disable = True
-
-
-def on_starting(server):
-    from connvo_admin.checks import serving_problems
-
-    problems = serving_problems()
-    if problems:
-        for problem in problems:
-            server.log.error("refusing to start: %s %s", problem.message, problem.hint)
-        names = ", ".join(problem.variable for problem in problems)
-        sys.exit(f"The console will not serve with a missing or demo secret: {names}.")
 
 
 # A triage table's URL holds its meeting IDs (up to CONNVO_TABLE_MAX_MEETINGS, ~33 bytes each),

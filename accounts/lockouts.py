@@ -1,9 +1,23 @@
-"""Sign-in lockouts (django-axes): what is written to the audit log, and what the person sees."""
+"""Sign-in lockouts (django-axes): which failures lock what, what is written to the audit log, and
+what the person sees.
+
+Two limits, so that an outsider cannot lock staff out of the console during an incident by
+guessing their passwords from elsewhere (a lock on the username alone would let anyone do that):
+- SIGN_IN_FAILURE_LIMIT failures for one account from one address pause that account's sign-in
+  from that address;
+- SIGN_IN_ADDRESS_FAILURE_LIMIT failures from one address, whatever the accounts, pause that
+  address (password spraying).
+The person at their own desk is never affected by guesses from another address."""
 
 from __future__ import annotations
 
 import dataclasses
 
+from axes.attempts import get_cool_off_threshold
+from axes.handlers.database import AxesDatabaseHandler
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.db.models import Sum
 from django.http import HttpRequest
 
 from audit.models import Action
@@ -18,3 +32,27 @@ def record_lockout(*, request: HttpRequest, username: str | None) -> None:
     origin = dataclasses.replace(Origin.from_request(request), user=None, username=username or "")
     # Refusing to show the lockout page because the log is down would help nobody.
     record_or_log(origin=origin, action=Action.SIGN_IN_FAILED, detail=LOCKED_OUT)
+
+
+def _failures(attempts) -> int:
+    return attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+
+
+class AccountAndAddressLockouts(AxesDatabaseHandler):
+    """django-axes' database handler with a second, separate limit per address.
+
+    AXES_LOCKOUT_PARAMETERS makes axes count per username and address together; this adds the
+    address's own count. axes compares one number with one limit, so an address over its own
+    limit is reported as at least AXES_FAILURE_LIMIT failures, and `request.lockout_scope` says
+    which limit it was ("account" or "address") for the lockout page."""
+
+    def get_failures(self, request, credentials: dict | None = None) -> int:
+        account_here = super().get_failures(request, credentials)
+        attempts = AccessAttempt.objects.filter(ip_address=request.axes_ip_address)
+        if settings.AXES_COOLOFF_TIME is not None:
+            attempts = attempts.filter(attempt_time__gte=get_cool_off_threshold(request))
+        if _failures(attempts) >= settings.SIGN_IN_ADDRESS_FAILURE_LIMIT:
+            request.lockout_scope = "address"
+            return max(account_here, settings.AXES_FAILURE_LIMIT)
+        request.lockout_scope = "account"
+        return account_here

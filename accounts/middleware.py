@@ -4,7 +4,11 @@ The meeting page's live refresh (an htmx request) is the page keeping itself cur
 agent doing something: it neither counts as activity nor keeps a sign-in alive. When a refresh
 arrives after the sign-in ended, it is answered as signed out, and
 `meetings.views.login_required_whole_page` moves the whole page to the sign-in page
-(HX-Redirect)."""
+(HX-Redirect).
+
+Nothing answered to a signed-in person is kept by a browser or a proxy (`Cache-Control:
+no-store`): those pages hold customers' meetings and the audit log, and a shared or kiosk browser
+must not show them to the next person after sign-out."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 from . import sessions
 
@@ -32,3 +37,16 @@ class SessionTimeoutMiddleware:
             elif not request.htmx:
                 sessions.note_activity(request.session, now=now)
         return self.get_response(request)
+
+
+class NoStoreWhenSignedInMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        signed_in = request.user.is_authenticated
+        response = self.get_response(request)
+        if signed_in:
+            # Pages, fragments, refusals and exports alike.
+            add_never_cache_headers(response)
+        return response

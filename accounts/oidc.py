@@ -1,14 +1,19 @@
 """Sign-in through the company's identity provider (OpenID Connect, via mozilla-django-oidc).
 
-Off unless OIDC_RP_CLIENT_ID is set. The provider's `preferred_username` (OIDC_USERNAME_CLAIM)
-is the console username; its groups claim decides Support and Auditor membership at every
-sign-in (OIDC_SUPPORT_GROUPS, OIDC_AUDITOR_GROUPS). Someone in neither group, and the console's
-superusers, cannot sign in this way: administrators keep their own password."""
+Off unless OIDC_RP_CLIENT_ID is set. A console account belongs to the provider's stable identity
+(the identity token's issuer and subject, `iss` + `sub`), linked at that person's first sign-in;
+the provider's `preferred_username` (OIDC_USERNAME_CLAIM) only names a new account. A console
+account that is not linked (made with a password, or linked to someone else) is never signed into
+this way, whatever username the provider sends: a name is not an identity. The groups claim decides
+Support and Auditor membership at every sign-in (OIDC_SUPPORT_GROUPS, OIDC_AUDITOR_GROUPS). Someone
+in neither group, and the console's superusers, cannot sign in this way: administrators keep their
+own password. Tokens from any issuer but OIDC_OP_ISSUER are refused."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import urlencode
 
 import jwt
 import requests
@@ -17,8 +22,12 @@ from django.contrib import messages
 from django.contrib.auth.models import Group
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import SuspiciousOperation, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+
+from .models import ProviderIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +77,19 @@ class CompanyOIDCBackend(OIDCAuthenticationBackend):
         audiences = [audience] if isinstance(audience, str) else list(audience or [])
         if settings.OIDC_RP_CLIENT_ID not in audiences:
             raise SuspiciousOperation("The identity token was issued to another application.")
+        if payload.get("iss") != settings.OIDC_OP_ISSUER:
+            raise SuspiciousOperation("The identity token was issued by another provider.")
+        if not isinstance(payload.get("sub"), str) or not payload["sub"]:
+            raise SuspiciousOperation("The identity token names nobody (no subject).")
         return payload
 
     def get_userinfo(self, access_token, id_token, payload):
         # Some providers put the groups only in the identity token, others only in userinfo.
-        return {**payload, **super().get_userinfo(access_token, id_token, payload)}
+        # The identity (iss, sub) is the verified token's, never userinfo's.
+        userinfo = super().get_userinfo(access_token, id_token, payload)
+        if userinfo.get("sub", payload["sub"]) != payload["sub"]:
+            raise SuspiciousOperation("userinfo describes someone other than the identity token.")
+        return {**payload, **userinfo, "iss": payload["iss"], "sub": payload["sub"]}
 
     def get_username(self, claims: dict) -> str:
         return str(claims.get(settings.OIDC_USERNAME_CLAIM) or "")
@@ -98,17 +115,47 @@ class CompanyOIDCBackend(OIDCAuthenticationBackend):
         return True
 
     def filter_users_by_claims(self, claims: dict):
-        return self.UserModel.objects.filter(username__iexact=self.get_username(claims))
+        return self.UserModel.objects.filter(
+            provider_identity__issuer=claims["iss"], provider_identity__subject=claims["sub"]
+        )
 
     def create_user(self, claims: dict):
-        with transaction.atomic():
-            user = self.UserModel.objects.create_user(
-                self.get_username(claims),
-                email=claims.get("email") or "",
-                first_name=(claims.get("given_name") or "")[:150],
-                last_name=(claims.get("family_name") or "")[:150],
+        """The first sign-in of this identity: a new console account linked to it, unless its
+        username is taken by an account that is not (a password account, or someone else's)."""
+        username = self.get_username(claims)
+        try:
+            with transaction.atomic():
+                taken = self.UserModel.objects.filter(username__iexact=username).first()
+                if taken is not None:
+                    if taken.is_superuser:
+                        return self.update_user(taken, claims)  # refuses, and says why
+                    raise IntegrityError(username)
+                user = self.UserModel.objects.create_user(
+                    username,
+                    email=claims.get("email") or "",
+                    first_name=(claims.get("given_name") or "")[:150],
+                    last_name=(claims.get("family_name") or "")[:150],
+                )
+                ProviderIdentity.objects.create(
+                    user=user, issuer=claims["iss"], subject=claims["sub"]
+                )
+                self._set_groups(user, console_groups(claims))
+        except IntegrityError:
+            # The subject is in the log so that an administrator can link the account by hand
+            # (admin: identity-provider links) when it really is this person's.
+            logger.warning(
+                "identity provider sign-in refused: the console account %r is not linked to "
+                "subject %r of %s",
+                username,
+                claims["sub"],
+                claims["iss"],
             )
-            self._set_groups(user, console_groups(claims))
+            self._tell(
+                f"There is already a console account named {username} that is not linked to "
+                f"your {settings.OIDC_PROVIDER_NAME} account, so it cannot be signed into this "
+                "way. Sign in with its password, or ask the console's administrators to link it."
+            )
+            return None
         logger.info("account %s created at its first sign-in with the identity provider", user)
         return user
 
@@ -138,3 +185,23 @@ class CompanyOIDCBackend(OIDCAuthenticationBackend):
         request = getattr(self, "request", None)
         if request is not None:
             messages.error(request, message)
+
+
+def provider_sign_out_url(request: HttpRequest) -> str | None:
+    """Where to send the browser so that the provider ends its session too (OpenID Connect
+    RP-initiated logout), when the person signed in through the provider and it offers an
+    end-session endpoint; None otherwise."""
+    if not (settings.OIDC_ENABLED and settings.OIDC_OP_LOGOUT_ENDPOINT):
+        return None
+    from django.contrib.auth import BACKEND_SESSION_KEY
+
+    if request.session.get(BACKEND_SESSION_KEY) != f"{__name__}.CompanyOIDCBackend":
+        return None
+    query = urlencode(
+        {
+            "client_id": settings.OIDC_RP_CLIENT_ID,
+            "post_logout_redirect_uri": request.build_absolute_uri(reverse("accounts:login")),
+        }
+    )
+    separator = "&" if "?" in settings.OIDC_OP_LOGOUT_ENDPOINT else "?"
+    return f"{settings.OIDC_OP_LOGOUT_ENDPOINT}{separator}{query}"

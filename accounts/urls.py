@@ -1,4 +1,3 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
@@ -7,7 +6,7 @@ app_name = "accounts"
 
 urlpatterns = [
     path("login/", views.sign_in, name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", views.sign_out, name="logout"),
     path("oidc/start/", views.oidc_start, name="oidc_start"),
     path("oidc/callback/", views.oidc_callback, name="oidc_callback"),
 ]

@@ -5,12 +5,24 @@ from __future__ import annotations
 from axes.helpers import get_client_username, get_cool_off
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
+from .oidc import provider_sign_out_url
+
 HTTP_TOO_MANY_REQUESTS = 429
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """Sign out of the console, and of the identity provider too when that is how the person
+    signed in (otherwise the next "Sign in with …" would sign them straight back in)."""
+    at_provider = provider_sign_out_url(request)
+    response = LogoutView.as_view()(request)
+    return redirect(at_provider) if at_provider else response
 
 
 class SignInForm(AuthenticationForm):
@@ -41,8 +53,12 @@ def sign_in(request: HttpRequest) -> HttpResponse:
 def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
     """What django-axes answers instead of the sign-in page while a lockout lasts."""
     cool_off = get_cool_off(request)
+    by_address = getattr(request, "lockout_scope", "account") == "address"
     context = {
-        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "by_address": by_address,
+        "failure_limit": settings.SIGN_IN_ADDRESS_FAILURE_LIMIT
+        if by_address
+        else settings.AXES_FAILURE_LIMIT,
         "minutes": max(1, round(cool_off.total_seconds() / 60)) if cool_off else None,
         "username": get_client_username(
             request, credentials if isinstance(credentials, dict) else None

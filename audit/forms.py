@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
@@ -22,8 +23,31 @@ def outcome_choices() -> list[tuple[str, str]]:
     return _choices((o.value, o.value.replace("_", " ")) for o in recorded_outcomes())
 
 
+# Far enough from year 1 and year 9999 that a whole day in any timezone, and the day after the
+# last one, are still datetimes (a date at either end made the query overflow: a 500, or an export
+# cut short after it had started).
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(9998, 12, 31)
+DATE_RANGE_MESSAGE = "Choose a date between 1 January 1900 and 31 December 9998."
+
+
 class DateInput(forms.DateInput):
     input_type = "date"
+
+    def __init__(self) -> None:
+        super().__init__(attrs={"min": FIRST_DATE.isoformat(), "max": LAST_DATE.isoformat()})
+
+
+def date_field(label: str) -> forms.DateField:
+    return forms.DateField(
+        label=label,
+        required=False,
+        widget=DateInput,
+        validators=[
+            MinValueValidator(FIRST_DATE, message=DATE_RANGE_MESSAGE),
+            MaxValueValidator(LAST_DATE, message=DATE_RANGE_MESSAGE),
+        ],
+    )
 
 
 class AuditFilterForm(forms.Form):
@@ -48,8 +72,8 @@ class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(label="Action", required=False, choices=_choices(Action.choices))
     outcome = forms.ChoiceField(label="Outcome", required=False, choices=outcome_choices)
     via = forms.ChoiceField(label="Via", required=False, choices=_choices(Via.choices))
-    since = forms.DateField(label="From", required=False, widget=DateInput)
-    until = forms.DateField(label="To", required=False, widget=DateInput)
+    since = date_field("From")
+    until = date_field("To")
     refreshes = forms.BooleanField(label="Include live refreshes", required=False)
     audit_views = forms.BooleanField(label="Include audit page views", required=False)
 

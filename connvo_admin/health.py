@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 
@@ -67,6 +67,15 @@ def _database() -> str:
     except DatabaseError as exc:
         logger.warning("readiness: the database did not answer (%s)", type(exc).__name__)
         return "unreachable"
+    try:
+        # A write that changes nothing, rolled back: a read-only SQLite file, a read-only
+        # PostgreSQL (a standby, a full disk) answers SELECT but refuses this.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE django_migrations SET app = app WHERE 1 = 0")
+            transaction.set_rollback(True)
+    except DatabaseError as exc:
+        logger.warning("readiness: the database cannot be written (%s)", type(exc).__name__)
+        return "read-only"
     return OK
 
 

@@ -12,6 +12,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from connvo_admin.secrets import (
+    DEMO_AUDIT_CHAIN_KEY,
+    DEMO_SECRET_KEY,
+    DEMO_TOKEN_ENCRYPTION_KEY,
+    find_secret_problems,
+    refusal,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -39,13 +47,10 @@ def _positive_float(name: str, default: float) -> float:
     return value
 
 
-# Demo values: fine for `make demo` and the tests, refused by `manage.py check --deploy` and by
-# gunicorn (see connvo_admin/checks.py) so they can never reach production unnoticed.
-DEMO_SECRET_KEY = "demo-insecure-secret-key-do-not-use-in-production"
-DEMO_TOKEN_ENCRYPTION_KEY = "ZGVtby1pbnNlY3VyZS1mZXJuZXQta2V5LTMyYnl0ZXM="
-
+# DEBUG off is production mode: secure cookies, HTTPS and HSTS by default, and no demo secret
+# (refused at the end of this module). `make demo` and the tests run with DEBUG on.
 DEBUG = _strict_bool("DEBUG", default=False)
-# Empty counts as unset: the demo key, which gunicorn and `check --deploy` refuse.
+# Empty counts as unset: the demo key, which production mode refuses.
 SECRET_KEY = env.str("SECRET_KEY", default="") or DEMO_SECRET_KEY
 # Previous signing keys, still accepted while SECRET_KEY is being rotated (docs/deploy.md).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
@@ -88,8 +93,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
+    "accounts.middleware.NoStoreWhenSignedInMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "meetings.middleware.BrowserTimezoneMiddleware",
+    # Near the end, so it sees a view's database failure first (connvo_admin/unavailable.py).
+    "connvo_admin.unavailable.DatabaseUnavailableMiddleware",
     # Last: turns a sign-in refused for a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -155,16 +163,24 @@ AUTHENTICATION_BACKENDS = [
     # Does nothing unless OIDC_RP_CLIENT_ID is set.
     "accounts.oidc.CompanyOIDCBackend",
 ]
-# Failed sign-ins are counted per account and per client address, in the database (shared by
-# every host); SIGN_IN_FAILURE_LIMIT failures of either lock it for SIGN_IN_LOCKOUT_SECONDS.
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Failed sign-ins are counted in the database (shared by every host): SIGN_IN_FAILURE_LIMIT
+# failures for one account from one address pause that account there, SIGN_IN_ADDRESS_FAILURE_LIMIT
+# failures from one address (any accounts) pause the address, each for SIGN_IN_LOCKOUT_SECONDS.
+# Never the account alone: anyone could then lock staff out (accounts/lockouts.py).
+AXES_HANDLER = "accounts.lockouts.AccountAndAddressLockouts"
 AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=5)
+SIGN_IN_ADDRESS_FAILURE_LIMIT = env.int("SIGN_IN_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = timedelta(seconds=env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60))
 if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() < 1:
     raise ImproperlyConfigured(
         "SIGN_IN_FAILURE_LIMIT and SIGN_IN_LOCKOUT_SECONDS must be positive."
     )
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+if SIGN_IN_ADDRESS_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "SIGN_IN_ADDRESS_FAILURE_LIMIT must be at least SIGN_IN_FAILURE_LIMIT (one address may "
+        "hold several people's attempts)."
+    )
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The same client address as the audit log: X-Forwarded-For only from TRUSTED_PROXIES.
 AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
@@ -180,6 +196,11 @@ OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", defau
 OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
 OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
 OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+# The `iss` every identity token must carry (the provider's issuer identifier).
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="")
+# The provider's end-session endpoint, when it has one: signing out of the console then signs out
+# there too.
+OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
 if OIDC_ENABLED:
     _missing = [
@@ -190,6 +211,7 @@ if OIDC_ENABLED:
             "OIDC_OP_TOKEN_ENDPOINT",
             "OIDC_OP_USER_ENDPOINT",
             "OIDC_OP_JWKS_ENDPOINT",
+            "OIDC_OP_ISSUER",
         )
         if not globals()[name]
     ]
@@ -254,8 +276,10 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # A refused form is written to the audit log like any other refusal.
 CSRF_FAILURE_VIEW = "audit.views.csrf_failure"
-# Off by default only because the embedded demo is plain http://127.0.0.1; turn on behind TLS.
-SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=False)
+# In production mode (DEBUG off) cookies are HTTPS-only, plain HTTP is redirected to HTTPS and HSTS
+# is sent, unless each is turned off by name for a plain-HTTP lab; the demo (DEBUG on) is plain
+# http://127.0.0.1.
+SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)
 # A sign-in lasts at most SESSION_COOKIE_AGE seconds however busy the agent is, and ends after
 # SESSION_IDLE_TIMEOUT seconds without a request of theirs (accounts/middleware.py; the meeting
@@ -266,8 +290,12 @@ if not 60 <= SESSION_IDLE_TIMEOUT <= SESSION_COOKIE_AGE:
     raise ImproperlyConfigured(
         "SESSION_IDLE_TIMEOUT must be at least 60 seconds and at most SESSION_COOKIE_AGE."
     )
-SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# An hour by default: long enough to protect, short enough to undo a mistake. Raise it (a year,
+# 31536000) once HTTPS works on every host name (docs/deploy.md).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured("SECURE_HSTS_SECONDS must be 0 (off) or more.")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 # An intranet host name can never be on the browsers' HSTS preload list, so `check --deploy`'s
 # advice to send the preload directive does not apply.
@@ -334,7 +362,9 @@ if not 1 <= CONNVO_TABLE_CONCURRENCY <= 64:
     raise ImproperlyConfigured("CONNVO_TABLE_CONCURRENCY must be between 1 and 64.")
 
 # Fernet keys, comma-separated, newest first: the first encrypts, all decrypt (key rotation).
-TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY])
+TOKEN_ENCRYPTION_KEYS = env.list(
+    "TOKEN_ENCRYPTION_KEYS", default=[DEMO_TOKEN_ENCRYPTION_KEY] if DEBUG else []
+)
 
 
 def _workos_settings(deployment: str) -> dict[str, str] | None:
@@ -392,7 +422,6 @@ LOGGING = {
 # holds a key can forge entries that verify, so keep them out of the database's reach: set them
 # only in the web and command environments. Removing a key makes the entries written under it
 # fail `manage.py audit_verify` until they are purged.
-DEMO_AUDIT_CHAIN_KEY = "demo-insecure-audit-chain-key-do-not-use-in-production"
 AUDIT_CHAIN_KEYS = env.list("AUDIT_CHAIN_KEY", default=[DEMO_AUDIT_CHAIN_KEY])
 if not AUDIT_CHAIN_KEYS or any(len(key) < 32 for key in AUDIT_CHAIN_KEYS):
     raise ImproperlyConfigured("Every AUDIT_CHAIN_KEY key must be at least 32 characters long.")
@@ -447,3 +476,18 @@ if AUDIT_FLAG_VOLUME_FACTOR <= 1:
     raise ImproperlyConfigured("AUDIT_FLAG_VOLUME_FACTOR must be more than 1.")
 if not 0 < AUDIT_FLAG_NOT_VISIBLE_SHARE <= 1:
     raise ImproperlyConfigured("AUDIT_FLAG_NOT_VISIBLE_SHARE must be above 0 and at most 1.")
+
+# --- Production mode refuses the demo secrets ------------------------------------------------
+# Here, not only in gunicorn.conf.py: any WSGI server (gunicorn without our config, uWSGI,
+# mod_wsgi) loads these settings, and none may serve with a key published in this repository.
+if not DEBUG and (
+    _secret_problems := find_secret_problems(
+        secret_key=SECRET_KEY,
+        secret_key_fallbacks=SECRET_KEY_FALLBACKS,
+        token_encryption_keys=TOKEN_ENCRYPTION_KEYS,
+        audit_chain_keys=AUDIT_CHAIN_KEYS,
+    )
+):
+    raise ImproperlyConfigured(
+        refusal(_secret_problems) + " Only a developer's machine (DEBUG=true) uses demo secrets."
+    )

@@ -23,6 +23,6 @@ urlpatterns = [
 
 # Every refusal is written to the audit log before the 403 page is shown.
 handler403 = "audit.views.permission_denied"
-# A database that cannot be reached gets its own 503 page (and a live refresh its failing state).
-handler500 = "connvo_admin.errors.server_error"
-handler400 = "connvo_admin.errors.bad_request"
+# A database failure outside a view (the session, read or saved) gets the database page too.
+handler500 = "connvo_admin.unavailable.server_error"
+handler400 = "connvo_admin.unavailable.bad_request"

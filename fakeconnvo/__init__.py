@@ -30,8 +30,8 @@ concurrent ones with one token, exactly one succeeds. `POST /user_management/ses
 `revoke_session()` and `revoke_user_sessions()` end sessions (access tokens already issued live
 on). WorkOS requests go to `workos_calls` (not `calls`), refresh grants are counted in
 `refresh_count`, `sessions` shows each session, the `workos_*` misbehaviours (workos_slow,
-workos_down, workos_error, workos_reply_lost) fail WorkOS alone, and `/_fake/workos/...` drives it
-from outside.
+workos_down, workos_error, workos_reply_lost, workos_garbage) fail WorkOS alone, and
+`/_fake/workos/...` drives it from outside.
 """
 
 from fakeconnvo.server import GET_MEETING_PATH, UNAUTHENTICATED_MESSAGE, Call, FakeConnvo

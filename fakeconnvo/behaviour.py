@@ -32,6 +32,8 @@ OPTIONS: Final[dict[str, frozenset[str]]] = {
     "workos_down": _NO_OPTIONS,
     "workos_error": frozenset({"status", "message", "retry_after"}),
     "workos_reply_lost": _NO_OPTIONS,
+    # WorkOS only: a 200 whose body is an HTML page (a proxy or captive portal), nothing done.
+    "workos_garbage": _NO_OPTIONS,
 }
 KINDS: Final = frozenset(OPTIONS)
 

@@ -699,6 +699,12 @@ class FakeConnvo:
             if self._behaviour.take("workos_down"):
                 call.misbehaviour = "workos_down"
                 return None, call
+            if self._behaviour.take("workos_garbage"):
+                # A proxy's or captive portal's page, with a 200, instead of WorkOS's JSON.
+                call.misbehaviour = "workos_garbage"
+                call.status = 200
+                page = b"<html><body><h1>Please sign in to the network</h1></body></html>"
+                return _Reply(200, page, "text/html; charset=utf-8", {}), call
             failing = self._behaviour.take("workos_error")
             if failing is not None:
                 call.misbehaviour = "workos_error"

@@ -4,7 +4,8 @@
 back with a code; it requires PKCE (S256), refusing an authorization request without a challenge.
 `/token` checks the client secret, the redirect URI and the PKCE verifier, and
 issues an access token and an RS256 identity token (nonce, audience, expiry). `/jwks` publishes
-the signing key; `/userinfo` answers for an access token. Every request is recorded (path and
+the signing key; `/userinfo` answers for an access token; `/logout` (the end-session endpoint)
+sends the browser back to the client's post-logout URI. Every request is recorded (path and
 method only). It shares no code with the console's OIDC backend (accounts/oidc.py)."""
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ class Person:
     groups: tuple[str, ...] = ()
     given_name: str = ""
     family_name: str = ""
+    # The provider's stable identifier for the person; by default derived from the username.
+    subject: str = ""
 
     def claims(self) -> dict[str, Any]:
         return {
-            "sub": "sub-" + hashlib.sha256(self.username.encode()).hexdigest()[:16],
+            "sub": self.subject or "sub-" + hashlib.sha256(self.username.encode()).hexdigest()[:16],
             "preferred_username": self.username,
             "email": self.email or f"{self.username}@example.com",
             "email_verified": True,
@@ -113,6 +116,7 @@ class FakeOIDC:
             "OIDC_OP_TOKEN_ENDPOINT": f"{self.url}/token",
             "OIDC_OP_USER_ENDPOINT": f"{self.url}/userinfo",
             "OIDC_OP_JWKS_ENDPOINT": f"{self.url}/jwks",
+            "OIDC_OP_ISSUER": self.url,
         }
 
     # --- Endpoints ----------------------------------------------------------------------------
@@ -195,6 +199,13 @@ class FakeOIDC:
             return 401, {"error": "invalid_token"}
         return 200, claims
 
+    def end_session(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """RP-initiated logout: back to the client's post-logout URI when the client is known."""
+        back = query.get("post_logout_redirect_uri", "")
+        if query.get("client_id") != self.client_id or not back.startswith("http"):
+            return 400, {}, b"unknown client or post_logout_redirect_uri"
+        return 302, {"Location": back}, b""
+
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
         return {"keys": [{**jwk, "kid": self._kid, "alg": "RS256", "use": "sig"}]}
@@ -214,6 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self.fake.jwks())
         elif parts.path == "/userinfo":
             self._json(*self.fake.userinfo(self.headers.get("Authorization", "")))
+        elif parts.path == "/logout":
+            status, headers, body = self.fake.end_session(query)
+            self._send(status, body, "text/plain", headers)
         else:
             self._json(404, {"error": "not_found"})
 

@@ -145,7 +145,7 @@ def disconnect(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) 
     if stored is None:
         return False
     detail = ""
-    if stored.is_connected_session and stored.session_id:
+    if stored.is_connected_session and stored.session_id and not stored.session_ended:
         try:
             workos_client(deployment_name).user_management.revoke_session(
                 session_id=stored.session_id

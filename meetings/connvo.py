@@ -67,22 +67,38 @@ class UserPresence(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Meeting:
-    """A meeting as getMeeting returns it to the caller.
+class Drift:
+    """One way Connvo's answer differs from the contract the console knows: a field missing or
+    of another type (its value is then None), or an enum value the console does not know yet (kept
+    as the string Connvo sent)."""
 
-    Timestamps are milliseconds since the epoch (Convex numbers are floats: `_creationTime` is
-    often fractional); `duration` is in seconds."""
+    field_name: str  # the contract's name, e.g. "state"
+    attribute: str  # the Meeting attribute, e.g. "state"
+    problem: str  # for the agent, e.g. "has the value 'archived', which the console does not know"
+
+    def __str__(self) -> str:
+        return f"{self.field_name} {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    """A meeting as getMeeting returns it to the caller, read tolerantly: only `id` is certain.
+
+    Connvo changes (a new state, a renamed field) must not hide the meeting from the agent. A
+    field that is missing or mistyped is None, and an enum value the console does not know is the
+    string as sent; each is listed in `drift`. Timestamps are milliseconds since the epoch (Convex
+    numbers are floats: `_creationTime` is often fractional); `duration` is in seconds."""
 
     id: str
-    creation_time: float
-    organizer_id: str
-    title: str
-    state: MeetingState
-    active_webrtc_sessions: float
-    created_at: float
-    updated_at: float
-    user_role: UserRole
-    user_presence: UserPresence
+    creation_time: float | None = None
+    organizer_id: str | None = None
+    title: str | None = None
+    state: MeetingState | str | None = None
+    active_webrtc_sessions: float | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+    user_role: UserRole | str | None = None
+    user_presence: UserPresence | str | None = None
     description: str | None = None
     scheduled_at: float | None = None
     duration: float | None = None
@@ -90,12 +106,23 @@ class Meeting:
     average_rating: float | None = None
     stream_room_id: str | None = None
     webrtc_enabled: bool | None = None
+    drift: tuple[Drift, ...] = ()
     # The `value` object exactly as Connvo sent it (for the raw view and `connvo_lookup --json`).
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_live(self) -> bool:
-        return self.state in (MeetingState.SCHEDULED, MeetingState.ACTIVE)
+        """Still changing, as far as the console knows: a state it does not know (or none) keeps
+        the page refreshing rather than freezing it."""
+        return self.state not in (MeetingState.CONCLUDED, MeetingState.CANCELLED)
+
+    @property
+    def drift_reasons(self) -> dict[str, str]:
+        """Why an attribute shows "—" or an unknown value: attribute -> problem."""
+        return {item.attribute: item.problem for item in self.drift}
+
+    def describe_drift(self) -> str:
+        return "; ".join(str(item) for item in self.drift)
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,50 +543,77 @@ _ENUM_FIELDS: dict[str, type[StrEnum]] = {
 
 
 def _parse_meeting(value: Any, deployment: Deployment, context: dict[str, Any]) -> Meeting:
-    def drift(field_name: str, problem: str) -> SchemaMismatch:
+    """Connvo's `value` as a Meeting, as tolerantly as possible: only an answer that cannot be a
+    meeting at all (not an object, no `_id` string) raises SchemaMismatch."""
+
+    def unusable(field_name: str, problem: str) -> SchemaMismatch:
         return SchemaMismatch(
-            f"Connvo ({deployment.name}) returned this meeting in a shape the console does not "
-            f"understand: field “{field_name}” {problem}. The console or Connvo needs updating; "
-            "report it to the console team.",
+            f"Connvo ({deployment.name}) returned something that is not a meeting: "
+            f"“{field_name}” {problem}. The console or Connvo needs updating; report it to the "
+            "console team.",
             field_name=field_name,
             detail=f"{field_name}: {problem}",
             **context,
         )
 
     if not isinstance(value, dict):
-        raise drift("value", f"is {type(value).__name__}, expected an object")
-    kwargs: dict[str, Any] = {}
+        raise unusable("value", f"is {_json_type(value)}, expected an object")
+    if not isinstance(value.get("_id"), str) or not value["_id"]:
+        raise unusable("_id", "is missing or not a string")
+    kwargs: dict[str, Any] = {"id": value["_id"]}
+    drift: list[Drift] = []
     for key, attr in (_REQUIRED | _OPTIONAL).items():
-        if key not in value:
+        if key == "_id":
+            continue
+        if key not in value or (value[key] is None and key in _OPTIONAL):
             if key in _REQUIRED:
-                raise drift(key, "is missing")
+                drift.append(Drift(key, attr, "is missing"))
             continue
-        item = value[key]
-        if item is None and key in _OPTIONAL:
-            continue
-        kwargs[attr] = _convert(key, item, drift)
-    return Meeting(**kwargs, raw=value)
+        converted, problem = _convert(key, value[key])
+        if problem:
+            drift.append(Drift(key, attr, problem))
+        kwargs[attr] = converted
+    return Meeting(**kwargs, drift=tuple(drift), raw=value)
 
 
-def _convert(key: str, item: Any, drift: Any) -> Any:
+def _json_type(item: Any) -> str:
+    if item is None:
+        return "null"
+    if isinstance(item, bool):
+        return "true or false"
+    if isinstance(item, int | float):
+        return "a number"
+    if isinstance(item, str):
+        return "a string"
+    if isinstance(item, list):
+        return "a list"
+    return "an object"
+
+
+def _convert(key: str, item: Any) -> tuple[Any, str]:
+    """The value for the Meeting and, when it is not what the contract says, the problem."""
     if key in _ENUM_FIELDS:
         enum = _ENUM_FIELDS[key]
+        if not isinstance(item, str):
+            return None, f"is {_json_type(item)}, expected one of {_allowed(enum)}"
         try:
-            return enum(item)
+            return enum(item), ""
         except ValueError:
-            allowed = ", ".join(member.value for member in enum)
-            raise drift(
-                key, f"has the unknown value {item!r} (expected one of {allowed})"
-            ) from None
+            # Connvo added a value: show it as sent rather than hide the meeting.
+            return item, f"has the value {item!r}, which the console does not know yet"
     if key in _STRING_FIELDS:
         if not isinstance(item, str):
-            raise drift(key, f"is {type(item).__name__}, expected a string")
-        return item
+            return None, f"is {_json_type(item)}, expected a string"
+        return item, ""
     if key in _BOOL_FIELDS:
         if not isinstance(item, bool):
-            raise drift(key, f"is {type(item).__name__}, expected true or false")
-        return item
+            return None, f"is {_json_type(item)}, expected true or false"
+        return item, ""
     # Everything else in the contract is a number. bool is an int in Python but not in JSON.
     if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
-        raise drift(key, f"is {json.dumps(item)[:40]}, expected a number")
-    return item
+        return None, f"is {json.dumps(item)[:40]}, expected a number"
+    return item, ""
+
+
+def _allowed(enum: type[StrEnum]) -> str:
+    return ", ".join(member.value for member in enum)

@@ -6,17 +6,21 @@ access token at lookup time. Nothing here logs a token.
 Connvo's tokens are WorkOS AuthKit access tokens that live about five minutes. For deployments
 with WorkOS configured, the console holds the agent's session (access token + refresh token, both
 encrypted) and renews the access token shortly before it expires, with WorkOS's official SDK.
-WorkOS refresh tokens are single-use: renewals of one credential are serialised with a row lock
-(SELECT … FOR UPDATE; SQLite's writer lock), and whoever waited re-reads what the winner stored.
+WorkOS refresh tokens are single-use: one request claims a credential's renewal in a short
+transaction, calls WorkOS outside any transaction, and stores the answer; the others wait for that
+answer and use it (see `_refresh`).
 """
 
 from __future__ import annotations
 
 import binascii
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import jwt
 import workos
@@ -168,6 +172,8 @@ def access_token_for(*, user: AbstractBaseUser, deployment_name: str, origin: Or
     stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
         raise no_token(deployment_name)
+    if stored.session_ended:
+        raise _session_ended(stored)
     if not stored.is_connected_session or not _renewal_due(stored):
         return reveal(stored)
     if not is_workos_deployment(deployment_name):
@@ -178,9 +184,83 @@ def access_token_for(*, user: AbstractBaseUser, deployment_name: str, origin: Or
     return _refresh(user=user, deployment_name=deployment_name, origin=origin)
 
 
+# Between looks at a renewal another request is making.
+_WAIT_STEP_SECONDS = 0.05
+
+
+def _claim_lifetime() -> timedelta:
+    """How long a claimed renewal may take before others take it over (its worker was killed
+    mid-call): WorkOS's own timeout, plus a margin."""
+    return timedelta(seconds=settings.WORKOS_TIMEOUT + 5)
+
+
 def _refresh(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> str:
+    """Renew the access token, exactly once however many requests need it at the same moment.
+
+    No database lock is held while WorkOS answers (on SQLite that would be the database-wide
+    write lock, stalling every other write, every agent's audit entries included): the renewal is
+    claimed in a short transaction, WorkOS is called outside any, and the answer is stored in
+    another short one. Whoever finds the renewal claimed waits for its result and uses it."""
+    deadline = timezone.now() + _claim_lifetime() + timedelta(seconds=5)
+    while True:
+        claim, token = _claim_renewal(user=user, deployment_name=deployment_name)
+        if claim is not None:
+            break
+        if token is not None:
+            return token  # renewed by someone else meanwhile, or no longer due
+        if timezone.now() > deadline:
+            raise WorkOSUnavailable(
+                f"Your Connvo session for {deployment_name} is being renewed by another request "
+                "that has not finished. Try again in a minute; you stay connected.",
+                detail="waited for another renewal of this credential",
+            )
+        time.sleep(_WAIT_STEP_SECONDS)
+
+    failure: LookupFailed | None = None
+    answer = None
+    session_over = ""
+    try:
+        answer = workos_client(deployment_name).user_management.authenticate_with_refresh_token(
+            refresh_token=token
+        )
+        if not _is_session_answer(answer):
+            raise _NotJSON
+    except _NotJSON:
+        # A 2xx that is not WorkOS's JSON (a proxy's or captive portal's page): the SDK gives
+        # back None. Nothing was renewed, and the session is as fine as before.
+        failure = WorkOSUnavailable(
+            f"The console could not reach WorkOS to renew your Connvo session for "
+            f"{deployment_name}. Try again in a minute; you stay connected.",
+            detail="WorkOS answered with something that is not JSON (a proxy page?)",
+        )
+    except (workos.WorkOSError, OSError) as exc:
+        if is_session_over(exc):
+            session_over = describe_error(exc)[:500]
+        else:
+            # Unreachable, slow, overloaded or misconfigured: the session itself is fine, so
+            # the refresh token is kept for the next attempt.
+            failure = WorkOSUnavailable(
+                f"The console could not reach WorkOS to renew your Connvo session for "
+                f"{deployment_name}. Try again in a minute; you stay connected.",
+                detail=describe_error(exc),
+            )
+    return _settle_renewal(
+        user=user,
+        deployment_name=deployment_name,
+        origin=origin,
+        claim=claim,
+        answer=None if failure or session_over else answer,
+        failure=failure,
+        session_over=session_over,
+    )
+
+
+def _claim_renewal(
+    *, user: AbstractBaseUser, deployment_name: str
+) -> tuple[str | None, str | None]:
+    """(claim, refresh token) when this request is to renew; (None, access token) when there is
+    nothing to renew (any more); (None, None) while another request is renewing."""
     with transaction.atomic():
-        # Waits here while another worker (or host) renews this same credential.
         stored = (
             StaffToken.objects.select_for_update()
             .filter(user=user, deployment=deployment_name)
@@ -188,34 +268,52 @@ def _refresh(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) ->
         )
         if stored is None:
             raise NoToken(f"You have no Connvo account connected for {deployment_name}.")
+        if stored.session_ended:
+            # It ended while we waited (another request learnt it first): the same answer.
+            raise _session_ended(stored)
         if not _renewal_due(stored):
             # Someone renewed it while we waited: use theirs, keep the refresh token unspent.
-            return reveal(stored)
+            return None, reveal(stored)
+        now = timezone.now()
+        if stored.renewal_claim and stored.renewal_claimed_at > now - _claim_lifetime():
+            return None, None
         refresh_token = reveal(stored, refresh=True)
-        failure: LookupFailed
-        try:
-            answer = workos_client(deployment_name).user_management.authenticate_with_refresh_token(
-                refresh_token=refresh_token
+        stored.renewal_claim = uuid.uuid4().hex
+        stored.renewal_claimed_at = now
+        stored.save(update_fields=["renewal_claim", "renewal_claimed_at"])
+        return stored.renewal_claim, refresh_token
+
+
+def _settle_renewal(
+    *,
+    user: AbstractBaseUser,
+    deployment_name: str,
+    origin: Origin,
+    claim: str,
+    answer: Any,
+    failure: LookupFailed | None,
+    session_over: str,
+) -> str:
+    """Store what WorkOS answered and release the claim, in one short transaction with its audit
+    entry. Raises the failure after the transaction, so what was recorded about it is kept."""
+    with transaction.atomic():
+        stored = (
+            StaffToken.objects.select_for_update()
+            .filter(user=user, deployment=deployment_name, renewal_claim=claim)
+            .first()
+        )
+        if stored is None:
+            # Removed or reconnected while WorkOS answered: nothing of ours to update.
+            if answer is not None:
+                return answer.access_token
+            raise failure or SessionEnded(
+                f"Your Connvo session for {deployment_name} has ended. Reconnect your Connvo "
+                "account on the Tokens page.",
+                detail=session_over,
             )
-        except (workos.WorkOSError, OSError) as exc:
-            if is_session_over(exc):
-                # The refresh token is spent, revoked or expired: the session is over for good.
-                stored.delete()
-                failure = SessionEnded(
-                    f"Your Connvo session for {deployment_name} has ended (signed out, revoked, or "
-                    "expired). Reconnect your Connvo account on the Tokens page.",
-                    detail=describe_error(exc),
-                )
-            else:
-                # Unreachable, slow, overloaded or misconfigured: the session itself is fine, so
-                # the refresh token is kept for the next attempt.
-                failure = WorkOSUnavailable(
-                    f"The console could not reach WorkOS to renew your Connvo session for "
-                    f"{deployment_name}. Try again in a minute; you stay connected.",
-                    detail=describe_error(exc),
-                )
-            _audit_refresh(origin, deployment_name, ok=False, detail=failure.detail)
-        else:
+        stored.renewal_claim = ""
+        stored.renewal_claimed_at = None
+        if answer is not None:
             claims = read_claims(answer.access_token) or Claims()
             stored.ciphertext = seal(answer.access_token)
             stored.refresh_ciphertext = seal(answer.refresh_token)
@@ -226,8 +324,37 @@ def _refresh(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) ->
             stored.save()
             _audit_refresh(origin, deployment_name, ok=True, detail=f"expires {claims.expires_at}")
             return answer.access_token
-    # Raised outside the atomic block, so what was recorded about the failure is kept.
+        if session_over:
+            # The refresh token is spent, revoked or expired: the session is over for good.
+            # Remember that (and why) rather than forget the credential, so that every request
+            # until the agent reconnects or removes it says so.
+            stored.ciphertext = b""
+            stored.refresh_ciphertext = b""
+            stored.session_ended_at = timezone.now()
+            stored.session_end_reason = session_over
+            failure = _session_ended(stored)
+        stored.save()
+        _audit_refresh(origin, deployment_name, ok=False, detail=failure.detail)
     raise failure
+
+
+def _session_ended(stored: StaffToken) -> SessionEnded:
+    return SessionEnded(
+        f"Your Connvo session for {stored.deployment} has ended (signed out, revoked, or "
+        "expired). Reconnect your Connvo account on the Tokens page.",
+        detail=stored.session_end_reason,
+    )
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def _is_session_answer(answer: object) -> bool:
+    return all(
+        isinstance(getattr(answer, name, None), str) and getattr(answer, name)
+        for name in ("access_token", "refresh_token")
+    )
 
 
 def _audit_refresh(origin: Origin, deployment_name: str, *, ok: bool, detail: str) -> None:
@@ -255,6 +382,9 @@ def store_credential(
         "last4": access_token[-4:],
         "subject": claims.subject[:255],
         "expires_at": claims.expires_at,
+        # Saving a credential again (reconnecting) ends an ended session's notice.
+        "session_ended_at": None,
+        "session_end_reason": "",
     }
     if refresh_token is not None:
         fields |= {

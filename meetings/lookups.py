@@ -74,7 +74,7 @@ def audited_lookup(
             http_status=outcome.http_status,
             latency_ms=outcome.latency_ms,
             connvo_request_id=outcome.request_id if failed else None,
-            detail=outcome.detail if failed else "",
+            detail=outcome.detail if failed else _drift_note(outcome.meeting),
         )
     except DatabaseError:
         # Fail closed: an unrecorded lookup must not show anything.
@@ -93,3 +93,9 @@ def audited_lookup(
     if failed:
         raise outcome
     return outcome
+
+
+def _drift_note(meeting) -> str:
+    """Found, but not quite as the contract says (a new state, a missing field): noted for the
+    auditors and the console team."""
+    return f"contract drift: {meeting.describe_drift()}" if meeting.drift else ""

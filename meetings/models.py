@@ -26,6 +26,15 @@ class StaffToken(models.Model):
     last4 = models.CharField(max_length=4)
     subject = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # A connected session that WorkOS refused to renew (revoked, expired, refresh token spent):
+    # remembered, tokens wiped, so that every page and command says "reconnect" until the agent
+    # reconnects or removes it, instead of "no token saved".
+    session_ended_at = models.DateTimeField(null=True, blank=True)
+    session_end_reason = models.CharField(max_length=500, blank=True)
+    # A renewal in flight (meetings/credentials.py): claimed in a short transaction, so that no
+    # database lock is held while WorkOS answers, and exactly one request spends the refresh token.
+    renewal_claim = models.CharField(max_length=32, blank=True)
+    renewal_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -41,6 +50,10 @@ class StaffToken(models.Model):
     @property
     def is_connected_session(self) -> bool:
         return self.refresh_ciphertext is not None
+
+    @property
+    def session_ended(self) -> bool:
+        return self.session_ended_at is not None
 
 
 class FinishedState(models.TextChoices):

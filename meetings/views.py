@@ -142,7 +142,7 @@ def _remember_seen(request: HttpRequest, deployment_name: str, meeting) -> None:
     request.session[SESSION_SEEN_MEETINGS] = dict(list(seen.items())[-2 * RECENT_LOOKUPS :])
 
 
-def _refresh_state(request: HttpRequest) -> tuple[int, str]:
+def refresh_state(request: HttpRequest) -> tuple[int, str]:
     """What the page says it shows: consecutive failed refreshes, and a fingerprint."""
     try:
         failures = max(0, min(int(request.GET.get("failures", 0)), 30))
@@ -163,6 +163,10 @@ def _polling_every(request: HttpRequest) -> int | None:
 @agent_view
 def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
     """The meeting page; with htmx, its live-status fragment (one refresh)."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return _confirm_cross_site_lookup(
+            request, deployment_name=deployment_name, meeting_id=meeting_id
+        )
     refreshing = bool(request.htmx)
     context = {
         # None for a name that is not configured: the lookup below says so (and audits it).
@@ -181,7 +185,10 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
         )
     except LookupFailed as failure:
         if refreshing:
-            return live_refresh_failed(request, deployment_name, meeting_id, failure=failure)
+            failures, seen = refresh_state(request)
+            plan = plan_after_failure(failure, failures=failures, seen=seen)
+            context |= {"live": plan, "refresh_error": failure}
+            return _live_fragment(request, context, plan)
         context |= {
             "error": failure,
             "form": LookupForm(initial={"q": meeting_id, "deployment": deployment_name}),
@@ -195,7 +202,7 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
     plan = plan_after_success(meeting)
     context |= {"meeting": meeting, "live": plan}
     if refreshing:
-        failures, seen = _refresh_state(request)
+        failures, seen = refresh_state(request)
         unchanged = seen == plan.fingerprint and _polling_every(request) == plan.interval
         if plan.polling and failures == 0 and unchanged:
             # Nothing changed (not even the interval the console wants): htmx ignores a 204, so
@@ -215,22 +222,33 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
     return render(request, "meetings/meeting_detail.html", context)
 
 
-def live_refresh_failed(
-    request: HttpRequest, deployment_name: str, meeting_id: str, *, failure: LookupFailed
-) -> HttpResponse:
-    """The live block after a refresh that showed nothing. It reads nothing from the database:
-    connvo_admin/errors.py answers with it when the database cannot be reached."""
-    failures, seen = _refresh_state(request)
+def _refresh_failed(request: HttpRequest, failure: LookupFailed) -> HttpResponse:
+    """The live fragment for a refresh that failed before the view ran (the console's own
+    database, connvo_admin/unavailable.py): the failing state, backing off. It reads neither the
+    session nor the user, which need the database."""
+    failures, seen = refresh_state(request)
     plan = plan_after_failure(failure, failures=failures, seen=seen)
-    context = {
-        "deployment": deployments().get(deployment_name),
-        "deployment_name": deployment_name,
-        "meeting_id": meeting_id,
-        "checked_at": timezone.now(),
-        "live": plan,
-        "refresh_error": failure,
-    }
+    context = {"live": plan, "refresh_error": failure, "checked_at": timezone.now()}
     return _live_fragment(request, context, plan)
+
+
+meeting_detail.on_database_unavailable = _refresh_failed
+
+
+def _confirm_cross_site_lookup(
+    request: HttpRequest, *, deployment_name: str, meeting_id: str
+) -> HttpResponse:
+    """A link on another site opened this page: a lookup calls Connvo and is audited in the
+    agent's name, so one click from elsewhere must not make one (SameSite=Lax sends the session
+    cookie with a top-level GET). Ask first, with the lookup form filled in; it submits from this
+    site. Bookmarks and typed addresses are not cross-site ("none")."""
+    initial = {"q": meeting_id, "deployment": deployment_name}
+    context = {
+        "form": LookupForm(initial=initial, autofocus=True),
+        "recent": selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS),
+        "cross_site": {"meeting_id": meeting_id, "deployment": deployment_name},
+    }
+    return render(request, "meetings/lookup.html", context)
 
 
 def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:
@@ -533,14 +551,14 @@ def _live_table(
     except AuditUnavailable as exc:
         if not refreshing:
             raise
-        failures, seen = _refresh_state(request)
+        failures, seen = refresh_state(request)
         plan = plan_after_failure(None, failures=failures, seen=seen)
         done = request.GET.get("done", "")
         context |= {"live": plan, "refresh_error": exc, "done": done, "rows": []}
         return [], render(request, f"{template}#refresh", context)
     # Positions in the whole table, not in the list asked this time.
     rows = [dataclasses.replace(row, index=i) for i, row in zip(asked, found, strict=True)]
-    failures, seen = _refresh_state(request) if refreshing else (0, "")
+    failures, seen = refresh_state(request) if refreshing else (0, "")
     plan, state = _table_state(rows, settled=settled, failures=failures, total=len(wanted))
     context |= state
     if not refreshing:

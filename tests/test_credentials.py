@@ -3,6 +3,8 @@ single-use refresh tokens (also under concurrency), and every way that can fail.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import threading
 from datetime import timedelta
@@ -10,13 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.core.management import call_command
 from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import Action, AuditEntry, Via
-from audit.services import Origin
+from audit.services import Origin, record
 from meetings import credentials, workos_auth
 from meetings.lookups import audited_lookup
 from meetings.models import StaffToken
@@ -65,7 +68,7 @@ def test_connect_flow_stores_the_session_and_shows_who(agent_client, agent, fake
     assert response.status_code == 302
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
     email = fake_connvo.users["agent"].email
-    assert f"as <strong>{email}</strong>" in page
+    assert f"as <strong><bdi>{email}</bdi></strong>" in page
     assert "Disconnect" in page
     stored = StaffToken.objects.get(user=agent, deployment="dev")
     assert stored.is_connected_session
@@ -235,9 +238,58 @@ def test_revoked_session_asks_the_agent_to_reconnect(agent_client, agent, fake_c
 
     assert page.status_code == 403
     assert "Reconnect your Connvo account" in page.content.decode()
-    assert not StaffToken.objects.exists()
+    ended = StaffToken.objects.get(user=agent)  # remembered as ended, not forgotten
+    assert ended.session_ended_at is not None
+    assert "invalid_grant" in ended.session_end_reason
+    assert not bytes(ended.ciphertext) and not bytes(ended.refresh_ciphertext)
     assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESH_FAILED).count() == 1
     assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "session_ended"
+
+
+@pytest.mark.django_db
+def test_an_ended_session_says_so_everywhere_until_the_agent_reconnects(
+    agent_client, agent, fake_connvo
+):
+    connect(agent_client, fake_connvo)
+    fake_connvo.revoke_user_sessions("agent")
+    expire_soon(agent)
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    agent_client.get(url)  # the first request learns that the session ended
+    refresh_calls = fake_connvo.refresh_count
+
+    # Every later request (other tabs, refreshes, the command line) says the same thing...
+    again = agent_client.get(url)
+    refresh = agent_client.get(url, HTTP_HX_REQUEST="true")
+    tokens_page = agent_client.get(reverse("meetings:tokens")).content.decode()
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command(
+            "connvo_lookup",
+            fake_connvo.meeting_id("standup"),
+            "--user",
+            "agent",
+            "--deployment",
+            "dev",
+            "--json",
+            stdout=out,
+        )
+
+    assert again.status_code == 403
+    assert "Reconnect your Connvo account" in again.content.decode()
+    assert "Update your token" not in again.content.decode()
+    assert "Reconnect your Connvo account" in refresh.content.decode()
+    assert "Your Connvo session ended" in tokens_page
+    assert "Reconnect your Connvo account" in tokens_page
+    assert json.loads(out.getvalue())["error"] == "session_ended"
+    assert fake_connvo.refresh_count == refresh_calls  # WorkOS is not asked again
+    assert [e.outcome for e in AuditEntry.objects.filter(action=Action.LOOKUP)] == [
+        "session_ended"
+    ] * 4  # the first request, the page again, its refresh, the command
+
+    # ...until the agent reconnects.
+    connect(agent_client, fake_connvo)
+    assert agent_client.get(url).status_code == 200
+    assert StaffToken.objects.get(user=agent).session_ended_at is None
 
 
 @pytest.mark.django_db
@@ -269,6 +321,29 @@ def test_workos_down_gives_a_clear_error_and_keeps_the_session(agent_client, age
     assert "could not reach WorkOS" in page.content.decode()
     assert StaffToken.objects.get(user=agent).is_connected_session
     assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "auth_unavailable"
+
+
+@pytest.mark.django_db
+def test_a_workos_answer_that_is_not_json_is_like_workos_down(agent_client, agent, fake_connvo):
+    connect(agent_client, fake_connvo)
+    expire_soon(agent)
+    refresh_token = stored_refresh_token(agent)
+    fake_connvo.misbehave("workos_garbage", times=1)
+
+    page = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    assert page.status_code == 502
+    assert "could not reach WorkOS" in page.content.decode()
+    # The session is kept, refresh token unspent, and the next lookup renews it.
+    assert stored_refresh_token(agent) == refresh_token
+    failed = AuditEntry.objects.get(action=Action.TOKEN_REFRESH_FAILED)
+    assert "not JSON" in failed.detail
+    again = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+    assert again.status_code == 200
 
 
 @pytest.mark.django_db
@@ -366,6 +441,46 @@ def test_concurrent_lookups_spend_the_refresh_token_once(agent, fake_connvo):
     assert [type(r).__name__ for r in results] == ["Lookup"] * 8
     assert fake_connvo.refresh_count == 1
     assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESHED).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_database_write_waits_for_a_slow_workos(agent, fake_connvo, settings):
+    """While one agent's renewal waits for WorkOS, every other write goes through (on SQLite a
+    transaction held across the call would hold the database-wide write lock)."""
+    settings.WORKOS_TIMEOUT = 20
+    client = Client()
+    client.force_login(agent)
+    connect(client, fake_connvo)
+    expire_soon(agent)
+    fake_connvo.misbehave("workos_slow", delay=10, times=1)
+    renewal: list[object] = []
+
+    def look_up_slowly() -> None:
+        try:
+            renewal.append(look_up(agent, fake_connvo))
+        except Exception as exc:  # asserted below
+            renewal.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look_up_slowly)
+    thread.start()
+    while not any(
+        call.path.endswith("/authenticate") and call.misbehaviour == "workos_slow"
+        for call in fake_connvo.workos_calls
+    ):
+        thread.join(timeout=0.05)  # until the renewal is waiting for WorkOS
+    try:
+        # Another agent's audit entry, written while WorkOS has not answered.
+        entry = record(origin=Origin(user=None, username="other"), action=Action.SIGN_IN)
+        written_while_waiting = thread.is_alive()
+    finally:
+        thread.join(timeout=30)
+
+    assert entry.pk
+    assert written_while_waiting
+    assert [type(r).__name__ for r in renewal] == ["Lookup"]
+    assert fake_connvo.refresh_count == 1
 
 
 @pytest.mark.django_db

@@ -35,6 +35,8 @@ def demo(tmp_path_factory):
     env = {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "connvo_admin.settings",
+        # As `make demo`: production mode (DEBUG off) refuses the demo secrets.
+        "DEBUG": "true",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
         "CONNVO_DEPLOYMENTS": f"demo=http://127.0.0.1:{fake},demo-prod=http://127.0.0.1:{fake_prod}",
         "CONNVO_DEFAULT_DEPLOYMENT": "demo",

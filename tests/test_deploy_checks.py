@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 import requests
@@ -32,7 +33,8 @@ def test_check_deploy_reports_nothing_under_a_production_environment():
 
 
 def test_check_deploy_names_every_demo_secret():
-    env = production_env()
+    # With DEBUG off the settings refuse to load at all (below); in debug mode the check reports.
+    env = production_env(DEBUG="true")
     for name in SECRETS:
         del env[name]
 
@@ -93,9 +95,10 @@ def test_gunicorn_refuses_to_start_without_each_secret(missing):
 
     assert result.returncode != 0
     assert f"missing or demo secret: {missing}." in result.stderr
-    refusal = [json.loads(line) for line in result.stderr.splitlines() if "refusing" in line]
-    assert refusal and refusal[0]["level"] == "ERROR"
-    assert missing in refusal[0]["message"]
+    # Refused while reading the settings, before any worker: one line, no traceback.
+    assert "The console's configuration is invalid" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Booting worker" not in result.stderr
 
 
 def test_gunicorn_refuses_a_bad_setting_with_its_message():
@@ -187,3 +190,101 @@ def test_a_bad_audit_chain_key_list_refuses_to_start(keys, message):
 
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def minimal_production_env(**overrides: str) -> dict[str, str]:
+    """DEBUG off with only the secrets, the host names and the shared cache set: what an operator
+    who forgot every other setting would run."""
+    env = production_env()
+    for name in (
+        "CSRF_TRUSTED_ORIGINS",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_PROXY_SSL_HEADER",
+        "TRUSTED_PROXIES",
+    ):
+        del env[name]
+    return env | overrides
+
+
+def test_check_deploy_is_clean_with_only_secrets_hosts_and_cache():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=minimal_production_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+SHOW_SECURITY = (
+    "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE,"
+    " s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS)"
+)
+
+
+def test_production_mode_is_secure_by_default():
+    result = manage("shell", "--verbosity", "0", "-c", SHOW_SECURITY, env=minimal_production_env())
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True", "3600"]
+
+
+def test_a_plain_http_lab_turns_each_protection_off_by_name():
+    env = minimal_production_env(
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        SECURE_SSL_REDIRECT="false",
+        SECURE_HSTS_SECONDS="0",
+    )
+
+    result = manage("shell", "--verbosity", "0", "-c", SHOW_SECURITY, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False", "0"]
+
+
+@pytest.mark.parametrize("secret", ["SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "AUDIT_CHAIN_KEY"])
+@pytest.mark.parametrize("problem", ["missing", "demo"])
+def test_settings_refuse_to_load_a_missing_or_demo_secret_without_debug(secret, problem):
+    from connvo_admin import secrets as console_secrets
+
+    env = minimal_production_env()
+    if problem == "missing":
+        del env[secret]
+    else:
+        env[secret] = {
+            "SECRET_KEY": console_secrets.DEMO_SECRET_KEY,
+            "TOKEN_ENCRYPTION_KEYS": console_secrets.DEMO_TOKEN_ENCRYPTION_KEY,
+            "AUDIT_CHAIN_KEY": console_secrets.DEMO_AUDIT_CHAIN_KEY,
+        }[secret]
+
+    # Any WSGI server imports this module; none of them may get an application.
+    result = subprocess.run(
+        [sys.executable, "-c", "import connvo_admin.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"missing or demo secret: {secret}." in result.stderr
+    assert "Traceback" in result.stderr  # a refusal, not a crash elsewhere
+    for value in (env.get("SECRET_KEY"), env.get("AUDIT_CHAIN_KEY")):
+        if value and value not in (
+            console_secrets.DEMO_SECRET_KEY,
+            console_secrets.DEMO_AUDIT_CHAIN_KEY,
+        ):
+            assert value not in result.stderr
+
+
+def test_debug_mode_still_runs_on_the_demo_secrets():
+    env = minimal_production_env(DEBUG="true")
+    for name in ("SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "AUDIT_CHAIN_KEY"):
+        del env[name]
+
+    result = manage("check", env=env)
+
+    assert result.returncode == 0, result.stderr

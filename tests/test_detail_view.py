@@ -184,7 +184,7 @@ def test_rejected_token_asks_to_update_it(agent_client, agent_token, fake_connvo
         ("overloaded", {"times": 10}, 503, "overloaded"),
         ("status", {"status": 429}, 429, "rate_limited"),
         ("garbage", {}, 502, "bad_response"),
-        ("schema_drift", {"field": "state", "value": "archived"}, 502, "schema_mismatch"),
+        ("schema_drift", {"field": "_id", "drop": True}, 502, "schema_mismatch"),
     ],
 )
 def test_upstream_failures_show_a_clear_page_never_a_traceback(

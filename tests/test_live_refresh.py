@@ -8,7 +8,11 @@ import re
 
 import pytest
 from django.conf import settings as django_settings
+from django.conf import settings as settings_module
 from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from audit.models import AuditEntry, Via
 
@@ -210,3 +214,28 @@ def test_refresh_after_losing_the_support_role_reloads_the_page(
 
     assert response["HX-Refresh"] == "true"
     assert fake_connvo.call_count == 0
+
+
+@pytest.mark.django_db
+@hypothesis_settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    failures=st.one_of(st.text(max_size=12), st.integers().map(str)),
+    seen=st.text(max_size=80),
+)
+def test_any_refresh_query_gives_a_fragment_never_an_error(
+    agent_client, agent_token, fake_connvo, failures, seen
+):
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+
+    response = agent_client.get(
+        url, {"failures": failures, "seen": seen}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code in {200, 204, 286}
+    if response.status_code == 200:
+        interval = int(re.search(r'data-interval="(\d+)"', response.content.decode()).group(1))
+        assert 1 <= interval <= settings_module.CONNVO_POLL_MAX_INTERVAL

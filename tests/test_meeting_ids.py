@@ -1,6 +1,8 @@
 """Reading a meeting id out of what an agent types or pastes (no upstream call is involved)."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
@@ -47,3 +49,29 @@ def test_meeting_segment_wins_in_a_link_with_other_ids():
     link = f"https://app.connvo.example/orgs/{other}/meetings/{MEETING_ID}"
 
     assert parse_meeting_id(link) == MEETING_ID
+
+
+# --- Anything a person can paste --------------------------------------------------------------
+
+ID_CHARS = "0123456789abcdefghjkmnpqrstvwxyz"
+IDS = st.text(st.sampled_from(ID_CHARS), min_size=31, max_size=37)
+
+
+@given(st.text())
+def test_any_text_gives_an_id_or_a_reason(text):
+    try:
+        found = parse_meeting_id(text)
+    except InvalidMeetingId as refusal:
+        assert refusal.message
+        assert len(refusal.message) < 400  # a long paste is cut, not echoed whole
+        return
+    assert len(found) in range(31, 38)
+    assert set(found) <= set(ID_CHARS)
+
+
+@given(IDS, st.sampled_from(["", " ", "\n"]), st.sampled_from(["", "/", "?tab=1"]))
+def test_an_id_in_a_link_is_found_again(meeting_id, space, suffix):
+    assert parse_meeting_id(f"{space}{meeting_id}{space}") == meeting_id
+    assert (
+        parse_meeting_id(f"https://app.connvo.example/meetings/{meeting_id}{suffix}") == meeting_id
+    )

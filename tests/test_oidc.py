@@ -12,6 +12,7 @@ import requests
 from django.contrib.auth.models import User
 from django.test import Client
 
+from accounts.models import ProviderIdentity
 from fakeoidc import FakeOIDC
 from tests.conftest import PASSWORD, _user
 
@@ -72,13 +73,98 @@ def test_a_support_person_signs_in_and_gets_an_account(client: Client, idp):
 
 
 def test_the_providers_groups_decide_support_and_auditor_at_every_sign_in(client: Client, idp):
-    existing = _user("erin", "Support")
+    idp.sign_in_as("erin", groups=("connvo-support",))
+    sign_in_with_idp(client)
+    existing = User.objects.get(username="erin")
+    client.logout()
     idp.sign_in_as("erin", groups=("connvo-audit",))
 
     sign_in_with_idp(client)
 
     assert groups_of("erin") == {"Auditor"}
     assert User.objects.get(pk=existing.pk).username == "erin"
+
+
+def test_a_local_account_is_never_taken_over_by_a_provider_account_of_the_same_name(
+    client: Client, idp
+):
+    local = _user("erin", "Support")
+    idp.sign_in_as("erin", groups=("connvo-audit",))
+
+    response = sign_in_with_idp(client)
+
+    assert "_auth_user_id" not in client.session
+    assert "already a console account named erin" in response.content.decode()
+    assert groups_of("erin") == {"Support"}
+    assert not ProviderIdentity.objects.filter(user=local).exists()
+
+
+def test_the_account_is_linked_to_the_providers_identity_not_its_username(client: Client, idp):
+    idp.sign_in_as("dana", groups=("connvo-support",))
+    sign_in_with_idp(client)
+    dana = User.objects.get(username="dana")
+    identity = ProviderIdentity.objects.get(user=dana)
+    assert identity.issuer == idp.url
+    assert identity.subject == idp.person.claims()["sub"]
+    client.logout()
+    # The provider renames the person; the console account follows the identity.
+    idp.sign_in_as("dana.smith", groups=("connvo-support",), subject=identity.subject)
+
+    sign_in_with_idp(client)
+
+    assert int(client.session["_auth_user_id"]) == dana.pk
+
+
+def test_someone_else_given_a_linked_accounts_username_does_not_get_it(client: Client, idp):
+    idp.sign_in_as("dana", groups=("connvo-support",))
+    sign_in_with_idp(client)
+    client.logout()
+    idp.sign_in_as("dana", groups=("connvo-support",), subject="sub-someone-else")
+
+    response = sign_in_with_idp(client)
+
+    assert "_auth_user_id" not in client.session
+    assert "already a console account named dana" in response.content.decode()
+
+
+def test_an_identity_token_from_another_issuer_is_refused(client: Client, idp, settings):
+    settings.OIDC_OP_ISSUER = "https://sso.elsewhere.example"
+    idp.sign_in_as("gina", groups=("connvo-support",))
+
+    response = sign_in_with_idp(client)
+
+    assert "Signing in with Example SSO did not work" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert not User.objects.filter(username="gina").exists()
+
+
+def test_signing_out_ends_the_session_at_the_provider_too(client: Client, idp, settings):
+    settings.OIDC_OP_LOGOUT_ENDPOINT = f"{idp.url}/logout"
+    idp.sign_in_as("hana", groups=("connvo-support",))
+    sign_in_with_idp(client)
+
+    response = client.post("/accounts/logout/")
+
+    assert "_auth_user_id" not in client.session
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{idp.url}/logout"
+    query = parse_qs(location.query)
+    assert query["client_id"] == [idp.client_id]
+    assert query["post_logout_redirect_uri"] == ["http://testserver/accounts/login/"]
+    ended = requests.get(response["Location"], allow_redirects=False, timeout=5)
+    assert ended.status_code == 302
+    assert ended.headers["Location"] == "http://testserver/accounts/login/"
+
+
+def test_a_password_sign_out_stays_in_the_console(client: Client, idp, settings, agent):
+    settings.OIDC_OP_LOGOUT_ENDPOINT = f"{idp.url}/logout"
+    client.force_login(agent)
+
+    response = client.post("/accounts/logout/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/"
 
 
 def test_someone_in_neither_group_is_refused_with_a_reason(client: Client, idp):

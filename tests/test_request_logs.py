@@ -142,7 +142,7 @@ def test_a_request_whose_session_cannot_be_read_is_still_logged(
 
     response = agent_client.get("/")
 
-    # The database-unavailable page (connvo_admin/errors.py), logged like any other answer.
+    # The database page (connvo_admin/unavailable.py), no longer the generic 500.
     assert response.status_code == 503
     request_lines = [line for line in lines(log_lines) if line["logger"] == "console.request"]
     assert request_lines[-1]["status"] == 503

@@ -306,23 +306,35 @@ def test_non_json_answer_is_a_bad_response(fake_connvo, dev, kind):
 
 
 @pytest.mark.parametrize(
-    ("options", "field_name"),
+    ("options", "attribute", "shown"),
     [
-        ({"field": "participantCount", "value": "five"}, "participantCount"),
-        ({"field": "state", "value": "archived"}, "state"),
-        ({"field": "userRole", "value": "moderator"}, "userRole"),
-        ({"field": "title", "drop": True}, "title"),
-        ({"field": "webrtcEnabled", "value": "yes"}, "webrtcEnabled"),
+        ({"field": "participantCount", "value": "five"}, "participant_count", None),
+        ({"field": "state", "value": "archived"}, "state", "archived"),
+        ({"field": "userRole", "value": "moderator"}, "user_role", "moderator"),
+        ({"field": "title", "drop": True}, "title", None),
+        ({"field": "webrtcEnabled", "value": "yes"}, "webrtc_enabled", None),
     ],
 )
-def test_schema_drift_names_the_field(fake_connvo, dev, options, field_name):
+def test_schema_drift_still_gives_the_meeting_and_names_the_field(
+    fake_connvo, dev, options, attribute, shown
+):
     fake_connvo.misbehave("schema_drift", **options)
+
+    meeting = look_up(fake_connvo, dev, "standup").meeting
+
+    assert meeting.id == fake_connvo.meeting_id("standup")
+    assert getattr(meeting, attribute) == shown
+    assert [item.field_name for item in meeting.drift] == [options["field"]]
+    assert meeting.raw.get(options["field"]) == options.get("value")
+
+
+def test_an_answer_without_an_id_is_not_a_meeting(fake_connvo, dev):
+    fake_connvo.misbehave("schema_drift", field="_id", drop=True)
 
     with pytest.raises(connvo.SchemaMismatch) as caught:
         look_up(fake_connvo, dev, "standup")
 
-    assert caught.value.field_name == field_name
-    assert field_name in caught.value.message
+    assert caught.value.field_name == "_id"
 
 
 def test_no_token_makes_no_call(fake_connvo, dev):

@@ -1,6 +1,8 @@
-"""Sign-in throttling (django-axes): too many failures lock the account and the address, the
-lockout page says what happened and what to do, the lockout is audited, and it ends by itself or
-when an administrator lifts it."""
+"""Sign-in throttling (django-axes): too many failures for one account from one address pause that
+account's sign-in from that address, and more failures from one address (whatever the accounts)
+pause that address; guesses from elsewhere never lock a person out of their own desk. The lockout
+page says what happened and what to do, the lockout is audited, and it ends by itself or when an
+administrator lifts it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -18,11 +21,13 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 LIMIT = 3
+ADDRESS_LIMIT = 5
 
 
 @pytest.fixture(autouse=True)
 def small_limit(settings):
     settings.AXES_FAILURE_LIMIT = LIMIT
+    settings.SIGN_IN_ADDRESS_FAILURE_LIMIT = ADDRESS_LIMIT
     settings.AXES_COOLOFF_TIME = timedelta(minutes=15)
 
 
@@ -41,7 +46,9 @@ def test_wrong_passwords_lock_the_account_with_a_readable_page(agent):
     assert response.status_code == 429
     page = response.content.decode()
     assert "Sign-in is paused" in page
-    assert f"There were {LIMIT} failed sign-ins in a row" in page
+    assert (
+        f"There were {LIMIT} failed sign-ins in a row for <strong>agent</strong> from this" in page
+    )
     assert "Wait 15 minutes and try again" in page
     assert "console administrator" in page
     # Locked means locked: the right password does not get in either.
@@ -57,20 +64,48 @@ def test_the_lockout_is_audited_under_the_username_tried(agent):
     assert entry.client_ip == "10.0.0.7"
 
 
-def test_an_account_is_locked_whatever_address_the_guesses_come_from(agent):
+def test_guesses_from_elsewhere_do_not_lock_the_account_out(agent):
+    # An outsider trying to keep staff out during an incident, from several addresses.
     for number in range(LIMIT):
-        sign_in("agent", "wrong", ip=f"10.0.1.{number}")
+        for _ in range(LIMIT):
+            sign_in("agent", "wrong", ip=f"10.0.1.{number}")
 
-    assert sign_in("agent", PASSWORD, ip="10.0.2.1").status_code == 429
+    assert sign_in("agent", "wrong", ip="10.0.1.0").status_code == 429
+    assert sign_in("agent", PASSWORD, ip="10.0.2.1").status_code == 302
+
+
+def test_guesses_through_the_admin_sign_in_do_not_lock_the_account_out(db):
+    User.objects.create_superuser("root", password=PASSWORD)
+    attacker = Client(REMOTE_ADDR="10.0.6.6")
+    for _ in range(LIMIT):
+        attacker.post("/admin/login/", {"username": "root", "password": "wrong"})
+
+    assert (
+        attacker.post("/admin/login/", {"username": "root", "password": PASSWORD}).status_code
+        == 429
+    )
+    desk = Client(REMOTE_ADDR="10.0.2.2")
+    response = desk.post("/admin/login/?next=/admin/", {"username": "root", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
 
 
 def test_an_address_is_locked_whatever_accounts_it_guesses(agent, outsider):
-    for number in range(LIMIT):
+    for number in range(ADDRESS_LIMIT):
         sign_in(f"someone{number}", "wrong", ip="10.0.3.1")
 
-    assert sign_in("agent", PASSWORD, ip="10.0.3.1").status_code == 429
+    response = sign_in("agent", PASSWORD, ip="10.0.3.1")
+    assert response.status_code == 429
+    assert "failed sign-ins from this computer" in response.content.decode()
     # The same person from their own desk is not affected.
     assert sign_in("agent", PASSWORD, ip="10.0.3.2").status_code == 302
+
+
+def test_an_address_below_its_own_limit_is_not_locked(agent):
+    for number in range(ADDRESS_LIMIT - 1):
+        sign_in(f"someone{number}", "wrong", ip="10.0.3.1")
+
+    assert sign_in("agent", PASSWORD, ip="10.0.3.1").status_code == 302
 
 
 def test_the_lockout_ends_after_the_cool_off(agent):

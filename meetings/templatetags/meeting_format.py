@@ -3,11 +3,13 @@ presence and state (text + colour + icon, so no one depends on colour alone)."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from connvo_admin.outcomes import Outcome
 
@@ -33,13 +35,56 @@ BADGES = {
 }
 BADGE_LABELS = {"role": "Your role", "presence": "Your presence", "state": "State"}
 
+# Characters that change how text reads without being seen: direction overrides and isolates
+# (`Refund \u202eexe.tnemyap\u202c` reads "Refund payment.exe"), zero-width and other format
+# characters, control characters, and the blank-looking Hangul fillers. Line breaks and tabs are
+# layout, and the zero-width joiner holds emoji sequences together: those stay.
+_KEPT = {"\n", "\r", "\t", "\u200d"}
+_BLANK_LETTERS = {"\u115f", "\u1160", "\u3164", "\uffa0"}
+
+
+def _is_invisible(char: str) -> bool:
+    if char in _KEPT:
+        return False
+    return char in _BLANK_LETTERS or unicodedata.category(char) in {"Cc", "Cf", "Co", "Cn"}
+
+
+def _code(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+@register.filter
+def reveal_invisible(value: object) -> SafeString:
+    """Text from Connvo as HTML, each invisible or direction-control character shown as a marked
+    escape (`U+202E`, named in its title). Put it inside `<bdi>` or an element with
+    `dir="auto"`, so that its direction cannot affect the page around it."""
+    parts = []
+    for char in str(value):
+        if _is_invisible(char):
+            name = unicodedata.name(char, "invisible character").lower()
+            parts.append(
+                format_html('<span class="invisible-char" title="{}">{}</span>', name, _code(char))
+            )
+        else:
+            parts.append(escape(char))
+    return mark_safe("".join(parts))  # noqa: S308 (every part escaped above)
+
+
+@register.filter
+def reveal_invisible_text(value: object) -> str:
+    """The same for plain text (the tab title): `[U+202E]`."""
+    return "".join(f"[{_code(char)}]" if _is_invisible(char) else char for char in str(value))
+
 
 @register.filter
 def ms_datetime(value: float | None) -> datetime | None:
     """Convex timestamps are float milliseconds since the epoch."""
     if value is None:
         return None
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return None  # a number, but no date a calendar has: shown as "—"
 
 
 @register.filter
@@ -86,19 +131,43 @@ def number(value: float | None) -> str:
 
 
 @register.simple_tag
-def badge(kind: str, value: str) -> str:
+def badge(kind: str, value: str | None) -> str:
     # Built here rather than from a template: a triage table draws three per row.
-    icon, label = BADGES[kind].get(str(value), ("?", str(value)))
+    known = BADGES[kind].get(str(value)) if value is not None else None
+    name = BADGE_LABELS[kind]
+    if known is not None:
+        icon, label = known
+        return format_html(
+            '<span class="badge badge--{kind} badge--{value}" title="{name}: {label}">'
+            '<span class="badge__icon" aria-hidden="true">{icon}</span>'
+            '<span class="visually-hidden">{name}: </span>{label}</span>',
+            kind=kind,
+            value=value,
+            icon=icon,
+            label=label,
+            name=name,
+        )
+    # A value Connvo added since the console was written (or none at all): neutral, as sent.
+    label = "—" if value is None else str(value)
     return format_html(
-        '<span class="badge badge--{kind} badge--{value}" title="{name}: {label}">'
-        '<span class="badge__icon" aria-hidden="true">{icon}</span>'
-        '<span class="visually-hidden">{name}: </span>{label}</span>',
+        '<span class="badge badge--{kind} badge--unknown" '
+        'title="{name}: {label} (a value the console does not know yet)">'
+        '<span class="badge__icon" aria-hidden="true">?</span>'
+        '<span class="visually-hidden">{name}: </span><bdi>{shown}</bdi></span>',
         kind=kind,
-        value=value,
-        icon=icon,
-        label=label,
-        name=BADGE_LABELS[kind],
+        name=name,
+        label=reveal_invisible_text(label),
+        shown=reveal_invisible(label),
     )
+
+
+@register.simple_tag
+def missing(meeting, attribute: str, reason: str) -> SafeString:
+    """A "—" for a value Connvo did not send, with why on hover: what Connvo sent instead when it
+    was not what the contract says (meeting.drift), else `reason`."""
+    why = meeting.drift_reasons.get(attribute) if meeting is not None else None
+    title = f"Connvo's answer: {attribute.replace('_', ' ')} {why}" if why else reason
+    return format_html('<span class="missing" title="{}">—</span>', title)
 
 
 @register.filter

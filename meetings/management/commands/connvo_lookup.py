@@ -75,6 +75,9 @@ class Command(BaseCommand):
             self._fail(as_json, failure.kind, failure.message, failure.request_id, failure.detail)
 
         meeting = result.meeting
+        for drift in meeting.drift:
+            # The meeting as sent still goes to stdout; what the console could not read, here.
+            self.stderr.write(f"contract drift: {drift}")
         if as_json:
             self.stdout.write(json.dumps(meeting.raw, sort_keys=True))
             return

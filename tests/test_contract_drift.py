@@ -1,0 +1,135 @@
+"""A changing Connvo does not hide the meeting: unknown enum values show as a neutral badge with
+the value as sent, a missing or mistyped field shows "—" with the reason, only an answer that
+cannot be a meeting (not an object, no `_id`) is an error. The audit entry says found and notes
+the drift, polling goes on, and `connvo_lookup --json` prints the meeting as sent."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit.models import Action, AuditEntry
+from meetings import connvo
+from meetings.deployments import Deployment
+
+pytestmark = pytest.mark.django_db
+
+DEPLOYMENT = Deployment(name="dev", url="http://127.0.0.1:9")
+
+
+def detail_url(fake_connvo, label="standup") -> str:
+    return reverse("meetings:detail", args=["dev", fake_connvo.meeting_id(label)])
+
+
+def test_an_unknown_state_shows_a_neutral_badge_and_a_notice(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.misbehave("schema_drift", field="state", value="archived")
+
+    response = agent_client.get(detail_url(fake_connvo))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "badge--unknown" in page
+    assert "<bdi>archived</bdi>" in page
+    assert "does not fully know yet" in page
+    assert "has the value &#x27;archived&#x27;, which the console does not know yet" in page
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert entry.outcome == "found"
+    assert "contract drift: state has the value 'archived'" in entry.detail
+
+
+def test_a_missing_or_mistyped_field_shows_a_dash_with_the_reason(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.misbehave("schema_drift", field="title", drop=True)
+    fake_connvo.misbehave("schema_drift", field="participantCount", value="five")
+
+    response = agent_client.get(detail_url(fake_connvo))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'title="Connvo&#x27;s answer: title is missing">—</span>' in page
+    assert "participant count is &quot;five&quot;, expected a number" in page
+
+
+def test_polling_goes_on_for_a_meeting_in_an_unknown_state(agent_client, agent_token, fake_connvo):
+    fake_connvo.misbehave("schema_drift", field="state", value="archived")
+
+    response = agent_client.get(detail_url(fake_connvo), headers={"HX-Request": "true"})
+
+    assert response.status_code == 200  # not 286: polling continues
+    assert 'data-status="live"' in response.content.decode()
+
+
+def test_the_command_prints_the_meeting_as_sent_and_the_drift_on_stderr(
+    agent, agent_token, fake_connvo
+):
+    fake_connvo.misbehave("schema_drift", field="state", value="archived")
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command(
+        "connvo_lookup",
+        fake_connvo.meeting_id("standup"),
+        "--user",
+        "agent",
+        "--deployment",
+        "dev",
+        "--json",
+        stdout=out,
+        stderr=err,
+    )
+
+    assert json.loads(out.getvalue())["state"] == "archived"
+    assert "contract drift: state has the value 'archived'" in err.getvalue()
+
+
+# --- The contract parser takes any JSON -----------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = sorted(connvo._REQUIRED | connvo._OPTIONAL)
+MEETINGISH = st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=len(FIELDS)).map(
+    lambda value: value | {"_id": "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"}
+)
+
+
+@given(st.one_of(JSON, MEETINGISH))
+def test_any_json_is_a_meeting_or_a_typed_error(value):
+    try:
+        meeting = connvo._parse_meeting(value, DEPLOYMENT, {})
+    except connvo.SchemaMismatch as error:
+        assert error.field_name in {"value", "_id"}
+        return
+    assert meeting.id == value["_id"]
+    assert meeting.raw is value
+    for name in ("creation_time", "created_at", "duration", "participant_count"):
+        number = getattr(meeting, name)
+        assert number is None or (isinstance(number, int | float) and math.isfinite(number))
+    for item in meeting.drift:
+        assert item.field_name in value or item.problem == "is missing"
+
+
+@settings(deadline=None)
+@given(MEETINGISH)
+def test_any_meeting_renders(value):
+    from django.template.loader import render_to_string
+
+    meeting = connvo._parse_meeting(value, DEPLOYMENT, {})
+    html = render_to_string(
+        "meetings/meeting_detail.html",
+        {"meeting": meeting, "deployment_name": "dev", "live": None, "raw_json": "{}"},
+    )
+    assert meeting.id in html

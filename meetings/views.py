@@ -138,7 +138,11 @@ def _remember_seen(request: HttpRequest, deployment_name: str, meeting) -> None:
     Kept in the agent's session (the audit log holds no titles), the newest few only."""
     seen = request.session.get(SESSION_SEEN_MEETINGS, {})
     seen.pop(f"{deployment_name}/{meeting.id}", None)
-    seen[f"{deployment_name}/{meeting.id}"] = {"title": meeting.title, "state": str(meeting.state)}
+    # A meeting Connvo sent in a shape the console does not fully know may lack either.
+    seen[f"{deployment_name}/{meeting.id}"] = {
+        "title": meeting.title or "",
+        "state": "" if meeting.state is None else str(meeting.state),
+    }
     request.session[SESSION_SEEN_MEETINGS] = dict(list(seen.items())[-2 * RECENT_LOOKUPS :])
 
 

@@ -109,6 +109,6 @@ def test_recent_lookups_show_title_state_and_how_the_last_lookup_ended(
     page = agent_client.get(reverse("meetings:lookup")).content.decode()
 
     title = fake_connvo.meetings[standup].fields["title"]
-    assert f'<strong class="recent__title">{title}</strong>' in page
+    assert f'<strong class="recent__title"><bdi>{title}</bdi></strong>' in page
     assert "badge--active" in page
     assert "you are not a participant" in page

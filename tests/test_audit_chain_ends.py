@@ -437,7 +437,9 @@ def test_an_append_costs_the_same_round_trips_with_a_rotated_key(keys, audit_ent
     with CaptureQueriesContext(connection) as after:
         audit_entry()
 
-    assert statements(before.captured_queries) == ["SELECT", "INSERT", "UPDATE"]
+    # Lock the head, then write: on PostgreSQL one statement inserts the entry and moves the head.
+    one_write = ["WITH"] if connection.vendor == "postgresql" else ["INSERT", "UPDATE"]
+    assert statements(before.captured_queries) == ["SELECT", *one_write]
     assert statements(after.captured_queries) == statements(before.captured_queries)
 
 

@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PREFIX = f"profile-{secrets.token_hex(6)}"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
+# Production mode, as under gunicorn: DEBUG off with real secrets of the run's own (settings refuse
+# missing or demo ones). The test client speaks plain HTTP, so the TLS redirect is turned off.
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("AUDIT_CHAIN_KEY", secrets.token_urlsafe(48))
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("CONN_MAX_AGE", "60")
@@ -29,6 +35,9 @@ os.environ["CONNVO_LOOKUPS_PER_MINUTE"] = "1000000"
 
 
 def main() -> None:
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("TOKEN_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--html", help="also write pyinstrument's HTML report here")

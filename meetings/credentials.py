@@ -169,7 +169,7 @@ def _renewal_due(stored: StaffToken) -> bool:
 def access_token_for(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> str:
     """A Connvo access token for this agent on this deployment, renewed first if it is about to
     expire. Raises NoToken, SessionEnded or WorkOSUnavailable."""
-    stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
+    stored = StaffToken.objects.of(user, deployment_name)
     if stored is None:
         raise no_token(deployment_name)
     if stored.session_ended:

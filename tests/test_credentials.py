@@ -500,3 +500,23 @@ def test_session_whose_key_was_removed_asks_to_save_again(
     assert page.status_code == 403
     assert "can no longer be read" in page.content.decode()
     assert fake_connvo.refresh_count == 0
+
+
+def test_the_lookups_read_of_a_credential_is_the_users_own_for_that_deployment_only(agent, auditor):
+    # StaffToken.objects.of() is plain SQL on every lookup: it must pick by user and deployment.
+    mine = StaffToken.objects.create(user=agent, deployment="dev", ciphertext=b"a", last4="aaaa")
+    StaffToken.objects.create(user=agent, deployment="prod", ciphertext=b"b", last4="bbbb")
+    StaffToken.objects.create(user=auditor, deployment="staging", ciphertext=b"c", last4="cccc")
+
+    found = StaffToken.objects.of(agent, "dev")
+
+    assert (found.pk, found.deployment, found.last4, found.user_id) == (
+        mine.pk,
+        "dev",
+        "aaaa",
+        agent.pk,
+    )
+    assert bytes(found.ciphertext) == b"a"
+    assert StaffToken.objects.of(agent, "staging") is None
+    assert StaffToken.objects.of(auditor, "dev") is None
+    assert StaffToken.objects.of(agent, "dev' OR '1'='1") is None

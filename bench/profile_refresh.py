@@ -1,17 +1,20 @@
 """Profile the live refresh in-process with pyinstrument: where one unchanged refresh spends its
 time, from the middleware to the audit commit.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<yours> CACHE_URL=redis://127.0.0.1:6379/5 \\
-        .venv/bin/python bench/profile_refresh.py --requests 500
+    CACHE_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/profile_refresh.py --requests 500
 
-Migrates the database it is pointed at and adds a user `profile-agent` (an existing one is reused);
-Redis keys go under a prefix of its own and are deleted at the end. Prints pyinstrument's report
+Runs on a PostgreSQL database of its own on 127.0.0.1:5432 (created, migrated and dropped at the
+end: its audit chain is keyed by this run's AUDIT_CHAIN_KEY), or on the empty database DATABASE_URL
+names, with a user `profile-agent`. Redis keys go under a prefix of its own and are deleted at the
+end. Prints pyinstrument's report
 and the mean time per refresh; nothing here asserts a time."""
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import secrets
 import sys
 import time
@@ -19,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+POSTGRES = "postgres://postgres@127.0.0.1:5432"
 PREFIX = f"profile-{secrets.token_hex(6)}"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
 # Production mode, as under gunicorn: DEBUG off with real secrets of the run's own (settings refuse
@@ -41,10 +45,35 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--html", help="also write pyinstrument's HTML report here")
+    parser.add_argument(
+        "--cprofile",
+        action="store_true",
+        help="cProfile's functions by own time instead of pyinstrument's call tree",
+    )
     args = parser.parse_args()
 
     from fakeconnvo.server import FakeConnvo
 
+    own_database = None
+    if "DATABASE_URL" not in os.environ:
+        import psycopg
+
+        own_database = f"bench_profile_{secrets.token_hex(4)}"
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {own_database}")
+        os.environ["DATABASE_URL"] = f"{POSTGRES}/{own_database}"
+    try:
+        _profile(args, FakeConnvo)
+    finally:
+        if own_database:
+            from django.db import connections
+
+            connections.close_all()
+            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {own_database} WITH (FORCE)")
+
+
+def _profile(args, FakeConnvo) -> None:
     fake = FakeConnvo().start()
     os.environ["CONNVO_DEPLOYMENTS"] = f"fast={fake.url}"
     os.environ["CONNVO_DEFAULT_DEPLOYMENT"] = "fast"
@@ -76,16 +105,20 @@ def main() -> None:
     for _ in range(50):
         client.get(page, query, headers={"HX-Request": "true"})
 
-    profiler = Profiler(interval=0.0002)
+    profiler = cProfile.Profile() if args.cprofile else Profiler(interval=0.0002)
     started = time.perf_counter()
-    with profiler:
-        for _ in range(args.requests):
-            response = client.get(page, query, headers={"HX-Request": "true"})
-            assert response.status_code == 204, response.status_code
+    profiler.enable() if args.cprofile else profiler.start()
+    for _ in range(args.requests):
+        response = client.get(page, query, headers={"HX-Request": "true"})
+        assert response.status_code == 204, response.status_code
+    profiler.disable() if args.cprofile else profiler.stop()
     elapsed = time.perf_counter() - started
-    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    if args.cprofile:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+    else:
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
     print(f"{elapsed / args.requests * 1000:.2f} ms per unchanged refresh (profiled)")
-    if args.html:
+    if args.html and not args.cprofile:
         Path(args.html).write_text(profiler.output_html())
     fake.stop()
 

@@ -74,13 +74,33 @@ def _count(key: str) -> int:
             # The window closed between add() and incr(): this lookup opens the next one.
             cache.set(key, 1, timeout=WINDOW_SECONDS)
             return 1
-    # One round trip: open the window if there is none, then count. MULTI/EXEC, so the window
-    # cannot close between the two (which would leave a counter that never expires). The key is
-    # the cache's own (prefix and version), so the cache API still reads the same counter.
-    pipeline = client.pipeline(transaction=True)
-    pipeline.set(cache.make_and_validate_key(key), 0, ex=WINDOW_SECONDS, nx=True)
-    pipeline.incr(cache.make_and_validate_key(key))
-    return pipeline.execute()[1]
+    # One round trip and one command: count, and open the window (a minute's expiry) with the
+    # first lookup in it. A Lua script runs atomically, so the window cannot close between the
+    # two (which would leave a counter that never expires), and it costs no MULTI/EXEC pipeline
+    # object per lookup. The key is the cache's own (prefix and version), so the cache API still
+    # reads the same counter.
+    return int(
+        _count_script(client)(keys=[cache.make_and_validate_key(key)], args=[WINDOW_SECONDS])
+    )
+
+
+_COUNT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('TTL', KEYS[1]) < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+_scripts: dict[int, object] = {}
+
+
+def _count_script(client: redis.Redis):
+    """The counting script, registered once per client (redis-py sends its SHA, and the script
+    itself only when the server does not have it yet, e.g. after a restart)."""
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_COUNT)
+    return script
 
 
 def count_lookup(*, user: AbstractBaseUser) -> None:

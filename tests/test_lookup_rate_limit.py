@@ -158,7 +158,7 @@ def redis_cache(settings):
     prefix = f"test-{secrets.token_hex(6)}"
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "connvo_admin.cache.RedisCache",
             "LOCATION": TEST_REDIS,
             "KEY_PREFIX": prefix,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -183,3 +183,27 @@ def test_with_redis_the_limit_is_counted_in_one_window_that_expires(agent, redis
     assert cache.get(ratelimit._key(agent)) == LIMIT + 1
     cache.delete(ratelimit._key(agent))
     ratelimit.count_lookup(user=agent)
+
+
+def test_with_redis_a_counter_left_without_an_expiry_gets_one(agent, redis_cache):
+    # A counter without a TTL would refuse the agent for ever once over the limit.
+    key = cache.make_and_validate_key(ratelimit._key(agent))
+    ratelimit._redis().set(key, 3)
+
+    ratelimit.count_lookup(user=agent)
+
+    assert cache.get(ratelimit._key(agent)) == 4
+    assert 0 < ratelimit._redis().ttl(key) <= ratelimit.WINDOW_SECONDS
+
+
+def test_the_console_cache_reuses_one_redis_client_and_reads_what_it_wrote(redis_cache):
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    backend.set("reused", {"a": 1}, 30)
+
+    assert backend.get("reused") == {"a": 1}
+    assert backend._cache.get_client(write=True) is backend._cache.get_client(write=False)
+    assert backend.get_many(["reused", "missing"]) == {"reused": {"a": 1}}
+    backend.delete("reused")
+    assert backend.get("reused") is None

@@ -188,11 +188,11 @@ def test_with_redis_the_limit_is_counted_in_one_window_that_expires(agent, redis
 def test_with_redis_a_counter_left_without_an_expiry_gets_one(agent, redis_cache):
     # A counter without a TTL would refuse the agent for ever once over the limit.
     key = cache.make_and_validate_key(ratelimit._key(agent))
-    ratelimit._redis().set(key, 3)
+    ratelimit._redis().set(key, LIMIT - 2)
 
     ratelimit.count_lookup(user=agent)
 
-    assert cache.get(ratelimit._key(agent)) == 4
+    assert cache.get(ratelimit._key(agent)) == LIMIT - 1
     assert 0 < ratelimit._redis().ttl(key) <= ratelimit.WINDOW_SECONDS
 
 

@@ -50,6 +50,8 @@ def main() -> None:
         action="store_true",
         help="cProfile's functions by own time instead of pyinstrument's call tree",
     )
+    parser.add_argument("--sort", default="tottime", help="with --cprofile: tottime, cumulative…")
+    parser.add_argument("--top", type=int, default=40, help="with --cprofile: functions listed")
     args = parser.parse_args()
 
     from fakeconnvo.server import FakeConnvo
@@ -114,7 +116,7 @@ def _profile(args, FakeConnvo) -> None:
     profiler.disable() if args.cprofile else profiler.stop()
     elapsed = time.perf_counter() - started
     if args.cprofile:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     else:
         print(profiler.output_text(unicode=True, color=False, show_all=False))
     print(f"{elapsed / args.requests * 1000:.2f} ms per unchanged refresh (profiled)")

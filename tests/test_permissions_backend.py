@@ -88,3 +88,17 @@ def test_any_mix_of_own_and_group_grants_is_read_exactly_as_django_reads_it(
             some_permissions[i] for i in (first_group if name == "first" else second_group)
         }
     assert ours == {f"{p.content_type.app_label}.{p.codename}" for p in expected}
+
+
+def test_the_session_user_is_read_as_djangos_backend_reads_it(agent):
+    ours = ModelBackend().get_user(agent.pk)
+
+    assert ours == agent
+    assert {f.attname: getattr(ours, f.attname) for f in type(agent)._meta.concrete_fields} == {
+        f.attname: getattr(agent, f.attname) for f in type(agent)._meta.concrete_fields
+    }
+    assert ModelBackend().get_user(agent.pk + 1000) is None
+    agent.is_active = False
+    agent.save()
+    assert ModelBackend().get_user(agent.pk) is None
+    assert DjangoModelBackend().get_user(agent.pk) is None

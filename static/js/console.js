@@ -175,11 +175,26 @@
   });
 
   // --- Keyboard shortcuts: r refresh now, p pause, c copy the meeting ID, ? lists them ---------
-  var SHORTCUTS = [["/", "Jump to the lookup box"], ["r", "Refresh the meeting now"],
-                   ["p", "Pause or resume live updates"], ["c", "Copy the meeting ID"],
-                   ["?", "Show or hide this list"], ["Esc", "Hide this list"]];
+  // The list shows what works on this page: j/k on a triage table, c where there is an ID to copy.
+  function always() { return true; }
+  function tableRows() { return document.querySelector(".js-row-link"); }
+  var SHORTCUTS = [
+    ["/", "Jump to the lookup box", function () { return document.getElementById("id_q"); }],
+    ["j", "Next meeting in the table", tableRows],
+    ["k", "Previous meeting in the table", tableRows],
+    ["Enter", "Open the meeting in focus", tableRows],
+    ["r", "Refresh now", function () { return poller() && poller().hasAttribute("hx-get"); }],
+    ["p", "Pause or resume live updates", function () { return document.querySelector(".js-live-toggle"); }],
+    ["c", "Copy the meeting ID", function () { return document.querySelector(".js-copy[data-shortcut='c']:not([hidden])"); }],
+    ["?", "Show or hide this list", always],
+    ["Esc", "Hide this list", always]];
   function toggleShortcuts(show) {
     var box = document.getElementById("shortcuts");
+    if (box && (show === true || (show === undefined && box.hidden))) {
+      // Opened again: the page may have changed since (a refresh stopped, a table filled).
+      box.remove();
+      box = null;
+    }
     if (!box && show !== false) {
       box = document.createElement("aside");
       box.id = "shortcuts";
@@ -189,6 +204,7 @@
       heading.textContent = "Keyboard shortcuts";
       var list = document.createElement("dl");
       SHORTCUTS.forEach(function (pair) {
+        if (!pair[2]()) { return; }
         var dt = document.createElement("dt");
         var key = document.createElement("kbd");
         key.textContent = pair[0];

@@ -1,6 +1,8 @@
 """Many meetings at once in a real browser: a pasted blob becomes a live triage table, a meeting
 is watched from its page and followed on the Watching page, then unpinned."""
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -54,8 +56,20 @@ def test_blob_to_live_table_to_watch_list_and_back(
     assert all(call.json["args"]["meetingId"] != private for call in fake_connvo.calls[calls:])
     screenshot("31-table-live-updated")
 
-    # Keyboard: j moves to the first row, Enter opens its meeting.
+    # Keyboard: ? lists what works on a table (j/k through the rows, not "copy the meeting ID").
     page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("?")
+    shortcuts = page.get_by_role("complementary", name="Keyboard shortcuts")
+    for key in ("j", "k", "Enter", "r", "/"):
+        expect(
+            shortcuts.locator("kbd", has_text=re.compile(rf"^{re.escape(key)}$"))
+        ).to_be_visible()
+    expect(shortcuts.locator("kbd", has_text=re.compile(r"^c$"))).to_have_count(0)
+    screenshot("31b-table-shortcuts")
+    page.keyboard.press("Escape")
+    expect(shortcuts).to_be_hidden()
+
+    # j moves to the first row, Enter opens its meeting.
     page.keyboard.press("j")
     expect(page.locator("#row-0 .js-row-link")).to_be_focused()
     page.keyboard.press("Enter")

@@ -121,6 +121,39 @@ class LoadSheddingMiddleware:
             slots.release()
 
 
+def is_live_refresh_environ(environ: dict) -> bool:
+    """`is_live_refresh()` on a WSGI environ, before Django has made a request of it."""
+    return (
+        environ.get("REQUEST_METHOD") == "GET"
+        and environ.get("HTTP_HX_REQUEST") == "true"
+        and environ.get("HTTP_HX_TRIGGER") == "live-poller"
+    )
+
+
+def shed_late_refreshes(app: Callable) -> Callable:
+    """A WSGI wrapper (the console's gunicorn worker puts it around Django): a live refresh that
+    already waited past its budget for a thread is answered 503 + Retry-After here, without
+    Django's request, middleware and log line. Under overload most refreshes are these, and the
+    cheaper each refusal, the more of the CPU is left for the requests that are served. The
+    gunicorn access log still has a line for each. LoadSheddingMiddleware does the rest (the
+    refresh slots, and the same check where there is no such worker)."""
+
+    def shedding(environ: dict, start_response: Callable):
+        if (
+            is_live_refresh_environ(environ)
+            and gauge.waited() >= settings.LIVE_REFRESH_QUEUE_BUDGET
+        ):
+            response = too_busy()
+            start_response(
+                f"{response.status_code} {response.reason_phrase}",
+                [*response.items(), ("Content-Length", str(len(response.content)))],
+            )
+            return [response.content]
+        return app(environ, start_response)
+
+    return shedding
+
+
 def too_busy() -> HttpResponse:
     response = HttpResponse(
         "The console is busy; this page will refresh again shortly.\n",

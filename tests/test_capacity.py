@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEntry, Via
-from connvo_admin.capacity import gauge, poll_interval, refresh_slots
+from connvo_admin.capacity import gauge, poll_interval, refresh_slots, shed_late_refreshes
 from connvo_admin.workers import ConsoleWorker
 
 pytestmark = pytest.mark.django_db
@@ -191,3 +191,63 @@ def test_a_refresh_that_finds_no_free_refresh_slot_within_its_budget_gets_503(
         detail_url(fake_connvo, "standup"), {"seen": "", "failures": 0}, **LIVE_REFRESH
     )
     assert again.status_code == 200
+
+
+def call_wsgi(app, **environ):
+    started = {}
+
+    def start_response(status, headers):
+        started.update(status=status, headers=dict(headers))
+
+    body = b"".join(app({"REQUEST_METHOD": "GET", **environ}, start_response))
+    return started.get("status"), started.get("headers", {}), body
+
+
+def test_a_late_refresh_is_refused_before_django_sees_it(settings):
+    """The worker's WSGI wrapper answers a refresh past its budget itself: under overload most
+    refreshes are refused, and a refusal through Django's middleware cost as much CPU as the
+    work it was refusing."""
+    settings.LIVE_REFRESH_QUEUE_BUDGET = 0.5
+    settings.CONNVO_POLL_INTERVAL = 10
+    reached = []
+
+    def django_app(environ, start_response):
+        reached.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"served"]
+
+    app = shed_late_refreshes(django_app)
+    waited(2.0)
+
+    status, headers, body = call_wsgi(app, PATH_INFO="/meetings/x/", **LIVE_REFRESH)
+    assert status == "503 Service Unavailable"
+    assert int(headers["Retry-After"]) >= 10
+    assert headers["Cache-Control"] == "no-store"
+    assert int(headers["Content-Length"]) == len(body) > 0
+    assert reached == []
+
+    # A page a person opened, however long it waited, and a refresh without a poller's
+    # headers go on to Django.
+    assert call_wsgi(app, PATH_INFO="/meetings/y/")[0] == "200 OK"
+    assert call_wsgi(app, PATH_INFO="/meetings/z/", HTTP_HX_REQUEST="true")[0] == "200 OK"
+    assert reached == ["/meetings/y/", "/meetings/z/"]
+
+    # A refresh within its budget goes on too.
+    waited(0.1)
+    assert call_wsgi(app, PATH_INFO="/meetings/x/", **LIVE_REFRESH)[0] == "200 OK"
+
+
+def test_the_console_worker_puts_the_shedding_around_the_app(monkeypatch):
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"served"]
+
+    monkeypatch.setattr(
+        ConsoleWorker.__mro__[1], "load_wsgi", lambda self: setattr(self, "wsgi", app)
+    )
+    worker = ConsoleWorker.__new__(ConsoleWorker)
+    worker.load_wsgi()
+    waited(60)
+
+    assert call_wsgi(worker.wsgi, PATH_INFO="/m/", **LIVE_REFRESH)[0].startswith("503")
+    assert call_wsgi(worker.wsgi, PATH_INFO="/m/")[0] == "200 OK"

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import django
@@ -84,8 +86,6 @@ DEMO_LOGINS = [
 
 def _run(args: argparse.Namespace) -> None:
     # The console, imported once Django is set up.
-    import logging
-
     from django.conf import settings
     from django.core.management import call_command
     from django.core.management.color import color_style
@@ -111,8 +111,10 @@ def _run(args: argparse.Namespace) -> None:
                     deployment_name=name,
                     raw_token=fake.token_for("agent", expires_in=7 * 24 * 3600),
                 )
-        # The audit pages then open with "Chain last verified … OK", not "never verified".
+        # The audit pages then open with "Chain last verified … OK", not "never verified", and
+        # their checkpoint stays current while the demo runs.
         call_command("audit_verify", verbosity=0, stdout=_Discard(), stderr=_Discard())
+        witness_the_chain(settings.AUDIT_CHECKPOINT_INTERVAL, threading.Event())
 
         style = color_style()
         print(style.SUCCESS("\nConnvo Support Console demo"))
@@ -147,6 +149,28 @@ def _run(args: argparse.Namespace) -> None:
     finally:
         for fake in fakes.values():
             fake.stop()
+
+
+def witness_the_chain(interval: float, stop: threading.Event) -> threading.Thread:
+    """What the systemd timer does in production (docs/deploy.md): a signed checkpoint of the
+    audit chain every `interval` seconds, so the audit pages' chain-health panel stays current
+    however long the demo runs."""
+
+    def run() -> None:
+        from django.core.management import call_command
+        from django.db import connection
+
+        while not stop.wait(interval):
+            try:
+                call_command("audit_checkpoint", stdout=_Discard(), stderr=_Discard())
+            except Exception:
+                logging.getLogger(__name__).warning("demo: no audit checkpoint", exc_info=True)
+            finally:
+                connection.close()
+
+    thread = threading.Thread(target=run, name="demo-audit-checkpoints", daemon=True)
+    thread.start()
+    return thread
 
 
 class _Discard:

@@ -550,7 +550,9 @@ def _live_table(
             user=request.user,
             origin=Origin.from_request(request),
             wanted=[wanted[i] for i in asked],
-            via=Via.TABLE,
+            # A table's live refreshes are audited like a meeting page's: the auditors' "Include
+            # live refreshes" switch (and the overview's refresh counts) cover both.
+            via=Via.REFRESH if refreshing else Via.TABLE,
         )
     except AuditUnavailable as exc:
         if not refreshing:

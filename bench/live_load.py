@@ -236,6 +236,8 @@ class OpenLoop:
     # latencies include it, so that a stall cannot hide, but it is not the console's).
     send_lags: list[float] = field(default_factory=list)
     by_status: dict = field(default_factory=dict)
+    # Each request's latency from the moment the bench sent it: the console's own part.
+    from_send: list[float] = field(default_factory=list)
 
 
 def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> OpenLoop:
@@ -247,6 +249,7 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
     intervals: Counter = Counter()
     live_states: Counter = Counter()
     send_lags: list[float] = []
+    from_send: list[float] = []
     by_status: dict = {}
     lock = threading.Lock()
     local = threading.local()
@@ -270,6 +273,7 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
         with lock:
             latencies.append(latency)
             send_lags.append(send_lag)
+            from_send.append(latency - send_lag)
             by_status.setdefault(status, []).append(latency)
             statuses[status] += 1
             if "Retry-After" in headers:
@@ -668,6 +672,12 @@ def report_open_loop(result: OpenLoop) -> None:
     print(
         f"  the bench's own lateness in sending: p99 {ms(percentile(result.send_lags, 0.99))} ms"
         f"   max {ms(max(result.send_lags))} ms"
+    )
+    over = sum(1 for latency in result.from_send if latency > 2)
+    print(
+        f"  from sending to the answer: p50 {ms(percentile(result.from_send, 0.5))} ms   "
+        f"p99 {ms(percentile(result.from_send, 0.99))} ms   max {ms(max(result.from_send))} ms"
+        f"   over 2 s: {over}"
     )
     if result.retry_after:
         print(f"  Retry-After handed out: {dict(result.retry_after)}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -83,14 +84,18 @@ def is_live_refresh(request: HttpRequest) -> bool:
 
 _slots_lock = threading.Lock()
 _slots: tuple[int, threading.BoundedSemaphore] | None = None
+# The refresh slot the current thread holds, if any (lent back while it waits on Connvo).
+_held = threading.local()
 
 
 def refresh_slots() -> threading.BoundedSemaphore:
-    """Live refreshes one process serves at once: half its threads (at least 4). More at once
-    would only share the same CPU and database, each getting slower, and leave no thread for
-    the pages people open themselves."""
+    """Live refreshes one process works on at once: an eighth of its threads (at least 4). A slot
+    is held while the refresh uses the CPU and the console's own database, and lent back while
+    it waits on Connvo (`waiting_on_upstream`): more at once would only share the same CPU, each
+    getting slower (under overload, a served refresh took seconds with half the threads
+    allowed), and leave less of it for the pages people open themselves."""
     global _slots
-    size = max(4, gauge.threads // 2)
+    size = max(4, gauge.threads // 8)
     if _slots is None or _slots[0] != size:
         with _slots_lock:
             if _slots is None or _slots[0] != size:
@@ -115,10 +120,32 @@ class LoadSheddingMiddleware:
         remaining = settings.LIVE_REFRESH_QUEUE_BUDGET - gauge.waited()
         if remaining <= 0 or not slots.acquire(timeout=remaining):
             return too_busy()
+        _held.slots = slots
         try:
             return self.get_response(request)
         finally:
+            _held.slots = None
             slots.release()
+
+
+@contextmanager
+def waiting_on_upstream() -> Iterator[None]:
+    """Around a call that waits on Connvo: a live refresh lends its slot back while it waits, so
+    that the slots bound the refreshes using the CPU at once, not the ones waiting on a slow
+    Connvo (which would otherwise hold every slot and starve everyone else's refreshes). Taking
+    the slot back waits without a budget: the call was made, and its audit entry must be
+    written before anything is shown."""
+    slots = getattr(_held, "slots", None)
+    if slots is None:
+        yield
+        return
+    _held.slots = None
+    slots.release()
+    try:
+        yield
+    finally:
+        slots.acquire()
+        _held.slots = slots
 
 
 def is_live_refresh_environ(environ: dict) -> bool:

@@ -11,6 +11,7 @@ from django.db import DatabaseError
 
 from audit.models import Action, Via
 from audit.services import Origin, record
+from connvo_admin.capacity import waiting_on_upstream
 from connvo_admin.meeting_ids import parse_meeting_id
 from connvo_admin.outcomes import LookupFailed, Outcome
 
@@ -51,7 +52,8 @@ def audited_lookup(
             user=user, deployment_name=deployment.name, origin=origin
         )
         ratelimit.count_lookup(user=user)
-        outcome = connvo.get_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
+        with waiting_on_upstream():
+            outcome = connvo.get_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
     except LookupFailed as failure:
         outcome = failure
     except DatabaseError:

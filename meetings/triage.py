@@ -23,6 +23,7 @@ from django.db import DatabaseError
 
 from audit.models import Action, Via
 from audit.services import Origin, record_many
+from connvo_admin.capacity import waiting_on_upstream
 from connvo_admin.outcomes import LiveStatus, LookupFailed, Outcome
 
 from . import connvo, credentials, ratelimit
@@ -164,7 +165,10 @@ def look_up_meetings(
 
     if to_ask:
         workers = min(settings.CONNVO_TABLE_CONCURRENCY, len(to_ask))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="connvo-table") as pool:
+        with (
+            waiting_on_upstream(),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="connvo-table") as pool,
+        ):
             answers = pool.map(lambda job: _ask(*job[1:]), to_ask)
             for (index, *_), answer in zip(to_ask, answers, strict=True):
                 outcomes[index] = answer

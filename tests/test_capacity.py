@@ -251,3 +251,79 @@ def test_the_console_worker_puts_the_shedding_around_the_app(monkeypatch):
 
     assert call_wsgi(worker.wsgi, PATH_INFO="/m/", **LIVE_REFRESH)[0].startswith("503")
     assert call_wsgi(worker.wsgi, PATH_INFO="/m/")[0] == "200 OK"
+
+
+def test_a_refresh_lends_its_slot_back_while_it_waits_on_connvo(rf):
+    from django.http import HttpResponse
+
+    from connvo_admin.capacity import LoadSheddingMiddleware, waiting_on_upstream
+
+    slots = refresh_slots()
+    free = slots._value
+    seen = {}
+
+    def view(request):
+        seen["working"] = slots._value
+        with waiting_on_upstream():
+            seen["waiting on Connvo"] = slots._value
+        seen["writing the audit entry"] = slots._value
+        return HttpResponse()
+
+    refresh = rf.get("/meetings/dev/x/", HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER="live-poller")
+    LoadSheddingMiddleware(view)(refresh)
+
+    assert seen == {
+        "working": free - 1,
+        "waiting on Connvo": free,
+        "writing the audit entry": free - 1,
+    }
+    assert slots._value == free
+    # Outside a refresh (a page, a command) there is no slot to lend.
+    with waiting_on_upstream():
+        assert slots._value == free
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refreshes_waiting_on_a_slow_connvo_do_not_hold_the_others_slots(
+    agent_client, agent_token, fake_connvo, settings
+):
+    """Every slot but one is taken; a refresh whose Connvo call takes a second holds the last
+    one only until it is waiting on Connvo, so another agent's refresh meanwhile is served, not
+    refused for want of a slot."""
+    import threading
+
+    settings.LIVE_REFRESH_QUEUE_BUDGET = 0.3
+    slots = refresh_slots()
+    taken = 0
+    while slots._value > 1 and slots.acquire(blocking=False):
+        taken += 1
+    fake_connvo.misbehave("slow", delay=1.5, times=1)
+    url = detail_url(fake_connvo, "standup")
+    slow = {}
+
+    def slow_refresh():
+        from django.db import connection
+
+        try:
+            slow["response"] = agent_client.get(url, {"seen": "", "failures": 0}, **LIVE_REFRESH)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_refresh)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 5
+        while fake_connvo.call_count == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fake_connvo.call_count == 1  # the slow refresh is waiting on Connvo
+
+        other = agent_client.get(url, {"seen": "", "failures": 0}, **LIVE_REFRESH)
+        thread.join(10)
+    finally:
+        for _ in range(taken):
+            slots.release()
+
+    assert other.status_code == 200
+    assert slow["response"].status_code == 200
+    assert fake_connvo.call_count == 2
+    assert AuditEntry.objects.filter(via=Via.REFRESH).count() == 2

@@ -290,7 +290,16 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
             if ahead > 0:
                 time.sleep(ahead)
             pool.submit(one, index)
-    return OpenLoop(latencies, statuses, retry_after, intervals, live_states, send_lags, by_status)
+    return OpenLoop(
+        latencies,
+        statuses,
+        retry_after,
+        intervals,
+        live_states,
+        send_lags=send_lags,
+        by_status=by_status,
+        from_send=from_send,
+    )
 
 
 # --- the servers -------------------------------------------------------------------------------

@@ -89,13 +89,13 @@ _held = threading.local()
 
 
 def refresh_slots() -> threading.BoundedSemaphore:
-    """Live refreshes one process works on at once: an eighth of its threads (at least 4). A slot
+    """Live refreshes one process works on at once: a quarter of its threads (at least 4). A slot
     is held while the refresh uses the CPU and the console's own database, and lent back while
     it waits on Connvo (`waiting_on_upstream`): more at once would only share the same CPU, each
     getting slower (under overload, a served refresh took seconds with half the threads
     allowed), and leave less of it for the pages people open themselves."""
     global _slots
-    size = max(4, gauge.threads // 8)
+    size = max(4, gauge.threads // 4)
     if _slots is None or _slots[0] != size:
         with _slots_lock:
             if _slots is None or _slots[0] != size:

@@ -1,5 +1,5 @@
-"""Counting the audit log into `ActivityHour` and `StaffDay`, from the last counted entry on,
-in id order.
+"""Counting the audit log into `ActivityHour`, `ActivityDay` and `StaffDay`, from the last
+counted entry on, in id order.
 
 Runs from `manage.py audit_rollup` (cron) and, a bounded batch at a time, when the audit page is
 opened: never in the transaction that writes an entry, so a lookup costs what it did before.
@@ -8,15 +8,26 @@ an entry committed later always has a higher id than every entry already counted
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC
 
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import ExtractHour, TruncDate, TruncHour
 
-from .models import Action, ActivityHour, AuditEntry, RollupProgress, StaffDay, Via
+from .models import (
+    DAY_HOURS,
+    Action,
+    ActivityDay,
+    ActivityHour,
+    AuditEntry,
+    RollupProgress,
+    StaffDay,
+    Via,
+)
 
 KEY = ("hour", "action", "via", "deployment", "outcome")
+DAY_KEY = ("day", "action", "via", "deployment", "outcome")
 
 
 def _progress() -> RollupProgress | None:
@@ -47,6 +58,7 @@ def catch_up(*, limit: int | None = None) -> int:
             batch.annotate(hour=TruncHour("at", tzinfo=UTC)).values(*KEY).annotate(n=Count("id"))
         )
         _add_hours(hourly)
+        _add_days(hourly)
         lookups = batch.filter(action=Action.LOOKUP)
         page_lookup = ~Q(via=Via.REFRESH)
         _add_staff_days(
@@ -91,6 +103,35 @@ def _add_hours(rows: list[dict]) -> None:
             new.append(ActivityHour(**{name: row[name] for name in KEY}, entries=row["n"]))
     ActivityHour.objects.bulk_update(changed, ["entries"], batch_size=2000)
     ActivityHour.objects.bulk_create(new, batch_size=5000)
+
+
+def _add_days(hourly: list[dict]) -> None:
+    """The same counts as `_add_hours`, per day: each hour's count goes to its day's total and
+    to its own hour of that day."""
+    counts: defaultdict[tuple, list[int]] = defaultdict(lambda: [0] * 24)
+    for row in hourly:
+        hour = row["hour"].astimezone(UTC)
+        key = (hour.date(), *(row[name] for name in DAY_KEY[1:]))
+        counts[key][hour.hour] += row["n"]
+    if not counts:
+        return
+    existing = {
+        tuple(getattr(item, name) for name in DAY_KEY): item
+        for item in _existing(ActivityDay, "day", sorted({key[0] for key in counts}))
+    }
+    changed, new = [], []
+    for key, per_hour in counts.items():
+        item = existing.get(key)
+        if item is None:
+            item = ActivityDay(**dict(zip(DAY_KEY, key, strict=True)))
+            new.append(item)
+        else:
+            changed.append(item)
+        item.entries += sum(per_hour)
+        for name, n in zip(DAY_HOURS, per_hour, strict=True):
+            setattr(item, name, getattr(item, name) + n)
+    ActivityDay.objects.bulk_update(changed, ["entries", *DAY_HOURS], batch_size=1000)
+    ActivityDay.objects.bulk_create(new, batch_size=2000)
 
 
 def _add_staff_days(rows: list[dict]) -> None:

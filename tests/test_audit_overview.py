@@ -17,8 +17,15 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit import overview, rollup, seeding
-from audit.models import DAY_HOURS, ActivityDay, ActivityHour, AuditEntry, StaffDay
+from audit import overview, rollup, seeding, services
+from audit.models import (
+    DAY_HOURS,
+    ActivityDay,
+    ActivityHour,
+    AuditEntry,
+    RollupProgress,
+    StaffDay,
+)
 from audit.outcomes import Severity, meaning
 from audit.selectors import EntryFilter
 from tests.audit_patterns import lookup
@@ -328,3 +335,52 @@ def test_any_range_filter_and_zone_gives_the_logs_own_figures(
     entry_filter = EntryFilter(since=since, until=since + length, **field)
 
     assert _from_the_overview(entry_filter, zone) == _from_the_log(long_log, entry_filter, zone)
+
+
+def _summaries() -> tuple[list, list, list]:
+    return (
+        sorted(ActivityHour.objects.values_list(*KEY_ROW)),
+        sorted(ActivityDay.objects.values_list(*DAY_ROW)),
+        sorted(StaffDay.objects.values_list(*STAFF_ROW)),
+    )
+
+
+KEY_ROW = ("hour", "action", "via", "deployment", "outcome", "entries")
+STAFF_ROW = ("day", "actor_username", "lookups", "not_visible", "refreshes", "hours")
+
+
+@pytest.mark.parametrize("counted_first", [None, 400, 1_000])
+def test_a_purge_takes_its_entries_out_of_the_summaries(settings, counted_first):
+    """Whatever was counted before the purge (nothing, part of what it deletes, more), and
+    wherever its batches end (mid-hour, mid-day), the summaries end up as if counted afresh from
+    the entries that are left."""
+    settings.AUDIT_MIN_RETENTION_DAYS = 1
+    now = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+    rng = random.Random(12)
+    entries = []
+    for at in sorted(now - timedelta(seconds=rng.randrange(40 * 86_400)) for _ in range(900)):
+        entries.append(
+            lookup(
+                rng.choice(["alice", "bob", "carol"]),
+                at,
+                MEETING,
+                outcome=rng.choice(["found", "not_visible"]),
+                via=rng.choice(["page", "refresh"]),
+            )
+        )
+    seeding.append(entries)
+    if counted_first:
+        rollup.catch_up(limit=counted_first)
+
+    with time_machine.travel(now, tick=False):
+        purged = services.purge_old_entries(retention_days=20, batch_size=37)
+    rollup.catch_up()
+    after_purge = _summaries()
+    for model in (ActivityHour, ActivityDay, StaffDay):
+        model.objects.all().delete()
+    RollupProgress.objects.update(last_entry_id=0)
+    rollup.catch_up()
+
+    assert 300 < purged.deleted < 600
+    assert after_purge == _summaries()
+    assert sum(row[-1] for row in after_purge[0]) == AuditEntry.objects.count()

@@ -26,6 +26,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
+from . import rollup
 from .models import Action, AuditEntry, ChainCheckpoint, ChainHead
 
 logger = logging.getLogger(__name__)
@@ -781,10 +782,14 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
 
     Works in batches, each in its own short transaction holding the chain head, so lookups wait
     for one batch at most. Each batch moves the head's start to its newest deleted entry, so
-    the remaining chain still verifies."""
+    the remaining chain still verifies, and takes what it deletes out of the overview's
+    summaries (`rollup.forget`)."""
     deleted, through_id = 0, None
     while plan.count:
         with transaction.atomic():
+            # The summaries' counter before the head: a count in progress delays the purge, never
+            # a lookup waiting for the head.
+            rollup.lock_progress()
             head = lock_head()
             candidates = AuditEntry.objects.filter(
                 id__gt=head.purged_through_id or 0, id__lte=plan.last
@@ -798,6 +803,7 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
             if batch_end is None:
                 break
             batch_through, batch_mac = batch_end
+            rollup.forget(after_id=head.purged_through_id or 0, through_id=batch_through)
             with connection.cursor() as cursor:
                 if connection.vendor == "postgresql":
                     cursor.execute("SELECT set_config(%s, 'on', true)", [PURGE_FLAG])

@@ -220,6 +220,61 @@ class ActivityHour(models.Model):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.action} x{self.entries}"
 
 
+# ActivityDay's columns for the day's hours (UTC), h00 for 00:00-00:59 and so on.
+DAY_HOURS = tuple(f"h{n:02d}" for n in range(24))
+
+
+class ActivityDay(models.Model):
+    """`ActivityHour` summed per day (UTC): a long range's overview reads one row per day and kind
+    of entry instead of twenty-four. The day's hours stay side by side (`h00` … `h23`), so a chart
+    per day in the viewer's own time zone still puts every hour on its own local day.
+
+    Filled with `ActivityHour` by `audit/rollup.py`, from the same counts; like it, a summary that
+    can be rebuilt from the entries at any time."""
+
+    day = models.DateField()
+    action = models.CharField(max_length=32)
+    via = models.CharField(max_length=16, blank=True)
+    deployment = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=32, blank=True)
+    entries = models.PositiveIntegerField(default=0)
+    h00 = models.PositiveIntegerField(default=0)
+    h01 = models.PositiveIntegerField(default=0)
+    h02 = models.PositiveIntegerField(default=0)
+    h03 = models.PositiveIntegerField(default=0)
+    h04 = models.PositiveIntegerField(default=0)
+    h05 = models.PositiveIntegerField(default=0)
+    h06 = models.PositiveIntegerField(default=0)
+    h07 = models.PositiveIntegerField(default=0)
+    h08 = models.PositiveIntegerField(default=0)
+    h09 = models.PositiveIntegerField(default=0)
+    h10 = models.PositiveIntegerField(default=0)
+    h11 = models.PositiveIntegerField(default=0)
+    h12 = models.PositiveIntegerField(default=0)
+    h13 = models.PositiveIntegerField(default=0)
+    h14 = models.PositiveIntegerField(default=0)
+    h15 = models.PositiveIntegerField(default=0)
+    h16 = models.PositiveIntegerField(default=0)
+    h17 = models.PositiveIntegerField(default=0)
+    h18 = models.PositiveIntegerField(default=0)
+    h19 = models.PositiveIntegerField(default=0)
+    h20 = models.PositiveIntegerField(default=0)
+    h21 = models.PositiveIntegerField(default=0)
+    h22 = models.PositiveIntegerField(default=0)
+    h23 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "action", "via", "deployment", "outcome"],
+                name="activity_day_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.action} x{self.entries}"
+
+
 class StaffDay(models.Model):
     """One staff member's lookups on one day (UTC), filled with `ActivityHour`: the most active
     staff and each one's habits (the baseline of the "worth a look" flags)."""
@@ -243,7 +298,8 @@ class StaffDay(models.Model):
 
 
 class RollupProgress(models.Model):
-    """The one row saying how far `ActivityHour` has counted: every entry up to this id."""
+    """The one row saying how far the summaries (`ActivityHour`, `ActivityDay`, `StaffDay`) have
+    counted: every entry up to this id."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     last_entry_id = models.BigIntegerField(default=0)

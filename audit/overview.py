@@ -1,11 +1,13 @@
 """The top of the audit log: for the current filter and range, how many entries, lookups over
 time, how they ended, and who and what was looked up most.
 
-The chart and the outcomes come from `ActivityHour` (per hour, action, via, deployment and
-outcome) and the most active staff from `StaffDay`, so they cost the same at ten thousand entries
-and at ten million. A filter on a staff member or a meeting reads their own entries instead (on
-their own index, at most SAMPLE of them). The count of matching entries stops at a bound, and the
-most looked-up meetings are counted over the newest MEETINGS_SAMPLE lookups."""
+The chart and the outcomes come from the summaries (per day, action, via, deployment and outcome
+from `ActivityDay` for a range's whole days, per hour from `ActivityHour` for a short range and for
+the partial days at a long range's ends) and the most active staff from `StaffDay`, so they cost
+the same at ten thousand entries and at ten million. A filter on a staff member or a meeting reads
+their own entries instead (on their own index, at most SAMPLE of them). The count of matching
+entries stops at a bound, and the most looked-up meetings are counted over the newest
+MEETINGS_SAMPLE lookups."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 
-from .models import Action, ActivityHour, AuditEntry, StaffDay, Via
+from .models import DAY_HOURS, Action, ActivityDay, ActivityHour, AuditEntry, StaffDay, Via
 from .outcomes import Meaning, meaning
 from .selectors import EntryFilter, filtered_entries
 
@@ -109,9 +111,8 @@ def _floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _activity(entry_filter: EntryFilter, since: datetime, until: datetime) -> QuerySet:
-    """The hourly summary's rows matching a filter on anything but a staff member or a meeting."""
-    rows = ActivityHour.objects.filter(hour__gte=_floor_hour(since), hour__lt=until)
+def _matching(rows: QuerySet, entry_filter: EntryFilter) -> QuerySet:
+    """A summary's rows matching a filter on anything but a staff member or a meeting."""
     for field, value in (
         ("deployment", entry_filter.deployment),
         ("outcome", entry_filter.outcome),
@@ -123,6 +124,44 @@ def _activity(entry_filter: EntryFilter, since: datetime, until: datetime) -> Qu
     if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
         rows = rows.exclude(via=Via.REFRESH)
     return rows.order_by()
+
+
+def _summed(
+    entry_filter: EntryFilter, since: datetime, until: datetime, *, per: str
+) -> tuple[Counter[datetime], Counter[str]]:
+    """(entries per hour, entries per outcome) from the hour `since` falls in up to `until`.
+    When the chart is per day, whole UTC days come from `ActivityDay` and only the hours before
+    the first whole day and after the last one from `ActivityHour`: the same figures as reading
+    every hour, from one row per day and kind of entry instead of 24."""
+    start = _floor_hour(since)
+    first_day = start.date() if start.hour == 0 else start.date() + timedelta(days=1)
+    last_day = until.astimezone(UTC).date()  # the day until falls in, whole only if until is on it
+    per_hour: Counter[datetime] = Counter()
+    per_outcome: Counter[str] = Counter()
+    if per == "day" and first_day < last_day:
+        days = _matching(
+            ActivityDay.objects.filter(day__gte=first_day, day__lt=last_day), entry_filter
+        )
+        sums = {name: Sum(name) for name in DAY_HOURS}
+        for row in days.values("day").annotate(**sums):
+            midnight = datetime.combine(row["day"], time.min, UTC)
+            for n, name in enumerate(DAY_HOURS):
+                if row[name]:
+                    per_hour[midnight + timedelta(hours=n)] += row[name]
+        for row in days.values("outcome").annotate(n=Sum("entries")):
+            per_outcome[row["outcome"]] += row["n"]
+        first_midnight = datetime.combine(first_day, time.min, UTC)
+        last_midnight = datetime.combine(last_day, time.min, UTC)
+        hours = Q(hour__gte=start, hour__lt=first_midnight) | Q(
+            hour__gte=last_midnight, hour__lt=until
+        )
+    else:
+        hours = Q(hour__gte=start, hour__lt=until)
+    edges = _matching(ActivityHour.objects.filter(hours), entry_filter)
+    for row in edges.values("hour", "outcome").annotate(n=Sum("entries")):
+        per_hour[row["hour"].astimezone(UTC)] += row["n"]
+        per_outcome[row["outcome"]] += row["n"]
+    return per_hour, per_outcome
 
 
 def _buckets(hourly: dict[datetime, int], *, since, until, zone: tzinfo, per: str) -> list[Bucket]:
@@ -163,6 +202,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             filtered_entries(entry_filter).order_by("at", "id").values_list("at", flat=True).first()
         )
         since = min(since, first) if first else since
+    per = "hour" if until - since <= HOURLY_UP_TO else "day"
     in_range = dataclasses.replace(entry_filter, since=since, until=until)
     entries, bounded = bounded_count(filtered_entries(in_range))
     charted = dataclasses.replace(in_range, action=entry_filter.action or Action.LOOKUP)
@@ -186,17 +226,9 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             for (deployment, meeting), n in ([] if entry_filter.meeting_id else _ranked(meetings))
         ]
     else:
-        summary = _activity(charted, since, until)
-        hourly = {
-            row["hour"].astimezone(UTC): row["n"]
-            for row in summary.values("hour").annotate(n=Sum("entries"))
-        }
-        outcome_counts = {
-            row["outcome"]: row["n"] for row in summary.values("outcome").annotate(n=Sum("entries"))
-        }
+        hourly, outcome_counts = _summed(charted, since, until, per=per)
         top_staff, staff_counted = _top_staff(charted, since, until)
         top_meetings, sample = _top_meetings(charted)
-    per = "hour" if until - since <= HOURLY_UP_TO else "day"
     outcomes = [
         OutcomeCount(outcome=outcome, meaning=meaning(outcome), lookups=n)
         for outcome, n in sorted(outcome_counts.items(), key=lambda item: (-item[1], item[0]))

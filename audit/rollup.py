@@ -1,5 +1,5 @@
-"""Counting the audit log into `ActivityHour` and `StaffDay`, from the last counted entry on,
-in id order.
+"""Counting the audit log into `ActivityHour`, `ActivityDay` and `StaffDay`, from the last
+counted entry on, in id order.
 
 Runs from `manage.py audit_rollup` (cron) and, a bounded batch at a time, when the audit page is
 opened: never in the transaction that writes an entry, so a lookup costs what it did before.
@@ -8,21 +8,38 @@ an entry committed later always has a higher id than every entry already counted
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections import defaultdict
+from datetime import UTC, datetime, time, timedelta
 
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import ExtractHour, TruncDate, TruncHour
 
-from .models import Action, ActivityHour, AuditEntry, RollupProgress, StaffDay, Via
+from .models import (
+    DAY_HOURS,
+    Action,
+    ActivityDay,
+    ActivityHour,
+    AuditEntry,
+    RollupProgress,
+    StaffDay,
+    Via,
+)
 
 KEY = ("hour", "action", "via", "deployment", "outcome")
+DAY_KEY = ("day", "action", "via", "deployment", "outcome")
 
 
 def _progress() -> RollupProgress | None:
     """The progress row, locked; None when another process is counting right now."""
     RollupProgress.objects.get_or_create(pk=1)
     return RollupProgress.objects.select_for_update(skip_locked=True).filter(pk=1).first()
+
+
+def lock_progress() -> RollupProgress:
+    """The progress row, locked, once any count in progress has finished."""
+    RollupProgress.objects.get_or_create(pk=1)
+    return RollupProgress.objects.select_for_update().get(pk=1)
 
 
 def catch_up(*, limit: int | None = None) -> int:
@@ -42,29 +59,57 @@ def catch_up(*, limit: int | None = None) -> int:
             )
         if upper is None:
             return 0
-        batch = newer.filter(id__lte=upper).order_by()
-        hourly = list(
-            batch.annotate(hour=TruncHour("at", tzinfo=UTC)).values(*KEY).annotate(n=Count("id"))
-        )
-        _add_hours(hourly)
-        lookups = batch.filter(action=Action.LOOKUP)
-        page_lookup = ~Q(via=Via.REFRESH)
-        _add_staff_days(
-            list(
-                lookups.values(
-                    "actor_username",
-                    day=TruncDate("at", tzinfo=UTC),
-                    hour_of_day=ExtractHour("at", tzinfo=UTC),
-                ).annotate(
-                    lookups=Count("id", filter=page_lookup),
-                    not_visible=Count("id", filter=page_lookup & Q(outcome="not_visible")),
-                    refreshes=Count("id", filter=Q(via=Via.REFRESH)),
-                )
-            )
-        )
+        counted, _ = _count(newer.filter(id__lte=upper), sign=1)
         progress.last_entry_id = upper
         progress.save(update_fields=["last_entry_id"])
-    return sum(row["n"] for row in hourly)
+    return counted
+
+
+def forget(*, after_id: int, through_id: int) -> int:
+    """Take the entries after `after_id` up to `through_id`, about to be purged, out of the
+    summaries: subtract those already counted (a row left at zero goes), and recount the hours
+    worked on the staff days that keep entries. Call it in the purge's transaction, before its
+    DELETE, holding `lock_progress()`. Returns how many entries were taken out."""
+    progress = lock_progress()
+    counted_through = min(through_id, progress.last_entry_id)
+    if counted_through <= after_id:
+        return 0  # nothing of it counted yet: once deleted, it never will be
+    entries = AuditEntry.objects.filter(id__gt=after_id, id__lte=counted_through)
+    forgotten, staff_days = _count(entries, sign=-1)
+    # An hour worked cannot be subtracted: the staff days that keep lookups (the purge's last
+    # day, usually) are given theirs again from the entries they keep.
+    kept = AuditEntry.objects.filter(id__gt=through_id, id__lte=progress.last_entry_id)
+    _recount_staff_hours(kept, staff_days)
+    return forgotten
+
+
+def _count(entries, *, sign: int) -> tuple[int, list[StaffDay]]:
+    """Add (sign 1) or subtract (sign -1) `entries` to or from every summary. Returns how many
+    entries, and the staff days a subtraction changed and kept."""
+    batch = entries.order_by()
+    hourly = list(
+        batch.annotate(hour=TruncHour("at", tzinfo=UTC)).values(*KEY).annotate(n=Count("id"))
+    )
+    _add_hours(hourly, sign=sign)
+    _add_days(hourly, sign=sign)
+    page_lookup = ~Q(via=Via.REFRESH)
+    staff_days = _add_staff_days(
+        list(
+            batch.filter(action=Action.LOOKUP)
+            .values(
+                "actor_username",
+                day=TruncDate("at", tzinfo=UTC),
+                hour_of_day=ExtractHour("at", tzinfo=UTC),
+            )
+            .annotate(
+                lookups=Count("id", filter=page_lookup),
+                not_visible=Count("id", filter=page_lookup & Q(outcome="not_visible")),
+                refreshes=Count("id", filter=Q(via=Via.REFRESH)),
+            )
+        ),
+        sign=sign,
+    )
+    return sum(row["n"] for row in hourly), staff_days
 
 
 def _existing(model, field: str, values: list) -> list:
@@ -74,7 +119,16 @@ def _existing(model, field: str, values: list) -> list:
     return found
 
 
-def _add_hours(rows: list[dict]) -> None:
+def _save(model, *, changed: list, new: list, fields: list[str], empty) -> None:
+    """Write a summary's changed and new rows; rows a subtraction left empty are deleted."""
+    gone = [item.pk for item in changed if empty(item)]
+    model.objects.filter(pk__in=gone).delete()
+    kept = [item for item in changed if not empty(item)]
+    model.objects.bulk_update(kept, fields, batch_size=1000)
+    model.objects.bulk_create(new, batch_size=2000)
+
+
+def _add_hours(rows: list[dict], *, sign: int) -> None:
     if not rows:
         return
     existing = {
@@ -85,17 +139,54 @@ def _add_hours(rows: list[dict]) -> None:
     for row in rows:
         key = tuple(row[name] for name in KEY)
         if key in existing:
-            existing[key].entries += row["n"]
+            existing[key].entries += sign * row["n"]
             changed.append(existing[key])
-        else:
+        elif sign > 0:
             new.append(ActivityHour(**{name: row[name] for name in KEY}, entries=row["n"]))
-    ActivityHour.objects.bulk_update(changed, ["entries"], batch_size=2000)
-    ActivityHour.objects.bulk_create(new, batch_size=5000)
+    _save(ActivityHour, changed=changed, new=new, fields=["entries"], empty=_no_entries)
 
 
-def _add_staff_days(rows: list[dict]) -> None:
-    if not rows:
+def _no_entries(item) -> bool:
+    return item.entries <= 0
+
+
+def _add_days(hourly: list[dict], *, sign: int) -> None:
+    """The same counts as `_add_hours`, per day: each hour's count goes to its day's total and
+    to its own hour of that day."""
+    counts: defaultdict[tuple, list[int]] = defaultdict(lambda: [0] * 24)
+    for row in hourly:
+        hour = row["hour"].astimezone(UTC)
+        key = (hour.date(), *(row[name] for name in DAY_KEY[1:]))
+        counts[key][hour.hour] += sign * row["n"]
+    if not counts:
         return
+    existing = {
+        tuple(getattr(item, name) for name in DAY_KEY): item
+        for item in _existing(ActivityDay, "day", sorted({key[0] for key in counts}))
+    }
+    changed, new = [], []
+    for key, per_hour in counts.items():
+        item = existing.get(key)
+        if item is None:
+            if sign < 0:
+                continue
+            item = ActivityDay(**dict(zip(DAY_KEY, key, strict=True)))
+            new.append(item)
+        else:
+            changed.append(item)
+        item.entries += sum(per_hour)
+        for name, n in zip(DAY_HOURS, per_hour, strict=True):
+            setattr(item, name, getattr(item, name) + n)
+    _save(ActivityDay, changed=changed, new=new, fields=["entries", *DAY_HOURS], empty=_no_entries)
+
+
+STAFF_COUNTS = ("lookups", "not_visible", "refreshes")
+
+
+def _add_staff_days(rows: list[dict], *, sign: int) -> list[StaffDay]:
+    """Returns the rows changed and kept (not new, not emptied)."""
+    if not rows:
+        return []
     days: dict[tuple, StaffDay] = {
         (item.day, item.actor_username): item
         for item in _existing(StaffDay, "day", sorted({row["day"] for row in rows}))
@@ -106,18 +197,58 @@ def _add_staff_days(rows: list[dict]) -> None:
         key = (row["day"], row["actor_username"])
         item = days.get(key)
         if item is None:
+            if sign < 0:
+                continue
             item = days[key] = StaffDay(day=row["day"], actor_username=row["actor_username"])
             new[key] = item
         elif key not in new:
             changed.add(key)
-        item.lookups += row["lookups"]
-        item.not_visible += row["not_visible"]
-        item.refreshes += row["refreshes"]
-        if row["lookups"]:
+        for name in STAFF_COUNTS:
+            setattr(item, name, getattr(item, name) + sign * row[name])
+        if row["lookups"] and sign > 0:
             item.hours |= 1 << row["hour_of_day"]
-    fields = ["lookups", "not_visible", "refreshes", "hours"]
-    StaffDay.objects.bulk_update([days[key] for key in changed], fields, batch_size=2000)
-    StaffDay.objects.bulk_create(list(new.values()), batch_size=5000)
+    _save(
+        StaffDay,
+        changed=[days[key] for key in changed],
+        new=list(new.values()),
+        fields=[*STAFF_COUNTS, "hours"],
+        empty=_no_lookups,
+    )
+    return [days[key] for key in changed if not _no_lookups(days[key])]
+
+
+def _no_lookups(item: StaffDay) -> bool:
+    return not any(getattr(item, name) > 0 for name in STAFF_COUNTS)
+
+
+def _recount_staff_hours(kept, staff_days: list[StaffDay]) -> None:
+    """Set the hours worked of `staff_days` from the counted entries they keep."""
+    if not staff_days:
+        return
+    first = min(item.day for item in staff_days)
+    last = max(item.day for item in staff_days)
+    worked = (
+        kept.filter(
+            action=Action.LOOKUP,
+            actor_username__in={item.actor_username for item in staff_days},
+            at__gte=datetime.combine(first, time.min, UTC),
+            at__lt=datetime.combine(last + timedelta(days=1), time.min, UTC),
+        )
+        .exclude(via=Via.REFRESH)
+        .order_by()
+        .values_list(
+            "actor_username",
+            TruncDate("at", tzinfo=UTC),
+            ExtractHour("at", tzinfo=UTC),
+        )
+        .distinct()
+    )
+    hours: defaultdict[tuple, int] = defaultdict(int)
+    for name, day, hour in worked:
+        hours[(day, name)] |= 1 << hour
+    for item in staff_days:
+        item.hours = hours[(item.day, item.actor_username)]
+    StaffDay.objects.bulk_update(staff_days, ["hours"], batch_size=1000)
 
 
 def counted_through() -> int:

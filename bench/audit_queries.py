@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
@@ -45,7 +46,7 @@ from django.utils import timezone  # noqa: E402
 
 from audit import insights, overview, rollup, seeding, selectors  # noqa: E402
 from audit.forms import AuditFilterForm  # noqa: E402
-from audit.models import AuditEntry, StaffDay  # noqa: E402
+from audit.models import ActivityDay, ActivityHour, AuditEntry, StaffDay  # noqa: E402
 
 
 class StockAuditAdmin(ModelAdmin):
@@ -100,7 +101,12 @@ def vacuum() -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        for table in ("audit_auditentry", "audit_activityhour", "audit_staffday"):
+        for table in (
+            "audit_auditentry",
+            "audit_activityhour",
+            "audit_activityday",
+            "audit_staffday",
+        ):
             cursor.execute(f"VACUUM ANALYZE {table}")
 
 
@@ -112,6 +118,14 @@ def count_new_entries() -> None:
     print(f"counted {total:,} new entries into the summaries in {elapsed:,.0f} s")
     if total:
         vacuum()
+    sizes = {
+        model.__name__: model.objects.count() for model in (ActivityHour, ActivityDay, StaffDay)
+    }
+    print("summary rows: " + ", ".join(f"{name} {n:,}" for name, n in sizes.items()))
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{n:.2f}" for n in os.getloadavg())
 
 
 def timings(function: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -138,9 +152,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=40, help="timed runs per filter")
     parser.add_argument("--admin-reps", type=int, default=5, help="timed runs per admin page")
+    parser.add_argument(
+        "--overview-only", action="store_true", help="time the overview and the flags only"
+    )
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
+    print(f"start: {load()}")
     top_up(args.rows)
     total = entry_count()
 
@@ -216,38 +234,45 @@ def main() -> None:
 
     def page(url: str, params: dict | None = None) -> Callable[[], object]:
         def get() -> None:
-            response = client.get(url, params or {})
+            response = client.get(url, params or {}, secure=True)  # production mode is HTTPS-only
             assert response.status_code == 200, (url, params, response.status_code)
 
         return get
 
-    print(
-        f"\n{connection.vendor}, {total:,} entries, page size {settings.AUDIT_PAGE_SIZE}, "
-        f"{args.reps} runs each (ms)"
-    )
-    print(f"{'filter':<40} {'query p50':>10} {'query p95':>10} {'page p50':>10} {'page p95':>10}")
-    for name, params in filters.items():
-        q50, q95 = timings(page_query(params), args.reps)
-        p50, p95 = timings(page("/audit/", params), args.reps)
-        print(f"{name:<40} {q50:>10.1f} {q95:>10.1f} {p50:>10.1f} {p95:>10.1f}", flush=True)
+    if not args.overview_only:
+        print(
+            f"\n{connection.vendor}, {total:,} entries, page size {settings.AUDIT_PAGE_SIZE}, "
+            f"{args.reps} runs each (ms)"
+        )
+        print(
+            f"{'filter':<40} {'query p50':>10} {'query p95':>10} {'page p50':>10} {'page p95':>10}"
+        )
+        for name, params in filters.items():
+            q50, q95 = timings(page_query(params), args.reps)
+            p50, p95 = timings(page("/audit/", params), args.reps)
+            print(f"{name:<40} {q50:>10.1f} {q95:>10.1f} {p50:>10.1f} {p95:>10.1f}", flush=True)
 
-    extra = {
-        "meeting history page (busiest meeting)": page(f"/audit/meetings/{meeting}/"),
-        "staff activity page (busiest staff)": page(f"/audit/staff/{busy}/"),
-        "entry page (previous / next)": page(f"/audit/entries/{mid_entry.pk}/"),
-    }
-    for name, get in extra.items():
-        p50, p95 = timings(get, args.reps)
-        print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
+        extra = {
+            "meeting history page (busiest meeting)": page(f"/audit/meetings/{meeting}/"),
+            "staff activity page (busiest staff)": page(f"/audit/staff/{busy}/"),
+            "entry page (previous / next)": page(f"/audit/entries/{mid_entry.pk}/"),
+        }
+        for name, get in extra.items():
+            p50, p95 = timings(get, args.reps)
+            print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
 
     print(f"\nOverview and flags alone ({args.reps} runs each, ms)")
     print(f"{'what':<40} {'':>10} {'':>10} {'p50':>10} {'p95':>10}")
     now = timezone.now()
     zone = timezone.get_current_timezone()
+    year_ago = (now - timedelta(days=365)).date().isoformat()
     overviews = {
         "overview: last 7 days": {},
         "overview: one day": {"since": day, "until": day},
-        "overview: a whole year": {"since": (now - timedelta(days=365)).date().isoformat()},
+        "overview: last 30 days": {"since": (now - timedelta(days=30)).date().isoformat()},
+        "overview: a whole year": {"since": year_ago},
+        "overview: a whole year + refreshes": {"since": year_ago, "refreshes": "on"},
+        "overview: a whole year, via=cli": {"since": year_ago, "via": "cli"},
         "overview: outcome=not_visible": {"outcome": "not_visible"},
         "overview: deployment=dev + via=cli": {"deployment": "dev", "via": "cli"},
         "overview: busiest staff": {"staff": busy},
@@ -261,6 +286,14 @@ def main() -> None:
             lambda f=entry_filter: overview.overview(f, now=now, zone=zone), args.reps
         )
         print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
+    # A day chart in a zone far from UTC: every local day straddles two UTC days.
+    far_east = ZoneInfo("Pacific/Kiritimati")
+    form = AuditFilterForm({"since": year_ago})
+    assert form.is_valid(), form.errors
+    year = form.entry_filter()
+    p50, p95 = timings(lambda: overview.overview(year, now=now, zone=far_east), args.reps)
+    name = "overview: a whole year, UTC+14"
+    print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
     for name, window in {"flags: last 24 hours": 1, "flags: last 7 days": 7}.items():
         since = now - timedelta(days=window)
         p50, p95 = timings(lambda s=since: insights.find_flags(now=now, since=s), args.reps)
@@ -268,18 +301,20 @@ def main() -> None:
     p50, p95 = timings(page("/audit/"), args.reps)
     print(f"{'/audit/ with overview and flags':<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}")
 
-    print(f"\nDjango admin changelist of the same table ({args.admin_reps} runs each, ms)")
-    print(f"{'page':<40} {'':>10} {'':>10} {'page p50':>10} {'page p95':>10}")
-    admin_pages = {
-        "default changelist": {},
-        "action=sign_in_failed": {"action__exact": "sign_in_failed"},
-        "search staff": {"q": quiet},
-    }
-    for prefix, url in (("admin", "/admin/"), ("stock admin", "/stock-admin/")):
-        for name, params in admin_pages.items():
-            get = page(f"{url}audit/auditentry/", params)
-            p50, p95 = timings(get, args.admin_reps)
-            print(f"{prefix + ': ' + name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}")
+    if not args.overview_only:
+        print(f"\nDjango admin changelist of the same table ({args.admin_reps} runs each, ms)")
+        print(f"{'page':<40} {'':>10} {'':>10} {'page p50':>10} {'page p95':>10}")
+        admin_pages = {
+            "default changelist": {},
+            "action=sign_in_failed": {"action__exact": "sign_in_failed"},
+            "search staff": {"q": quiet},
+        }
+        for prefix, url in (("admin", "/admin/"), ("stock admin", "/stock-admin/")):
+            for name, params in admin_pages.items():
+                get = page(f"{url}audit/auditentry/", params)
+                p50, p95 = timings(get, args.admin_reps)
+                print(f"{prefix + ': ' + name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}")
+    print(f"\nend: {load()}")
 
 
 if __name__ == "__main__":

@@ -3,15 +3,29 @@ most active staff and most looked-up meetings, each narrowing the filter."""
 
 from __future__ import annotations
 
+import importlib
+import os
+import random
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from audit import overview, rollup, seeding
-from audit.models import ActivityHour, StaffDay
+from audit import overview, rollup, seeding, services
+from audit.models import (
+    DAY_HOURS,
+    ActivityDay,
+    ActivityHour,
+    AuditEntry,
+    RollupProgress,
+    StaffDay,
+)
 from audit.outcomes import Severity, meaning
 from audit.selectors import EntryFilter
 from tests.audit_patterns import lookup
@@ -159,3 +173,214 @@ def test_an_unknown_outcome_counts_as_a_failure_until_named():
     assert meaning("lookup_limit").label.startswith("Console refused")
     assert meaning("something_new").severity == Severity.CONSOLE_FAILED
     assert meaning("something_new").label == "something new"
+
+
+# A long range is read from the per-day summary, its partial days at either end from the hourly
+# one: the figures must be the log's own, in any time zone, whatever the batches counted.
+LONG_START = datetime(2026, 2, 1, tzinfo=UTC)
+LONG_DAYS = 70  # across both DST changes of New York (8 March) and Berlin (29 March)
+ZONES = ["UTC", "Pacific/Kiritimati", "America/New_York", "Europe/Berlin", "Pacific/Pago_Pago"]
+if os.environ.get("CONSOLE_TEST_TZ"):  # the run's own local zone, when the suite is moved
+    ZONES.append(os.environ["CONSOLE_TEST_TZ"])
+
+
+@pytest.fixture
+def long_log(db):
+    """Seventy days of entries at random instants, a few on the hour and at midnight, counted
+    into the summaries in uneven batches."""
+    rng = random.Random(15)
+    instants = [
+        LONG_START + timedelta(seconds=rng.randrange(LONG_DAYS * 86_400)) for _ in range(2_500)
+    ]
+    instants += [
+        LONG_START + timedelta(days=day, hours=rng.choice([0, 5, 10])) for day in range(60)
+    ]
+    entries = []
+    for at in sorted(instants):
+        entry = lookup(
+            rng.choice(["alice", "bob"]),
+            at,
+            MEETING,
+            outcome=rng.choice(["found", "found", "not_visible", "timeout"]),
+            via=rng.choice(["page", "page", "refresh", "cli"]),
+        )
+        entry["deployment"] = rng.choice(["prod", "dev"])
+        if rng.random() < 0.1:
+            entry.update(action="sign_in", via="", outcome="", meeting_id="", deployment="")
+        entries.append(entry)
+    seeding.append(entries)
+    while rollup.catch_up(limit=777):
+        pass
+    return list(AuditEntry.objects.values_list("at", "action", "via", "deployment", "outcome"))
+
+
+def _floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _from_the_log(rows, entry_filter: EntryFilter, zone) -> tuple[Counter, Counter]:
+    """(lookups per chart bucket, per outcome) counted from the entries themselves, for every
+    hour from the one `since` falls in up to `until` (what the summaries can tell apart)."""
+    since, until = entry_filter.since, entry_filter.until
+    action = entry_filter.action or "lookup"
+    chosen = [
+        (at, outcome)
+        for at, entry_action, via, deployment, outcome in rows
+        if _floor(since) <= at
+        and _floor(at) < until
+        and entry_action == action
+        and (via != "refresh" or entry_filter.include_refreshes or entry_filter.via == "refresh")
+        and all(
+            not wanted or wanted == value
+            for wanted, value in (
+                (entry_filter.via, via),
+                (entry_filter.deployment, deployment),
+                (entry_filter.outcome, outcome),
+            )
+        )
+    ]
+    if until - since <= overview.HOURLY_UP_TO:
+        buckets = Counter(_floor(at) for at, _ in chosen)
+    else:
+        buckets = Counter(_floor(at).astimezone(zone).date() for at, _ in chosen)
+    return buckets, Counter(outcome for _, outcome in chosen if outcome)
+
+
+def _from_the_overview(entry_filter: EntryFilter, zone) -> tuple[Counter, Counter]:
+    summary = overview.overview(entry_filter, now=LONG_START, zone=zone)
+    hourly = summary.per == "hour"
+    buckets = Counter(
+        {
+            (bucket.start.astimezone(UTC) if hourly else bucket.start.date()): bucket.lookups
+            for bucket in summary.buckets
+            if bucket.lookups
+        }
+    )
+    assert summary.lookups == buckets.total()
+    return buckets, Counter({item.outcome: item.lookups for item in summary.outcomes})
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+def test_a_long_ranges_figures_are_the_logs_own_in_any_time_zone(long_log, zone_name):
+    zone = ZoneInfo(zone_name)
+    # What the filter form makes of "From 3 Feb To 4 Apr": the zone's local midnights.
+    since = datetime(2026, 2, 3, tzinfo=zone)
+    until = datetime(2026, 4, 5, tzinfo=zone)
+    for entry_filter in [
+        EntryFilter(since=since, until=until),
+        EntryFilter(since=since, until=until, include_refreshes=True),
+        EntryFilter(since=since, until=until, deployment="dev", outcome="not_visible"),
+        EntryFilter(since=since, until=until, action="sign_in"),
+    ]:
+        buckets, outcomes = _from_the_overview(entry_filter, zone)
+
+        assert (buckets, outcomes) == _from_the_log(long_log, entry_filter, zone)
+        assert len(buckets) > 50
+
+
+def test_the_day_summary_holds_the_hourly_one_summed(long_log):
+    per_day: Counter = Counter()
+    for row in ActivityHour.objects.all():
+        key = (row.hour.astimezone(UTC).date(), row.action, row.via, row.deployment, row.outcome)
+        per_day[(*key, row.hour.astimezone(UTC).hour)] += row.entries
+    from_days: Counter = Counter()
+    for day in ActivityDay.objects.all():
+        key = (day.day, day.action, day.via, day.deployment, day.outcome)
+        hours = [getattr(day, name) for name in DAY_HOURS]
+        assert day.entries == sum(hours)
+        from_days.update({(*key, hour): n for hour, n in enumerate(hours) if n})
+
+    assert from_days == per_day
+    assert sum(per_day.values()) == len(long_log)
+
+
+def test_the_migration_sums_the_hours_counted_before_it(long_log):
+    from django.apps import apps
+
+    migration = importlib.import_module("audit.migrations.0012_activity_day")
+    counted = sorted(ActivityDay.objects.values_list(*DAY_ROW))
+    ActivityDay.objects.all().delete()
+
+    migration.days_from_hours(apps, None)
+
+    assert sorted(ActivityDay.objects.values_list(*DAY_ROW)) == counted
+
+
+DAY_ROW = ("day", "action", "via", "deployment", "outcome", "entries", *DAY_HOURS)
+
+
+@given(
+    since=st.datetimes(
+        min_value=datetime(2026, 1, 30), max_value=datetime(2026, 4, 15), timezones=st.just(UTC)
+    ),
+    length=st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=60)),
+    zone_name=st.sampled_from(ZONES),
+    field=st.sampled_from(
+        [
+            {},
+            {"include_refreshes": True},
+            {"via": "refresh"},
+            {"via": "cli"},
+            {"outcome": "timeout"},
+            {"deployment": "prod", "outcome": "found"},
+            {"action": "sign_in"},
+        ]
+    ),
+)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_range_filter_and_zone_gives_the_logs_own_figures(
+    long_log, since, length, zone_name, field
+):
+    zone = ZoneInfo(zone_name)
+    entry_filter = EntryFilter(since=since, until=since + length, **field)
+
+    assert _from_the_overview(entry_filter, zone) == _from_the_log(long_log, entry_filter, zone)
+
+
+def _summaries() -> tuple[list, list, list]:
+    return (
+        sorted(ActivityHour.objects.values_list(*KEY_ROW)),
+        sorted(ActivityDay.objects.values_list(*DAY_ROW)),
+        sorted(StaffDay.objects.values_list(*STAFF_ROW)),
+    )
+
+
+KEY_ROW = ("hour", "action", "via", "deployment", "outcome", "entries")
+STAFF_ROW = ("day", "actor_username", "lookups", "not_visible", "refreshes", "hours")
+
+
+@pytest.mark.parametrize("counted_first", [None, 400, 1_000])
+def test_a_purge_takes_its_entries_out_of_the_summaries(settings, counted_first):
+    """Whatever was counted before the purge (nothing, part of what it deletes, more), and
+    wherever its batches end (mid-hour, mid-day), the summaries end up as if counted afresh from
+    the entries that are left."""
+    settings.AUDIT_MIN_RETENTION_DAYS = 1
+    now = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+    rng = random.Random(12)
+    entries = []
+    for at in sorted(now - timedelta(seconds=rng.randrange(40 * 86_400)) for _ in range(900)):
+        entries.append(
+            lookup(
+                rng.choice(["alice", "bob", "carol"]),
+                at,
+                MEETING,
+                outcome=rng.choice(["found", "not_visible"]),
+                via=rng.choice(["page", "refresh"]),
+            )
+        )
+    seeding.append(entries)
+    if counted_first:
+        rollup.catch_up(limit=counted_first)
+
+    with time_machine.travel(now, tick=False):
+        purged = services.purge_old_entries(retention_days=20, batch_size=37)
+    rollup.catch_up()
+    after_purge = _summaries()
+    for model in (ActivityHour, ActivityDay, StaffDay):
+        model.objects.all().delete()
+    RollupProgress.objects.update(last_entry_id=0)
+    rollup.catch_up()
+
+    assert 300 < purged.deleted < 600
+    assert after_purge == _summaries()
+    assert sum(row[-1] for row in after_purge[0]) == AuditEntry.objects.count()

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from audit import chain
+from audit import chain, seeding
 from audit.models import Action, ChainCheckpoint, Via
+from tests.audit_patterns import lookup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -221,3 +222,35 @@ def test_overview_at_390_px_with_copyable_ids(
     assert page.evaluate("navigator.clipboard.readText()") == MEETING
     overview.get_by_role("link", name="bob").click()
     expect(page.get_by_label("Staff member")).to_have_value("bob")
+
+
+def test_a_long_range_is_charted_per_day_from_the_day_summary(
+    page: Page, live_server, auditor, sign_in, screenshot
+):
+    # Thirty days of lookups, more on later days; the range starts forty days back, so every
+    # one of them is in it whatever the browser's time zone.
+    now = datetime.now(UTC)
+    entries = [
+        lookup("agent", now - timedelta(days=days, hours=hour), MEETING)
+        for days in range(1, 31)
+        for hour in range(0, 31 - days, 3)
+    ]
+    seeding.append(sorted(entries, key=lambda entry: entry["at"]))
+    since = (now - timedelta(days=40)).date()
+    sign_in("auditor")
+
+    for name, width in (
+        ("audit-16-overview-40-days", 1280),
+        ("audit-18-overview-40-days-390px", 390),
+    ):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/audit/?since={since.isoformat()}")
+        overview = page.locator(".audit-overview")
+        expect(overview).to_contain_text(f"Lookups per day: {len(entries)} in all")
+        assert overview.locator(".audit-chart__bar").count() >= 40
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        screenshot(name)
+        if width == 1280:
+            page.emulate_media(color_scheme="dark")
+            screenshot("audit-17-overview-40-days-dark")
+            page.emulate_media(color_scheme="light")

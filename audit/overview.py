@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db.models import F, Q, QuerySet, Sum
+from django.utils import dateformat
 
 from .models import DAY_HOURS, Action, ActivityDay, ActivityHour, AuditEntry, StaffDay, Via
 from .outcomes import Meaning, meaning
@@ -26,10 +27,20 @@ from .selectors import EntryFilter, filtered_entries
 COUNT_BOUND = 10_000
 # Without dates in the filter, the overview covers this much of the most recent log.
 DEFAULT_RANGE = timedelta(days=7)
-# Up to this long a range is drawn per hour, beyond it per day.
+# Up to this long a range is drawn per hour, then per day, then per month, beyond it per year: a
+# chart never has more than about 400 bars, however wide the range asked for.
 HOURLY_UP_TO = timedelta(days=2)
+DAILY_UP_TO = timedelta(days=400)
+MONTHLY_UP_TO = timedelta(days=366 * 20)
 TOP = 5
 CHART_WIDTH, CHART_HEIGHT = 1000, 160
+# How a bucket's start is written: under a bar and in the chart's table (with the year).
+BUCKET_FORMATS = {
+    "hour": ("j M, H:i", "j M Y, H:i"),
+    "day": ("D j M", "D j M Y"),
+    "month": ("M Y", "F Y"),
+    "year": ("Y", "Y"),
+}
 # The most looked-up meetings (no summary holds meetings) are counted over this many of the newest
 # matching lookups, and a staff member's or a meeting's overview over at most SAMPLE of them.
 MEETINGS_SAMPLE = 5_000
@@ -58,7 +69,7 @@ class Overview:
     entries_bounded: bool  # there are more than `entries`
     what: str  # what the chart counts: "lookups", or the filtered action
     lookups: int
-    per: str  # "hour" or "day"
+    per: str  # "hour", "day", "month" or "year"
     buckets: list[Bucket]
     outcomes: list[OutcomeCount]
     top_staff: list[tuple[str, int]]
@@ -67,10 +78,28 @@ class Overview:
     # When not None: the figures that could not come from the summaries were counted over this
     # many of the newest matching lookups, not all of them.
     sample: int | None
+    zone: tzinfo = UTC  # the viewer's: the chart's days, months and labels are theirs
 
     @property
     def peak(self) -> int:
         return max((bucket.lookups for bucket in self.buckets), default=0)
+
+    def label(self, start: datetime, *, full: bool = False) -> str:
+        """A bucket's start as the chart names it, in the viewer's time zone."""
+        short, long = BUCKET_FORMATS[self.per]
+        return dateformat.format(start.astimezone(self.zone), long if full else short)
+
+    @property
+    def scale(self) -> tuple[str, str]:
+        """The labels under the chart's first and last bars."""
+        if not self.buckets:
+            return "", ""
+        return self.label(self.buckets[0].start), self.label(self.buckets[-1].start)
+
+    @property
+    def table(self) -> list[tuple[str, int]]:
+        """The chart's figures for screen readers: each bucket's full label and count."""
+        return [(self.label(bucket.start, full=True), bucket.lookups) for bucket in self.buckets]
 
     @property
     def bars(self) -> list[dict]:
@@ -87,6 +116,7 @@ class Overview:
             bars.append(
                 {
                     "bucket": bucket,
+                    "label": self.label(bucket.start),
                     "x": round(n * slot + slot * 0.1, 2),
                     "width": round(slot * 0.8, 2),
                     "y": round(CHART_HEIGHT - height, 2),
@@ -105,6 +135,29 @@ def _range(entry_filter: EntryFilter, now: datetime) -> tuple[datetime, datetime
     if until:
         return until - DEFAULT_RANGE, until, False
     return now - DEFAULT_RANGE, now, True
+
+
+def _charted(since: datetime, until: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """The part of the range the chart draws. Up to DAILY_UP_TO, all of it (an empty day is
+    information); a longer range is drawn from its oldest entry to a day after now at most (1900
+    to 9998 is a valid range, and must not be drawn as three million empty days)."""
+    if until - since <= DAILY_UP_TO:
+        return since, until
+    until = min(until, max(now + timedelta(days=1), since))
+    oldest = AuditEntry.objects.order_by("at").values_list("at", flat=True).first()
+    if oldest is not None and oldest > since:
+        since = min(_floor_hour(oldest), until)
+    elif oldest is None:
+        since = max(since, until - DEFAULT_RANGE)
+    return since, until
+
+
+def _per(span: timedelta) -> str:
+    if span <= HOURLY_UP_TO:
+        return "hour"
+    if span <= DAILY_UP_TO:
+        return "day"
+    return "month" if span <= MONTHLY_UP_TO else "year"
 
 
 def _floor_hour(moment: datetime) -> datetime:
@@ -174,12 +227,29 @@ def _buckets(hourly: dict[datetime, int], *, since, until, zone: tzinfo, per: st
         return [Bucket(start=moment, lookups=hourly.get(moment, 0)) for moment in starts]
     totals: Counter[date] = Counter()
     for hour, n in hourly.items():
-        totals[hour.astimezone(zone).date()] += n
-    buckets, day = [], since.astimezone(zone).date()
+        totals[_bucket_day(hour.astimezone(zone).date(), per)] += n
+    buckets, day = [], _bucket_day(since.astimezone(zone).date(), per)
     while (start := datetime.combine(day, time.min, zone)) < until:
         buckets.append(Bucket(start=start, lookups=totals.get(day, 0)))
-        day += timedelta(days=1)
+        day = _next_bucket_day(day, per)
     return buckets
+
+
+def _bucket_day(day: date, per: str) -> date:
+    """The first day of the day's bucket: itself, its month's first or its year's first."""
+    if per == "month":
+        return day.replace(day=1)
+    if per == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def _next_bucket_day(day: date, per: str) -> date:
+    if per == "month":
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    if per == "year":
+        return date(day.year + 1, 1, 1)
+    return day + timedelta(days=1)
 
 
 def bounded_count(entries: QuerySet[AuditEntry], bound: int | None = None) -> tuple[int, bool]:
@@ -202,8 +272,9 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             filtered_entries(entry_filter).order_by("at", "id").values_list("at", flat=True).first()
         )
         since = min(since, first) if first else since
-    per = "hour" if until - since <= HOURLY_UP_TO else "day"
     in_range = dataclasses.replace(entry_filter, since=since, until=until)
+    chart_since, chart_until = _charted(since, until, now)
+    per = _per(chart_until - chart_since)
     entries, bounded = bounded_count(filtered_entries(in_range))
     charted = dataclasses.replace(in_range, action=entry_filter.action or Action.LOOKUP)
     sample = None
@@ -226,7 +297,9 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             for (deployment, meeting), n in ([] if entry_filter.meeting_id else _ranked(meetings))
         ]
     else:
-        hourly, outcome_counts = _summed(charted, since, until, per=per)
+        hourly, outcome_counts = _summed(
+            charted, chart_since, chart_until, per="hour" if per == "hour" else "day"
+        )
         top_staff, staff_counted = _top_staff(charted, since, until)
         top_meetings, sample = _top_meetings(charted)
     outcomes = [
@@ -243,12 +316,13 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         what=Action(entry_filter.action).label if entry_filter.action else "lookups",
         lookups=sum(hourly.values()),
         per=per,
-        buckets=_buckets(hourly, since=since, until=until, zone=zone, per=per),
+        buckets=_buckets(hourly, since=chart_since, until=chart_until, zone=zone, per=per),
         outcomes=outcomes,
         top_staff=top_staff,
         staff_counted=staff_counted,
         top_meetings=top_meetings,
         sample=sample,
+        zone=zone,
     )
 
 

@@ -218,9 +218,15 @@ def _floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _from_the_log(rows, entry_filter: EntryFilter, zone) -> tuple[Counter, Counter]:
+# The overviews below are taken after the whole log was written, as they always are.
+LONG_NOW = LONG_START + timedelta(days=LONG_DAYS + 30)
+
+
+def _from_the_log(rows, entry_filter: EntryFilter, zone, per: str) -> tuple[Counter, Counter]:
     """(lookups per chart bucket, per outcome) counted from the entries themselves, for every
-    hour from the one `since` falls in up to `until` (what the summaries can tell apart)."""
+    hour from the one `since` falls in up to `until` (what the summaries can tell apart), in
+    buckets of the overview's `per` (its chart covers only the part of the range that holds
+    entries, so a range reaching back before the log may be charted per hour)."""
     since, until = entry_filter.since, entry_filter.until
     action = entry_filter.action or "lookup"
     chosen = [
@@ -239,15 +245,15 @@ def _from_the_log(rows, entry_filter: EntryFilter, zone) -> tuple[Counter, Count
             )
         )
     ]
-    if until - since <= overview.HOURLY_UP_TO:
+    if per == "hour":
         buckets = Counter(_floor(at) for at, _ in chosen)
     else:
         buckets = Counter(_floor(at).astimezone(zone).date() for at, _ in chosen)
     return buckets, Counter(outcome for _, outcome in chosen if outcome)
 
 
-def _from_the_overview(entry_filter: EntryFilter, zone) -> tuple[Counter, Counter]:
-    summary = overview.overview(entry_filter, now=LONG_START, zone=zone)
+def _from_the_overview(entry_filter: EntryFilter, zone) -> tuple[Counter, Counter, str]:
+    summary = overview.overview(entry_filter, now=LONG_NOW, zone=zone)
     hourly = summary.per == "hour"
     buckets = Counter(
         {
@@ -257,7 +263,8 @@ def _from_the_overview(entry_filter: EntryFilter, zone) -> tuple[Counter, Counte
         }
     )
     assert summary.lookups == buckets.total()
-    return buckets, Counter({item.outcome: item.lookups for item in summary.outcomes})
+    outcomes = Counter({item.outcome: item.lookups for item in summary.outcomes})
+    return buckets, outcomes, summary.per
 
 
 @pytest.mark.parametrize("zone_name", ZONES)
@@ -272,9 +279,10 @@ def test_a_long_ranges_figures_are_the_logs_own_in_any_time_zone(long_log, zone_
         EntryFilter(since=since, until=until, deployment="dev", outcome="not_visible"),
         EntryFilter(since=since, until=until, action="sign_in"),
     ]:
-        buckets, outcomes = _from_the_overview(entry_filter, zone)
+        buckets, outcomes, per = _from_the_overview(entry_filter, zone)
 
-        assert (buckets, outcomes) == _from_the_log(long_log, entry_filter, zone)
+        assert per == "day"
+        assert (buckets, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
         assert len(buckets) > 50
 
 
@@ -334,7 +342,9 @@ def test_any_range_filter_and_zone_gives_the_logs_own_figures(
     zone = ZoneInfo(zone_name)
     entry_filter = EntryFilter(since=since, until=since + length, **field)
 
-    assert _from_the_overview(entry_filter, zone) == _from_the_log(long_log, entry_filter, zone)
+    buckets, outcomes, per = _from_the_overview(entry_filter, zone)
+
+    assert (buckets, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
 
 
 def _summaries() -> tuple[list, list, list]:
@@ -384,3 +394,36 @@ def test_a_purge_takes_its_entries_out_of_the_summaries(settings, counted_first)
     assert 300 < purged.deleted < 600
     assert after_purge == _summaries()
     assert sum(row[-1] for row in after_purge[0]) == AuditEntry.objects.count()
+
+
+def test_a_range_of_centuries_is_charted_from_the_oldest_entry_to_now_per_month(long_log):
+    """1900 to 9998 is a valid range (the widest the form takes): the chart covers only where
+    entries can be, and a span of years is drawn per month, not as three million empty days."""
+    zone = ZoneInfo("Europe/Berlin")
+    entry_filter = EntryFilter(
+        since=datetime(1900, 1, 1, tzinfo=zone), until=datetime(9998, 12, 31, tzinfo=zone)
+    )
+    now = datetime(2028, 12, 15, 12, tzinfo=UTC)
+
+    summary = overview.overview(entry_filter, now=now, zone=zone)
+
+    assert summary.per == "month"
+    assert summary.buckets[0].start == datetime(2026, 2, 1, tzinfo=zone)
+    assert summary.buckets[-1].start == datetime(2028, 12, 1, tzinfo=zone)
+    assert len(summary.buckets) == 35
+    by_month = Counter()
+    for at, action, via, _, _ in long_log:
+        if action == "lookup" and via != "refresh":
+            local = at.astimezone(zone)
+            by_month[datetime(local.year, local.month, 1, tzinfo=zone)] += 1
+    assert {b.start: b.lookups for b in summary.buckets if b.lookups} == dict(by_month)
+    assert summary.table[0] == ("February 2026", by_month[datetime(2026, 2, 1, tzinfo=zone)])
+    assert summary.scale == ("Feb 2026", "Dec 2028")
+    # Beyond twenty years of entries, per year.
+    assert overview._per(timedelta(days=366 * 21)) == "year"
+
+
+def test_the_widest_range_on_the_page_draws_a_bounded_chart(auditor_client, long_log):
+    html = get(auditor_client, {"since": "1900-01-01", "until": "9998-12-31"})
+
+    assert html.count('class="audit-chart__bar"') <= 400

@@ -18,7 +18,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
-	@echo "make test    set up and run the whole test suite (SQLite, PostgreSQL, then a summer clock)"
+	@echo "make test    set up and run the whole test suite (SQLite with the browser tests, PostgreSQL, then a summer clock)"
 	@echo "make test-clock  the non-browser suite at three awkward instants, far east (docs/testing.md)"
 	@echo "make mutants     mutation testing of the modules where a silent break hurts most (slow)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"

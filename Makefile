@@ -84,11 +84,13 @@ services:
 	@bash scripts/services.sh
 
 # Two pytest-xdist workers (the machine's two cores; much of the suite waits on servers and
-# subprocesses rather than computing). A module stays on one worker, so a module's servers (the
-# deployment test's nginx, gunicorn and PostgreSQL) start once; each worker has a test database of
-# its own (pytest-django adds _gw0, _gw1 to the name). PYTEST_WORKERS=0 runs in one process.
+# subprocesses rather than computing). Tests are handed out one by one in pytest-django's order
+# (database tests before transactional ones, which flush the migrations' groups), except that an
+# `xdist_group` stays on one worker so that a module-scoped server (the deployment test's stack,
+# the demo) starts once. Each worker has a test database of its own (pytest-django adds _gw0, _gw1
+# to the name). PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 # The browser tests test pages, not the database: `make test` runs them once, on SQLite, and
 # `make test-postgres BROWSER_TESTS=no` leaves them out (docs/testing.md, "What runs where").
 BROWSER_TESTS ?= yes

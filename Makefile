@@ -18,7 +18,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
-	@echo "make test    set up and run the whole test suite (SQLite, PostgreSQL, then a summer clock)"
+	@echo "make test    set up and run the whole test suite (SQLite with the browser tests, PostgreSQL, then a summer clock)"
 	@echo "make test-clock  the non-browser suite at three awkward instants, far east (docs/testing.md)"
 	@echo "make mutants     mutation testing of the modules where a silent break hurts most (slow)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
@@ -83,16 +83,30 @@ serve: setup
 services:
 	@bash scripts/services.sh
 
+# Two pytest-xdist workers (the machine's two cores; much of the suite waits on servers and
+# subprocesses rather than computing). Tests are handed out one by one in pytest-django's order
+# (database tests before transactional ones, which flush the migrations' groups), except that an
+# `xdist_group` stays on one worker so that a module-scoped server (the deployment test's stack,
+# the demo) starts once. Each worker has a test database of its own (pytest-django adds _gw0, _gw1
+# to the name). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+# The browser tests test pages, not the database: `make test` runs them once, on SQLite, and
+# `make test-postgres BROWSER_TESTS=no` leaves them out (docs/testing.md, "What runs where").
+BROWSER_TESTS ?= yes
+NOT_BROWSER := -m "not browser" --ignore=tests/browser
+
 test: $(STAMP) browser nginx services lint
 	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-postgres BROWSER_TESTS=no
 	$(MAKE) --no-print-directory test-clock CLOCK_INSTANTS=2027-07-15T12:00:00Z
 
 test-sqlite: $(STAMP)
-	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest
+	DATABASE_URL=sqlite:///:memory: $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER))
 
 test-postgres: $(STAMP)
-	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest
+	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	  $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER))
 
 # The non-browser suite with the wall clock moved (ticking, for the whole run) to a summer's day,
 # a leap day and the last second of a year, in a local time zone fourteen hours east of UTC.
@@ -103,7 +117,7 @@ test-clock: $(STAMP)
 	@set -e; for instant in $(CLOCK_INSTANTS); do \
 	  echo "== clock at $$instant, local zone $(CLOCK_TZ)"; \
 	  CONSOLE_TEST_CLOCK=$$instant CONSOLE_TEST_TZ=$(CLOCK_TZ) DATABASE_URL=sqlite:///:memory: \
-	    $(PY) -m pytest -q -p no:cacheprovider -m "not browser" --ignore=tests/browser; \
+	    $(PYTEST) -q -p no:cacheprovider $(NOT_BROWSER); \
 	done
 
 # Mutation testing (mutmut, configured in pyproject.toml): slow, so not part of `make test` or CI.

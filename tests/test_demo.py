@@ -19,7 +19,11 @@ import requests
 
 from tests.production import ROOT
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    # With pytest-xdist, all on one worker: one demo (module-scoped), stopped by the last test.
+    pytest.mark.xdist_group("demo"),
+]
 
 
 def _free_port() -> int:

@@ -56,6 +56,8 @@ pytestmark = [
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed (make nginx)"),
     pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed"),
     pytest.mark.skipif(not PG_BIN, reason="PostgreSQL's initdb/pg_ctl are not installed"),
+    # With pytest-xdist, all on one worker: one stack (module-scoped), not two under load.
+    pytest.mark.xdist_group("deployment"),
 ]
 
 HOST = "console.intranet.example"

@@ -110,6 +110,10 @@ def shipped_env(static_root) -> dict[str, str]:
     return {name: value for name, value in shipped.items() if value} | overrides | inherited
 
 
+# With pytest-xdist, the tests that read `shipped` (module-scoped) run on one worker: one probe.
+SHIPPED_GROUP = pytest.mark.xdist_group("shipped")
+
+
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory) -> dict:
     result = manage("shell", "-c", SHIPPED_PROBE, env=shipped_env(collect_static(tmp_path_factory)))
@@ -117,14 +121,17 @@ def shipped(tmp_path_factory) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@SHIPPED_GROUP
 def test_behind_the_tls_proxy_pages_send_hsts(shipped):
     assert shipped["secure"] == [200, "max-age=31536000; includeSubDomains"]
 
 
+@SHIPPED_GROUP
 def test_plain_http_is_redirected_to_https(shipped):
     assert shipped["plain"] == [301, "https://console.intranet.example/accounts/login/"]
 
 
+@SHIPPED_GROUP
 def test_session_and_csrf_cookies_are_secure_httponly_and_samesite(shipped):
     assert shipped["signed_in"] == 302
     for name in ("sessionid", "csrftoken"):

@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from urllib.parse import parse_qs, urlsplit
@@ -53,6 +54,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C (SIGINT) stops the demo however it was started: a shell starting it in the
+    # background hands it SIGINT ignored, and then nothing but SIGKILL would.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = _parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
     django.setup()

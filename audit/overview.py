@@ -139,11 +139,11 @@ def _range(entry_filter: EntryFilter, now: datetime) -> tuple[datetime, datetime
 
 def _charted(since: datetime, until: datetime, now: datetime) -> tuple[datetime, datetime]:
     """The part of the range the chart draws. Up to DAILY_UP_TO, all of it (an empty day is
-    information); a longer range is drawn from its oldest entry to a day after now at most (1900
-    to 9998 is a valid range, and must not be drawn as three million empty days)."""
+    information); a longer range is drawn from its oldest entry to now at most (1900 to 9998 is a
+    valid range, and must not be drawn as three million empty days)."""
     if until - since <= DAILY_UP_TO:
         return since, until
-    until = min(until, max(now + timedelta(days=1), since))
+    until = min(until, max(now, since))
     oldest = AuditEntry.objects.order_by("at").values_list("at", flat=True).first()
     if oldest is not None and oldest > since:
         since = min(_floor_hour(oldest), until)

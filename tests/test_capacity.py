@@ -327,3 +327,23 @@ def test_refreshes_waiting_on_a_slow_connvo_do_not_hold_the_others_slots(
     assert slow["response"].status_code == 200
     assert fake_connvo.call_count == 2
     assert AuditEntry.objects.filter(via=Via.REFRESH).count() == 2
+
+
+def test_the_console_worker_hands_the_gil_on_often(monkeypatch):
+    """Its main loop (accepting, noticing requests that wait) must not queue for the GIL behind
+    the serving threads for Python's default 5 ms at a time (docs/performance.md)."""
+    import sys
+    from types import SimpleNamespace
+
+    from connvo_admin import workers
+
+    monkeypatch.setattr(ConsoleWorker.__mro__[1], "init_process", lambda self: None)
+    worker = ConsoleWorker.__new__(ConsoleWorker)
+    worker.cfg = SimpleNamespace(threads=32)
+    before = sys.getswitchinterval()
+    try:
+        worker.init_process()
+        assert sys.getswitchinterval() == pytest.approx(workers.SWITCH_INTERVAL)
+        assert before > workers.SWITCH_INTERVAL
+    finally:
+        sys.setswitchinterval(before)

@@ -187,7 +187,7 @@ def test_shows_the_last_verification(auditor_client, audit_entry):
     page = auditor_client.get(URL).content.decode()
 
     assert "Chain last verified" in page
-    assert f"<strong>OK</strong> (1 entries, through entry #{entry.pk})" in page
+    assert f"<strong>OK</strong> (1 entry, through entry #{entry.pk})" in page
 
 
 def test_warns_when_the_last_verification_found_a_break(auditor_client):

@@ -115,9 +115,9 @@ def test_chain_health_shows_the_last_verification_and_checkpoint(auditor_client,
 
     page = auditor_client.get(reverse("audit:list")).content.decode()
 
-    assert f"(1 entries, through entry #{entry.pk})." in page
+    assert f"(1 entry, through entry #{entry.pk})." in page
     assert "Last checkpoint" in page
-    assert f"at entry #{entry.pk} (1 entries), witnessed outside the database" in page
+    assert f"at entry #{entry.pk} (1 entry), witnessed outside the database" in page
 
 
 def test_chain_health_warns_without_a_checkpoint(auditor_client):

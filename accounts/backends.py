@@ -12,12 +12,15 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router
 
+from connvo_admin.plain_sql import select_where
+
 
 class ModelBackend(backends.ModelBackend):
     def get_user(self, user_id):
         """The user a session names, as `UserModel._default_manager.get(pk=user_id)` finds it."""
         manager = get_user_model()._default_manager
-        user = next(iter(manager.raw(_user_sql(manager.db), [user_id])), None)
+        sql = select_where(manager.model, manager.db, "pk")
+        user = next(iter(manager.raw(sql, [user_id])), None)
         return user if user is not None and self.user_can_authenticate(user) else None
 
     def get_all_permissions(self, user_obj, obj=None) -> set[str]:
@@ -33,12 +36,6 @@ class ModelBackend(backends.ModelBackend):
                     rows = cursor.fetchall()
             user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in rows}
         return user_obj._perm_cache
-
-
-@cache
-def _user_sql(alias: str) -> str:
-    quote, meta = connections[alias].ops.quote_name, get_user_model()._meta
-    return f"SELECT * FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608 (the model's names)
 
 
 @cache

@@ -26,6 +26,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
+from connvo_admin.plain_sql import select_where
+
 from . import rollup
 from .models import Action, AuditEntry, ChainCheckpoint, ChainHead
 
@@ -122,7 +124,9 @@ def head_key(head: ChainHead) -> bytes:
 def lock_head() -> ChainHead:
     """The chain head, locked until the caller's transaction ends (a no-op lock on SQLite, where
     the transaction already holds the database's single writer lock)."""
-    head = next(iter(ChainHead.objects.raw(_lock_head_sql())), None)
+    # Plain SQL (connvo_admin/plain_sql.py): every audited lookup takes this lock.
+    sql = select_where(ChainHead, ChainHead.objects.db, "pk", for_update=True)
+    head = next(iter(ChainHead.objects.raw(sql, [1])), None)
     if head is None:
         # A fresh database (or one the tests flushed). If entries exist without a head, the next
         # entry chains to the genesis value and `verify()` reports the break.
@@ -135,14 +139,6 @@ def lock_head() -> ChainHead:
             },
         )
     return head
-
-
-def _lock_head_sql() -> str:
-    """`select_for_update().filter(pk=1)` as plain SQL: every audited lookup locks the head, and
-    building the ORM's query cost twice as much as running it."""
-    quote, meta = connection.ops.quote_name, ChainHead._meta
-    sql = f"SELECT * FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = 1"  # noqa: S608 (the model's names)
-    return sql + " FOR UPDATE" if connection.features.has_select_for_update else sql
 
 
 def append(*, rotate_to: str | None = None, **fields: object) -> AuditEntry:

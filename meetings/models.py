@@ -4,21 +4,17 @@ encrypts and decrypts them)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connections, models
+from django.db import models
+
+from connvo_admin.plain_sql import select_where
 
 
 class StaffTokenManager(models.Manager):
     def of(self, user, deployment: str) -> StaffToken | None:
         """The user's credential for the deployment, or None: what every lookup and live refresh
-        reads first. Plain SQL built from the model, as the ORM spent twice as long building
-        `filter(user=..., deployment=...).first()` as the database spent answering it."""
-        quote, meta = connections[self.db].ops.quote_name, self.model._meta
-        sql = (
-            f"SELECT * FROM {quote(meta.db_table)} "  # noqa: S608 (the model's names)
-            f"WHERE {quote(meta.get_field('user').column)} = %s "
-            f"AND {quote(meta.get_field('deployment').column)} = %s"
-        )
-        # At most one row: the `one_token_per_deployment` constraint.
+        reads first, in plain SQL (connvo_admin/plain_sql.py). At most one row: the
+        `one_token_per_deployment` constraint."""
+        sql = select_where(self.model, self.db, "user", "deployment")
         return next(iter(self.raw(sql, [user.pk, deployment])), None)
 
 

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
+from redis.commands.core import Script
 
 from connvo_admin.outcomes import LookupFailed, Outcome
 
@@ -36,11 +37,25 @@ def _key(user: AbstractBaseUser) -> str:
     return f"lookups-per-minute:{user.pk}"
 
 
+# A Lua script runs atomically: it counts, and opens the window (a minute's expiry) with the
+# first lookup in it, so the window cannot close between the two (which would leave a counter that
+# never expires); a counter found without an expiry gets one. One command, one round trip.
+_COUNT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('TTL', KEYS[1]) < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
 _client_lock = threading.Lock()
-_client: tuple[tuple[int, str], redis.Redis] | None = None
+# Per process and cache location: the client, and the counting script registered on it (redis-py
+# sends the script's SHA, and the script itself only when the server lacks it, e.g. after a
+# restart).
+_client: tuple[tuple[int, str], redis.Redis, Script] | None = None
 
 
-def _redis() -> redis.Redis | None:
+def _connect() -> tuple[redis.Redis, Script] | None:
     """One client (and connection pool) per process for the counter, made again after a fork
     (or when the cache's location changes); None when the cache is not Redis (the embedded
     default counts in the cache's own way)."""
@@ -61,46 +76,27 @@ def _redis() -> redis.Redis | None:
                     socket_connect_timeout=options.get("socket_connect_timeout"),
                     socket_timeout=options.get("socket_timeout"),
                 )
-                _client = (owner, client)
-    return _client[1]
+                _client = (owner, client, client.register_script(_COUNT))
+    return _client[1], _client[2]
+
+
+def _redis() -> redis.Redis | None:
+    connected = _connect()
+    return None if connected is None else connected[0]
 
 
 def _count(key: str) -> int:
-    client = _redis()
-    if client is None:
+    connected = _connect()
+    if connected is None:
         try:
             return 1 if cache.add(key, 1, timeout=WINDOW_SECONDS) else cache.incr(key)
         except ValueError:
             # The window closed between add() and incr(): this lookup opens the next one.
             cache.set(key, 1, timeout=WINDOW_SECONDS)
             return 1
-    # One round trip and one command: count, and open the window (a minute's expiry) with the
-    # first lookup in it. A Lua script runs atomically, so the window cannot close between the
-    # two (which would leave a counter that never expires), and it costs no MULTI/EXEC pipeline
-    # object per lookup. The key is the cache's own (prefix and version), so the cache API still
-    # reads the same counter.
-    return int(
-        _count_script(client)(keys=[cache.make_and_validate_key(key)], args=[WINDOW_SECONDS])
-    )
-
-
-_COUNT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 or redis.call('TTL', KEYS[1]) < 0 then
-    redis.call('EXPIRE', KEYS[1], ARGV[1])
-end
-return count
-"""
-_scripts: dict[int, object] = {}
-
-
-def _count_script(client: redis.Redis):
-    """The counting script, registered once per client (redis-py sends its SHA, and the script
-    itself only when the server does not have it yet, e.g. after a restart)."""
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_COUNT)
-    return script
+    # The key is the cache's own (prefix and version), so the cache API reads the same counter.
+    _, count = connected
+    return int(count(keys=[cache.make_and_validate_key(key)], args=[WINDOW_SECONDS]))
 
 
 def count_lookup(*, user: AbstractBaseUser) -> None:

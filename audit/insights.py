@@ -53,6 +53,27 @@ class _Recent:
     busiest_hour: tuple[datetime, int] | None = None  # the hour with the most distinct meetings
 
 
+def _flag(
+    kind: str,
+    staff: str,
+    since: datetime,
+    until: datetime,
+    figures: dict,
+    sentence: str,
+    **narrowing: str,
+) -> Flag:
+    """A flag, linked to the log filtered to its staff member and window (and `narrowing`)."""
+    return Flag(
+        kind=kind,
+        staff=staff,
+        since=since,
+        until=until,
+        figures=figures,
+        sentence=sentence,
+        link=_link(staff, since, until, **narrowing),
+    )
+
+
 def _recent(since: datetime, until: datetime) -> dict[str, _Recent]:
     """Per staff member, their lookups in the window (refreshes aside), hour by hour. Read from the
     window's own entries: a day of the log is a short range of the time index."""
@@ -125,17 +146,14 @@ def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
             and lookups >= settings.AUDIT_FLAG_VOLUME_FACTOR * expected
         ):
             flags.append(
-                Flag(
-                    kind="volume",
-                    staff=staff,
-                    since=since,
-                    until=until,
-                    figures={"lookups": lookups, "expected": round(expected, 1)},
-                    sentence=(
-                        f"{staff} made {lookups} lookups in {window_hours:.0f} hours; their last "
-                        f"{baseline_days} days suggest about {expected:.0f}."
-                    ),
-                    link=_link(staff, since, until),
+                _flag(
+                    "volume",
+                    staff,
+                    since,
+                    until,
+                    {"lookups": lookups, "expected": round(expected, 1)},
+                    f"{staff} made {lookups} lookups in {window_hours:.0f} hours; their last "
+                    f"{baseline_days} days suggest about {expected:.0f}.",
                 )
             )
         if (
@@ -143,33 +161,28 @@ def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
             and not_visible >= settings.AUDIT_FLAG_NOT_VISIBLE_SHARE * lookups
         ):
             flags.append(
-                Flag(
-                    kind="not_visible",
-                    staff=staff,
-                    since=since,
-                    until=until,
-                    figures={"lookups": lookups, "not_visible": not_visible},
-                    sentence=(
-                        f"{not_visible} of {staff}'s {lookups} lookups were of meetings they are "
-                        f"not a participant of ({not_visible / lookups:.0%})."
-                    ),
-                    link=_link(staff, since, until, outcome="not_visible"),
+                _flag(
+                    "not_visible",
+                    staff,
+                    since,
+                    until,
+                    {"lookups": lookups, "not_visible": not_visible},
+                    f"{not_visible} of {staff}'s {lookups} lookups were of meetings they are "
+                    f"not a participant of ({not_visible / lookups:.0%}).",
+                    outcome="not_visible",
                 )
             )
         if recent.busiest_hour and recent.busiest_hour[1] >= settings.AUDIT_FLAG_MEETINGS_PER_HOUR:
             hour, meetings = recent.busiest_hour
             flags.append(
-                Flag(
-                    kind="many_meetings",
-                    staff=staff,
-                    since=hour,
-                    until=hour + timedelta(hours=1),
-                    figures={"meetings": meetings},
-                    sentence=(
-                        f"{staff} looked up {meetings} different meetings within one hour "
-                        f"(from {hour:%Y-%m-%d %H}:00 UTC)."
-                    ),
-                    link=_link(staff, hour, hour + timedelta(hours=1)),
+                _flag(
+                    "many_meetings",
+                    staff,
+                    hour,
+                    hour + timedelta(hours=1),
+                    {"meetings": meetings},
+                    f"{staff} looked up {meetings} different meetings within one hour "
+                    f"(from {hour:%Y-%m-%d %H}:00 UTC).",
                 )
             )
         odd_hours = sorted(h for h in recent.by_hour_of_day if not usual_hours & (1 << h))
@@ -180,17 +193,14 @@ def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
         ):
             named = ", ".join(f"{h:02d}:00" for h in odd_hours)
             flags.append(
-                Flag(
-                    kind="off_hours",
-                    staff=staff,
-                    since=since,
-                    until=until,
-                    figures={"lookups": at_odd_hours, "hours_utc": odd_hours},
-                    sentence=(
-                        f"{staff} made {at_odd_hours} lookups at hours (UTC) they never worked in "
-                        f"the {baseline_days} days before: {named}."
-                    ),
-                    link=_link(staff, since, until),
+                _flag(
+                    "off_hours",
+                    staff,
+                    since,
+                    until,
+                    {"lookups": at_odd_hours, "hours_utc": odd_hours},
+                    f"{staff} made {at_odd_hours} lookups at hours (UTC) they never worked in "
+                    f"the {baseline_days} days before: {named}.",
                 )
             )
     return sorted(flags, key=lambda flag: (KINDS.index(flag.kind), flag.staff))

@@ -2,10 +2,10 @@
 against what support work looks like. Shown on the audit log and printed by
 `manage.py audit_insights` for cron and alerting.
 
-Computed only from the log (the window's own entries, and each staff member's habits from the
-per-day summary `StaffDay`) and from the `now` it is given, so the same log and the same `now`
-always give the same flags. Hours of the day are UTC. The thresholds are the AUDIT_FLAG_*
-settings (README, "Settings")."""
+Computed only from the log (the window's hours from the per-hour summary `StaffHour` and its own
+entries, each staff member's habits from the per-day summary `StaffDay`) and from the `now` it is
+given, so the same log and the same `now` always give the same flags. Hours of the day are UTC.
+The thresholds are the AUDIT_FLAG_* settings (README, "Settings")."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 
-from .models import Action, AuditEntry, StaffDay, Via
+from . import rollup
+from .models import Action, AuditEntry, StaffDay, StaffHour, Via
 
 DEFAULT_WINDOW = timedelta(hours=24)
 KINDS = ("volume", "not_visible", "many_meetings", "off_hours")
@@ -75,33 +76,78 @@ def _flag(
 
 
 def _recent(since: datetime, until: datetime) -> dict[str, _Recent]:
-    """Per staff member, their lookups in the window (refreshes aside), hour by hour. Read from the
-    window's own entries: a day of the log is a short range of the time index."""
-    rows = (
-        AuditEntry.objects.filter(
-            at__gte=since, at__lt=until, action=Action.LOOKUP, actor_username__gt=""
-        )
-        .exclude(via=Via.REFRESH)
+    """Per staff member, their lookups in the window (refreshes aside), hour by hour. The window's
+    whole hours come from `StaffHour`; its partial first and last hours, and any hour holding
+    entries not yet counted into the summaries, from the entries themselves. The figures are the
+    same as `recent_from_entries` gives."""
+    first_whole = _hour_up(since)
+    last_whole = _hour_down(until)
+    if first_whole >= last_whole:
+        return recent_from_entries(since, until)
+    uncounted = set(
+        _page_lookups(since, until)
+        .filter(id__gt=rollup.counted_through())
+        .values_list(TruncHour("at", tzinfo=UTC), flat=True)
+        .distinct()
+    )
+    from_entries = Q(at__lt=first_whole) | Q(at__gte=last_whole)
+    for start, end in rollup.hour_spans(uncounted):
+        from_entries |= Q(at__gte=start, at__lt=end)
+    read_whole = StaffHour.objects.filter(
+        hour__gte=first_whole, hour__lt=last_whole, actor_username__gt=""
+    ).values_list("actor_username", "hour", "lookups", "not_visible", "meetings")
+    return _per_staff(
+        [row for row in read_whole if row[1] not in uncounted]
+        + _hours_of(_page_lookups(since, until).filter(from_entries))
+    )
+
+
+def recent_from_entries(since: datetime, until: datetime) -> dict[str, _Recent]:
+    """What `_recent` gives, read from the window's entries alone."""
+    return _per_staff(_hours_of(_page_lookups(since, until)))
+
+
+def _page_lookups(since: datetime, until: datetime):
+    return AuditEntry.objects.filter(
+        at__gte=since, at__lt=until, action=Action.LOOKUP, actor_username__gt=""
+    ).exclude(via=Via.REFRESH)
+
+
+def _hours_of(entries) -> list[tuple]:
+    """(staff member, hour, lookups, not visible, different meetings) per staff member and hour
+    (the part of the hour `entries` cover)."""
+    return list(
+        entries.order_by()
         .values("actor_username", bucket=TruncHour("at", tzinfo=UTC))
         .annotate(
             lookups=Count("id"),
             not_visible=Count("id", filter=Q(outcome="not_visible")),
             meetings=Count("meeting_id", distinct=True, filter=~Q(meeting_id="")),
         )
-        .order_by("actor_username", "bucket")
+        .values_list("actor_username", "bucket", "lookups", "not_visible", "meetings")
     )
+
+
+def _per_staff(rows: list[tuple]) -> dict[str, _Recent]:
     found: dict[str, _Recent] = {}
-    for row in rows:
-        recent = found.setdefault(row["actor_username"], _Recent())
-        bucket = row["bucket"].astimezone(UTC)
-        recent.lookups += row["lookups"]
-        recent.not_visible += row["not_visible"]
-        recent.by_hour_of_day[bucket.hour] = (
-            recent.by_hour_of_day.get(bucket.hour, 0) + row["lookups"]
-        )
-        if recent.busiest_hour is None or row["meetings"] > recent.busiest_hour[1]:
-            recent.busiest_hour = (bucket, row["meetings"])
+    for name, hour, lookups, not_visible, meetings in sorted(rows, key=lambda row: row[:2]):
+        recent = found.setdefault(name, _Recent())
+        bucket = hour.astimezone(UTC)
+        recent.lookups += lookups
+        recent.not_visible += not_visible
+        recent.by_hour_of_day[bucket.hour] = recent.by_hour_of_day.get(bucket.hour, 0) + lookups
+        if recent.busiest_hour is None or meetings > recent.busiest_hour[1]:
+            recent.busiest_hour = (bucket, meetings)
     return found
+
+
+def _hour_down(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_up(moment: datetime) -> datetime:
+    down = _hour_down(moment)
+    return down if down == moment else down + timedelta(hours=1)
 
 
 def _habits(first_day: date, last_day: date) -> dict[str, tuple[int, int]]:

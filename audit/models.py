@@ -297,9 +297,31 @@ class StaffDay(models.Model):
         return f"{self.day} {self.actor_username} x{self.lookups}"
 
 
+class StaffHour(models.Model):
+    """One staff member's lookups (live refreshes aside) in one hour (UTC), and how many different
+    meetings they were of: the "worth a look" flags read a window's whole hours from here instead
+    of the window's entries (a week is ~190,000 entries at 10 M). Filled with `ActivityHour` by
+    `audit/rollup.py`; the different meetings are recounted from the entries of each hour a batch
+    touches, since a count of distinct meetings cannot be added to."""
+
+    hour = models.DateTimeField()  # the start of the hour, UTC
+    actor_username = models.CharField(max_length=150, blank=True)
+    lookups = models.PositiveIntegerField(default=0)
+    not_visible = models.PositiveIntegerField(default=0)
+    meetings = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "actor_username"], name="staff_hour_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.actor_username} x{self.lookups}"
+
+
 class RollupProgress(models.Model):
-    """The one row saying how far the summaries (`ActivityHour`, `ActivityDay`, `StaffDay`) have
-    counted: every entry up to this id."""
+    """The one row saying how far the summaries (`ActivityHour`, `ActivityDay`, `StaffDay`,
+    `StaffHour`) have counted: every entry up to this id."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     last_entry_id = models.BigIntegerField(default=0)

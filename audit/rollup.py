@@ -1,5 +1,5 @@
-"""Counting the audit log into `ActivityHour`, `ActivityDay` and `StaffDay`, from the last
-counted entry on, in id order.
+"""Counting the audit log into `ActivityHour`, `ActivityDay`, `StaffDay` and `StaffHour`, from
+the last counted entry on, in id order.
 
 Runs from `manage.py audit_rollup` (cron) and, a bounded batch at a time, when the audit page is
 opened: never in the transaction that writes an entry, so a lookup costs what it did before.
@@ -23,6 +23,7 @@ from .models import (
     AuditEntry,
     RollupProgress,
     StaffDay,
+    StaffHour,
     Via,
 )
 
@@ -59,7 +60,9 @@ def catch_up(*, limit: int | None = None) -> int:
             )
         if upper is None:
             return 0
-        counted, _ = _count(newer.filter(id__lte=upper), sign=1)
+        counted, _ = _count(
+            newer.filter(id__lte=upper), sign=1, counted=AuditEntry.objects.filter(id__lte=upper)
+        )
         progress.last_entry_id = upper
         progress.save(update_fields=["last_entry_id"])
     return counted
@@ -75,17 +78,18 @@ def forget(*, after_id: int, through_id: int) -> int:
     if counted_through <= after_id:
         return 0  # nothing of it counted yet: once deleted, it never will be
     entries = AuditEntry.objects.filter(id__gt=after_id, id__lte=counted_through)
-    forgotten, staff_days = _count(entries, sign=-1)
+    kept = AuditEntry.objects.filter(id__gt=through_id, id__lte=progress.last_entry_id)
+    forgotten, staff_days = _count(entries, sign=-1, counted=kept)
     # An hour worked cannot be subtracted: the staff days that keep lookups (the purge's last
     # day, usually) are given theirs again from the entries they keep.
-    kept = AuditEntry.objects.filter(id__gt=through_id, id__lte=progress.last_entry_id)
     _recount_staff_hours(kept, staff_days)
     return forgotten
 
 
-def _count(entries, *, sign: int) -> tuple[int, list[StaffDay]]:
-    """Add (sign 1) or subtract (sign -1) `entries` to or from every summary. Returns how many
-    entries, and the staff days a subtraction changed and kept."""
+def _count(entries, *, sign: int, counted) -> tuple[int, list[StaffDay]]:
+    """Add (sign 1) or subtract (sign -1) `entries` to or from every summary; `counted` is every
+    entry the summaries hold once this is done. Returns how many entries, and the staff days a
+    subtraction changed and kept."""
     batch = entries.order_by()
     hourly = list(
         batch.annotate(hour=TruncHour("at", tzinfo=UTC)).values(*KEY).annotate(n=Count("id"))
@@ -108,6 +112,16 @@ def _count(entries, *, sign: int) -> tuple[int, list[StaffDay]]:
             )
         ),
         sign=sign,
+    )
+    page_lookups = batch.filter(action=Action.LOOKUP).exclude(via=Via.REFRESH)
+    _add_staff_hours(
+        list(
+            page_lookups.values("actor_username", hour=TruncHour("at", tzinfo=UTC)).annotate(
+                lookups=Count("id"), not_visible=Count("id", filter=Q(outcome="not_visible"))
+            )
+        ),
+        sign=sign,
+        counted=counted,
     )
     return sum(row["n"] for row in hourly), staff_days
 
@@ -219,6 +233,88 @@ def _add_staff_days(rows: list[dict], *, sign: int) -> list[StaffDay]:
 
 def _no_lookups(item: StaffDay) -> bool:
     return not any(getattr(item, name) > 0 for name in STAFF_COUNTS)
+
+
+def _add_staff_hours(rows: list[dict], *, sign: int, counted) -> None:
+    """Lookups and not-visible answers are added or subtracted; the number of different meetings
+    of every staff hour touched is counted again from the entries `counted` holds."""
+    if not rows:
+        return
+    hours: dict[tuple, StaffHour] = {
+        (item.hour, item.actor_username): item
+        for item in _existing(StaffHour, "hour", sorted({row["hour"] for row in rows}))
+    }
+    changed: set[tuple] = set()
+    new: dict[tuple, StaffHour] = {}
+    for row in rows:
+        key = (row["hour"], row["actor_username"])
+        item = hours.get(key)
+        if item is None:
+            if sign < 0:
+                continue
+            item = hours[key] = StaffHour(hour=row["hour"], actor_username=row["actor_username"])
+            new[key] = item
+        elif key not in new:
+            changed.add(key)
+        item.lookups += sign * row["lookups"]
+        item.not_visible += sign * row["not_visible"]
+    touched = [hours[key] for key in changed] + list(new.values())
+    meetings = _meetings_per_staff_hour(
+        counted,
+        names={item.actor_username for item in touched},
+        hours={item.hour for item in touched},
+    )
+    for item in touched:
+        item.meetings = meetings.get((item.hour, item.actor_username), 0)
+    _save(
+        StaffHour,
+        changed=[hours[key] for key in changed],
+        new=list(new.values()),
+        fields=["lookups", "not_visible", "meetings"],
+        empty=lambda item: item.lookups <= 0,
+    )
+
+
+def _meetings_per_staff_hour(entries, *, names: set[str], hours: set[datetime]) -> dict:
+    """{(hour, staff member): different meetings they looked up in it} over `entries`, for the
+    given staff members and hours (UTC hour starts)."""
+    if not names or not hours:
+        return {}
+    within = Q()
+    for start, end in hour_spans(hours):
+        within |= Q(at__gte=start, at__lt=end)
+    found: dict[tuple, int] = {}
+    names_in_order = sorted(names)
+    for first in range(0, len(names_in_order), 500):
+        rows = (
+            entries.filter(
+                within,
+                action=Action.LOOKUP,
+                actor_username__in=names_in_order[first : first + 500],
+            )
+            .exclude(via=Via.REFRESH)
+            .exclude(meeting_id="")
+            .order_by()
+            .values("actor_username", hour=TruncHour("at", tzinfo=UTC))
+            .annotate(meetings=Count("meeting_id", distinct=True))
+        )
+        for row in rows:
+            found[(row["hour"], row["actor_username"])] = row["meetings"]
+    return found
+
+
+def hour_spans(hours, *, most: int = 100) -> list[tuple[datetime, datetime]]:
+    """The hours (UTC hour starts) as [start, end) spans, neighbours joined; beyond `most` spans,
+    one span from the first to the last, so that a query's condition stays short."""
+    spans: list[list[datetime]] = []
+    for hour in sorted(hours):
+        if spans and spans[-1][1] == hour:
+            spans[-1][1] = hour + timedelta(hours=1)
+        else:
+            spans.append([hour, hour + timedelta(hours=1)])
+    if len(spans) > most:
+        return [(spans[0][0], spans[-1][1])]
+    return [(start, end) for start, end in spans]
 
 
 def _recount_staff_hours(kept, staff_days: list[StaffDay]) -> None:

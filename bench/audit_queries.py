@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,7 +47,13 @@ from django.utils import timezone  # noqa: E402
 
 from audit import insights, overview, rollup, seeding, selectors  # noqa: E402
 from audit.forms import AuditFilterForm  # noqa: E402
-from audit.models import ActivityDay, ActivityHour, AuditEntry, StaffDay  # noqa: E402
+from audit.models import (  # noqa: E402
+    ActivityDay,
+    ActivityHour,
+    AuditEntry,
+    StaffDay,
+    StaffHour,
+)
 
 
 class StockAuditAdmin(ModelAdmin):
@@ -119,7 +126,8 @@ def count_new_entries() -> None:
     if total:
         vacuum()
     sizes = {
-        model.__name__: model.objects.count() for model in (ActivityHour, ActivityDay, StaffDay)
+        model.__name__: model.objects.count()
+        for model in (ActivityHour, ActivityDay, StaffDay, StaffHour)
     }
     print("summary rows: " + ", ".join(f"{name} {n:,}" for name, n in sizes.items()))
 
@@ -294,9 +302,19 @@ def main() -> None:
     p50, p95 = timings(lambda: overview.overview(year, now=now, zone=far_east), args.reps)
     name = "overview: a whole year, UTC+14"
     print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
-    for name, window in {"flags: last 24 hours": 1, "flags: last 7 days": 7}.items():
+    for name, window in {
+        "flags: last 24 hours": 1,
+        "flags: last 7 days": 7,
+        "flags: last 30 days": 30,
+    }.items():
         since = now - timedelta(days=window)
         p50, p95 = timings(lambda s=since: insights.find_flags(now=now, since=s), args.reps)
+        print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
+        # Side by side: the same flags with every hour read from the window's entries, as they
+        # were before the per-hour summary.
+        with mock.patch.object(insights, "_recent", insights.recent_from_entries):
+            p50, p95 = timings(lambda s=since: insights.find_flags(now=now, since=s), args.reps)
+        name = f"{name}, entries only"
         print(f"{name:<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}", flush=True)
     p50, p95 = timings(page("/audit/"), args.reps)
     print(f"{'/audit/ with overview and flags':<40} {'':>10} {'':>10} {p50:>10.1f} {p95:>10.1f}")

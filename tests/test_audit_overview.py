@@ -25,6 +25,7 @@ from audit.models import (
     AuditEntry,
     RollupProgress,
     StaffDay,
+    StaffHour,
 )
 from audit.outcomes import Severity, meaning
 from audit.selectors import EntryFilter
@@ -347,16 +348,18 @@ def test_any_range_filter_and_zone_gives_the_logs_own_figures(
     assert (buckets, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
 
 
-def _summaries() -> tuple[list, list, list]:
+def _summaries() -> tuple[list, list, list, list]:
     return (
         sorted(ActivityHour.objects.values_list(*KEY_ROW)),
         sorted(ActivityDay.objects.values_list(*DAY_ROW)),
         sorted(StaffDay.objects.values_list(*STAFF_ROW)),
+        sorted(StaffHour.objects.values_list(*STAFF_HOUR_ROW)),
     )
 
 
 KEY_ROW = ("hour", "action", "via", "deployment", "outcome", "entries")
 STAFF_ROW = ("day", "actor_username", "lookups", "not_visible", "refreshes", "hours")
+STAFF_HOUR_ROW = ("hour", "actor_username", "lookups", "not_visible", "meetings")
 
 
 @pytest.mark.parametrize("counted_first", [None, 400, 1_000])
@@ -368,17 +371,26 @@ def test_a_purge_takes_its_entries_out_of_the_summaries(settings, counted_first)
     now = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
     rng = random.Random(12)
     entries = []
-    for at in sorted(now - timedelta(seconds=rng.randrange(40 * 86_400)) for _ in range(900)):
+    # In bursts (every fourth hour), so that an hour holds several lookups of different meetings.
+    instants = (
+        now - timedelta(hours=4 * rng.randrange(240), seconds=rng.randrange(900))
+        for _ in range(900)
+    )
+    for at in sorted(instants):
         entries.append(
             lookup(
                 rng.choice(["alice", "bob", "carol"]),
                 at,
-                MEETING,
+                rng.choice([MEETING, OTHER, "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m00"]),
                 outcome=rng.choice(["found", "not_visible"]),
                 via=rng.choice(["page", "refresh"]),
             )
         )
-    seeding.append(entries)
+    # The cutoff's own hour: alice's lookup of one meeting goes, her lookup of another stays.
+    cutoff = now - timedelta(days=20)
+    entries.append(lookup("alice", cutoff - timedelta(minutes=5), MEETING))
+    entries.append(lookup("alice", cutoff + timedelta(minutes=5), OTHER))
+    seeding.append(sorted(entries, key=lambda entry: entry["at"]))
     if counted_first:
         rollup.catch_up(limit=counted_first)
 
@@ -386,7 +398,7 @@ def test_a_purge_takes_its_entries_out_of_the_summaries(settings, counted_first)
         purged = services.purge_old_entries(retention_days=20, batch_size=37)
     rollup.catch_up()
     after_purge = _summaries()
-    for model in (ActivityHour, ActivityDay, StaffDay):
+    for model in (ActivityHour, ActivityDay, StaffDay, StaffHour):
         model.objects.all().delete()
     RollupProgress.objects.update(last_entry_id=0)
     rollup.catch_up()

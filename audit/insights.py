@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, Q
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import ExtractHour, TruncHour
 from django.urls import reverse
 
 from . import rollup
@@ -51,7 +51,22 @@ class _Recent:
     lookups: int = 0
     not_visible: int = 0
     by_hour_of_day: dict[int, int] = field(default_factory=dict)
-    busiest_hour: tuple[datetime, int] | None = None  # the hour with the most distinct meetings
+    # The first hour with the most different meetings, when at least AUDIT_FLAG_MEETINGS_PER_HOUR.
+    busiest_hour: tuple[datetime, int] | None = None
+
+    def add(self, hour_of_day: int, lookups: int, not_visible: int) -> None:
+        self.lookups += lookups
+        self.not_visible += not_visible
+        self.by_hour_of_day[hour_of_day] = self.by_hour_of_day.get(hour_of_day, 0) + lookups
+
+    def busy(self, hour: datetime, meetings: int) -> None:
+        if meetings < settings.AUDIT_FLAG_MEETINGS_PER_HOUR:
+            return
+        if self.busiest_hour is None or (-meetings, hour) < (
+            -self.busiest_hour[1],
+            self.busiest_hour[0],
+        ):
+            self.busiest_hour = (hour, meetings)
 
 
 def _flag(
@@ -77,29 +92,41 @@ def _flag(
 
 def _recent(since: datetime, until: datetime) -> dict[str, _Recent]:
     """Per staff member, their lookups in the window (refreshes aside), hour by hour. The window's
-    whole hours come from `StaffHour`; its partial first and last hours, and any hour holding
-    entries not yet counted into the summaries, from the entries themselves. The figures are the
-    same as `recent_from_entries` gives."""
+    whole hours come from `StaffHour`, summed per hour of the day by the database; its partial
+    first and last hours, and the hours holding entries not yet counted into the summaries, from
+    the entries. The figures are the same as `recent_from_entries` gives."""
     first_whole = _hour_up(since)
     last_whole = _hour_down(until)
     if first_whole >= last_whole:
         return recent_from_entries(since, until)
-    uncounted = set(
+    uncounted = (
         _page_lookups(since, until)
         .filter(id__gt=rollup.counted_through())
         .values_list(TruncHour("at", tzinfo=UTC), flat=True)
         .distinct()
     )
-    from_entries = Q(at__lt=first_whole) | Q(at__gte=last_whole)
-    for start, end in rollup.hour_spans(uncounted):
-        from_entries |= Q(at__gte=start, at__lt=end)
-    read_whole = StaffHour.objects.filter(
+    read_from_entries = Q(at__lt=first_whole) | Q(at__gte=last_whole)
+    summed = StaffHour.objects.filter(
         hour__gte=first_whole, hour__lt=last_whole, actor_username__gt=""
-    ).values_list("actor_username", "hour", "lookups", "not_visible", "meetings")
-    return _per_staff(
-        [row for row in read_whole if row[1] not in uncounted]
-        + _hours_of(_page_lookups(since, until).filter(from_entries))
     )
+    for start, end in rollup.hour_spans(set(uncounted)):
+        read_from_entries |= Q(at__gte=start, at__lt=end)
+        summed = summed.exclude(hour__gte=start, hour__lt=end)
+    found = _per_staff(_hours_of(_page_lookups(since, until).filter(read_from_entries)))
+    per_hour_of_day = (
+        summed.order_by()
+        .values("actor_username", hour_of_day=ExtractHour("hour", tzinfo=UTC))
+        .annotate(lookups=Sum("lookups"), not_visible=Sum("not_visible"))
+        .values_list("actor_username", "hour_of_day", "lookups", "not_visible")
+    )
+    for name, hour_of_day, lookups, not_visible in per_hour_of_day:
+        found.setdefault(name, _Recent()).add(hour_of_day, lookups, not_visible)
+    busy = summed.filter(meetings__gte=settings.AUDIT_FLAG_MEETINGS_PER_HOUR).values_list(
+        "actor_username", "hour", "meetings"
+    )
+    for name, hour, meetings in busy:
+        found[name].busy(hour.astimezone(UTC), meetings)
+    return found
 
 
 def recent_from_entries(since: datetime, until: datetime) -> dict[str, _Recent]:
@@ -130,14 +157,11 @@ def _hours_of(entries) -> list[tuple]:
 
 def _per_staff(rows: list[tuple]) -> dict[str, _Recent]:
     found: dict[str, _Recent] = {}
-    for name, hour, lookups, not_visible, meetings in sorted(rows, key=lambda row: row[:2]):
+    for name, hour, lookups, not_visible, meetings in rows:
         recent = found.setdefault(name, _Recent())
         bucket = hour.astimezone(UTC)
-        recent.lookups += lookups
-        recent.not_visible += not_visible
-        recent.by_hour_of_day[bucket.hour] = recent.by_hour_of_day.get(bucket.hour, 0) + lookups
-        if recent.busiest_hour is None or meetings > recent.busiest_hour[1]:
-            recent.busiest_hour = (bucket, meetings)
+        recent.add(bucket.hour, lookups, not_visible)
+        recent.busy(bucket, meetings)
     return found
 
 
@@ -218,7 +242,7 @@ def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
                     outcome="not_visible",
                 )
             )
-        if recent.busiest_hour and recent.busiest_hour[1] >= settings.AUDIT_FLAG_MEETINGS_PER_HOUR:
+        if recent.busiest_hour:
             hour, meetings = recent.busiest_hour
             flags.append(
                 _flag(

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.db.models import F
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +96,8 @@ def _rows() -> list[tuple]:
 
 def _expected_recent(entries, since: datetime, until: datetime) -> dict:
     """What the flags read for the window: per staff member, lookups, not-visible answers,
-    lookups per hour of the day, and the first hour with the most different meetings."""
+    lookups per hour of the day, and the first hour with the most different meetings (when at
+    least AUDIT_FLAG_MEETINGS_PER_HOUR)."""
     per_hour: defaultdict[tuple, list] = defaultdict(lambda: [0, 0, set()])
     for entry in _page_lookups(entries, since, until):
         if not entry["actor_username"]:
@@ -112,6 +115,8 @@ def _expected_recent(entries, since: datetime, until: datetime) -> dict:
         staff["lookups"] += n
         staff["not_visible"] += not_visible
         staff["by_hour"][hour.hour] = staff["by_hour"].get(hour.hour, 0) + n
+        if len(met) < django_settings.AUDIT_FLAG_MEETINGS_PER_HOUR:
+            continue
         if staff["busiest"] is None or len(met) > staff["busiest"][1]:
             staff["busiest"] = (hour, len(met))
     return found
@@ -169,20 +174,40 @@ def test_a_staff_hour_counts_a_meeting_looked_up_twice_once(db):
     ),
     length=st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=5)),
     counted=st.one_of(st.none(), st.integers(min_value=0, max_value=700)),
+    busy=st.integers(min_value=1, max_value=4),
 )
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-def test_the_flags_read_the_logs_own_figures_hour_by_hour(staff_log, since, length, counted):
+def test_the_flags_read_the_logs_own_figures_hour_by_hour(staff_log, since, length, counted, busy):
     """Whole hours from the summary, the window's partial ends and the hours holding entries not
     yet counted from the entries: together, exactly what the entries alone say."""
     _count_afresh(limit=counted)
     until = since + length
 
-    read = _as_read(insights._recent(since, until))
+    with override_settings(AUDIT_FLAG_MEETINGS_PER_HOUR=busy):
+        read = _as_read(insights._recent(since, until))
 
-    assert read == _expected_recent(staff_log, since, until)
-    assert read == _as_read(insights.recent_from_entries(since, until))
+        assert read == _expected_recent(staff_log, since, until)
+        assert read == _as_read(insights.recent_from_entries(since, until))
+
+
+def test_hours_not_yet_counted_far_apart_are_read_once(db):
+    """More separate hours hold uncounted entries than the query names one by one: the entries
+    are read over one span from the first to the last, and the summary's hours inside it are
+    left out, not counted twice."""
+    counted = [lookup("alice", START + timedelta(hours=2 * n + 1), MEETINGS[0]) for n in range(150)]
+    seeding.append(counted)
+    rollup.catch_up()
+    later = [lookup("alice", START + timedelta(hours=2 * n), MEETINGS[1]) for n in range(150)]
+    seeding.append(later)
+    since, until = START - timedelta(hours=1), START + timedelta(days=14)
+
+    with override_settings(AUDIT_FLAG_MEETINGS_PER_HOUR=1):
+        read = _as_read(insights._recent(since, until))
+
+        assert read == _expected_recent([*counted, *later], since, until)
+    assert read["alice"]["lookups"] == 300
 
 
 def test_whole_hours_come_from_the_summary(staff_log):

@@ -309,18 +309,28 @@ class StaffHour(models.Model):
     """One staff member's lookups (live refreshes aside) in one hour (UTC), and how many different
     meetings they were of: the "worth a look" flags read a window's whole hours from here instead
     of the window's entries (a week is ~190,000 entries at 10 M). Filled with `ActivityHour` by
-    `audit/rollup.py`; the different meetings are recounted from the entries of each hour a batch
-    touches, since a count of distinct meetings cannot be added to."""
+    `audit/rollup.py`. A count of different meetings cannot be added to: a recent hour keeps its
+    meetings to add a batch's to, an older one is counted again from its entries when touched."""
 
     hour = models.DateTimeField()  # the start of the hour, UTC
     actor_username = models.CharField(max_length=150, blank=True)
     lookups = models.PositiveIntegerField(default=0)
     not_visible = models.PositiveIntegerField(default=0)
     meetings = models.PositiveIntegerField(default=0)
+    # The meetings themselves while the hour is recent (rollup.OPEN_HOURS), so that counting a
+    # new batch adds to them instead of reading the hour's entries again; None once closed.
+    meeting_ids = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["hour", "actor_username"], name="staff_hour_unique")
+        ]
+        indexes = [
+            models.Index(
+                fields=["hour"],
+                condition=models.Q(meeting_ids__isnull=False),
+                name="staff_hour_open",
+            )
         ]
 
     def __str__(self) -> str:

@@ -121,6 +121,7 @@ def _count(entries, *, sign: int, counted) -> tuple[int, list[StaffDay]]:
             )
         ),
         sign=sign,
+        batch_meetings=_meetings_of(page_lookups) if sign > 0 else {},
         counted=counted,
     )
     return sum(row["n"] for row in hourly), staff_days
@@ -235,9 +236,17 @@ def _no_lookups(item: StaffDay) -> bool:
     return not any(getattr(item, name) > 0 for name in STAFF_COUNTS)
 
 
-def _add_staff_hours(rows: list[dict], *, sign: int, counted) -> None:
-    """Lookups and not-visible answers are added or subtracted; the number of different meetings
-    of every staff hour touched is counted again from the entries `counted` holds."""
+# How long a staff hour keeps the meetings it has seen (`StaffHour.meeting_ids`) after the newest
+# hour counted: a batch adds its own meetings to them instead of reading the hour's entries again.
+OPEN_HOURS = timedelta(hours=2)
+
+
+def _add_staff_hours(rows: list[dict], *, sign: int, batch_meetings: dict, counted) -> None:
+    """Lookups and not-visible answers are added or subtracted. Different meetings cannot be:
+    an open staff hour adds the batch's meetings to the ones it has seen; any other staff hour
+    the batch touches (a closed one, or one a purge takes entries from) is counted again from the
+    entries `counted` holds. Staff hours that fall more than OPEN_HOURS behind the batch's newest
+    hour counted forget their meetings."""
     if not rows:
         return
     hours: dict[tuple, StaffHour] = {
@@ -252,54 +261,82 @@ def _add_staff_hours(rows: list[dict], *, sign: int, counted) -> None:
         if item is None:
             if sign < 0:
                 continue
-            item = hours[key] = StaffHour(hour=row["hour"], actor_username=row["actor_username"])
+            # Nothing of this staff hour was counted before: the batch holds all it has seen.
+            item = hours[key] = StaffHour(
+                hour=row["hour"], actor_username=row["actor_username"], meeting_ids=[]
+            )
             new[key] = item
         elif key not in new:
             changed.add(key)
         item.lookups += sign * row["lookups"]
         item.not_visible += sign * row["not_visible"]
     touched = [hours[key] for key in changed] + list(new.values())
-    meetings = _meetings_per_staff_hour(
+    closed = [item for item in touched if sign < 0 or item.meeting_ids is None]
+    recounted = _meetings_per_staff_hour(
         counted,
-        names={item.actor_username for item in touched},
-        hours={item.hour for item in touched},
+        names={item.actor_username for item in closed},
+        hours={item.hour for item in closed},
+    )
+    # The newest hour counted so far, not this batch's: an entry late for an old hour does not
+    # open it again.
+    newest = max(
+        [row["hour"] for row in rows]
+        + [hour for hour in [StaffHour.objects.aggregate(newest=Max("hour"))["newest"]] if hour]
     )
     for item in touched:
-        item.meetings = meetings.get((item.hour, item.actor_username), 0)
+        key = (item.hour, item.actor_username)
+        if item.meeting_ids is None or sign < 0:
+            seen = recounted.get(key, set())
+        else:
+            seen = set(item.meeting_ids) | batch_meetings.get(key, set())
+        item.meetings = len(seen)
+        item.meeting_ids = sorted(seen) if sign > 0 and item.hour >= newest - OPEN_HOURS else None
     _save(
         StaffHour,
         changed=[hours[key] for key in changed],
         new=list(new.values()),
-        fields=["lookups", "not_visible", "meetings"],
+        fields=["lookups", "not_visible", "meetings", "meeting_ids"],
         empty=lambda item: item.lookups <= 0,
     )
+    if sign > 0:
+        StaffHour.objects.filter(hour__lt=newest - OPEN_HOURS, meeting_ids__isnull=False).update(
+            meeting_ids=None
+        )
+
+
+def _meetings_of(page_lookups) -> dict[tuple, set[str]]:
+    """{(hour, staff member): the meetings of `page_lookups` in it}."""
+    found: defaultdict[tuple, set[str]] = defaultdict(set)
+    rows = (
+        page_lookups.exclude(meeting_id="")
+        .order_by()
+        .values_list("actor_username", TruncHour("at", tzinfo=UTC), "meeting_id")
+        .distinct()
+    )
+    for name, hour, meeting in rows:
+        found[(hour, name)].add(meeting)
+    return found
 
 
 def _meetings_per_staff_hour(entries, *, names: set[str], hours: set[datetime]) -> dict:
-    """{(hour, staff member): different meetings they looked up in it} over `entries`, for the
-    given staff members and hours (UTC hour starts)."""
+    """{(hour, staff member): the different meetings they looked up in it} over `entries`, for
+    the given staff members and hours (UTC hour starts)."""
     if not names or not hours:
         return {}
     within = Q()
     for start, end in hour_spans(hours):
         within |= Q(at__gte=start, at__lt=end)
-    found: dict[tuple, int] = {}
+    found: defaultdict[tuple, set[str]] = defaultdict(set)
     names_in_order = sorted(names)
     for first in range(0, len(names_in_order), 500):
-        rows = (
+        found_here = _meetings_of(
             entries.filter(
                 within,
                 action=Action.LOOKUP,
                 actor_username__in=names_in_order[first : first + 500],
-            )
-            .exclude(via=Via.REFRESH)
-            .exclude(meeting_id="")
-            .order_by()
-            .values("actor_username", hour=TruncHour("at", tzinfo=UTC))
-            .annotate(meetings=Count("meeting_id", distinct=True))
+            ).exclude(via=Via.REFRESH)
         )
-        for row in rows:
-            found[(row["hour"], row["actor_username"])] = row["meetings"]
+        found.update(found_here)
     return found
 
 

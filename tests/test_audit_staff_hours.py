@@ -152,6 +152,42 @@ def test_staff_hours_hold_the_logs_figures_whatever_the_batches(staff_log):
     assert StaffHour.objects.filter(meetings__gt=1).exists()  # the test has something to check
 
 
+@pytest.mark.parametrize("batch", [1, 17, 200])
+def test_staff_hours_hold_the_logs_figures_when_entries_come_in_time_order(db, batch):
+    """The usual case: each batch adds to recent hours' meetings, older hours close."""
+    entries = sorted(_entries(random.Random(batch), 500), key=lambda entry: entry["at"])
+    for first in range(0, len(entries), batch):
+        seeding.append(entries[first : first + batch])
+        rollup.catch_up()
+
+    assert _rows() == _expected_rows(entries)
+    newest = max(_hour(entry["at"]) for entry in entries)
+    kept = StaffHour.objects.filter(meeting_ids__isnull=False)
+    assert kept.exists()
+    assert all(item.hour >= newest - rollup.OPEN_HOURS for item in kept)
+    assert all(item.meetings == len(item.meeting_ids) for item in kept)
+
+
+def test_an_entry_late_for_a_closed_hour_is_counted_with_the_hours_entries(db):
+    at = START + timedelta(hours=9, minutes=10)
+    seeding.append([lookup("alice", at, MEETINGS[0]), lookup("alice", at, MEETINGS[1])])
+    rollup.catch_up()
+    seeding.append([lookup("bob", at + timedelta(hours=5), MEETINGS[0])])
+    rollup.catch_up()
+    assert StaffHour.objects.get(actor_username="alice").meeting_ids is None  # closed
+
+    seeding.append(
+        [
+            lookup("alice", at + timedelta(minutes=1), MEETINGS[0]),
+            lookup("alice", at + timedelta(minutes=2), MEETINGS[2]),
+        ]
+    )
+    rollup.catch_up()
+
+    alice = StaffHour.objects.get(actor_username="alice")
+    assert (alice.lookups, alice.meetings, alice.meeting_ids) == (4, 3, None)
+
+
 def test_a_staff_hour_counts_a_meeting_looked_up_twice_once(db):
     at = START + timedelta(hours=9, minutes=10)
     seeding.append([lookup("alice", at, MEETINGS[0]), lookup("alice", at, MEETINGS[1])])

@@ -7,8 +7,9 @@ from django.db.models.functions import TruncHour
 
 def hours_of_the_counted_entries(apps, schema_editor):
     """Count every entry the other summaries hold (up to the rollup's progress) into staff hours;
-    the rollup adds to all of them from then on. Holds the rollup's progress row so that no count
-    runs in between."""
+    the rollup adds to all of them from then on (each starts closed: the first batch that touches
+    it counts its meetings again from the entries). Holds the rollup's progress row so that no
+    count runs in between."""
     AuditEntry = apps.get_model("audit", "AuditEntry")
     StaffHour = apps.get_model("audit", "StaffHour")
     RollupProgress = apps.get_model("audit", "RollupProgress")
@@ -55,11 +56,19 @@ class Migration(migrations.Migration):
                 ("lookups", models.PositiveIntegerField(default=0)),
                 ("not_visible", models.PositiveIntegerField(default=0)),
                 ("meetings", models.PositiveIntegerField(default=0)),
+                ("meeting_ids", models.JSONField(blank=True, null=True)),
             ],
             options={
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("hour", "actor_username"), name="staff_hour_unique"
+                    )
+                ],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("meeting_ids__isnull", False)),
+                        fields=["hour"],
+                        name="staff_hour_open",
                     )
                 ],
             },

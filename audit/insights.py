@@ -22,6 +22,7 @@ from . import rollup
 from .models import Action, AuditEntry, StaffDay, StaffHour, Via
 
 DEFAULT_WINDOW = timedelta(hours=24)
+HOUR = timedelta(hours=1)
 KINDS = ("volume", "not_visible", "many_meetings", "off_hours")
 
 
@@ -92,13 +93,18 @@ def _flag(
 
 def _recent(since: datetime, until: datetime) -> dict[str, _Recent]:
     """Per staff member, their lookups in the window (refreshes aside), hour by hour. The window's
-    whole hours come from `StaffHour`, summed per hour of the day by the database; its partial
-    first and last hours, and the hours holding entries not yet counted into the summaries, from
-    the entries. The figures are the same as `recent_from_entries` gives."""
+    whole hours come from `StaffHour`, summed per hour of the day by the database, and so does
+    its last hour when nothing of that hour lies after the window; its partial first (and last)
+    hour, and the hours holding entries not yet counted into the summaries, from the entries.
+    The figures are the same as `recent_from_entries` gives."""
     first_whole = _hour_up(since)
     last_whole = _hour_down(until)
     if first_whole >= last_whole:
         return recent_from_entries(since, until)
+    if until > last_whole and not _page_lookups(until, last_whole + HOUR).exists():
+        # Nothing of the last hour lies after the window (the usual case: it ends now), so the
+        # summary's row of it is the window's part: the busiest hour is not read entry by entry.
+        last_whole += HOUR
     uncounted = (
         _page_lookups(since, until)
         .filter(id__gt=rollup.counted_through())

@@ -265,6 +265,23 @@ def test_whole_hours_come_from_the_summary(staff_log):
     assert insights._recent(since, until)["alice"].lookups == before + 1_000
 
 
+def test_a_window_ending_after_its_last_hours_entries_reads_that_hour_from_the_summary(db):
+    """The usual window ends now, in an hour that is still filling: nothing of the hour lies
+    after it, so the hour's summary row is the window's part of it."""
+    hour = START + timedelta(hours=9)
+    seeding.append([lookup("alice", hour + timedelta(minutes=n), MEETINGS[n]) for n in (5, 1, 2)])
+    rollup.catch_up()
+    StaffHour.objects.filter(hour=hour).update(lookups=F("lookups") + 1_000)
+
+    assert insights._recent(hour - timedelta(hours=2), hour + timedelta(minutes=30))[
+        "alice"
+    ].by_hour_of_day == {9: 1_003}
+    # A window ending before the hour's last entry reads the hour from the entries.
+    assert insights._recent(hour - timedelta(hours=2), hour + timedelta(minutes=3))[
+        "alice"
+    ].by_hour_of_day == {9: 2}
+
+
 def test_entries_not_yet_counted_are_read_with_their_hour(staff_log):
     """An hour the summary holds gets a lookup it has not counted: the hour is read from the
     entries, so it is counted once, with its different meetings."""

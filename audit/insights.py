@@ -98,7 +98,7 @@ def _recent(since: datetime, until: datetime) -> dict[str, _Recent]:
     hour, and the hours holding entries not yet counted into the summaries, from the entries.
     The figures are the same as `recent_from_entries` gives."""
     first_whole = _hour_up(since)
-    last_whole = _hour_down(until)
+    last_whole = rollup.floor_hour(until)
     if first_whole >= last_whole:
         return recent_from_entries(since, until)
     if until > last_whole and not _page_lookups(until, last_whole + HOUR).exists():
@@ -171,13 +171,9 @@ def _per_staff(rows: list[tuple]) -> dict[str, _Recent]:
     return found
 
 
-def _hour_down(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
 def _hour_up(moment: datetime) -> datetime:
-    down = _hour_down(moment)
-    return down if down == moment else down + timedelta(hours=1)
+    down = rollup.floor_hour(moment)
+    return down if down == moment else down + HOUR
 
 
 def _habits(first_day: date, last_day: date) -> dict[str, tuple[int, int]]:

@@ -21,6 +21,7 @@ from django.utils import dateformat
 
 from .models import DAY_HOURS, Action, ActivityDay, ActivityHour, AuditEntry, StaffDay, Via
 from .outcomes import Meaning, meaning
+from .rollup import floor_hour
 from .selectors import EntryFilter, filtered_entries
 
 # Counting matching entries stops here: past it the page says "more than 10,000".
@@ -146,7 +147,7 @@ def _charted(since: datetime, until: datetime, now: datetime) -> tuple[datetime,
     until = min(until, max(now, since))
     oldest = AuditEntry.objects.order_by("at").values_list("at", flat=True).first()
     if oldest is not None and oldest > since:
-        since = min(_floor_hour(oldest), until)
+        since = min(floor_hour(oldest), until)
     elif oldest is None:
         since = max(since, until - DEFAULT_RANGE)
     return since, until
@@ -158,10 +159,6 @@ def _per(span: timedelta) -> str:
     if span <= DAILY_UP_TO:
         return "day"
     return "month" if span <= MONTHLY_UP_TO else "year"
-
-
-def _floor_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _matching(rows: QuerySet, entry_filter: EntryFilter) -> QuerySet:
@@ -186,7 +183,7 @@ def _summed(
     When the chart is per day, whole UTC days come from `ActivityDay` and only the hours before
     the first whole day and after the last one from `ActivityHour`: the same figures as reading
     every hour, from one row per day and kind of entry instead of 24."""
-    start = _floor_hour(since)
+    start = floor_hour(since)
     first_day = start.date() if start.hour == 0 else start.date() + timedelta(days=1)
     last_day = until.astimezone(UTC).date()  # the day until falls in, whole only if until is on it
     per_hour: Counter[datetime] = Counter()
@@ -220,7 +217,7 @@ def _summed(
 def _buckets(hourly: dict[datetime, int], *, since, until, zone: tzinfo, per: str) -> list[Bucket]:
     """Every hour or local day of the range, empty ones included (a gap is information)."""
     if per == "hour":
-        starts, moment = [], _floor_hour(since)
+        starts, moment = [], floor_hour(since)
         while moment < until:
             starts.append(moment)
             moment += timedelta(hours=1)
@@ -287,7 +284,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         )
         if len(rows) > SAMPLE:
             rows, sample = rows[:SAMPLE], SAMPLE
-        hourly = Counter(_floor_hour(row[0]) for row in rows)
+        hourly = Counter(floor_hour(row[0]) for row in rows)
         outcome_counts = Counter(row[1] for row in rows)
         top_staff = _ranked(Counter(row[2] for row in rows))
         staff_counted = "newest" if sample else "entries"

@@ -346,6 +346,11 @@ def _meetings_per_staff_hour(entries, *, names: set[str], hours: set[datetime]) 
     return found
 
 
+def floor_hour(moment: datetime) -> datetime:
+    """The start (UTC) of the hour `moment` falls in: the key of the hourly summaries."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def hour_spans(hours, *, most: int = 100) -> list[tuple[datetime, datetime]]:
     """The hours (UTC hour starts) as [start, end) spans, neighbours joined; beyond `most` spans,
     one span from the first to the last, so that a query's condition stays short."""

@@ -134,37 +134,61 @@ def _existing(model, field: str, values: list) -> list:
     return found
 
 
-def _save(model, *, changed: list, new: list, fields: list[str], empty) -> None:
-    """Write a summary's changed and new rows, a thousand at a time in one statement (INSERT … ON
-    CONFLICT on the summary's own key DO UPDATE: Django's bulk_update writes a CASE per row and
-    column, and took most of a batch's time); rows a subtraction left empty are deleted."""
-    gone = [item.pk for item in changed if empty(item)]
+def _key_of(model) -> tuple[str, ...]:
+    """The fields a summary is unique on: what identifies one of its rows."""
+    return next(c for c in model._meta.constraints if isinstance(c, UniqueConstraint)).fields
+
+
+def _summary_rows(model, keys, *, sign: int, **fresh) -> dict[tuple, object]:
+    """The row of the summary `model` for each key (values of `_key_of(model)`, the first a day
+    or an hour): the stored one, else a new one starting from `fresh`, which has no primary key
+    yet. A subtraction (sign -1) makes no new row."""
+    keys = set(keys)
+    fields = _key_of(model)
+    stored = {
+        tuple(getattr(item, name) for name in fields): item
+        for item in _existing(model, fields[0], sorted({key[0] for key in keys}))
+    }
+    rows = {}
+    for key in keys:
+        item = stored.get(key)
+        if item is None and sign > 0:
+            item = model(**dict(zip(fields, key, strict=True)), **fresh)
+        if item is not None:
+            rows[key] = item
+    return rows
+
+
+def _save(model, items, *, fields: list[str], empty) -> None:
+    """Write a summary's rows, a thousand at a time in one statement (INSERT … ON CONFLICT on the
+    summary's own key DO UPDATE: Django's bulk_update writes a CASE per row and column, and took
+    most of a batch's time); stored rows a subtraction left empty are deleted."""
+    items = list(items)
+    gone = [item.pk for item in items if item.pk is not None and empty(item)]
     model.objects.filter(pk__in=gone).delete()
-    rows = [item for item in changed if not empty(item)] + new
+    rows = [item for item in items if not empty(item)]
     for item in rows:
-        item.pk = None  # found again by its key
-    key = next(c for c in model._meta.constraints if isinstance(c, UniqueConstraint)).fields
+        item.pk = None  # found again by its key (the upsert sets it again)
     model.objects.bulk_create(
-        rows, batch_size=1000, update_conflicts=True, unique_fields=key, update_fields=fields
+        rows,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=_key_of(model),
+        update_fields=fields,
     )
 
 
 def _add_hours(rows: list[dict], *, sign: int) -> None:
     if not rows:
         return
-    existing = {
-        tuple(getattr(item, name) for name in KEY): item
-        for item in _existing(ActivityHour, "hour", sorted({row["hour"] for row in rows}))
-    }
-    changed, new = [], []
+    hours = _summary_rows(
+        ActivityHour, [tuple(row[name] for name in KEY) for row in rows], sign=sign, entries=0
+    )
     for row in rows:
-        key = tuple(row[name] for name in KEY)
-        if key in existing:
-            existing[key].entries += sign * row["n"]
-            changed.append(existing[key])
-        elif sign > 0:
-            new.append(ActivityHour(**{name: row[name] for name in KEY}, entries=row["n"]))
-    _save(ActivityHour, changed=changed, new=new, fields=["entries"], empty=_no_entries)
+        item = hours.get(tuple(row[name] for name in KEY))
+        if item is not None:
+            item.entries += sign * row["n"]
+    _save(ActivityHour, hours.values(), fields=["entries"], empty=_no_entries)
 
 
 def _no_entries(item) -> bool:
@@ -181,24 +205,13 @@ def _add_days(hourly: list[dict], *, sign: int) -> None:
         counts[key][hour.hour] += sign * row["n"]
     if not counts:
         return
-    existing = {
-        tuple(getattr(item, name) for name in DAY_KEY): item
-        for item in _existing(ActivityDay, "day", sorted({key[0] for key in counts}))
-    }
-    changed, new = [], []
-    for key, per_hour in counts.items():
-        item = existing.get(key)
-        if item is None:
-            if sign < 0:
-                continue
-            item = ActivityDay(**dict(zip(DAY_KEY, key, strict=True)))
-            new.append(item)
-        else:
-            changed.append(item)
+    days = _summary_rows(ActivityDay, counts, sign=sign)
+    for key, item in days.items():
+        per_hour = counts[key]
         item.entries += sum(per_hour)
         for name, n in zip(DAY_HOURS, per_hour, strict=True):
             setattr(item, name, getattr(item, name) + n)
-    _save(ActivityDay, changed=changed, new=new, fields=["entries", *DAY_HOURS], empty=_no_entries)
+    _save(ActivityDay, days.values(), fields=["entries", *DAY_HOURS], empty=_no_entries)
 
 
 STAFF_COUNTS = ("lookups", "not_visible", "refreshes")
@@ -208,34 +221,18 @@ def _add_staff_days(rows: list[dict], *, sign: int) -> list[StaffDay]:
     """Returns the rows changed and kept (not new, not emptied)."""
     if not rows:
         return []
-    days: dict[tuple, StaffDay] = {
-        (item.day, item.actor_username): item
-        for item in _existing(StaffDay, "day", sorted({row["day"] for row in rows}))
-    }
-    changed: set[tuple] = set()
-    new: dict[tuple, StaffDay] = {}
+    days = _summary_rows(StaffDay, [(row["day"], row["actor_username"]) for row in rows], sign=sign)
+    stored = [item for item in days.values() if item.pk is not None]
     for row in rows:
-        key = (row["day"], row["actor_username"])
-        item = days.get(key)
+        item = days.get((row["day"], row["actor_username"]))
         if item is None:
-            if sign < 0:
-                continue
-            item = days[key] = StaffDay(day=row["day"], actor_username=row["actor_username"])
-            new[key] = item
-        elif key not in new:
-            changed.add(key)
+            continue
         for name in STAFF_COUNTS:
             setattr(item, name, getattr(item, name) + sign * row[name])
         if row["lookups"] and sign > 0:
             item.hours |= 1 << row["hour_of_day"]
-    _save(
-        StaffDay,
-        changed=[days[key] for key in changed],
-        new=list(new.values()),
-        fields=[*STAFF_COUNTS, "hours"],
-        empty=_no_lookups,
-    )
-    return [days[key] for key in changed if not _no_lookups(days[key])]
+    _save(StaffDay, days.values(), fields=[*STAFF_COUNTS, "hours"], empty=_no_lookups)
+    return [item for item in stored if not _no_lookups(item)]
 
 
 def _no_lookups(item: StaffDay) -> bool:
@@ -255,28 +252,16 @@ def _add_staff_hours(rows: list[dict], *, sign: int, batch_meetings: dict, count
     hour counted forget their meetings."""
     if not rows:
         return
-    hours: dict[tuple, StaffHour] = {
-        (item.hour, item.actor_username): item
-        for item in _existing(StaffHour, "hour", sorted({row["hour"] for row in rows}))
-    }
-    changed: set[tuple] = set()
-    new: dict[tuple, StaffHour] = {}
+    # A new staff hour: nothing of it was counted before, so the batch holds all it has seen.
+    hours = _summary_rows(
+        StaffHour, [(row["hour"], row["actor_username"]) for row in rows], sign=sign, meeting_ids=[]
+    )
     for row in rows:
-        key = (row["hour"], row["actor_username"])
-        item = hours.get(key)
-        if item is None:
-            if sign < 0:
-                continue
-            # Nothing of this staff hour was counted before: the batch holds all it has seen.
-            item = hours[key] = StaffHour(
-                hour=row["hour"], actor_username=row["actor_username"], meeting_ids=[]
-            )
-            new[key] = item
-        elif key not in new:
-            changed.add(key)
-        item.lookups += sign * row["lookups"]
-        item.not_visible += sign * row["not_visible"]
-    touched = [hours[key] for key in changed] + list(new.values())
+        item = hours.get((row["hour"], row["actor_username"]))
+        if item is not None:
+            item.lookups += sign * row["lookups"]
+            item.not_visible += sign * row["not_visible"]
+    touched = list(hours.values())
     closed = [item for item in touched if sign < 0 or item.meeting_ids is None]
     recounted = _meetings_per_staff_hour(
         counted,
@@ -285,10 +270,8 @@ def _add_staff_hours(rows: list[dict], *, sign: int, batch_meetings: dict, count
     )
     # The newest hour counted so far, not this batch's: an entry late for an old hour does not
     # open it again.
-    newest = max(
-        [row["hour"] for row in rows]
-        + [hour for hour in [StaffHour.objects.aggregate(newest=Max("hour"))["newest"]] if hour]
-    )
+    stored_newest = StaffHour.objects.aggregate(newest=Max("hour"))["newest"]
+    newest = max(filter(None, [stored_newest, *(row["hour"] for row in rows)]))
     for item in touched:
         key = (item.hour, item.actor_username)
         if item.meeting_ids is None or sign < 0:
@@ -299,8 +282,7 @@ def _add_staff_hours(rows: list[dict], *, sign: int, batch_meetings: dict, count
         item.meeting_ids = sorted(seen) if sign > 0 and item.hour >= newest - OPEN_HOURS else None
     _save(
         StaffHour,
-        changed=[hours[key] for key in changed],
-        new=list(new.values()),
+        touched,
         fields=["lookups", "not_visible", "meetings", "meeting_ids"],
         empty=lambda item: item.lookups <= 0,
     )

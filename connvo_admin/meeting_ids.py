@@ -21,7 +21,6 @@ class InvalidMeetingId(LookupFailed):
     """Raised before any call to Connvo, or when Connvo says the ID is not a meeting's."""
 
     outcome = Outcome.INVALID_ID
-    title = "That is not a meeting ID"
 
 
 def parse_meeting_id(text: str) -> str:

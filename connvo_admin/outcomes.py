@@ -1,6 +1,8 @@
-"""How a lookup of a meeting ended, and what each ending means to the console: one table, read by
-the meeting page (its HTTP status and what the agent can do), its live refresh (whether polling
-goes on), the audit log (which outcomes it can hold) and `connvo_lookup --json` (the kinds).
+"""How a lookup of a meeting ended, and everything the console knows about each ending, in one
+table: the agent's heading and the one short label every surface shows (the meeting page, the
+triage table and its CSV, the start page's recent lookups, the audit log's badges and filter),
+how serious it is to an auditor, the page's HTTP status, what the live refresh does next and the
+triage table's group.
 
 Shared by meetings/ and audit/, so it depends on nothing but the standard library.
 """
@@ -43,8 +45,8 @@ class Outcome(StrEnum):
         return HANDLING[self]
 
     @property
-    def in_plain_words(self) -> str:
-        return IN_PLAIN_WORDS[self]
+    def label(self) -> str:
+        return HANDLING[self].label
 
 
 class LiveStatus(StrEnum):
@@ -58,17 +60,45 @@ class LiveStatus(StrEnum):
 
 
 class Tone(StrEnum):
-    """How the problem is shown: `info` is calm (nothing is broken), `error` is red."""
+    """How the problem is shown to the agent: `info` is calm (nothing is broken), `error` red."""
 
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
 
 
+class Severity(StrEnum):
+    """How an auditor reads an outcome (the colour of its badge on the audit pages)."""
+
+    FOUND = "found"  # neutral: the lookup did what it was for
+    REFUSED = "refused"  # Connvo or the console said no, as designed (blue-grey)
+    CONNVO_FAILED = "connvo_failed"  # Connvo or the way to it broke (amber)
+    CONSOLE_FAILED = "console_failed"  # the console itself is wrong (red)
+
+
+class TableGroup(StrEnum):
+    """The triage table's group for a row whose lookup ended so (a found meeting is grouped by
+    its state instead: meetings/triage.py)."""
+
+    BY_STATE = ""
+    NOT_VISIBLE = "not_visible"
+    NOT_FOUND = "not_found"
+    INVALID_ID = "invalid_id"
+    TOKEN = "token"
+    LOOKUP_LIMIT = "lookup_limit"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Handling:
+    # The one short label of the outcome, on every surface ("Not a participant").
+    label: str
+    # The heading of the meeting page that ended so, written for the agent.
+    title: str
+    severity: Severity
     page_status: int  # the console's own answer; a gateway-style code when Connvo failed
     live: LiveStatus  # what polling does after a refresh that ended so (FOUND: see live.py)
+    table_group: TableGroup = TableGroup.FAILED
     tone: Tone = Tone.ERROR
     # The partial of meetings/meeting_detail.html that says what the agent can do.
     next_steps: str = "retry"
@@ -77,61 +107,108 @@ class Handling:
     # Whether the outcome is ever written to the audit log (its filters offer only these).
     recorded: bool = True
 
+    @property
+    def is_failure(self) -> bool:
+        """Something broke (as opposed to a lookup that found, or was refused as designed)."""
+        return self.severity in (Severity.CONNVO_FAILED, Severity.CONSOLE_FAILED)
 
+
+_REFUSED, _CONNVO, _CONSOLE = Severity.REFUSED, Severity.CONNVO_FAILED, Severity.CONSOLE_FAILED
 _TOKEN, _GONE, _FAILING = LiveStatus.TOKEN, LiveStatus.GONE, LiveStatus.FAILING
+_INFO, _WARNING = Tone.INFO, Tone.WARNING
+# A table, one outcome a row, read across: kept out of the formatter.
+# fmt: off
 HANDLING: dict[Outcome, Handling] = {
-    Outcome.FOUND: Handling(200, LiveStatus.LIVE, next_steps=""),
+    Outcome.FOUND: Handling(
+        "Found", "Meeting found", Severity.FOUND, 200, LiveStatus.LIVE,
+        TableGroup.BY_STATE, next_steps="",
+    ),
     Outcome.NOT_FOUND: Handling(
-        404, _GONE, Tone.INFO, next_steps="check-id", escalation_open=False
+        "No such meeting", "Meeting not found", _REFUSED, 404, _GONE,
+        TableGroup.NOT_FOUND, _INFO, next_steps="check-id", escalation_open=False,
     ),
     Outcome.NOT_VISIBLE: Handling(
-        403, _GONE, Tone.INFO, next_steps="ask-host", escalation_open=False
+        "Not a participant", "You are not a participant of this meeting", _REFUSED, 403, _GONE,
+        TableGroup.NOT_VISIBLE, _INFO, next_steps="ask-host", escalation_open=False,
     ),
-    Outcome.INVALID_ID: Handling(400, _GONE, Tone.INFO, next_steps="correct-id"),
-    Outcome.UNKNOWN_DEPLOYMENT: Handling(404, _GONE, Tone.INFO, next_steps="pick-deployment"),
-    Outcome.NO_TOKEN: Handling(403, _TOKEN, Tone.INFO, next_steps="add-token"),
-    Outcome.SESSION_ENDED: Handling(403, _TOKEN, Tone.WARNING, next_steps="reconnect"),
-    Outcome.AUTH_UNAVAILABLE: Handling(502, _FAILING),
-    Outcome.TOKEN_REJECTED: Handling(403, _TOKEN, Tone.WARNING, next_steps="update-token"),
-    Outcome.NOT_PROVISIONED: Handling(403, _TOKEN, Tone.WARNING, next_steps="check-token"),
-    Outcome.CONNVO_ERROR: Handling(502, _FAILING),
-    Outcome.SERVER_ERROR: Handling(502, _FAILING),
-    Outcome.BAD_REQUEST: Handling(502, _FAILING),
-    Outcome.RATE_LIMITED: Handling(429, _FAILING, Tone.WARNING),
-    Outcome.LOOKUP_LIMIT: Handling(429, _FAILING, Tone.WARNING, next_steps="wait"),
-    Outcome.OVERLOADED: Handling(503, _FAILING),
-    Outcome.TIMEOUT: Handling(504, _FAILING),
-    Outcome.UNREACHABLE: Handling(502, _FAILING),
-    Outcome.BAD_RESPONSE: Handling(502, _FAILING),
-    Outcome.SCHEMA_MISMATCH: Handling(502, _FAILING),
-    Outcome.AUDIT_UNAVAILABLE: Handling(503, _FAILING, next_steps="", recorded=False),
+    Outcome.INVALID_ID: Handling(
+        "Not a meeting ID", "That is not a meeting ID", _REFUSED, 400, _GONE,
+        TableGroup.INVALID_ID, _INFO, next_steps="correct-id",
+    ),
+    Outcome.UNKNOWN_DEPLOYMENT: Handling(
+        "Unknown deployment", "Unknown deployment", _REFUSED, 404, _GONE,
+        TableGroup.NOT_FOUND, _INFO, next_steps="pick-deployment",
+    ),
+    Outcome.NO_TOKEN: Handling(
+        "No token saved", "Connvo token needed", _REFUSED, 403, _TOKEN,
+        TableGroup.TOKEN, _INFO, next_steps="add-token",
+    ),
+    Outcome.SESSION_ENDED: Handling(
+        "Connvo session ended", "Your Connvo session has ended", _REFUSED, 403, _TOKEN,
+        TableGroup.TOKEN, _WARNING, next_steps="reconnect",
+    ),
+    Outcome.AUTH_UNAVAILABLE: Handling(
+        "Session could not be renewed", "Your Connvo session could not be renewed", _CONNVO,
+        502, _FAILING, TableGroup.TOKEN,
+    ),
+    Outcome.TOKEN_REJECTED: Handling(
+        "Token not accepted", "Your Connvo token was not accepted", _REFUSED, 403, _TOKEN,
+        TableGroup.TOKEN, _WARNING, next_steps="update-token",
+    ),
+    Outcome.NOT_PROVISIONED: Handling(
+        "No Connvo user for the token", "Your Connvo account is not set up", _REFUSED, 403,
+        _TOKEN, TableGroup.TOKEN, _WARNING, next_steps="check-token",
+    ),
+    Outcome.CONNVO_ERROR: Handling(
+        "Connvo refused the lookup", "Connvo reported an error", _REFUSED, 502, _FAILING,
+    ),
+    Outcome.SERVER_ERROR: Handling(
+        "Connvo server error", "Connvo had an internal error", _CONNVO, 502, _FAILING,
+    ),
+    Outcome.BAD_REQUEST: Handling(
+        "Request refused by Connvo", "Connvo refused the request", _CONSOLE, 502, _FAILING,
+    ),
+    Outcome.RATE_LIMITED: Handling(
+        "Connvo's rate limit", "Connvo is limiting lookups", _CONNVO, 429, _FAILING,
+        tone=_WARNING,
+    ),
+    Outcome.LOOKUP_LIMIT: Handling(
+        "Console's lookup limit", "Too many lookups from your account", _REFUSED, 429, _FAILING,
+        TableGroup.LOOKUP_LIMIT, _WARNING, next_steps="wait",
+    ),
+    Outcome.OVERLOADED: Handling(
+        "Connvo overloaded", "Connvo is overloaded", _CONNVO, 503, _FAILING,
+    ),
+    Outcome.TIMEOUT: Handling(
+        "No answer in time", "Connvo did not answer in time", _CONNVO, 504, _FAILING,
+    ),
+    Outcome.UNREACHABLE: Handling(
+        "Connvo unreachable", "Connvo cannot be reached", _CONNVO, 502, _FAILING,
+    ),
+    Outcome.BAD_RESPONSE: Handling(
+        "Not Connvo's answer", "Connvo sent something unexpected", _CONNVO, 502, _FAILING,
+    ),
+    Outcome.SCHEMA_MISMATCH: Handling(
+        "Unexpected meeting data", "Connvo's answer did not match the contract", _CONSOLE, 502,
+        _FAILING,
+    ),
+    Outcome.AUDIT_UNAVAILABLE: Handling(
+        "Not recorded", "The lookup could not be recorded", _CONSOLE, 503, _FAILING,
+        next_steps="", recorded=False,
+    ),
 }
+# fmt: on
 
 
-# How each ending reads in a list (the start page's recent lookups): a few plain words.
-IN_PLAIN_WORDS: dict[Outcome, str] = {
-    Outcome.FOUND: "found",
-    Outcome.NOT_FOUND: "not found",
-    Outcome.NOT_VISIBLE: "you are not a participant",
-    Outcome.INVALID_ID: "not a meeting ID",
-    Outcome.UNKNOWN_DEPLOYMENT: "unknown deployment",
-    Outcome.NO_TOKEN: "no token saved",
-    Outcome.SESSION_ENDED: "Connvo session ended",
-    Outcome.AUTH_UNAVAILABLE: "session could not be renewed",
-    Outcome.TOKEN_REJECTED: "token not accepted",
-    Outcome.NOT_PROVISIONED: "Connvo account not set up",
-    Outcome.CONNVO_ERROR: "Connvo reported an error",
-    Outcome.SERVER_ERROR: "Connvo failed",
-    Outcome.BAD_REQUEST: "Connvo refused the request",
-    Outcome.RATE_LIMITED: "Connvo was limiting lookups",
-    Outcome.LOOKUP_LIMIT: "the console's lookup limit",
-    Outcome.OVERLOADED: "Connvo overloaded",
-    Outcome.TIMEOUT: "Connvo did not answer in time",
-    Outcome.UNREACHABLE: "Connvo unreachable",
-    Outcome.BAD_RESPONSE: "unexpected answer from Connvo",
-    Outcome.SCHEMA_MISMATCH: "unexpected meeting data",
-    Outcome.AUDIT_UNAVAILABLE: "not recorded",
-}
+def describe(outcome: str) -> Handling:
+    """The handling of an outcome as stored (the audit log's column). One the console does not
+    know (written by a newer or older console) counts as a console failure until someone names
+    it: better looked at than hidden."""
+    try:
+        return HANDLING[Outcome(outcome)]
+    except ValueError:
+        words = str(outcome).replace("_", " ")
+        return Handling(words.capitalize(), words.capitalize(), _CONSOLE, 502, _FAILING)
 
 
 def recorded_outcomes() -> list[Outcome]:
@@ -143,10 +220,10 @@ class LookupFailed(Exception):
     """A lookup that did not show a meeting. `message` is written for a support agent.
 
     Each subclass lives beside the code that raises it (the Connvo client, the credentials, the
-    console's own limit, the audit write); `outcome` says how the lookup ended."""
+    console's own limit, the audit write) and names only its `outcome`: its heading, label and
+    handling come from the table above."""
 
     outcome: ClassVar[Outcome]
-    title: ClassVar[str] = "Connvo could not answer"
 
     def __init__(
         self,
@@ -174,3 +251,11 @@ class LookupFailed(Exception):
     @property
     def handling(self) -> Handling:
         return HANDLING[self.outcome]
+
+    @property
+    def title(self) -> str:
+        return HANDLING[self.outcome].title
+
+    @property
+    def label(self) -> str:
+        return HANDLING[self.outcome].label

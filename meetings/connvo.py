@@ -145,42 +145,34 @@ class NoToken(LookupFailed):
     """There is no token to send (raised here for an empty one, and by the credentials)."""
 
     outcome = Outcome.NO_TOKEN
-    title = "Connvo token needed"
 
 
 class MeetingNotFound(ConnvoError):
     outcome = Outcome.NOT_FOUND
-    title = "Meeting not found"
 
 
 class MeetingNotVisible(ConnvoError):
     outcome = Outcome.NOT_VISIBLE
-    title = "You are not a participant of this meeting"
 
 
 class TokenRejected(ConnvoError):
     outcome = Outcome.TOKEN_REJECTED
-    title = "Your Connvo token was not accepted"
 
 
 class NotProvisioned(ConnvoError):
     outcome = Outcome.NOT_PROVISIONED
-    title = "Your Connvo account is not set up"
 
 
 class ConnvoFunctionError(ConnvoError):
     outcome = Outcome.CONNVO_ERROR
-    title = "Connvo reported an error"
 
 
 class ConnvoServerError(ConnvoError):
     outcome = Outcome.SERVER_ERROR
-    title = "Connvo had an internal error"
 
 
 class ConnvoBadRequest(ConnvoError):
     outcome = Outcome.BAD_REQUEST
-    title = "Connvo refused the request"
 
 
 class RateLimited(ConnvoError):
@@ -188,32 +180,26 @@ class RateLimited(ConnvoError):
     `ratelimit.LookupLimitReached`)."""
 
     outcome = Outcome.RATE_LIMITED
-    title = "Connvo is limiting lookups"
 
 
 class ConnvoOverloaded(ConnvoError):
     outcome = Outcome.OVERLOADED
-    title = "Connvo is overloaded"
 
 
 class ConnvoTimeout(ConnvoError):
     outcome = Outcome.TIMEOUT
-    title = "Connvo did not answer in time"
 
 
 class ConnvoUnreachable(ConnvoError):
     outcome = Outcome.UNREACHABLE
-    title = "Connvo cannot be reached"
 
 
 class BadResponse(ConnvoError):
     outcome = Outcome.BAD_RESPONSE
-    title = "Connvo sent something unexpected"
 
 
 class SchemaMismatch(ConnvoError):
     outcome = Outcome.SCHEMA_MISMATCH
-    title = "Connvo's answer did not match the contract"
 
     def __init__(self, message: str, *, field_name: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)

@@ -145,14 +145,12 @@ class SessionEnded(LookupFailed):
     """WorkOS refused the refresh token: the agent's Connvo session was revoked or expired."""
 
     outcome = Outcome.SESSION_ENDED
-    title = "Your Connvo session has ended"
 
 
 class WorkOSUnavailable(LookupFailed):
     """WorkOS could not be reached (or failed) while renewing the access token."""
 
     outcome = Outcome.AUTH_UNAVAILABLE
-    title = "Your Connvo session could not be renewed"
 
 
 def no_token(deployment_name: str) -> NoToken:

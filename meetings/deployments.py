@@ -20,7 +20,6 @@ class Deployment:
 
 class UnknownDeployment(LookupFailed):
     outcome = Outcome.UNKNOWN_DEPLOYMENT
-    title = "Unknown deployment"
 
 
 def deployments() -> dict[str, Deployment]:

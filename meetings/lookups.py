@@ -25,7 +25,6 @@ class AuditUnavailable(LookupFailed):
     """The audit entry could not be written, so the lookup's result must not be shown."""
 
     outcome = Outcome.AUDIT_UNAVAILABLE
-    title = "the lookup could not be recorded"
 
     def __init__(self) -> None:
         super().__init__(

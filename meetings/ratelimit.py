@@ -30,7 +30,6 @@ class LookupLimitReached(LookupFailed):
     """The console refused the lookup before calling Connvo (not Connvo's own 429)."""
 
     outcome = Outcome.LOOKUP_LIMIT
-    title = "Too many lookups from your account"
 
 
 def _key(user: AbstractBaseUser) -> str:

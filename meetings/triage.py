@@ -106,10 +106,7 @@ class Row:
         """The failed outcome in plain words ("You are not a participant", "Connvo failed")."""
         if self.error is None:
             return ""
-        words = self.error.outcome.in_plain_words
-        if self.error.outcome == Outcome.LOOKUP_LIMIT:
-            return f"Not asked: {words}"
-        return words[:1].upper() + words[1:]
+        return self.error.label
 
     @property
     def fingerprint(self) -> str:

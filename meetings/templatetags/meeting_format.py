@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from connvo_admin.outcomes import Outcome
+from connvo_admin.outcomes import describe
 
 register = template.Library()
 
@@ -194,9 +194,6 @@ def overrun(end: datetime | None, now: datetime | None) -> str:
 
 
 @register.filter
-def in_plain_words(outcome: str) -> str:
-    """How a lookup ended, in a few plain words ("you are not a participant")."""
-    try:
-        return Outcome(outcome).in_plain_words
-    except ValueError:
-        return str(outcome).replace("_", " ")
+def outcome_label(outcome: str) -> str:
+    """How a lookup ended, as every page labels it ("Not a participant")."""
+    return describe(outcome).label

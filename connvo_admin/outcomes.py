@@ -173,7 +173,7 @@ HANDLING: dict[Outcome, Handling] = {
         tone=_WARNING,
     ),
     Outcome.LOOKUP_LIMIT: Handling(
-        "Console's lookup limit", "Too many lookups from your account", _REFUSED, 429, _FAILING,
+        "Not asked: lookup limit", "Too many lookups from your account", _REFUSED, 429, _FAILING,
         TableGroup.LOOKUP_LIMIT, _WARNING, next_steps="wait",
     ),
     Outcome.OVERLOADED: Handling(

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from audit.selectors import last_found_deployment
 from connvo_admin.outcomes import LookupFailed, Outcome
 
 
@@ -38,14 +37,3 @@ def get_deployment(name: str) -> Deployment:
         raise UnknownDeployment(
             f"There is no Connvo deployment called “{name}”. Choose one of: {known}."
         ) from None
-
-
-def preferred_deployment(*, remembered: str | None, user) -> str:
-    """The deployment to offer first: where this session last showed a meeting, else where the
-    agent's last successful lookup was (the audit log), else the default. An agent who works on
-    prod all day does not have to pick it every time."""
-    known = deployments()
-    name = remembered
-    if name not in known:
-        name = last_found_deployment(user=user)
-    return name if name in known else settings.CONNVO_DEFAULT_DEPLOYMENT

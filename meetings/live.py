@@ -1,11 +1,16 @@
-"""How the meeting page keeps itself current: after each refresh the server decides whether the
-page polls again, how soon, or stops. The page only follows what the fragment it receives says."""
+"""How a live page (a meeting page, a triage table, the watch list) keeps itself current: after
+each refresh the server decides whether the page polls again, how soon, or stops, and whether the
+page needs a new fragment at all. The page only follows what it receives; the views parse, call
+and render what is decided here."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from django.conf import settings
 
@@ -13,6 +18,10 @@ from connvo_admin.capacity import poll_interval
 from connvo_admin.outcomes import LiveStatus, LookupFailed
 
 from .connvo import Meeting
+
+# htmx swaps a 286 (django-htmx's HttpResponseStopPolling) and then stops polling.
+STOP_POLLING = 286
+_FINGERPRINT = re.compile(r"[0-9a-f]{0,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +34,39 @@ class PollPlan:
     @property
     def polling(self) -> bool:
         return self.status in (LiveStatus.LIVE, LiveStatus.FAILING)
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a polling page says it shows (the values of its poller's `hx-vals`)."""
+
+    failures: int = 0  # consecutive failed refreshes so far
+    seen: str = ""  # the fingerprint of what it shows
+    interval: int | None = None  # the interval it polls at (None from an older page)
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Shown:
+        """Read leniently: anything malformed counts as "unknown", which only costs a redraw."""
+        failures = query.get("failures", "")
+        seen = query.get("seen", "")
+        interval = query.get("interval", "")
+        return cls(
+            failures=min(int(failures), 30) if failures.isdigit() and len(failures) < 6 else 0,
+            seen=seen if _FINGERPRINT.fullmatch(seen) else "",
+            interval=int(interval) if interval.isdigit() and len(interval) < 6 else None,
+        )
+
+
+def reply_status(plan: PollPlan, shown: Shown) -> int:
+    """How to answer a refresh: 204 when the page already shows what it would get (not even the
+    interval the console wants changed: htmx ignores a 204, so the page stays as it is at no
+    cost), 286 with the fragment when polling ends, else 200 with the fragment."""
+    if not plan.polling:
+        return STOP_POLLING
+    unchanged = shown.seen == plan.fingerprint and shown.interval == plan.interval
+    if plan.status == LiveStatus.LIVE and shown.failures == 0 and unchanged:
+        return HTTPStatus.NO_CONTENT
+    return HTTPStatus.OK
 
 
 def fingerprint(meeting: Meeting) -> str:

@@ -71,26 +71,16 @@ class StaffToken(models.Model):
         return self.session_ended_at is not None
 
 
-class FinishedState(models.TextChoices):
-    CONCLUDED = "concluded", "Concluded"
-    CANCELLED = "cancelled", "Cancelled"
-
-
 class WatchedMeeting(models.Model):
-    """A meeting one staff member pinned to their watch list. Never shared: every query goes
-    through the owner.
-
-    A meeting seen concluded or cancelled is marked finished and no longer looked up; its last
-    title is kept so the watch list can still name it."""
+    """A meeting one staff member added to their watch list. Never shared: every query goes
+    through the owner. Nothing of the meeting is stored here: the watch list looks each one up
+    when it is opened (a finished meeting is told apart by that look)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watched_meetings"
     )
     deployment = models.CharField(max_length=64)
     meeting_id = models.CharField(max_length=64)
-    title = models.CharField(max_length=300, blank=True)
-    finished_state = models.CharField(max_length=16, choices=FinishedState.choices, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -98,16 +88,8 @@ class WatchedMeeting(models.Model):
             models.UniqueConstraint(
                 fields=["user", "deployment", "meeting_id"], name="watch_once_per_meeting"
             ),
-            models.CheckConstraint(
-                condition=models.Q(finished_state="") | models.Q(finished_at__isnull=False),
-                name="finished_watch_has_a_time",
-            ),
         ]
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
         return f"{self.user} watches {self.meeting_id} on {self.deployment}"
-
-    @property
-    def is_finished(self) -> bool:
-        return bool(self.finished_state)

@@ -1,45 +1,25 @@
-"""Many meetings at once, for the triage table, the watch list and `connvo_lookup` with several
-IDs: one agent's lookups of a list of meetings, asked of Connvo concurrently.
-
-Like a single lookup (meetings/lookups.py), every meeting asked for is one audit entry and counts
-against the agent's lookup limit. Only the Connvo calls run in the pool's threads: tokens, the
-limit and the audit entries are handled in the caller's thread, so no thread opens a database
-connection of its own.
-"""
+"""Many meetings at once, for the triage table and the watch list: what is the table's own —
+its rows' groups, the summary line and the plan of its live refresh. The lookups themselves are
+meetings/lookups.py's, the same pipeline as a single meeting's."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError
 
-from audit.models import Action, Via
-from audit.services import Origin, record_many
-from connvo_admin.capacity import waiting_on_upstream
-from connvo_admin.outcomes import LiveStatus, LookupFailed, Outcome
+from connvo_admin.outcomes import LiveStatus, Outcome, TableGroup
 
-from . import connvo, credentials, ratelimit
-from .deployments import Deployment, get_deployment
+from . import connvo
+from .connvo import MeetingState
 from .live import PollPlan, fingerprint, plan_after_failure
-from .lookups import AuditUnavailable
-
-logger = logging.getLogger(__name__)
+from .lookups import Answer
 
 LIMIT_SHARE = 0.5  # of the agent's lookups per minute that one live table may use
-
-
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    deployment: str
-    meeting_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,173 +28,80 @@ class Group:
 
     code: str  # one letter: rows settled on the page are sent back as "<index><code>"
     name: str
-    label: str  # "12 active · 6 not visible to you"
+    label: str  # "12 active · 6 not a participant"
     settled: bool = False  # not asked again by the live refresh
 
 
+def _words(outcome: Outcome) -> str:
+    label = outcome.label
+    return label[:1].lower() + label[1:]
+
+
 GROUPS = (
-    Group("a", "active", "active"),
-    Group("s", "scheduled", "scheduled"),
-    Group("c", "concluded", "concluded", settled=True),
-    Group("x", "cancelled", "cancelled", settled=True),
-    Group("v", "not_visible", "not visible to you", settled=True),
-    Group("n", "not_found", "not found", settled=True),
-    Group("i", "invalid_id", "not a meeting ID", settled=True),
-    Group("t", "token", "need your token", settled=True),
-    Group("l", "lookup_limit", "not asked (your lookup limit)"),
-    Group("f", "failed", "Connvo failed"),
+    Group("a", MeetingState.ACTIVE.value, "active"),
+    Group("s", MeetingState.SCHEDULED.value, "scheduled"),
+    # A state the console does not know (Connvo added one): shown as sent, and still followed.
+    Group("o", "other_state", "in another state"),
+    Group("c", MeetingState.CONCLUDED.value, "concluded", settled=True),
+    Group("x", MeetingState.CANCELLED.value, "cancelled", settled=True),
+    Group("v", TableGroup.NOT_VISIBLE, _words(Outcome.NOT_VISIBLE), settled=True),
+    Group("n", TableGroup.NOT_FOUND, _words(Outcome.NOT_FOUND), settled=True),
+    Group("i", TableGroup.INVALID_ID, _words(Outcome.INVALID_ID), settled=True),
+    Group("t", TableGroup.TOKEN, "need your token", settled=True),
+    Group("l", TableGroup.LOOKUP_LIMIT, "not asked (your lookup limit)"),
+    Group("f", TableGroup.FAILED, "Connvo failed"),
 )
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 GROUP_BY_CODE = {g.code: g for g in GROUPS}
-_TOKEN_OUTCOMES = {
-    Outcome.NO_TOKEN,
-    Outcome.SESSION_ENDED,
-    Outcome.TOKEN_REJECTED,
-    Outcome.NOT_PROVISIONED,
-    Outcome.AUTH_UNAVAILABLE,
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One meeting of the table: what Connvo said, or why there is nothing to show."""
+    """One meeting of the table: its place in the list asked for, and its answer."""
 
-    index: int  # position in the list asked for
-    deployment: str
-    meeting_id: str
-    lookup: connvo.Lookup | None = None
-    error: LookupFailed | None = None
+    index: int
+    answer: Answer
+
+    @property
+    def deployment(self) -> str:
+        return self.answer.deployment
+
+    @property
+    def meeting_id(self) -> str:
+        return self.answer.meeting_id
 
     @property
     def meeting(self) -> connvo.Meeting | None:
-        return self.lookup.meeting if self.lookup else None
+        return self.answer.meeting
+
+    @property
+    def error(self):
+        return self.answer.error
 
     @property
     def group(self) -> Group:
-        if self.meeting is not None:
-            return GROUP_BY_NAME[self.meeting.state.value]
-        outcome = self.error.outcome if self.error else None
-        if outcome in _TOKEN_OUTCOMES:
-            return GROUP_BY_NAME["token"]
-        if outcome == Outcome.UNKNOWN_DEPLOYMENT:
-            return GROUP_BY_NAME["not_found"]
-        name = outcome.value if outcome else "failed"
-        return GROUP_BY_NAME.get(name, GROUP_BY_NAME["failed"])
+        meeting = self.meeting
+        if meeting is None:
+            return GROUP_BY_NAME[self.answer.outcome.handling.table_group]
+        if isinstance(meeting.state, MeetingState):
+            return GROUP_BY_NAME[meeting.state.value]
+        return GROUP_BY_NAME["other_state"]
 
     @property
     def failure(self) -> str:
-        """The failed outcome in plain words ("You are not a participant", "Connvo failed")."""
-        if self.error is None:
-            return ""
-        return self.error.label
+        """The failed outcome's label ("Not a participant"); empty for a found meeting."""
+        return self.error.label if self.error else ""
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.meeting) if self.meeting else f"!{self.group.code}"
 
 
-def _ask(deployment: Deployment, token: str, meeting_id: str) -> connvo.Lookup | LookupFailed:
-    try:
-        return connvo.get_meeting(deployment=deployment, token=token, meeting_id=meeting_id)
-    except LookupFailed as failure:
-        return failure
-
-
-def look_up_meetings(
-    *, user: AbstractBaseUser, origin: Origin, wanted: Sequence[Wanted], via: Via
-) -> list[Row]:
-    """Look up every wanted meeting as `user`, at most CONNVO_TABLE_CONCURRENCY at a time.
-
-    Returns one Row per wanted meeting, in order. Raises AuditUnavailable if the audit entries
-    cannot be written (then nothing may be shown)."""
-    outcomes: dict[int, connvo.Lookup | LookupFailed] = {}
-    tokens: dict[str, tuple[Deployment, str] | LookupFailed] = {}
-    for name in dict.fromkeys(w.deployment for w in wanted):
-        try:
-            deployment = get_deployment(name)
-            tokens[name] = (
-                deployment,
-                credentials.access_token_for(user=user, deployment_name=name, origin=origin),
-            )
-        except LookupFailed as failure:
-            tokens[name] = failure
-        except DatabaseError:
-            logger.exception("credential for a table lookup by %s not prepared", origin.username)
-            raise AuditUnavailable from None
-
-    to_ask: list[tuple[int, Deployment, str, str]] = []
-    refused: ratelimit.LookupLimitReached | None = None
-    for index, item in enumerate(wanted):
-        credential = tokens[item.deployment]
-        if isinstance(credential, LookupFailed):
-            outcomes[index] = credential
-            continue
-        if refused is None:
-            try:
-                ratelimit.count_lookup(user=user)
-            except ratelimit.LookupLimitReached as error:
-                refused = error
-        if refused is not None:
-            # Not asked: the limit was reached by an earlier row of this same table.
-            outcomes[index] = ratelimit.LookupLimitReached(refused.message)
-            continue
-        to_ask.append((index, *credential, item.meeting_id))
-
-    if to_ask:
-        workers = min(settings.CONNVO_TABLE_CONCURRENCY, len(to_ask))
-        with (
-            waiting_on_upstream(),
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="connvo-table") as pool,
-        ):
-            answers = pool.map(lambda job: _ask(*job[1:]), to_ask)
-            for (index, *_), answer in zip(to_ask, answers, strict=True):
-                outcomes[index] = answer
-
-    rows = [
-        Row(
-            index=index,
-            deployment=item.deployment,
-            meeting_id=item.meeting_id,
-            lookup=outcomes[index] if isinstance(outcomes[index], connvo.Lookup) else None,
-            error=outcomes[index] if isinstance(outcomes[index], LookupFailed) else None,
-        )
-        for index, item in enumerate(wanted)
-    ]
-    _audit(rows, origin=origin, via=via)
-    return rows
-
-
-def _audit(rows: list[Row], *, origin: Origin, via: Via) -> None:
-    entries = []
-    for row in rows:
-        answer = row.error or row.lookup
-        entries.append(
-            {
-                "action": Action.LOOKUP,
-                "via": via,
-                "deployment": row.deployment[:64],
-                "meeting_id": row.meeting_id,
-                "outcome": row.error.kind if row.error else Outcome.FOUND,
-                "http_status": answer.http_status,
-                "latency_ms": answer.latency_ms,
-                "connvo_request_id": row.error.request_id if row.error else None,
-                "detail": row.error.detail if row.error else "",
-            }
-        )
-    try:
-        # All of the table's entries are recorded, in one go, or none is and nothing is shown.
-        record_many(origin=origin, entries=entries)
-    except DatabaseError:
-        logger.exception("audit entries for a table lookup by %s not written", origin.username)
-        raise AuditUnavailable from None
-    counts = Counter(row.error.kind if row.error else "found" for row in rows)
-    logger.info(
-        "table lookup user=%s via=%s meetings=%s outcomes=%s",
-        origin.username,
-        via,
-        len(rows),
-        dict(counts),
-    )
+def rows(answers: Sequence[Answer], indexes: Sequence[int] | None = None) -> list[Row]:
+    """The answers as rows, at their positions in the whole table (`indexes`: a live refresh
+    asks only the rows not settled yet)."""
+    positions = range(len(answers)) if indexes is None else indexes
+    return [Row(index, answer) for index, answer in zip(positions, answers, strict=True)]
 
 
 def summary(

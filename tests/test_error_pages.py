@@ -80,7 +80,7 @@ def test_escalation_details_name_everything_support_needs(agent_client, agent_to
     assert f"Meeting ID: {meeting_id}" in text
     assert "Deployment: dev" in text
     assert "HTTP status from Connvo: 500" in text
-    assert "Outcome: server_error" in text
+    assert "Outcome: Connvo server error (server_error)" in text
     assert re.search(r"Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text)
 
 

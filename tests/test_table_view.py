@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from audit.models import AuditEntry, Via
 from meetings.triage import GROUPS
-from meetings.views import _settled_rows
+from meetings.views.tables import _settled_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -129,10 +129,10 @@ def test_rows_show_each_meeting_or_why_not(agent_client, agent_token, fake_connv
     assert "badge--active" in standup and "badge--participant" in standup
     assert re.search(r'data-cell="participants"[^>]*>5<', standup)
     private = row(html, fake_connvo, "private")
-    assert "You are not a participant" in private
+    assert "Not a participant" in private
     detail = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("private")])
     assert f'href="{detail}"' in private
-    assert "1 active · 1 scheduled · 1 concluded · 1 not visible to you" in re.sub(
+    assert "1 active · 1 scheduled · 1 concluded · 1 not a participant" in re.sub(
         r"<[^>]+>", "", html
     )
 
@@ -160,7 +160,7 @@ def test_rows_over_the_lookup_limit_are_not_asked_and_say_so(
 
     assert fake_connvo.call_count == 2
     for label in ("retro", "onboarding"):
-        assert "Not asked: the console&#x27;s lookup limit" in row(html, fake_connvo, label)
+        assert "Not asked: lookup limit" in row(html, fake_connvo, label)
     assert "2 not asked (your lookup limit)" in html
     assert AuditEntry.objects.filter(outcome="lookup_limit").count() == 2
 
@@ -219,7 +219,9 @@ def test_csv_export_is_safe_for_spreadsheets(agent_client, agent_token, fake_con
     ]
     assert rows[0]["title"] == '\'=HYPERLINK("http://evil.example","x")'
     assert rows[0]["participants"] == "5" and rows[0]["outcome"] == "found"
-    assert rows[1]["outcome"] == "not_visible" and rows[1]["message"] == "You are not a participant"
+    assert rows[1]["outcome"] == "not_visible"
+    assert rows[1]["outcome_label"] == "Not a participant"
+    assert rows[1]["message"].startswith("This meeting exists, but Connvo shows a meeting only")
     assert AuditEntry.objects.filter(via=Via.TABLE).count() == 2
 
 
@@ -352,7 +354,7 @@ def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, se
         table_url(fake_connvo, "standup", "planning", "onboarding")
     ).content.decode()
 
-    assert html.count("Connvo did not answer in time") == 1
+    assert html.count("No answer in time") == 1
     assert (
         html.count('class="triage__row triage__row--active"')
         + html.count('triage__row--scheduled"')

@@ -1,5 +1,5 @@
 """Many meetings at once in a real browser: a pasted blob becomes a live triage table, a meeting
-is watched from its page and followed on the Watching page, then unpinned."""
+is watched from its page and followed on the Watching page, then unwatched."""
 
 import re
 
@@ -39,7 +39,7 @@ def test_blob_to_live_table_to_watch_list_and_back(
     expect(page.get_by_role("heading", name="3 meetings")).to_be_visible()
     expect(page.locator(".message--warning")).to_contain_text("JD7F3S4H7YVXQRW0C8H5K3X2KN6R1M9A")
     expect(page.locator("#table-summary")).to_contain_text(
-        "1 active · 1 scheduled · 1 not visible to you"
+        "1 active · 1 scheduled · 1 not a participant"
     )
     assert standup in page.url and planning in page.url and private in page.url
     page.evaluate("window.__notReloaded = true")
@@ -85,16 +85,19 @@ def test_blob_to_live_table_to_watch_list_and_back(
     expect(page.locator('#row-0 [data-cell="webrtc"]')).to_have_text("7", timeout=5000)
     screenshot("32-watching")
 
-    # The meeting ends: it moves to the finished group, which is not polled.
+    # The meeting ends: its row says so and is not asked again; the next time the page is
+    # opened it is listed with the finished ones.
     fake_connvo.update_meeting("standup", state="concluded")
-    finished = page.locator(".triage__finished")
-    expect(finished).to_contain_text("Support Team Daily Standup", timeout=5000)
-    screenshot("33-watching-finished")
+    expect(page.locator("#row-0 .badge--concluded")).to_be_visible(timeout=5000)
     calls = fake_connvo.call_count
     page.wait_for_timeout(2500)
     assert fake_connvo.call_count == calls
+    page.reload()
+    finished = page.locator(".triage__finished")
+    expect(finished).to_contain_text("Support Team Daily Standup")
+    screenshot("33-watching-finished")
 
-    finished.get_by_role("button", name="Unpin").click()
+    finished.get_by_role("button", name="Unwatch").click()
     expect(page.get_by_text("not watching any meeting")).to_be_visible()
 
 
@@ -109,10 +112,10 @@ def test_table_with_mixed_outcomes(
     page.goto(f"{live_server.url}/table/dev/?ids={ids},{unknown}")
 
     expect(page.locator("#table-summary")).to_contain_text(
-        "2 active · 2 scheduled · 1 concluded · 1 cancelled · 1 not visible to you · 1 not found"
+        "2 active · 2 scheduled · 1 concluded · 1 cancelled · 1 not a participant · 1 no such meeting"
     )
-    expect(page.locator("#row-2")).to_contain_text("You are not a participant")
-    expect(page.locator("#row-7")).to_contain_text("Not found")
+    expect(page.locator("#row-2")).to_contain_text("Not a participant")
+    expect(page.locator("#row-7")).to_contain_text("No such meeting")
     page.locator("#row-2").get_by_role("link", name="what to do").click()
     expect(page.locator('[data-outcome="not_visible"]')).to_be_visible()
     page.go_back()
@@ -143,7 +146,7 @@ def test_table_looks_right_dark_and_narrow(
     page.get_by_role("button", name="Sign in").click()
     page.goto(f"{live_server.url}/table/dev/?ids={ids}")
 
-    expect(page.locator("#table-summary")).to_contain_text("1 not visible to you")
+    expect(page.locator("#table-summary")).to_contain_text("1 not a participant")
     # The page itself never scrolls sideways; only the table's own box may.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= options["viewport"]["width"]

@@ -12,8 +12,8 @@ from audit.models import Via
 from audit.services import Origin
 from connvo_admin.meeting_ids import InvalidMeetingId
 from connvo_admin.outcomes import LookupFailed
-from meetings import connvo, triage
-from meetings.lookups import AuditUnavailable, audited_lookup
+from meetings import connvo
+from meetings.lookups import Answer, AuditUnavailable, Wanted, audited_lookup, look_up
 from meetings.references import parse_meeting_references
 
 EXIT_FAILED = 1
@@ -91,10 +91,10 @@ class Command(BaseCommand):
         for rejected in found.rejected:
             self.stderr.write(f"not a meeting ID, skipped: {rejected.text}: {rejected.reason}")
         try:
-            rows = triage.look_up_meetings(
+            rows = look_up(
                 user=staff,
                 origin=Origin.for_command(staff),
-                wanted=[triage.Wanted(deployment, meeting_id) for meeting_id in found.ids],
+                wanted=[Wanted(deployment, meeting_id) for meeting_id in found.ids],
                 via=Via.CLI,
             )
         except AuditUnavailable as error:
@@ -142,7 +142,7 @@ class Command(BaseCommand):
         raise SystemExit(EXIT_FAILED)
 
 
-def _json_line(row: triage.Row) -> dict:
+def _json_line(row: Answer) -> dict:
     if row.meeting is not None:
         return dict(row.meeting.raw)
     line = {"meeting_id": row.meeting_id, "error": row.error.kind, "message": row.error.message}

@@ -1,0 +1,150 @@
+"""Looking a meeting up: the start page (the lookup form and the agent's recent meetings), a
+meeting's page and its live refresh, and the question asked when another site links here."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from audit.models import Via
+from audit.services import Origin
+from connvo_admin.outcomes import LookupFailed
+
+from ..deployments import deployments
+from ..forms import LookupForm
+from ..live import PollPlan, Shown, plan_after_failure, plan_after_success, reply_status
+from ..lookups import audited_lookup
+from ..models import WatchedMeeting
+from ..references import References
+from .access import (
+    agent_view,
+    asks_before_looking_up,
+    login_required_whole_page,
+    start_page_permission,
+)
+from .confirm import confirm_lookup, start_page_response
+from .recent import preferred_deployment, remember_shown
+from .tables import say_what_was_left_out, table_url
+
+
+def _confirm_start_page(request: HttpRequest) -> HttpResponse:
+    if "q" not in request.GET:
+        return _blank_start_page(request)  # nothing to look up
+    text, deployment_name = request.GET["q"], request.GET.get("deployment", "")
+    return confirm_lookup(request, deployment_name=deployment_name, text=text)
+
+
+def _blank_start_page(request: HttpRequest) -> HttpResponse:
+    form = LookupForm(initial={"deployment": preferred_deployment(request)}, autofocus=True)
+    return start_page_response(request, form)
+
+
+def _to_meetings(request: HttpRequest, found: References, deployment_name: str) -> HttpResponse:
+    """One meeting opens its page, several a triage table whose address holds only the IDs."""
+    say_what_was_left_out(request, found)
+    if len(found.ids) == 1:
+        return redirect("meetings:detail", deployment_name=deployment_name, meeting_id=found.ids[0])
+    return redirect(table_url(deployment_name, found.ids))
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required_whole_page
+@start_page_permission
+@asks_before_looking_up(_confirm_start_page)
+def start_page(request: HttpRequest) -> HttpResponse:
+    """The lookup form and the agent's recent meetings. The form is posted (a pasted log excerpt
+    is too long for an address); `?q=` still works for bookmarks and browser keywords. Either
+    way the answer redirects to the meeting's page or the table, so a reload looks nothing up
+    twice and bad input comes back with the paste kept."""
+    data = request.POST if request.method == "POST" else request.GET
+    if "q" not in data:
+        return _blank_start_page(request)
+    form = LookupForm(data, autofocus=True)
+    if form.is_valid():
+        return _to_meetings(request, form.cleaned_data["q"], form.cleaned_data["deployment"])
+    return start_page_response(request, form, status=400)
+
+
+def _confirm_meeting(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
+    return confirm_lookup(request, deployment_name=deployment_name, text=meeting_id)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@agent_view
+@asks_before_looking_up(_confirm_meeting)
+def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
+    """The meeting page; with htmx, its live-status fragment (one refresh)."""
+    refreshing = bool(request.htmx)
+    context = {
+        # None for a name that is not configured: the lookup below says so (and audits it).
+        "deployment": deployments().get(deployment_name),
+        "deployment_name": deployment_name,
+        "meeting_id": meeting_id,
+        "checked_at": timezone.now(),
+    }
+    try:
+        result = audited_lookup(
+            user=request.user,
+            origin=Origin.from_request(request),
+            deployment_name=deployment_name,
+            meeting_ref=meeting_id,
+            via=Via.REFRESH if refreshing else Via.PAGE,
+        )
+    except LookupFailed as failure:
+        if refreshing:
+            return _refresh_failed(request, failure, context)
+        context |= {
+            "error": failure,
+            "form": LookupForm(initial={"q": meeting_id, "deployment": deployment_name}),
+            "other_deployments": [name for name in deployments() if name != deployment_name],
+            "known_deployments": list(deployments()),
+        }
+        status = failure.handling.page_status
+        return render(request, "meetings/meeting_detail.html", context, status=status)
+
+    meeting = result.meeting
+    plan = plan_after_success(meeting)
+    context |= {"meeting": meeting, "live": plan}
+    if refreshing:
+        return _live_fragment(request, context, plan)
+
+    remember_shown(request, deployment_name, meeting)
+    context |= {
+        "form": LookupForm(initial={"q": meeting.id, "deployment": deployment_name}),
+        "watched": WatchedMeeting.objects.filter(
+            user=request.user, deployment=deployment_name, meeting_id=meeting.id
+        ).exists(),
+        "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
+    }
+    return render(request, "meetings/meeting_detail.html", context)
+
+
+def _refresh_failed(
+    request: HttpRequest, failure: LookupFailed, context: dict | None = None
+) -> HttpResponse:
+    """The live fragment for a refresh that failed: the failing state, backing off, or stopped.
+    Also what a refresh gets when the console's own database failed before the view ran
+    (connvo_admin/unavailable.py): then it reads neither the session nor the user."""
+    shown = Shown.from_query(request.GET)
+    plan = plan_after_failure(failure, failures=shown.failures, seen=shown.seen)
+    context = (context or {"checked_at": timezone.now()}) | {
+        "live": plan,
+        "refresh_error": failure,
+    }
+    return _live_fragment(request, context, plan)
+
+
+meeting_detail.on_database_unavailable = _refresh_failed
+
+
+def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:
+    status = reply_status(plan, Shown.from_query(request.GET))
+    if status == 204:
+        return HttpResponse(status=204)
+    return render(request, "meetings/meeting_detail.html#metrics", context, status=status)

@@ -1,0 +1,392 @@
+"""Many meetings at once: the triage table (and its CSV), the watch list, and watching or
+unwatching a meeting. The lookups are meetings/lookups.py's; what a table is (its groups, its
+summary, its refresh plan) is meetings/triage.py's."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh
+
+from audit.exports import FORMULA_STARTS
+from audit.models import Via
+from audit.services import Origin
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+
+from .. import triage
+from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
+from ..forms import SORTS, LookupForm, TableForm
+from ..live import Shown, plan_after_failure, reply_status
+from ..lookups import AuditUnavailable, Wanted, look_up
+from ..models import WatchedMeeting
+from ..references import References
+from .access import agent_view, asks_before_looking_up
+from .confirm import confirm_lookup, confirm_watch_list
+from .recent import preferred_deployment
+
+MAX_REJECTED_LISTED = 10
+
+
+def _deployment_or_404(name: str) -> Deployment:
+    try:
+        return get_deployment(name)
+    except UnknownDeployment:
+        raise Http404("There is no such Connvo deployment.") from None
+
+
+def table_url(deployment: str, ids: Iterable[str], *, sort: str = "", show: str = "") -> str:
+    """The triage table's bookmarkable address. IDs are plain base32, so the list stays readable
+    (commas unescaped) when pasted into an incident channel."""
+    query = "ids=" + ",".join(ids)
+    for name, value in (("sort", sort), ("show", show)):
+        if value:
+            query += f"&{name}={value}"
+    return f"{reverse('meetings:table', args=[deployment])}?{query}"
+
+
+def say_what_was_left_out(request: HttpRequest, found: References) -> None:
+    """What the agent pasted that the table does not show, and why, on the page that follows."""
+    shown = found.rejected[:MAX_REJECTED_LISTED]
+    if shown:
+        lines = "; ".join(f"“{r.text}”: {r.reason}" for r in shown)
+        more = len(found.rejected) - len(shown)
+        if more:
+            lines += f"; and {more} more"
+        messages.warning(request, f"Not looked up, as not meeting IDs: {lines}")
+    if found.duplicates:
+        repeated = "1 ID was" if found.duplicates == 1 else f"{found.duplicates} IDs were"
+        messages.info(request, f"{repeated} pasted more than once; each meeting is shown once.")
+
+
+_GROUP_ORDER = {group.code: n for n, group in enumerate(triage.GROUPS)}
+_SORT_KEYS = {
+    "state": lambda row: (_GROUP_ORDER[row.group.code], row.index),
+    "outcome": lambda row: (row.meeting is not None, _GROUP_ORDER[row.group.code], row.index),
+}
+_NUMERIC_SORTS = {
+    "participants": lambda m: m.participant_count,
+    "webrtc": lambda m: m.active_webrtc_sessions,
+    "rating": lambda m: m.average_rating,
+    "updated": lambda m: m.updated_at,
+}
+
+
+def _sorted_rows(rows: list[triage.Row], sort: str) -> list[triage.Row]:
+    if sort in _SORT_KEYS:
+        return sorted(rows, key=_SORT_KEYS[sort])
+    if sort in _NUMERIC_SORTS:
+        value = _NUMERIC_SORTS[sort]
+
+        def key(row: triage.Row) -> tuple:
+            number = value(row.meeting) if row.meeting else None
+            # A figure Connvo sent as something else than a number (drift) sorts with the
+            # missing ones rather than breaking the comparison.
+            if not isinstance(number, int | float) or isinstance(number, bool):
+                number = None
+            # Highest first; meetings without the figure, then failed rows, last.
+            return (number is None, -(number or 0), row.index)
+
+        return sorted(rows, key=key)
+    return rows
+
+
+def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
+    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
+    settled = {}
+    for item in text.split(".") if text else ():
+        match = re.fullmatch(r"(\d{1,3})([a-z])", item)
+        if match and int(match.group(1)) < size and match.group(2) in triage.GROUP_BY_CODE:
+            group = triage.GROUP_BY_CODE[match.group(2)]
+            if group.settled:
+                settled[int(match.group(1))] = group
+    return settled
+
+
+def _done(settled: dict[int, triage.Group]) -> str:
+    return ".".join(f"{i}{g.code}" for i, g in sorted(settled.items()))
+
+
+def _live_table(
+    request: HttpRequest,
+    *,
+    wanted: list[Wanted],
+    context: dict,
+    page_url: str,
+    sort: str = "",
+    show: str = "",
+) -> tuple[list[triage.Row], HttpResponse | None]:
+    """Look the table's rows up (on a refresh, only those not settled) and answer a refresh.
+
+    Returns the rows looked up, and the response to a refresh (None for a full page, which the
+    caller renders)."""
+    refreshing = bool(request.htmx)
+    shown = Shown.from_query(request.GET) if refreshing else Shown()
+    settled = _settled_rows(request.GET.get("done", ""), len(wanted)) if refreshing else {}
+    asked = [i for i in range(len(wanted)) if i not in settled]
+    context |= {"page_url": page_url, "checked_at": timezone.now(), "sort": sort, "show": show}
+    try:
+        answers = look_up(
+            user=request.user,
+            origin=Origin.from_request(request),
+            wanted=[wanted[i] for i in asked],
+            # A table's live refreshes are audited like a meeting page's: the auditors' "Include
+            # live refreshes" switch (and the overview's refresh counts) cover both.
+            via=Via.REFRESH if refreshing else Via.TABLE,
+        )
+    except AuditUnavailable as failure:
+        if not refreshing:
+            raise
+        plan = plan_after_failure(failure, failures=shown.failures, seen=shown.seen)
+        context |= {"live": plan, "refresh_error": failure, "done": _done(settled), "rows": []}
+        return [], render(request, "meetings/table.html#refresh", context)
+    rows = triage.rows(answers, asked)
+    plan = triage.table_plan(rows, failures=shown.failures)
+    context |= {
+        "live": plan,
+        "done": _done(settled | {row.index: row.group for row in rows if row.group.settled}),
+        "summary": triage.summary(rows, settled),
+        "total": len(wanted),
+    }
+    if not refreshing:
+        return rows, None
+    status = reply_status(plan, shown)
+    if status == 204:
+        return rows, HttpResponse(status=204)
+    context["rows"] = [row for row in rows if not show or row.group.name == show]
+    return rows, render(request, "meetings/table.html#refresh", context, status=status)
+
+
+def _confirm_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
+    return confirm_lookup(request, deployment_name=deployment_name, text=request.GET.get("ids", ""))
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@agent_view
+@asks_before_looking_up(_confirm_table)
+def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
+    """Many meetings of one deployment as a live triage table; `?format=csv` exports it."""
+    deployment = _deployment_or_404(deployment_name).name
+    form = TableForm(request.GET)
+    if not form.is_valid():
+        context = {
+            "form": LookupForm(initial={"q": request.GET.get("ids", ""), "deployment": deployment}),
+            "table_errors": [e for errors in form.errors.values() for e in errors],
+            "deployment_name": deployment,
+        }
+        return render(request, "meetings/table.html", context, status=400)
+    found, sort, show = (form.cleaned_data[k] for k in ("ids", "sort", "show"))
+    wanted = [Wanted(deployment, meeting_id) for meeting_id in found.ids]
+    if request.GET.get("format") == "csv":
+        return _table_csv(request, wanted, deployment)
+    page_url = table_url(deployment, found.ids, sort=sort, show=show)
+    context = {
+        "deployment": deployments()[deployment],
+        "deployment_name": deployment,
+        "ids": found.ids,
+        # On one line: the compact box shows one line, and the list is what the URL holds.
+        "form": LookupForm(initial={"q": " ".join(found.ids), "deployment": deployment}),
+        "table_form": form,
+    }
+    try:
+        rows, answer = _live_table(
+            request, wanted=wanted, context=context, page_url=page_url, sort=sort, show=show
+        )
+    except AuditUnavailable as exc:
+        context["audit_error"] = exc
+        return render(request, "meetings/table.html", context, status=503)
+    if answer is not None:
+        return answer
+    rows = _sorted_rows(rows, sort)
+    context |= {
+        "rows": [row for row in rows if not show or row.group.name == show],
+        "csv_url": page_url + "&format=csv",
+        "sort_links": {
+            key or "given": table_url(deployment, found.ids, sort=key, show=show) for key in SORTS
+        },
+    }
+    return render(request, "meetings/table.html", context)
+
+
+CSV_COLUMNS = (
+    "deployment",
+    "meeting_id",
+    "title",
+    "state",
+    "your_role",
+    "your_presence",
+    "participants",
+    "active_webrtc_sessions",
+    "average_rating",
+    "updated_at",
+    "outcome",
+    "outcome_label",
+    "message",
+    "connvo_request_id",
+)
+
+
+def _csv_cell(value: object) -> object:
+    # A spreadsheet runs a cell that starts with one of these as a formula; meeting titles are
+    # written by anyone who can create a meeting.
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _updated_at(milliseconds: object) -> str:
+    """Connvo's timestamp as ISO 8601; what is not a usable timestamp (drift), as sent."""
+    if milliseconds is None:
+        return ""
+    try:
+        return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(milliseconds)
+
+
+def _table_csv(request: HttpRequest, wanted: list[Wanted], deployment: str) -> HttpResponse:
+    try:
+        answers = look_up(
+            user=request.user, origin=Origin.from_request(request), wanted=wanted, via=Via.TABLE
+        )
+    except AuditUnavailable as exc:
+        return HttpResponse(exc.message, status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="meetings-{deployment}-{stamp}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(CSV_COLUMNS)
+    for answer in answers:
+        meeting, error = answer.meeting, answer.error
+        values = (
+            answer.deployment,
+            answer.meeting_id,
+            meeting.title if meeting else "",
+            meeting.state if meeting else "",
+            meeting.user_role if meeting else "",
+            meeting.user_presence if meeting else "",
+            meeting.participant_count if meeting else None,
+            meeting.active_webrtc_sessions if meeting else None,
+            meeting.average_rating if meeting else None,
+            _updated_at(meeting.updated_at) if meeting else "",
+            answer.outcome,
+            answer.outcome.label,
+            error.message if error else "",
+            error.request_id if error else None,
+        )
+        writer.writerow([_csv_cell(v) for v in values])
+    return response
+
+
+def _back_to(request: HttpRequest, fallback: str) -> HttpResponse:
+    """Back to the console page the form was on (`next`), or to `fallback`: never elsewhere, and
+    never a name Django would try to resolve as a view."""
+    target = request.POST.get("next", "")
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return HttpResponseRedirect(target)
+    return HttpResponseRedirect(fallback)
+
+
+@require_POST
+@agent_view
+def watch(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
+    deployment = _deployment_or_404(deployment_name).name
+    detail = reverse("meetings:detail", args=[deployment, meeting_id])
+    try:
+        meeting_id = parse_meeting_id(meeting_id)
+    except InvalidMeetingId as exc:
+        messages.error(request, exc.message)
+        return HttpResponseRedirect(detail)
+    limit = settings.CONNVO_TABLE_MAX_MEETINGS
+    with transaction.atomic():
+        # The agent's own row, locked: their concurrent watches are counted one after another,
+        # so none can slip past the limit (SQLite's writers queue anyway).
+        get_user_model().objects.select_for_update().filter(pk=request.user.pk).first()
+        pins = WatchedMeeting.objects.filter(user=request.user)
+        if (
+            pins.count() >= limit
+            and not pins.filter(deployment=deployment, meeting_id=meeting_id).exists()
+        ):
+            messages.error(
+                request,
+                f"You are already watching {limit} meetings, as many as one table shows. "
+                "Unwatch some on the Watching page first.",
+            )
+            return HttpResponseRedirect(detail)
+        _, created = WatchedMeeting.objects.get_or_create(
+            user=request.user, deployment=deployment, meeting_id=meeting_id
+        )
+    if created:
+        messages.success(request, "Added to your watch list (Watching, in the top bar).")
+    return _back_to(request, detail)
+
+
+@require_POST
+@agent_view
+def unwatch(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
+    removed, _ = WatchedMeeting.objects.filter(
+        user=request.user, deployment=deployment_name, meeting_id=meeting_id
+    ).delete()
+    if removed:
+        messages.success(request, "Removed from your watch list.")
+    return _back_to(request, reverse("meetings:watching"))
+
+
+def _watch_list_key(pins: Iterable[WatchedMeeting]) -> str:
+    joined = "|".join(f"{p.deployment}/{p.meeting_id}" for p in pins)
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@agent_view
+@asks_before_looking_up(confirm_watch_list)
+def watching(request: HttpRequest) -> HttpResponse:
+    """The agent's watched meetings as a live triage table; those that have concluded or were
+    cancelled are listed apart. Opening it changes nothing: a finished meeting is told apart by
+    this look, not stored."""
+    pins = list(WatchedMeeting.objects.filter(user=request.user))
+    key = _watch_list_key(pins)
+    if request.htmx and request.GET.get("list") != key:
+        # Watched or unwatched elsewhere since this page was drawn: its rows no longer line up.
+        return HttpResponseClientRefresh()
+    context = {
+        "form": LookupForm(initial={"deployment": preferred_deployment(request)}),
+        "watch_list": True,
+        "list_key": key,
+        "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),
+    }
+    wanted = [Wanted(p.deployment, p.meeting_id) for p in pins]
+    try:
+        rows, answer = _live_table(
+            request, wanted=wanted, context=context, page_url=reverse("meetings:watching")
+        )
+    except AuditUnavailable as exc:
+        context["audit_error"] = exc
+        return render(request, "meetings/table.html", context, status=503)
+    if answer is not None:
+        return answer
+    # Settled as concluded or cancelled, so the live refresh does not ask them again either.
+    finished = [row for row in rows if row.meeting is not None and not row.meeting.is_live]
+    following = [row for row in rows if row.meeting is None or row.meeting.is_live]
+    context |= {"rows": following, "total": len(following), "finished": finished}
+    return render(request, "meetings/table.html", context)

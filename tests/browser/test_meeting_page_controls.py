@@ -121,7 +121,7 @@ def test_error_page_copies_escalation_details(meeting_page, fake_connvo, screens
     meeting_id = fake_connvo.meeting_id("standup")
     assert f"Meeting ID: {meeting_id}" in copied
     assert "Deployment: dev" in copied
-    assert "Outcome: server_error" in copied
+    assert "Outcome: Connvo server error (server_error)" in copied
     assert "HTTP status from Connvo: 500" in copied
     assert re.search(r"Console request ID: [0-9a-f]{32}", copied)
     assert re.search(r"Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", copied)

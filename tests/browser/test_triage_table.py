@@ -112,7 +112,8 @@ def test_table_with_mixed_outcomes(
     page.goto(f"{live_server.url}/table/dev/?ids={ids},{unknown}")
 
     expect(page.locator("#table-summary")).to_contain_text(
-        "2 active · 2 scheduled · 1 concluded · 1 cancelled · 1 not a participant · 1 no such meeting"
+        "2 active · 2 scheduled · 1 concluded · 1 cancelled · 1 not a participant"
+        " · 1 no such meeting"
     )
     expect(page.locator("#row-2")).to_contain_text("Not a participant")
     expect(page.locator("#row-7")).to_contain_text("No such meeting")

@@ -45,22 +45,23 @@ class LookupForm(forms.Form):
             self.fields["q"].widget.attrs["rows"] = 3
 
     def clean_q(self) -> References:
-        try:
-            found = parse_meeting_references(self.cleaned_data["q"])
-        except InvalidMeetingId as exc:
-            raise forms.ValidationError(exc.message, code="invalid_id") from None
-        check_table_size(found.ids)
-        return found
+        return clean_references(self.cleaned_data["q"])
 
 
-def check_table_size(ids: tuple[str, ...]) -> None:
+def clean_references(text: str) -> References:
+    """The meetings a box or a table's address holds, at most as many as one table shows."""
+    try:
+        found = parse_meeting_references(text)
+    except InvalidMeetingId as exc:
+        raise forms.ValidationError(exc.message, code="invalid_id") from None
     limit = settings.CONNVO_TABLE_MAX_MEETINGS
-    if len(ids) > limit:
+    if len(found.ids) > limit:
         raise forms.ValidationError(
-            f"That is {len(ids)} different meeting IDs; a table holds at most {limit}. Split them "
-            f"into tables of {limit} or fewer, so that every meeting is looked up.",
+            f"That is {len(found.ids)} different meeting IDs; a table holds at most {limit}. Split "
+            f"them into tables of {limit} or fewer, so that every meeting is looked up.",
             code="too_many",
         )
+    return found
 
 
 SORTS = {
@@ -88,12 +89,7 @@ class TableForm(forms.Form):
     )
 
     def clean_ids(self) -> References:
-        try:
-            found = parse_meeting_references(self.cleaned_data["ids"])
-        except InvalidMeetingId as exc:
-            raise forms.ValidationError(exc.message, code="invalid_id") from None
-        check_table_size(found.ids)
-        return found
+        return clean_references(self.cleaned_data["ids"])
 
 
 class TokenForm(forms.Form):

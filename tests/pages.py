@@ -37,8 +37,10 @@ def selected_deployment(page: str) -> str | None:
 
 
 def table_rows(page: str) -> list[str]:
-    """Every table row of the page (the triage table's rows; a refresh sends them alone)."""
-    return re.findall(r"<tr\b.*?</tr>", page, re.S)
+    """Every row of the page's tables but their header rows (which link to the table sorted):
+    the triage table's rows, or the rows a refresh sends alone."""
+    without_headers = re.sub(r"<thead\b.*?</thead>", "", page, flags=re.S)
+    return re.findall(r"<tr\b.*?</tr>", without_headers, re.S)
 
 
 def rows_of(page: str, meeting_id: str) -> list[str]:

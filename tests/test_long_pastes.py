@@ -1,0 +1,164 @@
+"""A pasted log excerpt goes to the console in a POST, not in the address: the box takes 20,000
+characters, far more than a request line may hold (gunicorn refuses lines over 8190 bytes). The
+start page answers the POST with a redirect to the table's address, which holds only the IDs;
+a paste without any ID comes back in the box with the reason. `GET /?q=` still works for old
+bookmarks."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from fakeconnvo import FakeConnvo
+from tests.pages import lookup_box, main_part, rows_of, selected_deployment
+
+pytestmark = pytest.mark.django_db
+
+REQUEST_LINE_LIMIT = 8190  # gunicorn's default limit_request_line
+
+
+def twelve_ids(fake: FakeConnvo) -> list[str]:
+    """Nine meetings that exist and three that do not: all of them well-formed IDs."""
+    return list(fake.meeting_labels.values()) + [fake.unknown_meeting_id() for _ in range(3)]
+
+
+def log_excerpt(meeting_ids: list[str]) -> str:
+    """60 lines of a gateway log (about 9.8 KB): timestamps, request ids, users, latencies and,
+    on every fifth line, a meeting ID; the first one comes back on the last line."""
+    lines = []
+    for n in range(60):
+        if n % 5 == 2 and n // 5 < len(meeting_ids):
+            meeting = meeting_ids[n // 5]
+        elif n == 59 and meeting_ids:
+            meeting = meeting_ids[0]
+        else:
+            meeting = "-"
+        lines.append(
+            f"2026-12-06T10:32:{n:02d}.{n * 37 % 1000:03d}Z INFO gateway[{1200 + n}] "
+            f"req={n:08x}-7b3d-4c1a-9e2f-{n * 7919:012x} user=usr_{n:04d} route=/api/join "
+            f"meeting={meeting} status={200 if n % 7 else 502} latency_ms={n * 13 % 900} "
+            'ua="Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0" region=eu-west-1'
+        )
+    return "\n".join(lines)
+
+
+def start_page() -> str:
+    return reverse("meetings:lookup")
+
+
+def test_the_excerpt_is_a_long_paste_the_box_allows():
+    excerpt = log_excerpt([f"{n:032d}" for n in range(12)])
+
+    assert excerpt.count("\n") == 59
+    assert 9_000 < len(excerpt) < 20_000
+
+
+def test_the_start_pages_form_is_posted(agent_client):
+    page = agent_client.get(start_page()).content.decode()
+
+    form = re.search(r"<form\b[^>]*>(?:(?!</form>).)*name=\"q\".*?</form>", main_part(page), re.S)
+    assert form, "no form holding the lookup box"
+    tag = re.match(r"<form\b[^>]*>", form.group(0)).group(0)
+    assert re.search(r'\bmethod="post"', tag, re.I)
+    assert 'name="csrfmiddlewaretoken"' in form.group(0)
+
+
+def test_a_posted_log_excerpt_redirects_to_a_table_of_only_its_ids(agent_client, fake_connvo):
+    ids = twelve_ids(fake_connvo)
+
+    response = agent_client.post(start_page(), {"q": log_excerpt(ids), "deployment": "dev"})
+
+    assert response.status_code in (302, 303)
+    location = urlsplit(response["Location"])
+    assert location.path == reverse("meetings:table", args=["dev"])
+    assert parse_qs(location.query)["ids"] == [",".join(ids)]
+    assert len(response["Location"]) < REQUEST_LINE_LIMIT // 8
+    assert fake_connvo.call_count == 0  # the table asks, once per meeting
+
+
+def test_the_table_it_leads_to_shows_every_pasted_meeting(agent_client, agent_token, fake_connvo):
+    ids = twelve_ids(fake_connvo)
+
+    response = agent_client.post(
+        start_page(), {"q": log_excerpt(ids), "deployment": "dev"}, follow=True
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert all(len(rows_of(page, meeting_id)) == 1 for meeting_id in ids)
+    assert fake_connvo.call_count == len(ids)
+
+
+def test_a_posted_paste_with_one_id_opens_the_meeting_page(agent_client, fake_connvo):
+    standup = fake_connvo.meeting_id("standup")
+
+    response = agent_client.post(start_page(), {"q": log_excerpt([standup]), "deployment": "dev"})
+
+    assert response.status_code in (302, 303)
+    assert response["Location"] == reverse("meetings:detail", args=["dev", standup])
+
+
+def test_a_posted_paste_without_an_id_comes_back_in_the_box_with_the_reason(
+    agent_client, fake_connvo
+):
+    excerpt = log_excerpt([])
+
+    response = agent_client.post(start_page(), {"q": excerpt, "deployment": "dev"})
+
+    assert response.status_code == 400
+    page = main_part(response.content.decode())
+    assert lookup_box(page).strip() == excerpt.strip()
+    assert selected_deployment(page) == "dev"
+    alert = re.search(r'role="alert"[^>]*>(.*?)</div>', page, re.S)
+    assert alert and "meeting ID" in alert.group(1)
+    assert fake_connvo.call_count == 0
+
+
+def test_a_post_without_the_csrf_token_is_refused(agent, fake_connvo):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent)
+
+    response = client.post(
+        start_page(), {"q": fake_connvo.meeting_id("standup"), "deployment": "dev"}
+    )
+
+    assert response.status_code == 403
+    assert fake_connvo.call_count == 0
+
+
+def test_a_post_with_the_forms_csrf_token_is_accepted(agent, fake_connvo):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent)
+    page = client.get(start_page()).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token, "the start page's form carries no CSRF token"
+
+    response = client.post(
+        start_page(),
+        {
+            "q": log_excerpt(twelve_ids(fake_connvo)),
+            "deployment": "dev",
+            "csrfmiddlewaretoken": token.group(1),
+        },
+    )
+
+    assert response.status_code in (302, 303)
+
+
+def test_an_old_bookmark_with_the_id_in_the_address_still_opens_the_meeting(
+    agent_client, fake_connvo
+):
+    standup = fake_connvo.meeting_id("standup")
+
+    response = agent_client.get(
+        start_page(),
+        {"q": standup, "deployment": "dev"},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+
+    assert response.status_code in (302, 303)
+    assert response["Location"] == reverse("meetings:detail", args=["dev", standup])

@@ -20,7 +20,7 @@ def _choices(pairs) -> list[tuple[str, str]]:
 
 
 def outcome_choices() -> list[tuple[str, str]]:
-    return _choices((o.value, o.value.replace("_", " ")) for o in recorded_outcomes())
+    return _choices((outcome.value, outcome.label) for outcome in recorded_outcomes())
 
 
 # Far enough from year 1 and year 9999 that a whole day in any timezone, and the day after the

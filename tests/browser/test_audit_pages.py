@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from audit import chain, seeding
 from audit.models import Action, ChainCheckpoint, Via
+from connvo_admin.outcomes import Outcome
 from tests.audit_patterns import lookup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,7 +101,7 @@ def test_auditor_reads_filters_and_exports_the_log(
     page.get_by_label("Outcome").select_option("not_visible")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("Not visible to them")
+    expect(rows.first).to_contain_text(Outcome.NOT_VISIBLE.label)
     screenshot("audit-02-filtered")
 
     with page.expect_download() as download:

@@ -141,6 +141,22 @@ def test_an_unknown_outcome_is_a_console_failure_in_words(auditor_client, audit_
     )
 
 
+def test_an_unknown_outcomes_link_in_the_overview_lists_its_entries(auditor_client, audit_entry):
+    entry = audit_entry(username="alice", meeting_id=MEETING, outcome="archived_thing", via="page")
+    audit_entry(username="alice", meeting_id=MEETING, outcome="found", via="page")
+    page = auditor_client.get(LIST).content.decode()
+    link = re.search(r'<a href="([^"]*)" class="outcome outcome--console_failed">', page).group(1)
+
+    response = auditor_client.get(LIST + unescape(link))
+
+    assert response.status_code == 200
+    followed = response.content.decode()
+    assert re.findall(r'href="/audit/entries/(\d+)/"', followed) == [str(entry.pk)]
+    assert '<option value="archived_thing" selected>Archived thing</option>' in followed
+    # Nothing longer than the column can be stored, so it is still not a valid choice.
+    assert auditor_client.get(LIST, {"outcome": "x" * 33}).status_code == 400
+
+
 @settings(
     max_examples=25,
     deadline=None,
@@ -166,6 +182,9 @@ def test_the_audit_pages_show_any_stored_outcome(auditor_client, audit_entry, st
     assert row_badge(page, entry.pk) == (handling.severity, handling.label)
     assert (handling.severity, handling.label) in overview_badges(page)
     assert detail_badge(detail.content.decode()) == (handling.severity, handling.label, stored)
+    filtered = auditor_client.get(LIST, {"outcome": stored})
+    assert filtered.status_code == 200
+    assert row_badge(filtered.content.decode(), entry.pk) == (handling.severity, handling.label)
 
 
 def test_no_second_vocabulary_in_the_audit_source():

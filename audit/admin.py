@@ -40,7 +40,7 @@ class OutcomeFilter(admin.SimpleListFilter):
     parameter_name = "outcome"
 
     def lookups(self, request, model_admin):
-        return [(outcome.value, outcome.value) for outcome in recorded_outcomes()]
+        return [(outcome.value, outcome.label) for outcome in recorded_outcomes()]
 
     def queryset(self, request, queryset):
         return queryset.filter(outcome=self.value()) if self.value() else queryset

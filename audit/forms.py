@@ -9,9 +9,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
-from connvo_admin.outcomes import recorded_outcomes
+from connvo_admin.outcomes import describe, recorded_outcomes
 
-from .models import Action, Via
+from .models import Action, AuditEntry, Via
 from .selectors import EntryFilter
 
 
@@ -20,8 +20,10 @@ def _choices(pairs) -> list[tuple[str, str]]:
 
 
 def outcome_choices() -> list[tuple[str, str]]:
-    return _choices((o.value, o.value.replace("_", " ")) for o in recorded_outcomes())
+    return _choices((outcome.value, outcome.label) for outcome in recorded_outcomes())
 
+
+OUTCOME_LENGTH = AuditEntry._meta.get_field("outcome").max_length
 
 # Far enough from year 1 and year 9999 that a whole day in any timezone, and the day after the
 # last one, are still datetimes (a date at either end made the query overflow: a 500, or an export
@@ -85,6 +87,12 @@ class AuditFilterForm(forms.Form):
         self.fixed = fixed or {}
         for name in self.fixed:
             del self.fields[self.FIELD_FOR[name]]
+        field = self.fields["outcome"]
+        asked = self.data.get("outcome", "") if self.is_bound else ""
+        if asked and asked not in dict(field.choices) and len(asked) <= OUTCOME_LENGTH:
+            # An outcome an older or newer console wrote: the overview lists it as a link to its
+            # entries, so the filter takes it, named as the badges name it.
+            field.choices = [*field.choices, (asked, describe(asked).label)]
 
     def clean_meeting(self) -> str:
         """An auditor may paste a link, like an agent; anything else is matched as typed (the log

@@ -19,8 +19,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import dateformat
 
+from connvo_admin.outcomes import Handling, describe
+
 from .models import DAY_HOURS, Action, ActivityDay, ActivityHour, AuditEntry, StaffDay, Via
-from .outcomes import Meaning, meaning
 from .rollup import floor_hour
 from .selectors import EntryFilter, filtered_entries
 
@@ -57,7 +58,7 @@ class Bucket:
 @dataclass(frozen=True, slots=True)
 class OutcomeCount:
     outcome: str
-    meaning: Meaning
+    handling: Handling
     lookups: int
 
 
@@ -300,7 +301,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         top_staff, staff_counted = _top_staff(charted, since, until)
         top_meetings, sample = _top_meetings(charted)
     outcomes = [
-        OutcomeCount(outcome=outcome, meaning=meaning(outcome), lookups=n)
+        OutcomeCount(outcome=outcome, handling=describe(outcome), lookups=n)
         for outcome, n in sorted(outcome_counts.items(), key=lambda item: (-item[1], item[0]))
         if outcome
     ]

@@ -1,9 +1,14 @@
 """The audit log in Django's admin (audit/admin.py): read-only, filterable, and never counting or
 scanning the whole table."""
 
+import re
+from html import unescape
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+
+from connvo_admin.outcomes import recorded_outcomes
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +45,15 @@ def test_changelist_filters_and_searches(admin_client, entries, params, shown, h
         assert f'<td class="field-actor_username">{name}</td>' in page
     for name in hidden:
         assert f'<td class="field-actor_username">{name}</td>' not in page
+
+
+def test_outcome_filter_names_each_outcome_by_its_label(admin_client, entries):
+    page = admin_client.get(URL).content.decode()
+
+    links = re.findall(r'<a href="\?outcome=(\w+)">(.*?)</a>', page)
+    assert [(value, unescape(text)) for value, text in links] == [
+        (outcome.value, outcome.label) for outcome in recorded_outcomes()
+    ]
 
 
 def test_changelist_counts_at_most_a_capped_number_of_rows(admin_client, entries):

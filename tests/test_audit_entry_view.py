@@ -2,8 +2,10 @@
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from audit.models import Action
+from connvo_admin.outcomes import Outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +65,6 @@ def test_outcome_in_plain_words_with_its_code(auditor_client, audit_entry):
     page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
 
     assert (
-        '<span class="outcome outcome--refused">Console refused: too many lookups a minute</span> '
+        f'<span class="outcome outcome--refused">{escape(Outcome.LOOKUP_LIMIT.label)}</span> '
         '<code class="muted">lookup_limit</code>' in page
     )

@@ -76,7 +76,7 @@ def test_the_same_id_on_two_deployments_is_two_meetings(auditor_client, audit_en
         [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         for row in re.findall(r"<tr>(.*?)</tr>", places, re.S)
     ]
-    # Deployment, lookups, staff, not visible to them, refreshes.
+    # Deployment, lookups, staff, not a participant, refreshes.
     assert [row[:5] for row in rows if row] == [
         ["demo-prod", "2", "2", "1", "0"],
         ["demo", "1", "1", "0", "0"],

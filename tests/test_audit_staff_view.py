@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import Action
+from connvo_admin.outcomes import Outcome
 from tests.test_audit_list_view import shown_ids
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,6 @@ def test_sums_up_the_staff_members_record(auditor_client, audit_entry):
     facts = dict(re.findall(r"<dt>([^<]+)</dt><dd>(.*?)</dd>", summary))
     assert facts["Lookups"] == "3"
     assert facts["Meetings"] == "2"
-    assert facts["Not visible to them"].startswith("33% ")
+    assert facts[Outcome.NOT_VISIBLE.label].startswith("33% ")
     assert facts["Live refreshes"] == "1"
     assert "<time" in facts["First"] and "<time" in facts["Last"]

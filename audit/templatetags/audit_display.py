@@ -1,12 +1,12 @@
-"""How the audit pages show an outcome and a long ID. Presentation only: the meanings live in
-audit/outcomes.py."""
+"""How the audit pages show an outcome and a long ID. Presentation only: what an outcome is called
+and how serious it is live in the console's one outcome table, connvo_admin/outcomes.py."""
 
 from __future__ import annotations
 
 from django import template
 from django.utils.html import format_html
 
-from audit.outcomes import Meaning, meaning
+from connvo_admin.outcomes import Handling, describe
 
 register = template.Library()
 
@@ -16,8 +16,10 @@ TAIL = 6
 
 
 @register.filter
-def outcome_meaning(outcome: str) -> Meaning:
-    return meaning(outcome)
+def handling(outcome: str) -> Handling:
+    """The outcome's row of the table, for its `label` and `severity` (a value this console does
+    not know still gets a row: the log keeps what older and newer consoles wrote)."""
+    return describe(outcome)
 
 
 @register.simple_tag(takes_context=True)

@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from audit import chain, seeding
 from audit.models import Action, ChainCheckpoint, Via
+from connvo_admin.outcomes import Outcome
 from tests.audit_patterns import lookup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,7 +101,7 @@ def test_auditor_reads_filters_and_exports_the_log(
     page.get_by_label("Outcome").select_option("not_visible")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("Not visible to them")
+    expect(rows.first).to_contain_text(Outcome.NOT_VISIBLE.label)
     screenshot("audit-02-filtered")
 
     with page.expect_download() as download:
@@ -254,3 +255,31 @@ def test_a_long_range_is_charted_per_day_from_the_day_summary(
             page.emulate_media(color_scheme="dark")
             screenshot("audit-17-overview-40-days-dark")
             page.emulate_media(color_scheme="light")
+
+
+# The room a select's own arrow takes beside its text (Chromium draws it inside the box).
+SELECT_ARROW_PX = 24
+TEXT_AND_ROOM = """select => {
+    const style = getComputedStyle(select);
+    const context = document.createElement("canvas").getContext("2d");
+    context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const text = context.measureText(select.options[select.selectedIndex].text).width;
+    const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+    return [text, select.clientWidth - padding];
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_outcome_filter_shows_a_label_whole(
+    page: Page, live_server, auditor, sign_in, screenshot, width
+):
+    longest = max((o for o in Outcome if o.handling.recorded), key=lambda o: len(o.label))
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in("auditor")
+    page.goto(f"{live_server.url}/audit/?outcome={longest.value}")
+
+    select = page.get_by_label("Outcome")
+    expect(select.locator("option:checked")).to_have_text(longest.label)
+    text, room = select.evaluate(TEXT_AND_ROOM)
+    assert text + SELECT_ARROW_PX <= room, f"{longest.label!r} is cut at {width} px"
+    screenshot(f"audit-19-outcome-filter-{width}px")

@@ -75,6 +75,16 @@ class Severity(StrEnum):
     CONNVO_FAILED = "connvo_failed"  # Connvo or the way to it broke (amber)
     CONSOLE_FAILED = "console_failed"  # the console itself is wrong (red)
 
+    @property
+    def words(self) -> str:
+        """The colour's meaning in words, for those who do not see the colour."""
+        return {
+            Severity.FOUND: "found",
+            Severity.REFUSED: "refused as designed",
+            Severity.CONNVO_FAILED: "Connvo failed",
+            Severity.CONSOLE_FAILED: "the console failed",
+        }[self]
+
 
 class TableGroup(StrEnum):
     """The triage table's group for a row whose lookup ended so (a found meeting is grouped by
@@ -166,7 +176,7 @@ HANDLING: dict[Outcome, Handling] = {
         "Connvo server error", "Connvo had an internal error", _CONNVO, 502, _FAILING,
     ),
     Outcome.BAD_REQUEST: Handling(
-        "Request refused by Connvo", "Connvo refused the request", _CONSOLE, 502, _FAILING,
+        "Console sent a bad request", "Connvo refused the request", _CONSOLE, 502, _FAILING,
     ),
     Outcome.RATE_LIMITED: Handling(
         "Connvo's rate limit", "Connvo is limiting lookups", _CONNVO, 429, _FAILING,
@@ -207,8 +217,9 @@ def describe(outcome: str) -> Handling:
     try:
         return HANDLING[Outcome(outcome)]
     except ValueError:
-        words = str(outcome).replace("_", " ")
-        return Handling(words.capitalize(), words.capitalize(), _CONSOLE, 502, _FAILING)
+        words = str(outcome).replace("_", " ").strip() or repr(outcome)
+        words = words[:1].upper() + words[1:]
+        return Handling(words, words, _CONSOLE, 502, _FAILING)
 
 
 def recorded_outcomes() -> list[Outcome]:

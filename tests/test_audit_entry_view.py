@@ -65,6 +65,7 @@ def test_outcome_in_plain_words_with_its_code(auditor_client, audit_entry):
     page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
 
     assert (
-        f'<span class="outcome outcome--refused">{escape(Outcome.LOOKUP_LIMIT.label)}</span> '
+        f'<span class="outcome outcome--refused">{escape(Outcome.LOOKUP_LIMIT.label)}'
+        '<span class="visually-hidden"> (refused as designed)</span></span> '
         '<code class="muted">lookup_limit</code>' in page
     )

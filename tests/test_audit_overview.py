@@ -68,9 +68,12 @@ def test_overview_counts_the_last_seven_days_of_the_filter(auditor_client, log):
 def test_outcomes_in_plain_words_with_their_severity_and_a_narrowing_link(auditor_client, log):
     page = get(auditor_client)
 
-    assert re.search(r'href="\?outcome=found"\s+class="outcome outcome--found">Found</a>', page)
-    assert f'class="outcome outcome--refused">{Outcome.NOT_VISIBLE.label}</a>' in page
-    assert f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}</a>' in page
+    hidden = '<span class="visually-hidden"> ({})</span></a>'
+    assert re.search(r'href="\?outcome=found"\s+class="outcome outcome--found">Found<', page)
+    label = f'class="outcome outcome--refused">{Outcome.NOT_VISIBLE.label}'
+    assert label + hidden.format("refused as designed") in page
+    label = f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}'
+    assert label + hidden.format("Connvo failed") in page
     assert "not_visible</span>" not in page  # no snake_case on the list
 
 
@@ -121,7 +124,7 @@ def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
 
     assert "Since its first lookup" in page
     assert "Lookups per day: 7 in all" in page
-    assert f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}</a>' in page
+    assert f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}<span' in page
 
 
 def test_summaries_agree_with_the_entries_whatever_the_batches(log):

@@ -44,32 +44,42 @@ STORED_OUTCOMES = st.text(
 )
 
 
+def _label(severity: str, text: str) -> str:
+    """A badge's visible label; the words after it, for those who do not see its colour, must
+    say its severity."""
+    label, hidden = re.fullmatch(
+        r'(.*?)<span class="visually-hidden"> \((.*?)\)(?:</span>)?', text, re.S
+    ).groups()
+    assert hidden == Severity(severity).words
+    return unescape(label)
+
+
 def row_badge(page: str, pk: int) -> tuple[str, str]:
     """(severity, text) of the outcome badge in the log's row of entry `pk`."""
     rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
     [row] = [row for row in rows if f'href="/audit/entries/{pk}/"' in row]
     severity, text = re.search(
-        r'<span class="outcome outcome--(\w+)" data-outcome="[^"]*">(.*?)</span>', row, re.S
+        r'<span class="outcome outcome--(\w+)" data-outcome="[^"]*">(.*?)</span></span>', row, re.S
     ).groups()
-    return severity, unescape(text)
+    return severity, _label(severity, text)
 
 
 def detail_badge(page: str) -> tuple[str, str, str]:
     """(severity, text, stored value) of the entry page's outcome."""
     severity, text, code = re.search(
-        r'<dt>Outcome</dt><dd><span class="outcome outcome--(\w+)">(.*?)</span> '
+        r'<dt>Outcome</dt><dd><span class="outcome outcome--(\w+)">(.*?)</span></span> '
         r'<code class="muted">(.*?)</code>',
         page,
         re.S,
     ).groups()
-    return severity, unescape(text), unescape(code)
+    return severity, _label(severity, text), unescape(code)
 
 
 def overview_badges(page: str) -> list[tuple[str, str]]:
     """(severity, text) of each outcome in the overview's "How they ended"."""
     outcomes = page.split('<ul class="outcome-list">')[1].split("</ul>")[0]
     return [
-        (severity, unescape(text))
+        (severity, _label(severity, text))
         for severity, text in re.findall(
             r'<a href="[^"]*" class="outcome outcome--(\w+)">(.*?)</a>', outcomes, re.S
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 
+from connvo_admin.client_address import client_ip, valid_ip
 from connvo_admin.logs import request_id_var
 
 from . import chain
@@ -47,30 +47,6 @@ class Origin:
     def for_maintenance(cls) -> Origin:
         """A maintenance command run by no console user (purge, key rotation)."""
         return cls(user=None, username="", user_agent="manage.py")
-
-
-def _valid_ip(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return None
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR, or, when the request came through a trusted proxy, the nearest address in
-    X-Forwarded-For that is not itself a trusted proxy. Anything else could be forged."""
-    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
-    trusted = set(settings.TRUSTED_PROXIES)
-    if remote is None or remote not in trusted:
-        return remote
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
-        address = _valid_ip(hop)
-        if address is None:
-            return remote
-        if address not in trusted:
-            return address
-    return remote
 
 
 def _fit(value: str | None, field_name: str) -> str:
@@ -144,7 +120,7 @@ def _entry_fields(
         http_status=None if http_status is None else int(http_status),
         latency_ms=None if latency_ms is None else int(latency_ms),
         connvo_request_id=_fit(connvo_request_id, "connvo_request_id"),
-        client_ip=_valid_ip(origin.client_ip) if origin.client_ip else None,
+        client_ip=valid_ip(origin.client_ip) if origin.client_ip else None,
         user_agent=_fit(origin.user_agent, "user_agent"),
         detail=_fit(detail, "detail"),
         request_id=_fit(request_id_var.get(), "request_id"),

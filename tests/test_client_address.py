@@ -1,4 +1,4 @@
-"""The client address the audit log and sign-in lockouts record (audit/services.py `client_ip`):
+"""The client address the audit log and sign-in lockouts record (connvo_admin/client_address.py):
 X-Forwarded-For is believed only when the request came from a proxy in TRUSTED_PROXIES, and then
 only as far back as the nearest address that is not itself a trusted proxy."""
 
@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from audit.models import Action, AuditEntry
-from audit.services import client_ip
+from connvo_admin.client_address import client_ip
 from tests.conftest import PASSWORD
 
 PROXY = "10.0.0.1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -49,10 +50,24 @@ class Origin:
         return cls(user=None, username="", user_agent="manage.py")
 
 
+# What no database can hold: PostgreSQL's text types refuse NUL, and a lone surrogate (JSON from
+# Connvo can carry "\udc00") cannot be encoded as UTF-8 for any database, nor for the chain's MAC.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    """`value` with each character no database can hold replaced by U+FFFD, the character that
+    means "something unreadable was here". One character for one, so cutting to a column cuts
+    the same text; and the same entry is stored alike everywhere, which the chain needs. Not an
+    escape such as `\\x00`: a stranger can type that text itself, and the two would read alike."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
 def _fit(value: str | None, field_name: str) -> str:
-    """Cut a value to its column, so an oversized header can neither fail the write nor be
-    stored differently by different databases (which would break the chain)."""
-    return (value or "")[: AuditEntry._meta.get_field(field_name).max_length]
+    """Make a value storable and cut it to its column, so that text from outside (a URL, a
+    username, a header, Connvo's answer) can neither fail the write nor be stored differently by
+    different databases (which would break the chain)."""
+    return storable(value or "")[: AuditEntry._meta.get_field(field_name).max_length]
 
 
 def record(

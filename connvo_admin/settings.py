@@ -185,6 +185,8 @@ if SIGN_IN_ADDRESS_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The same client address as the audit log: X-Forwarded-For only from TRUSTED_PROXIES.
 AXES_CLIENT_IP_CALLABLE = "connvo_admin.client_address.client_ip"
+# The username tried, cut to axes' column and storable in any database (accounts/lockouts.py).
+AXES_USERNAME_CALLABLE = "accounts.lockouts.attempted_username"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 # Sign-ins and sign-outs are in the audit log already.
 AXES_DISABLE_ACCESS_LOG = True

@@ -12,9 +12,15 @@ from django.http import HttpRequest
 def valid_ip(value: str) -> str | None:
     """The address in `value`, in its one normal form, or None when it is not one."""
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        # A link-local address may name the host's interface ("fe80::1%eth0"). The database
+        # stores the address without it (PostgreSQL's inet cannot hold it), so an audit entry's
+        # MAC must not cover it either; and the interface means nothing off this host.
+        address = ipaddress.IPv6Address(int(address))
+    return str(address)
 
 
 def client_ip(request: HttpRequest) -> str | None:

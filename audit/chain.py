@@ -420,6 +420,10 @@ class Checkpoint:
                 document = json.loads(document[cls.KIND])  # a log line carries it as a field
         except ValueError:
             return None
+        except RecursionError:
+            # Neither the console nor its log writes JSON this deep: this line was made to fail
+            # the reader, so the witnesses around it cannot be trusted to be all there is.
+            raise BadCheckpoint("A line is JSON nested too deeply to read.") from None
         if not isinstance(document, dict) or document.get("type") != cls.KIND:
             return None
         try:
@@ -451,8 +455,30 @@ class Checkpoint:
         return f"{self.at:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def read_checkpoints(lines: Iterable[str]) -> list[Checkpoint]:
-    return [checkpoint for line in lines if (checkpoint := Checkpoint.from_line(line))]
+def read_checkpoints(lines: Iterable[str | bytes], *, source: str = "") -> list[Checkpoint]:
+    """The checkpoints among `lines` (of the checkpoint file, or of the console's JSON log).
+    Raises `BadCheckpoint` for a checkpoint that does not check out, and for input that is not
+    text (a byte that is not UTF-8, a NUL): the console writes neither, so a witness that holds
+    them was damaged or replaced, and what it witnesses cannot be told."""
+    where = source or "the checkpoints"
+    checkpoints = []
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise BadCheckpoint(
+                    f"Line {number} of {where} is not UTF-8 text (byte 0x{line[error.start]:02x} "
+                    f"at position {error.start + 1}): not a checkpoint file or a console log."
+                ) from None
+        if "\x00" in line:
+            raise BadCheckpoint(
+                f"Line {number} of {where} holds a NUL byte: not a checkpoint file or a "
+                "console log."
+            )
+        if checkpoint := Checkpoint.from_line(line):
+            checkpoints.append(checkpoint)
+    return checkpoints
 
 
 def _key_that_signed(

@@ -9,11 +9,13 @@ database (see `Checkpoint`)."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -724,8 +726,10 @@ class CheckpointRefused(Exception):
 
 def emit_checkpoint(*, last_id: int | None, last_mac: str, entries: int) -> Checkpoint:
     """Sign a checkpoint and send it to the witnesses: the JSON log (which the log pipeline
-    carries off the host), `AUDIT_CHECKPOINT_FILE` when set, and the audit pages. Raises
-    `OSError` when the file cannot be written (after the log line went out)."""
+    carries off the host), `AUDIT_CHECKPOINT_FILE` when set, and then the audit pages. Raises
+    `OSError` when the file cannot be written (after the log line went out): the checkpoint is
+    then not stored, since the pages call every stored checkpoint "witnessed outside the
+    database"."""
     checkpoint = Checkpoint(
         last_id=last_id, last_mac=last_mac, entries=entries, at=timezone.now()
     ).signed()
@@ -736,6 +740,8 @@ def emit_checkpoint(*, last_id: int | None, last_mac: str, entries: int) -> Chec
         entries,
         extra={Checkpoint.KIND: line},
     )
+    if settings.AUDIT_CHECKPOINT_FILE:
+        _append_witness(settings.AUDIT_CHECKPOINT_FILE, line)
     ChainCheckpoint.objects.create(
         at=checkpoint.at,
         last_entry_id=last_id,
@@ -743,10 +749,38 @@ def emit_checkpoint(*, last_id: int | None, last_mac: str, entries: int) -> Chec
         entries=entries,
         key_id=checkpoint.key_id,
     )
-    if settings.AUDIT_CHECKPOINT_FILE:
-        with open(settings.AUDIT_CHECKPOINT_FILE, "a", encoding="utf-8") as witness:
-            witness.write(line + "\n")
     return checkpoint
+
+
+def _append_witness(path: str, line: str) -> None:
+    """Append `line` to the checkpoint file in one write, on the disk before this returns.
+
+    The file is append-only (`chattr +a`), so a line cut short earlier (a full disk) stays: the
+    new line then starts after a line break of its own instead of completing that one, which
+    would make both unreadable."""
+    data = (line + "\n").encode("utf-8")
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        if _ends_mid_line(path, size=os.fstat(descriptor).st_size):
+            data = b"\n" + data
+        if os.write(descriptor, data) != len(data):
+            raise OSError(errno.ENOSPC, "only part of the checkpoint line was written", path)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _ends_mid_line(path: str, *, size: int) -> bool:
+    if size == 0:
+        return False
+    try:
+        with open(path, "rb") as witness:
+            witness.seek(size - 1)
+            return witness.read(1) != b"\n"
+    except OSError:
+        # A file this process may append to but not read: nothing to go by, and a blank line
+        # costs nothing (readers skip it).
+        return True
 
 
 def checkpoint_now() -> Checkpoint:

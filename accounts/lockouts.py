@@ -7,7 +7,11 @@ guessing their passwords from elsewhere (a lock on the username alone would let 
   from that address;
 - SIGN_IN_ADDRESS_FAILURE_LIMIT failures from one address, whatever the accounts, pause that
   address (password spraying).
-The person at their own desk is never affected by guesses from another address."""
+The person at their own desk is never affected by guesses from another address.
+
+What a stranger typed is stored as the audit log stores it (`audit.services.storable`): a username
+longer than axes' column, or a character the database cannot hold, is still an attempt that
+counts, not a database failure."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from django.db.models import Sum
 from django.http import HttpRequest
 
 from audit.models import Action
-from audit.services import Origin, record_or_log
+from audit.services import Origin, record_or_log, storable
 
 LOCKED_OUT = "locked out"
 
@@ -32,6 +36,17 @@ def record_lockout(*, request: HttpRequest, username: str | None) -> None:
     origin = dataclasses.replace(Origin.from_request(request), user=None, username=username or "")
     # Refusing to show the lockout page because the log is down would help nobody.
     record_or_log(origin=origin, action=Action.SIGN_IN_FAILED, detail=LOCKED_OUT)
+
+
+def attempted_username(request: HttpRequest, credentials: dict | None) -> str | None:
+    """AXES_USERNAME_CALLABLE: the username tried, where axes itself would read it, in a form
+    its column can hold. Cut to the column, two usernames that share their first 255 characters
+    share one count: both are still paused, and no account's name is that long (150 at most)."""
+    source = credentials if credentials else getattr(request, "data", request.POST)
+    username = source.get(settings.AXES_USERNAME_FORM_FIELD)
+    if username is None:
+        return None
+    return storable(str(username))[: AccessAttempt._meta.get_field("username").max_length]
 
 
 def _failures(attempts) -> int:
@@ -45,6 +60,15 @@ class AccountAndAddressLockouts(AxesDatabaseHandler):
     address's own count. axes compares one number with one limit, so an address over its own
     limit is reported as at least AXES_FAILURE_LIMIT failures, and `request.lockout_scope` says
     which limit it was ("account" or "address") for the lockout page."""
+
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        if request is not None:
+            # axes cuts these headers to its columns but keeps a NUL, which PostgreSQL refuses.
+            # gunicorn refuses such a header anyway; another WSGI server might not.
+            for name in ("axes_user_agent", "axes_http_accept", "axes_path_info"):
+                if isinstance(value := getattr(request, name, None), str):
+                    setattr(request, name, storable(value))
+        return super().user_login_failed(sender, credentials, request, **kwargs)
 
     def get_failures(self, request, credentials: dict | None = None) -> int:
         account_here = super().get_failures(request, credentials)

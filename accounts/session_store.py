@@ -11,11 +11,20 @@ from __future__ import annotations
 import logging
 
 from django.contrib.sessions.backends import cached_db, db
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 
 logger = logging.getLogger(__name__)
 
+_KEY_CHARS = frozenset(VALID_KEY_CHARS)
+
 
 class SessionStore(cached_db.SessionStore):
+    def _validate_session_key(self, key: str | None) -> bool:
+        # The key comes from the cookie: Django checks only its length, so a NUL (which the cookie
+        # syntax can carry as "\000") reached the database query, and PostgreSQL refuses NUL even
+        # there ("database unavailable"). Django only ever makes keys of these characters.
+        return bool(super()._validate_session_key(key)) and set(key) <= _KEY_CHARS
+
     def load(self) -> dict:
         try:
             data = self._cache.get(self.cache_key)

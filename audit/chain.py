@@ -9,11 +9,13 @@ database (see `Checkpoint`)."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -420,6 +422,10 @@ class Checkpoint:
                 document = json.loads(document[cls.KIND])  # a log line carries it as a field
         except ValueError:
             return None
+        except RecursionError:
+            # Neither the console nor its log writes JSON this deep: this line was made to fail
+            # the reader, so the witnesses around it cannot be trusted to be all there is.
+            raise BadCheckpoint("A line is JSON nested too deeply to read.") from None
         if not isinstance(document, dict) or document.get("type") != cls.KIND:
             return None
         try:
@@ -451,8 +457,30 @@ class Checkpoint:
         return f"{self.at:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def read_checkpoints(lines: Iterable[str]) -> list[Checkpoint]:
-    return [checkpoint for line in lines if (checkpoint := Checkpoint.from_line(line))]
+def read_checkpoints(lines: Iterable[str | bytes], *, source: str = "") -> list[Checkpoint]:
+    """The checkpoints among `lines` (of the checkpoint file, or of the console's JSON log).
+    Raises `BadCheckpoint` for a checkpoint that does not check out, and for input that is not
+    text (a byte that is not UTF-8, a NUL): the console writes neither, so a witness that holds
+    them was damaged or replaced, and what it witnesses cannot be told."""
+    where = source or "the checkpoints"
+    checkpoints = []
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise BadCheckpoint(
+                    f"Line {number} of {where} is not UTF-8 text (byte 0x{line[error.start]:02x} "
+                    f"at position {error.start + 1}): not a checkpoint file or a console log."
+                ) from None
+        if "\x00" in line:
+            raise BadCheckpoint(
+                f"Line {number} of {where} holds a NUL byte: not a checkpoint file or a "
+                "console log."
+            )
+        if checkpoint := Checkpoint.from_line(line):
+            checkpoints.append(checkpoint)
+    return checkpoints
 
 
 def _key_that_signed(
@@ -698,8 +726,10 @@ class CheckpointRefused(Exception):
 
 def emit_checkpoint(*, last_id: int | None, last_mac: str, entries: int) -> Checkpoint:
     """Sign a checkpoint and send it to the witnesses: the JSON log (which the log pipeline
-    carries off the host), `AUDIT_CHECKPOINT_FILE` when set, and the audit pages. Raises
-    `OSError` when the file cannot be written (after the log line went out)."""
+    carries off the host), `AUDIT_CHECKPOINT_FILE` when set, and then the audit pages. Raises
+    `OSError` when the file cannot be written (after the log line went out): the checkpoint is
+    then not stored, since the pages call every stored checkpoint "witnessed outside the
+    database"."""
     checkpoint = Checkpoint(
         last_id=last_id, last_mac=last_mac, entries=entries, at=timezone.now()
     ).signed()
@@ -710,6 +740,8 @@ def emit_checkpoint(*, last_id: int | None, last_mac: str, entries: int) -> Chec
         entries,
         extra={Checkpoint.KIND: line},
     )
+    if settings.AUDIT_CHECKPOINT_FILE:
+        _append_witness(settings.AUDIT_CHECKPOINT_FILE, line)
     ChainCheckpoint.objects.create(
         at=checkpoint.at,
         last_entry_id=last_id,
@@ -717,10 +749,38 @@ def emit_checkpoint(*, last_id: int | None, last_mac: str, entries: int) -> Chec
         entries=entries,
         key_id=checkpoint.key_id,
     )
-    if settings.AUDIT_CHECKPOINT_FILE:
-        with open(settings.AUDIT_CHECKPOINT_FILE, "a", encoding="utf-8") as witness:
-            witness.write(line + "\n")
     return checkpoint
+
+
+def _append_witness(path: str, line: str) -> None:
+    """Append `line` to the checkpoint file in one write, on the disk before this returns.
+
+    The file is append-only (`chattr +a`), so a line cut short earlier (a full disk) stays: the
+    new line then starts after a line break of its own instead of completing that one, which
+    would make both unreadable."""
+    data = (line + "\n").encode("utf-8")
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        if _ends_mid_line(path, size=os.fstat(descriptor).st_size):
+            data = b"\n" + data
+        if os.write(descriptor, data) != len(data):
+            raise OSError(errno.ENOSPC, "only part of the checkpoint line was written", path)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _ends_mid_line(path: str, *, size: int) -> bool:
+    if size == 0:
+        return False
+    try:
+        with open(path, "rb") as witness:
+            witness.seek(size - 1)
+            return witness.read(1) != b"\n"
+    except OSError:
+        # A file this process may append to but not read: nothing to go by, and a blank line
+        # costs nothing (readers skip it).
+        return True
 
 
 def checkpoint_now() -> Checkpoint:

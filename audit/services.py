@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 
+from connvo_admin.client_address import client_ip, valid_ip
 from connvo_admin.logs import request_id_var
 
 from . import chain
@@ -49,34 +50,24 @@ class Origin:
         return cls(user=None, username="", user_agent="manage.py")
 
 
-def _valid_ip(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return None
+# What no database can hold: PostgreSQL's text types refuse NUL, and a lone surrogate (JSON from
+# Connvo can carry "\udc00") cannot be encoded as UTF-8 for any database, nor for the chain's MAC.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
-def client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR, or, when the request came through a trusted proxy, the nearest address in
-    X-Forwarded-For that is not itself a trusted proxy. Anything else could be forged."""
-    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
-    trusted = set(settings.TRUSTED_PROXIES)
-    if remote is None or remote not in trusted:
-        return remote
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
-        address = _valid_ip(hop)
-        if address is None:
-            return remote
-        if address not in trusted:
-            return address
-    return remote
+def storable(value: str) -> str:
+    """`value` with each character no database can hold replaced by U+FFFD, the character that
+    means "something unreadable was here". One character for one, so cutting to a column cuts
+    the same text; and the same entry is stored alike everywhere, which the chain needs. Not an
+    escape such as `\\x00`: a stranger can type that text itself, and the two would read alike."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _fit(value: str | None, field_name: str) -> str:
-    """Cut a value to its column, so an oversized header can neither fail the write nor be
-    stored differently by different databases (which would break the chain)."""
-    return (value or "")[: AuditEntry._meta.get_field(field_name).max_length]
+    """Make a value storable and cut it to its column, so that text from outside (a URL, a
+    username, a header, Connvo's answer) can neither fail the write nor be stored differently by
+    different databases (which would break the chain)."""
+    return storable(value or "")[: AuditEntry._meta.get_field(field_name).max_length]
 
 
 def record(
@@ -144,7 +135,7 @@ def _entry_fields(
         http_status=None if http_status is None else int(http_status),
         latency_ms=None if latency_ms is None else int(latency_ms),
         connvo_request_id=_fit(connvo_request_id, "connvo_request_id"),
-        client_ip=_valid_ip(origin.client_ip) if origin.client_ip else None,
+        client_ip=valid_ip(origin.client_ip) if origin.client_ip else None,
         user_agent=_fit(origin.user_agent, "user_agent"),
         detail=_fit(detail, "detail"),
         request_id=_fit(request_id_var.get(), "request_id"),

@@ -9,8 +9,10 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from connvo_admin.client_address import client_ip
+
 from .models import Action
-from .services import Origin, client_ip, record_or_log
+from .services import Origin, record_or_log
 
 
 def _is_http(request: HttpRequest | None) -> bool:

@@ -16,8 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
-from audit.services import client_ip
-
+from .client_address import client_ip
 from .logs import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"

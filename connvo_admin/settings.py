@@ -127,7 +127,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# PostgreSQL: a connection per request would cost every page and live refresh a TCP handshake,
+# TLS and authentication before its first query, so each thread keeps its connection a minute.
+# SQLite (the demo, a developer's machine) is a file opened in this process: nothing to save, so
+# Django's default of closing it after each request stands.
+_postgres = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if _postgres else 0)
+if DATABASES["default"]["CONN_MAX_AGE"] < 0:
+    raise ImproperlyConfigured("CONN_MAX_AGE must be 0 or more seconds.")
+# A kept connection that a database restart or failover broke would fail the next request of
+# every thread holding one (the "database unavailable" page) after the database is back; one
+# `SELECT 1` before a kept connection's first query in a request costs far less.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = _postgres
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Several hosts must share one cache (Redis): the lookup rate limit lives there.
@@ -184,7 +195,9 @@ if SIGN_IN_ADDRESS_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
     )
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The same client address as the audit log: X-Forwarded-For only from TRUSTED_PROXIES.
-AXES_CLIENT_IP_CALLABLE = "audit.services.client_ip"
+AXES_CLIENT_IP_CALLABLE = "connvo_admin.client_address.client_ip"
+# The username tried, cut to axes' column and storable in any database (accounts/lockouts.py).
+AXES_USERNAME_CALLABLE = "accounts.lockouts.attempted_username"
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 # Sign-ins and sign-outs are in the audit log already.
 AXES_DISABLE_ACCESS_LOG = True

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from audit import chain
@@ -76,3 +76,29 @@ def test_changing_any_signed_field_is_refused(field, data):
     }[field]
 
     assert read(json.dumps({**document, field: changed})) == "refused"
+
+
+@given(
+    depth=st.integers(min_value=0, max_value=120_000),
+    opener=st.sampled_from(["[", '{"a":', '{"type":"audit_checkpoint","x":']),
+    in_a_log_line=st.booleans(),
+)
+@example(depth=100_000, opener="[", in_a_log_line=False)
+@example(depth=100_000, opener="[", in_a_log_line=True)
+def test_json_nested_to_any_depth_is_read_or_refused(depth, opener, in_a_log_line):
+    line = opener * depth
+    if in_a_log_line:
+        line = json.dumps({"level": "INFO", chain.Checkpoint.KIND: line})
+
+    assert read(line) in (None, "refused")
+
+
+@given(st.lists(st.binary(max_size=40) | st.text(max_size=40), max_size=6))
+@example([b"\xff\xfe"])
+@example(["\x00"])
+def test_any_lines_of_bytes_or_text_give_checkpoints_or_are_refused(lines):
+    try:
+        found = chain.read_checkpoints(lines, source="a test")
+    except chain.BadCheckpoint:
+        return
+    assert all(isinstance(checkpoint, chain.Checkpoint) for checkpoint in found)

@@ -1,4 +1,4 @@
-"""The client address the audit log and sign-in lockouts record (audit/services.py `client_ip`):
+"""The client address the audit log and sign-in lockouts record (connvo_admin/client_address.py):
 X-Forwarded-For is believed only when the request came from a proxy in TRUSTED_PROXIES, and then
 only as far back as the nearest address that is not itself a trusted proxy."""
 
@@ -7,13 +7,15 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from django.db.models import GenericIPAddressField
 from django.test import RequestFactory, override_settings
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
+from audit import chain
 from audit.models import Action, AuditEntry
-from audit.services import client_ip
+from connvo_admin.client_address import client_ip
 from tests.conftest import PASSWORD
 
 PROXY = "10.0.0.1"
@@ -130,3 +132,25 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@pytest.mark.django_db
+def test_an_address_with_an_interface_zone_is_recorded_without_it(client, agent, settings):
+    """A link-local IPv6 address can name the host's interface ("fe80::1%eth0"). The database
+    stores the address without it, so the entry's MAC must not cover it either: the chain would
+    not verify."""
+    settings.TRUSTED_PROXIES = []
+
+    assert signed_in_from(client, remote_addr="fe80::1%eth0") == "fe80::1"
+    assert chain.verify().ok
+
+
+@given(remote=addresses, zone=st.none() | st.text(min_size=1, max_size=12))
+def test_a_recorded_address_is_stored_exactly_as_recorded(remote, zone):
+    recorded = address_from(
+        remote_addr=remote if zone is None else f"{remote}%{zone}", forwarded_for=None
+    )
+
+    # An IPv4 address has no zone: with one it is not an address at all.
+    assert recorded is not None or zone is not None
+    assert recorded is None or GenericIPAddressField().get_prep_value(recorded) == recorded

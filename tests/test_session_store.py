@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.sessions.backends import cached_db
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.test import Client
 from django.urls import reverse
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from accounts.session_store import SessionStore
 
@@ -77,3 +80,30 @@ def test_an_agent_stays_signed_in_while_the_cache_is_down(agent_client: Client, 
     response = agent_client.get(reverse("meetings:lookup"))
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        'sessionid="abcdefgh\\000ijklmnop"',  # a NUL, written as the cookie syntax allows
+        "sessionid=" + "a" * 400,
+        'sessionid="ABCDEFGH-ijklmnop"',
+    ],
+)
+def test_a_session_cookie_django_never_made_is_no_session(cookie):
+    """Django only ever makes keys of lowercase letters and digits; anything else is not looked
+    up (PostgreSQL refuses a NUL even in a query: that was "database unavailable")."""
+    response = Client(HTTP_COOKIE=cookie).get(reverse("meetings:lookup"))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))
+
+
+@given(key=st.text(max_size=60))
+@example(key="abcdefgh\x00")
+@example(key="abcdefghijklmnop")
+def test_any_session_key_is_a_session_or_none(key):
+    session = SessionStore(key)
+
+    assert session.load() == {}
+    assert session.session_key is None or set(session.session_key) <= set(VALID_KEY_CHARS)

@@ -36,9 +36,12 @@ class Command(BaseCommand):
             return []
         try:
             if source == "-":
-                return chain.read_checkpoints(sys.stdin)
-            with Path(source).open(encoding="utf-8") as lines:
-                return chain.read_checkpoints(lines)
+                # The bytes, not the text Python decoded: in the C locale it turns bytes that are
+                # not UTF-8 into surrogates instead of refusing them.
+                lines = getattr(sys.stdin, "buffer", sys.stdin)
+                return chain.read_checkpoints(lines, source="standard input")
+            with Path(source).open("rb") as lines:
+                return chain.read_checkpoints(lines, source=source)
         except OSError as error:
             raise CommandError(f"Cannot read the checkpoints: {error}") from None
         except chain.BadCheckpoint as error:

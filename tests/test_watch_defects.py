@@ -224,9 +224,15 @@ def test_watching_and_unwatching_say_so_in_the_same_words(agent_client, agent):
     assert PIN_WORDS.findall(on_watch + " " + on_unwatch) == []
 
 
+def _template_text(source: str) -> str:
+    """What a template can show: its text and HTML, without template tags, variables and
+    comments (a loop variable may be called `pin`; the agent never reads it)."""
+    return re.sub(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", " ", source, flags=re.S)
+
+
 def test_no_template_of_the_meeting_pages_says_pin():
     found = {
-        path.name: PIN_WORDS.findall(path.read_text())
+        path.name: PIN_WORDS.findall(_template_text(path.read_text()))
         for path in sorted((ROOT / "templates" / "meetings").rglob("*.html"))
     }
 

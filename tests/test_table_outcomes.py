@@ -255,7 +255,7 @@ def tables(draw) -> tuple[list[tuple[str, str]], int]:
 
 
 @hypothesis_settings(
-    max_examples=30,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 from django.urls.converters import PathConverter
 
 from . import views
+from .services import storable
 
 
 class AnyTextConverter(PathConverter):
@@ -10,6 +11,11 @@ class AnyTextConverter(PathConverter):
     own `.+` stops at a line break, so `{% url %}` failed and the whole page with it."""
 
     regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        # As the log stored it (a NUL became U+FFFD): the page looks up what was written, and
+        # no query carries a character the database refuses.
+        return storable(value)
 
 
 register_converter(AnyTextConverter, "anytext")

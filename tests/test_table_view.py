@@ -79,12 +79,14 @@ def test_a_blob_with_one_id_still_opens_the_meeting_page(agent_client, fake_conn
     assert response["Location"] == reverse("meetings:detail", args=["dev", standup])
 
 
-def test_what_was_not_an_id_is_listed_on_the_table(agent_client, agent_token, fake_connvo):
+def test_what_looks_like_a_mistyped_id_is_listed_on_the_table_with_why(
+    agent_client, agent_token, fake_connvo
+):
     pasted = " ".join(
         [
             fake_connvo.meeting_id("standup"),
             fake_connvo.meeting_id("retro"),
-            "JD7F3S4H7YVXQRW0C8H5K3",
+            "JD7F3S4H7YVXQRW0C8H5K3X2KN6R1M9A",
         ]
     )
 
@@ -93,9 +95,50 @@ def test_what_was_not_an_id_is_listed_on_the_table(agent_client, agent_token, fa
     )
 
     html = response.content.decode()
-    assert "Not looked up, as not meeting IDs" in html
-    assert "JD7F3S4H7YVXQRW0C8H5K3" in html
     assert "2 meetings" in html
+    warning = re.search(r'<li class="message message--warning">(.*?)</li>', html, re.S).group(1)
+    # The word once, then why: not the word quoted again inside its reason.
+    assert warning.count("JD7F3S4H7YVXQRW0C8H5K3X2KN6R1M9A") == 1
+    assert "capital letters" in warning
+
+
+def test_a_pasted_log_excerpt_gives_one_row_per_meeting_and_one_quiet_line(
+    agent_client, agent_token, fake_connvo
+):
+    standup, planning = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+    excerpt = (
+        f"10:32:01 ERROR join failed meeting={standup} request_id=req_8a7b6c5d4e3f2a1b0c9d8e7f\n"
+        f"10:32:04 WARN reconnect meetingId={planning} trace=9f8e7d6c5b4a39281706f5e4d3c2b1a0 "
+        f"retry of {standup}"
+    )
+
+    response = agent_client.post(
+        reverse("meetings:lookup"), {"q": excerpt, "deployment": "dev"}, follow=True
+    )
+
+    html = response.content.decode()
+    assert re.findall(r'<tr id="row-(\d+)"', html) == ["0", "1"]
+    assert "2 meetings" in html and "Not a meeting ID" not in html
+    assert "message--warning" not in html
+    quiet = re.findall(r'<li class="message message--quiet info">(.*?)</details>', html, re.S)
+    assert len(quiet) == 1
+    summary = re.search(r"<summary>(.*?)</summary>", quiet[0]).group(1)
+    assert summary == "2 other tokens ignored · 1 ID pasted more than once, shown once"
+    assert "<code>trace=9f8e7d6c5b4a39281706f5e4d3c2b1a0</code>" in quiet[0]
+    assert "<code>request_id=req_8a7b6c5d4e3f2a1b0c9d8e7f</code>" in quiet[0]
+    assert fake_connvo.call_count == 2
+
+
+def test_ignored_tokens_are_listed_escaped(agent_client, agent_token, fake_connvo):
+    standup, planning = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+    pasted = f"{standup} {planning} x=<img/src=1/onerror=alert(1)>aaaaaaaaaaaaaaaaaaaaaa"
+
+    html = agent_client.get(
+        reverse("meetings:lookup"), {"q": pasted, "deployment": "dev"}, follow=True
+    ).content.decode()
+
+    assert "<img" not in html
+    assert "&lt;img/src=1/onerror=alert(1)&gt;aaaa" in html
 
 
 def test_more_than_the_maximum_is_refused_not_truncated(

@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -40,6 +41,7 @@ from .confirm import confirm_lookup, confirm_watch_list
 from .recent import preferred_deployment
 
 MAX_REJECTED_LISTED = 10
+MAX_IGNORED_LISTED = 30
 
 
 def _deployment_or_404(name: str) -> Deployment:
@@ -60,17 +62,43 @@ def table_url(deployment: str, ids: Iterable[str], *, sort: str = "", show: str 
 
 
 def say_what_was_left_out(request: HttpRequest, found: References) -> None:
-    """What the agent pasted that the table does not show, and why, on the page that follows."""
+    """What the agent pasted that the table does not show, on the page that follows: what looks
+    like a mistyped meeting ID, with why; the rest (request IDs, trace IDs, repeats) summed up in
+    one quiet line that opens to list the tokens."""
     shown = found.rejected[:MAX_REJECTED_LISTED]
     if shown:
-        lines = "; ".join(f"“{r.text}”: {r.reason}" for r in shown)
+        lines = "; ".join(f"“{r.text}” ({r.reason})" for r in shown)
         more = len(found.rejected) - len(shown)
         if more:
             lines += f"; and {more} more"
         messages.warning(request, f"Not looked up, as not meeting IDs: {lines}")
+    quiet = _quiet_line(found)
+    if quiet:
+        messages.info(request, quiet, extra_tags="quiet")
+
+
+def _quiet_line(found: References) -> str:
+    parts = []
+    tokens = found.ignored_tokens
+    if tokens:
+        parts.append(
+            "1 other token ignored" if len(tokens) == 1 else f"{len(tokens)} other tokens ignored"
+        )
     if found.duplicates:
-        repeated = "1 ID was" if found.duplicates == 1 else f"{found.duplicates} IDs were"
-        messages.info(request, f"{repeated} pasted more than once; each meeting is shown once.")
+        repeated = "1 ID" if found.duplicates == 1 else f"{found.duplicates} IDs"
+        parts.append(f"{repeated} pasted more than once, shown once")
+    line = " · ".join(parts)
+    if not tokens:
+        return line
+    listed = tokens[:MAX_IGNORED_LISTED]
+    more = len(tokens) - len(listed)
+    # Built escaped here, and kept so by the message storage: the tokens are pasted text.
+    return format_html(
+        '<details class="ignored"><summary>{}</summary><ul>{}{}</ul></details>',
+        line,
+        format_html_join("", "<li><code>{}</code></li>", ((token,) for token in listed)),
+        format_html("<li>and {} more</li>", more) if more else "",
+    )
 
 
 _GROUP_ORDER = {group.code: n for n, group in enumerate(triage.GROUPS)}

@@ -10,11 +10,14 @@ import re
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
+from django.db import DatabaseError
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
 from audit.models import AuditEntry, Via
+from meetings.models import StaffToken
 from meetings.triage import GROUPS
 from meetings.views.tables import _settled_rows
 
@@ -404,3 +407,148 @@ def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, se
         == 2
     )
     assert AuditEntry.objects.filter(outcome="timeout", via=Via.TABLE).count() == 1
+
+
+# --- A refresh that fails for some rows -------------------------------------------------------
+
+
+def summary_text(html: str) -> str:
+    summary = re.search(r'<p id="table-summary".*?</p>', html, re.S).group(0)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", summary)).strip()
+
+
+def test_connvo_failing_keeps_each_shown_rows_values_marked_not_refreshed(
+    agent_client, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "standup", "planning", "retro")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    assert vals["known"] == "0a.1s"
+    fake_connvo.misbehave("status", status=500)
+
+    response = refresh(agent_client, url, vals)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    # The rows are not redrawn (the page keeps their title, badges and figures): only their tag.
+    assert "<tr" not in html
+    for index in (0, 1):
+        tag = re.search(rf'<span id="row-{index}-status"[^>]*>.*?</span></span>', html, re.S)
+        assert tag, f"row {index} is not marked"
+        assert "data-stale" in tag.group(0) and 'hx-swap-oob="true"' in tag.group(0)
+        assert "Not refreshed" in tag.group(0)
+    # Counted as what they last showed; the failure said once, for all of them.
+    assert re.fullmatch(
+        r"1 active · 1 scheduled · 1 concluded — 2 not refreshed at \d\d:\d\d:\d\d: "
+        r"Connvo server error",
+        summary_text(html),
+    )
+    assert html.count("Connvo server error") == 1
+    assert "Connvo failed" not in html
+    state = poller(html)
+    assert state["status"] == "failing"
+    assert state["vals"]["known"] == "0a.1s"  # still what the page shows
+
+
+def test_a_stale_row_is_redrawn_with_fresh_values_when_connvo_recovers(
+    agent_client, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    fake_connvo.misbehave("status", status=500)
+    vals = poller(refresh(agent_client, url, vals).content.decode())["vals"]
+    fake_connvo.reset_behaviour()
+    fake_connvo.update_meeting("standup", participantCount=11)
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert re.search(r'data-cell="participants"[^>]*>11<', row(html, fake_connvo, "standup"))
+    assert "data-stale" not in html
+    assert summary_text(html) == "1 active · 1 scheduled"
+    assert poller(html)["status"] == "live"
+
+
+def test_a_row_that_never_showed_a_meeting_shows_the_failure(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.misbehave("status", status=500)
+    url = table_url(fake_connvo, "standup", "planning")
+    first = agent_client.get(url).content.decode()
+    vals = poller(first)["vals"]
+    assert vals["known"] == "0f.1f"
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert "Connvo server error" in row(html, fake_connvo, "standup")
+    assert "data-stale" not in html
+    assert summary_text(html) == "2 Connvo failed"
+
+
+def test_an_outcome_only_a_person_can_change_still_replaces_the_row(
+    agent_client, agent, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    StaffToken.objects.filter(user=agent).delete()
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert "No token saved" in row(html, fake_connvo, "standup")
+    assert "data-stale" not in html
+    assert summary_text(html) == "2 need your token"
+
+
+def test_rows_over_the_lookup_limit_keep_their_values_and_the_rest_refreshes(
+    agent_client, agent_token, fake_connvo, settings
+):
+    url = table_url(fake_connvo, "standup", "planning", "onboarding")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 2
+    fake_connvo.update_meeting("standup", participantCount=12)
+    cache.clear()  # a new minute: two lookups allowed, the third row is not asked
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert re.search(r'data-cell="participants"[^>]*>12<', row(html, fake_connvo, "standup"))
+    assert 'id="row-2"' not in html and 'id="row-2-status"' in html
+    assert re.fullmatch(
+        r"2 active · 1 scheduled — 1 not refreshed at \d\d:\d\d:\d\d: Not asked: lookup limit",
+        summary_text(html),
+    )
+    assert poller(html)["status"] == "live"
+
+
+def test_while_rows_stay_not_refreshed_each_refresh_is_redrawn_not_answered_204(
+    agent_client, agent_token, fake_connvo, settings
+):
+    """A 204 would leave the page saying the rows were not refreshed at an earlier time."""
+    url = table_url(fake_connvo, "standup", "planning", "onboarding")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 2
+    cache.clear()
+    vals = poller(refresh(agent_client, url, vals).content.decode())["vals"]
+    cache.clear()
+
+    response = refresh(agent_client, url, vals)
+
+    assert response.status_code == 200
+    assert "1 not refreshed at" in summary_text(response.content.decode())
+
+
+def test_the_audit_log_failing_during_a_refresh_keeps_the_rows_and_the_summary(
+    agent_client, agent_token, fake_connvo, monkeypatch
+):
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+
+    def unavailable(**kwargs):
+        raise DatabaseError("the audit table is locked")
+
+    monkeypatch.setattr("meetings.lookups.record_many", unavailable)
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert "<tr" not in html and html.count("data-stale") == 2
+    assert re.fullmatch(
+        r"1 active · 1 scheduled — 2 not refreshed at \d\d:\d\d:\d\d: Not recorded",
+        summary_text(html),
+    )
+    assert "could not record this lookup in the audit log" in html

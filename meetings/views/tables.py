@@ -32,8 +32,8 @@ from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from .. import triage
 from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
 from ..forms import SORTS, LookupForm, TableForm
-from ..live import Shown, plan_after_failure, reply_status
-from ..lookups import AuditUnavailable, Wanted, look_up
+from ..live import Shown, reply_status
+from ..lookups import Answer, AuditUnavailable, Wanted, look_up
 from ..models import WatchedMeeting
 from ..references import References
 from .access import agent_view, asks_before_looking_up
@@ -133,20 +133,24 @@ def _sorted_rows(rows: list[triage.Row], sort: str) -> list[triage.Row]:
     return rows
 
 
-def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
-    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
-    settled = {}
+def _rows_in(text: str, size: int) -> dict[int, triage.Group]:
+    """The groups a table's page says its rows show ("0a.3v": row 0 active, row 3 not visible),
+    read leniently: what is malformed or out of the table is left out, which costs a redraw."""
+    groups = {}
     for item in text.split(".") if text else ():
         match = re.fullmatch(r"(\d{1,3})([a-z])", item)
         if match and int(match.group(1)) < size and match.group(2) in triage.GROUP_BY_CODE:
-            group = triage.GROUP_BY_CODE[match.group(2)]
-            if group.settled:
-                settled[int(match.group(1))] = group
-    return settled
+            groups[int(match.group(1))] = triage.GROUP_BY_CODE[match.group(2)]
+    return groups
 
 
-def _done(settled: dict[int, triage.Group]) -> str:
-    return ".".join(f"{i}{g.code}" for i, g in sorted(settled.items()))
+def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
+    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
+    return {i: group for i, group in _rows_in(text, size).items() if group.settled}
+
+
+def _as_text(groups: dict[int, triage.Group]) -> str:
+    return ".".join(f"{i}{g.code}" for i, g in sorted(groups.items()))
 
 
 def _live_table(
@@ -160,13 +164,19 @@ def _live_table(
 ) -> tuple[list[triage.Row], HttpResponse | None]:
     """Look the table's rows up (on a refresh, only those not settled) and answer a refresh.
 
+    The page sends back what its rows show: `done`, the settled rows (not asked again), and
+    `known`, the others' groups, so that a row a refresh could not look up for a passing reason
+    keeps its last values and still counts as what it showed.
+
     Returns the rows looked up, and the response to a refresh (None for a full page, which the
     caller renders)."""
     refreshing = bool(request.htmx)
     shown = Shown.from_query(request.GET) if refreshing else Shown()
     settled = _settled_rows(request.GET.get("done", ""), len(wanted)) if refreshing else {}
+    known = _rows_in(request.GET.get("known", ""), len(wanted)) if refreshing else {}
     asked = [i for i in range(len(wanted)) if i not in settled]
-    context |= {"page_url": page_url, "checked_at": timezone.now(), "sort": sort, "show": show}
+    checked_at = timezone.now()
+    context |= {"page_url": page_url, "checked_at": checked_at, "sort": sort, "show": show}
     try:
         answers = look_up(
             user=request.user,
@@ -179,15 +189,21 @@ def _live_table(
     except AuditUnavailable as failure:
         if not refreshing:
             raise
-        plan = plan_after_failure(failure, failures=shown.failures, seen=shown.seen)
-        context |= {"live": plan, "refresh_error": failure, "done": _done(settled), "rows": []}
-        return [], render(request, "meetings/table.html#refresh", context)
-    rows = triage.rows(answers, asked)
-    plan = triage.table_plan(rows, failures=shown.failures)
+        # Nothing looked up may be shown: every row asked failed this refresh, as if Connvo had.
+        answers = [
+            Answer(wanted[i].deployment, wanted[i].meeting_ref, error=failure) for i in asked
+        ]
+        context["refresh_error"] = failure
+    rows = triage.rows(answers, asked, shown=known)
+    plan = triage.table_plan(rows, failures=shown.failures, checked_at=checked_at)
+    stale_count, stale_reasons = triage.not_refreshed(rows)
     context |= {
         "live": plan,
-        "done": _done(settled | {row.index: row.group for row in rows if row.group.settled}),
+        "done": _as_text(settled | {row.index: row.group for row in rows if row.group.settled}),
+        "known": _as_text({row.index: row.group for row in rows if not row.group.settled}),
         "summary": triage.summary(rows, settled),
+        "stale_count": stale_count,
+        "stale_reasons": stale_reasons,
         "total": len(wanted),
     }
     if not refreshing:

@@ -552,3 +552,15 @@ def test_the_audit_log_failing_during_a_refresh_keeps_the_rows_and_the_summary(
         summary_text(html),
     )
     assert "could not record this lookup in the audit log" in html
+
+
+def test_a_missing_figure_says_why_in_text_not_only_on_hover(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.update_meeting("standup", averageRating=None)
+
+    html = agent_client.get(table_url(fake_connvo, "standup", "planning")).content.decode()
+
+    rating = re.search(r'data-cell="rating"[^>]*>(.*?)</td>', row(html, fake_connvo, "standup"))
+    assert re.sub(r"<[^>]+>", "", rating.group(1)) == "—No one has rated this meeting yet"
+    assert '<span aria-hidden="true">—</span>' in rating.group(1)

@@ -564,3 +564,10 @@ def test_a_missing_figure_says_why_in_text_not_only_on_hover(
     rating = re.search(r'data-cell="rating"[^>]*>(.*?)</td>', row(html, fake_connvo, "standup"))
     assert re.sub(r"<[^>]+>", "", rating.group(1)) == "—No one has rated this meeting yet"
     assert '<span aria-hidden="true">—</span>' in rating.group(1)
+
+
+def test_the_live_status_and_pause_come_before_the_table(agent_client, agent_token, fake_connvo):
+    html = agent_client.get(table_url(fake_connvo, "standup", "planning")).content.decode()
+
+    assert html.index('id="live-poller"') < html.index("<table")
+    assert html.index("Pause live updates") < html.index("<table")

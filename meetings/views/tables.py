@@ -31,7 +31,7 @@ from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
 from .. import triage
 from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
-from ..forms import SORTS, LookupForm, TableForm
+from ..forms import SORTS, LookupForm, TableForm, WatchListForm
 from ..live import Shown, reply_status
 from ..lookups import Answer, AuditUnavailable, Wanted, look_up
 from ..models import WatchedMeeting
@@ -400,6 +400,10 @@ def _watch_list_key(pins: Iterable[WatchedMeeting]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
+def watching_url(*, sort: str = "") -> str:
+    return reverse("meetings:watching") + (f"?sort={sort}" if sort else "")
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 @agent_view
@@ -413,16 +417,20 @@ def watching(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("list") != key:
         # Watched or unwatched elsewhere since this page was drawn: its rows no longer line up.
         return HttpResponseClientRefresh()
+    form = WatchListForm(request.GET)
+    # An order the console no longer offers (an old bookmark) shows the list as watched.
+    sort = form.cleaned_data["sort"] if form.is_valid() else ""
     context = {
         "form": LookupForm(initial={"deployment": preferred_deployment(request)}),
         "watch_list": True,
         "list_key": key,
         "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),
+        "sort_form": WatchListForm(initial={"sort": sort}),
     }
     wanted = [Wanted(p.deployment, p.meeting_id) for p in pins]
     try:
         rows, answer = _live_table(
-            request, wanted=wanted, context=context, page_url=reverse("meetings:watching")
+            request, wanted=wanted, context=context, page_url=watching_url(sort=sort), sort=sort
         )
     except AuditUnavailable as exc:
         context["audit_error"] = exc
@@ -432,5 +440,12 @@ def watching(request: HttpRequest) -> HttpResponse:
     # Settled as concluded or cancelled, so the live refresh does not ask them again either.
     finished = [row for row in rows if row.meeting is not None and not row.meeting.is_live]
     following = [row for row in rows if row.meeting is None or row.meeting.is_live]
-    context |= {"rows": following, "total": len(following), "finished": finished}
+    context |= {
+        # Sorted on the page only: rows keep their index (their place among the pins), which
+        # the live refresh's `done`, `known` and `row-<index>` refer to.
+        "rows": _sorted_rows(following, sort),
+        "total": len(following),
+        "finished": finished,
+        "sort_links": {order or "given": watching_url(sort=order) for order in SORTS},
+    }
     return render(request, "meetings/table.html", context)

@@ -253,20 +253,23 @@ def test_state_badges_stay_on_one_line_at_1280_px(open_page, fake_connvo, agent,
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
 
 
-def test_a_missing_value_says_why_on_a_phone_and_on_hover_on_a_laptop(open_page, fake_connvo):
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_a_missing_value_says_why_on_a_phone_and_on_hover_on_a_laptop(open_page, fake_connvo, dark):
     path = table_path(fake_connvo, "minimal", "standup")
 
-    phone = open_page(path, width=390)
+    phone = open_page(path, width=390, dark=dark)
     why = phone.locator('#row-0 [data-cell="participants"] .missing__why')
     expect(why).to_have_text("Connvo did not send a participant count")
     assert why.bounding_box()["width"] > 100  # shown, not only in a tooltip
+    assert contrast(why) >= AA
 
-    laptop = open_page(path)
+    laptop = open_page(path, dark=dark)
     why = laptop.locator('#row-0 [data-cell="participants"] .missing__why')
     expect(laptop.locator('#row-0 [data-cell="participants"] .missing')).to_have_attribute(
         "title", "Connvo did not send a participant count"
     )
     assert why.bounding_box()["width"] <= 1  # read by screen readers; the tooltip shows it
+    assert contrast(laptop.locator('#row-0 [data-cell="participants"] .missing')) >= AA
 
 
 def test_the_watch_list_sorts_and_still_refreshes_each_row_in_place(open_page, fake_connvo, agent):

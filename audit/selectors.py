@@ -281,3 +281,10 @@ def seen_meetings(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], See
     for deployment, meeting_id in wanted:
         query |= Q(deployment=deployment, meeting_id=meeting_id)
     return {(m.deployment, m.meeting_id): m for m in SeenMeeting.objects.filter(query)}
+
+
+def seen_title(*, meeting_id: str) -> str:
+    """The title last seen of a meeting, on whichever deployment (a meeting's history page spans
+    them all)."""
+    seen = SeenMeeting.objects.filter(meeting_id=meeting_id).order_by("-seen_at").first()
+    return seen.title if seen else ""

@@ -120,7 +120,10 @@ def _entry_list(
         status = 400
         what = f"{viewing}, with a filter that was not valid"
     _record_view(request, what=what, meeting_id=fixed.get("meeting_id", ""))
+    named = [(e.deployment, e.meeting_id) for e in (page.entries if page else ())]
+    named += [(d, m) for d, m, _ in (summary.top_meetings if summary else ())]
     context = {
+        "seen_meetings": selectors.seen_meetings(named),
         "form": form,
         "page": page,
         "overview": summary,
@@ -152,6 +155,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
 def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
     extra = {
         "meeting_id": meeting_id,
+        "meeting_title": selectors.seen_title(meeting_id=meeting_id),
         "viewers": selectors.who_looked(meeting_id=meeting_id),
         "deployments": selectors.meeting_deployments(meeting_id=meeting_id),
         "viewers_shown": selectors.VIEWERS_SHOWN,  # read at call time: tests lower it
@@ -182,7 +186,12 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
 def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(AuditEntry, pk=pk)
     _record_view(request, what=f"Entry #{entry.pk}")
-    context = {"entry": entry, **selectors.neighbours(entry), **_chain_status()}
+    context = {
+        "entry": entry,
+        "seen_meetings": selectors.seen_meetings([(entry.deployment, entry.meeting_id)]),
+        **selectors.neighbours(entry),
+        **_chain_status(),
+    }
     return render(request, "audit/entry_detail.html", context)
 
 

@@ -23,6 +23,15 @@ def handling(outcome: str) -> Handling:
 
 
 @register.simple_tag(takes_context=True)
+def seen_title(context, deployment: str, meeting_id: str) -> str:
+    """The title the console last saw of the meeting (`seen_meetings` in the context, read once
+    for the whole page), or "" where it never found it."""
+    seen = context.get("seen_meetings") or {}
+    found = seen.get((deployment, meeting_id))
+    return found.title if found else ""
+
+
+@register.simple_tag(takes_context=True)
 def full_id(context, value: str, href: str = "") -> str:
     """The whole ID, cut in the middle by CSS only when space is short, with a copy button (shown
     by static/js/console.js when the clipboard is available)."""

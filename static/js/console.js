@@ -326,6 +326,39 @@
     });
   });
 
+  // --- "Look it up again" after the console's lookup limit --------------------------------------
+  // The page says how many seconds are left (data-wait); until then the button is held back and
+  // counts down, then it is a plain link again. Without this file it is a plain link throughout.
+  function setUpCountdowns(root) {
+    root.querySelectorAll("a.js-countdown[data-wait]").forEach(function (link) {
+      var wait = parseInt(link.dataset.wait, 10);
+      if (!(wait > 0) || link.dataset.ready) { return; }
+      link.dataset.ready = "1";
+      var label = link.textContent;
+      var href = link.getAttribute("href");
+      var until = Date.now() + wait * 1000;
+      var status = link.parentElement.querySelector(".js-countdown-status");
+      // A link without its address cannot be followed; role and aria-disabled say it is unavailable.
+      link.removeAttribute("href");
+      link.setAttribute("role", "link");
+      link.setAttribute("aria-disabled", "true");
+      function tick() {
+        var left = Math.ceil((until - Date.now()) / 1000);
+        if (left > 0) {
+          link.textContent = label + " in " + left + " s";
+          setTimeout(tick, Math.min(1000, until - Date.now() - (left - 1) * 1000));
+          return;
+        }
+        link.textContent = label;
+        link.setAttribute("href", href);
+        link.removeAttribute("role");
+        link.removeAttribute("aria-disabled");
+        if (status) { status.textContent = "Lookups pass again: you can look it up now."; }
+      }
+      tick();
+    });
+  }
+
   function showLiveButtons(root) {
     root.querySelectorAll(".js-refresh-now").forEach(function (button) { button.hidden = false; });
   }
@@ -339,6 +372,7 @@
   });
   document.addEventListener("DOMContentLoaded", function () {
     setUpCopyButtons(document);
+    setUpCountdowns(document);
     showLiveButtons(document);
     showPauseState();
     var checked = document.querySelector("#live-poller .js-checked");

@@ -16,14 +16,16 @@
       if (!navigator.clipboard || button.dataset.ready) { return; }
       button.hidden = false;
       button.dataset.ready = "1";
-      button.dataset.label = button.textContent;
+      // Only the words change, so a key hint beside them (<kbd>c</kbd>) stays.
+      var label = button.querySelector(".js-copy-label") || button;
+      button.dataset.label = label.textContent;
       button.addEventListener("click", function () {
         var target = document.getElementById(button.dataset.copyTarget);
         var status = button.parentElement.querySelector(".copy-status");
         navigator.clipboard.writeText(target.textContent.trim()).then(function () {
-          button.textContent = "Copied";
+          label.textContent = "Copied";
           if (status) { status.textContent = "Copied to the clipboard"; }
-          setTimeout(function () { button.textContent = button.dataset.label; }, 1500);
+          setTimeout(function () { label.textContent = button.dataset.label; }, 1500);
         });
       });
     });
@@ -37,7 +39,14 @@
     if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) { return; }
     if (event.key === "/") {
       var box = document.getElementById("id_q");
-      if (box) { event.preventDefault(); box.focus(); box.select(); }
+      if (box) {
+        event.preventDefault();
+        // On a narrow window the meeting page folds the box behind "Look up another meeting".
+        var folded = box.closest("details");
+        if (folded) { folded.open = true; }
+        box.focus();
+        box.select();
+      }
       return;
     }
     if (event.key !== "j" && event.key !== "k") { return; }

@@ -58,6 +58,16 @@
     links[Math.max(0, Math.min(links.length - 1, next))].focus();
   });
 
+  // --- Key hints only where there is a keyboard ------------------------------------------------
+  // A touch-only screen hides the <kbd> hints (console.css). A key pressed outside a text field
+  // means a keyboard is attached after all (a tablet's): show them from then on. The shortcuts
+  // themselves work everywhere. Captured, so it sees the key before a shortcut moves the focus.
+  document.addEventListener("keydown", function (event) {
+    var active = document.activeElement;
+    if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) { return; }
+    if (event.key && event.key !== "Unidentified") { document.documentElement.classList.add("has-keyboard"); }
+  }, true);
+
   // The lookup box takes a pasted list on several lines, but Enter still looks up (Shift+Enter
   // starts a new line), as it did when the box was a single line.
   document.addEventListener("keydown", function (event) {

@@ -1,5 +1,6 @@
 """The meeting page on a phone, in a real browser: the lookup box folds behind one line so the
-meeting starts on the first screen."""
+meeting starts on the first screen, and key hints show only where there is a keyboard (the
+shortcuts themselves still work)."""
 
 from collections.abc import Callable, Iterator
 
@@ -82,3 +83,26 @@ def test_where_looking_up_again_is_the_next_step_the_box_is_open_on_a_phone(open
 
     expect(page.get_by_role("heading", name="You are not a participant")).to_be_visible()
     expect(page.get_by_label("Meeting ID or link")).to_be_visible()
+
+
+def test_a_touch_screen_shows_no_key_hints_until_a_key_is_pressed(open_as_agent, fake_connvo):
+    page = open_as_agent("standup", viewport=PHONE, is_mobile=True, has_touch=True)
+    hints = page.locator(".shortcut-hint")
+    # c on Copy ID, r on Refresh now, / by the (folded) box.
+    expect(hints).to_have_count(3)
+    expect(page.get_by_role("button", name="Copy ID")).to_be_visible()
+    for index in range(3):
+        expect(hints.nth(index)).to_be_hidden()
+
+    # A keyboard after all (a tablet's): the shortcuts work, and from then on the hints show.
+    page.locator("body").press("/")
+    expect(page.get_by_label("Meeting ID or link")).to_be_focused()
+    expect(page.locator(".js-copy .shortcut-hint")).to_be_visible()
+
+
+def test_a_screen_with_a_mouse_shows_the_key_hints(open_as_agent):
+    page = open_as_agent("standup")
+
+    expect(page.locator(".js-copy .shortcut-hint")).to_be_visible()
+    expect(page.locator(".js-refresh-now .shortcut-hint")).to_be_visible()
+    expect(page.locator(".lookup-form .shortcut-hint")).to_be_visible()

@@ -78,11 +78,22 @@ def test_on_a_wide_screen_the_whole_form_shows_without_a_toggle(open_as_agent):
     expect(page.get_by_text("Look up another meeting")).to_be_hidden()
 
 
-def test_where_looking_up_again_is_the_next_step_the_box_is_open_on_a_phone(open_as_agent):
+def test_where_the_mistake_is_in_the_box_it_is_open_on_a_phone(open_as_agent, live_server):
+    page = open_as_agent("standup", viewport=PHONE, is_mobile=True, has_touch=True)
+
+    page.goto(f"{live_server.url}/meetings/dev/not-a-meeting-id/")
+
+    expect(page.get_by_role("heading", name="That is not a meeting ID")).to_be_visible()
+    expect(page.get_by_label("Meeting ID or link")).to_be_visible()
+
+
+def test_not_a_participant_on_a_phone_starts_with_the_problem(open_as_agent):
     page = open_as_agent("private", viewport=PHONE, is_mobile=True, has_touch=True)
 
-    expect(page.get_by_role("heading", name="You are not a participant")).to_be_visible()
-    expect(page.get_by_label("Meeting ID or link")).to_be_visible()
+    heading = page.get_by_role("heading", name="You are not a participant")
+    expect(heading).to_be_visible()
+    expect(page.get_by_label("Meeting ID or link")).to_be_hidden()
+    assert heading.bounding_box()["y"] < PHONE["height"] * 0.35
 
 
 def test_a_touch_screen_shows_no_key_hints_until_a_key_is_pressed(open_as_agent, fake_connvo):

@@ -40,7 +40,7 @@ def test_pasted_token_help_explains_where_the_token_is(page: Page, live_server, 
     expect(help_).to_contain_text('"type":"Authenticate"')
     expect(help_).to_contain_text("type Authenticate in its filter box")
     expect(help_).to_contain_text("eyJ")
-    expect(help_).to_contain_text("the console shows it here once you save one")
+    expect(help_).to_contain_text("shows it here once you save one")
     expect(help_).not_to_contain_text("last only minutes")
 
 
@@ -64,4 +64,5 @@ def test_a_saved_token_says_how_long_it_lasts_as_read_from_it(
     expect(card.get_by_role("alert")).to_have_count(0)  # how long it lasts is not an alarm
     card.get_by_text("Where do I find my token?").click()
     expect(card.locator(".help")).to_contain_text("Your saved token lasts 2 h")
+    expect(card.locator(".help")).to_contain_text("set up WorkOS for dev")
     screenshot("tokens-lifetime")

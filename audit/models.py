@@ -349,3 +349,26 @@ class RollupProgress(models.Model):
 
     def __str__(self) -> str:
         return f"activity counted up to entry {self.last_entry_id}"
+
+
+class SeenMeeting(models.Model):
+    """What the console last saw of a meeting when a lookup found it: its title and state, so
+    that the pages listing meetings (recent lookups, the audit log, a meeting's history, the
+    overview) can name it. Connvo data, so kept no longer than the audit entries that saw it:
+    `audit_purge` deletes those last seen before its cutoff. Not part of the chain (the entries
+    are the record); written after the entries, and never needed to show or audit a lookup."""
+
+    deployment = models.CharField(max_length=64)
+    meeting_id = models.CharField(max_length=64)
+    title = models.CharField(max_length=300, blank=True)
+    state = models.CharField(max_length=32, blank=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "meeting_id"], name="seen_meeting_once")
+        ]
+        indexes = [models.Index(fields=["seen_at"], name="seen_meeting_purge")]
+
+    def __str__(self) -> str:
+        return f"{self.title or self.meeting_id} on {self.deployment}"

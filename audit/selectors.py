@@ -4,6 +4,7 @@ agent's recent meetings and last deployment)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,7 +12,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 
 from connvo_admin.outcomes import Outcome
 
-from .models import Action, AuditEntry, ChainCheckpoint, ChainVerification, Via
+from .models import Action, AuditEntry, ChainCheckpoint, ChainVerification, SeenMeeting, Via
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,3 +269,15 @@ def last_found_deployment(*, user) -> str | None:
         .values_list("deployment", flat=True)
         .first()
     )
+
+
+def seen_meetings(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SeenMeeting]:
+    """What the console last saw of each (deployment, meeting id) it has seen found, for
+    naming meetings on a page: one query for the whole page."""
+    wanted = {(deployment, meeting_id) for deployment, meeting_id in pairs if meeting_id}
+    if not wanted:
+        return {}
+    query = Q()
+    for deployment, meeting_id in wanted:
+        query |= Q(deployment=deployment, meeting_id=meeting_id)
+    return {(m.deployment, m.meeting_id): m for m in SeenMeeting.objects.filter(query)}

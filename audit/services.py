@@ -11,12 +11,13 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from connvo_admin.client_address import client_ip, valid_ip
 from connvo_admin.logs import request_id_var
 
 from . import chain
-from .models import Action, AuditEntry, Via
+from .models import Action, AuditEntry, SeenMeeting, Via
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,35 @@ def record_or_log(*, origin: Origin, action: Action, **fields) -> AuditEntry | N
         return None
 
 
+def remember_seen(seen: list[tuple[str, str, str, str]]) -> None:
+    """Keep what found lookups showed of their meetings — (deployment, meeting id, title,
+    state) — for the pages that name meetings (`SeenMeeting`). Fails open: a page without a
+    name is better than a lookup refused over one, and the audit entry is already written."""
+    if not seen:
+        return
+    now = timezone.now()
+    rows = {
+        (deployment[:64], meeting_id[:64]): SeenMeeting(
+            deployment=deployment[:64],
+            meeting_id=meeting_id[:64],
+            title=storable(title)[:300],
+            state=storable(state)[:32],
+            seen_at=now,
+        )
+        for deployment, meeting_id, title, state in seen
+    }
+    try:
+        with transaction.atomic():
+            SeenMeeting.objects.bulk_create(
+                rows.values(),
+                update_conflicts=True,
+                unique_fields=["deployment", "meeting_id"],
+                update_fields=["title", "state", "seen_at"],
+            )
+    except DatabaseError:
+        logger.exception("the titles of %d seen meetings could not be kept", len(rows))
+
+
 def os_user() -> str:
     """Who ran a maintenance command on the host, for its audit entry."""
     try:
@@ -193,7 +223,10 @@ def purge_old_entries(*, retention_days: int, batch_size: int = 10_000) -> chain
         action=Action.AUDIT_PURGED,
         detail=plan.detail(os_user=os_user()),
     )
-    return chain.purge(plan=plan, batch_size=batch_size)
+    purged = chain.purge(plan=plan, batch_size=batch_size)
+    # Connvo's titles go with the entries that saw them (they were seen at the entry's time).
+    SeenMeeting.objects.filter(seen_at__lt=plan.cutoff).delete()
+    return purged
 
 
 class NothingToRotate(ValueError):

@@ -75,6 +75,10 @@ SORTS = {
 }
 
 
+def _sort_choices(given_order: str) -> list[tuple[str, str]]:
+    return [("", given_order), *((key, label) for key, label in SORTS.items() if key)]
+
+
 class TableForm(forms.Form):
     """The triage table's URL: its meetings, and how they are sorted and filtered."""
 
@@ -82,7 +86,7 @@ class TableForm(forms.Form):
         max_length=20_000,
         error_messages={"required": "This table's address holds no meeting IDs."},
     )
-    sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    sort = forms.ChoiceField(choices=_sort_choices("As pasted"), required=False)
     show = forms.ChoiceField(
         choices=[("", "Everything"), *((g.name, g.label.capitalize()) for g in GROUPS)],
         required=False,
@@ -90,6 +94,12 @@ class TableForm(forms.Form):
 
     def clean_ids(self) -> References:
         return clean_references(self.cleaned_data["ids"])
+
+
+class WatchListForm(forms.Form):
+    """How the watch list is sorted (its meetings are the agent's pins, not the URL's)."""
+
+    sort = forms.ChoiceField(choices=_sort_choices("As watched"), required=False)
 
 
 class TokenForm(forms.Form):

@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 
 from audit.models import Action, Via
-from audit.services import Origin, record, record_many
+from audit.services import Origin, record, record_many, remember_seen
 from connvo_admin.capacity import waiting_on_upstream
 from connvo_admin.meeting_ids import parse_meeting_id
 from connvo_admin.outcomes import LookupFailed, Outcome
@@ -125,6 +125,15 @@ def look_up(
         else:
             answers[index] = Answer(wanted[index].deployment, meeting_id, lookup=answer)
     _record(answers, origin=origin, via=via)
+    if via != Via.REFRESH:
+        # A first look names the meeting for later pages; a refresh would only rewrite it.
+        remember_seen(
+            [
+                (a.deployment, a.meeting_id, a.meeting.title or "", str(a.meeting.state or ""))
+                for a in answers
+                if a.meeting is not None
+            ]
+        )
     return answers
 
 

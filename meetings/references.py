@@ -1,20 +1,40 @@
 """Reading one or many meeting references out of what an agent pastes: a list of IDs or links
 (separated by lines, spaces, commas or semicolons) or a blob of text that contains them, such as
-a log line or a chat message. No upstream call is involved."""
+a log line or a chat message. No upstream call is involved.
+
+What is not a meeting ID falls in one of two heaps: what looks like a mistyped one (a link to a
+meeting without a usable ID, a run that is almost an ID), which the agent is told about with why,
+and everything else (request and trace IDs, hashes, words), which is only counted."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
 _SEPARATORS = re.compile(r"[\s,;|]+")
-# Punctuation that sentences and chat messages put around a reference.
-_SURROUNDING = "\"'`<>()[]{}.!?:*"
-# A word that an agent plausibly meant as a reference (a link, or a long run of letters and
-# digits such as an ID with a typo), as opposed to the prose around the references in a blob.
-_LONG_RUN = re.compile(r"[A-Za-z0-9]{20,}")
+# Punctuation that sentences, chat messages and Markdown put around a reference.
+_SURROUNDING = "\"'`<>()[]{}.!?:*_~"
+# A word falls apart into pieces at anything but letters, digits, `_` and `-`: a link into its
+# path segments, `key=value` into its key and value. `_` and `-` hold a piece together, so
+# `req_8a7b…` or `usr-k17e…` stays one identifier of something else, never a meeting ID.
+_PIECE = re.compile(r"[0-9A-Za-z_-]+")
+# What names the piece after it as a meeting: `/meetings/<id>`, `meeting=<id>`, `meetingId: <id>`.
+_MEETING_KEY = re.compile(r"meetings?(?:[-_]?ids?)?", re.IGNORECASE)
+# Request IDs, trace IDs and hashes are hexadecimal. A Convex ID uses 32 symbols, so one of 31
+# or more characters without a letter beyond f (a chance of 1 in 2^31) is not believable: such a
+# run is a meeting ID only where the text names it as one.
+_HEX = re.compile(r"[0-9a-f]+")
+# A word with a run this long is a token (an ID of something), not prose: listed when ignored.
+_LONG_RUN = re.compile(r"[0-9A-Za-z]{16,}")
+# Letters a meeting ID never has (Crockford's base32 leaves them out: they read as 1 and 0).
+_NEVER_IN_IDS = "ilou"
+# How far from an ID's 31 to 37 characters a run may be and still look like a mistyped one: a
+# few characters lost or added when copying. Uppercase ULIDs (26) stay outside.
+_ALMOST_LENGTHS = range(28, 41)
+MAX_SHOWN = 80  # characters of a word quoted back to the agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +42,7 @@ class Rejected:
     """A piece of the input that looks meant as a reference but is not one, and why."""
 
     text: str
-    reason: str
+    reason: str  # short, without the text: "it has capital letters (…)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +51,69 @@ class References:
     rejected: tuple[Rejected, ...]
     duplicates: int  # how many repeated IDs were collapsed
     ignored_words: int  # prose around the references
+    # Tokens that are not meeting IDs (request IDs, trace IDs, hashes), each once, shortened.
+    ignored_tokens: tuple[str, ...] = ()
 
 
-def _looks_meant_as_reference(word: str) -> bool:
-    return "://" in word or "/meeting" in word or bool(_LONG_RUN.search(word))
-
-
-def _shorten(word: str, limit: int = 80) -> str:
+def _shorten(word: str, limit: int = MAX_SHOWN) -> str:
     return word if len(word) <= limit else word[:limit] + "…"
 
 
-def _ids_in_word(word: str) -> list[str]:
+def _is_meeting_id(piece: str) -> bool:
+    # The shape of an ID is defined once, in connvo_admin/meeting_ids.py.
     try:
-        return [parse_meeting_id(word)]
+        return parse_meeting_id(piece) == piece
     except InvalidMeetingId:
-        return []
+        return False
+
+
+def _almost_an_id(piece: str) -> str:
+    """Why `piece` is not a meeting ID when it looks like a mistyped one; "" when it does not.
+
+    Mistyped means: in one case (capitals throughout, as from caps lock or a spreadsheet; mixed
+    case is base64 or similar), not hexadecimal, near an ID's length, and with at most two of the
+    letters IDs never have."""
+    if len(piece) not in _ALMOST_LENGTHS or not piece.isalnum():
+        return ""
+    lowered = piece.lower()
+    if piece not in (lowered, piece.upper()) or _HEX.fullmatch(lowered):
+        return ""
+    foreign = [char for char in lowered if char in _NEVER_IN_IDS]
+    if len(foreign) > 2:
+        return ""
+    problems = []
+    if piece != lowered:
+        problems.append("it has capital letters, and meeting IDs are all lowercase")
+    if foreign:
+        letters = " and ".join(sorted(set(foreign)))
+        problems.append(f"it has {letters}, which meeting IDs never contain")
+    if not 31 <= len(piece) <= 37:
+        problems.append(f"it has {len(piece)} characters, not 31 to 37")
+    return "; ".join(problems)
+
+
+def _read_word(word: str) -> tuple[list[str], str]:
+    """The meeting IDs in one pasted word; when it holds none, why it looks like a mistyped
+    reference ("" when it does not look like one at all)."""
+    pieces = _PIECE.findall(unquote(word))
+    # Whether the piece before each piece names it as a meeting.
+    named = [bool(_MEETING_KEY.fullmatch(before)) for before in ["", *pieces][: len(pieces)]]
+    ids = [
+        piece
+        for piece, is_named in zip(pieces, named, strict=True)
+        if _is_meeting_id(piece) and (is_named or not _HEX.fullmatch(piece))
+    ]
+    if ids:
+        return ids, ""
+    for piece, is_named in zip(pieces, named, strict=True):
+        why = _almost_an_id(piece)
+        if why:
+            return [], why
+        if is_named and len(piece) >= 20:
+            return [], f"it has {len(piece)} characters where the meeting ID should be"
+    if "://" in word and pieces and _MEETING_KEY.fullmatch(pieces[-1]):
+        return [], "it is a link to a meeting, but the meeting ID is missing"
+    return [], ""
 
 
 def parse_meeting_references(text: str) -> References:
@@ -55,43 +123,57 @@ def parse_meeting_references(text: str) -> References:
     """
     ids: dict[str, None] = {}
     rejected: dict[str, Rejected] = {}
-    duplicates = ignored = 0
+    tokens: dict[str, None] = {}
+    duplicates = prose = 0
     for raw in _SEPARATORS.split(text or ""):
         word = raw.strip(_SURROUNDING)
         if not word:
             continue
-        try:
-            found = [parse_meeting_id(word)]
-        except InvalidMeetingId as exc:
-            # A link to something else, or a phrase like "meeting=<id>/<id>": each of its parts
-            # may still be an ID.
-            found = [i for part in re.split(r"[/=&?#]+", word) for i in _ids_in_word(part)]
-            if not found:
-                if _looks_meant_as_reference(word):
-                    rejected.setdefault(word, Rejected(_shorten(word), exc.message))
-                else:
-                    ignored += 1
-                continue
+        found, why = _read_word(word)
+        if why:
+            rejected.setdefault(word, Rejected(_shorten(word), why))
+        elif not found and _LONG_RUN.search(word):
+            tokens[_shorten(word)] = None
+        elif not found:
+            prose += 1
         for meeting_id in found:
             if meeting_id in ids:
                 duplicates += 1
             ids[meeting_id] = None
 
     if not ids:
-        if len(rejected) == 1:
-            raise InvalidMeetingId(next(iter(rejected.values())).reason)
-        if rejected:
-            listed = "; ".join(f"“{r.text}”" for r in rejected.values())
-            raise InvalidMeetingId(
-                f"None of these is a Connvo meeting ID: {listed}. A meeting ID is 31 to 37 "
-                "lowercase letters and digits (never i, l, o or u)."
-            )
-        # No word looked like a reference: explain the input as one (the single-ID box's message).
-        parse_meeting_id(text)
-        raise InvalidMeetingId("There is no Connvo meeting ID in what you entered.")
+        _refuse(text, list(rejected.values()), list(tokens))
     return References(
         ids=tuple(ids),
         rejected=tuple(rejected.values()),
         duplicates=duplicates,
-        ignored_words=ignored,
+        ignored_words=prose,
+        ignored_tokens=tuple(tokens),
     )
+
+
+def _refuse(text: str, rejected: list[Rejected], tokens: list[str]) -> None:
+    """Raise InvalidMeetingId saying why `text`, which holds no meeting ID, is not one."""
+    if len(rejected) == 1:
+        (only,) = rejected
+        raise InvalidMeetingId(f"“{only.text}” is not a Connvo meeting ID: {only.reason}.")
+    if rejected:
+        listed = "; ".join(f"“{r.text}” ({r.reason})" for r in rejected)
+        raise InvalidMeetingId(
+            f"None of these is a Connvo meeting ID: {listed}. A meeting ID is 31 to 37 "
+            "lowercase letters and digits (never i, l, o or u)."
+        )
+    if len(tokens) == 1 and _HEX.fullmatch(tokens[0]):
+        raise InvalidMeetingId(
+            f"“{tokens[0]}” looks like a request or trace ID (only digits and the letters a to "
+            "f), not a meeting ID. A meeting ID is 31 to 37 lowercase letters and digits, for "
+            "example jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a."
+        )
+    if tokens:
+        raise InvalidMeetingId(
+            "There is no Connvo meeting ID in what you entered: request IDs, trace IDs and other "
+            "such tokens are not meeting IDs."
+        )
+    # No word looked like a reference: explain the input as one (the single-ID box's message).
+    parse_meeting_id(text)
+    raise InvalidMeetingId("There is no Connvo meeting ID in what you entered.")

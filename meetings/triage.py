@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 
@@ -26,10 +27,11 @@ LIMIT_SHARE = 0.5  # of the agent's lookups per minute that one live table may u
 class Group:
     """What a row amounts to, for the summary line, the filter and the live refresh."""
 
-    code: str  # one letter: rows settled on the page are sent back as "<index><code>"
+    code: str  # one letter: the page sends its rows' groups back as "<index><code>"
     name: str
     label: str  # "12 active · 6 not a participant"
     settled: bool = False  # not asked again by the live refresh
+    found: bool = False  # the row shows a meeting (its title, badges and figures)
 
 
 def _words(outcome: Outcome) -> str:
@@ -38,12 +40,12 @@ def _words(outcome: Outcome) -> str:
 
 
 GROUPS = (
-    Group("a", MeetingState.ACTIVE.value, "active"),
-    Group("s", MeetingState.SCHEDULED.value, "scheduled"),
+    Group("a", MeetingState.ACTIVE.value, "active", found=True),
+    Group("s", MeetingState.SCHEDULED.value, "scheduled", found=True),
     # A state the console does not know (Connvo added one): shown as sent, and still followed.
-    Group("o", "other_state", "in another state"),
-    Group("c", MeetingState.CONCLUDED.value, "concluded", settled=True),
-    Group("x", MeetingState.CANCELLED.value, "cancelled", settled=True),
+    Group("o", "other_state", "in another state", found=True),
+    Group("c", MeetingState.CONCLUDED.value, "concluded", settled=True, found=True),
+    Group("x", MeetingState.CANCELLED.value, "cancelled", settled=True, found=True),
     Group("v", TableGroup.NOT_VISIBLE, _words(Outcome.NOT_VISIBLE), settled=True),
     Group("n", TableGroup.NOT_FOUND, _words(Outcome.NOT_FOUND), settled=True),
     Group("i", TableGroup.INVALID_ID, _words(Outcome.INVALID_ID), settled=True),
@@ -61,6 +63,8 @@ class Row:
 
     index: int
     answer: Answer
+    # On a live refresh, the group the page showed for this row until now.
+    shown: Group | None = None
 
     @property
     def deployment(self) -> str:
@@ -79,7 +83,22 @@ class Row:
         return self.answer.error
 
     @property
+    def stale(self) -> bool:
+        """The page shows this meeting, and this refresh failed for a reason that may pass by
+        itself (Connvo's error, a timeout, the agent's lookup limit): the row keeps its last
+        values, marked as of when they were received, instead of losing them."""
+        return (
+            self.shown is not None
+            and self.shown.found
+            and self.error is not None
+            and self.error.handling.live == LiveStatus.FAILING
+        )
+
+    @property
     def group(self) -> Group:
+        """What the row amounts to; a stale row still counts as what it last showed."""
+        if self.stale:
+            return self.shown
         meeting = self.meeting
         if meeting is None:
             return GROUP_BY_NAME[self.answer.outcome.handling.table_group]
@@ -94,14 +113,24 @@ class Row:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.meeting) if self.meeting else f"!{self.group.code}"
+        if self.meeting:
+            return fingerprint(self.meeting)
+        return f"~{self.group.code}" if self.stale else f"!{self.group.code}"
 
 
-def rows(answers: Sequence[Answer], indexes: Sequence[int] | None = None) -> list[Row]:
+def rows(
+    answers: Sequence[Answer],
+    indexes: Sequence[int] | None = None,
+    shown: Mapping[int, Group] | None = None,
+) -> list[Row]:
     """The answers as rows, at their positions in the whole table (`indexes`: a live refresh
-    asks only the rows not settled yet)."""
+    asks only the rows not settled yet; `shown`: the groups the page shows for them)."""
     positions = range(len(answers)) if indexes is None else indexes
-    return [Row(index, answer) for index, answer in zip(positions, answers, strict=True)]
+    shown = shown or {}
+    return [
+        Row(index, answer, shown.get(index))
+        for index, answer in zip(positions, answers, strict=True)
+    ]
 
 
 def summary(
@@ -113,16 +142,28 @@ def summary(
     return [(counts[g.code], g) for g in GROUPS if counts[g.code]]
 
 
-def table_fingerprint(rows: Iterable[Row]) -> str:
-    joined = "|".join(f"{row.index}:{row.fingerprint}" for row in rows)
+def not_refreshed(rows: Iterable[Row]) -> tuple[int, str]:
+    """How many rows a refresh left with their last values, and why, each reason once:
+    (3, "Connvo server error"), or (3, "Connvo server error (2), No answer in time (1)")."""
+    reasons = Counter(row.failure for row in rows if row.stale)
+    if len(reasons) == 1:
+        return reasons.total(), next(iter(reasons))
+    return reasons.total(), ", ".join(f"{label} ({count})" for label, count in reasons.items())
+
+
+def table_fingerprint(rows: Iterable[Row], *, salt: str = "") -> str:
+    joined = "|".join([salt, *(f"{row.index}:{row.fingerprint}" for row in rows)])
     return hashlib.sha256(joined.encode()).hexdigest()[:20]
 
 
-def table_plan(rows: Sequence[Row], *, failures: int) -> PollPlan:
+def table_plan(rows: Sequence[Row], *, failures: int, checked_at: datetime) -> PollPlan:
     """The next refresh of a whole table: none when every row is settled; backing off like the
     meeting page when no row could be refreshed because Connvo (or the audit log) failed."""
     polling = [row for row in rows if not row.group.settled]
-    seen = table_fingerprint(polling)
+    # While rows are stale the page says when they were last tried ("not refreshed at 10:02"):
+    # each refresh then differs, so none is answered 204 and left saying an earlier time.
+    stale = any(row.stale for row in polling)
+    seen = table_fingerprint(polling, salt=checked_at.isoformat() if stale else "")
     if not polling:
         return PollPlan(LiveStatus.ENDED, settings.CONNVO_POLL_INTERVAL, 0, seen)
     if any(row.meeting is not None for row in polling):

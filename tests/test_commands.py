@@ -170,10 +170,12 @@ def test_lookup_reads_a_blob_from_standard_input(agent, agent_token, fake_connvo
 
 
 def test_lookup_many_lists_what_was_not_an_id_and_fails(agent, agent_token, fake_connvo):
+    # A mistyped ID (capitals): a request or trace ID beside the IDs would only be ignored.
+    mistyped = fake_connvo.meeting_id("planning").upper()
     code, out, err = run(
         "connvo_lookup",
         fake_connvo.meeting_id("standup"),
-        "ABCDEFGHJK0123456789XYZ",
+        mistyped,
         "--user",
         "agent",
         "--json",
@@ -181,7 +183,7 @@ def test_lookup_many_lists_what_was_not_an_id_and_fails(agent, agent_token, fake
 
     assert code == 1
     assert len(out.splitlines()) == 1
-    assert "ABCDEFGHJK0123456789XYZ" in err
+    assert mistyped in err
 
 
 def test_lookup_many_with_no_id_at_all(agent, agent_token, fake_connvo, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 
 import pytest
 from django.core.management import call_command
@@ -56,7 +57,13 @@ def test_a_missing_or_mistyped_field_shows_a_dash_with_the_reason(
 
     page = response.content.decode()
     assert response.status_code == 200
-    assert 'title="Connvo&#x27;s answer: title is missing">—</span>' in page
+    # The dash, and why in text (shown under the dash where there is no hover: a phone).
+    assert re.search(
+        r'<span class="missing" title="Connvo&#x27;s answer: title is missing">'
+        r'<span aria-hidden="true">—</span>'
+        r'<span class="missing__why">Connvo&#x27;s answer: title is missing</span></span>',
+        page,
+    )
     assert "participant count is &quot;five&quot;, expected a number" in page
 
 

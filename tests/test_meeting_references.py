@@ -59,18 +59,67 @@ def test_ids_are_found_in_a_chat_message():
     assert parse_meeting_references(message).ids == (A, B)
 
 
-def test_what_looks_meant_as_an_id_is_listed_with_why():
+def test_what_looks_like_a_mistyped_id_is_listed_with_why():
     typo = A[:28]
     capitals = B.upper()
     refs = parse_meeting_references(
-        f"{A}\n{typo}\n{capitals}\nhttps://app.connvo.example/meetings/"
+        f"{A}\n{typo}\n{capitals}\nhttps://app.connvo.example/meetings/\n"
+        f"https://app.connvo.example/meetings/{C[:-1]}uu"
     )
 
     assert refs.ids == (A,)
     reasons = {r.text: r.reason for r in refs.rejected}
-    assert "not a Connvo meeting ID" in reasons[typo]
-    assert "lowercase" in reasons[capitals]
-    assert "not a Connvo meeting ID" in reasons["https://app.connvo.example/meetings/"]
+    assert reasons[typo] == "it has 28 characters, not 31 to 37"
+    assert reasons[capitals] == "it has capital letters, and meeting IDs are all lowercase"
+    assert reasons["https://app.connvo.example/meetings/"] == (
+        "it is a link to a meeting, but the meeting ID is missing"
+    )
+    assert reasons[f"https://app.connvo.example/meetings/{C[:-1]}uu"] == (
+        "it has u, which meeting IDs never contain"
+    )
+    # The reason never quotes the word: the page puts the word beside it once.
+    assert all(text not in reason for text, reason in reasons.items())
+
+
+def test_log_noise_is_neither_an_id_nor_a_warning_only_an_ignored_token():
+    excerpt = (
+        f"[10:32:01] ERROR join failed meeting={A}\n"
+        "request_id=req_8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d "
+        "trace=9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a "
+        f"user=usr_{B} span=8a7b6c5d4e3f2a1b 01HF8ZQ3K4W5X6Y7Z8A9B0C1D2 route=/api/meetings/join "
+        f"meeting=- sha=8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b ok {C}"
+    )
+
+    refs = parse_meeting_references(excerpt)
+
+    assert refs.ids == (A, C)
+    assert refs.rejected == ()
+    assert refs.ignored_tokens[:2] == (
+        "request_id=req_8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+        # Shortened: a 64-character trace ID is listed, not spelled out.
+        "trace=" + ("9f8e7d6c5b4a39281706f5e4d3c2b1a0" * 3)[:74] + "…",
+    )
+    assert f"user=usr_{B}" in refs.ignored_tokens
+    assert len(refs.ignored_tokens) == 6
+
+
+def test_a_hexadecimal_run_is_a_meeting_id_only_where_named_as_one():
+    hexadecimal = "8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"
+
+    assert parse_meeting_references(f"{A} {hexadecimal}").ids == (A,)
+    for named in (
+        f"meeting={hexadecimal}",
+        f"meetingId:{hexadecimal}",
+        f"https://app.connvo.example/meetings/{hexadecimal}",
+    ):
+        assert parse_meeting_references(f"{A} {named}").ids == (A, hexadecimal)
+
+
+def test_a_pasted_request_id_alone_is_explained():
+    with pytest.raises(InvalidMeetingId) as caught:
+        parse_meeting_references("8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d")
+
+    assert "looks like a request or trace ID" in caught.value.message
 
 
 def test_two_ids_in_one_word_are_both_taken():
@@ -84,7 +133,9 @@ def test_two_ids_in_one_word_are_both_taken():
         ("meeting 42", "is not a Connvo meeting ID"),
         (A[:30], "is not a Connvo meeting ID"),
         (B.upper(), "lowercase"),
-        (f"{A[:30]}, {B[:25]}", "None of these is a Connvo meeting ID"),
+        (f"{A[:30]}, {B.upper()}", "None of these is a Connvo meeting ID"),
+        # Only tokens of something else (a typed request ID, a hash): still no meeting ID.
+        (f"request_id=req_{B} sha=8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d", "no Connvo meeting ID"),
     ],
 )
 def test_input_without_any_id_is_refused_with_why(pasted, says):
@@ -97,7 +148,12 @@ def test_input_without_any_id_is_refused_with_why(pasted, says):
 # --- Properties ---------------------------------------------------------------------------------
 
 ID_CHARS = "0123456789abcdefghjkmnpqrstvwxyz"
-meeting_ids = st.text(alphabet=ID_CHARS, min_size=31, max_size=37)
+HEX_CHARS = "0123456789abcdef"
+# A run of hexadecimal digits is a request ID or a hash unless the text names it as a meeting
+# (meetings/references.py): a real Convex ID of 31+ characters is never one.
+meeting_ids = st.text(alphabet=ID_CHARS, min_size=31, max_size=37).filter(
+    lambda text: not set(text) <= set(HEX_CHARS)
+)
 separators = st.text(alphabet=" \n\t,;\r", min_size=1, max_size=4)
 # Prose: words that can never contain an ID (too short, or with letters IDs never use).
 prose_words = st.text(alphabet=string.ascii_letters + "!?.-'", min_size=1, max_size=12)
@@ -140,3 +196,58 @@ def test_any_text_gives_ids_that_were_in_it_or_a_reason(text):
         assert ID_RE.fullmatch(meeting_id)
     for rejected in refs.rejected:
         assert rejected.reason
+
+
+@given(st.text(alphabet=ID_CHARS + "ABCXilou_-=/:?&#%. \n,;", max_size=400))
+def test_text_made_of_id_letters_and_link_punctuation_never_breaks_the_parser(text):
+    try:
+        refs = parse_meeting_references(text)
+    except InvalidMeetingId as exc:
+        assert exc.message
+        return
+    assert all(ID_RE.fullmatch(meeting_id) for meeting_id in refs.ids)
+    assert all(meeting_id in text for meeting_id in refs.ids)
+
+
+# Noise as log lines carry it: keys that do not name a meeting, hexadecimal request and trace IDs,
+# typed IDs of other things (`req_…`, `usr-…`), base64-like and uppercase ULID tokens, timestamps.
+keys = st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,15}", fullmatch=True).filter(
+    lambda key: "meeting" not in key.lower()
+)
+hex_runs = st.text(alphabet=HEX_CHARS, min_size=1, max_size=64)
+typed_ids = st.builds(
+    "{}{}{}".format,
+    st.text(alphabet=string.ascii_letters, min_size=1, max_size=6),
+    st.sampled_from("_-"),
+    st.text(alphabet=ID_CHARS, min_size=1, max_size=40),
+)
+base64_like = st.text(
+    alphabet=string.ascii_letters + string.digits, min_size=16, max_size=48
+).filter(lambda text: any(c.islower() for c in text) and any(c.isupper() for c in text))
+ulids = st.text(alphabet="0123456789ABCDEFGHJKMNPQRSTVWXYZ", min_size=26, max_size=26)
+timestamps = st.datetimes().map(lambda moment: moment.isoformat() + "Z")
+noise_values = st.one_of(hex_runs, typed_ids, base64_like, ulids, timestamps, prose_words)
+noise_tokens = st.one_of(
+    noise_values, st.builds("{}={}".format, keys, noise_values), st.builds("[{}]".format, hex_runs)
+)
+
+
+@given(st.lists(noise_tokens, max_size=12), st.lists(noise_tokens, max_size=12), keys, meeting_ids)
+def test_an_id_given_as_any_key_value_among_noise_is_found_alone(before, after, key, meeting_id):
+    pasted = " ".join([*before, f"{key}={meeting_id}", *after])
+
+    refs = parse_meeting_references(pasted)
+
+    assert refs.ids == (meeting_id,)
+    assert refs.rejected == ()
+
+
+@given(st.lists(noise_tokens, min_size=1, max_size=20))
+def test_noise_tokens_are_never_ids(tokens):
+    with pytest.raises(InvalidMeetingId):
+        parse_meeting_references(" ".join(tokens))
+
+    # Nor warnings: beside a real ID, they are only counted.
+    refs = parse_meeting_references(" ".join([A, *tokens]))
+    assert refs.ids == (A,)
+    assert refs.rejected == ()

@@ -111,7 +111,7 @@ OLDER: dict[Outcome, tuple[str, ...]] = {
     Outcome.RATE_LIMITED: ("Connvo was limiting lookups", "Connvo failed"),
     Outcome.OVERLOADED: ("Connvo failed",),
     Outcome.UNREACHABLE: ("Connvo failed",),
-    Outcome.LOOKUP_LIMIT: ("Not asked", "the console's lookup limit", "Console refused"),
+    Outcome.LOOKUP_LIMIT: ("the console's lookup limit", "Console refused"),
 }
 outcomes = pytest.mark.parametrize("outcome", list(ARRANGE), ids=str)
 

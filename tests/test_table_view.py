@@ -10,11 +10,14 @@ import re
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
+from django.db import DatabaseError
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
 from audit.models import AuditEntry, Via
+from meetings.models import StaffToken
 from meetings.triage import GROUPS
 from meetings.views.tables import _settled_rows
 
@@ -79,12 +82,14 @@ def test_a_blob_with_one_id_still_opens_the_meeting_page(agent_client, fake_conn
     assert response["Location"] == reverse("meetings:detail", args=["dev", standup])
 
 
-def test_what_was_not_an_id_is_listed_on_the_table(agent_client, agent_token, fake_connvo):
+def test_what_looks_like_a_mistyped_id_is_listed_on_the_table_with_why(
+    agent_client, agent_token, fake_connvo
+):
     pasted = " ".join(
         [
             fake_connvo.meeting_id("standup"),
             fake_connvo.meeting_id("retro"),
-            "JD7F3S4H7YVXQRW0C8H5K3",
+            "JD7F3S4H7YVXQRW0C8H5K3X2KN6R1M9A",
         ]
     )
 
@@ -93,9 +98,50 @@ def test_what_was_not_an_id_is_listed_on_the_table(agent_client, agent_token, fa
     )
 
     html = response.content.decode()
-    assert "Not looked up, as not meeting IDs" in html
-    assert "JD7F3S4H7YVXQRW0C8H5K3" in html
     assert "2 meetings" in html
+    warning = re.search(r'<li class="message message--warning">(.*?)</li>', html, re.S).group(1)
+    # The word once, then why: not the word quoted again inside its reason.
+    assert warning.count("JD7F3S4H7YVXQRW0C8H5K3X2KN6R1M9A") == 1
+    assert "capital letters" in warning
+
+
+def test_a_pasted_log_excerpt_gives_one_row_per_meeting_and_one_quiet_line(
+    agent_client, agent_token, fake_connvo
+):
+    standup, planning = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+    excerpt = (
+        f"10:32:01 ERROR join failed meeting={standup} request_id=req_8a7b6c5d4e3f2a1b0c9d8e7f\n"
+        f"10:32:04 WARN reconnect meetingId={planning} trace=9f8e7d6c5b4a39281706f5e4d3c2b1a0 "
+        f"retry of {standup}"
+    )
+
+    response = agent_client.post(
+        reverse("meetings:lookup"), {"q": excerpt, "deployment": "dev"}, follow=True
+    )
+
+    html = response.content.decode()
+    assert re.findall(r'<tr id="row-(\d+)"', html) == ["0", "1"]
+    assert "2 meetings" in html and "Not a meeting ID" not in html
+    assert "message--warning" not in html
+    quiet = re.findall(r'<li class="message message--quiet info">(.*?)</details>', html, re.S)
+    assert len(quiet) == 1
+    summary = re.search(r"<summary>(.*?)</summary>", quiet[0]).group(1)
+    assert summary == "2 other tokens ignored · 1 ID pasted more than once, shown once"
+    assert "<code>trace=9f8e7d6c5b4a39281706f5e4d3c2b1a0</code>" in quiet[0]
+    assert "<code>request_id=req_8a7b6c5d4e3f2a1b0c9d8e7f</code>" in quiet[0]
+    assert fake_connvo.call_count == 2
+
+
+def test_ignored_tokens_are_listed_escaped(agent_client, agent_token, fake_connvo):
+    standup, planning = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+    pasted = f"{standup} {planning} x=<img/src=1/onerror=alert(1)>aaaaaaaaaaaaaaaaaaaaaa"
+
+    html = agent_client.get(
+        reverse("meetings:lookup"), {"q": pasted, "deployment": "dev"}, follow=True
+    ).content.decode()
+
+    assert "<img" not in html
+    assert "&lt;img/src=1/onerror=alert(1)&gt;aaaa" in html
 
 
 def test_more_than_the_maximum_is_refused_not_truncated(
@@ -361,3 +407,167 @@ def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, se
         == 2
     )
     assert AuditEntry.objects.filter(outcome="timeout", via=Via.TABLE).count() == 1
+
+
+# --- A refresh that fails for some rows -------------------------------------------------------
+
+
+def summary_text(html: str) -> str:
+    summary = re.search(r'<p id="table-summary".*?</p>', html, re.S).group(0)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", summary)).strip()
+
+
+def test_connvo_failing_keeps_each_shown_rows_values_marked_not_refreshed(
+    agent_client, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "standup", "planning", "retro")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    assert vals["known"] == "0a.1s"
+    fake_connvo.misbehave("status", status=500)
+
+    response = refresh(agent_client, url, vals)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    # The rows are not redrawn (the page keeps their title, badges and figures): only their tag.
+    assert "<tr" not in html
+    for index in (0, 1):
+        tag = re.search(rf'<span id="row-{index}-status"[^>]*>.*?</span></span>', html, re.S)
+        assert tag, f"row {index} is not marked"
+        assert "data-stale" in tag.group(0) and 'hx-swap-oob="true"' in tag.group(0)
+        assert "Not refreshed" in tag.group(0)
+    # Counted as what they last showed; the failure said once, for all of them.
+    assert re.fullmatch(
+        r"1 active · 1 scheduled · 1 concluded — 2 not refreshed at \d\d:\d\d:\d\d: "
+        r"Connvo server error",
+        summary_text(html),
+    )
+    assert html.count("Connvo server error") == 1
+    assert "Connvo failed" not in html
+    state = poller(html)
+    assert state["status"] == "failing"
+    assert state["vals"]["known"] == "0a.1s"  # still what the page shows
+
+
+def test_a_stale_row_is_redrawn_with_fresh_values_when_connvo_recovers(
+    agent_client, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    fake_connvo.misbehave("status", status=500)
+    vals = poller(refresh(agent_client, url, vals).content.decode())["vals"]
+    fake_connvo.reset_behaviour()
+    fake_connvo.update_meeting("standup", participantCount=11)
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert re.search(r'data-cell="participants"[^>]*>11<', row(html, fake_connvo, "standup"))
+    assert "data-stale" not in html
+    assert summary_text(html) == "1 active · 1 scheduled"
+    assert poller(html)["status"] == "live"
+
+
+def test_a_row_that_never_showed_a_meeting_shows_the_failure(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.misbehave("status", status=500)
+    url = table_url(fake_connvo, "standup", "planning")
+    first = agent_client.get(url).content.decode()
+    vals = poller(first)["vals"]
+    assert vals["known"] == "0f.1f"
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert "Connvo server error" in row(html, fake_connvo, "standup")
+    assert "data-stale" not in html
+    assert summary_text(html) == "2 Connvo failed"
+
+
+def test_an_outcome_only_a_person_can_change_still_replaces_the_row(
+    agent_client, agent, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    StaffToken.objects.filter(user=agent).delete()
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert "No token saved" in row(html, fake_connvo, "standup")
+    assert "data-stale" not in html
+    assert summary_text(html) == "2 need your token"
+
+
+def test_rows_over_the_lookup_limit_keep_their_values_and_the_rest_refreshes(
+    agent_client, agent_token, fake_connvo, settings
+):
+    url = table_url(fake_connvo, "standup", "planning", "onboarding")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 2
+    fake_connvo.update_meeting("standup", participantCount=12)
+    cache.clear()  # a new minute: two lookups allowed, the third row is not asked
+
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert re.search(r'data-cell="participants"[^>]*>12<', row(html, fake_connvo, "standup"))
+    assert 'id="row-2"' not in html and 'id="row-2-status"' in html
+    assert re.fullmatch(
+        r"2 active · 1 scheduled — 1 not refreshed at \d\d:\d\d:\d\d: Not asked: lookup limit",
+        summary_text(html),
+    )
+    assert poller(html)["status"] == "live"
+
+
+def test_while_rows_stay_not_refreshed_each_refresh_is_redrawn_not_answered_204(
+    agent_client, agent_token, fake_connvo, settings
+):
+    """A 204 would leave the page saying the rows were not refreshed at an earlier time."""
+    url = table_url(fake_connvo, "standup", "planning", "onboarding")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 2
+    cache.clear()
+    vals = poller(refresh(agent_client, url, vals).content.decode())["vals"]
+    cache.clear()
+
+    response = refresh(agent_client, url, vals)
+
+    assert response.status_code == 200
+    assert "1 not refreshed at" in summary_text(response.content.decode())
+
+
+def test_the_audit_log_failing_during_a_refresh_keeps_the_rows_and_the_summary(
+    agent_client, agent_token, fake_connvo, monkeypatch
+):
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+
+    def unavailable(**kwargs):
+        raise DatabaseError("the audit table is locked")
+
+    monkeypatch.setattr("meetings.lookups.record_many", unavailable)
+    html = refresh(agent_client, url, vals).content.decode()
+
+    assert "<tr" not in html and html.count("data-stale") == 2
+    assert re.fullmatch(
+        r"1 active · 1 scheduled — 2 not refreshed at \d\d:\d\d:\d\d: Not recorded",
+        summary_text(html),
+    )
+    assert "could not record this lookup in the audit log" in html
+
+
+def test_a_missing_figure_says_why_in_text_not_only_on_hover(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.update_meeting("standup", averageRating=None)
+
+    html = agent_client.get(table_url(fake_connvo, "standup", "planning")).content.decode()
+
+    rating = re.search(r'data-cell="rating"[^>]*>(.*?)</td>', row(html, fake_connvo, "standup"))
+    assert re.sub(r"<[^>]+>", "", rating.group(1)) == "—No one has rated this meeting yet"
+    assert '<span aria-hidden="true">—</span>' in rating.group(1)
+
+
+def test_the_live_status_and_pause_come_before_the_table(agent_client, agent_token, fake_connvo):
+    html = agent_client.get(table_url(fake_connvo, "standup", "planning")).content.decode()
+
+    assert html.index('id="live-poller"') < html.index("<table")
+    assert html.index("Pause live updates") < html.index("<table")

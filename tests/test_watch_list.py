@@ -214,3 +214,41 @@ def test_a_watch_list_with_a_finished_meeting_refreshes_without_a_redraw(
     assert re.sub(r"<[^>]+>|\s+", "", summary) == "1active·1scheduled·1concluded"
     assert re.findall(r'<tr id="row-(\d+)"', html) == ["0", "2"]
     assert response.status_code == 204  # nothing changed: no redraw, no HX-Refresh
+
+
+def test_the_watch_list_sorts_like_a_table_and_rows_keep_their_place_among_the_pins(
+    agent_client, agent, agent_token, fake_connvo
+):
+    for label in ("standup", "planning", "all-hands", "onboarding"):
+        watch(agent_client, fake_connvo, label)
+
+    html = agent_client.get(reverse("meetings:watching"), {"sort": "participants"}).content.decode()
+
+    # Highest first (48, 5, 4, 2); each row still named by its place among the pins, which the
+    # live refresh's `done`, `known` and out-of-band rows use.
+    assert re.findall(r'<tr id="row-(\d+)"', html) == ["2", "0", "1", "3"]
+    assert re.search(r'<a href="/watching/\?sort=participants" aria-current="true">', html)
+    assert re.search(r'<option value="participants" selected>', html)
+    vals = json.loads(re.search(r"hx-vals='([^']*)'", html).group(1))
+    assert vals["known"] == "0a.1s.2s.3a"
+    assert 'hx-get="/watching/?sort=participants"' in html
+
+
+def test_a_sort_the_watch_list_does_not_offer_shows_it_as_watched(
+    agent_client, agent, agent_token, fake_connvo
+):
+    for label in ("standup", "planning"):
+        watch(agent_client, fake_connvo, label)
+
+    response = agent_client.get(reverse("meetings:watching"), {"sort": "<script>"})
+
+    assert response.status_code == 200
+    assert re.findall(r'<tr id="row-(\d+)"', response.content.decode()) == ["0", "1"]
+    assert "<script>" not in response.content.decode()
+
+
+def test_unwatch_from_a_sorted_list_comes_back_to_it(agent_client, agent, agent_token, fake_connvo):
+    watch(agent_client, fake_connvo, "standup")
+    html = agent_client.get(reverse("meetings:watching"), {"sort": "rating"}).content.decode()
+
+    assert '<input type="hidden" name="next" value="/watching/?sort=rating">' in html

@@ -163,11 +163,20 @@ def badge(kind: str, value: str | None) -> str:
 
 @register.simple_tag
 def missing(meeting, attribute: str, reason: str) -> SafeString:
-    """A "—" for a value Connvo did not send, with why on hover: what Connvo sent instead when it
-    was not what the contract says (meeting.drift), else `reason`."""
+    """A "—" for a value Connvo did not send, and why: what Connvo sent instead when it was not
+    what the contract says (meeting.drift), else `reason`.
+
+    The why is text, not only a tooltip: a phone has no hover. It is read by screen readers in
+    place of the dash, shown on hover on a wide screen, and shown under the dash on a narrow or
+    touch screen (static/css/console.css)."""
     why = meeting.drift_reasons.get(attribute) if meeting is not None else None
     title = f"Connvo's answer: {attribute.replace('_', ' ')} {why}" if why else reason
-    return format_html('<span class="missing" title="{}">—</span>', title)
+    return format_html(
+        '<span class="missing" title="{}"><span aria-hidden="true">—</span>'
+        '<span class="missing__why">{}</span></span>',
+        title,
+        title,
+    )
 
 
 @register.filter

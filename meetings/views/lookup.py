@@ -28,7 +28,7 @@ from .access import (
     start_page_permission,
 )
 from .confirm import confirm_lookup, start_page_response
-from .recent import preferred_deployment, remember_shown
+from .recent import preferred_deployment, remember_deployment
 from .tables import say_what_was_left_out, table_url
 
 
@@ -114,7 +114,7 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
     if refreshing:
         return _live_fragment(request, context, plan)
 
-    remember_shown(request, deployment_name, meeting)
+    remember_deployment(request, deployment_name)
     context |= {
         "form": LookupForm(initial={"q": meeting.id, "deployment": deployment_name}),
         "watched": WatchedMeeting.objects.filter(

@@ -1,6 +1,7 @@
 """What the console remembers of an agent's recent work, for the pages that offer it back: the
-deployment they last used, and the meetings they looked up (with the title and state they last
-saw). One home, so every page that lists recent meetings lists the same thing."""
+deployment they last used, and the meetings they looked up, named by the title the console last
+saw (audit's `SeenMeeting`). One home, so every page that lists recent meetings lists the same
+thing."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from audit import selectors
+from connvo_admin.outcomes import Outcome
 
-from ..connvo import Meeting
 from ..deployments import deployments
 
 RECENT_LOOKUPS = 10
 SESSION_DEPLOYMENT = "connvo_deployment"
-SESSION_SEEN_MEETINGS = "connvo_seen_meetings"
 
 
 def preferred_deployment(request: HttpRequest) -> str:
@@ -29,25 +29,22 @@ def preferred_deployment(request: HttpRequest) -> str:
 
 
 def recent_meetings(request: HttpRequest) -> list[dict]:
-    """The agent's recent lookups, newest first, each with what they saw of the meeting (its
-    title and state) when this session showed it."""
-    seen = request.session.get(SESSION_SEEN_MEETINGS, {})
+    """The agent's recent lookups, newest first, each named by what the console last saw of the
+    meeting. Only where the agent's own last lookup found it: a title Connvo shows others but
+    not this agent stays Connvo's to show."""
+    entries = selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS)
+    seen = selectors.seen_meetings((e.deployment, e.meeting_id) for e in entries)
     return [
-        {"entry": entry, "seen": seen.get(f"{entry.deployment}/{entry.meeting_id}")}
-        for entry in selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS)
+        {
+            "entry": entry,
+            "seen": seen.get((entry.deployment, entry.meeting_id))
+            if entry.outcome == Outcome.FOUND
+            else None,
+        }
+        for entry in entries
     ]
 
 
-def remember_shown(request: HttpRequest, deployment_name: str, meeting: Meeting) -> None:
-    """A meeting page was shown: its deployment becomes the one offered first, and its title and
-    state are what the recent lookups show. Kept in the agent's session (the audit log holds no
-    titles), the newest few only."""
+def remember_deployment(request: HttpRequest, deployment_name: str) -> None:
+    """A meeting page was shown: its deployment becomes the one offered first."""
     request.session[SESSION_DEPLOYMENT] = deployment_name
-    seen = request.session.get(SESSION_SEEN_MEETINGS, {})
-    seen.pop(f"{deployment_name}/{meeting.id}", None)
-    # A meeting Connvo sent in a shape the console does not fully know may lack either.
-    seen[f"{deployment_name}/{meeting.id}"] = {
-        "title": meeting.title or "",
-        "state": "" if meeting.state is None else str(meeting.state),
-    }
-    request.session[SESSION_SEEN_MEETINGS] = dict(list(seen.items())[-2 * RECENT_LOOKUPS :])

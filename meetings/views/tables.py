@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -30,9 +31,9 @@ from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
 from .. import triage
 from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
-from ..forms import SORTS, LookupForm, TableForm
-from ..live import Shown, plan_after_failure, reply_status
-from ..lookups import AuditUnavailable, Wanted, look_up
+from ..forms import SORTS, LookupForm, TableForm, WatchListForm
+from ..live import Shown, reply_status
+from ..lookups import Answer, AuditUnavailable, Wanted, look_up
 from ..models import WatchedMeeting
 from ..references import References
 from .access import agent_view, asks_before_looking_up
@@ -40,6 +41,7 @@ from .confirm import confirm_lookup, confirm_watch_list
 from .recent import preferred_deployment
 
 MAX_REJECTED_LISTED = 10
+MAX_IGNORED_LISTED = 30
 
 
 def _deployment_or_404(name: str) -> Deployment:
@@ -60,17 +62,43 @@ def table_url(deployment: str, ids: Iterable[str], *, sort: str = "", show: str 
 
 
 def say_what_was_left_out(request: HttpRequest, found: References) -> None:
-    """What the agent pasted that the table does not show, and why, on the page that follows."""
+    """What the agent pasted that the table does not show, on the page that follows: what looks
+    like a mistyped meeting ID, with why; the rest (request IDs, trace IDs, repeats) summed up in
+    one quiet line that opens to list the tokens."""
     shown = found.rejected[:MAX_REJECTED_LISTED]
     if shown:
-        lines = "; ".join(f"“{r.text}”: {r.reason}" for r in shown)
+        lines = "; ".join(f"“{r.text}” ({r.reason})" for r in shown)
         more = len(found.rejected) - len(shown)
         if more:
             lines += f"; and {more} more"
         messages.warning(request, f"Not looked up, as not meeting IDs: {lines}")
+    quiet = _quiet_line(found)
+    if quiet:
+        messages.info(request, quiet, extra_tags="quiet")
+
+
+def _quiet_line(found: References) -> str:
+    parts = []
+    tokens = found.ignored_tokens
+    if tokens:
+        parts.append(
+            "1 other token ignored" if len(tokens) == 1 else f"{len(tokens)} other tokens ignored"
+        )
     if found.duplicates:
-        repeated = "1 ID was" if found.duplicates == 1 else f"{found.duplicates} IDs were"
-        messages.info(request, f"{repeated} pasted more than once; each meeting is shown once.")
+        repeated = "1 ID" if found.duplicates == 1 else f"{found.duplicates} IDs"
+        parts.append(f"{repeated} pasted more than once, shown once")
+    line = " · ".join(parts)
+    if not tokens:
+        return line
+    listed = tokens[:MAX_IGNORED_LISTED]
+    more = len(tokens) - len(listed)
+    # Built escaped here, and kept so by the message storage: the tokens are pasted text.
+    return format_html(
+        '<details class="ignored"><summary>{}</summary><ul>{}{}</ul></details>',
+        line,
+        format_html_join("", "<li><code>{}</code></li>", ((token,) for token in listed)),
+        format_html("<li>and {} more</li>", more) if more else "",
+    )
 
 
 _GROUP_ORDER = {group.code: n for n, group in enumerate(triage.GROUPS)}
@@ -105,20 +133,24 @@ def _sorted_rows(rows: list[triage.Row], sort: str) -> list[triage.Row]:
     return rows
 
 
-def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
-    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
-    settled = {}
+def _rows_in(text: str, size: int) -> dict[int, triage.Group]:
+    """The groups a table's page says its rows show ("0a.3v": row 0 active, row 3 not visible),
+    read leniently: what is malformed or out of the table is left out, which costs a redraw."""
+    groups = {}
     for item in text.split(".") if text else ():
         match = re.fullmatch(r"(\d{1,3})([a-z])", item)
         if match and int(match.group(1)) < size and match.group(2) in triage.GROUP_BY_CODE:
-            group = triage.GROUP_BY_CODE[match.group(2)]
-            if group.settled:
-                settled[int(match.group(1))] = group
-    return settled
+            groups[int(match.group(1))] = triage.GROUP_BY_CODE[match.group(2)]
+    return groups
 
 
-def _done(settled: dict[int, triage.Group]) -> str:
-    return ".".join(f"{i}{g.code}" for i, g in sorted(settled.items()))
+def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
+    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
+    return {i: group for i, group in _rows_in(text, size).items() if group.settled}
+
+
+def _as_text(groups: dict[int, triage.Group]) -> str:
+    return ".".join(f"{i}{g.code}" for i, g in sorted(groups.items()))
 
 
 def _live_table(
@@ -132,13 +164,19 @@ def _live_table(
 ) -> tuple[list[triage.Row], HttpResponse | None]:
     """Look the table's rows up (on a refresh, only those not settled) and answer a refresh.
 
+    The page sends back what its rows show: `done`, the settled rows (not asked again), and
+    `known`, the others' groups, so that a row a refresh could not look up for a passing reason
+    keeps its last values and still counts as what it showed.
+
     Returns the rows looked up, and the response to a refresh (None for a full page, which the
     caller renders)."""
     refreshing = bool(request.htmx)
     shown = Shown.from_query(request.GET) if refreshing else Shown()
     settled = _settled_rows(request.GET.get("done", ""), len(wanted)) if refreshing else {}
+    known = _rows_in(request.GET.get("known", ""), len(wanted)) if refreshing else {}
     asked = [i for i in range(len(wanted)) if i not in settled]
-    context |= {"page_url": page_url, "checked_at": timezone.now(), "sort": sort, "show": show}
+    checked_at = timezone.now()
+    context |= {"page_url": page_url, "checked_at": checked_at, "sort": sort, "show": show}
     try:
         answers = look_up(
             user=request.user,
@@ -151,15 +189,21 @@ def _live_table(
     except AuditUnavailable as failure:
         if not refreshing:
             raise
-        plan = plan_after_failure(failure, failures=shown.failures, seen=shown.seen)
-        context |= {"live": plan, "refresh_error": failure, "done": _done(settled), "rows": []}
-        return [], render(request, "meetings/table.html#refresh", context)
-    rows = triage.rows(answers, asked)
-    plan = triage.table_plan(rows, failures=shown.failures)
+        # Nothing looked up may be shown: every row asked failed this refresh, as if Connvo had.
+        answers = [
+            Answer(wanted[i].deployment, wanted[i].meeting_ref, error=failure) for i in asked
+        ]
+        context["refresh_error"] = failure
+    rows = triage.rows(answers, asked, shown=known)
+    plan = triage.table_plan(rows, failures=shown.failures, checked_at=checked_at)
+    stale_count, stale_reasons = triage.not_refreshed(rows)
     context |= {
         "live": plan,
-        "done": _done(settled | {row.index: row.group for row in rows if row.group.settled}),
+        "done": _as_text(settled | {row.index: row.group for row in rows if row.group.settled}),
+        "known": _as_text({row.index: row.group for row in rows if not row.group.settled}),
         "summary": triage.summary(rows, settled),
+        "stale_count": stale_count,
+        "stale_reasons": stale_reasons,
         "total": len(wanted),
     }
     if not refreshing:
@@ -356,6 +400,10 @@ def _watch_list_key(pins: Iterable[WatchedMeeting]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
+def watching_url(*, sort: str = "") -> str:
+    return reverse("meetings:watching") + (f"?sort={sort}" if sort else "")
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 @agent_view
@@ -369,16 +417,20 @@ def watching(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("list") != key:
         # Watched or unwatched elsewhere since this page was drawn: its rows no longer line up.
         return HttpResponseClientRefresh()
+    form = WatchListForm(request.GET)
+    # An order the console no longer offers (an old bookmark) shows the list as watched.
+    sort = form.cleaned_data["sort"] if form.is_valid() else ""
     context = {
         "form": LookupForm(initial={"deployment": preferred_deployment(request)}),
         "watch_list": True,
         "list_key": key,
         "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),
+        "sort_form": WatchListForm(initial={"sort": sort}),
     }
     wanted = [Wanted(p.deployment, p.meeting_id) for p in pins]
     try:
         rows, answer = _live_table(
-            request, wanted=wanted, context=context, page_url=reverse("meetings:watching")
+            request, wanted=wanted, context=context, page_url=watching_url(sort=sort), sort=sort
         )
     except AuditUnavailable as exc:
         context["audit_error"] = exc
@@ -388,5 +440,12 @@ def watching(request: HttpRequest) -> HttpResponse:
     # Settled as concluded or cancelled, so the live refresh does not ask them again either.
     finished = [row for row in rows if row.meeting is not None and not row.meeting.is_live]
     following = [row for row in rows if row.meeting is None or row.meeting.is_live]
-    context |= {"rows": following, "total": len(following), "finished": finished}
+    context |= {
+        # Sorted on the page only: rows keep their index (their place among the pins), which
+        # the live refresh's `done`, `known` and `row-<index>` refer to.
+        "rows": _sorted_rows(following, sort),
+        "total": len(following),
+        "finished": finished,
+        "sort_links": {order or "given": watching_url(sort=order) for order in SORTS},
+    }
     return render(request, "meetings/table.html", context)

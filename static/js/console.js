@@ -378,6 +378,33 @@
     });
   }
 
+  // --- Triage table and watch list: rows a refresh could not look up -------------------------
+  // The server does not redraw such a row: it marks it "Not refreshed" (an out-of-band tag) and
+  // the row keeps its last values. Each row carries when its values were received
+  // (data-values-at: drawn by the server, and confirmed by each unchanged refresh); the tag says
+  // "as of" that time, in the agent's own clock like the meeting page's.
+  function markStaleRows() {
+    document.querySelectorAll(".triage__row [data-stale] .js-row-as-of").forEach(function (span) {
+      var row = span.closest(".triage__row");
+      var at = row && row.dataset.valuesAt ? new Date(row.dataset.valuesAt) : null;
+      if (!at || isNaN(at.getTime())) { return; }
+      var text = "as of " + at.toTimeString().slice(0, 8);
+      if (span.textContent !== text) { span.textContent = text; }
+    });
+  }
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.elt.id !== "live-poller" || event.detail.xhr.status !== 204) { return; }
+    // Unchanged: every row asked was looked up again (a table with rows not refreshed is never
+    // answered 204), so their values are confirmed as of now.
+    var now = new Date().toISOString();
+    document.querySelectorAll(".triage__row[data-values-at]").forEach(function (row) {
+      if (!row.querySelector("[data-stale]")) { row.dataset.valuesAt = now; }
+    });
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.elt.id === "live-poller") { markStaleRows(); }
+  });
+
   function showLiveButtons(root) {
     root.querySelectorAll(".js-refresh-now").forEach(function (button) { button.hidden = false; });
   }

@@ -114,7 +114,7 @@ def look_up(
             continue
         if refused is not None:
             # Not asked: the limit was reached by this lookup or an earlier one of the same list.
-            limit = ratelimit.LookupLimitReached(refused.message)
+            limit = ratelimit.LookupLimitReached(refused.message, retry_after=refused.retry_after)
             answers[index] = Answer(item.deployment, meeting_id, error=limit)
             continue
         to_ask.append((index, deployment, token, meeting_id))

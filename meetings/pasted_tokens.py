@@ -3,6 +3,9 @@ saving or removing it together with its audit entry."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import jwt
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -10,7 +13,8 @@ from django.utils import timezone
 from audit.models import Action
 from audit.services import Origin, record
 
-from .credentials import Claims, read_claims, store_credential
+from .connvo import NoToken
+from .credentials import Claims, read_claims, reveal, store_credential
 from .models import StaffToken
 
 MAX_TOKEN_LENGTH = 16_384
@@ -83,3 +87,29 @@ def store_token(*, user: AbstractBaseUser, deployment_name: str, raw_token: str)
     agent's own action (that is `save_token`). Raises TokenNotAccepted."""
     token, _ = inspect_token(raw_token)
     return store_credential(user=user, deployment_name=deployment_name, access_token=token)
+
+
+def token_lifetime(token: str) -> timedelta | None:
+    """How long a token lasts from when it was issued: its `exp` less its `iat`, as the token
+    itself says (read, not verified). None when it does not say both, or says nonsense."""
+    try:
+        payload = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issued, expires = payload.get("iat"), payload.get("exp")
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (issued, expires))
+    if not numbers or expires <= issued:
+        return None
+    try:
+        return timedelta(seconds=expires - issued)
+    except (OverflowError, ValueError):  # past any calendar, or NaN (JSON as Python reads it)
+        return None
+
+
+def stored_lifetime(stored: StaffToken) -> timedelta | None:
+    """The lifetime of an agent's saved pasted token (see `token_lifetime`); None when it cannot
+    be read (the console's keys changed)."""
+    try:
+        return token_lifetime(reveal(stored))
+    except NoToken:
+        return None

@@ -9,8 +9,10 @@ times a minute (6 by default), far below the default limit of 60."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 
 import redis
 from django.conf import settings
@@ -27,13 +29,23 @@ WINDOW_SECONDS = 60
 
 
 class LookupLimitReached(LookupFailed):
-    """The console refused the lookup before calling Connvo (not Connvo's own 429)."""
+    """The console refused the lookup before calling Connvo (not Connvo's own 429).
+    `retry_after`: whole seconds until the staff member's window closes and lookups pass again."""
 
     outcome = Outcome.LOOKUP_LIMIT
+
+    def __init__(self, message: str, *, retry_after: int = WINDOW_SECONDS, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 def _key(user: AbstractBaseUser) -> str:
     return f"lookups-per-minute:{user.pk}"
+
+
+def _opened_key(key: str) -> str:
+    # When a window opened, for caches that cannot say how long a key has left (not Redis).
+    return f"{key}:opened"
 
 
 # A Lua script runs atomically: it counts, and opens the window (a minute's expiry) with the
@@ -88,14 +100,34 @@ def _count(key: str) -> int:
     connected = _connect()
     if connected is None:
         try:
-            return 1 if cache.add(key, 1, timeout=WINDOW_SECONDS) else cache.incr(key)
+            if not cache.add(key, 1, timeout=WINDOW_SECONDS):
+                return cache.incr(key)
         except ValueError:
             # The window closed between add() and incr(): this lookup opens the next one.
             cache.set(key, 1, timeout=WINDOW_SECONDS)
-            return 1
+        cache.set(_opened_key(key), time.time(), timeout=WINDOW_SECONDS)
+        return 1
     # The key is the cache's own (prefix and version), so the cache API reads the same counter.
     _, count = connected
     return int(count(keys=[cache.make_and_validate_key(key)], args=[WINDOW_SECONDS]))
+
+
+def _seconds_left(key: str) -> int:
+    """Whole seconds until the window of `key` closes (asked only when a lookup is refused);
+    the whole window when the cache cannot say."""
+    left: float | None = None
+    client = _redis()
+    if client is None:
+        opened = cache.get(_opened_key(key))
+        if isinstance(opened, float | int):
+            left = opened + WINDOW_SECONDS - time.time()
+    else:
+        milliseconds = client.pttl(cache.make_and_validate_key(key))
+        if milliseconds >= 0:  # -1: no expiry, -2: gone
+            left = milliseconds / 1000
+    if left is None:
+        return WINDOW_SECONDS
+    return min(WINDOW_SECONDS, max(1, math.ceil(left)))
 
 
 def count_lookup(*, user: AbstractBaseUser) -> None:
@@ -109,9 +141,15 @@ def count_lookup(*, user: AbstractBaseUser) -> None:
         logger.exception("lookup rate limit not checked: the cache did not answer")
         return
     if count > limit:
+        try:
+            retry_after = _seconds_left(_key(user))
+        except Exception:
+            logger.exception("lookup rate limit: the cache did not say when the window closes")
+            retry_after = WINDOW_SECONDS
         raise LookupLimitReached(
             f"You have made more than {limit} lookups in the last minute, which is as many as the "
             "console allows one person (this is the console's own limit, not Connvo's). Wait a "
             "minute and try again. If a script or a pile of open tabs is using your account, stop "
             "it first.",
+            retry_after=retry_after,
         )

@@ -1,6 +1,7 @@
 """Saving, replacing and removing an agent's Connvo tokens."""
 
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -91,13 +92,57 @@ def test_expired_token_is_refused(agent_client, fake_connvo):
 
 
 def test_token_expiring_soon_is_flagged(agent_client, agent, fake_connvo):
-    pasted_tokens.store_token(
-        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent", expires_in=3600)
-    )
+    # A token issued a week ago, with an hour left: it is running out, unlike a one-hour token.
+    week_ago = int(time.time()) - 7 * 24 * 3600
+    token = fake_connvo.token_for("agent", expires_in=3600, extra_claims={"iat": week_ago})
+    pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
 
     page = agent_client.get(reverse("meetings:tokens")).content.decode()
 
     assert "This token expires in 1 h" in page
+    assert "7 d from when Connvo issued it" in page
+
+
+def test_a_short_lived_token_says_how_long_it_lasts_instead_of_warning(
+    agent_client, agent, fake_connvo
+):
+    # Read from the token's own iat and exp: a token that always lives less than the warning's
+    # notice would otherwise be "about to expire" on every visit.
+    pasted_tokens.store_token(
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent", expires_in=300)
+    )
+
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+
+    assert "5 min from when Connvo issued it" in page
+    assert "Connvo's tokens for dev last 5 min" in page
+    assert "Replace it before then" not in page
+    assert "last only minutes" not in page
+
+
+def test_saving_a_token_says_how_long_it_lasts(agent_client, fake_connvo):
+    response = save(agent_client, "dev", fake_connvo.token_for("agent", expires_in=2 * 3600))
+
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "It lasts 2 h from when Connvo issued it." in page
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"iat": None}, {"iat": "yesterday"}, {"iat": True}],
+    ids=["no iat", "text", "boolean"],
+)
+def test_a_token_that_does_not_say_when_it_was_issued_has_no_lifetime(fake_connvo, claims):
+    token = fake_connvo.token_for("agent", extra_claims=claims)
+
+    assert pasted_tokens.token_lifetime(token) is None
+
+
+def test_lifetime_is_exp_less_iat(fake_connvo):
+    issued = int(time.time()) - 100
+    token = fake_connvo.token_for("agent", expires_in=500, extra_claims={"iat": issued})
+
+    assert pasted_tokens.token_lifetime(token) == timedelta(seconds=600)
 
 
 def test_token_already_expired_is_flagged(agent_client, agent, fake_connvo):

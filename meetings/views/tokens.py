@@ -4,6 +4,7 @@ through WorkOS AuthKit), saved, removed, connected and disconnected."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from audit.services import Origin
 from .. import connect, credentials, pasted_tokens, workos_auth
 from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
 from ..forms import RemoveTokenForm, TokenForm
+from ..templatetags.meeting_format import humanize_duration
 from .access import agent_view
 
 
@@ -28,16 +30,27 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
     rows = []
     for d in deployments().values():
         token = stored.get(d.name)
+        pasted = bool(token and not token.is_connected_session)
+        lifetime = pasted_tokens.stored_lifetime(token) if pasted else None
+        # A token that lasts less than the warning's notice is always "about to expire": that is
+        # how long it lasts, said once beside its expiry, not a warning on every visit.
+        short_lived = lifetime is not None and lifetime.total_seconds() <= warning
+        expired = bool(token and credentials.expires_within(token, seconds=0))
+        expires_soon = (
+            pasted and not short_lived and credentials.expires_within(token, seconds=warning)
+        )
+        # This card's button is a primary action only when lookups need it now.
+        needs_token = not token or token.session_ended or (pasted and (expired or expires_soon))
         rows.append(
             {
                 "deployment": d,
                 "token": token,
-                "expired": bool(token and credentials.expires_within(token, seconds=0)),
-                "expires_soon": bool(
-                    token
-                    and not token.is_connected_session
-                    and credentials.expires_within(token, seconds=warning)
-                ),
+                "lifetime": lifetime,
+                "lasts": _lasting(lifetime),
+                "short_lived": short_lived,
+                "expired": expired,
+                "expires_soon": expires_soon,
+                "needs_token": needs_token,
                 "workos": workos_auth.is_workos_deployment(d.name),
                 "form": bound
                 if bound is not None and bound.prefix == d.name
@@ -45,6 +58,17 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
             }
         )
     return rows
+
+
+def _lasting(lifetime: timedelta | None) -> str:
+    """ "5 min", "1 h", "7 d": how long a token lasts, as precisely as an agent needs."""
+    if lifetime is None:
+        return ""
+    days, rest = divmod(round(lifetime.total_seconds()), 86_400)
+    if not days:
+        return humanize_duration(rest)
+    hours = round(rest / 3600)
+    return f"{days} d" + (f" {hours} h" if hours and days < 7 else "")
 
 
 def _tokens_page(request: HttpRequest, rows: list[dict], status: int = 200) -> HttpResponse:
@@ -106,9 +130,11 @@ def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
         raw_token=form.cleaned_data["token"],
         origin=Origin.from_request(request),
     )
+    lasts = _lasting(pasted_tokens.stored_lifetime(saved))
     messages.success(
         request,
-        f"Token for {deployment.name} saved (ending …{saved.last4}). It is stored encrypted.",
+        f"Token for {deployment.name} saved (ending …{saved.last4}). It is stored encrypted."
+        + (f" It lasts {lasts} from when Connvo issued it." if lasts else ""),
     )
     return redirect("meetings:tokens")
 

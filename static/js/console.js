@@ -16,14 +16,16 @@
       if (!navigator.clipboard || button.dataset.ready) { return; }
       button.hidden = false;
       button.dataset.ready = "1";
-      button.dataset.label = button.textContent;
+      // Only the words change, so a key hint beside them (<kbd>c</kbd>) stays.
+      var label = button.querySelector(".js-copy-label") || button;
+      button.dataset.label = label.textContent;
       button.addEventListener("click", function () {
         var target = document.getElementById(button.dataset.copyTarget);
         var status = button.parentElement.querySelector(".copy-status");
         navigator.clipboard.writeText(target.textContent.trim()).then(function () {
-          button.textContent = "Copied";
+          label.textContent = "Copied";
           if (status) { status.textContent = "Copied to the clipboard"; }
-          setTimeout(function () { button.textContent = button.dataset.label; }, 1500);
+          setTimeout(function () { label.textContent = button.dataset.label; }, 1500);
         });
       });
     });
@@ -37,7 +39,14 @@
     if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) { return; }
     if (event.key === "/") {
       var box = document.getElementById("id_q");
-      if (box) { event.preventDefault(); box.focus(); box.select(); }
+      if (box) {
+        event.preventDefault();
+        // On a narrow window the meeting page folds the box behind "Look up another meeting".
+        var folded = box.closest("details");
+        if (folded) { folded.open = true; }
+        box.focus();
+        box.select();
+      }
       return;
     }
     if (event.key !== "j" && event.key !== "k") { return; }
@@ -48,6 +57,16 @@
     var next = at === -1 ? 0 : at + (event.key === "j" ? 1 : -1);
     links[Math.max(0, Math.min(links.length - 1, next))].focus();
   });
+
+  // --- Key hints only where there is a keyboard ------------------------------------------------
+  // A touch-only screen hides the <kbd> hints (console.css). A key pressed outside a text field
+  // means a keyboard is attached after all (a tablet's): show them from then on. The shortcuts
+  // themselves work everywhere. Captured, so it sees the key before a shortcut moves the focus.
+  document.addEventListener("keydown", function (event) {
+    var active = document.activeElement;
+    if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) { return; }
+    if (event.key && event.key !== "Unidentified") { document.documentElement.classList.add("has-keyboard"); }
+  }, true);
 
   // The lookup box takes a pasted list on several lines, but Enter still looks up (Shift+Enter
   // starts a new line), as it did when the box was a single line.
@@ -326,6 +345,39 @@
     });
   });
 
+  // --- "Look it up again" after the console's lookup limit --------------------------------------
+  // The page says how many seconds are left (data-wait); until then the button is held back and
+  // counts down, then it is a plain link again. Without this file it is a plain link throughout.
+  function setUpCountdowns(root) {
+    root.querySelectorAll("a.js-countdown[data-wait]").forEach(function (link) {
+      var wait = parseInt(link.dataset.wait, 10);
+      if (!(wait > 0) || link.dataset.ready) { return; }
+      link.dataset.ready = "1";
+      var label = link.textContent;
+      var href = link.getAttribute("href");
+      var until = Date.now() + wait * 1000;
+      var status = link.parentElement.querySelector(".js-countdown-status");
+      // A link without its address cannot be followed; role and aria-disabled say it is unavailable.
+      link.removeAttribute("href");
+      link.setAttribute("role", "link");
+      link.setAttribute("aria-disabled", "true");
+      function tick() {
+        var left = Math.ceil((until - Date.now()) / 1000);
+        if (left > 0) {
+          link.textContent = label + " in " + left + " s";
+          setTimeout(tick, Math.min(1000, until - Date.now() - (left - 1) * 1000));
+          return;
+        }
+        link.textContent = label;
+        link.setAttribute("href", href);
+        link.removeAttribute("role");
+        link.removeAttribute("aria-disabled");
+        if (status) { status.textContent = "Lookups pass again: you can look it up now."; }
+      }
+      tick();
+    });
+  }
+
   // --- Triage table and watch list: rows a refresh could not look up -------------------------
   // The server does not redraw such a row: it marks it "Not refreshed" (an out-of-band tag) and
   // the row keeps its last values. Each row carries when its values were received
@@ -366,6 +418,7 @@
   });
   document.addEventListener("DOMContentLoaded", function () {
     setUpCopyButtons(document);
+    setUpCountdowns(document);
     showLiveButtons(document);
     showPauseState();
     var checked = document.querySelector("#live-poller .js-checked");

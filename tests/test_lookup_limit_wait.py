@@ -98,3 +98,16 @@ def test_the_page_counts_down_from_the_seconds_left(agent_client, agent_token, f
     wait = int(page.split('data-wait="')[1].split('"')[0])
     assert 1 <= wait <= ratelimit.WINDOW_SECONDS
     assert f"Wait {wait} s, then look it up again" in page
+
+
+def test_the_refused_page_says_the_same_seconds_in_retry_after(
+    agent_client, agent_token, fake_connvo
+):
+    path = f"/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+    agent_client.get(path)
+
+    response = agent_client.get(path)
+
+    page = html.unescape(response.content.decode())
+    wait = int(page.split('data-wait="')[1].split('"')[0])
+    assert response["Retry-After"] == str(wait)

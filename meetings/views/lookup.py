@@ -20,6 +20,7 @@ from ..forms import LookupForm
 from ..live import PollPlan, Shown, plan_after_failure, plan_after_success, reply_status
 from ..lookups import audited_lookup
 from ..models import WatchedMeeting
+from ..ratelimit import LookupLimitReached
 from ..references import References
 from .access import (
     agent_view,
@@ -105,8 +106,13 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
             "other_deployments": [name for name in deployments() if name != deployment_name],
             "known_deployments": list(deployments()),
         }
-        status = failure.handling.page_status
-        return render(request, "meetings/meeting_detail.html", context, status=status)
+        response = render(
+            request, "meetings/meeting_detail.html", context, status=failure.handling.page_status
+        )
+        if isinstance(failure, LookupLimitReached):
+            # The same seconds the page counts down, for anything that reads headers.
+            response["Retry-After"] = str(failure.retry_after)
+        return response
 
     meeting = result.meeting
     plan = plan_after_success(meeting)

@@ -141,7 +141,12 @@ def test_a_connvo_500_during_a_refresh_keeps_the_rows_marked_as_of_with_aa_contr
     expect(page.locator("#live-poller")).to_contain_text("Could not refresh at")
     screenshot(f"40-table-connvo-failing-{'dark' if dark else 'light'}", page)
 
-    # Every stale text keeps AA contrast: figures, title line, badges, the tag itself.
+    # Every stale text keeps AA contrast: figures, title line, badges, the tag itself. Paused
+    # first, as a person reading would: each failing refresh redraws the tags and the summary,
+    # and an element swapped out mid-measurement has no colours at all.
+    pause = page.get_by_role("button", name="Pause live updates")
+    pause.click()
+    expect(page.get_by_role("button", name="Resume live updates")).to_be_visible()
     stale_texts = [
         standup.locator('[data-cell="participants"]'),
         standup.locator(".triage__id"),
@@ -155,6 +160,7 @@ def test_a_connvo_500_during_a_refresh_keeps_the_rows_marked_as_of_with_aa_contr
     for text in stale_texts:
         assert contrast(text) >= AA, text
 
+    page.get_by_role("button", name="Resume live updates").click()
     fake_connvo.reset_behaviour()
     expect(page.locator("[data-stale]")).to_have_count(0, timeout=5000)
     expect(summary).not_to_contain_text("not refreshed")

@@ -160,9 +160,13 @@ def test_pages_never_count_or_skip_rows(settings, auditor_client, audit_entry):
     with CaptureQueriesContext(connection) as queries:
         auditor_client.get(link(first, "next"))
 
-    sql = " ".join(q["sql"].upper() for q in queries if "AUDIT_AUDITENTRY" in q["sql"].upper())
-    assert "COUNT(" not in sql
-    assert "OFFSET" not in sql
+    on_entries = [q["sql"].upper() for q in queries if "AUDIT_AUDITENTRY" in q["sql"].upper()]
+    assert not any("OFFSET" in sql for sql in on_entries)
+    # The only counts are the chain-health panel's, of the entries after a verification or a
+    # checkpoint, stopped at a bound (tests/test_audit_chain_health.py); the page counts nothing.
+    for sql in on_entries:
+        if "COUNT(" in sql:
+            assert '"ID" >' in sql and "LIMIT" in sql, sql
 
 
 def test_a_mangled_page_link_shows_the_newest_entries(auditor_client, audit_entry):
@@ -186,8 +190,7 @@ def test_shows_the_last_verification(auditor_client, audit_entry):
 
     page = auditor_client.get(URL).content.decode()
 
-    assert "Chain last verified" in page
-    assert f"<strong>OK</strong> (1 entry, through entry #{entry.pk})" in page
+    assert f"entry #{entry.pk}: 1 of the log's 1 entry, OK on" in page
 
 
 def test_warns_when_the_last_verification_found_a_break(auditor_client):
@@ -214,7 +217,7 @@ def test_warns_when_the_last_verification_is_old(settings, auditor_client, audit
 
     page = auditor_client.get(URL).content.decode()
 
-    assert "That is a while ago" in page
+    assert "That is more than 1 hour ago." in page
 
 
 def test_export_links_carry_the_filter(auditor_client):

@@ -119,6 +119,7 @@ def _entry_list(
         "page": page,
         "overview": summary,
         "filter_query": _filter_query(request),
+        "active_filters": form.active_filters(),
         "staff_names": get_user_model()
         .objects.order_by("username")
         .values_list("username", flat=True)[:500],

@@ -1,12 +1,14 @@
-"""The audit pages' filter form: it only parses the GET parameters into an `EntryFilter`."""
+"""The audit pages' filter form: it parses the GET parameters into an `EntryFilter`, and names the
+filters in force for the page's removable chips."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from connvo_admin.outcomes import describe, recorded_outcomes
@@ -31,6 +33,26 @@ OUTCOME_LENGTH = AuditEntry._meta.get_field("outcome").max_length
 FIRST_DATE = date(1900, 1, 1)
 LAST_DATE = date(9998, 12, 31)
 DATE_RANGE_MESSAGE = "Choose a date between 1 January 1900 and 31 December 9998."
+
+
+# The parameters that place a page of the list, not filter it.
+CURSOR_PARAMS = ("before", "after")
+# How the log writes a day (audit/templatetags/audit_display.py writes its times the same way).
+LOG_DAY = "j M Y"
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveFilter:
+    """One filter in force, for a chip that removes it: a link to the same page without it."""
+
+    name: str  # the GET parameter, or for a page's own filter the field it stands for
+    label: str  # "Staff member"
+    value: str  # as the page shows it: a choice's label, a day as the log writes it; "" for a box
+    query: str  # the page's query string without this filter (nor the page position)
+    valid: bool = True
+    # The page's own filter (a meeting's history, a staff member's activity): removing it leads
+    # to the whole log, with the other filters.
+    fixed: bool = False
 
 
 class DateInput(forms.DateInput):
@@ -79,8 +101,9 @@ class AuditFilterForm(forms.Form):
     refreshes = forms.BooleanField(label="Include live refreshes", required=False)
     audit_views = forms.BooleanField(label="Include audit page views", required=False)
 
-    # The filter each form field feeds, for the pages that fix one of them.
+    # The filter each form field feeds, for the pages that fix one of them, and its chip's name.
     FIELD_FOR = {"staff": "staff", "meeting_id": "meeting"}
+    FIXED_LABELS = {"staff": "Staff member", "meeting_id": "Meeting"}
 
     def __init__(self, *args, fixed: dict[str, str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -93,6 +116,38 @@ class AuditFilterForm(forms.Form):
             # An outcome an older or newer console wrote: the overview lists it as a link to its
             # entries, so the filter takes it, named as the badges name it.
             field.choices = [*field.choices, (asked, describe(asked).label)]
+
+    def active_filters(self) -> list[ActiveFilter]:
+        """The filters the query string sets, in the form's order, each with the query that
+        keeps all the others. A value the form refused is named as typed, so it can be removed."""
+        kept = self.data.copy()
+        for dropped in CURSOR_PARAMS:
+            kept.pop(dropped, None)
+        chips = [
+            ActiveFilter(name, self.FIXED_LABELS[name], value, kept.urlencode(), fixed=True)
+            for name, value in self.fixed.items()
+        ]
+        for name, field in self.fields.items():
+            if not self.data.get(name, "").strip():
+                continue
+            query = kept.copy()
+            query.pop(name, None)
+            valid = name not in self.errors
+            value = self._shown(name, field) if valid else self.data.get(name, "")[:64]
+            if isinstance(field, forms.BooleanField):
+                if not (valid and self.cleaned_data.get(name)):
+                    continue  # "off" or nonsense is the default, not a filter
+                value = ""
+            chips.append(ActiveFilter(name, str(field.label), value, query.urlencode(), valid))
+        return chips
+
+    def _shown(self, name: str, field: forms.Field) -> str:
+        value = self.cleaned_data.get(name)
+        if isinstance(value, date):
+            return dateformat.format(value, LOG_DAY)
+        if isinstance(field, forms.ChoiceField):
+            return str(dict(field.choices).get(value, value))
+        return str(value).strip() if value is not None else ""
 
     def clean_meeting(self) -> str:
         """An auditor may paste a link, like an agent; anything else is matched as typed (the log

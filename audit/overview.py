@@ -83,6 +83,13 @@ class Overview:
     zone: tzinfo = UTC  # the viewer's: the chart's days, months and labels are theirs
 
     @property
+    def days(self) -> tuple[date, date]:
+        """The first and last day of the range in the viewer's time zone (`until` is the
+        midnight after the last day the filter names)."""
+        last = self.until - timedelta(microseconds=1)
+        return self.since.astimezone(self.zone).date(), last.astimezone(self.zone).date()
+
+    @property
     def peak(self) -> int:
         return max((bucket.lookups for bucket in self.buckets), default=0)
 

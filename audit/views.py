@@ -5,7 +5,6 @@ refusal in the log."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -19,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
-from . import exports, insights, overview, rollup, selectors
+from . import chain_health, exports, insights, overview, rollup, selectors
 from .forms import AuditFilterForm
 from .models import Action, AuditEntry
 from .selectors import BadCursor, Cursor
@@ -58,22 +57,15 @@ def _duration(seconds: int) -> str:
 
 
 def _chain_status() -> dict:
-    """The chain's health for the top of every audit page: the last verification and the last
-    witnessed checkpoint, each flagged when older than its cadence allows."""
-    now = timezone.now()
-    verification = selectors.latest_verification()
-    stale_after = timedelta(hours=settings.AUDIT_VERIFY_WARN_AFTER_HOURS)
-    checkpoint = selectors.latest_checkpoint()
-    # A timer fires every interval; one missed run is jitter, two are a stopped timer.
-    checkpoint_warn_after = 2 * settings.AUDIT_CHECKPOINT_INTERVAL
+    """The chain-health panel at the top of every audit page (audit/chain_health.py), with the
+    cadences its warnings name."""
+    hours = settings.AUDIT_VERIFY_WARN_AFTER_HOURS
     return {
-        "verification": verification,
-        "verification_stale": verification is None or now - verification.at > stale_after,
-        "checkpoint": checkpoint,
-        "checkpoint_stale": checkpoint is None
-        or now - checkpoint.at > timedelta(seconds=checkpoint_warn_after),
+        "health": chain_health.chain_health(now=timezone.now()),
         "checkpoint_interval": _duration(settings.AUDIT_CHECKPOINT_INTERVAL),
-        "checkpoint_warn_after": _duration(checkpoint_warn_after),
+        "recent_words": _duration(2 * settings.AUDIT_CHECKPOINT_INTERVAL),
+        "verify_warn_after": f"{hours} hour{'' if hours == 1 else 's'}",
+        "checkpoint_file": settings.AUDIT_CHECKPOINT_FILE,
     }
 
 
@@ -119,6 +111,8 @@ def _entry_list(
     else:
         status = 400
         what = f"{viewing}, with a filter that was not valid"
+    # The panel describes the log as the auditor opened it, not counting this view's own entry.
+    chain_status = _chain_status()
     _record_view(request, what=what, meeting_id=fixed.get("meeting_id", ""))
     named = [(e.deployment, e.meeting_id) for e in (page.entries if page else ())]
     named += [(d, m) for d, m, _ in (summary.top_meetings if summary else ())]
@@ -128,11 +122,12 @@ def _entry_list(
         "page": page,
         "overview": summary,
         "filter_query": _filter_query(request),
+        "active_filters": form.active_filters(),
         "staff_names": get_user_model()
         .objects.order_by("username")
         .values_list("username", flat=True)[:500],
         "deployment_names": list(settings.CONNVO_DEPLOYMENTS),
-        **_chain_status(),
+        **chain_status,
         **extra,
     }
     return render(request, "audit/entry_list.html", context, status=status)
@@ -185,12 +180,13 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
 @view_permission
 def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(AuditEntry, pk=pk)
+    chain_status = _chain_status()
     _record_view(request, what=f"Entry #{entry.pk}")
     context = {
         "entry": entry,
         "seen_meetings": selectors.seen_meetings([(entry.deployment, entry.meeting_id)]),
         **selectors.neighbours(entry),
-        **_chain_status(),
+        **chain_status,
     }
     return render(request, "audit/entry_detail.html", context)
 

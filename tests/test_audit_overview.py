@@ -3,6 +3,7 @@ most active staff and most looked-up meetings, each narrowing the filter."""
 
 from __future__ import annotations
 
+import html
 import importlib
 import os
 import random
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from audit import overview, rollup, seeding, services
 from audit.models import (
     DAY_HOURS,
+    Action,
     ActivityDay,
     ActivityHour,
     AuditEntry,
@@ -37,6 +39,7 @@ URL = reverse("audit:list")
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
 MEETING = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
 OTHER = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1zzz"
+DASH = "\N{EN DASH}"  # between the first and last day of a range, as the page writes it
 
 
 @pytest.fixture
@@ -52,6 +55,12 @@ def log(db):
     seeding.append(sorted(entries, key=lambda entry: entry["at"]))
 
 
+def text(page: str) -> str:
+    """The page as a reader reads it: no tags, one space between words."""
+    words = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    return re.sub(r" ([,.:;)])", r"\1", words)
+
+
 def get(client, params=None):
     with time_machine.travel(NOW, tick=False):
         return client.get(URL, params or {}).content.decode()
@@ -60,9 +69,52 @@ def get(client, params=None):
 def test_overview_counts_the_last_seven_days_of_the_filter(auditor_client, log):
     page = get(auditor_client)
 
-    assert "Last 7 days" in page
-    assert "<strong>8</strong> entries match" in page  # the refresh and carol's are left out
-    assert "Lookups per day: 8 in all, at most 7 in one day" in page
+    assert "The last 7 days, since" in text(page)
+    # The refresh and carol's are left out.
+    assert "8 entries match the filter, of every kind" in text(page)
+    assert "Lookups per day: 8 of the 8 matching entries, at most 7 in one day" in text(page)
+
+
+def test_the_count_and_the_chart_say_what_each_counts(auditor_client, log, audit_entry):
+    # "98 entries match" beside "Lookups per day: 67 in all" read as a contradiction.
+    for _ in range(2):
+        audit_entry(username="alice", action=Action.SIGN_IN, at=NOW - timedelta(hours=3))
+
+    everything = text(get(auditor_client))
+    lookups_only = text(get(auditor_client, {"action": "lookup"}))
+
+    assert "10 entries match the filter, of every kind (lookups, sign-ins" in everything
+    assert "Lookups per day: 8 of the 10 matching entries" in everything
+    assert "8 entries match the filter." in lookups_only
+    assert "Meeting lookup per day: 8 in all" in lookups_only
+
+
+@pytest.mark.parametrize(
+    ("params", "zone", "says"),
+    [
+        (
+            {"since": "2026-03-09", "until": "2026-03-10"},
+            "UTC",
+            f"9 Mar 2026 {DASH} 10 Mar 2026 (UTC)",
+        ),
+        ({"since": "2026-03-10", "until": "2026-03-10"}, "UTC", "Overview 10 Mar 2026 (UTC)"),
+        ({"since": "2026-03-09"}, "Europe/Paris", "Since 9 Mar 2026 (Europe/Paris)"),
+        (
+            {"until": "2026-03-10"},
+            "Pacific/Kiritimati",
+            f"4 Mar 2026 {DASH} 10 Mar 2026 (the 7 days to the To date) (Pacific/Kiritimati)",
+        ),
+        ({}, "Europe/Paris", "The last 7 days, since 3 Mar 2026, 16:30:00 (Europe/Paris)"),
+    ],
+)
+def test_the_range_reads_as_the_log_writes_its_days_and_times(
+    auditor_client, log, params, zone, says
+):
+    """The days the filter names, not the exclusive midnight after the last one, in the format
+    and zone of the entries' own times."""
+    auditor_client.cookies["console_tz"] = zone
+
+    assert says in text(get(auditor_client, params))
 
 
 def test_outcomes_in_plain_words_with_their_severity_and_a_narrowing_link(auditor_client, log):
@@ -115,15 +167,16 @@ def test_count_stops_at_its_bound(auditor_client, log, monkeypatch):
 
     page = get(auditor_client)
 
-    assert "<strong>more than 3</strong> entries match" in page
+    assert "More than 3 entries match the filter" in text(page)
+    assert "Lookups per day: 8 of the more than 3 matching entries" in text(page)
 
 
 def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
     with time_machine.travel(NOW, tick=False):
         page = auditor_client.get(reverse("audit:meeting", args=[MEETING])).content.decode()
 
-    assert "Since its first lookup" in page
-    assert "Lookups per day: 7 in all" in page
+    assert "Its whole history, since" in text(page)
+    assert "Lookups per day: 7 of the 7 matching entries" in text(page)
     assert f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}<span' in page
 
 

@@ -115,8 +115,8 @@ def test_chain_health_shows_the_last_verification_and_checkpoint(auditor_client,
 
     page = auditor_client.get(reverse("audit:list")).content.decode()
 
-    assert f"(1 entry, through entry #{entry.pk})." in page
-    assert "Last checkpoint" in page
+    assert f"entry #{entry.pk}: 1 of the log's 1 entry" in page
+    assert "last checkpoint" in page
     assert f"at entry #{entry.pk} (1 entry), witnessed outside the database" in page
 
 

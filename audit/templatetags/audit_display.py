@@ -3,12 +3,21 @@ and how serious it is live in the console's one outcome table, connvo_admin/outc
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from django import template
+from django.utils import dateformat, timezone
 from django.utils.html import format_html
 
+from audit.forms import LOG_DAY
 from connvo_admin.outcomes import Handling, describe
 
 register = template.Library()
+
+# How the log writes a moment (and, LOG_DAY, a day): the entries' own times, in the viewer's time
+# zone, so that every time and date on the audit pages reads the same (the panel, the overview, the
+# chips).
+LOG_TIME = "j M Y, H:i:s"
 
 # The end of an ID that stays visible when the middle is cut: IDs of one deployment often share a
 # prefix, so the end is what tells them apart.
@@ -60,4 +69,25 @@ def full_id(context, value: str, href: str = "") -> str:
         text,
         dom_id,
         value,
+    )
+
+
+@register.filter
+def log_time(moment: datetime | None) -> str:
+    """A moment as the log's entries show it, in a `<time>` element."""
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    return format_html(
+        '<time datetime="{}">{}</time>', local.isoformat(), dateformat.format(local, LOG_TIME)
+    )
+
+
+@register.filter
+def log_day(day: date | None) -> str:
+    """A day (the filter's dates are days in the viewer's time zone) as the log writes dates."""
+    if day is None:
+        return ""
+    return format_html(
+        '<time datetime="{}">{}</time>', day.isoformat(), dateformat.format(day, LOG_DAY)
     )

@@ -1,0 +1,158 @@
+"""Where things are on the audit log and its overview (#23), in a real browser: the filter above
+the overview it filters, the filters in force as chips that each remove one (without JavaScript
+too), and the chart's scale and split by outcome; in light, dark and at 390 px."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import dateformat
+from playwright.sync_api import Browser, Page, expect
+
+from audit import seeding
+from audit.models import Action
+from tests.audit_patterns import lookup
+from tests.browser.conftest import ARTIFACTS, BROWSER_TIMEZONE
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MEETINGS = [f"k57b2xq8c3n4m5p6r7s8t9v0w1y2{n:04d}" for n in range(40)]
+
+
+@pytest.fixture
+def week(db) -> None:
+    """A week of lookups by three agents, most found, some not; and in the last hours one agent
+    probing meetings they are not a participant of (a "worth a look" flag)."""
+    now = datetime.now(UTC)
+    entries = []
+    for day in range(1, 7):
+        for n in range(4 + day):
+            at = now - timedelta(days=day, hours=n % 9, minutes=n)
+            outcome = "not_visible" if n % 5 == 0 else "found"
+            entries.append(lookup(("alice", "bob")[n % 2], at, MEETINGS[n], outcome=outcome))
+    for n in range(30):
+        at = now - timedelta(hours=2, minutes=n)
+        entries.append(lookup("mallory", at, MEETINGS[n], outcome="not_visible"))
+    seeding.append(sorted(entries, key=lambda entry: entry["at"]))
+
+
+@pytest.fixture
+def open_as_auditor(browser: Browser, live_server, auditor):
+    """A page signed in as the auditor, in a browser context of its own (colour scheme, width,
+    JavaScript on or off); a script error or CSP violation on it fails the test."""
+    contexts = []
+
+    def open_page(*, color_scheme="light", width=1280, javascript=True) -> Page:
+        context = browser.new_context(
+            viewport={"width": width, "height": 900},
+            color_scheme=color_scheme,
+            timezone_id=BROWSER_TIMEZONE,
+            java_script_enabled=javascript,
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        contexts.append((context, errors))
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("Username").fill("auditor")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{live_server.url}/audit/")
+        return page
+
+    yield open_page
+    for context, errors in contexts:
+        context.close()
+        assert not errors, errors
+
+
+def shoot(page: Page, name: str) -> None:
+    """The whole page, and its top (the part that changed) on its own, easier to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    bottom = box(page, ".audit-overview")
+    width = page.viewport_size["width"]
+    page.screenshot(
+        path=ARTIFACTS / f"{name}-top.png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": width, "height": bottom["y"] + bottom["height"] + 16},
+    )
+
+
+def box(page: Page, selector: str) -> dict:
+    found = page.locator(selector).bounding_box()
+    assert found, f"{selector} is not shown"
+    return found
+
+
+@pytest.mark.parametrize(("scheme", "width"), [("light", 1280), ("dark", 1280), ("light", 390)])
+def test_the_filter_sits_above_the_overview_it_filters(open_as_auditor, week, scheme, width):
+    page = open_as_auditor(color_scheme=scheme, width=width)
+
+    expect(page.get_by_role("heading", name="Worth a look")).to_be_visible()
+    expect(page.locator(".audit-flag")).not_to_have_count(0)
+    flags, form = box(page, ".audit-flags"), box(page, ".audit-filters")
+    overview, entries = box(page, ".audit-overview"), box(page, ".card--table")
+    # Top to bottom: the last day's flags (the filter does not change them), the filter, then
+    # what it drives.
+    assert flags["y"] + flags["height"] <= form["y"]
+    assert form["y"] + form["height"] <= overview["y"]
+    assert overview["y"] + overview["height"] <= entries["y"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shoot(page, f"overview-log-{scheme}-{width}px")
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_chips_name_the_filters_in_force_and_each_removes_only_itself(
+    open_as_auditor, live_server, week, javascript
+):
+    page = open_as_auditor(javascript=javascript)
+    since = (datetime.now(UTC) - timedelta(days=3)).date()
+    page.goto(f"{live_server.url}/audit/?staff=alice&outcome=found&since={since.isoformat()}")
+
+    chips = page.get_by_role("list", name="Filtered by").get_by_role("link")
+    expect(chips).to_have_count(3)
+    expect(chips.nth(0)).to_have_accessible_name("Remove the filter Staff member: alice")
+    expect(chips.nth(1)).to_have_accessible_name("Remove the filter Outcome: Found")
+    # The day as the log writes days, not as the browser's date box does.
+    expect(chips.nth(2)).to_have_accessible_name(
+        f"Remove the filter From: {dateformat.format(since, 'j M Y')}"
+    )
+    chip_box, overview_box = box(page, ".filter-chips"), box(page, ".audit-overview")
+    assert chip_box["y"] + chip_box["height"] <= overview_box["y"]
+
+    chips.nth(1).click()
+
+    page.wait_for_url(f"{live_server.url}/audit/?staff=alice&since={since.isoformat()}")
+    expect(chips).to_have_count(2)
+    expect(page.get_by_label("Staff member")).to_have_value("alice")
+    expect(page.get_by_label("Outcome")).to_have_value("")
+    expect(page.get_by_label("From")).to_have_value(since.isoformat())
+    expect(page.locator(".audit-overview")).to_contain_text("Since")
+
+
+def test_screens_of_a_filtered_log(open_as_auditor, live_server, week):
+    """Looked at by a person (test-artifacts/screenshots/): the log with filters in force."""
+    since = (datetime.now(UTC) - timedelta(days=3)).date()
+    query = f"staff=mallory&outcome=not_visible&since={since.isoformat()}&refreshes=on"
+    for scheme, width in (("light", 1280), ("dark", 1280), ("light", 390)):
+        page = open_as_auditor(color_scheme=scheme, width=width)
+        page.goto(f"{live_server.url}/audit/?{query}")
+        expect(page.get_by_role("list", name="Filtered by").get_by_role("link")).to_have_count(4)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shoot(page, f"overview-filtered-{scheme}-{width}px")
+
+
+def test_a_staff_members_page_names_its_own_filter(open_as_auditor, live_server, week):
+    page = open_as_auditor()
+    page.goto(f"{live_server.url}/audit/staff/mallory/?action={Action.LOOKUP.value}")
+
+    chips = page.get_by_role("list", name="Filtered by").get_by_role("link")
+    expect(chips).to_have_count(2)
+    chips.first.click()  # "Staff member: mallory": to the whole log, the action kept
+
+    page.wait_for_url(f"{live_server.url}/audit/?action=lookup")
+    expect(page.get_by_role("heading", name="Audit log", exact=True)).to_be_visible()

@@ -267,3 +267,17 @@ def test_a_stored_checkpoint_without_entries_is_an_empty_log(auditor_client):
     assert ChainCheckpoint.objects.get().last_entry_id is None
     assert colour == "ok"
     assert "the log was empty when last verified" in text
+
+
+def test_an_entry_says_whether_the_last_verification_covered_it(auditor_client, audit_entry):
+    older = audit_entry()
+    verify()
+    newer = audit_entry()
+
+    def verified(entry) -> str:
+        page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
+        found = re.search(r"<dt>Verified</dt><dd>(.*?)</dd>", page, re.S)
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", found.group(1))).strip()
+
+    assert verified(older).startswith("Yes, OK on ")
+    assert verified(newer).startswith("Not yet: written after the last verification")

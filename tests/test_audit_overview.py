@@ -548,3 +548,11 @@ def test_the_widest_range_on_the_page_draws_a_bounded_chart(auditor_client, long
     html = get(auditor_client, {"since": "1900-01-01", "until": "9998-12-31"})
 
     assert html.count('class="audit-chart__bar"') <= 400
+
+
+def test_a_range_without_lookups_draws_no_empty_chart(auditor_client, log):
+    page = get(auditor_client, {"since": "2026-01-01", "until": "2026-01-31"})
+
+    assert "Lookups per day: 0 of the 0 matching entries" in text(page)
+    assert "None in this range: nothing to draw." in page
+    assert "audit-chart__svg" not in page and "audit-chart__legend" not in page

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import dateformat
 
-from connvo_admin.outcomes import Handling, describe
+from connvo_admin.outcomes import Handling, Outcome, describe
 
 from .models import DAY_HOURS, Action, ActivityDay, ActivityHour, AuditEntry, StaffDay, Via
 from .rollup import floor_hour
@@ -53,6 +53,12 @@ SAMPLE = 20_000
 class Bucket:
     start: datetime
     lookups: int
+    found: int = 0  # of them, lookups that showed the meeting
+
+    @property
+    def not_found(self) -> int:
+        """Every other outcome: refused (not a participant, no such meeting…) or failed."""
+        return self.lookups - self.found
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,9 @@ class Overview:
     entries: int  # matching entries in the range, exact up to COUNT_BOUND
     entries_bounded: bool  # there are more than `entries`
     what: str  # what the chart counts: "lookups", or the filtered action
+    # The chart's bars are split into found and not found (lookups only: other entries have
+    # no outcome to split by).
+    split: bool
     lookups: int
     per: str  # "hour", "day", "month" or "year"
     buckets: list[Bucket]
@@ -106,33 +115,55 @@ class Overview:
         return self.label(self.buckets[0].start), self.label(self.buckets[-1].start)
 
     @property
-    def table(self) -> list[tuple[str, int]]:
-        """The chart's figures for screen readers: each bucket's full label and count."""
-        return [(self.label(bucket.start, full=True), bucket.lookups) for bucket in self.buckets]
+    def axis(self) -> tuple[int, int]:
+        """The y axis's top and its midpoint, the two labelled gridlines: the peak rounded up
+        to a number whose half is whole (30 -> 30 and 15, 67 -> 80 and 40)."""
+        top = 2 * _nice_ceiling(-(-self.peak // 2)) if self.peak else 0
+        return top, top // 2
+
+    @property
+    def table(self) -> list[tuple[str, Bucket]]:
+        """The chart's figures for screen readers: each bucket's full label and counts."""
+        return [(self.label(bucket.start, full=True), bucket) for bucket in self.buckets]
 
     @property
     def bars(self) -> list[dict]:
-        """The chart's bars in a CHART_WIDTH x CHART_HEIGHT box (the SVG stretches it)."""
+        """The chart's bars in a CHART_WIDTH x CHART_HEIGHT box (the SVG stretches it), each
+        found lookups below and the others stacked on them, to the scale of `axis`."""
         if not self.buckets:
             return []
         slot = CHART_WIDTH / len(self.buckets)
-        peak = self.peak or 1
+        top = self.axis[0] or 1
         bars = []
         for n, bucket in enumerate(self.buckets):
-            height = bucket.lookups / peak * CHART_HEIGHT
-            if bucket.lookups:
-                height = max(height, 1.5)  # one lookup is still visible
+            parts = (bucket.found, bucket.not_found) if self.split else (bucket.lookups, 0)
+            # One lookup is still visible; a part of none is not drawn.
+            found, other = (max(part / top * CHART_HEIGHT, 1.5) if part else 0 for part in parts)
             bars.append(
                 {
                     "bucket": bucket,
                     "label": self.label(bucket.start),
                     "x": round(n * slot + slot * 0.1, 2),
                     "width": round(slot * 0.8, 2),
-                    "y": round(CHART_HEIGHT - height, 2),
-                    "height": round(height, 2),
+                    "found_y": round(CHART_HEIGHT - found, 2),
+                    "found_height": round(found, 2),
+                    "other_y": round(max(CHART_HEIGHT - found - other, 0), 2),
+                    "other_height": round(min(other, CHART_HEIGHT - found), 2),
                 }
             )
         return bars
+
+
+def _nice_ceiling(n: int) -> int:
+    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is whole and at
+    least `n` (n >= 1): a scale's label a reader takes in at a glance."""
+    magnitude = 1
+    while True:
+        for step in (10, 15, 20, 25, 30, 40, 50, 60, 80):
+            value = step * magnitude
+            if value % 10 == 0 and value // 10 >= n:
+                return value // 10
+        magnitude *= 10
 
 
 def _range(entry_filter: EntryFilter, now: datetime) -> tuple[datetime, datetime, bool]:
@@ -186,8 +217,9 @@ def _matching(rows: QuerySet, entry_filter: EntryFilter) -> QuerySet:
 
 def _summed(
     entry_filter: EntryFilter, since: datetime, until: datetime, *, per: str
-) -> tuple[Counter[datetime], Counter[str]]:
-    """(entries per hour, entries per outcome) from the hour `since` falls in up to `until`.
+) -> tuple[Counter[datetime], Counter[datetime], Counter[str]]:
+    """(entries per hour, found ones per hour, entries per outcome) from the hour `since` falls
+    in up to `until`.
     When the chart is per day, whole UTC days come from `ActivityDay` and only the hours before
     the first whole day and after the last one from `ActivityHour`: the same figures as reading
     every hour, from one row per day and kind of entry instead of 24."""
@@ -195,17 +227,23 @@ def _summed(
     first_day = start.date() if start.hour == 0 else start.date() + timedelta(days=1)
     last_day = until.astimezone(UTC).date()  # the day until falls in, whole only if until is on it
     per_hour: Counter[datetime] = Counter()
+    found_per_hour: Counter[datetime] = Counter()
     per_outcome: Counter[str] = Counter()
     if per == "day" and first_day < last_day:
         days = _matching(
             ActivityDay.objects.filter(day__gte=first_day, day__lt=last_day), entry_filter
         )
-        sums = {name: Sum(name) for name in DAY_HOURS}
+        # One row per day: each hour summed, and its found lookups beside it.
+        found = Q(outcome=Outcome.FOUND)
+        sums = {f"all_{name}": Sum(name) for name in DAY_HOURS}
+        sums |= {f"found_{name}": Sum(name, filter=found) for name in DAY_HOURS}
         for row in days.values("day").annotate(**sums):
             midnight = datetime.combine(row["day"], time.min, UTC)
             for n, name in enumerate(DAY_HOURS):
-                if row[name]:
-                    per_hour[midnight + timedelta(hours=n)] += row[name]
+                if row[f"all_{name}"]:
+                    per_hour[midnight + timedelta(hours=n)] += row[f"all_{name}"]
+                if row[f"found_{name}"]:
+                    found_per_hour[midnight + timedelta(hours=n)] += row[f"found_{name}"]
         for row in days.values("outcome").annotate(n=Sum("entries")):
             per_outcome[row["outcome"]] += row["n"]
         first_midnight = datetime.combine(first_day, time.min, UTC)
@@ -218,24 +256,39 @@ def _summed(
     edges = _matching(ActivityHour.objects.filter(hours), entry_filter)
     for row in edges.values("hour", "outcome").annotate(n=Sum("entries")):
         per_hour[row["hour"].astimezone(UTC)] += row["n"]
+        if row["outcome"] == Outcome.FOUND:
+            found_per_hour[row["hour"].astimezone(UTC)] += row["n"]
         per_outcome[row["outcome"]] += row["n"]
-    return per_hour, per_outcome
+    return per_hour, found_per_hour, per_outcome
 
 
-def _buckets(hourly: dict[datetime, int], *, since, until, zone: tzinfo, per: str) -> list[Bucket]:
+def _buckets(
+    hourly: dict[datetime, int],
+    found_hourly: dict[datetime, int],
+    *,
+    since,
+    until,
+    zone: tzinfo,
+    per: str,
+) -> list[Bucket]:
     """Every hour or local day of the range, empty ones included (a gap is information)."""
     if per == "hour":
         starts, moment = [], floor_hour(since)
         while moment < until:
             starts.append(moment)
             moment += timedelta(hours=1)
-        return [Bucket(start=moment, lookups=hourly.get(moment, 0)) for moment in starts]
+        return [
+            Bucket(start=moment, lookups=hourly.get(moment, 0), found=found_hourly.get(moment, 0))
+            for moment in starts
+        ]
     totals: Counter[date] = Counter()
-    for hour, n in hourly.items():
-        totals[_bucket_day(hour.astimezone(zone).date(), per)] += n
+    found: Counter[date] = Counter()
+    for counts, hours in ((totals, hourly), (found, found_hourly)):
+        for hour, n in hours.items():
+            counts[_bucket_day(hour.astimezone(zone).date(), per)] += n
     buckets, day = [], _bucket_day(since.astimezone(zone).date(), per)
     while (start := datetime.combine(day, time.min, zone)) < until:
-        buckets.append(Bucket(start=start, lookups=totals.get(day, 0)))
+        buckets.append(Bucket(start=start, lookups=totals.get(day, 0), found=found.get(day, 0)))
         day = _next_bucket_day(day, per)
     return buckets
 
@@ -293,6 +346,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         if len(rows) > SAMPLE:
             rows, sample = rows[:SAMPLE], SAMPLE
         hourly = Counter(floor_hour(row[0]) for row in rows)
+        found_hourly = Counter(floor_hour(row[0]) for row in rows if row[1] == Outcome.FOUND)
         outcome_counts = Counter(row[1] for row in rows)
         top_staff = _ranked(Counter(row[2] for row in rows))
         staff_counted = "newest" if sample else "entries"
@@ -302,7 +356,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             for (deployment, meeting), n in ([] if entry_filter.meeting_id else _ranked(meetings))
         ]
     else:
-        hourly, outcome_counts = _summed(
+        hourly, found_hourly, outcome_counts = _summed(
             charted, chart_since, chart_until, per="hour" if per == "hour" else "day"
         )
         top_staff, staff_counted = _top_staff(charted, since, until)
@@ -319,9 +373,12 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         entries=entries,
         entries_bounded=bounded,
         what=Action(entry_filter.action).label if entry_filter.action else "lookups",
+        split=charted.action == Action.LOOKUP,
         lookups=sum(hourly.values()),
         per=per,
-        buckets=_buckets(hourly, since=chart_since, until=chart_until, zone=zone, per=per),
+        buckets=_buckets(
+            hourly, found_hourly, since=chart_since, until=chart_until, zone=zone, per=per
+        ),
         outcomes=outcomes,
         top_staff=top_staff,
         staff_counted=staff_counted,

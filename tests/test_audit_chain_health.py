@@ -129,6 +129,10 @@ def test_amber_when_the_checkpoint_timer_stopped(auditor_client, audit_entry):
     colour, text = panel(auditor_client)
 
     assert colour == "warning"
+    assert (
+        "entries written since the last verification are not checked yet, and no recent "
+        "checkpoint has witnessed the newest entries." in text
+    )
     assert f"at entry #{witnessed.pk} (1 entry), witnessed outside the database" in text
     assert "more than 10 minutes ago" in text
     assert (
@@ -267,3 +271,33 @@ def test_a_stored_checkpoint_without_entries_is_an_empty_log(auditor_client):
     assert ChainCheckpoint.objects.get().last_entry_id is None
     assert colour == "ok"
     assert "the log was empty when last verified" in text
+
+
+def test_an_entry_says_whether_the_last_verification_covered_it(auditor_client, audit_entry):
+    older = audit_entry()
+    verify()
+    newer = audit_entry()
+
+    def verified(entry) -> str:
+        page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
+        found = re.search(r"<dt>Verified</dt><dd>(.*?)</dd>", page, re.S)
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", found.group(1))).strip()
+
+    assert verified(older).startswith("Yes, OK on ")
+    assert verified(newer).startswith("Not yet: written after the last verification")
+
+
+def test_a_quiet_log_verified_long_ago_is_amber_only_for_its_stopped_timer(
+    auditor_client, audit_entry
+):
+    with minutes_ago(30):
+        audit_entry()
+        verify()
+
+    colour, text = panel(auditor_client)
+
+    assert colour == "warning"
+    assert "Nothing wrong was found, but no recent checkpoint has witnessed the newest" in text
+    assert "Not verified yet" not in text  # nothing was written since
+    assert "manage.py audit_verify" not in text  # the verification is not what is missing
+    assert "Check that the audit_checkpoint timer still runs" in text

@@ -156,10 +156,64 @@ def test_chart_numbers_are_a_table_too(auditor_client, log):
     page = get(auditor_client, {"since": "2026-03-10", "until": "2026-03-10"})
 
     assert "Lookups per hour" in page
-    rows = re.findall(r"<tr><td>10 Mar 2026, (\d\d):00</td><td>(\d+)</td></tr>", page)
+    assert '<th scope="col">Found</th><th scope="col">Not found</th>' in page
+    rows = re.findall(
+        r"<tr><td>10 Mar 2026, (\d\d):00</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>", page
+    )
     assert len(rows) == 24
-    assert dict(rows)["13"] == "6" and dict(rows)["14"] == "1" and dict(rows)["12"] == "0"
-    assert page.count('<rect class="audit-chart__bar"') == 24
+    hours = {hour: (int(n), int(found), int(other)) for hour, n, found, other in rows}
+    # Alice's six found lookups at 13:00, her "not a participant" at 14:00.
+    assert hours["13"] == (6, 6, 0) and hours["14"] == (1, 0, 1) and hours["12"] == (0, 0, 0)
+    assert page.count('<g class="audit-chart__bucket">') == 24
+    assert page.count('class="audit-chart__bar audit-chart__bar--found"') == 1
+    assert page.count('class="audit-chart__bar audit-chart__bar--other"') == 1
+
+
+@pytest.mark.parametrize(
+    ("peak", "axis"),
+    [
+        (0, (0, 0)),
+        (1, (2, 1)),
+        (3, (4, 2)),
+        (7, (8, 4)),
+        (30, (30, 15)),
+        (67, (80, 40)),
+        (147, (160, 80)),
+        (2_001, (3_000, 1_500)),
+        (98_765, (100_000, 50_000)),
+    ],
+)
+def test_the_y_axis_is_the_peak_rounded_up_to_a_whole_midpoint(peak, axis):
+    summary = overview.Overview(
+        since=NOW, until=NOW, default_range=False, entries=peak, entries_bounded=False,
+        what="lookups", split=True, lookups=peak, per="hour",
+        buckets=[overview.Bucket(start=NOW, lookups=peak, found=peak // 3)], outcomes=[],
+        top_staff=[], staff_counted="entries", top_meetings=[], sample=None,
+    )  # fmt: skip
+
+    assert summary.axis == axis
+    if peak:
+        (bar,) = summary.bars
+        # Drawn to the scale, not to the peak: the bar's top is at peak / axis of the height.
+        drawn = bar["found_height"] + bar["other_height"]
+        assert drawn == pytest.approx(peak / axis[0] * overview.CHART_HEIGHT, abs=1.6)
+        assert bar["other_y"] + bar["other_height"] == pytest.approx(bar["found_y"])
+
+
+def test_the_chart_has_a_scale_and_a_legend_for_its_two_series(auditor_client, log):
+    page = get(auditor_client)
+
+    ticks = re.findall(r'class="audit-chart__tick audit-chart__tick--(\w+)">([\d,]+)<', page)
+    assert ticks == [("top", "8"), ("mid", "4"), ("zero", "0")]  # at most 7 in one day
+    legend = re.search(r'<ul class="audit-chart__legend">(.*?)</ul>', page, re.S).group(1)
+    assert "Found" in legend and "Not found" in legend
+
+
+def test_entries_other_than_lookups_are_charted_without_a_split(auditor_client, log):
+    page = get(auditor_client, {"action": "sign_in"})
+
+    assert "audit-chart__legend" not in page
+    assert '<th scope="col">Found</th>' not in page
 
 
 def test_count_stops_at_its_bound(auditor_client, log, monkeypatch):
@@ -175,7 +229,11 @@ def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
     with time_machine.travel(NOW, tick=False):
         page = auditor_client.get(reverse("audit:meeting", args=[MEETING])).content.decode()
 
-    assert "Its whole history, since" in text(page)
+    # At least the last 7 days, further back when its first lookup is older (carol's of OTHER).
+    assert f"Its whole history: 3 Mar 2026, 15:30:00 {DASH} now" in text(page)
+    with time_machine.travel(NOW, tick=False):
+        other = auditor_client.get(reverse("audit:meeting", args=[OTHER])).content.decode()
+    assert f"Its whole history: 18 Feb 2026, 15:30:00 {DASH} now" in text(other)
     assert "Lookups per day: 7 of the 7 matching entries" in text(page)
     assert f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}<span' in page
 
@@ -264,11 +322,11 @@ def _floor(moment: datetime) -> datetime:
 LONG_NOW = LONG_START + timedelta(days=LONG_DAYS + 30)
 
 
-def _from_the_log(rows, entry_filter: EntryFilter, zone, per: str) -> tuple[Counter, Counter]:
-    """(lookups per chart bucket, per outcome) counted from the entries themselves, for every
-    hour from the one `since` falls in up to `until` (what the summaries can tell apart), in
-    buckets of the overview's `per` (its chart covers only the part of the range that holds
-    entries, so a range reaching back before the log may be charted per hour)."""
+def _from_the_log(rows, entry_filter: EntryFilter, zone, per: str) -> tuple[Counter, ...]:
+    """(lookups per chart bucket, found ones per bucket, per outcome) counted from the entries
+    themselves, for every hour from the one `since` falls in up to `until` (what the summaries
+    can tell apart), in buckets of the overview's `per` (its chart covers only the part of the
+    range that holds entries, so a range reaching back before the log may be charted per hour)."""
     since, until = entry_filter.since, entry_filter.until
     action = entry_filter.action or "lookup"
     chosen = [
@@ -288,25 +346,34 @@ def _from_the_log(rows, entry_filter: EntryFilter, zone, per: str) -> tuple[Coun
         )
     ]
     if per == "hour":
-        buckets = Counter(_floor(at) for at, _ in chosen)
+        key = _floor
     else:
-        buckets = Counter(_floor(at).astimezone(zone).date() for at, _ in chosen)
-    return buckets, Counter(outcome for _, outcome in chosen if outcome)
+
+        def key(at):
+            return _floor(at).astimezone(zone).date()
+
+    buckets = Counter(key(at) for at, _ in chosen)
+    found = Counter(key(at) for at, outcome in chosen if outcome == "found")
+    return buckets, found, Counter(outcome for _, outcome in chosen if outcome)
 
 
-def _from_the_overview(entry_filter: EntryFilter, zone) -> tuple[Counter, Counter, str]:
+def _from_the_overview(entry_filter: EntryFilter, zone) -> tuple[Counter, Counter, Counter, str]:
     summary = overview.overview(entry_filter, now=LONG_NOW, zone=zone)
     hourly = summary.per == "hour"
-    buckets = Counter(
-        {
-            (bucket.start.astimezone(UTC) if hourly else bucket.start.date()): bucket.lookups
-            for bucket in summary.buckets
-            if bucket.lookups
-        }
-    )
+
+    def counted(field: str) -> Counter:
+        return Counter(
+            {
+                (b.start.astimezone(UTC) if hourly else b.start.date()): getattr(b, field)
+                for b in summary.buckets
+                if getattr(b, field)
+            }
+        )
+
+    buckets = counted("lookups")
     assert summary.lookups == buckets.total()
     outcomes = Counter({item.outcome: item.lookups for item in summary.outcomes})
-    return buckets, outcomes, summary.per
+    return buckets, counted("found"), outcomes, summary.per
 
 
 @pytest.mark.parametrize("zone_name", ZONES)
@@ -321,10 +388,10 @@ def test_a_long_ranges_figures_are_the_logs_own_in_any_time_zone(long_log, zone_
         EntryFilter(since=since, until=until, deployment="dev", outcome="not_visible"),
         EntryFilter(since=since, until=until, action="sign_in"),
     ]:
-        buckets, outcomes, per = _from_the_overview(entry_filter, zone)
+        buckets, found, outcomes, per = _from_the_overview(entry_filter, zone)
 
         assert per == "day"
-        assert (buckets, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
+        assert (buckets, found, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
         assert len(buckets) > 50
 
 
@@ -384,9 +451,9 @@ def test_any_range_filter_and_zone_gives_the_logs_own_figures(
     zone = ZoneInfo(zone_name)
     entry_filter = EntryFilter(since=since, until=since + length, **field)
 
-    buckets, outcomes, per = _from_the_overview(entry_filter, zone)
+    buckets, found, outcomes, per = _from_the_overview(entry_filter, zone)
 
-    assert (buckets, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
+    assert (buckets, found, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
 
 
 def _summaries() -> tuple[list, list, list, list]:
@@ -470,7 +537,8 @@ def test_a_range_of_centuries_is_charted_from_the_oldest_entry_to_now_per_month(
             local = at.astimezone(zone)
             by_month[datetime(local.year, local.month, 1, tzinfo=zone)] += 1
     assert {b.start: b.lookups for b in summary.buckets if b.lookups} == dict(by_month)
-    assert summary.table[0] == ("February 2026", by_month[datetime(2026, 2, 1, tzinfo=zone)])
+    label, first = summary.table[0]
+    assert (label, first.lookups) == ("February 2026", by_month[datetime(2026, 2, 1, tzinfo=zone)])
     assert summary.scale == ("Feb 2026", "Dec 2028")
     # Beyond twenty years of entries, per year.
     assert overview._per(timedelta(days=366 * 21)) == "year"
@@ -480,3 +548,11 @@ def test_the_widest_range_on_the_page_draws_a_bounded_chart(auditor_client, long
     html = get(auditor_client, {"since": "1900-01-01", "until": "9998-12-31"})
 
     assert html.count('class="audit-chart__bar"') <= 400
+
+
+def test_a_range_without_lookups_draws_no_empty_chart(auditor_client, log):
+    page = get(auditor_client, {"since": "2026-01-01", "until": "2026-01-31"})
+
+    assert "Lookups per day: 0 of the 0 matching entries" in text(page)
+    assert "None in this range: nothing to draw." in page
+    assert "audit-chart__svg" not in page and "audit-chart__legend" not in page

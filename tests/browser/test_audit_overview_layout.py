@@ -4,6 +4,7 @@ too), and the chart's scale and split by outcome; in light, dark and at 390 px."
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -156,3 +157,68 @@ def test_a_staff_members_page_names_its_own_filter(open_as_auditor, live_server,
 
     page.wait_for_url(f"{live_server.url}/audit/?action=lookup")
     expect(page.get_by_role("heading", name="Audit log", exact=True)).to_be_visible()
+
+
+def _contrast(one: str, other: str) -> float:
+    """WCAG's contrast ratio of two computed colours ("rgb(r, g, b)")."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(n) / 255 for n in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize(("scheme", "width"), [("light", 1280), ("dark", 1280), ("light", 390)])
+def test_the_chart_shows_a_scale_and_found_and_not_found_with_a_legend(
+    open_as_auditor, week, scheme, width
+):
+    page = open_as_auditor(color_scheme=scheme, width=width)
+    chart = page.locator(".audit-chart")
+
+    # The peak is mallory's day: 30 lookups and earlier ones of that day.
+    ticks = chart.locator(".audit-chart__tick")
+    expect(ticks).to_have_text([re.compile(r"^\d+$"), re.compile(r"^\d+$"), "0"])
+    top, mid = (int(n) for n in ticks.all_inner_texts()[:2])
+    assert top == 2 * mid and top >= 30
+    plot = box(page, ".audit-chart__svg")
+    for tick, height in ((ticks.nth(0), 0), (ticks.nth(1), 0.5), (ticks.nth(2), 1)):
+        # Each label beside its gridline: the top, the middle and the baseline of the plot.
+        label = tick.bounding_box()
+        assert abs(label["y"] + label["height"] / 2 - (plot["y"] + height * plot["height"])) < 12
+
+    legend = chart.locator(".audit-chart__legend li")
+    expect(legend).to_have_count(2)
+    expect(legend.nth(0)).to_have_text("Found")
+    expect(legend.nth(1)).to_contain_text("Not found")
+    found, other = (
+        chart.locator(".audit-chart__bar--found"),
+        chart.locator(".audit-chart__bar--other"),
+    )
+    expect(found).not_to_have_count(0)
+    expect(other).not_to_have_count(0)
+
+    # Each series against the card, and the legend's keys the bars' own colours (WCAG 1.4.11).
+    card = page.locator(".audit-overview").evaluate("e => getComputedStyle(e).backgroundColor")
+    fills = [bars.first.evaluate("e => getComputedStyle(e).fill") for bars in (found, other)]
+    keys = [
+        chart.locator(f".audit-chart__key--{name}").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+        for name in ("found", "other")
+    ]
+    assert fills == keys
+    assert fills[0] != fills[1]
+    for fill in fills:
+        assert _contrast(fill, card) >= 3, f"{fill} on {card} in {scheme}"
+
+    table = chart.locator(".audit-numbers")
+    expect(table.locator("thead th")).to_have_text(["Day", "Lookups", "Found", "Not found"])
+    chart.locator("summary").click()
+    expect(table).to_be_visible()
+    # The figures fit beside each other, whatever the width (a cut column was seen at 390 px).
+    figure, numbers = box(page, ".audit-chart"), table.bounding_box()
+    assert numbers["x"] + numbers["width"] <= figure["x"] + figure["width"]
+    chart.screenshot(path=ARTIFACTS / f"overview-chart-{scheme}-{width}px.png")

@@ -215,7 +215,7 @@ def test_overview_at_390_px_with_copyable_ids(
 
     overview = page.locator(".audit-overview")
     expect(overview).to_contain_text("entries match")
-    expect(overview.locator(".audit-chart__bar")).to_have_count(8)
+    expect(overview.locator(".audit-chart__bucket")).to_have_count(8)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot("audit-08-overview-390px")
 
@@ -251,7 +251,7 @@ def test_a_long_range_is_charted_per_day_from_the_day_summary(
         expect(overview).to_contain_text(
             f"Lookups per day: {len(entries)} of the {len(entries) + 1} matching entries"
         )
-        assert overview.locator(".audit-chart__bar").count() >= 40
+        assert overview.locator(".audit-chart__bucket").count() >= 40
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         screenshot(name)
         if width == 1280:

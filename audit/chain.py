@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 GENESIS = "0" * 64
 # Bumped if the canonical encoding ever changes, so old and new entries cannot be confused.
 ENCODING_VERSION = 1
+COUNTED_ENCODING_VERSION = 2
 # The fields the MAC covers: everything an auditor reads. Not `id` (assigned by the database on
 # insert, and the walk's order already fixes each entry's place), nor `actor` (set to NULL when an
 # account is deleted; `actor_username` is the record).
@@ -58,6 +59,11 @@ CHAINED_FIELDS = (
     "detail",
     "request_id",
 )
+# Chained too, from encoding 2 on: what spans and counted records add. An entry with none of them
+# set (every entry before spans) keeps encoding 1, so an existing chain verifies unchanged; an
+# entry with any of them set is encoded with all three, so clearing one breaks its MAC.
+COUNTED_FIELDS = ("calls", "repeats", "tally")
+MAC_FIELDS = CHAINED_FIELDS + COUNTED_FIELDS
 # The PostgreSQL setting that lets the append-only trigger allow DELETE (only `purge()` sets it,
 # and only for its own transaction).
 PURGE_FLAG = "audit.allow_purge"
@@ -73,6 +79,10 @@ def canonical_bytes(values: Mapping[str, object], *, prev_mac: str) -> bytes:
     document["at"] = _timestamp(values["at"])
     document["prev"] = prev_mac
     document["v"] = ENCODING_VERSION
+    counted = {name: values.get(name) for name in COUNTED_FIELDS}
+    if any(value is not None for value in counted.values()):
+        document |= counted
+        document["v"] = COUNTED_ENCODING_VERSION
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
@@ -173,7 +183,7 @@ def _append_all(
             # Stamped under the lock, so time order and chain order agree on one clock.
             entry = AuditEntry(at=timezone.now(), **fields)
             entry.mac = compute_mac(
-                {name: getattr(entry, name) for name in CHAINED_FIELDS}, prev_mac=prev_mac, key=key
+                {name: getattr(entry, name) for name in MAC_FIELDS}, prev_mac=prev_mac, key=key
             )
             entries.append(entry)
             prev_mac = entry.mac
@@ -496,7 +506,7 @@ def _diagnose(bad: tuple, following: tuple | None, prev_mac: str, key: bytes) ->
     """Say what most likely happened at the first broken link, from the entry after it."""
     bad_id, bad_mac = bad[0], bad[-1]
     if following is not None:
-        values = dict(zip(CHAINED_FIELDS, following[1:-1], strict=True))
+        values = dict(zip(MAC_FIELDS, following[1:-1], strict=True))
         if hmac.compare_digest(compute_mac(values, prev_mac=prev_mac, key=key), following[-1]):
             return f"Entry #{bad_id} is not part of the chain: it was inserted."
         if not hmac.compare_digest(compute_mac(values, prev_mac=bad_mac, key=key), following[-1]):
@@ -555,7 +565,7 @@ def _walk(
     seen_witnessed: set[int] = set()
     checked = 0
     first_id, last_id, last_mac = None, 0, GENESIS
-    columns = ("id", *CHAINED_FIELDS, "mac")
+    columns = ("id", *MAC_FIELDS, "mac")
     action_at, detail_at = 1 + CHAINED_FIELDS.index("action"), 1 + CHAINED_FIELDS.index("detail")
     caught_up = False
 
@@ -583,7 +593,7 @@ def _walk(
             if purged_through is not None and entry_id <= purged_through:
                 message = f"Entry #{entry_id} is older than the last purge, which deleted it."
                 return broken(entry_id, message)
-            values = dict(zip(CHAINED_FIELDS, row[1:-1], strict=True))
+            values = dict(zip(MAC_FIELDS, row[1:-1], strict=True))
             if key is None:
                 key = _key_that_signed(values, prev_mac=prev_mac, mac=mac, ring=ring)
                 good = key is not None

@@ -85,6 +85,17 @@ class AuditEntry(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     detail = models.CharField(max_length=500, blank=True)
+    # How many Connvo calls the record stands for: 1 for a lookup, the part's calls for a sealed
+    # span, 0 for anything else. NULL on entries written before spans existed (read as 1 for a
+    # lookup, 0 otherwise: `call_count`), so an existing log needs no rewrite.
+    calls = models.PositiveIntegerField(null=True, blank=True)
+    # How many requests a counted record stands for (repeated refusals from one source in one
+    # minute: audit/repeats.py). NULL: one, as every entry before counted records.
+    repeats = models.PositiveIntegerField(null=True, blank=True)
+    # A sealed span's or a counted record's facts: when it ran, its calls per outcome, the first
+    # and last Connvo request ids (spans); the first and last request and a sample of what was
+    # tried (counted records). NULL on ordinary entries. Chained like every other field.
+    tally = models.JSONField(null=True, blank=True)
     mac = models.CharField(max_length=64, editable=False)
 
     objects = AuditEntryQuerySet.as_manager()
@@ -138,6 +149,17 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError(ONLY_PURGED)
+
+    @property
+    def call_count(self) -> int:
+        """The Connvo calls this record stands for (entries from before spans: one per lookup)."""
+        if self.calls is not None:
+            return self.calls
+        return 1 if self.action == Action.LOOKUP else 0
+
+    @property
+    def request_count(self) -> int:
+        return self.repeats if self.repeats is not None else 1
 
 
 class ChainHead(models.Model):
@@ -372,3 +394,96 @@ class SeenMeeting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title or self.meeting_id} on {self.deployment}"
+
+
+class Span(models.Model):
+    """One open page's Connvo calls for one meeting (a meeting page and its live refreshes, or one
+    meeting of a triage table or the watch list), counted as they happen instead of appended to
+    the chain one row each. Not the record: the chain is. `calls` is counted durably *before* each
+    call (an intent), its outcome in `SpanCount` after it; `audit/spans.py` seals what was
+    answered into the chain (`AuditEntry` with `calls` and `tally`) while the page stays open and
+    when it goes quiet, and seals calls that never got an outcome (a worker killed mid-call) as
+    unanswered. Calls at Connvo == the chain's `calls` + every span's `calls - sealed_calls`."""
+
+    # The page's own key (in its poller's values), so its refreshes find their span.
+    key = models.CharField(max_length=32)
+    deployment = models.CharField(max_length=64)
+    meeting_id = models.CharField(max_length=64)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    via = models.CharField(max_length=16, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now)  # the last call counted
+    calls = models.PositiveBigIntegerField(default=0)  # counted before each call is made
+    sealed_calls = models.PositiveBigIntegerField(default=0)  # of those, already in the chain
+    sealed_at = models.DateTimeField(null=True, blank=True)
+    first_request_id = models.CharField(max_length=64, blank=True)
+    last_request_id = models.CharField(max_length=64, blank=True)
+    # Seconds without a call after which the page counts as closed (a few of its intervals).
+    quiet_after = models.PositiveIntegerField(default=60)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "deployment", "meeting_id"], name="span_once")
+        ]
+        indexes = [models.Index(fields=["last_at"], name="span_by_last_call")]
+
+    def __str__(self) -> str:
+        return f"span {self.key} {self.actor_username} {self.meeting_id} x{self.calls}"
+
+
+class SpanCount(models.Model):
+    """A span's answered calls per outcome, and how many of them are already sealed."""
+
+    span = models.ForeignKey(Span, on_delete=models.CASCADE, related_name="counts")
+    outcome = models.CharField(max_length=32)
+    calls = models.PositiveBigIntegerField(default=0)
+    sealed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["span", "outcome"], name="span_count_once")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} x{self.calls}"
+
+
+class RepeatCount(models.Model):
+    """Repeats of one refusal from one source in one minute (CSRF refusals, locked-out sign-ins,
+    lookups over the limit...): the first of the minute is a full chained entry, the rest are
+    counted here and sealed into one chained counted record (`AuditEntry.repeats`) once the
+    minute is over (audit/repeats.py). Not the record: the chain is."""
+
+    source = models.CharField(max_length=160)  # the client address, or the staff member
+    action = models.CharField(max_length=32)
+    outcome = models.CharField(max_length=32, blank=True)
+    minute = models.DateTimeField()  # the start of the minute, UTC
+    count = models.PositiveIntegerField(default=0)  # repeats after the minute's first entry
+    first_at = models.DateTimeField(null=True, blank=True)
+    last_at = models.DateTimeField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    deployment = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    # A few of the distinct values tried (usernames, meetings), for the auditor.
+    sample = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "action", "outcome", "minute"], name="repeat_count_once"
+            )
+        ]
+        indexes = [models.Index(fields=["minute"], name="repeat_count_by_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.source} {self.action} x{self.count}"

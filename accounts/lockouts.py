@@ -24,18 +24,26 @@ from django.conf import settings
 from django.db.models import Sum
 from django.http import HttpRequest
 
+from audit import repeats
 from audit.models import Action
-from audit.services import Origin, record_or_log, storable
+from audit.services import Origin, storable
 
 LOCKED_OUT = "locked out"
 
 
 def record_lockout(*, request: HttpRequest, username: str | None) -> None:
-    """One audit entry for a sign-in refused (or failed) while its account or address is locked
-    out, under the username that was tried."""
+    """Record a sign-in refused (or failed) while its account or address is locked out, under
+    the username that was tried: the first from its address in a minute as an entry of its own,
+    the rest of that minute counted (audit/repeats.py), the usernames in the count's sample."""
     origin = dataclasses.replace(Origin.from_request(request), user=None, username=username or "")
     # Refusing to show the lockout page because the log is down would help nobody.
-    record_or_log(origin=origin, action=Action.SIGN_IN_FAILED, detail=LOCKED_OUT)
+    repeats.refused(
+        origin=origin,
+        action=Action.SIGN_IN_FAILED,
+        kind=repeats.LOCKED_OUT,
+        tried=username or "",
+        detail=LOCKED_OUT,
+    )
 
 
 def attempted_username(request: HttpRequest, credentials: dict | None) -> str | None:

@@ -460,11 +460,19 @@ class RepeatCount(models.Model):
     """Repeats of one refusal from one source in one minute (CSRF refusals, locked-out sign-ins,
     lookups over the limit...): the first of the minute is a full chained entry, the rest are
     counted here and sealed into one chained counted record (`AuditEntry.repeats`) once the
-    minute is over (audit/repeats.py). Not the record: the chain is."""
+    minute is over (audit/repeats.py). Not the record: the chain is.
+
+    Written by one narrow upsert per repeat. A column that describes the repeats (address,
+    browser, deployment, meeting, detail...) keeps its value while every repeat of the minute
+    agrees on it and is cleared at the first that does not, so the counted record never names
+    one request's value for all of them."""
 
     source = models.CharField(max_length=160)  # the client address, or the staff member
     action = models.CharField(max_length=32)
     outcome = models.CharField(max_length=32, blank=True)
+    # Which refusal, where action and outcome alone do not say (a CSRF refusal and a page refused
+    # for want of a permission are both `permission_denied`): audit/repeats.py `KINDS`.
+    kind = models.CharField(max_length=32, blank=True, default="")
     minute = models.DateTimeField()  # the start of the minute, UTC
     count = models.PositiveIntegerField(default=0)  # repeats after the minute's first entry
     first_at = models.DateTimeField(null=True, blank=True)
@@ -472,15 +480,21 @@ class RepeatCount(models.Model):
     actor_username = models.CharField(max_length=150, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    via = models.CharField(max_length=16, blank=True, default="")
     deployment = models.CharField(max_length=64, blank=True)
+    meeting_id = models.CharField(max_length=64, blank=True, default="")
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     detail = models.CharField(max_length=500, blank=True)
     # A few of the distinct values tried (usernames, meetings), for the auditor.
     sample = models.JSONField(default=list, blank=True)
+    # Short digests of the distinct values tried, up to a cap: how many different ones there were
+    # (the tally's "distinct") without keeping them all.
+    seen = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "action", "outcome", "minute"], name="repeat_count_once"
+                fields=["source", "action", "outcome", "kind", "minute"], name="repeat_count_once"
             )
         ]
         indexes = [models.Index(fields=["minute"], name="repeat_count_by_minute")]

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
-from . import chain_health, exports, insights, overview, rollup, selectors
+from . import chain_health, exports, insights, overview, repeats, rollup, selectors
 from .forms import AuditFilterForm
 from .models import Action, AuditEntry
 from .selectors import BadCursor, Cursor
@@ -231,13 +231,19 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     return response
 
 
-def _record_refusal(request: HttpRequest, *, detail: str) -> None:
+def _record_refusal(
+    request: HttpRequest, *, detail: str, kind: repeats.Kind, source: str = ""
+) -> None:
     match = request.resolver_match
     kwargs = match.kwargs if match else {}
-    # The refusal stands either way; only the record of it may be lost, loudly.
-    record_or_log(
+    # The refusal stands either way; only the record of it may be lost, loudly. Repeats from one
+    # source are counted (audit/repeats.py), so a flood of them cannot flood the log.
+    repeats.refused(
         origin=Origin.from_request(request),
         action=Action.PERMISSION_DENIED,
+        kind=kind,
+        source=source,
+        tried=f"{request.method} {request.path}",
         deployment=str(kwargs.get("deployment_name", "")),
         meeting_id=str(kwargs.get("meeting_id", "")),
         http_status=403,
@@ -247,7 +253,11 @@ def _record_refusal(request: HttpRequest, *, detail: str) -> None:
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """The console's 403 page (`handler403`), which first writes the refusal to the audit log."""
-    _record_refusal(request, detail=f"{request.method} {request.path}")
+    # Repeated by a staff member (or, signed out, an address).
+    staff = request.user.get_username() if request.user.is_authenticated else ""
+    _record_refusal(
+        request, detail=f"{request.method} {request.path}", kind=repeats.FORBIDDEN, source=staff
+    )
     if request.htmx:
         # A live refresh refused (e.g. the agent left the Support group while the page was
         # open): htmx ignores a 403 and would keep polling, so reload the page to show why.
@@ -259,6 +269,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """`CSRF_FAILURE_VIEW`: a form that did not come from this console, or outlived its session.
     Recorded like any other refusal (a forged cross-site request is worth knowing about)."""
     _record_refusal(
-        request, detail=f"{request.method} {request.path}: CSRF check failed ({reason})"
+        request,
+        detail=f"{request.method} {request.path}: CSRF check failed ({reason})",
+        kind=repeats.CSRF,
     )
     return render(request, "403_csrf.html", status=403)

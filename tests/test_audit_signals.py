@@ -1,9 +1,11 @@
 """Sign-ins, sign-outs and failed sign-ins are written to the audit log (audit/signals.py)."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.urls import reverse
 
-from audit import chain
+from audit import chain, repeats
 from audit.models import Action, AuditEntry
 from tests.conftest import PASSWORD
 
@@ -84,10 +86,17 @@ def test_sign_in_still_works_when_the_log_cannot_be_written(client, agent):
     assert response.status_code == 302
 
 
+@pytest.mark.time_machine("2026-12-06T10:00:10Z", tick=False)
 def test_attempts_refused_by_a_lockout_are_recorded_once_as_lockouts(client, agent, settings):
     settings.AXES_FAILURE_LIMIT = 2
     for _ in range(4):
         sign_in(client, "agent", password="wrong")
 
+    # The minute's first lockout is an entry of its own; the two after it are counted
+    # (audit/repeats.py), and sealed into one counted record once the minute is over.
     details = list(AuditEntry.objects.order_by("id").values_list("detail", flat=True))
-    assert details == ["Wrong username or password."] + ["locked out"] * 3
+    assert details == ["Wrong username or password.", "locked out"]
+    repeats.seal_past(now=datetime(2026, 12, 6, 10, 1, tzinfo=UTC))
+    counted = AuditEntry.objects.order_by("id").last()
+    assert (counted.detail, counted.repeats, counted.actor_username) == ("locked out", 2, "agent")
+    assert chain.verify().ok

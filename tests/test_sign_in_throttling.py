@@ -131,3 +131,29 @@ def test_failures_below_the_limit_show_the_usual_form_error(agent):
 
     assert response.status_code == 200
     assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_sign_ins_refused_by_a_lockout_keep_it_going_without_growing_its_record(
+    agent, time_machine
+):
+    time_machine.move_to(timezone.now(), tick=False)
+    for _ in range(LIMIT):
+        sign_in("agent", "wrong")
+    attempt = AccessAttempt.objects.get()
+    time_machine.shift(timedelta(minutes=10))
+
+    for _ in range(10):
+        assert sign_in("agent", "wrong").status_code == 429
+
+    refused = AccessAttempt.objects.get()
+    # Each one counted, and the pause starts again from the last (as axes does)...
+    assert refused.failures_since_start == LIMIT + 10
+    assert refused.attempt_time == timezone.now()
+    # ...but a flood's requests are not appended to the record one by one.
+    assert (refused.get_data, refused.post_data) == (attempt.get_data, attempt.post_data)
+    # Audited as lockouts, never as wrong passwords.
+    assert not AuditEntry.objects.filter(detail="Wrong username or password.").exclude(
+        at__lt=refused.attempt_time
+    )
+    time_machine.shift(timedelta(minutes=14))
+    assert sign_in("agent", PASSWORD).status_code == 429

@@ -327,8 +327,8 @@ def requests_on_record(**entry_filter: str) -> int:
     """Requests the log stands for, of entries matching `entry_filter` (field=value of
     `AuditEntry` and `RepeatCount` alike, e.g. action=…): each entry's `request_count` plus the
     repeats counted but not yet sealed. Every refusal made is here exactly once."""
-    sealed = AuditEntry.objects.filter(**entry_filter).aggregate(
-        total=Sum(Coalesce("repeats", 1))
-    )["total"]
+    sealed = AuditEntry.objects.filter(**entry_filter).aggregate(total=Sum(Coalesce("repeats", 1)))[
+        "total"
+    ]
     unsealed = RepeatCount.objects.filter(**entry_filter).aggregate(total=Sum("count"))["total"]
     return (sealed or 0) + (unsealed or 0)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import http.client
 import json
 import os
@@ -519,8 +520,9 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
         "HX-Trigger": "live-poller",
         "HX-Current-URL": f"https://127.0.0.1{page}",
     }
-    _, _, first = agents[0].request("GET", page + "?failures=0&seen=", headers=fragment)
-    first_state = poll_state(first)
+    # The page, as a browser opens it: its poller's values are what every refresh sends.
+    _, _, first = agents[0].request("GET", page)
+    first_state = poller_values(first)
 
     def direct_call():
         connection_ = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
@@ -549,10 +551,10 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
         state = dict(first_state)
 
         def call():
-            query = {"failures": 0, **state} | ({"seen": ""} if changed else {})
+            query = state | ({"seen": ""} if changed else {})
             answer = client.request("GET", f"{page}?{urlencode(query)}", headers=fragment)
             if answer[0] == 200 and not changed:
-                state.update(poll_state(answer[2]))
+                state.update(poller_values(answer[2]))
             return answer
 
         return call
@@ -653,10 +655,22 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
     connection.close()
 
 
-def poll_state(fragment: bytes) -> dict:
-    vals = re.search(rb"hx-vals='(\{[^']*\})'", fragment)
-    vals = json.loads(vals.group(1)) if vals else {}
-    return {"seen": vals.get("seen", ""), "interval": vals.get("interval", "")}
+_POLLER = re.compile(rb"<div id=\"live-poller\"[^>]*>")
+_HX_VALS = re.compile(rb"hx-vals='([^']*)'")
+
+
+def poller_values(page: bytes) -> dict:
+    """What the page's live poller sends with each refresh: its hx-vals, read from the page or
+    fragment as htmx reads them (everything in them: what it shows, its interval, its span...),
+    so that a bench sends what a browser sends. {} when the page no longer polls."""
+    poller = _POLLER.search(page)
+    vals = _HX_VALS.search(poller.group(0)) if poller else None
+    if vals is None:
+        return {}
+    return {
+        name: "" if value is None else value
+        for name, value in json.loads(html.unescape(vals.group(1).decode())).items()
+    }
 
 
 def full_page(client: Client, page: str):

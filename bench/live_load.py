@@ -384,12 +384,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def create_database(args: argparse.Namespace, scratch: Path) -> tuple[str, str | None]:
-    if args.sqlite:
+def create_database(
+    args: argparse.Namespace, scratch: Path, *, prefix: str = "bench_live"
+) -> tuple[str, str | None]:
+    if getattr(args, "sqlite", False):
         return f"sqlite:///{scratch / 'bench.sqlite3'}", None
     import psycopg
 
-    name = f"bench_live_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return f"{POSTGRES}/{name}", name
@@ -440,16 +442,19 @@ def lookup_rows() -> int:
     return AuditEntry.objects.filter(action=Action.LOOKUP).count()
 
 
-def main() -> None:
-    args = parse_args()
-    if args.serve_fake:
-        serve_fake()
-        return
-    skip = set(filter(None, args.skip.split(",")))
-    scratch = Path(tempfile.mkdtemp(prefix="live_load_"))
+@contextlib.contextmanager
+def console_and_proxy(args: argparse.Namespace, *, name: str, settings: dict | None = None):
+    """Everything a run needs, on loopback, and gone after it: the fakes, a database of its own,
+    Redis keys under a prefix of its own, --agents agents with their Connvo tokens, and the console
+    and the bare proxy under gunicorn in production mode (with `settings` added to the console's
+    environment). Yields (fake, facts, console, proxy); Django is set up in this process on the
+    console's database, so a bench can read it."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"{name}_"))
     fake = Fake()
     facts = fake.facts
-    database_url, database_name = create_database(args, scratch)
+    database_url, database_name = create_database(
+        args, scratch, prefix=getattr(args, "db_prefix", "bench_live")
+    )
     prefix = f"bench-{secrets.token_hex(6)}"
     threads = {"GUNICORN_THREADS": args.threads} if args.threads else {}
     env = production_env(
@@ -463,6 +468,7 @@ def main() -> None:
         CONNVO_LOOKUPS_PER_MINUTE="1000000",
         GUNICORN_WORKERS=args.workers,
         **threads,
+        **(settings or {}),
     )
     servers: list[Server] = []
     try:
@@ -483,7 +489,7 @@ def main() -> None:
         servers = [console, proxy]
         console.wait()
         proxy.wait("/")
-        run(args, skip, fake, facts, console, proxy)
+        yield fake, facts, console, proxy
     finally:
         for server in servers:
             server.stop()
@@ -494,6 +500,16 @@ def main() -> None:
             connections.close_all()
             drop_database(database_name)
         delete_redis_keys(prefix)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.serve_fake:
+        serve_fake()
+        return
+    skip = set(filter(None, args.skip.split(",")))
+    with console_and_proxy(args, name="live_load") as (fake, facts, console, proxy):
+        run(args, skip, fake, facts, console, proxy)
 
 
 def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import http.client
 import json
 import os
@@ -383,12 +384,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def create_database(args: argparse.Namespace, scratch: Path) -> tuple[str, str | None]:
-    if args.sqlite:
+def create_database(
+    args: argparse.Namespace, scratch: Path, *, prefix: str = "bench_live"
+) -> tuple[str, str | None]:
+    if getattr(args, "sqlite", False):
         return f"sqlite:///{scratch / 'bench.sqlite3'}", None
     import psycopg
 
-    name = f"bench_live_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return f"{POSTGRES}/{name}", name
@@ -439,16 +442,19 @@ def lookup_rows() -> int:
     return AuditEntry.objects.filter(action=Action.LOOKUP).count()
 
 
-def main() -> None:
-    args = parse_args()
-    if args.serve_fake:
-        serve_fake()
-        return
-    skip = set(filter(None, args.skip.split(",")))
-    scratch = Path(tempfile.mkdtemp(prefix="live_load_"))
+@contextlib.contextmanager
+def console_and_proxy(args: argparse.Namespace, *, name: str, settings: dict | None = None):
+    """Everything a run needs, on loopback, and gone after it: the fakes, a database of its own,
+    Redis keys under a prefix of its own, --agents agents with their Connvo tokens, and the console
+    and the bare proxy under gunicorn in production mode (with `settings` added to the console's
+    environment). Yields (fake, facts, console, proxy); Django is set up in this process on the
+    console's database, so a bench can read it."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"{name}_"))
     fake = Fake()
     facts = fake.facts
-    database_url, database_name = create_database(args, scratch)
+    database_url, database_name = create_database(
+        args, scratch, prefix=getattr(args, "db_prefix", "bench_live")
+    )
     prefix = f"bench-{secrets.token_hex(6)}"
     threads = {"GUNICORN_THREADS": args.threads} if args.threads else {}
     env = production_env(
@@ -462,6 +468,7 @@ def main() -> None:
         CONNVO_LOOKUPS_PER_MINUTE="1000000",
         GUNICORN_WORKERS=args.workers,
         **threads,
+        **(settings or {}),
     )
     servers: list[Server] = []
     try:
@@ -482,7 +489,7 @@ def main() -> None:
         servers = [console, proxy]
         console.wait()
         proxy.wait("/")
-        run(args, skip, fake, facts, console, proxy)
+        yield fake, facts, console, proxy
     finally:
         for server in servers:
             server.stop()
@@ -493,6 +500,16 @@ def main() -> None:
             connections.close_all()
             drop_database(database_name)
         delete_redis_keys(prefix)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.serve_fake:
+        serve_fake()
+        return
+    skip = set(filter(None, args.skip.split(",")))
+    with console_and_proxy(args, name="live_load") as (fake, facts, console, proxy):
+        run(args, skip, fake, facts, console, proxy)
 
 
 def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> None:
@@ -519,8 +536,9 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
         "HX-Trigger": "live-poller",
         "HX-Current-URL": f"https://127.0.0.1{page}",
     }
-    _, _, first = agents[0].request("GET", page + "?failures=0&seen=", headers=fragment)
-    first_state = poll_state(first)
+    # The page, as a browser opens it: its poller's values are what every refresh sends.
+    _, _, first = agents[0].request("GET", page)
+    first_state = poller_values(first)
 
     def direct_call():
         connection_ = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
@@ -549,10 +567,10 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
         state = dict(first_state)
 
         def call():
-            query = {"failures": 0, **state} | ({"seen": ""} if changed else {})
+            query = state | ({"seen": ""} if changed else {})
             answer = client.request("GET", f"{page}?{urlencode(query)}", headers=fragment)
             if answer[0] == 200 and not changed:
-                state.update(poll_state(answer[2]))
+                state.update(poller_values(answer[2]))
             return answer
 
         return call
@@ -653,10 +671,22 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
     connection.close()
 
 
-def poll_state(fragment: bytes) -> dict:
-    vals = re.search(rb"hx-vals='(\{[^']*\})'", fragment)
-    vals = json.loads(vals.group(1)) if vals else {}
-    return {"seen": vals.get("seen", ""), "interval": vals.get("interval", "")}
+_POLLER = re.compile(rb"<div id=\"live-poller\"[^>]*>")
+_HX_VALS = re.compile(rb"hx-vals='([^']*)'")
+
+
+def poller_values(page: bytes) -> dict:
+    """What the page's live poller sends with each refresh: its hx-vals, read from the page or
+    fragment as htmx reads them (everything in them: what it shows, its interval, its span...),
+    so that a bench sends what a browser sends. {} when the page no longer polls."""
+    poller = _POLLER.search(page)
+    vals = _HX_VALS.search(poller.group(0)) if poller else None
+    if vals is None:
+        return {}
+    return {
+        name: "" if value is None else value
+        for name, value in json.loads(html.unescape(vals.group(1).decode())).items()
+    }
 
 
 def full_page(client: Client, page: str):

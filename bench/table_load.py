@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import multiprocessing
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -31,13 +30,25 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
-os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{tempfile.mkdtemp()}/table_bench.sqlite3")
 
-import django
-import requests
+from bench.live_load import poller_values
+from tests.production import production_env
+
+# Production mode (DEBUG off) with secrets of its own, as bench/live_load.py runs the console;
+# anything set in the environment (DATABASE_URL, say) wins. The test client stands in for the
+# TLS proxy (`secure=True`), and the cache is the process's own memory.
+_scratch = tempfile.mkdtemp(prefix="table_load_")
+for _name, _value in production_env(
+    ALLOWED_HOSTS="testserver",
+    LOG_LEVEL="WARNING",
+    DATABASE_URL=f"sqlite:///{_scratch}/table_bench.sqlite3",
+    STATIC_ROOT=_scratch,  # pages render without collectstatic (STORAGES below)
+    CACHE_URL="locmemcache://",
+).items():
+    os.environ.setdefault(_name, _value)
+
+import django  # noqa: E402
+import requests  # noqa: E402
 
 django.setup()
 
@@ -52,7 +63,7 @@ from fakeconnvo import FakeConnvo  # noqa: E402
 from fakeconnvo import world as fake_world  # noqa: E402
 from meetings import pasted_tokens  # noqa: E402
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TRIGGER": "live-poller"}
 
 
 def serve_fake(rows: int, pipe) -> None:
@@ -172,16 +183,19 @@ def main() -> None:
 
         page = reverse("meetings:detail", args=["dev", ids[0]])
         table = f"{reverse('meetings:table', args=['dev'])}?ids={','.join(ids)}"
-        # What the pages say they show, so that an unchanged refresh can answer 204.
-        single_seen = _seen(client.get(page).content.decode())
-        table_seen = _seen(client.get(table).content.decode())
+        # What each page's poller sends (its hx-vals, read from the page: what it shows, the
+        # interval it polls at, and whatever else it carries), so that an unchanged refresh can
+        # answer 204. "" as `seen` makes a changed one.
+        single_vals = poller_values(client.get(page, secure=True).content)
+        table_vals = poller_values(client.get(table, secure=True).content)
+        single_seen, table_seen = single_vals.get("seen", ""), table_vals.get("seen", "")
 
         def single(seen: str):
-            return client.get(page, {"seen": seen, "failures": 0}, **HTMX)
+            return client.get(page, single_vals | {"seen": seen}, secure=True, **HTMX)
 
         def whole_table(seen: str):
-            query = urlencode({"seen": seen, "failures": 0, "done": ""})
-            return client.get(f"{table}&{query}", **HTMX)
+            query = urlencode(table_vals | {"seen": seen})
+            return client.get(f"{table}&{query}", secure=True, **HTMX)
 
         print(
             f"{args.rows}-row table, concurrency {args.concurrency}, {args.runs} runs each, "
@@ -236,10 +250,6 @@ def main() -> None:
         overrides.disable()
         ours.send("stop")
         server.join(timeout=10)
-
-
-def _seen(html: str) -> str:
-    return re.search(r'"seen": "(\w*)"', html).group(1)
 
 
 if __name__ == "__main__":

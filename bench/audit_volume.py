@@ -1,0 +1,742 @@
+"""What the audit log costs at the load the console is built for (issue #22), in one run on
+PostgreSQL: bytes and chained entries per refresh, per open page-hour and per year; the refresh
+beside the bare proxy (wrk); and an unauthenticated flood while agents refresh.
+
+    .venv/bin/python bench/audit_volume.py             # about 3 minutes
+    .venv/bin/python bench/audit_volume.py --help      # pages, durations, connections...
+
+Starts what bench/live_load.py starts (its `console_and_proxy`: fakes, a database of its own,
+Redis keys of its own, the console and the bare proxy under gunicorn in production mode with
+generated secrets), then:
+
+1. opens --pages meeting pages (GET, as a browser does) and reads each page's poller values
+   (hx-vals) from its HTML; every refresh sends what the page sends, and takes the new values
+   from every 200 fragment;
+2. refreshes them for --duration seconds, each page every --page-interval seconds (open loop).
+   A real page polls every 10 s: the bench compresses time by 10 / --page-interval, and shortens
+   AUDIT_SPAN_SEAL_EVERY (the periodic seal of an open page's span, where the console has one)
+   by the same factor, so that seals per refresh are those of real pages;
+3. where the console keeps spans (`audit.spans`), seals every open span once, as its page's
+   final seal will;
+4. measures, before and after each step, the size of every audit table (`pg_total_relation_size`
+   of every table whose name starts with `audit_` and all their partitions), raw and after
+   `VACUUM ANALYZE`, and the chained entries (`audit_auditentry` rows);
+5. a flood from one source address (X-Forwarded-For from the trusted proxy): CSRF refusals (a POST
+   without a token) and sign-ins refused by a lockout (POSTs for a locked username), both with wrk
+   at full speed for --flood-seconds, while the pages keep refreshing; the pages' refresh p50
+   before and during, and the chained entries the source added;
+6. the unchanged refresh beside the bare proxy making the same Connvo call, with wrk: one
+   connection (p50) and --connections connections (throughput);
+7. runs `audit_seal` (if the console has it) once the flood's minutes are over, and compares the
+   Connvo calls the fake received with the calls on record (`audit.spans.calls_on_record()`, or
+   the lookup entries where the console has no spans).
+
+A page-hour is projected as: one page opened (its first look) + 360 refreshes + its final seal.
+Needs wrk (`apt-get install wrk`). Prints figures only; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.live_load import (  # noqa: E402
+    Client,
+    OpenLoop,
+    Server,
+    console_and_proxy,
+    open_loop,
+    percentile,
+    poller_values,
+    sign_in,
+)
+
+# A real page's poll interval (CONNVO_POLL_INTERVAL's default) and the console's default periodic
+# seal of a span (AUDIT_SPAN_SEAL_EVERY), which the bench scales with its own interval.
+REAL_INTERVAL = 10
+REAL_SEAL_EVERY = 300
+REFRESHES_PER_HOUR = 3600 // REAL_INTERVAL
+# The flood's one source, as the trusted proxy forwards it (TEST-NET-2).
+FLOOD_SOURCE = "198.51.100.23"
+LOCKED_USERNAME = "bench-locked"
+
+# Every audit table and every partition under one (whatever its name).
+AUDIT_RELATIONS = r"""
+WITH RECURSIVE audit_tables AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+      AND c.relname LIKE 'audit\_%'
+  UNION
+    SELECT i.inhrelid FROM pg_inherits i JOIN audit_tables t ON i.inhparent = t.oid
+)
+SELECT c.relname, c.relkind, pg_total_relation_size(c.oid)
+FROM audit_tables t JOIN pg_class c ON c.oid = t.oid ORDER BY c.relname
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=100, help="open meeting pages (100)")
+    parser.add_argument(
+        "--page-interval", type=float, default=1.0, help="seconds between a page's refreshes (1)"
+    )
+    parser.add_argument("--duration", type=float, default=60, help="refresh phase, seconds (60)")
+    parser.add_argument("--agents", type=int, default=20, help="agents the pages belong to (20)")
+    parser.add_argument("--flood-seconds", type=float, default=10)
+    parser.add_argument(
+        "--flood-connections", type=int, default=2, help="wrk connections per kind of flood (2)"
+    )
+    parser.add_argument("--connections", type=int, default=16, help="wrk throughput runs (16)")
+    parser.add_argument("--wrk-seconds", type=float, default=10, help="each throughput run (10)")
+    parser.add_argument("--latency-seconds", type=float, default=5, help="each p50 run (5)")
+    parser.add_argument(
+        "--wrk-rounds", type=int, default=1, help="rounds of proxy then refresh, medians (1)"
+    )
+    parser.add_argument("--working-days", type=int, default=250, help="a year's (250)")
+    parser.add_argument("--workers", default="2", help="GUNICORN_WORKERS (2)")
+    parser.add_argument("--threads", default="", help="GUNICORN_THREADS (the conf's)")
+    parser.add_argument("--db-prefix", default="bench_audit", help="database name prefix")
+    return parser.parse_args()
+
+
+# --- what the database holds -------------------------------------------------------------------
+
+
+@dataclass
+class Storage:
+    raw: int  # bytes of every audit relation, as written
+    vacuumed: int  # the same after VACUUM ANALYZE
+    entries: int  # chained entries
+    tables: dict[str, int] = field(default_factory=dict)  # after vacuum, per table
+
+
+def audit_storage() -> Storage:
+    """Sizes as written; then sizes once vacuumed: VACUUM ANALYZE of the log (`audit_auditentry`
+    and its partitions: append-only), VACUUM FULL of every other audit table (the chain head,
+    spans, counts...: updated in place, their growth is mostly dead versions of the same rows,
+    which VACUUM makes reusable but does not give back, and a steady state reuses)."""
+    from django.db import connection
+
+    from audit.models import AuditEntry
+
+    log = AuditEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(AUDIT_RELATIONS)
+        rows = cursor.fetchall()
+        raw = sum(size for _, _, size in rows)
+        for name, kind, _ in rows:
+            if kind == "r":
+                full = "" if name.startswith(log) else "FULL "
+                cursor.execute(f'VACUUM {full}ANALYZE "{name}"')
+        cursor.execute(AUDIT_RELATIONS)
+        tables = {name: size for name, _, size in cursor.fetchall()}
+    return Storage(raw, sum(tables.values()), AuditEntry.objects.count(), tables)
+
+
+def calls_recorded() -> tuple[int, str]:
+    """The Connvo calls the audit log has on record, and how they were counted."""
+    if _has("audit.spans") and hasattr(_spans(), "calls_on_record"):
+        return _spans().calls_on_record(), "audit.spans.calls_on_record()"
+    from audit.models import Action, AuditEntry
+
+    return AuditEntry.objects.filter(action=Action.LOOKUP).count(), "audit entries of lookups"
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _spans():
+    from audit import spans
+
+    return spans
+
+
+def seal_open_spans(keys: list[str]) -> int:
+    """Seal the pages' open spans once (a part each, as each page's final seal will); how many
+    parts. Nothing where the console has no spans."""
+    if not (_has("audit.spans") and hasattr(_spans(), "seal")):
+        return 0
+    from audit.models import Span
+
+    ids = list(Span.objects.filter(key__in=keys).values_list("id", flat=True))
+    parts = 0
+    for start in range(0, len(ids), 100):
+        parts += len(_spans().seal(ids[start : start + 100], final=False))
+    return parts
+
+
+def has_audit_seal() -> bool:
+    from django.core.management import get_commands
+
+    return "audit_seal" in get_commands()
+
+
+def from_source(after_id: int) -> tuple[int, int]:
+    """Chained entries from the flood's source after `after_id`, and the requests they stand for."""
+    from django.db.models import Sum, Value
+    from django.db.models.functions import Coalesce
+
+    from audit.models import AuditEntry
+
+    entries = AuditEntry.objects.filter(client_ip=FLOOD_SOURCE, id__gt=after_id)
+    requests = entries.aggregate(n=Sum(Coalesce("repeats", Value(1))))["n"] or 0
+    return entries.count(), requests
+
+
+def last_entry_id() -> int:
+    from audit.models import AuditEntry
+
+    return AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """One open meeting page: its agent's cookies and what its poller sends."""
+
+    path: str
+    cookies: dict
+    vals: dict
+
+    def query(self) -> str:
+        return f"{self.path}?{urlencode(self.vals)}"
+
+
+def htmx_headers(path: str) -> dict:
+    return {
+        "HX-Request": "true",
+        "HX-Trigger": "live-poller",
+        "HX-Target": "live-poller",
+        "HX-Current-URL": f"https://127.0.0.1{path}",
+    }
+
+
+def open_page(port: int, agent: Client, path: str) -> Page:
+    client = Client(port, cookies=agent.cookies)
+    status, _, body = client.request("GET", path)
+    vals = poller_values(body)
+    if status != 200 or not vals:
+        raise SystemExit(f"the meeting page did not open with a poller: {status}")
+    return Page(path, agent.cookies, vals)
+
+
+def refresh(client: Client, page: Page) -> tuple:
+    """One refresh as the page's poller makes it; a 200 fragment carries the poller's new values."""
+    client.cookies = page.cookies
+    answer = client.request("GET", page.query(), headers=htmx_headers(page.path))
+    if answer[0] == 200:
+        page.vals = poller_values(answer[2]) or page.vals
+    return answer
+
+
+def settle_page(client: Client, page: Page) -> None:
+    """Refresh until the page shows what a refresh would show (204), as a page soon does."""
+    for _ in range(3):
+        if refresh(client, page)[0] == 204:
+            return
+
+
+def refresh_pages(port: int, pages: list[Page], interval: float, seconds: float) -> OpenLoop:
+    """Every page refreshed every `interval` seconds (open loop, round robin: request k refreshes
+    page k mod N), each thread on a connection of its own."""
+    turn = itertools.count()
+
+    def make_call(_index: int):
+        client = Client(port)
+        return lambda: refresh(client, pages[next(turn) % len(pages)])
+
+    return open_loop(make_call, len(pages) / interval, seconds, threads=64)
+
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Wrk:
+    requests: int
+    rate: float
+    p50: float  # seconds
+    not_2xx: int
+    errors: str
+
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def _seconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * _UNITS[unit]
+
+
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    headers: dict | None = None,
+    script: Path | None = None,
+) -> Wrk:
+    command = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        *(["-s", str(script)] if script else []),
+    ]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(  # noqa: S603 (wrk, with the bench's own arguments)
+        [*command, url], capture_output=True, text=True, check=True
+    ).stdout
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    not_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return Wrk(
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        rate=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50=_seconds(p50.group(1)) if p50 else float("nan"),
+        not_2xx=int(not_2xx.group(1)) if not_2xx else 0,
+        errors=errors.group(1) if errors else "",
+    )
+
+
+def post_script(directory: Path, name: str, body: str) -> Path:
+    path = directory / f"{name}.lua"
+    # The body is URL-encoded ASCII: a JSON string is a Lua string literal too.
+    path.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n')
+    return path
+
+
+# --- the flood ---------------------------------------------------------------------------------
+
+
+def lock_out(port: int) -> tuple[dict, str]:
+    """From the flood's source: fail LOCKED_USERNAME's sign-in until it is locked out; return the
+    CSRF cookie and token a locked-out sign-in then posts with."""
+    from django.conf import settings
+
+    visitor = Client(port)
+    forwarded = {"X-Forwarded-For": FLOOD_SOURCE}
+    _, _, page = visitor.request("GET", "/accounts/login/", headers=forwarded)
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+    body = urlencode(
+        {"username": LOCKED_USERNAME, "password": "wrong", "csrfmiddlewaretoken": token}
+    )
+    headers = forwarded | sign_in_headers(port)
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        visitor.request("POST", "/accounts/login/", body=body, headers=headers)
+    return dict(visitor.cookies), body
+
+
+def sign_in_headers(port: int) -> dict:
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Origin": f"https://127.0.0.1:{port}",
+        "Referer": f"https://127.0.0.1:{port}/accounts/login/",
+    }
+
+
+def flood(port: int, seconds: float, connections: int, scratch: Path, locked: tuple) -> dict:
+    """Both floods at once from the one source, each with wrk at full speed."""
+    cookies, locked_body = locked
+    url = f"http://127.0.0.1:{port}/accounts/login/"
+    common = {"X-Forwarded-Proto": "https", "X-Forwarded-For": FLOOD_SOURCE}
+    kinds = {
+        "CSRF refusals": (
+            post_script(scratch, "csrf", "username=someone&password=guess"),
+            common | {"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        "locked-out sign-ins": (
+            post_script(scratch, "locked", locked_body),
+            common
+            | sign_in_headers(port)
+            | {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())},
+        ),
+    }
+    results: dict = {}
+
+    def one(name: str) -> None:
+        script, headers = kinds[name]
+        results[name] = wrk(
+            url, connections=connections, seconds=seconds, headers=headers, script=script
+        )
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in kinds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    if not subprocess.run(["which", "wrk"], capture_output=True).stdout:  # noqa: S607
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    scale = REAL_INTERVAL / args.page_interval
+    seal_every = max(10, round(REAL_SEAL_EVERY / scale))
+    settings = {"AUDIT_SPAN_SEAL_EVERY": str(seal_every)}
+    with console_and_proxy(args, name="audit_volume", settings=settings) as servers:
+        run(args, seal_every, *servers)
+
+
+def git_revision() -> str:
+    def git(*command: str) -> str:
+        return subprocess.run(  # noqa: S603 (git, on this checkout)
+            ["git", *command],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (" (modified)" if git("status", "-s") else "")
+
+
+def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server) -> None:
+    from django.db import connection
+
+    started = time.monotonic()
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()  # noqa: S607
+    has_spans = _has("audit.spans")
+    print(
+        f"# audit_volume at {git_revision()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f", PostgreSQL, {args.workers} workers, {os.cpu_count()} CPUs\n# uptime: {uptime}\n"
+        f"# spans: {'yes' if has_spans else 'no'}; audit_seal: "
+        f"{'yes' if has_audit_seal() else 'no'}; AUDIT_SPAN_SEAL_EVERY for the run: "
+        f"{seal_every} s (real pages: {REAL_SEAL_EVERY} s at {REAL_INTERVAL} s a refresh)"
+    )
+    agents = [sign_in(console.port, f"agent{i}") for i in range(args.agents)]
+    path = f"/meetings/fast/{facts['meeting']}/"
+    calls_before = fake.call_count()
+    recorded_before, _ = calls_recorded()
+
+    # The page wrk refreshes, opened first: every audit table then has rows (and, once vacuumed,
+    # the free-space and visibility maps the first rows of a table bring), so that the steps
+    # below measure growth, not a table's first pages.
+    page = open_page(console.port, agents[0], path)
+    settle = Client(console.port)
+    settle_page(settle, page)
+
+    # 1. Open the pages.
+    before = audit_storage()
+    pages = [open_page(console.port, agents[i % len(agents)], path) for i in range(args.pages)]
+    opened = audit_storage()
+    print(
+        f"opened {len(pages)} pages of {len(agents)} agents; the poller sends "
+        f"{sorted(pages[0].vals)}"
+    )
+
+    # 2. Refresh them.
+    refreshing = refresh_pages(console.port, pages, args.page_interval, args.duration)
+    refreshed = audit_storage()
+    answered = sum(n for status, n in refreshing.statuses.items() if status in (200, 204))
+
+    # 3. Their final seals.
+    parts = seal_open_spans([page.vals.get("span", "") for page in pages])
+    sealed = audit_storage()
+
+    # 5. The flood, while the pages refresh.
+    locked = lock_out(console.port)
+    flood_from = last_entry_id()
+    quiet = refresh_pages(console.port, pages, args.page_interval, args.flood_seconds)
+    flood_started = datetime.now(UTC)
+    flooded: dict = {}
+    flooder = threading.Thread(
+        target=lambda: flooded.update(
+            flood(
+                console.port,
+                args.flood_seconds,
+                args.flood_connections,
+                Path(tempfile.mkdtemp(prefix="audit_flood_")),
+                locked,
+            )
+        )
+    )
+    flooder.start()
+    during = refresh_pages(console.port, pages, args.page_interval, args.flood_seconds)
+    flooder.join()
+    flood_ended = datetime.now(UTC)
+    entries_in_flood, _ = from_source(flood_from)
+
+    # 6. The unchanged refresh beside the bare proxy, with wrk.
+    settle_page(settle, page)
+    refresh_url = f"http://127.0.0.1:{console.port}{page.query()}"
+    refresh_headers = htmx_headers(page.path) | {
+        "X-Forwarded-Proto": "https",
+        "Cookie": "; ".join(f"{k}={v}" for k, v in page.cookies.items()),
+    }
+    proxy_url = f"http://127.0.0.1:{proxy.port}/"
+    rounds = []
+    for _ in range(args.wrk_rounds):
+        rounds.append(
+            {
+                "proxy p50": wrk(proxy_url, connections=1, seconds=args.latency_seconds),
+                "refresh p50": wrk(
+                    refresh_url,
+                    connections=1,
+                    seconds=args.latency_seconds,
+                    headers=refresh_headers,
+                ),
+                "proxy rate": wrk(
+                    proxy_url, connections=args.connections, seconds=args.wrk_seconds
+                ),
+                "refresh rate": wrk(
+                    refresh_url,
+                    connections=args.connections,
+                    seconds=args.wrk_seconds,
+                    headers=refresh_headers,
+                ),
+            }
+        )
+
+    # 7. Seal what the flood's minutes counted, then calls against the record.
+    sealed_refusals = ""
+    if has_audit_seal():
+        minute_over = 61 - flood_ended.second
+        if (datetime.now(UTC) - flood_ended).total_seconds() < minute_over:
+            time.sleep(minute_over - (datetime.now(UTC) - flood_ended).total_seconds())
+        output = subprocess.run(
+            [sys.executable, "manage.py", "audit_seal"],
+            cwd=ROOT,
+            env=console.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        sealed_refusals = (output.stdout + output.stderr).strip().splitlines()[-1:]
+    entries_from_source, requests_recorded = from_source(flood_from)
+    minutes = {
+        (flood_started + (flood_ended - flood_started) * k / 10).replace(second=0, microsecond=0)
+        for k in range(11)
+    }
+    time.sleep(1)
+    calls_at_fake = fake.call_count() - calls_before
+    recorded_now, counted_how = calls_recorded()
+    calls_on_record = recorded_now - recorded_before
+    connection.close()
+
+    report(
+        args,
+        before=before,
+        opened=opened,
+        refreshed=refreshed,
+        sealed=sealed,
+        refreshing=refreshing,
+        answered=answered,
+        parts=parts,
+        quiet=quiet,
+        during=during,
+        flooded=flooded,
+        entries_in_flood=entries_in_flood,
+        entries_from_source=entries_from_source,
+        requests_recorded=requests_recorded,
+        minutes=len(minutes),
+        sealed_refusals=sealed_refusals,
+        rounds=rounds,
+        calls=(calls_at_fake, calls_on_record, counted_how),
+    )
+    print(f"\n(run took {time.monotonic() - started:.0f} s after start-up)")
+
+
+# --- the table of figures ----------------------------------------------------------------------
+
+
+def kb(value: float) -> str:
+    return f"{value / 1024:,.1f} KB"
+
+
+def size(value: float) -> str:
+    for unit, scale in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2)):
+        if value >= scale:
+            return f"{value / scale:,.1f} {unit}"
+    return kb(value)
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.1f} ms"
+
+
+def row(name: str, *values: str) -> None:
+    print(f"| {name} | " + " | ".join(values) + " |")
+
+
+def report(args, **f) -> None:
+    before, opened, refreshed, sealed = f["before"], f["opened"], f["refreshed"], f["sealed"]
+    pages, answered = args.pages, f["answered"]
+    print("\n## Audit storage (every audit table and partition)\n")
+    row("", "as written", "vacuumed (steady state)")
+    row("---", "---:", "---:")
+    per = {}
+    for how in ("raw", "vacuumed"):
+        open_bytes = getattr(opened, how) - before.vacuumed
+        refresh_bytes = getattr(refreshed, how) - opened.vacuumed
+        seal_bytes = getattr(sealed, how) - refreshed.vacuumed
+        page_hour = (open_bytes + seal_bytes) / pages + REFRESHES_PER_HOUR * refresh_bytes / max(
+            answered, 1
+        )
+        per[how] = (open_bytes, refresh_bytes, seal_bytes, page_hour)
+    raw, vac = per["raw"], per["vacuumed"]
+    row(f"opening {pages} pages (first looks)", kb(raw[0]), kb(vac[0]))
+    row("… per page opened", kb(raw[0] / pages), kb(vac[0] / pages))
+    row(f"{answered:,} refreshes in {args.duration:g} s", kb(raw[1]), kb(vac[1]))
+    row("**… per refresh**", f"**{raw[1] / answered:,.0f} B**", f"**{vac[1] / answered:,.0f} B**")
+    row(f"sealing the {pages} open spans ({f['parts']} parts)", kb(raw[2]), kb(vac[2]))
+    row(
+        f"**per open page-hour** (1 page + {REFRESHES_PER_HOUR} refreshes + its seal)",
+        f"**{kb(raw[3])}**",
+        f"**{kb(vac[3])}**",
+    )
+    days = args.working_days
+    for label, count in ((f"{days} working days", days), ("365 days", 365)):
+        row(
+            f"a year of 1,000 open pages, 8 h a day, {label}",
+            size(raw[3] * 1000 * 8 * count),
+            size(vac[3] * 1000 * 8 * count),
+        )
+    print(
+        "\n(relation sizes move in 8 KB pages, per relation and index: a step that writes little"
+        " reads as 0 or 8 KB; more pages or a longer run make the figures finer)"
+    )
+    grown = {
+        name: sealed.tables.get(name, 0) - before.tables.get(name, 0) for name in sealed.tables
+    }
+    print(
+        "\ngrowth per table over the three steps (after vacuum): "
+        + ", ".join(
+            f"{name} {kb(n)}" for name, n in sorted(grown.items(), key=lambda i: -i[1]) if n
+        )
+    )
+
+    entries = refreshed.entries - opened.entries
+    print("\n## Chained entries\n")
+    row("", "")
+    row("---", "---:")
+    row("appended while opening the pages", f"{opened.entries - before.entries:,}")
+    row(f"appended during the {args.duration:g} s of refreshes", f"{entries:,}")
+    row("**… per second**", f"**{entries / args.duration:,.1f}**")
+    row("… per refresh", f"{entries / max(answered, 1):.3f}")
+    row("appended by sealing the open spans", f"{sealed.entries - refreshed.entries:,}")
+
+    r = f["refreshing"]
+    print(
+        f"\nrefresh phase: {len(r.latencies):,} refreshes at "
+        f"{args.pages / args.page_interval:g}/s, "
+        f"statuses {dict(r.statuses)}; p50 {ms(percentile(r.from_send, 0.5))}, "
+        f"p99 {ms(percentile(r.from_send, 0.99))} from sending"
+    )
+
+    print("\n## The unchanged refresh beside the bare proxy (wrk)\n")
+    rounds = f["rounds"]
+
+    def median(name: str, value: str) -> float:
+        return statistics.median(getattr(one[name], value) for one in rounds)
+
+    proxy_p50, refresh_p50 = median("proxy p50", "p50"), median("refresh p50", "p50")
+    proxy_rate, refresh_rate = median("proxy rate", "rate"), median("refresh rate", "rate")
+    row("", "bare proxy", "unchanged refresh", "difference", "ratio")
+    row("---", "---:", "---:", "---:", "---:")
+    row(
+        "p50, 1 connection",
+        ms(proxy_p50),
+        ms(refresh_p50),
+        f"**+{ms(refresh_p50 - proxy_p50)}**",
+        f"{refresh_p50 / proxy_p50:.2f} x",
+    )
+    row(
+        f"throughput, {args.connections} connections",
+        f"{proxy_rate:,.0f} req/s",
+        f"{refresh_rate:,.0f} req/s",
+        f"{refresh_rate - proxy_rate:+,.0f} req/s",
+        f"**{refresh_rate / proxy_rate:.1%}**",
+    )
+    row(
+        f"p50, {args.connections} connections",
+        ms(median("proxy rate", "p50")),
+        ms(median("refresh rate", "p50")),
+        f"+{ms(median('refresh rate', 'p50') - median('proxy rate', 'p50'))}",
+        f"{median('refresh rate', 'p50') / median('proxy rate', 'p50'):.2f} x",
+    )
+    bad = [
+        f"{name}: {one[name].not_2xx} not 2xx {one[name].errors}".strip()
+        for one in rounds
+        for name in one
+        if one[name].not_2xx or one[name].errors
+    ]
+    if bad:
+        print("wrk: " + "; ".join(bad))
+
+    print(f"\n## A {args.flood_seconds:g} s flood from one source, while the pages refresh\n")
+    quiet, during, flooded = f["quiet"], f["during"], f["flooded"]
+    q50, d50 = percentile(quiet.from_send, 0.5), percentile(during.from_send, 0.5)
+    row("", "")
+    row("---", "---:")
+    for name, result in flooded.items():
+        row(f"{name} sent", f"{result.requests:,} ({result.rate:,.0f}/s)")
+    row(
+        "agents' refresh p50 before → during (from sending)",
+        f"{ms(q50)} → {ms(d50)} (**{(d50 - q50) * 1000:+.1f} ms**)",
+    )
+    row(
+        "… p99 before → during",
+        f"{ms(percentile(quiet.from_send, 0.99))} → {ms(percentile(during.from_send, 0.99))}",
+    )
+    row(
+        "… statuses before / during",
+        f"{dict(quiet.statuses)} / {dict(during.statuses)}",
+    )
+    seconds = args.flood_seconds
+    row("chained entries from the source right after the flood", f"{f['entries_in_flood']:,}")
+    row(
+        "chained entries from the source, all sealed",
+        f"{f['entries_from_source']:,} in {f['minutes']} calendar minute(s)",
+    )
+    row(
+        "**… per source per minute**",
+        f"**{f['entries_from_source'] * 60 / seconds:,.0f}** at the flood's rate; "
+        f"{f['entries_from_source'] / f['minutes']:,.1f} per minute it touched",
+    )
+    sent = sum(result.requests for result in flooded.values())
+    row(
+        "flood requests answered (wrk) / on record (entries' repeats)",
+        f"{sent:,} / {f['requests_recorded']:,}",
+    )
+    if f["sealed_refusals"]:
+        print(f"\naudit_seal: {f['sealed_refusals'][0]}")
+
+    at_fake, on_record, how = f["calls"]
+    verdict = "equal" if at_fake == on_record else "NOT EQUAL"
+    print(
+        f"\nConnvo calls at the fake {at_fake:,}, calls on record ({how}) {on_record:,}: "
+        f"**{verdict}**"
+    )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

@@ -83,12 +83,15 @@ def record(
     latency_ms: int | None = None,
     connvo_request_id: str | None = None,
     detail: str = "",
+    calls: int | None = None,
+    tally: dict | None = None,
     rotate_to: str | None = None,
 ) -> AuditEntry:
     """Append one entry to the audit chain: in the caller's transaction if there is one, else
     committed before this returns (`chain.append`). Raises `DatabaseError` when it cannot be
-    written: callers that show something decide to fail closed. `rotate_to` is for
-    `rotate_chain_key` only."""
+    written: callers that show something decide to fail closed. `calls`: the Connvo calls the
+    entry stands for (a lookup's; a sealed span part's, with its `tally`: audit/spans.py).
+    `rotate_to` is for `rotate_chain_key` only."""
     return chain.append(
         rotate_to=rotate_to,
         **_entry_fields(
@@ -102,6 +105,8 @@ def record(
             latency_ms=latency_ms,
             connvo_request_id=connvo_request_id,
             detail=detail,
+            calls=calls,
+            tally=tally,
         ),
     )
 
@@ -124,6 +129,8 @@ def _entry_fields(
     latency_ms: int | None = None,
     connvo_request_id: str | None = None,
     detail: str = "",
+    calls: int | None = None,
+    tally: dict | None = None,
 ) -> dict:
     return dict(
         actor=origin.user,
@@ -140,6 +147,8 @@ def _entry_fields(
         user_agent=_fit(origin.user_agent, "user_agent"),
         detail=_fit(detail, "detail"),
         request_id=_fit(request_id_var.get(), "request_id"),
+        calls=calls,
+        tally=tally,
     )
 
 

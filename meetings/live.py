@@ -14,6 +14,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 
+from audit.spans import usable_key
 from connvo_admin.capacity import poll_interval
 from connvo_admin.outcomes import LiveStatus, LookupFailed
 
@@ -43,10 +44,12 @@ class Shown:
     failures: int = 0  # consecutive failed refreshes so far
     seen: str = ""  # the fingerprint of what it shows
     interval: int | None = None  # the interval it polls at (None from an older page)
+    span: str = ""  # the key of the span its refreshes are counted in (audit/spans.py)
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> Shown:
-        """Read leniently: anything malformed counts as "unknown", which only costs a redraw."""
+        """Read leniently: anything malformed counts as "unknown", which only costs a redraw (and,
+        for the span key, a new span)."""
         failures = query.get("failures", "")
         seen = query.get("seen", "")
         interval = query.get("interval", "")
@@ -54,16 +57,20 @@ class Shown:
             failures=min(int(failures), 30) if failures.isdigit() and len(failures) < 6 else 0,
             seen=seen if _FINGERPRINT.fullmatch(seen) else "",
             interval=int(interval) if interval.isdigit() and len(interval) < 6 else None,
+            span=usable_key(query.get("span", "")),
         )
 
 
-def reply_status(plan: PollPlan, shown: Shown) -> int:
+def reply_status(plan: PollPlan, shown: Shown, *, span: str = "") -> int:
     """How to answer a refresh: 204 when the page already shows what it would get (not even the
-    interval the console wants changed: htmx ignores a 204, so the page stays as it is at no
-    cost), 286 with the fragment when polling ends, else 200 with the fragment."""
+    interval the console wants changed, nor the span its refreshes are counted in: htmx ignores
+    a 204, so the page stays as it is at no cost), 286 with the fragment when polling ends, else
+    200 with the fragment."""
     if not plan.polling:
         return STOP_POLLING
-    unchanged = shown.seen == plan.fingerprint and shown.interval == plan.interval
+    unchanged = (
+        shown.seen == plan.fingerprint and shown.interval == plan.interval and shown.span == span
+    )
     if plan.status == LiveStatus.LIVE and shown.failures == 0 and unchanged:
         return HTTPStatus.NO_CONTENT
     return HTTPStatus.OK

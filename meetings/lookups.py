@@ -1,16 +1,21 @@
 """The one lookup pipeline: a staff member's lookups of one meeting or many, end to end. Each
-meeting goes through the same steps (reference -> deployment -> token -> lookup limit -> Connvo
--> audit entry), and each answer becomes its audit entry through one mapping.
+meeting goes through the same steps (reference -> deployment -> token -> lookup limit -> the call
+counted in its span -> Connvo -> its outcome recorded), and each answer becomes what the audit
+log keeps through one mapping (`audit_fields`).
 
 The meeting page, its live refresh, the triage table, the watch list and `manage.py
-connvo_lookup` all come through `look_up()`, so they behave and are audited alike. Only the Connvo
-calls of a table run in a pool's threads: tokens, the limit and the audit entries are handled in
-the caller's thread, so no thread opens a database connection of its own.
+connvo_lookup` all come through `look_up()`, so they behave and are audited alike. Every Connvo
+call is counted durably before it is made (audit/spans.py), so a worker killed mid-call leaves it
+on record. A first look is then a full chained entry; a live refresh only completes its span's
+count (sealed into the chain later, in parts). Only the Connvo calls of a table run in a pool's
+threads: tokens, the limit and the audit writes are handled in the caller's thread, so no thread
+opens a database connection of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +23,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
+from audit import repeats, spans
 from audit.models import Action, Via
 from audit.services import Origin, record, record_many, remember_seen
 from connvo_admin.capacity import waiting_on_upstream
@@ -60,6 +66,7 @@ class Answer:
     meeting_id: str  # the ID read from the reference; the reference itself if it holds none
     lookup: connvo.Lookup | None = None
     error: LookupFailed | None = None
+    span: str = ""  # the key of the span that counted its Connvo call ("" if none was made)
 
     @property
     def meeting(self) -> connvo.Meeting | None:
@@ -78,7 +85,8 @@ def audited_lookup(
     meeting_ref: str,
     via: Via,
 ) -> connvo.Lookup:
-    """One meeting: its lookup, or raise `LookupFailed` (audited), or `AuditUnavailable`."""
+    """One meeting's first look: its lookup, or raise `LookupFailed` (audited), or
+    `AuditUnavailable`."""
     (answer,) = look_up(
         user=user, origin=origin, wanted=[Wanted(deployment_name, meeting_ref)], via=via
     )
@@ -88,12 +96,26 @@ def audited_lookup(
 
 
 def look_up(
-    *, user: AbstractBaseUser, origin: Origin, wanted: Sequence[Wanted], via: Via
+    *,
+    user: AbstractBaseUser,
+    origin: Origin,
+    wanted: Sequence[Wanted],
+    via: Via,
+    span: str | None = None,
+    polls_every: int | None = None,
 ) -> list[Answer]:
     """Look up every wanted meeting as `user`, at most CONNVO_TABLE_CONCURRENCY at a time.
 
-    Returns one Answer per wanted meeting, in order, each recorded in the audit log. Raises
-    AuditUnavailable if the entries cannot be written (then nothing may be shown)."""
+    A first look (`span` None; `via` page, table or cli) opens a span for the page and records
+    each answer as a full chained entry. A live refresh passes the page's span key (`span`,
+    "" when the page has none; `via` refresh for a meeting page, table for a table or the watch
+    list): its calls are counted in the page's spans, or in new ones when the key is not this
+    staff member's. `polls_every`: the page's interval, which says when it counts as closed.
+
+    Returns one Answer per wanted meeting, in order, each on record before it is returned.
+    Raises AuditUnavailable if a call cannot be counted or its answer recorded (then nothing
+    may be shown)."""
+    refreshing = span is not None or via == Via.REFRESH
     answers: list[Answer | None] = [None] * len(wanted)
     to_ask: list[tuple[int, Deployment, str, str]] = []
     tokens: dict[str, tuple[Deployment, str] | LookupFailed] = {}
@@ -119,13 +141,15 @@ def look_up(
             continue
         to_ask.append((index, deployment, token, meeting_id))
 
+    counted = _count(to_ask, origin=origin, via=via, span=span, polls_every=polls_every)
     for (index, _, _, meeting_id), answer in zip(to_ask, _ask(to_ask), strict=True):
+        key = counted.key if counted else ""
         if isinstance(answer, LookupFailed):
-            answers[index] = Answer(wanted[index].deployment, meeting_id, error=answer)
+            answers[index] = Answer(wanted[index].deployment, meeting_id, error=answer, span=key)
         else:
-            answers[index] = Answer(wanted[index].deployment, meeting_id, lookup=answer)
-    _record(answers, origin=origin, via=via)
-    if via != Via.REFRESH:
+            answers[index] = Answer(wanted[index].deployment, meeting_id, lookup=answer, span=key)
+    _record(answers, origin=origin, via=via, counted=counted, refreshing=refreshing)
+    if not refreshing:
         # A first look names the meeting for later pages; a refresh would only rewrite it.
         remember_seen(
             [
@@ -135,6 +159,47 @@ def look_up(
             ]
         )
     return answers
+
+
+def span_key(answers: Sequence[Answer], default: str = "") -> str:
+    """The key of the span the answers' calls were counted in (`default` when none was made)."""
+    return next((answer.span for answer in answers if answer.span), default)
+
+
+def _count(
+    to_ask: list[tuple[int, Deployment, str, str]],
+    *,
+    origin: Origin,
+    via: Via,
+    span: str | None,
+    polls_every: int | None,
+) -> spans.Counted | None:
+    """Count the calls about to be made in the page's spans, before any is made."""
+    if not to_ask:
+        return None
+    try:
+        return spans.count_calls(
+            key=span or "",
+            origin=origin,
+            # A meeting page's span holds its refreshes; a table's, its rows' refreshes.
+            via=Via.REFRESH if via in (Via.PAGE, Via.REFRESH) else via,
+            meetings=[(deployment.name, meeting_id) for _, deployment, _, meeting_id in to_ask],
+            quiet_after=_quiet_after(polls_every, calls=len(to_ask)),
+        )
+    except DatabaseError:
+        logger.exception("Connvo calls for a lookup by %s could not be counted", origin.username)
+        raise AuditUnavailable from None
+
+
+def _quiet_after(polls_every: int | None, *, calls: int) -> int:
+    """Seconds without a call after which a page counts as closed and its span is sealed: three
+    of its intervals, and never less than twice the longest its calls can take (all retries, a
+    table's calls queued in its pool), so that no call still in flight is sealed unanswered."""
+    attempt = settings.CONNVO_CONNECT_TIMEOUT + settings.CONNVO_READ_TIMEOUT + 1
+    longest = attempt * (settings.CONNVO_RETRIES + 1)
+    rounds = math.ceil(calls / settings.CONNVO_TABLE_CONCURRENCY)
+    interval = polls_every or settings.CONNVO_POLL_INTERVAL
+    return math.ceil(max(3 * interval, 2 * longest * rounds))
 
 
 def _credential(
@@ -203,30 +268,102 @@ def audit_fields(answer: Answer) -> dict:
     }
 
 
-def _record(answers: list[Answer], *, origin: Origin, via: Via) -> None:
-    entries = [audit_fields(answer) | {"via": via} for answer in answers]
+def _record(
+    answers: list[Answer],
+    *,
+    origin: Origin,
+    via: Via,
+    counted: spans.Counted | None,
+    refreshing: bool,
+) -> None:
+    """Put every answer on record before any is shown: a first look's call as a full chained
+    entry (`calls` = its requests), sealed in its span in the same transaction; a refresh's as
+    its span's outcome count; a lookup refused before any call as a full entry with `calls=0`;
+    one refused by the lookup limit as a (counted) refusal."""
+    called = [answer for answer in answers if answer.span]
+    entries = []
+    for answer in answers:
+        if isinstance(answer.error, ratelimit.LookupLimitReached):
+            _refused(answer, origin=origin, via=via)
+        elif not (refreshing and answer.span):
+            entries.append(
+                audit_fields(answer)
+                | {"via": via, "calls": _attempts(answer) if answer.span else 0}
+            )
     try:
-        # Not inside a transaction of ours: the entries are committed before this returns (one
-        # entry together with other lookups' entries written at the same moment, several all or
-        # none: audit/chain.py), and a failed write leaves the request's connection usable.
-        if len(entries) == 1:
-            record(origin=origin, **entries[0])
+        if refreshing:
+            if called:
+                spans.record_answers(counted, [_answered(answer) for answer in called])
+            _append(entries, origin=origin)
         else:
-            record_many(origin=origin, entries=entries)
+            # The full entries and their calls' seal in the span, all or none: a crash can
+            # neither lose the calls nor record them twice.
+            with transaction.atomic():
+                if called:
+                    spans.record_answers(
+                        counted, [_answered(answer) for answer in called], sealed=True
+                    )
+                _append(entries, origin=origin)
     except DatabaseError:
         # Fail closed: an unrecorded lookup must not show anything.
-        logger.exception("audit entries for a lookup by %s could not be written", origin.username)
+        logger.exception("audit records for a lookup by %s could not be written", origin.username)
         raise AuditUnavailable from None
+    if refreshing and counted is not None:
+        spans.seal_if_due(counted)
+    _log(answers, origin=origin, via=via)
+
+
+def _append(entries: list[dict], *, origin: Origin) -> None:
+    if len(entries) == 1:
+        record(origin=origin, **entries[0])
+    elif entries:
+        record_many(origin=origin, entries=entries)
+
+
+def _refused(answer: Answer, *, origin: Origin, via: Via) -> None:
+    """A lookup the console's limit refused (no call made): counted per staff member, so an
+    agent over the limit adds a handful of chained entries, not one per meeting and refresh."""
+    fields = audit_fields(answer)
+    repeats.refused(
+        origin=origin,
+        action=Action.LOOKUP,
+        outcome=fields["outcome"],
+        via=via,
+        deployment=fields["deployment"],
+        meeting_id=fields["meeting_id"],
+        detail=fields["detail"],
+        source=origin.username,
+    )
+
+
+def _attempts(answer: Answer) -> int:
+    """The Connvo requests an answered lookup took (retries included)."""
+    return (answer.error or answer.lookup).attempts
+
+
+def _answered(answer: Answer) -> spans.Answered:
+    fields = audit_fields(answer)
+    return spans.Answered(
+        deployment=fields["deployment"],
+        meeting_id=fields["meeting_id"],
+        outcome=fields["outcome"],
+        attempts=_attempts(answer),
+        request_id=fields["connvo_request_id"] or "",
+    )
+
+
+def _log(answers: list[Answer], *, origin: Origin, via: Via) -> None:
     if len(answers) == 1:
         (answer,) = answers
+        reply = answer.error or answer.lookup
         logger.info(
             "lookup user=%s deployment=%s meeting=%s outcome=%s status=%s latency_ms=%s",
             origin.username,
             answer.deployment,
             answer.meeting_id,
             answer.outcome,
-            entries[0]["http_status"],
-            entries[0]["latency_ms"],
+            reply.http_status,
+            reply.latency_ms,
         )
     else:
         counts = Counter(str(answer.outcome) for answer in answers)

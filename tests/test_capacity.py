@@ -10,7 +10,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from audit.models import AuditEntry, Via
+from audit import spans
+from audit.models import AuditEntry
 from connvo_admin.capacity import gauge, poll_interval, refresh_slots, shed_late_refreshes
 from connvo_admin.workers import ConsoleWorker
 
@@ -76,10 +77,13 @@ def test_a_busy_console_tells_open_pages_to_poll_less_often(
     url = detail_url(fake_connvo, "standup")
     page = agent_client.get(url).content.decode()
     seen = re.search(r'"seen": "(\w+)"', page).group(1)
+    span = re.search(r'"span": "([\w-]+)"', page).group(1)
     assert interval_of(page) == 10
 
     busy(requests=8)
-    response = agent_client.get(url, {"seen": seen, "failures": 0, "interval": 10}, **LIVE_REFRESH)
+    response = agent_client.get(
+        url, {"seen": seen, "failures": 0, "interval": 10, "span": span}, **LIVE_REFRESH
+    )
 
     # Nothing changed in the meeting, but the pace did: the page gets its new trigger.
     assert response.status_code == 200
@@ -87,7 +91,12 @@ def test_a_busy_console_tells_open_pages_to_poll_less_often(
     # A page already polling at that pace gets its 204 again.
     again = agent_client.get(
         url,
-        {"seen": seen, "failures": 0, "interval": interval_of(response.content.decode())},
+        {
+            "seen": seen,
+            "failures": 0,
+            "interval": interval_of(response.content.decode()),
+            "span": span,
+        },
         **LIVE_REFRESH,
     )
     assert again.status_code == 204
@@ -110,7 +119,7 @@ def test_a_refresh_past_its_queue_budget_gets_503_with_retry_after(
     assert response["Cache-Control"] == "no-store"
     # Refused before anything was asked of Connvo, so nothing to audit.
     assert fake_connvo.call_count == calls
-    assert not AuditEntry.objects.filter(via=Via.REFRESH).exists()
+    assert spans.calls_on_record() == calls
 
 
 def test_a_refresh_within_its_queue_budget_is_served(
@@ -328,7 +337,9 @@ def test_refreshes_waiting_on_a_slow_connvo_do_not_hold_the_others_slots(
     assert other.status_code == 200
     assert slow["response"].status_code == 200
     assert fake_connvo.call_count == 2
-    assert AuditEntry.objects.filter(via=Via.REFRESH).count() == 2
+    # Both counted (each in a span of its own: neither page sent a key), neither chained yet.
+    assert spans.calls_on_record() == 2
+    assert not AuditEntry.objects.exists()
 
 
 def test_the_console_worker_hands_the_gil_on_often(monkeypatch):

@@ -64,16 +64,18 @@ def test_a_live_refresh_shows_the_failing_state_and_backs_off(
 ):
     settings.CONNVO_POLL_INTERVAL = 5
     url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    span = "page-span-key-0123456789"
     with database_down():
-        first = signed_in.get(url, {"failures": 0, "seen": "abc"}, **HTMX)
+        first = signed_in.get(url, {"failures": 0, "seen": "abc", "span": span}, **HTMX)
         second = signed_in.get(url, {"failures": 1, "seen": "abc"}, **HTMX)
-    # 200, so that htmx swaps the fragment in and keeps polling, slower.
+    # 200, so that htmx swaps the fragment in and keeps polling, slower (in the same span).
     assert first.status_code == second.status_code == 200
     assert poll_state(first.content.decode()) == {
         "interval": 10,
         "seen": "abc",
         "failures": 1,
         "status": "failing",
+        "span": span,
     }
     assert poll_state(second.content.decode())["interval"] == 20
     assert "the console&#x27;s database is unavailable" in first.content.decode().lower()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from audit.models import AuditEntry, Via
+from audit.models import AuditEntry, Span, Via
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,7 @@ def poll_state(html: str) -> dict:
         "seen": vals.get("seen"),
         "failures": vals.get("failures"),
         "status": re.search(r'data-status="(\w+)"', poller).group(1),
+        "span": vals.get("span"),
     }
 
 
@@ -57,11 +58,12 @@ def test_full_page_starts_polling_at_the_configured_interval(
 
     html = response.content.decode()
     assert "<html" in html
-    assert poll_state(html) | {"seen": None} == {
+    assert poll_state(html) | {"seen": None, "span": None} == {
         "interval": 7,
         "seen": None,
         "failures": 0,
         "status": "live",
+        "span": None,
     }
     assert response["Vary"].count("HX-Request") == 1
 
@@ -76,26 +78,44 @@ def test_htmx_request_gets_only_the_fragment(agent_client, agent_token, fake_con
     assert poll_state(html)["status"] == "live"
 
 
-def test_refresh_is_audited_as_a_refresh(agent_client, agent_token, fake_connvo):
-    agent_client.get(detail_url(fake_connvo, "standup"))
-    refresh(agent_client, detail_url(fake_connvo, "standup"))
+def test_refresh_is_counted_in_the_pages_span_not_chained(agent_client, agent_token, fake_connvo):
+    page = poll_state(agent_client.get(detail_url(fake_connvo, "standup")).content.decode())
+    refresh(agent_client, detail_url(fake_connvo, "standup"), span=page["span"])
 
-    assert list(AuditEntry.objects.order_by("id").values_list("via", flat=True)) == [
-        Via.PAGE,
+    # The first look is the one chained entry; the refresh is counted in the page's span.
+    assert list(AuditEntry.objects.values_list("via", "calls")) == [(Via.PAGE, 1)]
+    span = Span.objects.get()
+    assert (span.key, span.via, span.calls, span.sealed_calls) == (
+        page["span"],
         Via.REFRESH,
-    ]
+        2,
+        1,
+    )
 
 
 def test_unchanged_meeting_answers_204_without_rendering(agent_client, agent_token, fake_connvo):
     url = detail_url(fake_connvo, "standup")
-    seen = poll_state(agent_client.get(url).content.decode())["seen"]
+    page = poll_state(agent_client.get(url).content.decode())
 
-    response = refresh(agent_client, url, seen=seen, failures=0)
+    response = refresh(agent_client, url, seen=page["seen"], failures=0, span=page["span"])
 
     assert response.status_code == 204
     assert response.content == b""
     assert fake_connvo.call_count == 2  # it still asked Connvo
-    assert AuditEntry.objects.filter(via=Via.REFRESH).count() == 1
+    assert Span.objects.get().calls == 2  # and counted the call
+
+
+def test_unchanged_meeting_from_a_page_without_its_span_is_redrawn_with_one(
+    agent_client, agent_token, fake_connvo
+):
+    url = detail_url(fake_connvo, "standup")
+    page = poll_state(agent_client.get(url).content.decode())
+
+    response = refresh(agent_client, url, seen=page["seen"], failures=0)
+
+    # A page that lost its key (or an older page) gets one, so its next refreshes find it.
+    assert response.status_code == 200
+    assert poll_state(response.content.decode())["span"] not in ("", None, page["span"])
 
 
 def test_changed_meeting_is_rendered(agent_client, agent_token, fake_connvo):
@@ -156,11 +176,12 @@ def test_upstream_failure_backs_off_then_recovers(agent_client, agent_token, fak
     response = refresh(agent_client, url, seen=seen, failures=failures)
 
     assert response.status_code == 200  # not 204: the page must leave its failing state
-    assert poll_state(response.content.decode()) | {"seen": None} == {
+    assert poll_state(response.content.decode()) | {"seen": None, "span": None} == {
         "interval": 10,
         "seen": None,
         "failures": 0,
         "status": "live",
+        "span": None,
     }
 
 

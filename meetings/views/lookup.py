@@ -18,7 +18,7 @@ from connvo_admin.outcomes import LookupFailed
 from ..deployments import deployments
 from ..forms import LookupForm
 from ..live import PollPlan, Shown, plan_after_failure, plan_after_success, reply_status
-from ..lookups import audited_lookup
+from ..lookups import Answer, AuditUnavailable, Wanted, look_up
 from ..models import WatchedMeeting
 from ..ratelimit import LookupLimitReached
 from ..references import References
@@ -82,6 +82,7 @@ def _confirm_meeting(request: HttpRequest, deployment_name: str, meeting_id: str
 def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) -> HttpResponse:
     """The meeting page; with htmx, its live-status fragment (one refresh)."""
     refreshing = bool(request.htmx)
+    shown = Shown.from_query(request.GET) if refreshing else Shown()
     context = {
         # None for a name that is not configured: the lookup below says so (and audits it).
         "deployment": deployments().get(deployment_name),
@@ -90,14 +91,20 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
         "checked_at": timezone.now(),
     }
     try:
-        result = audited_lookup(
+        (answer,) = look_up(
             user=request.user,
             origin=Origin.from_request(request),
-            deployment_name=deployment_name,
-            meeting_ref=meeting_id,
+            wanted=[Wanted(deployment_name, meeting_id)],
             via=Via.REFRESH if refreshing else Via.PAGE,
+            # A refresh is counted in the page's span (its key travels in the poller's values).
+            span=shown.span if refreshing else None,
+            polls_every=shown.interval,
         )
-    except LookupFailed as failure:
+    except AuditUnavailable as failure:
+        answer = Answer(deployment_name, meeting_id, error=failure, span=shown.span)
+    context["span"] = answer.span or shown.span
+    if answer.error is not None:
+        failure = answer.error
         if refreshing:
             return _refresh_failed(request, failure, context)
         context |= {
@@ -114,7 +121,7 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
             response["Retry-After"] = str(failure.retry_after)
         return response
 
-    meeting = result.meeting
+    meeting = answer.meeting
     plan = plan_after_success(meeting)
     context |= {"meeting": meeting, "live": plan}
     if refreshing:
@@ -139,7 +146,7 @@ def _refresh_failed(
     (connvo_admin/unavailable.py): then it reads neither the session nor the user."""
     shown = Shown.from_query(request.GET)
     plan = plan_after_failure(failure, failures=shown.failures, seen=shown.seen)
-    context = (context or {"checked_at": timezone.now()}) | {
+    context = (context or {"checked_at": timezone.now(), "span": shown.span}) | {
         "live": plan,
         "refresh_error": failure,
     }
@@ -150,7 +157,7 @@ meeting_detail.on_database_unavailable = _refresh_failed
 
 
 def _live_fragment(request: HttpRequest, context: dict, plan: PollPlan) -> HttpResponse:
-    status = reply_status(plan, Shown.from_query(request.GET))
+    status = reply_status(plan, Shown.from_query(request.GET), span=context["span"])
     if status == 204:
         return HttpResponse(status=204)
     return render(request, "meetings/meeting_detail.html#metrics", context, status=status)

@@ -33,7 +33,7 @@ from .. import triage
 from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
 from ..forms import SORTS, LookupForm, TableForm, WatchListForm
 from ..live import Shown, reply_status
-from ..lookups import Answer, AuditUnavailable, Wanted, look_up
+from ..lookups import Answer, AuditUnavailable, Wanted, look_up, span_key
 from ..models import WatchedMeeting
 from ..references import References
 from .access import agent_view, asks_before_looking_up
@@ -182,9 +182,11 @@ def _live_table(
             user=request.user,
             origin=Origin.from_request(request),
             wanted=[wanted[i] for i in asked],
-            # A table's live refreshes are audited like a meeting page's: the auditors' "Include
-            # live refreshes" switch (and the overview's refresh counts) cover both.
-            via=Via.REFRESH if refreshing else Via.TABLE,
+            via=Via.TABLE,
+            # A refresh is counted in the page's spans, one per meeting, under the key its
+            # poller sends back; the first look opens them.
+            span=shown.span if refreshing else None,
+            polls_every=shown.interval,
         )
     except AuditUnavailable as failure:
         if not refreshing:
@@ -194,11 +196,13 @@ def _live_table(
             Answer(wanted[i].deployment, wanted[i].meeting_ref, error=failure) for i in asked
         ]
         context["refresh_error"] = failure
+    span = span_key(answers, default=shown.span)
     rows = triage.rows(answers, asked, shown=known)
     plan = triage.table_plan(rows, failures=shown.failures, checked_at=checked_at)
     stale_count, stale_reasons = triage.not_refreshed(rows)
     context |= {
         "live": plan,
+        "span": span,
         "done": _as_text(settled | {row.index: row.group for row in rows if row.group.settled}),
         "known": _as_text({row.index: row.group for row in rows if not row.group.settled}),
         "summary": triage.summary(rows, settled),
@@ -208,7 +212,7 @@ def _live_table(
     }
     if not refreshing:
         return rows, None
-    status = reply_status(plan, shown)
+    status = reply_status(plan, shown, span=span)
     if status == 204:
         return rows, HttpResponse(status=204)
     context["rows"] = [row for row in rows if not show or row.group.name == show]

@@ -1,0 +1,447 @@
+"""Spans: an open page's Connvo calls for one meeting, counted as they happen and sealed into the
+audit chain in parts, instead of one chained entry per live refresh (issue #22). The one home of
+span storage.
+
+The lookup pipeline (meetings/lookups.py) counts every call here *before* making it
+(`count_calls`: one upsert of the spans, no chain lock), and its outcome once it is answered
+(`record_answers`). `seal()` appends what was answered and not yet sealed as one chained entry
+per span: while the page stays open at least every AUDIT_SPAN_SEAL_EVERY seconds, and finally
+when it goes quiet, when calls counted but never answered (a worker killed mid-call) are sealed
+as unanswered. So Connvo's calls == the chain's `calls` + every open span's unsealed calls
+(`calls_on_record()`), whenever a process dies."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Case, F, IntegerField, Min, Q, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from connvo_admin.client_address import valid_ip
+from connvo_admin.outcomes import Outcome
+
+from .models import Action, AuditEntry, Span, SpanCount
+from .services import Origin, record, storable
+
+logger = logging.getLogger(__name__)
+
+# A page's span key as it travels in its poller's values: `new_key()`'s 22 characters, up to
+# the column's 32. Anything else from a page is ignored (a new span is opened).
+KEY = re.compile(r"[A-Za-z0-9_-]{22,32}")
+# What a sealed part whose every call went unanswered reads as: its answer was never recorded,
+# so nothing was shown (the outcome a lookup gets when its audit write fails).
+UNANSWERED_OUTCOME = Outcome.AUDIT_UNAVAILABLE
+# Spans sealed in one transaction (one lock of the chain head) by `audit_seal`.
+SEAL_BATCH = 100
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def usable_key(text: str) -> str:
+    """`text` if it has the shape of a span key, else "" (read as: no key)."""
+    return text if KEY.fullmatch(text) else ""
+
+
+# --- Counting calls before they are made ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """Calls counted in spans before they were made: the key they were counted under (the page's,
+    or a new one) and each meeting's span."""
+
+    key: str
+    spans: dict[tuple[str, str], int]  # (deployment, meeting id) -> span id
+    due: frozenset[int] = frozenset()  # spans whose last seal is older than AUDIT_SPAN_SEAL_EVERY
+
+
+class _NotTheirs(Exception):
+    """The key names a span of one of these meetings that is someone else's."""
+
+
+def count_calls(
+    *,
+    key: str,
+    origin: Origin,
+    via: str,
+    meetings: Sequence[tuple[str, str]],
+    quiet_after: int,
+) -> Counted:
+    """Count one Connvo call per (deployment, meeting id), durably, before any is made: one
+    statement (spans that exist are updated, `calls = calls + 1`, the others created) in its
+    own short transaction, never under the chain head's lock. A key that is malformed, or that
+    names another staff member's span of one of these meetings, is replaced by a new one: a
+    span is only ever found for the same actor, deployment and meeting. Raises `DatabaseError`
+    when the count cannot be written (then no call may be made)."""
+    wanted = Counter((deployment[:64], meeting_id[:64]) for deployment, meeting_id in meetings)
+    key = usable_key(key) or new_key()
+    while True:
+        try:
+            with transaction.atomic():
+                returned = _upsert_spans(key, origin, via, wanted, quiet_after)
+                if len(returned) != len(wanted):
+                    raise _NotTheirs
+        except _NotTheirs:
+            key = new_key()  # rolled back: nothing was counted under the other key
+            continue
+        return Counted(
+            key=key,
+            spans={(row[1], row[2]): row[0] for row in returned},
+            due=frozenset(row[0] for row in returned if row[3]),
+        )
+
+
+def _upsert_spans(
+    key: str, origin: Origin, via: str, wanted: Counter, quiet_after: int
+) -> list[tuple]:
+    now = timezone.now()
+    fields = [
+        "key",
+        "deployment",
+        "meeting_id",
+        "actor",
+        "actor_username",
+        "via",
+        "client_ip",
+        "user_agent",
+        "opened_at",
+        "last_at",
+        "calls",
+        "sealed_calls",
+        "first_request_id",
+        "last_request_id",
+        "quiet_after",
+    ]
+    columns = [Span._meta.get_field(name) for name in fields]
+    values = []
+    # Sorted, so that two statements on one page's spans lock them in the same order.
+    for (deployment, meeting_id), calls in sorted(wanted.items()):
+        row = Span(
+            key=key,
+            deployment=deployment,
+            meeting_id=meeting_id,
+            actor=origin.user,
+            actor_username=storable(origin.username)[:150],
+            via=via,
+            client_ip=valid_ip(origin.client_ip) if origin.client_ip else None,
+            user_agent=storable(origin.user_agent)[:512],
+            opened_at=now,
+            last_at=now,
+            calls=calls,
+            quiet_after=quiet_after,
+        )
+        values += [
+            column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns
+        ]
+    quote = connection.ops.quote_name
+    table = quote(Span._meta.db_table)
+    names = ", ".join(quote(column.column) for column in columns)
+    rows = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(wanted))
+    due_before = connection.ops.adapt_datetimefield_value(now - _seal_every())
+    # The span found is updated only if it is this actor's (no row comes back otherwise).
+    sql = (
+        f"INSERT INTO {table} ({names}) VALUES {rows} "  # noqa: S608 (names from the model)
+        f"ON CONFLICT ({quote('key')}, {quote('deployment')}, {quote('meeting_id')}) DO UPDATE SET "
+        f"{quote('calls')} = {table}.{quote('calls')} + excluded.{quote('calls')}, "
+        f"{quote('last_at')} = excluded.{quote('last_at')}, "
+        f"{quote('quiet_after')} = excluded.{quote('quiet_after')} "
+        f"WHERE {table}.{quote('actor_id')} = excluded.{quote('actor_id')} "
+        f"RETURNING {quote('id')}, {quote('deployment')}, {quote('meeting_id')}, "
+        f"CASE WHEN COALESCE({quote('sealed_at')}, {quote('opened_at')}) < %s THEN 1 ELSE 0 END"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, due_before])
+        return cursor.fetchall()
+
+
+# --- Recording answers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """How one counted call ended."""
+
+    deployment: str
+    meeting_id: str
+    outcome: str
+    # The Connvo requests it took: 1, more when it was retried, 0 when none was sent after all.
+    attempts: int = 1
+    request_id: str = ""
+
+
+def record_answers(counted: Counted, answered: Sequence[Answered], *, sealed: bool = False) -> None:
+    """Complete the counted calls with their outcomes (`SpanCount` + 1 per outcome, the span's
+    first and last Connvo request id). With `sealed`, the calls are already in the chain (a
+    first look's full entry, appended in the caller's transaction, which this joins). Raises
+    `DatabaseError` when it cannot be written: then the answer must not be shown."""
+    per_outcome: Counter = Counter()
+    per_span: dict[int, list[Answered]] = {}
+    for answer in answered:
+        span_id = counted.spans[(answer.deployment[:64], answer.meeting_id[:64])]
+        per_span.setdefault(span_id, []).append(answer)
+        if answer.attempts:
+            per_outcome[(span_id, str(answer.outcome)[:32])] += answer.attempts
+    with transaction.atomic(savepoint=False):
+        _upsert_counts(per_outcome, sealed=sealed)
+        now = timezone.now()
+        for span_id, answers in per_span.items():
+            changes = {}
+            # Retries were made after the count; a call not made after all was counted anyway.
+            extra = sum(answer.attempts - 1 for answer in answers)
+            if extra:
+                changes["calls"] = F("calls") + extra
+            if sealed:
+                changes |= {"sealed_calls": F("sealed_calls") + sum(a.attempts for a in answers)}
+                changes["sealed_at"] = now
+            request_ids = [answer.request_id[:64] for answer in answers if answer.request_id]
+            if request_ids and not sealed:
+                # The part's first and last: sealing starts the next part with neither.
+                changes["first_request_id"] = Case(
+                    When(first_request_id="", then=Value(request_ids[0])),
+                    default=F("first_request_id"),
+                )
+                changes["last_request_id"] = request_ids[-1]
+            if changes:
+                Span.objects.filter(pk=span_id).update(**changes)
+
+
+def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> None:
+    if not per_outcome:
+        return
+    quote = connection.ops.quote_name
+    table = quote(SpanCount._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(per_outcome))
+    values = []
+    for (span_id, outcome), calls in sorted(per_outcome.items()):
+        values += [span_id, outcome, calls, calls if sealed else 0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({quote('span_id')}, {quote('outcome')}, {quote('calls')}, "  # noqa: S608 (names from the model)
+            f"{quote('sealed')}) VALUES {rows} "
+            f"ON CONFLICT ({quote('span_id')}, {quote('outcome')}) DO UPDATE SET "
+            f"{quote('calls')} = {table}.{quote('calls')} + excluded.{quote('calls')}, "
+            f"{quote('sealed')} = {table}.{quote('sealed')} + excluded.{quote('sealed')}",
+            values,
+        )
+
+
+# --- Sealing ------------------------------------------------------------------------------------
+
+
+def _seal_every() -> timedelta:
+    return timedelta(seconds=settings.AUDIT_SPAN_SEAL_EVERY)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _is_quiet(span: Span, now: datetime) -> bool:
+    return span.last_at + timedelta(seconds=span.quiet_after) < now
+
+
+def seal(span_ids: Iterable[int], *, final: bool) -> list[AuditEntry]:
+    """Append each span's answered-but-unsealed calls to the chain as one entry (a sealed part:
+    `calls`, the most frequent outcome, `tally`), and count them sealed, in one transaction with
+    the appends. `final` (the page went quiet): calls counted but never answered are sealed as
+    `unanswered`, and the span is deleted; a span that is no longer quiet is left alone. Returns
+    the entries written. Only sealing takes the chain head's lock."""
+    entries = []
+    now = timezone.now()
+    with transaction.atomic():
+        # Locked in one order (as counting locks a page's spans), so sealers and counters queue
+        # instead of deadlocking; NO KEY UPDATE lets answers keep adding SpanCount rows meanwhile.
+        spans = list(
+            Span.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("actor")
+            .filter(pk__in=list(span_ids))
+            .order_by("key", "deployment", "meeting_id")
+        )
+        if final:
+            spans = [span for span in spans if _is_quiet(span, now)]
+        counts: dict[int, list[SpanCount]] = {span.pk: [] for span in spans}
+        for count in SpanCount.objects.filter(span__in=spans).order_by("outcome"):
+            counts[count.span_id].append(count)
+        for span in spans:
+            entry = _seal_part(span, counts[span.pk], final=final, now=now)
+            if entry is not None:
+                entries.append(entry)
+        if final:
+            Span.objects.filter(pk__in=[span.pk for span in spans]).delete()
+    return entries
+
+
+def _seal_part(
+    span: Span, counts: list[SpanCount], *, final: bool, now: datetime
+) -> AuditEntry | None:
+    outcomes = {count.outcome: count.calls - count.sealed for count in counts}
+    outcomes = {outcome: calls for outcome, calls in outcomes.items() if calls > 0}
+    answered = sum(outcomes.values())
+    unanswered = max(span.calls - span.sealed_calls - answered, 0) if final else 0
+    part = answered + unanswered
+    if not final:
+        Span.objects.filter(pk=span.pk).update(
+            sealed_calls=F("sealed_calls") + part,
+            sealed_at=now,
+            first_request_id="",
+            last_request_id="",
+        )
+    if not part:
+        return None
+    for count in counts:
+        if count.calls > count.sealed:
+            SpanCount.objects.filter(pk=count.pk).update(
+                sealed=F("sealed") + (count.calls - count.sealed)
+            )
+    most = max(outcomes.items(), key=lambda item: (item[1], item[0]))[0] if outcomes else None
+    origin = Origin(
+        user=span.actor,
+        username=span.actor_username,
+        client_ip=span.client_ip,
+        user_agent=span.user_agent,
+    )
+    return record(
+        origin=origin,
+        action=Action.LOOKUP,
+        via=span.via,
+        deployment=span.deployment,
+        meeting_id=span.meeting_id,
+        outcome=most or UNANSWERED_OUTCOME,
+        calls=part,
+        tally={
+            "kind": "span",
+            "span": span.key,
+            "opened": _iso(span.opened_at),
+            # The part began at the span's previous seal (its first look), or when it opened.
+            "from": _iso(span.sealed_at or span.opened_at),
+            "to": _iso(span.last_at),
+            "outcomes": outcomes,
+            "unanswered": unanswered,
+            "first_request": span.first_request_id,
+            "last_request": span.last_request_id,
+            "final": final,
+        },
+    )
+
+
+def seal_quiet() -> list[AuditEntry]:
+    """Seal, finally, every span without a call for its `quiet_after` seconds (its page was
+    closed), and delete it."""
+    now = timezone.now()
+    shortest = Span.objects.aggregate(shortest=Min("quiet_after"))["shortest"]
+    if shortest is None:
+        return []
+    candidates = Span.objects.filter(last_at__lt=now - timedelta(seconds=shortest)).only(
+        "id", "last_at", "quiet_after"
+    )
+    return _in_batches([span.pk for span in candidates if _is_quiet(span, now)], final=True)
+
+
+def seal_due() -> list[AuditEntry]:
+    """Seal the answered calls of every open span last sealed more than AUDIT_SPAN_SEAL_EVERY
+    ago, so that no more than that much of a page's calls is ever outside the chain."""
+    before = timezone.now() - _seal_every()
+    due = Span.objects.filter(
+        Q(sealed_at__lt=before) | Q(sealed_at=None, opened_at__lt=before),
+        calls__gt=F("sealed_calls"),
+    ).values_list("id", flat=True)
+    return _in_batches(list(due), final=False)
+
+
+def seal_if_due(counted: Counted) -> None:
+    """A refresh that finds its spans due seals them itself, failing open: the calls are counted
+    and answered, and `audit_seal` seals what is left."""
+    if not counted.due:
+        return
+    try:
+        seal(counted.due, final=False)
+    except DatabaseError:
+        logger.exception("%d spans due a seal could not be sealed", len(counted.due))
+
+
+def _in_batches(span_ids: list[int], *, final: bool) -> list[AuditEntry]:
+    entries = []
+    for start in range(0, len(span_ids), SEAL_BATCH):
+        entries += seal(span_ids[start : start + SEAL_BATCH], final=final)
+    return entries
+
+
+# --- Reading ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSpan:
+    """An open span as the auditor sees it: everything counted so far, sealed or not."""
+
+    key: str
+    deployment: str
+    meeting_id: str
+    actor_username: str
+    via: str
+    opened_at: datetime
+    last_at: datetime
+    calls: int  # counted, answered or not
+    sealed_calls: int  # of those, already in the chain
+    outcomes: dict[str, int] = field(default_factory=dict)  # answered calls per outcome
+    first_request_id: str = ""  # of the part not sealed yet
+    last_request_id: str = ""
+
+    @property
+    def unanswered(self) -> int:
+        """Calls counted and not answered yet: in flight, or lost with their worker."""
+        return max(self.calls - sum(self.outcomes.values()), 0)
+
+
+def open_spans(*filters: Q, **lookups: object) -> list[OpenSpan]:
+    """The open spans matching the filters (Django lookups on `Span`: `meeting_id=`,
+    `actor_username=`, `deployment=`, `last_at__gte=`...), most recently active first."""
+    spans = list(
+        Span.objects.filter(*filters, **lookups)
+        .prefetch_related("counts")
+        .order_by("-last_at", "-id")
+    )
+    return [
+        OpenSpan(
+            key=span.key,
+            deployment=span.deployment,
+            meeting_id=span.meeting_id,
+            actor_username=span.actor_username,
+            via=span.via,
+            opened_at=span.opened_at,
+            last_at=span.last_at,
+            calls=span.calls,
+            sealed_calls=span.sealed_calls,
+            outcomes={count.outcome: count.calls for count in span.counts.all() if count.calls},
+            first_request_id=span.first_request_id,
+            last_request_id=span.last_request_id,
+        )
+        for span in spans
+    ]
+
+
+def calls_on_record() -> int:
+    """The Connvo calls on record: every chained entry's `calls` (entries from before spans: one
+    per lookup), plus the calls every open span counted and has not sealed yet. Always the
+    calls Connvo received."""
+    in_chain = AuditEntry.objects.aggregate(
+        calls=Sum(
+            Coalesce(
+                "calls",
+                Case(When(action=Action.LOOKUP, then=Value(1)), default=Value(0)),
+                output_field=IntegerField(),
+            )
+        )
+    )["calls"]
+    unsealed = Span.objects.aggregate(calls=Sum(F("calls") - F("sealed_calls")))["calls"]
+    return (in_chain or 0) + (unsealed or 0)

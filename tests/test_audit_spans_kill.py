@@ -1,0 +1,210 @@
+"""Calls at Connvo == calls on record, after `kill -9` of workers in the middle of live refreshes
+(issue #22: four kills during 3,000 refreshes used to leave 18 calls with no record). A real
+gunicorn with several workers on PostgreSQL, a slow fake Connvo, refreshes from many threads;
+workers are killed while their calls are in flight, then `audit_seal` seals the quiet spans.
+
+Runs only on PostgreSQL, in a database of its own that the gunicorn processes can see."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from django.conf import settings
+
+from fakeconnvo import FakeConnvo
+from tests.conftest import PASSWORD
+from tests.production import Gunicorn, collect_static, manage, production_env
+
+pytestmark = pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="workers on one database, killed mid-call: run with a postgres:// DATABASE_URL",
+)
+
+WORKERS = 3
+THREADS = 4
+CLIENTS = 12  # refreshing at once: every worker has calls in flight at any moment
+KILLS = 4
+CONNVO_DELAY = 0.3
+CREATE_AGENT = """
+from django.contrib.auth.models import Group, User
+user = User.objects.create_user("agent", password={password!r})
+user.groups.add(Group.objects.get(name="Support"))
+"""
+ON_RECORD = "from audit import spans; print(spans.calls_on_record())"
+UNANSWERED = (
+    "from audit.models import AuditEntry; "
+    "print(sum(e.tally['unanswered'] for e in AuditEntry.objects.filter(tally__kind='span')))"
+)
+
+
+def _server_url(database: str) -> str:
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database}"
+
+
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    name = f"console_span_kill_{os.getpid()}"
+    admin = psycopg.connect(_server_url("postgres"), autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _server_url(name)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def workers_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def shell(code: str, env: dict[str, str]) -> str:
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]  # after the shell's "N objects imported"
+
+
+def signed_in(host: Gunicorn) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{host.url}/accounts/login/", timeout=10)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    answer = session.post(
+        f"{host.url}/accounts/login/",
+        data={"username": "agent", "password": PASSWORD, "csrfmiddlewaretoken": csrf},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302
+    return session
+
+
+def test_workers_killed_mid_call_leave_every_connvo_call_on_record(
+    own_database, tmp_path, tmp_path_factory
+):
+    fake = FakeConnvo().start()
+    env = production_env(
+        DATABASE_URL=own_database,
+        CACHE_KEY_PREFIX=f"span-kill-{secrets.token_hex(6)}",
+        STATIC_ROOT=str(collect_static(tmp_path_factory)),
+        CONNVO_DEPLOYMENTS=f"dev={fake.url}",
+        CONNVO_LOOKUPS_PER_MINUTE="100000",
+        # Quick to go quiet (a few seconds), so the test can seal the closed pages' spans.
+        CONNVO_POLL_INTERVAL="1",
+        CONNVO_CONNECT_TIMEOUT="0.5",
+        CONNVO_READ_TIMEOUT="1",
+        CONNVO_RETRIES="0",
+        GUNICORN_WORKERS=str(WORKERS),
+        GUNICORN_THREADS=str(THREADS),
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        SECURE_SSL_REDIRECT="false",
+    )
+    for step in (
+        manage("migrate", "--noinput", env=env),
+        manage("shell", "-c", CREATE_AGENT.format(password=PASSWORD), env=env),
+        manage(
+            "connvo_token",
+            "set",
+            "--user",
+            "agent",
+            "--deployment",
+            "dev",
+            env=env,
+            input=fake.token_for("agent"),
+        ),
+    ):
+        assert step.returncode == 0, step.stderr
+    host = Gunicorn(env, tmp_path, "console")
+    try:
+        host.wait_until_serving()
+        session = signed_in(host)
+        meeting = f"{host.url}/meetings/dev/{fake.meeting_id('standup')}/"
+        fake.misbehave("slow", delay=CONNVO_DELAY)
+        stop = threading.Event()
+        answered: list[int] = []
+        errors: list[str] = []
+
+        def refresh_page() -> None:
+            browser = requests.Session()
+            browser.cookies.update(session.cookies)
+            page = browser.get(meeting, timeout=10).text
+            span = re.search(r'"span": "([\w-]+)"', page)
+            vals = {"interval": 1, "span": span.group(1) if span else ""}
+            while not stop.is_set():
+                try:
+                    answer = browser.get(
+                        meeting, params=vals, headers={"HX-Request": "true"}, timeout=10
+                    )
+                    answered.append(answer.status_code)
+                except requests.RequestException as exc:
+                    answered.append(0)  # its worker was killed
+                    errors.append(repr(exc)[:200])
+
+        clients = [threading.Thread(target=refresh_page) for _ in range(CLIENTS)]
+        for client in clients:
+            client.start()
+        killed = 0
+
+        def served(count: int) -> None:
+            """Wait until `count` more refreshes were answered (however busy the machine), so
+            that every kill meets calls in flight, and a replaced worker has booted."""
+            target = answered.count(200) + count
+            deadline = time.monotonic() + 120
+            while answered.count(200) < target and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        try:
+            for _ in range(KILLS):
+                served(2 * CLIENTS)
+                os.kill(min(workers_of(host.process.pid)), signal.SIGKILL)
+                killed += 1
+            served(2 * CLIENTS)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(30)
+        fake.reset_behaviour()
+        assert killed == KILLS
+        assert answered.count(200) >= 2 * CLIENTS * (KILLS + 1), Counter(errors).most_common(3)
+        assert 0 in answered, "no refresh was in flight when its worker was killed"
+
+        # Every call Connvo received is on record: sealed, or counted in an open span.
+        assert int(shell(ON_RECORD, env)) == fake.call_count
+
+        time.sleep(6)  # every page is now quiet (three intervals, twice the longest call)
+        sealed = manage("audit_seal", env=env)
+        assert sealed.returncode == 0, sealed.stderr
+        assert int(shell(ON_RECORD, env)) == fake.call_count
+        unanswered = int(shell(UNANSWERED, env))
+        # Calls made by a worker that died before recording their answers.
+        assert 1 <= unanswered <= KILLS * THREADS
+        verified = manage("audit_verify", env=env)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        print(
+            f"\n{KILLS} workers killed during {len(answered)} refreshes: {fake.call_count} "
+            f"Connvo calls, all on record ({unanswered} sealed unanswered)"
+        )
+    finally:
+        host.stop()
+        fake.stop()

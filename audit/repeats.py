@@ -140,6 +140,8 @@ def refused(
                     meeting_id=refusal.meeting_id,
                     http_status=http_status,
                     detail=refusal.detail,
+                    # A refusal never reaches Connvo (a lookup refused by the limit included).
+                    calls=0,
                 )
     except DatabaseError:
         logger.exception(

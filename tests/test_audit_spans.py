@@ -482,3 +482,20 @@ def test_calls_on_record_are_the_calls_connvo_received(
     assert not Span.objects.exists()
     assert spans.calls_on_record() == fake_connvo.call_count
     assert chain.verify().ok
+
+
+def test_refreshes_refused_by_the_lookup_limit_add_no_calls_to_the_record(
+    agent_client, agent_token, fake_connvo, settings
+):
+    # A table of three meetings refreshed past the limit: the refusals are on record (a first
+    # entry and a count), but as requests, never as Connvo calls.
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 4
+    url = table_url(fake_connvo, "standup", "planning", "retro")
+    vals = poller(agent_client.get(url).content.decode())["vals"]
+    for _ in range(3):
+        table_refresh(agent_client, url, vals)
+
+    refused = AuditEntry.objects.filter(outcome="lookup_limit")
+    assert refused.exists()
+    assert {entry.call_count for entry in refused} == {0}
+    assert spans.calls_on_record() == fake_connvo.call_count == 4

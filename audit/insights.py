@@ -18,7 +18,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import ExtractHour, TruncHour
 from django.urls import reverse
 
-from . import rollup
+from . import records, rollup
 from .models import Action, AuditEntry, StaffDay, StaffHour, Via
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -148,17 +148,31 @@ def _page_lookups(since: datetime, until: datetime):
 
 def _hours_of(entries) -> list[tuple]:
     """(staff member, hour, lookups, not visible, different meetings) per staff member and hour
-    (the part of the hour `entries` cover)."""
-    return list(
-        entries.order_by()
+    (the part of the hour `entries` cover), lookups counting Connvo calls as the summaries do
+    (audit/records.py): ordinary entries summed by the database, sealed spans read here."""
+    plain = Q(tally__isnull=True)
+    rows = {
+        (name, bucket): [lookups or 0, not_visible or 0, meetings]
+        for name, bucket, lookups, not_visible, meetings in entries.order_by()
         .values("actor_username", bucket=TruncHour("at", tzinfo=UTC))
         .annotate(
-            lookups=Count("id"),
-            not_visible=Count("id", filter=Q(outcome="not_visible")),
+            lookups=Sum(records.WEIGHT, filter=plain),
+            not_visible=Sum(records.WEIGHT, filter=plain & Q(outcome="not_visible")),
             meetings=Count("meeting_id", distinct=True, filter=~Q(meeting_id="")),
         )
         .values_list("actor_username", "bucket", "lookups", "not_visible", "meetings")
-    )
+    }
+    tallied = entries.filter(tally__isnull=False).order_by()
+    for name, at, action, outcome, calls, repeats, tally in tallied.values_list(
+        "actor_username", "at", "action", "outcome", "calls", "repeats", "tally"
+    ):
+        by_outcome = records.calls_by_outcome(
+            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+        )
+        figures = rows.setdefault((name, rollup.floor_hour(at)), [0, 0, 0])
+        figures[0] += sum(by_outcome.values())
+        figures[1] += by_outcome.get("not_visible", 0)
+    return [(name, bucket, *figures) for (name, bucket), figures in rows.items()]
 
 
 def _per_staff(rows: list[tuple]) -> dict[str, _Recent]:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import ExtractHour, TruncHour
 from django.urls import reverse
 
@@ -290,3 +290,15 @@ def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
                 )
             )
     return sorted(flags, key=lambda flag: (KINDS.index(flag.kind), flag.staff))
+
+
+def records_behind(flag: Flag, *, limit: int = 3) -> list[str]:
+    """The largest sealed spans and counted records of the flag's staff member in its window, in
+    words (audit/records.py): what `audit_insights` prints under a flag, so a volume of calls is
+    seen as the pages that made it."""
+    entries = AuditEntry.objects.filter(
+        actor_username=flag.staff, at__gte=flag.since, at__lt=flag.until, tally__isnull=False
+    ).order_by(
+        F("calls").desc(nulls_last=True), F("repeats").desc(nulls_last=True), "-at", "-id"
+    )[:limit]
+    return [words for entry in entries if (words := records.record_words(entry, zone=UTC))]

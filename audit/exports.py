@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -122,6 +123,16 @@ def _batched(lines: Iterable[str]) -> Iterator[str]:
         yield "".join(batch)
 
 
+# Characters JSON leaves as they are that many line readers (Python's `splitlines`, JavaScript
+# before ES2019) take for a line break: escaped, so a line of JSON Lines is one record whatever a
+# stranger typed. They can only occur inside strings, where the escape means the same.
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+def _escaped(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -157,7 +168,7 @@ def jsonl_lines(
 ) -> Iterator[str]:
     def line(document: dict) -> str:
         document["at"] = _timestamp(document["at"])
-        return json.dumps(document, ensure_ascii=False) + "\n"
+        return _LINE_BREAKS.sub(_escaped, json.dumps(document, ensure_ascii=False)) + "\n"
 
     yield from _batched(line(document) for document in _documents(entries, open_spans))
 

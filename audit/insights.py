@@ -298,7 +298,7 @@ def records_behind(flag: Flag, *, limit: int = 3) -> list[str]:
     seen as the pages that made it."""
     entries = AuditEntry.objects.filter(
         actor_username=flag.staff, at__gte=flag.since, at__lt=flag.until, tally__isnull=False
-    ).order_by(
-        F("calls").desc(nulls_last=True), F("repeats").desc(nulls_last=True), "-at", "-id"
-    )[:limit]
+    ).order_by(F("calls").desc(nulls_last=True), F("repeats").desc(nulls_last=True), "-at", "-id")[
+        :limit
+    ]
     return [words for entry in entries if (words := records.record_words(entry, zone=UTC))]

@@ -339,8 +339,11 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
     sample = None
     if entry_filter.staff or entry_filter.meeting_id:
         # A staff member's or a meeting's own entries: few, and on their own index.
+        # Counting what each record stands for (audit/records.py) from the columns a meeting's
+        # covering index holds, then a sealed span's calls per outcome from its tally.
         rows = list(
             _counted(charted).values_list(
+                "id",
                 "at",
                 "outcome",
                 "actor_username",
@@ -349,28 +352,40 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
                 "action",
                 "calls",
                 "repeats",
-                "tally",
             )[: SAMPLE + 1]
         )
         if len(rows) > SAMPLE:
             rows, sample = rows[:SAMPLE], SAMPLE
         hourly, found_hourly, outcome_counts = Counter(), Counter(), Counter()
         staff, meetings = Counter(), Counter()
-        for at, outcome, name, deployment, meeting, action, calls, repeats, tally in rows:
-            # Counting what each record stands for, as the summaries do (audit/records.py).
-            by_outcome = records.calls_by_outcome(
-                action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
-            )
-            n = sum(by_outcome.values())
+        hours = {}
+        for pk, at, outcome, name, deployment, meeting, action, calls, repeats in rows:
+            n = records.weight(action=action, calls=calls, repeats=repeats)
+            hours[pk] = (floor_hour(at), outcome)
             hourly[floor_hour(at)] += n
-            found_hourly[floor_hour(at)] += by_outcome.get(Outcome.FOUND, 0)
-            outcome_counts.update(by_outcome)
+            if outcome == Outcome.FOUND:
+                found_hourly[floor_hour(at)] += n
+            outcome_counts[outcome] += n
             staff[name] += n
             if meeting:
                 meetings[(deployment, meeting)] += n
+        tallied = _counted(charted).filter(
+            tally__isnull=False, at__gte=rows[-1][1] if rows else now
+        )
+        for pk, action, outcome, calls, repeats, tally in tallied.values_list(
+            "id", "action", "outcome", "calls", "repeats", "tally"
+        ):
+            if pk not in hours:
+                continue
+            delta = records.correction(
+                action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+            )
+            outcome_counts.update(delta)
+            found_hourly[hours[pk][0]] += delta[Outcome.FOUND]
         top_staff = _ranked(+staff)
         staff_counted = "newest" if sample else "entries"
         meetings = +meetings
+        outcome_counts = +outcome_counts
         top_meetings = [
             (deployment, meeting, n)
             for (deployment, meeting), n in ([] if entry_filter.meeting_id else _ranked(meetings))

@@ -192,6 +192,20 @@ def calls_by_outcome(
     return {outcome: n} if n else {}
 
 
+def correction(
+    *, action: str, outcome: str, calls: int | None, repeats: int | None, tally: object
+) -> Counter[str]:
+    """How a record's figures per outcome differ from its WEIGHT counted under its own outcome:
+    nothing, except for a sealed span whose calls ended in several ways. Figures summed with
+    WEIGHT by the database over every entry are made exact by adding this for the few entries
+    with a tally, read apart (a meeting's from a small partial index)."""
+    delta = Counter(
+        calls_by_outcome(action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally)
+    )
+    delta[outcome] -= weight(action=action, calls=calls, repeats=repeats)
+    return Counter({name: n for name, n in delta.items() if n})
+
+
 # ---- in words ----
 
 

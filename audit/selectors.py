@@ -73,10 +73,11 @@ def filtered_entries(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
         entries = entries.filter(at__gte=entry_filter.since)
     if entry_filter.until:
         entries = entries.filter(at__lt=entry_filter.until)
-    # Before spans, a meeting page left open wrote one row per refresh (every few seconds); those
-    # would bury everything else. A span record (one per open page, a few per hour) is shown.
+    # Before spans, a meeting page left open wrote one row per refresh (every few seconds, with no
+    # `calls`); those would bury everything else. A span record (one per open page and a few
+    # minutes) is shown. `calls` is in the meeting's covering index; `tally` is not.
     if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
-        entries = entries.exclude(via=Via.REFRESH, tally__isnull=True)
+        entries = entries.exclude(via=Via.REFRESH, calls__isnull=True)
     # Every audit page view is itself an entry; shown on asking, so browsing the log does not
     # bury what it is about.
     if not entry_filter.include_audit_views and entry_filter.action != Action.AUDIT_VIEWED:
@@ -182,14 +183,14 @@ FIGURES = ("lookups", "found", "not_visible", "refreshes")
 
 def _lookup_weights(meeting_id: str, group: tuple[str, ...]) -> dict[tuple, dict[str, int]]:
     """Per `group` (of "actor_username", "deployment"): the meeting's page lookups, the ones
-    found and not visible, and live refreshes, counting Connvo calls (`records.WEIGHT`): a
-    sealed span's calls per outcome from its tally, read here (a meeting has few of them)."""
+    found and not visible, and live refreshes, counting Connvo calls (`records.WEIGHT`, from the
+    meeting's covering index), a sealed span's calls per outcome from its tally (its few records
+    from their partial index)."""
     lookups = AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
     page, refresh = ~Q(via=Via.REFRESH), Q(via=Via.REFRESH)
     sums: dict[tuple, dict[str, int]] = {}
     for row in (
-        lookups.filter(tally__isnull=True)
-        .values(*group)
+        lookups.values(*group)
         .annotate(
             lookups=Sum(records.WEIGHT, filter=page),
             found=Sum(records.WEIGHT, filter=page & Q(outcome=Outcome.FOUND)),
@@ -205,15 +206,13 @@ def _lookup_weights(meeting_id: str, group: tuple[str, ...]) -> dict[tuple, dict
     for row in counted.order_by():
         action, via, outcome, calls, repeats, tally = row[len(group) :]
         figures = sums.setdefault(tuple(row[: len(group)]), dict.fromkeys(FIGURES, 0))
-        by_outcome = records.calls_by_outcome(
+        if via == Via.REFRESH:
+            continue  # all its calls are refreshes, whatever their outcome
+        delta = records.correction(
             action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
         )
-        if via == Via.REFRESH:
-            figures["refreshes"] += sum(by_outcome.values())
-        else:
-            figures["lookups"] += sum(by_outcome.values())
-            figures["found"] += by_outcome.get(Outcome.FOUND, 0)
-            figures["not_visible"] += by_outcome.get(Outcome.NOT_VISIBLE, 0)
+        figures["found"] += delta[Outcome.FOUND]
+        figures["not_visible"] += delta[Outcome.NOT_VISIBLE]
     return sums
 
 

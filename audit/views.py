@@ -114,7 +114,6 @@ def _entry_list(
     form = AuditFilterForm(request.GET, fixed=fixed)
     page, summary, status, open_now = None, None, 200, []
     if form.is_valid():
-        _seal_due()
         entry_filter = form.entry_filter()
         page = selectors.page_of(
             selectors.filtered_entries(entry_filter),
@@ -162,6 +161,7 @@ def _entry_list(
 @login_required
 @view_permission
 def entry_list(request: HttpRequest) -> HttpResponse:
+    _seal_due()
     flags = None
     if not request.GET:  # the log as it opens: what stands out lately
         rollup.catch_up(limit=ROLLUP_PER_VISIT)
@@ -173,6 +173,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @view_permission
 def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    _seal_due()
     extra = {
         "meeting_id": meeting_id,
         "meeting_title": selectors.seen_title(meeting_id=meeting_id),
@@ -189,6 +190,7 @@ def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
 @login_required
 @view_permission
 def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
+    _seal_due()
     rollup.catch_up(limit=ROLLUP_PER_VISIT)
     extra = {
         "staff_username": username,

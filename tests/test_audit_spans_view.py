@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit import insights, records, rollup, selectors
 from audit.models import Action, ActivityHour, AuditEntry, Span, StaffDay, Via
-from tests.audit_spans import counted, lookup, open_span, sealed_span
+from tests.audit_spans import append_at, counted, lookup, open_span, sealed_span
 
 pytestmark = pytest.mark.django_db
 
@@ -411,13 +411,31 @@ def test_csv_has_calls_and_repeats_columns_after_the_chained_ones(auditor_client
     assert json.loads(by_id[str(history["table"].pk)]["tally"])["outcomes"]["found"] == 8
 
 
-def test_the_pages_seal_what_is_due_before_reading(monkeypatch, auditor_client, history):
+@pytest.mark.parametrize(
+    "url",
+    [
+        reverse("audit:list"),
+        reverse("audit:meeting", args=[MEETING]),
+        reverse("audit:staff", args=["alice"]),
+        reverse("audit:export", args=["csv"]),
+    ],
+)
+def test_the_pages_seal_what_is_due_before_reading(monkeypatch, auditor_client, history, url):
     called = []
+
+    class Spans:
+        @staticmethod
+        def seal_due_for_pages():
+            called.append("spans")
+
+    monkeypatch.setattr("audit.views.spans", Spans)
     monkeypatch.setattr("audit.repeats.seal_past", lambda: called.append("repeats") or 0)
 
-    auditor_client.get(reverse("audit:list"))
+    response = auditor_client.get(url)
+    if hasattr(response, "streaming_content"):
+        b"".join(response.streaming_content)
 
-    assert called == ["repeats"]
+    assert called == ["spans", "repeats"]
 
 
 def test_a_page_shows_when_sealing_fails(monkeypatch, auditor_client, history):
@@ -432,3 +450,31 @@ def test_a_page_shows_when_sealing_fails(monkeypatch, auditor_client, history):
 
     assert response.status_code == 200
     assert Span.objects.count() == 1
+
+
+def test_the_databases_weight_is_the_same_as_pythons(db):
+    cases = [
+        (Action.LOOKUP, None, None),
+        (Action.LOOKUP, 0, None),
+        (Action.LOOKUP, 1, None),
+        (Action.LOOKUP, 7, None),
+        (Action.LOOKUP, 0, 5),
+        (Action.SIGN_IN, None, None),
+        (Action.SIGN_IN_FAILED, 0, 58),
+        (Action.SIGN_IN_FAILED, None, 3),
+        (Action.PERMISSION_DENIED, 0, 0),
+    ]
+    written = {
+        append_at(T, action=action, calls=calls, repeats=repeats).pk: (action, calls, repeats)
+        for action, calls, repeats in cases
+    }
+
+    in_sql = dict(
+        AuditEntry.objects.filter(pk__in=written).annotate(w=records.WEIGHT).values_list("pk", "w")
+    )
+
+    assert in_sql == {
+        pk: records.weight(action=action, calls=calls, repeats=repeats)
+        for pk, (action, calls, repeats) in written.items()
+    }
+    assert sorted(in_sql.values()) == [0, 1, 1, 1, 1, 3, 5, 7, 58]

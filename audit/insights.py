@@ -14,11 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import ExtractHour, TruncHour
 from django.urls import reverse
 
-from . import rollup
+from . import records, rollup
 from .models import Action, AuditEntry, StaffDay, StaffHour, Via
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -148,17 +148,31 @@ def _page_lookups(since: datetime, until: datetime):
 
 def _hours_of(entries) -> list[tuple]:
     """(staff member, hour, lookups, not visible, different meetings) per staff member and hour
-    (the part of the hour `entries` cover)."""
-    return list(
-        entries.order_by()
+    (the part of the hour `entries` cover), lookups counting Connvo calls as the summaries do
+    (audit/records.py): ordinary entries summed by the database, sealed spans read here."""
+    plain = Q(tally__isnull=True)
+    rows = {
+        (name, bucket): [lookups or 0, not_visible or 0, meetings]
+        for name, bucket, lookups, not_visible, meetings in entries.order_by()
         .values("actor_username", bucket=TruncHour("at", tzinfo=UTC))
         .annotate(
-            lookups=Count("id"),
-            not_visible=Count("id", filter=Q(outcome="not_visible")),
+            lookups=Sum(records.WEIGHT, filter=plain),
+            not_visible=Sum(records.WEIGHT, filter=plain & Q(outcome="not_visible")),
             meetings=Count("meeting_id", distinct=True, filter=~Q(meeting_id="")),
         )
         .values_list("actor_username", "bucket", "lookups", "not_visible", "meetings")
-    )
+    }
+    tallied = entries.filter(tally__isnull=False).order_by()
+    for name, at, action, outcome, calls, repeats, tally in tallied.values_list(
+        "actor_username", "at", "action", "outcome", "calls", "repeats", "tally"
+    ):
+        by_outcome = records.calls_by_outcome(
+            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+        )
+        figures = rows.setdefault((name, rollup.floor_hour(at)), [0, 0, 0])
+        figures[0] += sum(by_outcome.values())
+        figures[1] += by_outcome.get("not_visible", 0)
+    return [(name, bucket, *figures) for (name, bucket), figures in rows.items()]
 
 
 def _per_staff(rows: list[tuple]) -> dict[str, _Recent]:
@@ -276,3 +290,15 @@ def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
                 )
             )
     return sorted(flags, key=lambda flag: (KINDS.index(flag.kind), flag.staff))
+
+
+def records_behind(flag: Flag, *, limit: int = 3) -> list[str]:
+    """The largest sealed spans and counted records of the flag's staff member in its window, in
+    words (audit/records.py): what `audit_insights` prints under a flag, so a volume of calls is
+    seen as the pages that made it."""
+    entries = AuditEntry.objects.filter(
+        actor_username=flag.staff, at__gte=flag.since, at__lt=flag.until, tally__isnull=False
+    ).order_by(F("calls").desc(nulls_last=True), F("repeats").desc(nulls_last=True), "-at", "-id")[
+        :limit
+    ]
+    return [words for entry in entries if (words := records.record_words(entry, zone=UTC))]

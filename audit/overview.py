@@ -21,6 +21,7 @@ from django.utils import dateformat
 
 from connvo_admin.outcomes import Handling, Outcome, describe
 
+from . import records
 from .models import DAY_HOURS, Action, ActivityDay, ActivityHour, AuditEntry, StaffDay, Via
 from .rollup import floor_hour
 from .selectors import EntryFilter, filtered_entries
@@ -338,19 +339,53 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
     sample = None
     if entry_filter.staff or entry_filter.meeting_id:
         # A staff member's or a meeting's own entries: few, and on their own index.
+        # Counting what each record stands for (audit/records.py) from the columns a meeting's
+        # covering index holds, then a sealed span's calls per outcome from its tally.
         rows = list(
-            filtered_entries(charted).values_list(
-                "at", "outcome", "actor_username", "deployment", "meeting_id"
+            _counted(charted).values_list(
+                "id",
+                "at",
+                "outcome",
+                "actor_username",
+                "deployment",
+                "meeting_id",
+                "action",
+                "calls",
+                "repeats",
             )[: SAMPLE + 1]
         )
         if len(rows) > SAMPLE:
             rows, sample = rows[:SAMPLE], SAMPLE
-        hourly = Counter(floor_hour(row[0]) for row in rows)
-        found_hourly = Counter(floor_hour(row[0]) for row in rows if row[1] == Outcome.FOUND)
-        outcome_counts = Counter(row[1] for row in rows)
-        top_staff = _ranked(Counter(row[2] for row in rows))
+        hourly, found_hourly, outcome_counts = Counter(), Counter(), Counter()
+        staff, meetings = Counter(), Counter()
+        hours = {}
+        for pk, at, outcome, name, deployment, meeting, action, calls, repeats in rows:
+            n = records.weight(action=action, calls=calls, repeats=repeats)
+            hours[pk] = (floor_hour(at), outcome)
+            hourly[floor_hour(at)] += n
+            if outcome == Outcome.FOUND:
+                found_hourly[floor_hour(at)] += n
+            outcome_counts[outcome] += n
+            staff[name] += n
+            if meeting:
+                meetings[(deployment, meeting)] += n
+        tallied = _counted(charted).filter(
+            tally__isnull=False, at__gte=rows[-1][1] if rows else now
+        )
+        for pk, action, outcome, calls, repeats, tally in tallied.values_list(
+            "id", "action", "outcome", "calls", "repeats", "tally"
+        ):
+            if pk not in hours:
+                continue
+            delta = records.correction(
+                action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+            )
+            outcome_counts.update(delta)
+            found_hourly[hours[pk][0]] += delta[Outcome.FOUND]
+        top_staff = _ranked(+staff)
         staff_counted = "newest" if sample else "entries"
-        meetings = Counter((row[3], row[4]) for row in rows if row[4])
+        meetings = +meetings
+        outcome_counts = +outcome_counts
         top_meetings = [
             (deployment, meeting, n)
             for (deployment, meeting), n in ([] if entry_filter.meeting_id else _ranked(meetings))
@@ -410,23 +445,48 @@ def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[
             .order_by("-n", "actor_username")[:TOP]
         )
         return [(row["actor_username"], row["n"]) for row in ranked], "days"
-    names = list(
-        filtered_entries(charted).values_list("actor_username", flat=True)[: MEETINGS_SAMPLE + 1]
+    newest = list(_weighted(charted, "actor_username")[: MEETINGS_SAMPLE + 1])
+    counts: Counter[str] = Counter()
+    for name, *figures in newest[:MEETINGS_SAMPLE]:
+        counts[name] += _weight_of(*figures)
+    return _ranked(+counts), ("newest" if len(newest) > MEETINGS_SAMPLE else "entries")
+
+
+def _weighted(entry_filter: EntryFilter, *fields: str) -> QuerySet:
+    """The matching entries' `fields`, each row followed by what the row counts for."""
+    return _counted(entry_filter).values_list(
+        *fields, "action", "outcome", "calls", "repeats", "tally"
     )
-    return _ranked(Counter(names[:MEETINGS_SAMPLE])), (
-        "newest" if len(names) > MEETINGS_SAMPLE else "entries"
+
+
+def _counted(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
+    """The entries the figures count: the list's, but live refreshes only when asked for (the
+    list shows span records of them by default; the figures, like the summaries' `_matching`,
+    count page lookups unless "Include live refreshes" is ticked)."""
+    entries = filtered_entries(entry_filter)
+    if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
+        entries = entries.exclude(via=Via.REFRESH)
+    return entries
+
+
+def _weight_of(action: str, outcome: str, calls, repeats, tally) -> int:
+    return sum(
+        records.calls_by_outcome(
+            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+        ).values()
     )
 
 
 def _top_meetings(charted: EntryFilter) -> tuple[list, int | None]:
     if charted.action != Action.LOOKUP:
         return [], None
-    newest = list(
-        filtered_entries(charted).values_list("deployment", "meeting_id")[: MEETINGS_SAMPLE + 1]
-    )
+    newest = list(_weighted(charted, "deployment", "meeting_id")[: MEETINGS_SAMPLE + 1])
     sample = MEETINGS_SAMPLE if len(newest) > MEETINGS_SAMPLE else None
-    counts = Counter(place for place in newest[:MEETINGS_SAMPLE] if place[1])
-    return [(deployment, meeting, n) for (deployment, meeting), n in _ranked(counts)], sample
+    counts: Counter[tuple[str, str]] = Counter()
+    for deployment, meeting, *figures in newest[:MEETINGS_SAMPLE]:
+        if meeting:
+            counts[(deployment, meeting)] += _weight_of(*figures)
+    return [(deployment, meeting, n) for (deployment, meeting), n in _ranked(+counts)], sample
 
 
 @dataclass(frozen=True, slots=True)

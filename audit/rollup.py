@@ -8,13 +8,14 @@ an entry committed later always has a higher id than every entry already counted
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, UniqueConstraint
+from django.db.models import Count, Max, Q, Sum, UniqueConstraint
 from django.db.models.functions import ExtractHour, TruncDate, TruncHour
 
+from . import records
 from .models import (
     DAY_HOURS,
     Action,
@@ -89,42 +90,98 @@ def forget(*, after_id: int, through_id: int) -> int:
 def _count(entries, *, sign: int, counted) -> tuple[int, list[StaffDay]]:
     """Add (sign 1) or subtract (sign -1) `entries` to or from every summary; `counted` is every
     entry the summaries hold once this is done. Returns how many entries, and the staff days a
-    subtraction changed and kept."""
+    subtraction changed and kept.
+
+    The figures count what each record stands for (`records.WEIGHT`): a lookup's Connvo calls,
+    a counted record's requests. Ordinary entries are summed by the database; the few with a
+    tally (sealed spans, counted records) are read here, a span adding its calls to each of its
+    outcomes (its unanswered calls under `records.UNANSWERED`)."""
     batch = entries.order_by()
-    hourly = list(
-        batch.annotate(hour=TruncHour("at", tzinfo=UTC)).values(*KEY).annotate(n=Count("id"))
+    plain = batch.filter(tally__isnull=True)
+    tallied = list(
+        batch.filter(tally__isnull=False).values_list(
+            "at", *KEY[1:], "actor_username", "calls", "repeats", "tally"
+        )
     )
-    _add_hours(hourly, sign=sign)
-    _add_days(hourly, sign=sign)
+    hourly: Counter[tuple] = Counter()
+    n_entries = len(tallied)
+    for row in (
+        plain.annotate(hour=TruncHour("at", tzinfo=UTC))
+        .values(*KEY)
+        .annotate(n=Sum(records.WEIGHT), entries=Count("id"))
+    ):
+        hourly[tuple(row[name] for name in KEY)] += row["n"] or 0
+        n_entries += row["entries"]
     page_lookup = ~Q(via=Via.REFRESH)
-    staff_days = _add_staff_days(
-        list(
-            batch.filter(action=Action.LOOKUP)
-            .values(
-                "actor_username",
-                day=TruncDate("at", tzinfo=UTC),
-                hour_of_day=ExtractHour("at", tzinfo=UTC),
-            )
-            .annotate(
-                lookups=Count("id", filter=page_lookup),
-                not_visible=Count("id", filter=page_lookup & Q(outcome="not_visible")),
-                refreshes=Count("id", filter=Q(via=Via.REFRESH)),
-            )
-        ),
-        sign=sign,
-    )
+    weight = records.WEIGHT
+    staff_days: Counter[tuple] = Counter()
+    for row in (
+        plain.filter(action=Action.LOOKUP)
+        .values(
+            "actor_username",
+            day=TruncDate("at", tzinfo=UTC),
+            hour_of_day=ExtractHour("at", tzinfo=UTC),
+        )
+        .annotate(
+            lookups=Sum(weight, filter=page_lookup),
+            not_visible=Sum(weight, filter=page_lookup & Q(outcome="not_visible")),
+            refreshes=Sum(weight, filter=Q(via=Via.REFRESH)),
+        )
+    ):
+        key = (row["actor_username"], row["day"], row["hour_of_day"])
+        for name in STAFF_COUNTS:
+            staff_days[(*key, name)] += row[name] or 0
     page_lookups = batch.filter(action=Action.LOOKUP).exclude(via=Via.REFRESH)
+    staff_hours: Counter[tuple] = Counter()
+    for row in (
+        page_lookups.filter(tally__isnull=True)
+        .values("actor_username", hour=TruncHour("at", tzinfo=UTC))
+        .annotate(lookups=Sum(weight), not_visible=Sum(weight, filter=Q(outcome="not_visible")))
+    ):
+        staff_hours[(row["actor_username"], row["hour"], "lookups")] += row["lookups"] or 0
+        staff_hours[(row["actor_username"], row["hour"], "not_visible")] += row["not_visible"] or 0
+    for at, action, via, deployment, outcome, name, calls, repeats, tally in tallied:
+        hour = floor_hour(at)
+        by_outcome = records.calls_by_outcome(
+            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+        )
+        for each, n in by_outcome.items():
+            hourly[(hour, action, via, deployment, each)] += n
+        if action != Action.LOOKUP:
+            continue
+        total, not_visible = sum(by_outcome.values()), by_outcome.get("not_visible", 0)
+        key = (name, hour.date(), hour.hour)
+        if via == Via.REFRESH:
+            staff_days[(*key, "refreshes")] += total
+            continue
+        staff_days[(*key, "lookups")] += total
+        staff_days[(*key, "not_visible")] += not_visible
+        staff_hours[(name, hour, "lookups")] += total
+        staff_hours[(name, hour, "not_visible")] += not_visible
+    hourly_rows = [dict(zip(KEY, key, strict=True)) | {"n": n} for key, n in hourly.items() if n]
+    _add_hours(hourly_rows, sign=sign)
+    _add_days(hourly_rows, sign=sign)
+    changed_days = _add_staff_days(
+        _rows_of(staff_days, ("actor_username", "day", "hour_of_day")), sign=sign
+    )
     _add_staff_hours(
-        list(
-            page_lookups.values("actor_username", hour=TruncHour("at", tzinfo=UTC)).annotate(
-                lookups=Count("id"), not_visible=Count("id", filter=Q(outcome="not_visible"))
-            )
-        ),
+        _rows_of(staff_hours, ("actor_username", "hour")),
         sign=sign,
         batch_meetings=_meetings_of(page_lookups) if sign > 0 else {},
         counted=counted,
     )
-    return sum(row["n"] for row in hourly), staff_days
+    return n_entries, changed_days
+
+
+def _rows_of(counts: Counter[tuple], key: tuple[str, ...]) -> list[dict]:
+    """{(*key values, figure name): n} as one row per key with every figure (0 when absent)."""
+    rows: dict[tuple, dict] = {}
+    for (*values, name), n in counts.items():
+        row = rows.setdefault(
+            tuple(values), dict(zip(key, values, strict=True)) | dict.fromkeys(STAFF_COUNTS, 0)
+        )
+        row[name] += n
+    return [row for row in rows.values() if any(row[name] for name in STAFF_COUNTS)]
 
 
 def _existing(model, field: str, values: list) -> list:

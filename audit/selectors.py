@@ -6,13 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 
 from connvo_admin.outcomes import Outcome
 
-from .models import Action, AuditEntry, ChainCheckpoint, ChainVerification, SeenMeeting, Via
+from . import records
+from .models import (
+    Action,
+    AuditEntry,
+    ChainCheckpoint,
+    ChainVerification,
+    SeenMeeting,
+    Span,
+    SpanCount,
+    Via,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +73,11 @@ def filtered_entries(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
         entries = entries.filter(at__gte=entry_filter.since)
     if entry_filter.until:
         entries = entries.filter(at__lt=entry_filter.until)
-    # A meeting page left open polls every few seconds; those rows would bury everything else.
+    # Before spans, a meeting page left open wrote one row per refresh (every few seconds, with no
+    # `calls`); those would bury everything else. A span record (one per open page and a few
+    # minutes) is shown. `calls` is in the meeting's covering index; `tally` is not.
     if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
-        entries = entries.exclude(via=Via.REFRESH)
+        entries = entries.exclude(via=Via.REFRESH, calls__isnull=True)
     # Every audit page view is itself an entry; shown on asking, so browsing the log does not
     # bury what it is about.
     if not entry_filter.include_audit_views and entry_filter.action != Action.AUDIT_VIEWED:
@@ -166,23 +178,70 @@ class Viewer:
     last_at: datetime
 
 
+FIGURES = ("lookups", "found", "not_visible", "refreshes")
+
+
+def _lookup_weights(meeting_id: str, group: tuple[str, ...]) -> dict[tuple, dict[str, int]]:
+    """Per `group` (of "actor_username", "deployment"): the meeting's page lookups, the ones
+    found and not visible, and live refreshes, counting Connvo calls (`records.WEIGHT`, from the
+    meeting's covering index), a sealed span's calls per outcome from its tally (its few records
+    from their partial index)."""
+    lookups = AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
+    page, refresh = ~Q(via=Via.REFRESH), Q(via=Via.REFRESH)
+    sums: dict[tuple, dict[str, int]] = {}
+    for row in (
+        lookups.values(*group)
+        .annotate(
+            lookups=Sum(records.WEIGHT, filter=page),
+            found=Sum(records.WEIGHT, filter=page & Q(outcome=Outcome.FOUND)),
+            not_visible=Sum(records.WEIGHT, filter=page & Q(outcome=Outcome.NOT_VISIBLE)),
+            refreshes=Sum(records.WEIGHT, filter=refresh),
+        )
+        .order_by()
+    ):
+        sums[tuple(row[name] for name in group)] = {name: row[name] or 0 for name in FIGURES}
+    counted = lookups.filter(tally__isnull=False).values_list(
+        *group, "action", "via", "outcome", "calls", "repeats", "tally"
+    )
+    for row in counted.order_by():
+        action, via, outcome, calls, repeats, tally = row[len(group) :]
+        figures = sums.setdefault(tuple(row[: len(group)]), dict.fromkeys(FIGURES, 0))
+        if via == Via.REFRESH:
+            continue  # all its calls are refreshes, whatever their outcome
+        delta = records.correction(
+            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+        )
+        figures["found"] += delta[Outcome.FOUND]
+        figures["not_visible"] += delta[Outcome.NOT_VISIBLE]
+    return sums
+
+
 def who_looked(*, meeting_id: str, limit: int | None = None) -> list[Viewer]:
-    """Who looked the meeting up, per deployment, most recent first (refreshes counted apart);
-    the `limit` (VIEWERS_SHOWN) most recent only."""
+    """Who looked the meeting up, per deployment, most recent first (refreshes counted apart),
+    counting Connvo calls; the `limit` (VIEWERS_SHOWN) most recent only."""
     limit = limit or VIEWERS_SHOWN
     rows = (
         AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
         .values("actor_username", "deployment")
-        .annotate(
-            lookups=Count("id", filter=~Q(via=Via.REFRESH)),
-            found=Count("id", filter=Q(outcome="found") & ~Q(via=Via.REFRESH)),
-            refreshes=Count("id", filter=Q(via=Via.REFRESH)),
-            first_at=Min("at"),
-            last_at=Max("at"),
-        )
+        .annotate(first_at=Min("at"), last_at=Max("at"))
         .order_by("-last_at", "actor_username", "deployment")[:limit]
     )
-    return [Viewer(username=row.pop("actor_username"), **row) for row in rows]
+    weights = _lookup_weights(meeting_id, ("actor_username", "deployment"))
+    viewers = []
+    for row in rows:
+        figures = weights.get((row["actor_username"], row["deployment"]), {})
+        viewers.append(
+            Viewer(
+                username=row["actor_username"],
+                deployment=row["deployment"],
+                lookups=figures.get("lookups", 0),
+                found=figures.get("found", 0),
+                refreshes=figures.get("refreshes", 0),
+                first_at=row["first_at"],
+                last_at=row["last_at"],
+            )
+        )
+    return viewers
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,16 +262,74 @@ def meeting_deployments(*, meeting_id: str) -> list[MeetingOnDeployment]:
         AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
         .values("deployment")
         .annotate(
-            lookups=Count("id", filter=~Q(via=Via.REFRESH)),
             staff=Count("actor_username", distinct=True),
-            not_visible=Count("id", filter=Q(outcome="not_visible") & ~Q(via=Via.REFRESH)),
-            refreshes=Count("id", filter=Q(via=Via.REFRESH)),
             first_at=Min("at"),
             last_at=Max("at"),
         )
         .order_by("-last_at", "deployment")
     )
-    return [MeetingOnDeployment(**row) for row in rows]
+    weights = _lookup_weights(meeting_id, ("deployment",))
+    places = []
+    for row in rows:
+        figures = weights.get((row["deployment"],), {})
+        places.append(
+            MeetingOnDeployment(
+                lookups=figures.get("lookups", 0),
+                not_visible=figures.get("not_visible", 0),
+                refreshes=figures.get("refreshes", 0),
+                **row,
+            )
+        )
+    return places
+
+
+# The "Open now" section lists at most this many open spans, the most recently called first.
+OPEN_SPANS_SHOWN = 50
+# A span with every call sealed still counts as open while its page may be polling: called within
+# its `quiet_after`, which no page sets longer than this.
+OPEN_LOOKBACK = timedelta(minutes=30)
+
+
+def open_spans(
+    entry_filter: EntryFilter, *, now: datetime, limit: int | None = OPEN_SPANS_SHOWN
+) -> list[records.OpenSpan]:
+    """The spans not (wholly) sealed into the chain yet, or whose page is still polling, that
+    `entry_filter` matches where it applies to a span (staff, meeting, deployment, via, an
+    outcome among its calls, a time range its calls overlap); none for a filter on another action.
+    Most recently called first; `limit` None for all of them (the exports)."""
+    if entry_filter.action and entry_filter.action != Action.LOOKUP:
+        return []
+    spans = Span.objects.filter(
+        Q(calls__gt=F("sealed_calls")) | Q(last_at__gte=now - OPEN_LOOKBACK)
+    )
+    for field, value in (
+        ("actor_username", entry_filter.staff),
+        ("meeting_id", entry_filter.meeting_id),
+        ("deployment", entry_filter.deployment),
+        ("via", entry_filter.via),
+    ):
+        if value:
+            spans = spans.filter(**{field: value})
+    if entry_filter.outcome:
+        spans = spans.filter(
+            id__in=SpanCount.objects.filter(outcome=entry_filter.outcome, calls__gt=0).values(
+                "span_id"
+            )
+        )
+    if entry_filter.since:
+        spans = spans.filter(last_at__gte=entry_filter.since)
+    if entry_filter.until:
+        spans = spans.filter(opened_at__lt=entry_filter.until)
+    spans = spans.order_by("-last_at", "-id").prefetch_related("counts")
+    found = []
+    for span in spans.iterator(chunk_size=500) if limit is None else spans[: limit * 2]:
+        if span.calls > span.sealed_calls or (
+            span.last_at + timedelta(seconds=span.quiet_after) >= now
+        ):
+            found.append(records.open_span(span, now=now))
+        if limit is not None and len(found) == limit:
+            break
+    return found
 
 
 def neighbours(entry: AuditEntry) -> dict[str, AuditEntry | None]:

@@ -359,6 +359,11 @@ def seal_due() -> list[AuditEntry]:
     return _in_batches(list(due), final=False)
 
 
+def seal_what_is_due() -> tuple[list[AuditEntry], list[AuditEntry]]:
+    """`seal_quiet()` then `seal_due()`: what `audit_seal` and the audit pages run."""
+    return seal_quiet(), seal_due()
+
+
 def seal_if_due(counted: Counted) -> None:
     """A refresh that finds its spans due seals them itself, failing open: the calls are counted
     and answered, and `audit_seal` seals what is left."""

@@ -18,7 +18,17 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
-from . import chain_health, exports, insights, overview, repeats, rollup, selectors
+from . import (
+    chain_health,
+    exports,
+    insights,
+    overview,
+    records,
+    repeats,
+    rollup,
+    selectors,
+    spans,
+)
 from .forms import AuditFilterForm
 from .models import Action, AuditEntry
 from .selectors import BadCursor, Cursor
@@ -69,6 +79,19 @@ def _chain_status() -> dict:
     }
 
 
+def _seal_due() -> None:
+    """Seal into the chain what is due (quiet spans, spans due a periodic seal, past minutes'
+    counted refusals) before a page reads the log, so it shows records rather than counts that
+    wait for the timer (`manage.py audit_seal`). Cheap when nothing is due: one indexed query
+    each. A seal that fails leaves the counts where they are (the page shows them as open):
+    the page still shows, loudly logged."""
+    try:
+        spans.seal_what_is_due()
+        repeats.seal_past()
+    except DatabaseError:
+        logger.exception("what is due could not be sealed before an audit page")
+
+
 # Entries the audit page counts into the hourly summary before it shows the overview: enough to
 # keep up with the log between two visits; `manage.py audit_rollup` (cron) does the rest.
 ROLLUP_PER_VISIT = 20_000
@@ -92,7 +115,7 @@ def _entry_list(
     request: HttpRequest, *, fixed: dict[str, str], extra: dict, viewing: str
 ) -> HttpResponse:
     form = AuditFilterForm(request.GET, fixed=fixed)
-    page, summary, status = None, None, 200
+    page, summary, status, open_now = None, None, 200, []
     if form.is_valid():
         entry_filter = form.entry_filter()
         page = selectors.page_of(
@@ -103,7 +126,8 @@ def _entry_list(
         )
         paged = " (a later page)" if any(request.GET.get(n) for n in CURSOR_PARAMS) else ""
         what = f"{viewing}, filter: {entry_filter.describe()}{paged}"
-        if page.newer is None:  # the overview heads the first page only
+        if page.newer is None:  # the overview and open spans head the first page only
+            open_now = selectors.open_spans(entry_filter, now=timezone.now())
             rollup.catch_up(limit=ROLLUP_PER_VISIT)
             summary = overview.overview(
                 entry_filter, now=timezone.now(), zone=timezone.get_current_timezone()
@@ -116,7 +140,10 @@ def _entry_list(
     _record_view(request, what=what, meeting_id=fixed.get("meeting_id", ""))
     named = [(e.deployment, e.meeting_id) for e in (page.entries if page else ())]
     named += [(d, m) for d, m, _ in (summary.top_meetings if summary else ())]
+    named += [(item.span.deployment, item.span.meeting_id) for item in open_now]
     context = {
+        "open_spans": open_now,
+        "open_spans_shown": selectors.OPEN_SPANS_SHOWN,
         "seen_meetings": selectors.seen_meetings(named),
         "form": form,
         "page": page,
@@ -137,6 +164,7 @@ def _entry_list(
 @login_required
 @view_permission
 def entry_list(request: HttpRequest) -> HttpResponse:
+    _seal_due()
     flags = None
     if not request.GET:  # the log as it opens: what stands out lately
         rollup.catch_up(limit=ROLLUP_PER_VISIT)
@@ -148,6 +176,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @view_permission
 def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    _seal_due()
     extra = {
         "meeting_id": meeting_id,
         "meeting_title": selectors.seen_title(meeting_id=meeting_id),
@@ -164,6 +193,7 @@ def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
 @login_required
 @view_permission
 def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
+    _seal_due()
     rollup.catch_up(limit=ROLLUP_PER_VISIT)
     extra = {
         "staff_username": username,
@@ -181,9 +211,16 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
 def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(AuditEntry, pk=pk)
     chain_status = _chain_status()
+    kind = records.kind(entry.tally)
     _record_view(request, what=f"Entry #{entry.pk}")
     context = {
         "entry": entry,
+        "span": records.span_facts(calls=entry.calls, outcome=entry.outcome, tally=entry.tally)
+        if kind == records.SPAN
+        else None,
+        "counted": records.repeat_facts(repeats=entry.repeats, tally=entry.tally)
+        if kind == records.REPEATS or entry.repeats is not None
+        else None,
         "seen_meetings": selectors.seen_meetings([(entry.deployment, entry.meeting_id)]),
         **selectors.neighbours(entry),
         **chain_status,
@@ -203,6 +240,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Fix the filter before exporting.")
         return redirect(list_url)
+    _seal_due()
     entry_filter = form.entry_filter()
     try:
         with transaction.atomic():
@@ -223,8 +261,10 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     # The log as it stood when the export was asked for: not its own entry, nor what is written
     # while it streams.
     entries = selectors.filtered_entries(entry_filter).filter(id__lt=export_entry.pk)
+    # Spans still open, as they stand as the export starts, marked as not yet sealed.
+    open_now = selectors.open_spans(entry_filter, now=timezone.now(), limit=None)
     response = StreamingHttpResponse(
-        exports.WRITERS[fmt](entries), content_type=exports.CONTENT_TYPES[fmt]
+        exports.WRITERS[fmt](entries, open_now), content_type=exports.CONTENT_TYPES[fmt]
     )
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'

@@ -58,7 +58,7 @@ def test_live_refreshes_are_hidden_unless_asked_for(auditor_client, audit_entry)
     only_refreshes = auditor_client.get(URL, {"via": "refresh"})
 
     assert shown_ids(hidden) == [page_view.pk]
-    assert "Live refreshes are hidden." in hidden.content.decode()
+    assert "Live refreshes are hidden one by one" in hidden.content.decode()
     assert shown_ids(included) == [refresh.pk, page_view.pk]
     assert shown_ids(only_refreshes) == [refresh.pk]
 

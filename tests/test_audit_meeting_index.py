@@ -62,10 +62,19 @@ def test_the_meeting_page_reads_the_meetings_history_from_its_index_alone(audito
         and f"\"meeting_id\" = '{MEETING}'" in query["sql"]
         # The page of entries itself shows every column of its 50 rows.
         and '"audit_auditentry"."mac"' not in query["sql"]
+        # A meeting's sealed spans and counted records (a few rows, on their partial index).
+        and '"audit_auditentry"."tally" IS NOT NULL' not in query["sql"]
     ]
 
     assert len(whole_history) >= 4  # who looked, per deployment, the count, the overview
-    covered = _index_columns("audit_by_meeting_covering")
+    covered = _index_columns("audit_by_meeting_counts")
     for sql in whole_history:
         read = set(re.findall(r'"audit_auditentry"\."(\w+)"', sql))
         assert read <= covered, (read - covered, sql)
+
+
+def test_a_meetings_spans_and_counted_records_have_their_own_small_index():
+    index = next(i for i in AuditEntry._meta.indexes if i.name == "audit_records_by_meeting")
+
+    assert index.fields == ["meeting_id"]
+    assert str(index.condition) == "(AND: ('tally__isnull', False))"

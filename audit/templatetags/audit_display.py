@@ -9,15 +9,17 @@ from django import template
 from django.utils import dateformat, timezone
 from django.utils.html import format_html
 
+from audit import records
 from audit.forms import LOG_DAY
+from audit.models import AuditEntry
 from connvo_admin.outcomes import Handling, describe
 
 register = template.Library()
 
-# How the log writes a moment (and, LOG_DAY, a day): the entries' own times, in the viewer's time
-# zone, so that every time and date on the audit pages reads the same (the panel, the overview, the
-# chips).
-LOG_TIME = "j M Y, H:i:s"
+# How the log writes a moment (audit/records.py, which says spans in words with it; LOG_DAY, a
+# day): the entries' own times, in the viewer's time zone, so that every time and date on the audit
+# pages reads the same (the panel, the overview, the chips, a span's words).
+LOG_TIME = records.LOG_TIME
 
 # The end of an ID that stays visible when the middle is cut: IDs of one deployment often share a
 # prefix, so the end is what tells them apart.
@@ -91,3 +93,15 @@ def log_day(day: date | None) -> str:
     return format_html(
         '<time datetime="{}">{}</time>', day.isoformat(), dateformat.format(day, LOG_DAY)
     )
+
+
+@register.filter
+def record_words(entry: AuditEntry) -> str:
+    """A sealed span part or a counted record in words, in the viewer's time zone ("" for an
+    ordinary entry): audit/records.py, as the exports and `audit_insights` say it."""
+    return records.record_words(entry)
+
+
+@register.filter
+def open_span_words(item: records.OpenSpan) -> str:
+    return records.open_span_words(item)

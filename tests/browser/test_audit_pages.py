@@ -138,7 +138,7 @@ def test_refreshes_are_one_click_away(page: Page, live_server, auditor, history,
     page.get_by_role("button", name="Filter").click()
 
     expect(rows).to_have_count(3)
-    expect(page.get_by_text("Live refreshes are hidden.")).to_have_count(0)
+    expect(page.get_by_text("Live refreshes are hidden one by one")).to_have_count(0)
 
 
 def test_older_pages(settings, page: Page, live_server, auditor, audit_entry, sign_in):

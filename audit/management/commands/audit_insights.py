@@ -93,10 +93,13 @@ class Command(BaseCommand):
         rollup.catch_up()
         flags = insights.find_flags(now=end, since=start)
         for flag in flags:
+            behind = insights.records_behind(flag)
             if json:
-                self.stdout.write(_json_line(flag.as_json()))
+                self.stdout.write(_json_line(flag.as_json() | {"records": behind}))
             else:
                 self.stdout.write(f"[{flag.kind}] {flag.sentence} {flag.link}")
+                for words in behind:
+                    self.stdout.write(f"    {words}")
         if not json and not flags:
             self.stdout.write("Nothing stands out.")
 

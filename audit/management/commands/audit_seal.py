@@ -18,8 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            quiet = spans.seal_quiet()
-            due = spans.seal_due()
+            quiet, due = spans.seal_what_is_due()
             refusals = repeats.seal_past()
         except DatabaseError as error:
             raise CommandError(f"Could not seal: {error}") from None

@@ -121,7 +121,12 @@ def open_span(
     via: str = Via.REFRESH,
     key: str = "openKey_0123456789abcdef",
     quiet_after: int = 60,
+    sealed_at: datetime | None = None,
 ) -> Span:
+    """An open span as the write side leaves it; one with sealed calls was last sealed a minute
+    before its last call unless `sealed_at` says otherwise (so it is not due a periodic seal)."""
+    if sealed and sealed_at is None:
+        sealed_at = last - timedelta(seconds=60)
     sealed = sealed or {}
     span = Span.objects.create(
         key=key,
@@ -138,6 +143,7 @@ def open_span(
         first_request_id="req_open_first",
         last_request_id="req_open_last",
         quiet_after=quiet_after,
+        sealed_at=sealed_at,
     )
     for outcome, n in answered.items():
         SpanCount.objects.create(span=span, outcome=outcome, calls=n, sealed=sealed.get(outcome, 0))

@@ -421,21 +421,26 @@ def test_csv_has_calls_and_repeats_columns_after_the_chained_ones(auditor_client
     ],
 )
 def test_the_pages_seal_what_is_due_before_reading(monkeypatch, auditor_client, history, url):
-    called = []
+    due = open_span(
+        opened=NOW - timedelta(minutes=20),
+        last=NOW - timedelta(seconds=5),
+        answered={"found": 7},
+        key="dueKey_0123456789abcdefgh",
+        meeting_id=MEETING,
+    )
+    sealed_minutes = []
+    monkeypatch.setattr("audit.repeats.seal_past", lambda: sealed_minutes.append(1) or 0)
 
-    class Spans:
-        @staticmethod
-        def seal_due_for_pages():
-            called.append("spans")
+    with time_machine.travel(NOW, tick=False):
+        response = auditor_client.get(url)
+        if hasattr(response, "streaming_content"):
+            b"".join(response.streaming_content)
 
-    monkeypatch.setattr("audit.views.spans", Spans)
-    monkeypatch.setattr("audit.repeats.seal_past", lambda: called.append("repeats") or 0)
-
-    response = auditor_client.get(url)
-    if hasattr(response, "streaming_content"):
-        b"".join(response.streaming_content)
-
-    assert called == ["spans", "repeats"]
+    due.refresh_from_db()
+    assert due.sealed_calls == 7
+    (part,) = AuditEntry.objects.filter(tally__span="dueKey_0123456789abcdefgh")
+    assert (part.calls, part.tally["outcomes"], part.tally["final"]) == (7, {"found": 7}, False)
+    assert sealed_minutes == [1]
 
 
 def test_a_page_shows_when_sealing_fails(monkeypatch, auditor_client, history):

@@ -193,6 +193,9 @@ class ChainVerification(models.Model):
     first_bad_id = models.BigIntegerField(null=True, blank=True)
     # The newest entry a successful walk verified (the checkpoint it emitted witnesses it).
     last_entry_id = models.BigIntegerField(null=True, blank=True)
+    # A walk from a checkpoint (`audit_verify --since-checkpoint`): the witnessed entry it started
+    # after, which an earlier walk verified. NULL: the whole chain was walked.
+    from_entry_id = models.BigIntegerField(null=True, blank=True)
     message = models.CharField(max_length=500)
     duration_ms = models.PositiveIntegerField()
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from connvo_admin.plain_sql import select_where
 
-from . import rollup
+from . import partitions, rollup
 from .models import Action, AuditEntry, ChainCheckpoint, ChainHead
 
 logger = logging.getLogger(__name__)
@@ -994,6 +994,8 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
     the remaining chain still verifies, and takes what it deletes out of the overview's
     summaries (`rollup.forget`)."""
     deleted, through_id = 0, None
+    if plan.count and partitions.is_partitioned():
+        deleted, through_id = _drop_whole_months(plan)
     while plan.count:
         with transaction.atomic():
             # The summaries' counter before the head: a count in progress delays the purge, never
@@ -1030,6 +1032,32 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
             head.save(update_fields=["purged_through_id", "purged_through_mac"])
             through_id = batch_through
     return Purge(deleted=deleted, through_id=through_id, cutoff=plan.cutoff)
+
+
+def _drop_whole_months(plan: PurgePlan) -> tuple[int, int | None]:
+    """On a partitioned log, drop the month partitions the plan deletes whole (oldest first, one
+    transaction each, holding the chain head like a batch): a month goes in one DETACH and DROP,
+    not millions of DELETEs. The rest (the partial month) is deleted in batches as before."""
+    deleted, through_id = 0, None
+    while True:
+        with transaction.atomic():
+            rollup.lock_progress()
+            head = lock_head()
+            after = head.purged_through_id or 0
+            months = partitions.droppable(after_id=after, through_id=plan.last)
+            if not months:
+                return deleted, through_id
+            month = months[0]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id, mac FROM {month.name} ORDER BY id DESC LIMIT 1"  # noqa: S608
+                )
+                last_id, last_mac = cursor.fetchone()
+            rollup.forget(after_id=after, through_id=last_id)
+            deleted += partitions.drop(month)
+            head.purged_through_id, head.purged_through_mac = last_id, last_mac
+            head.save(update_fields=["purged_through_id", "purged_through_mac"])
+            through_id = last_id
 
 
 def elapsed_ms(started: float) -> int:

@@ -86,20 +86,29 @@ def partitions() -> list[Partition]:
 
 
 def ensure_partitions(
-    *, months_ahead: int = MONTHS_AHEAD, now: datetime | None = None
+    *,
+    months_ahead: int = MONTHS_AHEAD,
+    now: datetime | None = None,
+    since: datetime | None = None,
 ) -> list[str]:
-    """Create the partitions of this month and the `months_ahead` after it, and of every month
-    the DEFAULT partition holds entries of (moving them there). Idempotent and cheap when there is
-    nothing to do (a catalog read). Returns the partitions created."""
+    """Create the partitions of this month and the `months_ahead` after it (and of every month
+    from `since`'s on, for entries written with past times: `audit_seed`), and of every month the
+    DEFAULT partition holds entries of, moving them there. Idempotent, and cheap when there is
+    nothing to do (a catalog read and a read of DEFAULT, which is empty unless an entry's time was
+    off). Returns the partitions created."""
     if not is_partitioned():
         return []
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
         existing = {p.month for p in partitions() if p.month}
-        wanted = [month_start(now)]
+        month, last = month_start(min(since or now, now)), month_start(now)
         for _ in range(months_ahead):
-            wanted.append(next_month(wanted[-1]))
+            last = next_month(last)
+        wanted = []
+        while month <= last:
+            wanted.append(month)
+            month = next_month(month)
         cursor.execute(
             f"SELECT DISTINCT date_trunc('month', at AT TIME ZONE 'UTC') FROM ONLY {DEFAULT}"  # noqa: S608
         )

@@ -195,3 +195,17 @@ def test_dropping_a_months_partition_outside_audit_purge_is_found(three_old_mont
 
     assert not result.ok
     assert result.first_bad_id == whole[-1].pk + 1
+
+
+@on_postgres
+def test_seeded_entries_of_past_months_land_in_their_months(db):
+    from audit import seeding
+
+    seeding.seed(rows=200, days=95, staff=5, meetings=20, random_seed=1)
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT}")  # noqa: S608
+        assert cursor.fetchone() == (0,)
+    oldest = AuditEntry.objects.order_by("id").first()
+    assert partition_of(oldest) == partition_name(month_start(oldest.at))
+    assert chain.verify().ok

@@ -993,9 +993,10 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
     for one batch at most. Each batch moves the head's start to its newest deleted entry, so
     the remaining chain still verifies, and takes what it deletes out of the overview's
     summaries (`rollup.forget`)."""
-    deleted, through_id = 0, None
+    dropped_through = None
     if plan.count and partitions.is_partitioned():
-        deleted, through_id = _drop_whole_months(plan)
+        dropped_through = _drop_whole_months(plan)
+    deleted, through_id = 0, dropped_through
     while plan.count:
         with transaction.atomic():
             # The summaries' counter before the head: a count in progress delays the purge, never
@@ -1031,14 +1032,19 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
             head.purged_through_mac = batch_mac
             head.save(update_fields=["purged_through_id", "purged_through_mac"])
             through_id = batch_through
+    if dropped_through is not None:
+        # Every entry the plan counted is gone (the loop above ends only then), and no entry
+        # joins that id range later: the count the plan made, without counting each month again.
+        deleted = plan.count
     return Purge(deleted=deleted, through_id=through_id, cutoff=plan.cutoff)
 
 
-def _drop_whole_months(plan: PurgePlan) -> tuple[int, int | None]:
+def _drop_whole_months(plan: PurgePlan) -> int | None:
     """On a partitioned log, drop the month partitions the plan deletes whole (oldest first, one
     transaction each, holding the chain head like a batch): a month goes in one DETACH and DROP,
-    not millions of DELETEs. The rest (the partial month) is deleted in batches as before."""
-    deleted, through_id = 0, None
+    not millions of DELETEs. The rest (the partial month) is deleted in batches as before.
+    Returns the newest entry dropped (None: no month was)."""
+    through_id = None
     while True:
         with transaction.atomic():
             rollup.lock_progress()
@@ -1046,7 +1052,7 @@ def _drop_whole_months(plan: PurgePlan) -> tuple[int, int | None]:
             after = head.purged_through_id or 0
             months = partitions.droppable(after_id=after, through_id=plan.last)
             if not months:
-                return deleted, through_id
+                return through_id
             month = months[0]
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -1054,7 +1060,7 @@ def _drop_whole_months(plan: PurgePlan) -> tuple[int, int | None]:
                 )
                 last_id, last_mac = cursor.fetchone()
             rollup.forget(after_id=after, through_id=last_id)
-            deleted += partitions.drop(month)
+            partitions.drop(month)
             head.purged_through_id, head.purged_through_mac = last_id, last_mac
             head.save(update_fields=["purged_through_id", "purged_through_mac"])
             through_id = last_id

@@ -712,9 +712,15 @@ def _walk(
     if rotations:
         message += f" {rotations} key rotation{'s' if rotations > 1 else ''}."
     if witnessed:
-        purged = len(witnessed) - len(seen_witnessed)
+        # A walk from a checkpoint does not read the entries up to it, nor their checkpoints.
+        unread = sum(1 for entry_id in witnessed if from_id is not None and entry_id <= from_id)
+        purged = len(witnessed) - len(seen_witnessed) - unread
         message += f" {len(seen_witnessed)} witnessed checkpoints found in the chain"
-        message += f" ({purged} more were of entries purged since)." if purged else "."
+        notes = [f"{purged} more were of entries purged since"] if purged else []
+        if unread:
+            entries = "entry" if unread == 1 else "entries"
+            notes.append(f"{unread} witnessed {entries} up to the walk's start, not read")
+        message += f" ({'; '.join(notes)})." if notes else "."
     if key is not None and key != current_key_id():
         message += (
             f" The chain is still under key {key}: run audit_rotate_key to move it to the first "

@@ -51,6 +51,7 @@ def test_walks_only_the_entries_after_the_checkpoint(verified_then_more):
     assert status == 0, out
     assert f"The walk started at entry #{before[-1].pk}" in out
     assert f"3 entries after it verified (#{after[0].pk}\N{EN DASH}#{after[-1].pk})" in out
+    assert "(1 witnessed entry up to the walk's start, not read)" in out
     recorded = ChainVerification.objects.order_by("-id").first()
     assert (recorded.from_entry_id, recorded.last_entry_id) == (before[-1].pk, after[-1].pk)
     assert recorded.entries_checked == 3

@@ -46,7 +46,7 @@ def _bound(month: date) -> str:
     return datetime(month.year, month.month, 1, tzinfo=UTC).isoformat()
 
 
-def is_partitioned(cursor=None) -> bool:
+def is_partitioned() -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:

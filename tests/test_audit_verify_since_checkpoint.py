@@ -180,3 +180,18 @@ def test_the_checkpoint_it_emits_counts_the_whole_log(verified_then_more, settin
         latest = chain.read_checkpoints(lines)[-1]
 
     assert (latest.last_id, latest.entries) == (after[-1].pk, 6)
+
+
+def test_an_entry_before_the_checkpoint_says_an_earlier_walk_verified_it(
+    verified_then_more, auditor_client
+):
+    before, after = verified_then_more
+    assert run("--since-checkpoint")[0] == 0
+
+    def verdict(entry) -> str:
+        page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
+        text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+        return text.rsplit("Verified", 1)[1][:160]  # the entry's own, after the panel's
+
+    assert f"Yes, by a walk before the checkpoint at entry #{before[-1].pk}" in verdict(before[0])
+    assert "Yes, OK on" in verdict(after[0])

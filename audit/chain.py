@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from connvo_admin.plain_sql import select_where
 
-from . import rollup
+from . import partitions, rollup
 from .models import Action, AuditEntry, ChainCheckpoint, ChainHead
 
 logger = logging.getLogger(__name__)
@@ -377,6 +377,13 @@ class Verification:
     # Where the verified chain ends (what the checkpoint `audit_verify` emits witnesses).
     last_id: int | None = None
     last_mac: str = GENESIS
+    # A walk from a checkpoint (`verify_since_checkpoint`): the checkpoint's entry, after which
+    # it started (None: the whole chain was walked).
+    from_id: int | None = None
+    # The log's entries up to `last_id` (what a checkpoint of it counts), when the walk knows
+    # them: every entry it checked, or a checkpoint's count plus those after it (None after a
+    # purge since that checkpoint).
+    entries: int | None = None
 
 
 class BadCheckpoint(ValueError):
@@ -550,12 +557,14 @@ def _unvouched_start(purged_through: int | None, start_mac: str, purges: list[Pu
 
 
 def _walk(
-    *, batch_size: int, witnessed: Mapping[int, Checkpoint]
+    *, batch_size: int, witnessed: Mapping[int, Checkpoint], start: Checkpoint | None = None
 ) -> tuple[Verification, ChainHead | None]:
+    """Walk the chain from its start, or from the entry `start` witnessed (whose MAC the caller
+    checked: `verify_since_checkpoint`), to the head."""
     start_head = ChainHead.objects.filter(pk=1).first()
     purged_through = start_head.purged_through_id if start_head else None
     start_mac = start_head.purged_through_mac if start_head else GENESIS
-    prev_mac = start_mac
+    prev_mac = start.last_mac if start else start_mac
     ring = keys()
     key = (
         None  # the id of the key the entries are under: the first entry decides, rotations move it
@@ -565,12 +574,16 @@ def _walk(
     seen_witnessed: set[int] = set()
     checked = 0
     first_id, last_id, last_mac = None, 0, GENESIS
+    if start is not None:
+        last_id, last_mac = start.last_id, start.last_mac
     columns = ("id", *MAC_FIELDS, "mac")
     action_at, detail_at = 1 + CHAINED_FIELDS.index("action"), 1 + CHAINED_FIELDS.index("detail")
     caught_up = False
 
+    from_id = start.last_id if start else None
+
     def broken(bad_id: int | None, message: str) -> tuple[Verification, ChainHead | None]:
-        return Verification(False, checked, bad_id, message), start_head
+        return Verification(False, checked, bad_id, message, from_id=from_id), start_head
 
     while True:
         # Keyset batches by id: constant memory, and no transaction held open for the whole walk.
@@ -666,7 +679,9 @@ def _walk(
         )
         return broken(None, message)
 
-    if _unvouched_start(purged_through, start_mac, purges):
+    # A walk from a checkpoint reads no purge entry from before it: the earlier walk that
+    # verified the checkpoint's entry checked the chain's start.
+    if start is None and _unvouched_start(purged_through, start_mac, purges):
         message = (
             f"Entries up to #{purged_through} were deleted, but no purge entry vouches for "
             "them: they were removed outside audit_purge (a forged purge)."
@@ -675,7 +690,8 @@ def _walk(
 
     for entry_id, witness in sorted(witnessed.items()):
         purged_since = purged_through is not None and entry_id <= purged_through
-        if entry_id in seen_witnessed or purged_since or witness.last_id is None:
+        before_start = from_id is not None and entry_id <= from_id
+        if entry_id in seen_witnessed or purged_since or before_start or witness.last_id is None:
             continue
         message = (
             f"Entry #{entry_id}, witnessed by the checkpoint of {witness.when}, is missing: the "
@@ -684,20 +700,39 @@ def _walk(
         return broken(entry_id, message)
 
     message = f"{checked:,} entries verified."
-    if purged_through is not None:
+    if start is not None:
+        span = f"#{first_id}\N{EN DASH}#{last_id}" if first_id is not None else "none"
+        message = (
+            f"The walk started at entry #{start.last_id}, witnessed by the checkpoint of "
+            f"{start.when} and verified by an earlier walk (the entries before it were not read "
+            f"this time): {checked:,} entries after it verified ({span})."
+        )
+    if start is None and purged_through is not None:
         message += f" Entries up to #{purged_through} were purged by audit_purge."
     if rotations:
         message += f" {rotations} key rotation{'s' if rotations > 1 else ''}."
     if witnessed:
-        purged = len(witnessed) - len(seen_witnessed)
+        # A walk from a checkpoint does not read the entries up to it, nor their checkpoints.
+        unread = sum(1 for entry_id in witnessed if from_id is not None and entry_id <= from_id)
+        purged = len(witnessed) - len(seen_witnessed) - unread
         message += f" {len(seen_witnessed)} witnessed checkpoints found in the chain"
-        message += f" ({purged} more were of entries purged since)." if purged else "."
+        notes = [f"{purged} more were of entries purged since"] if purged else []
+        if unread:
+            entries = "entry" if unread == 1 else "entries"
+            notes.append(f"{unread} witnessed {entries} up to the walk's start, not read")
+        message += f" ({'; '.join(notes)})." if notes else "."
     if key is not None and key != current_key_id():
         message += (
             f" The chain is still under key {key}: run audit_rotate_key to move it to the first "
             "key of AUDIT_CHAIN_KEY."
         )
-    verified = Verification(True, checked, None, message, last_id or None, last_mac)
+    if start is None:
+        entries = checked
+    else:
+        entries = None if purges or start.entries is None else start.entries + checked
+    verified = Verification(
+        True, checked, None, message, last_id or None, last_mac, from_id=from_id, entries=entries
+    )
     return verified, start_head
 
 
@@ -717,6 +752,114 @@ def verify(*, batch_size: int = 5000, checkpoints: Iterable[Checkpoint] = ()) ->
     return result
 
 
+class NoCheckpointToStartFrom(Exception):
+    """`verify_since_checkpoint` found no witnessed checkpoint an earlier walk had verified: its
+    message says why, and the whole chain is walked instead."""
+
+
+def start_checkpoint(checkpoints: Iterable[Checkpoint]) -> Checkpoint | Verification:
+    """The newest of `checkpoints` whose entry an earlier successful walk verified and which is
+    still in the log with the MAC the checkpoint witnessed: where a walk can start.
+
+    Returns a broken `Verification` when a witnessed entry is in the log with another MAC (it was
+    rewritten with the key: the walk from it would vouch for the rewrite). Raises
+    `NoCheckpointToStartFrom` when none can serve."""
+    from .models import ChainVerification
+
+    latest = ChainVerification.objects.order_by("-at", "-id").first()
+    if latest is not None and not latest.ok:
+        # Starting after the break would verify only what follows it and hide it.
+        where = f" at entry #{latest.first_bad_id}" if latest.first_bad_id else ""
+        raise NoCheckpointToStartFrom(f"The last verification found a broken link{where}.")
+    verified_through = (
+        ChainVerification.objects.filter(ok=True, last_entry_id__isnull=False)
+        .order_by("-last_entry_id")
+        .values_list("last_entry_id", flat=True)
+        .first()
+    )
+    candidates = sorted(
+        (c for c in checkpoints if c.last_id is not None), key=lambda c: (c.last_id, c.at)
+    )
+    if not candidates:
+        raise NoCheckpointToStartFrom("No checkpoint witnesses an entry of the chain.")
+    if verified_through is None:
+        raise NoCheckpointToStartFrom("No earlier walk verified the chain.")
+    candidates = [c for c in candidates if c.last_id <= verified_through]
+    if not candidates:
+        raise NoCheckpointToStartFrom(
+            f"No checkpoint witnesses an entry up to #{verified_through}, where the last "
+            "successful walk ended."
+        )
+    stored = dict(
+        AuditEntry.objects.filter(id__in=[c.last_id for c in candidates]).values_list("id", "mac")
+    )
+    for candidate in reversed(candidates):
+        mac = stored.get(candidate.last_id)
+        if mac is None:
+            continue  # purged since
+        if not hmac.compare_digest(mac, candidate.last_mac):
+            return Verification(
+                False,
+                0,
+                candidate.last_id,
+                f"Entry #{candidate.last_id} is not the entry the checkpoint of {candidate.when} "
+                "witnessed: the chain was rewritten from there on with the key. No walk starts "
+                "from it; run audit_verify without --since-checkpoint to check the whole chain.",
+            )
+        return candidate
+    raise NoCheckpointToStartFrom("Every witnessed entry was purged since.")
+
+
+def stored_checkpoints(*, limit: int = 20) -> list[Checkpoint]:
+    """The console's own copy of its newest checkpoints up to where the last successful walk
+    ended (unsigned: rows in the database, not witnesses outside it)."""
+    from .models import ChainVerification
+
+    verified_through = (
+        ChainVerification.objects.filter(ok=True, last_entry_id__isnull=False)
+        .order_by("-at", "-id")
+        .values_list("last_entry_id", flat=True)
+        .first()
+    )
+    rows = ChainCheckpoint.objects.filter(
+        last_entry_id__isnull=False, last_entry_id__lte=verified_through or 0
+    ).order_by("-last_entry_id", "-at")[:limit]
+    return [
+        Checkpoint(last_id=row.last_entry_id, last_mac=row.last_mac, entries=row.entries, at=row.at)
+        for row in rows
+    ]
+
+
+def verify_since_checkpoint(
+    *, checkpoints: Iterable[Checkpoint], batch_size: int = 5000
+) -> Verification:
+    """Walk only from the newest usable checkpoint (`start_checkpoint`) to the head: a daily check
+    reads a day, not the year before it. The entries before the checkpoint are not read again;
+    an earlier walk verified them, and the checkpoint witnesses the MAC they all lead to. With
+    no usable checkpoint, walk the whole chain and say so."""
+    checkpoints = list(checkpoints)
+    witnessed = {c.last_id: c for c in sorted(checkpoints, key=lambda c: c.at) if c.last_id}
+    for _ in range(3):
+        try:
+            start = start_checkpoint(checkpoints)
+        except NoCheckpointToStartFrom as reason:
+            result = verify(batch_size=batch_size, checkpoints=checkpoints)
+            return replace(
+                result,
+                message=f"{reason} Walked the whole chain instead. {result.message}",
+            )
+        if isinstance(start, Verification):
+            return start
+        result, start_head = _walk(batch_size=batch_size, witnessed=witnessed, start=start)
+        if result.ok:
+            return result
+        head = ChainHead.objects.filter(pk=1).first()
+        moved = (head and head.purged_through_id) != (start_head and start_head.purged_through_id)
+        if not moved:
+            return result
+    return result
+
+
 def record_verification(result: Verification, *, duration_ms: int):
     from .models import ChainVerification
 
@@ -725,6 +868,7 @@ def record_verification(result: Verification, *, duration_ms: int):
         entries_checked=result.entries_checked,
         first_bad_id=result.first_bad_id,
         last_entry_id=result.last_id if result.ok else None,
+        from_entry_id=result.from_id,
         message=result.message[:500],
         duration_ms=duration_ms,
     )
@@ -807,8 +951,13 @@ def checkpoint_now() -> Checkpoint:
             f"The chain head names entry #{head.last_entry_id}, which is not in the log as the "
             "head says: run audit_verify."
         )
-    entries = AuditEntry.objects.filter(id__lte=head.last_entry_id).count()
+    entries = entries_through(head.last_entry_id)
     return emit_checkpoint(last_id=head.last_entry_id, last_mac=head.last_mac, entries=entries)
+
+
+def entries_through(last_id: int | None) -> int:
+    """The log's entries up to `last_id` (a count of the log: never on a lookup's path)."""
+    return AuditEntry.objects.filter(id__lte=last_id or 0).count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,7 +999,10 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
     for one batch at most. Each batch moves the head's start to its newest deleted entry, so
     the remaining chain still verifies, and takes what it deletes out of the overview's
     summaries (`rollup.forget`)."""
-    deleted, through_id = 0, None
+    dropped_through = None
+    if plan.count and partitions.is_partitioned():
+        dropped_through = _drop_whole_months(plan)
+    deleted, through_id = 0, dropped_through
     while plan.count:
         with transaction.atomic():
             # The summaries' counter before the head: a count in progress delays the purge, never
@@ -886,7 +1038,38 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
             head.purged_through_mac = batch_mac
             head.save(update_fields=["purged_through_id", "purged_through_mac"])
             through_id = batch_through
+    if dropped_through is not None:
+        # Every entry the plan counted is gone (the loop above ends only then), and no entry
+        # joins that id range later: the count the plan made, without counting each month again.
+        deleted = plan.count
     return Purge(deleted=deleted, through_id=through_id, cutoff=plan.cutoff)
+
+
+def _drop_whole_months(plan: PurgePlan) -> int | None:
+    """On a partitioned log, drop the month partitions the plan deletes whole (oldest first, one
+    transaction each, holding the chain head like a batch): a month goes in one DETACH and DROP,
+    not millions of DELETEs. The rest (the partial month) is deleted in batches as before.
+    Returns the newest entry dropped (None: no month was)."""
+    through_id = None
+    while True:
+        with transaction.atomic():
+            rollup.lock_progress()
+            head = lock_head()
+            after = head.purged_through_id or 0
+            months = partitions.droppable(after_id=after, through_id=plan.last)
+            if not months:
+                return through_id
+            month = months[0]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id, mac FROM {month.name} ORDER BY id DESC LIMIT 1"  # noqa: S608
+                )
+                last_id, last_mac = cursor.fetchone()
+            rollup.forget(after_id=after, through_id=last_id)
+            partitions.drop(month)
+            head.purged_through_id, head.purged_through_mac = last_id, last_mac
+            head.save(update_fields=["purged_through_id", "purged_through_mac"])
+            through_id = last_id
 
 
 def elapsed_ms(started: float) -> int:

@@ -73,6 +73,9 @@ class ChainHealth:
     verified_prefix: bool  # entries after the verified range older than the recent window
     checkpoint_stale: bool  # no checkpoint, or none within the recent window
     recent: timedelta  # how old a checkpoint may be and still count as recent
+    # When the last verification walked from a checkpoint (`audit_verify --since-checkpoint`):
+    # the earlier successful walk that verified the checkpoint's entry and everything before it.
+    earlier_walk: ChainVerification | None = None
 
     @property
     def verified_entries(self) -> int | None:
@@ -97,6 +100,19 @@ def _verified_checkpoint(verification: ChainVerification) -> ChainCheckpoint | N
     else:
         checkpoints = checkpoints.filter(last_entry_id__lte=verification.last_entry_id)
     return checkpoints.order_by("-at", "-id").first()
+
+
+def _earlier_walk(verification: ChainVerification) -> ChainVerification | None:
+    """The walk that verified the entry a walk from a checkpoint started after (the newest one
+    before it that reached that far; the verifications are one row a day)."""
+    return (
+        ChainVerification.objects.filter(
+            ok=True, last_entry_id__gte=verification.from_entry_id, at__lte=verification.at
+        )
+        .exclude(pk=verification.pk)
+        .order_by("-at", "-id")
+        .first()
+    )
 
 
 def chain_health(*, now: datetime) -> ChainHealth:
@@ -156,4 +172,5 @@ def chain_health(*, now: datetime) -> ChainHealth:
         verified_prefix=verified_prefix,
         checkpoint_stale=checkpoint_stale,
         recent=recent,
+        earlier_walk=_earlier_walk(verification) if ok and verification.from_entry_id else None,
     )

@@ -104,11 +104,18 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
         ordering = ["-at", "-id"]
         permissions = [("export_auditentry", "Can export audit entries")]
-        # One index per filter of the audit pages, each ending in the page order (at, id), so a
-        # filtered page is a short index range scan however large the table grows.
+        # Only what the pages, filters, exports and flags read, now that the summaries answer the
+        # counts (#22; each measured with EXPLAIN, docs/performance.md "Indexes kept and dropped").
+        # Each ends in the page order (at, id), so a filtered page is a short index range scan
+        # however large the table grows. A filter on a common value (a lookup, "found", a live
+        # refresh, a page) reads the newest-first index and finds its page at once; the uncommon
+        # values have small partial indexes, so that a filter matching few entries (or none) is
+        # not a scan of the whole log.
         indexes = [
             models.Index(fields=["-at", "-id"], name="audit_newest_first"),
+            # A user's recent lookups (the lookup page), and deleting an account.
             models.Index(fields=["actor", "-at", "-id"], name="audit_by_actor"),
+            # The staff filter and page, and their exports (with a deployment: filtered here).
             models.Index(fields=["actor_username", "-at", "-id"], name="audit_by_staff"),
             # A meeting's page sums up its whole history (who looked, per deployment, its
             # overview): on PostgreSQL the index carries the columns those read, so a busy
@@ -135,17 +142,29 @@ class AuditEntry(models.Model):
                 name="audit_records_by_meeting",
                 condition=models.Q(tally__isnull=False),
             ),
+            # Which deployment is the uncommon one differs from one console to the next.
             models.Index(fields=["deployment", "-at", "-id"], name="audit_by_deployment"),
-            models.Index(fields=["outcome", "-at", "-id"], name="audit_by_outcome"),
-            models.Index(fields=["via", "-at", "-id"], name="audit_by_via"),
-            models.Index(fields=["action", "-at", "-id"], name="audit_by_action"),
-            # The combinations that single-column indexes serve badly when few rows match (the
-            # database walks one column's index and discards nearly everything): an outcome per
-            # kind of request (`via=refresh&outcome=not_visible`), a staff member on a deployment.
-            models.Index(fields=["outcome", "via", "-at", "-id"], name="audit_by_outcome_via"),
             models.Index(
-                fields=["actor_username", "deployment", "-at", "-id"],
-                name="audit_by_staff_deployment",
+                fields=["action", "-at", "-id"],
+                name="audit_by_action_uncommon",
+                condition=~models.Q(action="lookup"),
+            ),
+            models.Index(
+                fields=["outcome", "-at", "-id"],
+                name="audit_by_outcome_uncommon",
+                condition=models.Q(outcome__gt="") & ~models.Q(outcome="found"),
+            ),
+            # An uncommon outcome of one kind of request (`via=refresh&outcome=not_visible`):
+            # the outcome's own index would read every entry of that outcome to find few or none.
+            models.Index(
+                fields=["outcome", "via", "-at", "-id"],
+                name="audit_by_outcome_via_uncommon",
+                condition=models.Q(outcome__gt="") & ~models.Q(outcome="found"),
+            ),
+            models.Index(
+                fields=["via", "-at", "-id"],
+                name="audit_by_via_uncommon",
+                condition=~models.Q(via__in=["", "page", "refresh"]),
             ),
             # For the admin's search by Connvo request ID; only failed lookups have one.
             models.Index(
@@ -209,6 +228,9 @@ class ChainVerification(models.Model):
     first_bad_id = models.BigIntegerField(null=True, blank=True)
     # The newest entry a successful walk verified (the checkpoint it emitted witnesses it).
     last_entry_id = models.BigIntegerField(null=True, blank=True)
+    # A walk from a checkpoint (`audit_verify --since-checkpoint`): the witnessed entry it started
+    # after, which an earlier walk verified. NULL: the whole chain was walked.
+    from_entry_id = models.BigIntegerField(null=True, blank=True)
     message = models.CharField(max_length=500)
     duration_ms = models.PositiveIntegerField()
 

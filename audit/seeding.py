@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from connvo_admin.outcomes import Outcome
 
+from . import partitions
 from .chain import CHAINED_FIELDS, compute_mac, head_key, lock_head
 from .models import Action, AuditEntry, Via
 
@@ -217,5 +218,8 @@ def seed(
 ) -> int:
     """Append `rows` realistic entries to the chain."""
     rng = random.Random(random_seed)  # noqa: S311 (made-up data, not secrets)
+    # The months the entries fall in get their partitions first (PostgreSQL), so that they are
+    # not all written to the DEFAULT partition and moved later.
+    partitions.ensure_partitions(since=timezone.now() - timedelta(days=days))
     entries = _entries(rows=rows, days=days, staff=staff, meetings=meetings, rng=rng)
     return append(entries, batch_size=batch_size, progress=progress)

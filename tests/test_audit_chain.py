@@ -151,7 +151,8 @@ PROMISED_MAC_FIELDS = {
     "calls": lambda entry: 7,
     "repeats": lambda entry: 3,
 }
-# Also covered, with a test of its own (a JSON document is tampered with differently).
+# Also covered, with tests of their own (a JSON document is tampered with differently): a sealed
+# span's or counted record's tally, changed or cleared, in tests/test_audit_chain_counted.py.
 PROMISED_JSON_FIELDS = {"tally"}
 # Not covered, on purpose (README): the database assigns `id`, and `actor` is cleared when an
 # account is deleted (the username as written is what the MAC covers); `mac` is the MAC itself.

@@ -66,3 +66,46 @@ def test_upgrading_a_purged_chain_keeps_it_verifiable():
     adopted = AuditEntry.objects.get(action=Action.AUDIT_PURGED)
     assert f"last={entries[0].pk} last_mac={entries[0].mac}" in adopted.detail
     assert ChainHead.objects.get().key_id == chain.current_key_id()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_storage_migration_moves_a_seeded_log_whole():
+    """Migration 0019 (#22) rebuilds the audit table on PostgreSQL, partitioned by month: every
+    entry is still there with its id and MAC, the chain verifies, and the next entry goes on
+    from the same ids. On SQLite the table stays as it is."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from audit import chain, partitions, seeding
+    from audit.models import Action, AuditEntry
+
+    before = [("audit", "0016_spans_and_counted_records")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    seeding.seed(rows=3_000, days=120, staff=20, meetings=200, batch_size=1_000, random_seed=22)
+    span = chain.append(
+        actor_username="agent",
+        action=Action.LOOKUP,
+        via="refresh",
+        calls=3,
+        tally={"kind": "span", "outcomes": {"found": 2, "timeout": 1}, "unanswered": 0},
+    )
+    entries = list(AuditEntry.objects.order_by("id").values_list("id", "mac"))
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert list(AuditEntry.objects.order_by("id").values_list("id", "mac")) == entries
+    assert AuditEntry.objects.get(pk=span.pk).tally["outcomes"] == {"found": 2, "timeout": 1}
+    result = chain.verify()
+    assert result.ok, result.message
+    assert result.entries_checked == 3_001
+    assert chain.append(actor_username="agent", action=Action.SIGN_IN).pk > span.pk
+    if connection.vendor == "postgresql":
+        assert partitions.is_partitioned()
+        # Every month of the seeded 120 days has its own partition: none is left in DEFAULT.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT}")  # noqa: S608
+            assert cursor.fetchone() == (0,)
+    else:
+        assert not partitions.is_partitioned()

@@ -3,8 +3,10 @@ result for the audit pages, and emit a new checkpoint."""
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import chain
@@ -16,8 +18,9 @@ class Command(BaseCommand):
     help = (
         "Check every audit entry against its MAC and the entry before it, across purges and key "
         "rotations. With --checkpoint, also check that the chain still contains every checkpoint "
-        "in FILE (or in lines read from stdin with '-', e.g. the console's JSON log). Prints the "
-        "first broken link and exits 1 if there is one; otherwise emits a new checkpoint. The "
+        "in FILE (or in lines read from stdin with '-', e.g. the console's JSON log). With "
+        "--since-checkpoint, walk only from the newest witnessed checkpoint to the head. Prints "
+        "the first broken link and exits 1 if there is one; otherwise emits a new checkpoint. The "
         "result is shown on the audit pages."
     )
 
@@ -29,6 +32,15 @@ class Command(BaseCommand):
             "--checkpoint",
             metavar="FILE",
             help="witnessed checkpoints: AUDIT_CHECKPOINT_FILE, or '-' for log lines on stdin",
+        )
+        parser.add_argument(
+            "--since-checkpoint",
+            action="store_true",
+            help=(
+                "walk only from the newest witnessed checkpoint an earlier walk verified (from "
+                "--checkpoint FILE, else AUDIT_CHECKPOINT_FILE, else the console's own copy of "
+                "its checkpoints) to the newest entry: the daily check"
+            ),
         )
 
     def _checkpoints(self, source: str | None) -> list[chain.Checkpoint]:
@@ -48,12 +60,34 @@ class Command(BaseCommand):
             self.stderr.write(f"Audit chain NOT VERIFIED: {error}")
             raise SystemExit(EXIT_BROKEN) from None
 
-    def handle(self, *args, batch_size: int, checkpoint: str | None, **options) -> None:
-        checkpoints = self._checkpoints(checkpoint)
-        if checkpoint is not None and not checkpoints:
-            raise CommandError(f"No checkpoint found in {checkpoint}.")
+    def _starts(self, source: str | None) -> tuple[list[chain.Checkpoint], str]:
+        """Where a walk may start, and a note when it is not a witness outside the database."""
+        source = source or settings.AUDIT_CHECKPOINT_FILE or None
+        if source is not None:
+            return self._checkpoints(source), ""
+        # Not a witness: whoever can change the entries can change these rows too. A walk from
+        # one still checks every entry after it, and each was verified by an earlier walk.
+        stored = chain.stored_checkpoints()
+        note = (
+            " (The checkpoint came from the console's own copy in the database, not a witness "
+            "outside it: pass --checkpoint FILE or set AUDIT_CHECKPOINT_FILE.)"
+        )
+        return stored, note
+
+    def handle(
+        self, *args, batch_size: int, checkpoint: str | None, since_checkpoint: bool, **options
+    ) -> None:
         started = time.monotonic()
-        result = chain.verify(batch_size=batch_size, checkpoints=checkpoints)
+        if since_checkpoint:
+            starts, note = self._starts(checkpoint)
+            result = chain.verify_since_checkpoint(checkpoints=starts, batch_size=batch_size)
+            if note and result.from_id is not None:
+                result = replace(result, message=result.message + note)
+        else:
+            checkpoints = self._checkpoints(checkpoint)
+            if checkpoint is not None and not checkpoints:
+                raise CommandError(f"No checkpoint found in {checkpoint}.")
+            result = chain.verify(batch_size=batch_size, checkpoints=checkpoints)
         chain.record_verification(result, duration_ms=chain.elapsed_ms(started))
         if not result.ok:
             self.stderr.write(
@@ -63,8 +97,9 @@ class Command(BaseCommand):
             raise SystemExit(EXIT_BROKEN)
         self.stdout.write(self.style.SUCCESS(f"Audit chain OK: {result.message}"))
         try:
-            chain.emit_checkpoint(
-                last_id=result.last_id, last_mac=result.last_mac, entries=result.entries_checked
-            )
+            entries = result.entries
+            if entries is None:  # a purge since the checkpoint the walk started from
+                entries = chain.entries_through(result.last_id)
+            chain.emit_checkpoint(last_id=result.last_id, last_mac=result.last_mac, entries=entries)
         except OSError as error:
             raise CommandError(f"Could not append to AUDIT_CHECKPOINT_FILE: {error}") from None

@@ -1,0 +1,197 @@
+"""`audit_verify --since-checkpoint` (#22): the daily check walks from the newest witnessed
+checkpoint an earlier walk verified to the head, not the whole log; what it covered is recorded
+for the chain-health panel."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from audit import chain
+from audit.models import ChainVerification
+from tests.test_audit_chain import tamper
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    try:
+        call_command("audit_verify", *args, stdout=out, stderr=out)
+    except SystemExit as exit_:
+        return int(exit_.code), out.getvalue()
+    return 0, out.getvalue()
+
+
+@pytest.fixture
+def witness_file(settings, tmp_path) -> str:
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
+    return settings.AUDIT_CHECKPOINT_FILE
+
+
+@pytest.fixture
+def verified_then_more(witness_file, audit_entry):
+    """Three entries verified by a full walk (which witnessed #3 in the file), then three more."""
+    before = [audit_entry(meeting_id=f"old{n}") for n in range(3)]
+    assert run()[0] == 0
+    after = [audit_entry(meeting_id=f"new{n}") for n in range(3)]
+    return before, after
+
+
+def test_walks_only_the_entries_after_the_checkpoint(verified_then_more):
+    before, after = verified_then_more
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert f"The walk started at entry #{before[-1].pk}" in out
+    assert f"3 entries after it verified (#{after[0].pk}\N{EN DASH}#{after[-1].pk})" in out
+    assert "(1 witnessed entry up to the walk's start, not read)" in out
+    recorded = ChainVerification.objects.order_by("-id").first()
+    assert (recorded.from_entry_id, recorded.last_entry_id) == (before[-1].pk, after[-1].pk)
+    assert recorded.entries_checked == 3
+
+
+def test_tampering_before_the_checkpoint_is_not_read(verified_then_more):
+    before, _ = verified_then_more
+    tamper("UPDATE audit_auditentry SET detail = %s WHERE id = %s", ["rewritten", before[0].pk])
+
+    status, out = run("--since-checkpoint")
+
+    # What the option trades away, said in its message: a full walk still finds it.
+    assert status == 0, out
+    assert f"The walk started at entry #{before[-1].pk}" in out
+    assert "the entries before it were not read this time" in out
+    status, out = run()
+    assert status == 1
+    assert f"Entry #{before[0].pk} does not match its MAC" in out
+
+
+def test_tampering_after_the_checkpoint_is_found(verified_then_more):
+    _, after = verified_then_more
+    tamper("UPDATE audit_auditentry SET outcome = %s WHERE id = %s", ["found", after[1].pk])
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 1
+    assert f"Entry #{after[1].pk} does not match its MAC" in out
+    recorded = ChainVerification.objects.order_by("-id").first()
+    assert (recorded.ok, recorded.first_bad_id) == (False, after[1].pk)
+
+
+def test_a_checkpoint_whose_entry_was_rewritten_is_refused(verified_then_more):
+    before, _ = verified_then_more
+    tamper("UPDATE audit_auditentry SET mac = %s WHERE id = %s", ["e" * 64, before[-1].pk])
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 1
+    assert f"Entry #{before[-1].pk} is not the entry the checkpoint of" in out
+    assert "No walk starts from it" in out
+
+
+def test_without_a_checkpoint_the_whole_chain_is_walked_and_it_says_so(settings, audit_entry):
+    settings.AUDIT_CHECKPOINT_FILE = ""
+    for _ in range(2):
+        audit_entry()
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert "No checkpoint witnesses an entry of the chain. Walked the whole chain instead." in out
+    assert "2 entries verified." in out
+    assert ChainVerification.objects.get().from_entry_id is None
+
+
+def test_a_checkpoint_no_walk_verified_is_not_a_start(witness_file, audit_entry):
+    audit_entry()
+    call_command("audit_checkpoint", stdout=io.StringIO())  # witnessed, never walked
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert "No earlier walk verified the chain. Walked the whole chain instead." in out
+
+
+def test_after_a_break_the_whole_chain_is_walked_again(verified_then_more):
+    before, _ = verified_then_more
+    tamper("UPDATE audit_auditentry SET detail = %s WHERE id = %s", ["rewritten", before[0].pk])
+    assert run()[0] == 1
+
+    status, out = run("--since-checkpoint")
+
+    # Starting after the break would verify only what follows it and turn the panel green.
+    assert status == 1
+    assert f"The last verification found a broken link at entry #{before[0].pk}" in out
+
+
+def test_the_consoles_own_checkpoints_serve_and_it_says_they_are_no_witness(settings, audit_entry):
+    settings.AUDIT_CHECKPOINT_FILE = ""
+    before = [audit_entry() for _ in range(2)]
+    assert run()[0] == 0
+    audit_entry()
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert f"The walk started at entry #{before[-1].pk}" in out
+    assert "not a witness outside it" in out
+
+
+def test_the_next_daily_walk_starts_where_the_last_one_ended(verified_then_more):
+    _, after = verified_then_more
+    assert run("--since-checkpoint")[0] == 0
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert f"The walk started at entry #{after[-1].pk}" in out
+    assert "0 entries after it verified (none)" in out
+
+
+def test_the_panel_reads_verified_up_to_the_head_and_says_from_where(
+    verified_then_more, auditor_client
+):
+    before, after = verified_then_more
+    assert run("--since-checkpoint")[0] == 0
+
+    page = auditor_client.get(reverse("audit:list")).content.decode()
+    text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+    assert "Chain verified: OK" in text
+    assert f"entries #{before[0].pk}\N{EN DASH}#{after[-1].pk}" in text
+    assert (
+        f"#{before[-1].pk + 1}\N{EN DASH}#{after[-1].pk} walked on" in text
+        and f"from the checkpoint at entry #{before[-1].pk}, which the walk of" in text
+    )
+    assert "Not verified yet" not in text
+
+
+def test_the_checkpoint_it_emits_counts_the_whole_log(verified_then_more, settings):
+    _, after = verified_then_more
+    status, out = run("--since-checkpoint")
+    assert status == 0, out
+    with open(settings.AUDIT_CHECKPOINT_FILE, "rb") as lines:
+        latest = chain.read_checkpoints(lines)[-1]
+
+    assert (latest.last_id, latest.entries) == (after[-1].pk, 6)
+
+
+def test_an_entry_before_the_checkpoint_says_an_earlier_walk_verified_it(
+    verified_then_more, auditor_client
+):
+    before, after = verified_then_more
+    assert run("--since-checkpoint")[0] == 0
+
+    def verdict(entry) -> str:
+        page = auditor_client.get(reverse("audit:entry", args=[entry.pk])).content.decode()
+        text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+        return text.rsplit("Verified", 1)[1][:160]  # the entry's own, after the panel's
+
+    assert f"Yes, by a walk before the checkpoint at entry #{before[-1].pk}" in verdict(before[0])
+    assert "Yes, OK on" in verdict(after[0])

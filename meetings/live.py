@@ -54,11 +54,16 @@ class Shown:
         seen = query.get("seen", "")
         interval = query.get("interval", "")
         return cls(
-            failures=min(int(failures), 30) if failures.isdigit() and len(failures) < 6 else 0,
+            failures=min(int(failures), 30) if _digits(failures) else 0,
             seen=seen if _FINGERPRINT.fullmatch(seen) else "",
-            interval=int(interval) if interval.isdigit() and len(interval) < 6 else None,
+            interval=int(interval) if _digits(interval) else None,
             span=usable_key(query.get("span", "")),
         )
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only, and few of them: `"²".isdigit()` is true, but `int("²")` raises."""
+    return text.isascii() and text.isdigit() and len(text) < 6
 
 
 def reply_status(plan: PollPlan, shown: Shown, *, span: str = "") -> int:

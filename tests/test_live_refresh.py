@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEntry, Span, Via
+from meetings.live import Shown
 
 pytestmark = pytest.mark.django_db
 
@@ -260,3 +261,18 @@ def test_any_refresh_query_gives_a_fragment_never_an_error(
     if response.status_code == 200:
         interval = int(re.search(r'data-interval="(\d+)"', response.content.decode()).group(1))
         assert 1 <= interval <= settings_module.CONNVO_POLL_MAX_INTERVAL
+
+
+@pytest.mark.parametrize("digits", ["\u00b2", "\u0661\u0662", "\U0001d7d7", "0" * 6])
+def test_digits_python_reads_but_int_refuses_are_unknown(digits):
+    shown = Shown.from_query({"failures": digits, "interval": digits})
+
+    assert (shown.failures, shown.interval) == (0, None)
+
+
+@given(failures=st.text(max_size=8), interval=st.text(max_size=8), span=st.text(max_size=40))
+def test_what_a_poller_sends_is_read_without_raising(failures, interval, span):
+    shown = Shown.from_query({"failures": failures, "interval": interval, "span": span})
+
+    assert 0 <= shown.failures <= 30
+    assert shown.interval is None or 0 <= shown.interval < 100_000

@@ -473,7 +473,10 @@ class Span(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["key", "deployment", "meeting_id"], name="span_once")
         ]
-        indexes = [models.Index(fields=["last_at"], name="span_by_last_call")]
+        # No index on `last_at` (nor on anything else a call changes): every refresh updates
+        # `calls` and `last_at`, and with no index on them PostgreSQL updates the row in place
+        # (a HOT update) instead of adding an entry to every index of the table each time. The
+        # table holds one row per open page and meeting, so `audit_seal` reads it whole.
 
     def __str__(self) -> str:
         return f"span {self.key} {self.actor_username} {self.meeting_id} x{self.calls}"

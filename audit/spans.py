@@ -17,7 +17,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -383,56 +383,6 @@ def _in_batches(span_ids: list[int], *, final: bool) -> list[AuditEntry]:
 
 
 # --- Reading ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OpenSpan:
-    """An open span as the auditor sees it: everything counted so far, sealed or not."""
-
-    key: str
-    deployment: str
-    meeting_id: str
-    actor_username: str
-    via: str
-    opened_at: datetime
-    last_at: datetime
-    calls: int  # counted, answered or not
-    sealed_calls: int  # of those, already in the chain
-    outcomes: dict[str, int] = field(default_factory=dict)  # answered calls per outcome
-    first_request_id: str = ""  # of the part not sealed yet
-    last_request_id: str = ""
-
-    @property
-    def unanswered(self) -> int:
-        """Calls counted and not answered yet: in flight, or lost with their worker."""
-        return max(self.calls - sum(self.outcomes.values()), 0)
-
-
-def open_spans(*filters: Q, **lookups: object) -> list[OpenSpan]:
-    """The open spans matching the filters (Django lookups on `Span`: `meeting_id=`,
-    `actor_username=`, `deployment=`, `last_at__gte=`...), most recently active first."""
-    spans = list(
-        Span.objects.filter(*filters, **lookups)
-        .prefetch_related("counts")
-        .order_by("-last_at", "-id")
-    )
-    return [
-        OpenSpan(
-            key=span.key,
-            deployment=span.deployment,
-            meeting_id=span.meeting_id,
-            actor_username=span.actor_username,
-            via=span.via,
-            opened_at=span.opened_at,
-            last_at=span.last_at,
-            calls=span.calls,
-            sealed_calls=span.sealed_calls,
-            outcomes={count.outcome: count.calls for count in span.counts.all() if count.calls},
-            first_request_id=span.first_request_id,
-            last_request_id=span.last_request_id,
-        )
-        for span in spans
-    ]
 
 
 def calls_on_record() -> int:

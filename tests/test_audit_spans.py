@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from audit import chain, spans
+from audit import chain, selectors, spans
 from audit.models import AuditEntry, Span, SpanCount, Via
 from audit.services import Origin
 from meetings import connvo, pasted_tokens
@@ -52,6 +52,11 @@ def seal_after(seconds: float) -> str:
     with time_machine.travel(timezone.now() + timedelta(seconds=seconds), tick=False):
         call_command("audit_seal", stdout=out)
     return out.getvalue()
+
+
+def open_now(**entry_filter: str) -> list:
+    """The open spans the audit pages show for this filter."""
+    return selectors.open_spans(selectors.EntryFilter(**entry_filter), now=timezone.now())
 
 
 QUIET = 10 * 60  # longer than any span's quiet_after in these tests
@@ -110,16 +115,16 @@ def test_open_spans_show_their_current_counts(agent_client, agent_token, fake_co
     fake_connvo.misbehave("status", status=500, times=1)
     refresh(agent_client, fake_connvo, page["span"])
 
-    (shown,) = spans.open_spans(meeting_id=fake_connvo.meeting_id("standup"))
-    assert (shown.key, shown.actor_username, shown.calls, shown.sealed_calls) == (
+    (shown,) = open_now(meeting_id=fake_connvo.meeting_id("standup"))
+    assert (shown.span.key, shown.span.actor_username, shown.facts.calls, shown.facts.sealed) == (
         page["span"],
         "agent",
         3,
         1,
     )
-    assert shown.outcomes == {"found": 2, "server_error": 1}
-    assert shown.unanswered == 0
-    assert spans.open_spans(actor_username="someone else") == []
+    assert dict(shown.facts.outcomes) == {"found": 2, "server_error": 1}
+    assert shown.facts.unanswered == 0
+    assert open_now(staff="someone else") == []
 
 
 def test_an_open_span_names_its_first_and_last_connvo_request(
@@ -129,10 +134,10 @@ def test_an_open_span_names_its_first_and_last_connvo_request(
     for _ in range(2):
         refresh(agent_client, fake_connvo, key, label="private")
 
-    (shown,) = spans.open_spans(key=key)
-    assert shown.outcomes == {"not_visible": 2}
+    (shown,) = open_now(meeting_id=fake_connvo.meeting_id("private"))
+    assert dict(shown.facts.outcomes) == {"not_visible": 2}
     requests = [call.request_id for call in fake_connvo.calls]
-    assert (shown.first_request_id, shown.last_request_id) == (requests[0], requests[1])
+    assert (shown.facts.first_request, shown.facts.last_request) == (requests[0], requests[1])
 
     seal_after(QUIET)
     tally = AuditEntry.objects.get().tally

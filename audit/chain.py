@@ -742,14 +742,15 @@ def verify(*, batch_size: int = 5000, checkpoints: Iterable[Checkpoint] = ()) ->
     witnessed = {c.last_id: c for c in sorted(checkpoints, key=lambda c: c.at) if c.last_id}
     for _ in range(3):
         result, start_head = _walk(batch_size=batch_size, witnessed=witnessed)
-        if result.ok:
-            return result
-        # A purge that ran during the walk moves the chain's start; walk again from the new one.
-        head = ChainHead.objects.filter(pk=1).first()
-        moved = (head and head.purged_through_id) != (start_head and start_head.purged_through_id)
-        if not moved:
+        if result.ok or not _purged_meanwhile(start_head):
             return result
     return result
+
+
+def _purged_meanwhile(start_head: ChainHead | None) -> bool:
+    """A purge that ran during a walk moved the chain's start: the walk is to be made again."""
+    head = ChainHead.objects.filter(pk=1).first()
+    return (head and head.purged_through_id) != (start_head and start_head.purged_through_id)
 
 
 class NoCheckpointToStartFrom(Exception):
@@ -851,11 +852,7 @@ def verify_since_checkpoint(
         if isinstance(start, Verification):
             return start
         result, start_head = _walk(batch_size=batch_size, witnessed=witnessed, start=start)
-        if result.ok:
-            return result
-        head = ChainHead.objects.filter(pk=1).first()
-        moved = (head and head.purged_through_id) != (start_head and start_head.purged_through_id)
-        if not moved:
+        if result.ok or not _purged_meanwhile(start_head):
             return result
     return result
 

@@ -6,9 +6,11 @@ its source in a minute is a full chained entry, the rest of that minute are coun
 sealed into one chained counted record once the minute is over (`seal_past()`, run by
 `manage.py audit_seal` and the audit pages, and for one kind and source by its next refusal).
 
-So a client that floods the console with refusals adds at most two chained entries per kind a
-minute (the first, and the count), whatever it sends, and never waits on the chain's head but for
-the minute's first request."""
+So a client that floods the console with refusals adds, per minute, one full entry per action
+(the first refusal of a sign-in, say, whether a wrong password or a lockout) and one counted record
+per kind, whatever it sends: an unauthenticated client reaches CSRF refusals and two kinds of
+refused sign-in, so at most five chained entries a minute. It never waits on the chain's head but
+for the minute's first request of an action."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import logging
 from datetime import UTC, datetime
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -131,6 +133,12 @@ def refused(
                 # so the repeats that queue behind the row are counted only once it is on record.
                 for row in _earlier_minutes(refusal, now=now):
                     _seal(row)
+                if _another_kind_entered(refusal, now=now):
+                    # The source's second kind of this action this minute (a lockout after
+                    # wrong passwords): counted from its first request, not entered, so that a
+                    # source adds at most one full entry per action a minute.
+                    _counted_from_first(refusal, now=now)
+                    return
                 record(
                     origin=origin,
                     action=action,
@@ -150,6 +158,30 @@ def refused(
             refusal.kind or refusal.outcome,
             refusal.source,
         )
+
+
+def _another_kind_entered(refusal: _Refusal, *, now: datetime) -> bool:
+    """Whether this source's refusals of this action already had their full entry this minute,
+    under another kind or outcome."""
+    return (
+        RepeatCount.objects.filter(
+            source=refusal.source, action=refusal.action, minute=_minute(now)
+        )
+        .exclude(kind=refusal.kind, outcome=refusal.outcome)
+        .exists()
+    )
+
+
+def _counted_from_first(refusal: _Refusal, *, now: datetime) -> None:
+    """Count the row's first refusal too (its row was made with a count of 0, which means "the
+    first has its own entry")."""
+    RepeatCount.objects.filter(
+        source=refusal.source,
+        action=refusal.action,
+        outcome=refusal.outcome,
+        kind=refusal.kind,
+        minute=_minute(now),
+    ).update(count=F("count") + 1, first_at=now)
 
 
 def _count(refusal: _Refusal, *, now: datetime) -> int:

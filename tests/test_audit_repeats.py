@@ -223,17 +223,36 @@ def test_a_flood_of_locked_out_sign_ins_is_counted_with_the_usernames_tried(db, 
         wrong_password(username)
 
     entries = list(AuditEntry.objects.order_by("id").values_list("detail", "actor_username"))
-    # One wrong password, then the address is paused: the first lockout names its username.
-    assert entries == [("Wrong username or password.", "user0"), ("locked out", "user1")]
+    # One wrong password, then the address is paused: the sign-ins of this minute already have
+    # their full entry, so the lockouts are counted from the first.
+    assert entries == [("Wrong username or password.", "user0")]
 
     repeats.seal_past(now=NEXT_MINUTE)
 
     locked = counted_records().get(detail="locked out")
-    assert locked.repeats == 10
+    assert locked.repeats == 11
     assert locked.actor_username == ""  # several usernames: the record names none
     assert locked.tally["sample"] == tried[1 : 1 + repeats.SAMPLE_SIZE]
     assert locked.tally["distinct"] == 11
     assert repeats.requests_on_record(action=Action.SIGN_IN_FAILED) == 12
+
+
+@pinned
+def test_an_unauthenticated_flood_adds_at_most_five_chained_entries_a_minute(db, settings):
+    # Everything a stranger can be refused, over and over, from one address in one minute:
+    # forged forms, wrong passwords, and sign-ins refused by the lockout they cause.
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.SIGN_IN_ADDRESS_FAILURE_LIMIT = 3
+    for n in range(40):
+        forged_post()
+        wrong_password(f"user{n % 7}")
+
+    repeats.seal_past(now=NEXT_MINUTE)
+
+    assert AuditEntry.objects.count() <= 5
+    assert repeats.requests_on_record() == 80
+    assert set(RepeatCount.objects.all()) == set()
+    assert chain.verify().ok
 
 
 @pinned

@@ -92,11 +92,12 @@ def test_attempts_refused_by_a_lockout_are_recorded_once_as_lockouts(client, age
     for _ in range(4):
         sign_in(client, "agent", password="wrong")
 
-    # The minute's first lockout is an entry of its own; the two after it are counted
-    # (audit/repeats.py), and sealed into one counted record once the minute is over.
+    # The minute's first refused sign-in is an entry of its own; the lockouts that follow it in
+    # that minute are counted from their first (audit/repeats.py: one full entry per action and
+    # source a minute), and sealed into one counted record once the minute is over.
     details = list(AuditEntry.objects.order_by("id").values_list("detail", flat=True))
-    assert details == ["Wrong username or password.", "locked out"]
+    assert details == ["Wrong username or password."]
     repeats.seal_past(now=datetime(2026, 12, 6, 10, 1, tzinfo=UTC))
     counted = AuditEntry.objects.order_by("id").last()
-    assert (counted.detail, counted.repeats, counted.actor_username) == ("locked out", 2, "agent")
+    assert (counted.detail, counted.repeats, counted.actor_username) == ("locked out", 3, "agent")
     assert chain.verify().ok

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from audit import repeats
 from audit.models import Action, AuditEntry
 from tests.conftest import PASSWORD
 
@@ -59,9 +60,12 @@ def test_the_lockout_is_audited_under_the_username_tried(agent):
     for _ in range(LIMIT):
         sign_in("agent", "wrong", ip="10.0.0.7")
 
+    # Counted after the minute's first refused sign-in, and sealed once the minute is over.
+    repeats.seal_past(now=timezone.now() + timedelta(minutes=1))
     entry = AuditEntry.objects.get(action=Action.SIGN_IN_FAILED, detail="locked out")
     assert entry.actor_username == "agent"
     assert entry.client_ip == "10.0.0.7"
+    assert entry.repeats == 1
 
 
 def test_guesses_from_elsewhere_do_not_lock_the_account_out(agent):

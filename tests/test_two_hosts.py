@@ -163,16 +163,25 @@ def test_two_instances_share_sign_ins_limits_and_lockouts(
 
     assert calls_at_limit == LOOKUP_LIMIT
     with psycopg.connect(shared_database) as db:
+        # Requests on record: each entry's (a counted record's `repeats`), and the repeats
+        # counted but not sealed yet (audit/repeats.py).
         lookups = db.execute(
-            "SELECT outcome, count(*) FROM audit_auditentry WHERE action = 'lookup' "
-            "GROUP BY outcome ORDER BY outcome"
+            "SELECT outcome, sum(coalesce(repeats, 1)) FROM audit_auditentry "
+            "WHERE action = 'lookup' GROUP BY outcome ORDER BY outcome"
         ).fetchall()
+        (counted_limit,) = db.execute(
+            "SELECT coalesce(sum(count), 0) FROM audit_repeatcount WHERE outcome = 'lookup_limit'"
+        ).fetchone()
         lockouts = db.execute(
-            "SELECT count(*) FROM audit_auditentry WHERE detail = 'locked out'"
+            "SELECT (SELECT coalesce(sum(coalesce(repeats, 1)), 0) FROM audit_auditentry "
+            "WHERE detail = 'locked out') + (SELECT coalesce(sum(count), 0) "
+            "FROM audit_repeatcount WHERE kind = 'locked_out')"
         ).fetchone()[0]
         # The live refresh is counted in its page's span (on whichever host), not chained.
         refreshes = db.execute("SELECT sum(calls - sealed_calls) FROM audit_span").fetchone()[0]
-    assert lookups == [("found", LOOKUP_LIMIT - 1), ("lookup_limit", 2)]
+    (found, limited) = lookups
+    assert found == ("found", LOOKUP_LIMIT - 1)
+    assert (limited[0], limited[1] + counted_limit) == ("lookup_limit", 2)
     assert refreshes == 1
     assert lockouts >= 2
     verified = manage("audit_verify", env=env)

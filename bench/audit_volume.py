@@ -72,7 +72,7 @@ from bench.live_load import (  # noqa: E402
 # A real page's poll interval (CONNVO_POLL_INTERVAL's default) and the console's default periodic
 # seal of a span (AUDIT_SPAN_SEAL_EVERY), which the bench scales with its own interval.
 REAL_INTERVAL = 10
-REAL_SEAL_EVERY = 300
+REAL_SEAL_EVERY = 600
 REFRESHES_PER_HOUR = 3600 // REAL_INTERVAL
 # The flood's one source, as the trusted proxy forwards it (TEST-NET-2).
 FLOOD_SOURCE = "198.51.100.23"

@@ -704,3 +704,30 @@ def test_a_database_restart_under_load_says_so_and_recovers_by_itself(stack):
     # could not be written is on record as counted, and shows "not recorded").
     assert stack.fake.call_count - calls <= stack.calls_on_record() - recorded
     stack.verify_chain()
+
+
+def test_a_flood_of_forms_from_one_address_is_answered_by_nginx(stack):
+    # Forged sign-ins as fast as one client can send them: past the burst, nginx answers 429
+    # itself (no console worker, no audit write), while an agent's live refresh goes through.
+    flooder = https_session(stack.certificate)
+    flooder.mount("https://", SourceAddressAdapter("127.0.0.3"))
+    statuses = [
+        flooder.post(
+            f"{stack.nginx.https}/accounts/login/", data={"username": "agent"}, timeout=10
+        ).status_code
+        for _ in range(60)
+    ]
+    refresh = stack.browser().get(
+        f"{stack.nginx.https}{stack.meeting_path}", headers={"HX-Request": "true"}, timeout=10
+    )
+
+    assert set(statuses) == {403, 429}
+    assert statuses.count(403) <= 25  # the burst, and what the rate let through meanwhile
+    assert statuses[-1] == 429
+    assert refresh.status_code in (200, 204)
+    refused_by_nginx = [
+        line
+        for line in stack.nginx.access_lines()
+        if line["remote_addr"] == "127.0.0.3" and line["status"] == 429
+    ]
+    assert len(refused_by_nginx) == statuses.count(429)

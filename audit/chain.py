@@ -995,7 +995,7 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
     Works in batches, each in its own short transaction holding the chain head, so lookups wait
     for one batch at most. Each batch moves the head's start to its newest deleted entry, so
     the remaining chain still verifies, and takes what it deletes out of the overview's
-    summaries (`rollup.forget`)."""
+    summaries (`rollup.forget`; a month dropped whole, `rollup.forget_month`)."""
     dropped_through = None
     if plan.count and partitions.is_partitioned():
         dropped_through = _drop_whole_months(plan)
@@ -1045,7 +1045,8 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
 def _drop_whole_months(plan: PurgePlan) -> int | None:
     """On a partitioned log, drop the month partitions the plan deletes whole (oldest first, one
     transaction each, holding the chain head like a batch): a month goes in one DETACH and DROP,
-    not millions of DELETEs. The rest (the partial month) is deleted in batches as before.
+    not millions of DELETEs, and its rows of the summaries by their hours and days, without
+    reading its entries back. The rest (the partial month) is deleted in batches as before.
     Returns the newest entry dropped (None: no month was)."""
     through_id = None
     while True:
@@ -1062,7 +1063,8 @@ def _drop_whole_months(plan: PurgePlan) -> int | None:
                     f"SELECT id, mac FROM {month.name} ORDER BY id DESC LIMIT 1"  # noqa: S608
                 )
                 last_id, last_mac = cursor.fetchone()
-            rollup.forget(after_id=after, through_id=last_id)
+            # The month's summary rows are its entries' counts: deleted by time, none read.
+            rollup.forget_month(month=month.month)
             partitions.drop(month)
             head.purged_through_id, head.purged_through_mac = last_id, last_mac
             head.save(update_fields=["purged_through_id", "purged_through_mac"])

@@ -9,13 +9,13 @@ an entry committed later always has a higher id than every entry already counted
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import transaction
 from django.db.models import Count, Max, Q, Sum, UniqueConstraint
 from django.db.models.functions import ExtractHour, TruncDate, TruncHour
 
-from . import records
+from . import partitions, records
 from .models import (
     DAY_HOURS,
     Action,
@@ -85,6 +85,32 @@ def forget(*, after_id: int, through_id: int) -> int:
     # day, usually) are given theirs again from the entries they keep.
     _recount_staff_hours(kept, staff_days)
     return forgotten
+
+
+def forget_month(*, month: date) -> int:
+    """Take a whole UTC month of entries, about to be dropped with its partition, out of the
+    summaries: delete their rows of that month's hours and days, without reading an entry. Call
+    it in the drop's transaction, holding `lock_progress()`. Returns how many summary rows went.
+
+    Exact because every summary is keyed by a UTC hour or day (ActivityDay's h00…h23 are the UTC
+    hours of its day; StaffDay's `hours` bits too; a span or counted record counts at its entry's
+    hour), a month's bounds are UTC day and hour starts, and the partition holds every entry of
+    the month: so the month's rows hold that month's entries and nothing else. Those the rollup
+    had not reached yet (`RollupProgress` inside the month, or before it) are simply never
+    counted: they go with the partition, and the next count starts after them."""
+    lock_progress()
+    start = datetime.combine(month, time.min, UTC)
+    end = datetime.combine(partitions.next_month(month), time.min, UTC)
+    deleted = 0
+    for model, field, low, high in (
+        (ActivityHour, "hour", start, end),
+        (StaffHour, "hour", start, end),
+        (ActivityDay, "day", start.date(), end.date()),
+        (StaffDay, "day", start.date(), end.date()),
+    ):
+        gone, _ = model.objects.filter(**{f"{field}__gte": low, f"{field}__lt": high}).delete()
+        deleted += gone
+    return deleted
 
 
 def _count(entries, *, sign: int, counted) -> tuple[int, list[StaffDay]]:

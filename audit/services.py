@@ -6,6 +6,7 @@ import getpass
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,7 +18,7 @@ from connvo_admin.client_address import client_ip, valid_ip
 from connvo_admin.logs import request_id_var
 
 from . import chain
-from .models import Action, AuditEntry, SeenMeeting, Via
+from .models import Action, AuditEntry, ChainVerification, SeenMeeting, Via
 
 logger = logging.getLogger(__name__)
 
@@ -223,10 +224,10 @@ def purge_old_entries(*, retention_days: int, batch_size: int = 10_000) -> chain
             f"Entries are kept at least {settings.AUDIT_MIN_RETENTION_DAYS} days "
             "(AUDIT_MIN_RETENTION_DAYS)."
         )
-    verified = chain.verify()
+    plan = chain.plan_purge(retention_days=retention_days)
+    verified = _walk_before_purge(plan)
     if not verified.ok:
         raise ChainBroken(verified.message)
-    plan = chain.plan_purge(retention_days=retention_days)
     record(
         origin=Origin.for_maintenance(),
         action=Action.AUDIT_PURGED,
@@ -236,6 +237,26 @@ def purge_old_entries(*, retention_days: int, batch_size: int = 10_000) -> chain
     # Connvo's titles go with the entries that saw them (they were seen at the entry's time).
     SeenMeeting.objects.filter(seen_at__lt=plan.cutoff).delete()
     return purged
+
+
+def _walk_before_purge(plan: chain.PurgePlan) -> chain.Verification:
+    """Verify the chain before `plan` deletes from it. A successful walk of the whole chain
+    within AUDIT_VERIFY_WARN_AFTER_HOURS (what the pages call recent: the monthly `audit_verify`
+    run before the purge) that read every entry the plan deletes, with no failed walk since, is
+    not made again: the walk starts from the newest checkpoint an earlier walk verified
+    (`verify_since_checkpoint`), so a purge reads the days since, not the year before. Otherwise
+    (or when no checkpoint can serve) the whole chain is walked, as every purge did before."""
+    latest = ChainVerification.objects.order_by("-at", "-id").first()
+    recent = timezone.now() - timedelta(hours=settings.AUDIT_VERIFY_WARN_AFTER_HOURS)
+    whole = (
+        ChainVerification.objects.filter(ok=True, from_entry_id__isnull=True, at__gte=recent)
+        .order_by("-at", "-id")
+        .values_list("last_entry_id", flat=True)
+        .first()
+    )
+    if latest is None or not latest.ok or whole is None or whole < (plan.last or 0):
+        return chain.verify()
+    return chain.verify_since_checkpoint(checkpoints=chain.stored_checkpoints())
 
 
 class NothingToRotate(ValueError):

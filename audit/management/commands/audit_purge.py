@@ -14,7 +14,9 @@ class Command(BaseCommand):
         "is newer). First writes a chained audit entry saying what it deletes (count, id range, "
         "the last one's MAC, the retention), which is what lets `audit_verify` accept the "
         "shorter chain. DAYS may not be below AUDIT_MIN_RETENTION_DAYS; a chain that does not "
-        "verify is not purged."
+        "verify is not purged. The chain is walked first: from the newest checkpoint an earlier "
+        "walk verified when a whole-chain audit_verify within AUDIT_VERIFY_WARN_AFTER_HOURS read "
+        "every entry to delete (run it just before), else the whole chain."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from audit import chain, spans
-from audit.models import Span, Via
+from audit.models import Action, AuditEntry, Span, Via
 from audit.services import Origin
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +271,56 @@ def test_an_answer_is_recorded_while_its_span_is_being_sealed(agent):
     assert part.tally["outcomes"] == {"found": 1}
     (shown,) = spans.open_spans()
     assert (shown.calls, shown.sealed_calls, shown.outcomes) == (2, 1, {"found": 1, "timeout": 1})
+
+
+@pytest.mark.parametrize(
+    ("answers", "most"),
+    [
+        ({"found": 3, "timeout": 1}, "found"),
+        ({"found": 1, "timeout": 3}, "timeout"),
+        ({"found": 2, "timeout": 2}, "timeout"),  # a tie goes the same way every time: by name
+    ],
+)
+def test_a_part_reads_as_its_most_frequent_outcome(agent, answers, most):
+    counted = count(agent, key("a"), ("dev", "1"))
+    for outcome, calls in answers.items():
+        for _ in range(calls):
+            answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"), outcome=outcome)
+
+    (part,) = spans.seal(counted.spans.values(), final=False)
+
+    assert (part.outcome, part.tally["outcomes"]) == (most, answers)
+
+
+def test_a_part_is_recorded_as_from_whoever_and_wherever_the_calls_came(agent):
+    origin = {"client_ip": "192.0.2.7", "user_agent": "Firefox/140"}
+    counted = count(agent, key("a"), ("prod", "1"), **origin)
+    answer(counted, ("prod", "1"))
+
+    (part,) = spans.seal(counted.spans.values(), final=False)
+
+    assert (part.actor, part.actor_username, part.client_ip, part.user_agent) == (
+        agent,
+        "agent",
+        "192.0.2.7",
+        "Firefox/140",
+    )
+    assert (part.deployment, part.meeting_id, part.via) == ("prod", "1", Via.TABLE)
+
+
+def test_calls_on_record_count_an_entry_from_before_spans_as_one_call_if_a_lookup(
+    agent, audit_entry
+):
+    audit_entry(action=Action.LOOKUP, outcome="found")  # written before `calls` existed
+    audit_entry(action=Action.LOOKUP, outcome="found")
+    audit_entry(action=Action.SIGN_IN)
+    audit_entry(action=Action.LOOKUP, outcome="found", calls=3)
+    audit_entry(action=Action.LOOKUP, outcome="invalid_id", calls=0)
+    assert AuditEntry.objects.filter(calls=None).count() == 3
+    counted = count(agent, key("a"), ("dev", "1"), ("dev", "2"))  # two calls, not sealed
+
+    assert spans.calls_on_record() == 2 + 3 + 2
+    with transaction.atomic():  # a first look: its full entry, and its call counted sealed
+        audit_entry(action=Action.LOOKUP, outcome="found", meeting_id="1", calls=1)
+        spans.record_answers(counted, [spans.Answered("dev", "1", "found")], sealed=True)
+    assert spans.calls_on_record() == 7

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from audit import chain, spans
@@ -324,3 +324,56 @@ def test_calls_on_record_count_an_entry_from_before_spans_as_one_call_if_a_looku
         audit_entry(action=Action.LOOKUP, outcome="found", meeting_id="1", calls=1)
         spans.record_answers(counted, [spans.Answered("dev", "1", "found")], sealed=True)
     assert spans.calls_on_record() == 7
+
+
+def test_a_due_seal_that_fails_is_logged_with_how_many_spans_wait(
+    agent, settings, monkeypatch, caplog
+):
+    settings.AUDIT_SPAN_SEAL_EVERY = 20
+    with time_machine.travel(OPENED, tick=False):
+        answer(count(agent, key("a"), ("dev", "1"), ("dev", "2")), ("dev", "1"), ("dev", "2"))
+    with time_machine.travel(OPENED + timedelta(seconds=21), tick=False):
+        counted = count(agent, key("a"), ("dev", "1"), ("dev", "2"))
+    assert counted.due == frozenset(counted.spans.values())
+
+    def locked(*args, **kwargs):
+        raise DatabaseError("the chain head is locked")
+
+    monkeypatch.setattr("audit.spans.seal", locked)
+    spans.seal_if_due(counted)  # fails open: the refresh goes on
+
+    (logged,) = [r for r in caplog.records if r.name == "audit.spans"]
+    assert logged.getMessage() == "2 spans due a seal could not be sealed"
+    assert logged.exc_info is not None
+    assert spans.calls_on_record() == 4
+
+
+def test_answers_are_matched_to_their_counts_as_stored(agent):
+    """A meeting counted twice in one statement, an ID and an outcome longer than their columns:
+    each answer lands on the span and count it was counted in."""
+    long_id = "9" * 70
+    counted = count(agent, key("a"), ("dev", long_id), ("dev", "1"), ("dev", "1"))
+    spans.record_answers(
+        counted,
+        [
+            spans.Answered("dev", long_id, "x" * 40),
+            spans.Answered("dev", "1", "found"),
+            spans.Answered("dev", "1", "found"),
+        ],
+    )
+
+    assert {(s.meeting_id, s.calls): s.outcomes for s in spans.open_spans()} == {
+        (long_id[:64], 1): {"x" * 32: 1},
+        ("1", 2): {"found": 2},
+    }
+
+
+def test_a_first_looks_call_is_counted_sealed_when_it_was(agent):
+    with time_machine.travel(OPENED, tick=False):
+        counted = count(agent, key("a"), ("dev", "1"))
+    looked = OPENED + timedelta(seconds=3)  # its answer, and its full entry, came later
+    with time_machine.travel(looked, tick=False):
+        spans.record_answers(counted, [spans.Answered("dev", "1", "found")], sealed=True)
+
+    span = Span.objects.get()
+    assert (span.calls, span.sealed_calls, span.sealed_at) == (1, 1, looked)

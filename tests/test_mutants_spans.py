@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from audit import chain, spans
@@ -351,20 +352,22 @@ def test_a_due_seal_that_fails_is_logged_with_how_many_spans_wait(
 def test_answers_are_matched_to_their_counts_as_stored(agent):
     """A meeting counted twice in one statement, an ID and an outcome longer than their columns:
     each answer lands on the span and count it was counted in."""
-    long_id = "9" * 70
-    counted = count(agent, key("a"), ("dev", long_id), ("dev", "1"), ("dev", "1"))
+    long_id, long_name = "9" * 70, "d" * 70
+    counted = count(agent, key("a"), ("dev", long_id), ("dev", "1"), ("dev", "1"), (long_name, "5"))
     spans.record_answers(
         counted,
         [
+            spans.Answered(long_name, "5", "found"),
             spans.Answered("dev", long_id, "x" * 40),
             spans.Answered("dev", "1", "found"),
             spans.Answered("dev", "1", "found"),
         ],
     )
 
-    assert {(s.meeting_id, s.calls): s.outcomes for s in spans.open_spans()} == {
-        (long_id[:64], 1): {"x" * 32: 1},
-        ("1", 2): {"found": 2},
+    assert {(s.deployment, s.meeting_id, s.calls): s.outcomes for s in spans.open_spans()} == {
+        ("dev", long_id[:64], 1): {"x" * 32: 1},
+        ("dev", "1", 2): {"found": 2},
+        (long_name[:64], "5", 1): {"found": 1},
     }
 
 
@@ -377,3 +380,27 @@ def test_a_first_looks_call_is_counted_sealed_when_it_was(agent):
 
     span = Span.objects.get()
     assert (span.calls, span.sealed_calls, span.sealed_at) == (1, 1, looked)
+
+
+def test_a_first_look_that_was_retried_counts_every_request_sealed(agent):
+    counted = count(agent, key("a"), ("dev", "1"))
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found", attempts=2)], sealed=True)
+
+    span = Span.objects.get()
+    assert (span.calls, span.sealed_calls) == (2, 2)
+
+
+def test_open_spans_take_filters_and_read_their_counts_in_one_query(
+    agent, django_assert_num_queries
+):
+    counted = count(agent, key("a"), ("dev", "1"), ("dev", "2"), ("dev", "3"))
+    answer(counted, ("dev", "1"), ("dev", "2"), ("dev", "3"))
+
+    with django_assert_num_queries(2):  # the spans, then every span's counts
+        shown = spans.open_spans()
+    # Counted in one statement, so equally recent: the newest span first.
+    assert [s.meeting_id for s in shown] == ["3", "2", "1"]
+    assert [s.meeting_id for s in spans.open_spans(Q(meeting_id="2") | Q(meeting_id="3"))] == [
+        "3",
+        "2",
+    ]

@@ -1,0 +1,406 @@
+"""audit/spans.py behaviour that `make mutants` found no test pinning down (docs/testing.md,
+"Mutation testing"): the instants a sealed part records, where "quiet" begins, the order parts
+are appended in, and everything an open span shows the auditor. Spans are counted and answered
+here through the module's own interface (as meetings/lookups.py does), without Connvo: these are
+the span store's rules, not the pages'."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
+
+from audit import chain, spans
+from audit.models import Action, AuditEntry, Span, Via
+from audit.services import Origin
+
+pytestmark = pytest.mark.django_db
+
+# A local zone fourteen hours east of UTC: a time written in local time instead of UTC shows.
+KIRITIMATI = ZoneInfo("Pacific/Kiritimati")
+OPENED = datetime(2027, 3, 1, 10, 0, 0, tzinfo=KIRITIMATI)  # 2027-02-28T20:00:00Z
+
+
+def key(letter: str) -> str:
+    return letter * 22
+
+
+def count(agent, span_key: str, *meetings: tuple[str, str], quiet_after: int = 30, **origin):
+    return spans.count_calls(
+        key=span_key,
+        origin=Origin(user=agent, username=agent.username, **origin),
+        via=Via.TABLE,
+        meetings=list(meetings),
+        quiet_after=quiet_after,
+    )
+
+
+def answer(counted: spans.Counted, *meetings: tuple[str, str], outcome: str = "found", **kw):
+    spans.record_answers(
+        counted,
+        [spans.Answered(deployment=d, meeting_id=m, outcome=outcome, **kw) for d, m in meetings],
+    )
+
+
+def test_a_sealed_part_gives_its_instants_in_utc_whatever_the_local_zone(agent):
+    with time_machine.travel(OPENED, tick=False):
+        counted = count(agent, key("a"), ("dev", "1"))
+        answer(counted, ("dev", "1"))
+    with time_machine.travel(OPENED + timedelta(seconds=20), tick=False):
+        answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))
+    with time_machine.travel(OPENED + timedelta(minutes=10), tick=False):
+        (part,) = spans.seal_quiet()
+
+    assert (part.tally["opened"], part.tally["from"], part.tally["to"]) == (
+        "2027-02-28T20:00:00Z",
+        "2027-02-28T20:00:00Z",
+        "2027-02-28T20:00:20Z",
+    )
+
+
+def test_a_span_is_quiet_only_once_more_than_its_quiet_after_has_passed(agent):
+    with time_machine.travel(OPENED, tick=False):
+        counted = count(agent, key("a"), ("dev", "1"), quiet_after=30)
+        answer(counted, ("dev", "1"))
+    span_id = counted.spans[("dev", "1")]
+
+    for seconds in (0, 10, 30):  # still refreshing, or exactly at its quiet_after
+        with time_machine.travel(OPENED + timedelta(seconds=seconds), tick=False):
+            assert spans.seal([span_id], final=True) == []
+            assert Span.objects.filter(pk=span_id).exists()
+
+    with time_machine.travel(OPENED + timedelta(seconds=30, microseconds=1), tick=False):
+        (part,) = spans.seal([span_id], final=True)
+    assert (part.calls, part.tally["final"]) == (1, True)
+    assert not Span.objects.exists()
+
+
+def test_parts_are_appended_in_the_order_spans_are_locked(agent):
+    """Key, then deployment, then meeting id: the order counting locks a page's spans in, so a
+    sealer and a counter queue rather than deadlock. It is also the order of the parts in the
+    chain, which is what a single process can see of it."""
+    opened = [
+        (key("b"), ("dev", "1")),
+        (key("a"), ("prod", "1")),
+        (key("a"), ("dev", "2")),
+        (key("a"), ("dev", "1")),
+    ]
+    with time_machine.travel(OPENED, tick=False):
+        ids = []
+        for span_key, meeting in opened:  # one statement each: ids in this order
+            counted = count(agent, span_key, meeting)
+            answer(counted, meeting)
+            ids.append(counted.spans[meeting])
+    with time_machine.travel(OPENED + timedelta(minutes=10), tick=False):
+        parts = spans.seal(ids, final=True)
+
+    assert [(p.tally["span"], p.deployment, p.meeting_id) for p in parts] == [
+        (key("a"), "dev", "1"),
+        (key("a"), "dev", "2"),
+        (key("a"), "prod", "1"),
+        (key("b"), "dev", "1"),
+    ]
+    assert [p.id for p in parts] == sorted(p.id for p in parts)
+    assert chain.verify().ok
+
+
+def test_an_open_span_shows_the_auditor_everything_counted_so_far(agent):
+    with time_machine.travel(OPENED, tick=False):
+        counted = count(agent, key("a"), ("prod", "77"))
+        answer(counted, ("prod", "77"), outcome="timeout", request_id="req-1")
+    later = OPENED + timedelta(seconds=20)
+    with time_machine.travel(later, tick=False):
+        count(agent, key("a"), ("prod", "77"))  # in flight
+
+    (shown,) = spans.open_spans(meeting_id="77")
+
+    assert shown == spans.OpenSpan(
+        key=key("a"),
+        deployment="prod",
+        meeting_id="77",
+        actor_username="agent",
+        via=Via.TABLE,
+        opened_at=OPENED.astimezone(UTC),
+        last_at=later.astimezone(UTC),
+        calls=2,
+        sealed_calls=0,
+        outcomes={"timeout": 1},
+        first_request_id="req-1",
+        last_request_id="req-1",
+    )
+    assert shown.unanswered == 1
+
+
+def test_open_spans_come_most_recently_active_first(agent):
+    with time_machine.travel(OPENED, tick=False):
+        older = count(agent, key("a"), ("dev", "1"))
+        newer = count(agent, key("b"), ("dev", "2"))
+    with time_machine.travel(OPENED + timedelta(seconds=5), tick=False):
+        count(agent, key("a"), ("dev", "1"))  # the first span opened is the last active
+
+    assert [s.meeting_id for s in spans.open_spans()] == ["1", "2"]
+    assert older.spans[("dev", "1")] < newer.spans[("dev", "2")]
+
+
+def test_a_part_sealed_while_open_starts_the_next_part_there(agent):
+    with time_machine.travel(OPENED, tick=False):
+        counted = count(agent, key("a"), ("dev", "1"))
+        answer(counted, ("dev", "1"))
+    sealed_at = OPENED + timedelta(seconds=15)
+    with time_machine.travel(sealed_at, tick=False):
+        (first,) = spans.seal(counted.spans.values(), final=False)
+        answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))
+    assert Span.objects.get().sealed_at == sealed_at
+    with time_machine.travel(OPENED + timedelta(minutes=10), tick=False):
+        (second,) = spans.seal_quiet()
+
+    assert (first.tally["from"], first.tally["final"]) == ("2027-02-28T20:00:00Z", False)
+    assert (second.tally["from"], second.tally["to"]) == (
+        "2027-02-28T20:00:15Z",
+        "2027-02-28T20:00:15Z",
+    )
+    assert (second.calls, second.tally["opened"]) == (1, "2027-02-28T20:00:00Z")
+
+
+def test_a_part_names_only_the_outcomes_it_stands_for(agent):
+    counted = count(agent, key("a"), ("dev", "1"))
+    answer(counted, ("dev", "1"), outcome="found")
+    spans.seal(counted.spans.values(), final=False)
+    answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"), outcome="timeout")
+
+    (part,) = spans.seal(counted.spans.values(), final=False)
+
+    assert (part.calls, part.outcome, part.tally["outcomes"]) == (1, "timeout", {"timeout": 1})
+
+
+def test_a_call_still_in_flight_is_not_sealed_as_unanswered_while_the_page_is_open(agent):
+    with time_machine.travel(OPENED, tick=False):
+        counted = count(agent, key("a"), ("dev", "1"))
+        answer(counted, ("dev", "1"))
+        in_flight = count(agent, key("a"), ("dev", "1"))
+
+        (part,) = spans.seal(counted.spans.values(), final=False)
+
+        assert (part.calls, part.tally["unanswered"]) == (1, 0)
+        span = Span.objects.get()
+        assert (span.calls, span.sealed_calls) == (2, 1)
+        answer(in_flight, ("dev", "1"), outcome="timeout")  # its answer comes in after all
+    with time_machine.travel(OPENED + timedelta(minutes=10), tick=False):
+        (last,) = spans.seal_quiet()
+    assert (last.calls, last.tally["outcomes"], last.tally["unanswered"]) == (
+        1,
+        {"timeout": 1},
+        0,
+    )
+    assert spans.calls_on_record() == 2
+
+
+def test_sealing_reads_each_actor_with_its_span_not_one_query_each(agent):
+    with time_machine.travel(OPENED, tick=False):
+        ids = []
+        for meeting in ("1", "2", "3"):
+            counted = count(agent, key("a"), ("dev", meeting))
+            answer(counted, ("dev", meeting))
+            ids += counted.spans.values()
+    with (
+        time_machine.travel(OPENED + timedelta(minutes=10), tick=False),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        parts = spans.seal(ids, final=True)
+
+    assert len(parts) == 3 and {part.actor_id for part in parts} == {agent.pk}
+    user_table = connection.ops.quote_name(agent._meta.db_table)
+    assert not [q["sql"] for q in queries if f"FROM {user_table}" in q["sql"]]
+
+
+def test_each_part_names_its_own_first_and_last_connvo_request(agent):
+    counted = count(agent, key("a"), ("dev", "1"))
+    answer(counted, ("dev", "1"), request_id="req-1")
+    answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"), request_id="req-2")
+    (first,) = spans.seal(counted.spans.values(), final=False)
+    answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"), request_id="req-3")
+    answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"), request_id="req-4")
+    (second,) = spans.seal(counted.spans.values(), final=False)
+    answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))  # no request id came back
+    (third,) = spans.seal(counted.spans.values(), final=False)
+
+    assert [
+        (p.tally["first_request"], p.tally["last_request"]) for p in (first, second, third)
+    ] == [
+        ("req-1", "req-2"),
+        ("req-3", "req-4"),
+        ("", ""),
+    ]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL only (row locks; SQLite has none)"
+)
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_is_recorded_while_its_span_is_being_sealed(agent):
+    """Sealing locks its spans FOR NO KEY UPDATE: counters queue behind it, but an answer that
+    only adds a count of a new outcome (a row referring to the span, which takes a KEY SHARE
+    lock) goes ahead instead of holding up its page until the seal commits."""
+    counted = count(agent, key("a"), ("dev", "1"))
+    answer(counted, ("dev", "1"))
+    count(agent, key("a"), ("dev", "1"))  # the call whose answer comes in mid-seal
+    failures: list[BaseException] = []
+
+    def answer_meanwhile() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '5s'")
+            answer(counted, ("dev", "1"), outcome="timeout")
+        except BaseException as error:  # reported by the assertion below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        (part,) = spans.seal(counted.spans.values(), final=False)  # its lock held until commit
+        other = threading.Thread(target=answer_meanwhile)
+        other.start()
+        other.join()
+
+    assert failures == []
+    assert part.tally["outcomes"] == {"found": 1}
+    (shown,) = spans.open_spans()
+    assert (shown.calls, shown.sealed_calls, shown.outcomes) == (2, 1, {"found": 1, "timeout": 1})
+
+
+@pytest.mark.parametrize(
+    ("answers", "most"),
+    [
+        ({"found": 3, "timeout": 1}, "found"),
+        ({"found": 1, "timeout": 3}, "timeout"),
+        ({"found": 2, "timeout": 2}, "timeout"),  # a tie goes the same way every time: by name
+    ],
+)
+def test_a_part_reads_as_its_most_frequent_outcome(agent, answers, most):
+    counted = count(agent, key("a"), ("dev", "1"))
+    for outcome, calls in answers.items():
+        for _ in range(calls):
+            answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"), outcome=outcome)
+
+    (part,) = spans.seal(counted.spans.values(), final=False)
+
+    assert (part.outcome, part.tally["outcomes"]) == (most, answers)
+
+
+def test_a_part_is_recorded_as_from_whoever_and_wherever_the_calls_came(agent):
+    origin = {"client_ip": "192.0.2.7", "user_agent": "Firefox/140"}
+    counted = count(agent, key("a"), ("prod", "1"), **origin)
+    answer(counted, ("prod", "1"))
+
+    (part,) = spans.seal(counted.spans.values(), final=False)
+
+    assert (part.actor, part.actor_username, part.client_ip, part.user_agent) == (
+        agent,
+        "agent",
+        "192.0.2.7",
+        "Firefox/140",
+    )
+    assert (part.deployment, part.meeting_id, part.via) == ("prod", "1", Via.TABLE)
+
+
+def test_calls_on_record_count_an_entry_from_before_spans_as_one_call_if_a_lookup(
+    agent, audit_entry
+):
+    audit_entry(action=Action.LOOKUP, outcome="found")  # written before `calls` existed
+    audit_entry(action=Action.LOOKUP, outcome="found")
+    audit_entry(action=Action.SIGN_IN)
+    audit_entry(action=Action.LOOKUP, outcome="found", calls=3)
+    audit_entry(action=Action.LOOKUP, outcome="invalid_id", calls=0)
+    assert AuditEntry.objects.filter(calls=None).count() == 3
+    counted = count(agent, key("a"), ("dev", "1"), ("dev", "2"))  # two calls, not sealed
+
+    assert spans.calls_on_record() == 2 + 3 + 2
+    with transaction.atomic():  # a first look: its full entry, and its call counted sealed
+        audit_entry(action=Action.LOOKUP, outcome="found", meeting_id="1", calls=1)
+        spans.record_answers(counted, [spans.Answered("dev", "1", "found")], sealed=True)
+    assert spans.calls_on_record() == 7
+
+
+def test_a_due_seal_that_fails_is_logged_with_how_many_spans_wait(
+    agent, settings, monkeypatch, caplog
+):
+    settings.AUDIT_SPAN_SEAL_EVERY = 20
+    with time_machine.travel(OPENED, tick=False):
+        answer(count(agent, key("a"), ("dev", "1"), ("dev", "2")), ("dev", "1"), ("dev", "2"))
+    with time_machine.travel(OPENED + timedelta(seconds=21), tick=False):
+        counted = count(agent, key("a"), ("dev", "1"), ("dev", "2"))
+    assert counted.due == frozenset(counted.spans.values())
+
+    def locked(*args, **kwargs):
+        raise DatabaseError("the chain head is locked")
+
+    monkeypatch.setattr("audit.spans.seal", locked)
+    spans.seal_if_due(counted)  # fails open: the refresh goes on
+
+    (logged,) = [r for r in caplog.records if r.name == "audit.spans"]
+    assert logged.getMessage() == "2 spans due a seal could not be sealed"
+    assert logged.exc_info is not None
+    assert spans.calls_on_record() == 4
+
+
+def test_answers_are_matched_to_their_counts_as_stored(agent):
+    """A meeting counted twice in one statement, an ID and an outcome longer than their columns:
+    each answer lands on the span and count it was counted in."""
+    long_id, long_name = "9" * 70, "d" * 70
+    counted = count(agent, key("a"), ("dev", long_id), ("dev", "1"), ("dev", "1"), (long_name, "5"))
+    spans.record_answers(
+        counted,
+        [
+            spans.Answered(long_name, "5", "found"),
+            spans.Answered("dev", long_id, "x" * 40),
+            spans.Answered("dev", "1", "found"),
+            spans.Answered("dev", "1", "found"),
+        ],
+    )
+
+    assert {(s.deployment, s.meeting_id, s.calls): s.outcomes for s in spans.open_spans()} == {
+        ("dev", long_id[:64], 1): {"x" * 32: 1},
+        ("dev", "1", 2): {"found": 2},
+        (long_name[:64], "5", 1): {"found": 1},
+    }
+
+
+def test_a_first_looks_call_is_counted_sealed_when_it_was(agent):
+    with time_machine.travel(OPENED, tick=False):
+        counted = count(agent, key("a"), ("dev", "1"))
+    looked = OPENED + timedelta(seconds=3)  # its answer, and its full entry, came later
+    with time_machine.travel(looked, tick=False):
+        spans.record_answers(counted, [spans.Answered("dev", "1", "found")], sealed=True)
+
+    span = Span.objects.get()
+    assert (span.calls, span.sealed_calls, span.sealed_at) == (1, 1, looked)
+
+
+def test_a_first_look_that_was_retried_counts_every_request_sealed(agent):
+    counted = count(agent, key("a"), ("dev", "1"))
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found", attempts=2)], sealed=True)
+
+    span = Span.objects.get()
+    assert (span.calls, span.sealed_calls) == (2, 2)
+
+
+def test_open_spans_take_filters_and_read_their_counts_in_one_query(
+    agent, django_assert_num_queries
+):
+    counted = count(agent, key("a"), ("dev", "1"), ("dev", "2"), ("dev", "3"))
+    answer(counted, ("dev", "1"), ("dev", "2"), ("dev", "3"))
+
+    with django_assert_num_queries(2):  # the spans, then every span's counts
+        shown = spans.open_spans()
+    # Counted in one statement, so equally recent: the newest span first.
+    assert [s.meeting_id for s in shown] == ["3", "2", "1"]
+    assert [s.meeting_id for s in spans.open_spans(Q(meeting_id="2") | Q(meeting_id="3"))] == [
+        "3",
+        "2",
+    ]

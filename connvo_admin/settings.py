@@ -459,7 +459,8 @@ if AUDIT_CHECKPOINT_INTERVAL < 10:
 # An open page's live refreshes are counted in a span and sealed into the chain at least this
 # often while the page stays open (audit/spans.py): at most this long of a page's calls are ever
 # outside the chain. Shorter means more chained entries per page-hour (one per seal, ~1.2 KB on
-# PostgreSQL): ten minutes keeps a page-hour within 10 KB (docs/performance.md, "Audit log at load").
+# PostgreSQL): ten minutes keeps a page-hour within 10 KB (docs/performance.md, "Audit log at
+# load").
 AUDIT_SPAN_SEAL_EVERY = env.int("AUDIT_SPAN_SEAL_EVERY", default=600)
 if not 10 <= AUDIT_SPAN_SEAL_EVERY <= 3600:
     raise ImproperlyConfigured("AUDIT_SPAN_SEAL_EVERY must be between 10 and 3600 seconds.")

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from audit import chain, spans
+from audit import chain, selectors, spans
 from audit.models import Action, AuditEntry, Span, Via
 from audit.services import Origin
 
@@ -25,6 +25,11 @@ pytestmark = pytest.mark.django_db
 # A local zone fourteen hours east of UTC: a time written in local time instead of UTC shows.
 KIRITIMATI = ZoneInfo("Pacific/Kiritimati")
 OPENED = datetime(2027, 3, 1, 10, 0, 0, tzinfo=KIRITIMATI)  # 2027-02-28T20:00:00Z
+
+
+def open_now(*, now: datetime | None = None, **entry_filter: str) -> list:
+    """The open spans the audit pages show (audit/selectors.py), as of `now`."""
+    return selectors.open_spans(selectors.EntryFilter(**entry_filter), now=now or timezone.now())
 
 
 def key(letter: str) -> str:
@@ -118,23 +123,20 @@ def test_an_open_span_shows_the_auditor_everything_counted_so_far(agent):
     with time_machine.travel(later, tick=False):
         count(agent, key("a"), ("prod", "77"))  # in flight
 
-    (shown,) = spans.open_spans(meeting_id="77")
+    (shown,) = open_now(now=later, meeting_id="77")
 
-    assert shown == spans.OpenSpan(
-        key=key("a"),
-        deployment="prod",
-        meeting_id="77",
-        actor_username="agent",
-        via=Via.TABLE,
-        opened_at=OPENED.astimezone(UTC),
-        last_at=later.astimezone(UTC),
-        calls=2,
-        sealed_calls=0,
-        outcomes={"timeout": 1},
-        first_request_id="req-1",
-        last_request_id="req-1",
+    span, facts = shown.span, shown.facts
+    assert (span.key, span.deployment, span.meeting_id, span.actor_username, span.via) == (
+        key("a"),
+        "prod",
+        "77",
+        "agent",
+        Via.TABLE,
     )
-    assert shown.unanswered == 1
+    assert (facts.opened, facts.last) == (OPENED.astimezone(UTC), later.astimezone(UTC))
+    assert (facts.calls, facts.sealed, dict(facts.outcomes)) == (2, 0, {"timeout": 1})
+    assert (facts.first_request, facts.last_request) == ("req-1", "req-1")
+    assert facts.unanswered == 1
 
 
 def test_open_spans_come_most_recently_active_first(agent):
@@ -144,7 +146,8 @@ def test_open_spans_come_most_recently_active_first(agent):
     with time_machine.travel(OPENED + timedelta(seconds=5), tick=False):
         count(agent, key("a"), ("dev", "1"))  # the first span opened is the last active
 
-    assert [s.meeting_id for s in spans.open_spans()] == ["1", "2"]
+    shown = open_now(now=OPENED + timedelta(seconds=5))
+    assert [item.span.meeting_id for item in shown] == ["1", "2"]
     assert older.spans[("dev", "1")] < newer.spans[("dev", "2")]
 
 
@@ -270,8 +273,12 @@ def test_an_answer_is_recorded_while_its_span_is_being_sealed(agent):
 
     assert failures == []
     assert part.tally["outcomes"] == {"found": 1}
-    (shown,) = spans.open_spans()
-    assert (shown.calls, shown.sealed_calls, shown.outcomes) == (2, 1, {"found": 1, "timeout": 1})
+    (shown,) = open_now()
+    assert (shown.facts.calls, shown.facts.sealed, dict(shown.facts.outcomes)) == (
+        2,
+        1,
+        {"found": 1, "timeout": 1},
+    )
 
 
 @pytest.mark.parametrize(
@@ -364,7 +371,10 @@ def test_answers_are_matched_to_their_counts_as_stored(agent):
         ],
     )
 
-    assert {(s.deployment, s.meeting_id, s.calls): s.outcomes for s in spans.open_spans()} == {
+    assert {
+        (item.span.deployment, item.span.meeting_id, item.facts.calls): dict(item.facts.outcomes)
+        for item in open_now()
+    } == {
         ("dev", long_id[:64], 1): {"x" * 32: 1},
         ("dev", "1", 2): {"found": 2},
         (long_name[:64], "5", 1): {"found": 1},
@@ -397,10 +407,7 @@ def test_open_spans_take_filters_and_read_their_counts_in_one_query(
     answer(counted, ("dev", "1"), ("dev", "2"), ("dev", "3"))
 
     with django_assert_num_queries(2):  # the spans, then every span's counts
-        shown = spans.open_spans()
+        shown = open_now()
     # Counted in one statement, so equally recent: the newest span first.
-    assert [s.meeting_id for s in shown] == ["3", "2", "1"]
-    assert [s.meeting_id for s in spans.open_spans(Q(meeting_id="2") | Q(meeting_id="3"))] == [
-        "3",
-        "2",
-    ]
+    assert [item.span.meeting_id for item in shown] == ["3", "2", "1"]
+    assert [item.span.meeting_id for item in open_now(meeting_id="2")] == ["2"]

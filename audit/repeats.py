@@ -25,11 +25,9 @@ from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from connvo_admin.client_address import valid_ip
-
 from . import chain
 from .models import Action, AuditEntry, RepeatCount
-from .services import Origin, record, storable
+from .services import Origin, fit, record, storable, who
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +66,7 @@ def _minute(at: datetime) -> datetime:
 
 
 def _fit(value: str | None, field_name: str) -> str:
-    return storable(value or "")[: RepeatCount._meta.get_field(field_name).max_length]
+    return fit(value, field_name, RepeatCount)
 
 
 def _digest(value: str) -> str:
@@ -199,9 +197,7 @@ def _count(refusal: _Refusal, *, now: datetime) -> int:
         "count": 0,
         "first_at": None,
         "last_at": now,
-        "actor_username": _fit(origin.username, "actor_username"),
-        "client_ip": valid_ip(origin.client_ip) if origin.client_ip else None,
-        "user_agent": _fit(origin.user_agent, "user_agent"),
+        **who(origin, RepeatCount),
         "via": refusal.via,
         "deployment": refusal.deployment,
         "meeting_id": refusal.meeting_id,

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -65,11 +65,21 @@ def storable(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-def _fit(value: str | None, field_name: str) -> str:
-    """Make a value storable and cut it to its column, so that text from outside (a URL, a
-    username, a header, Connvo's answer) can neither fail the write nor be stored differently by
-    different databases (which would break the chain)."""
-    return storable(value or "")[: AuditEntry._meta.get_field(field_name).max_length]
+def fit(value: str | None, field_name: str, model: type[models.Model] = AuditEntry) -> str:
+    """Make a value storable and cut it to its column (`model`'s `field_name`), so that text from
+    outside (a URL, a username, a header, Connvo's answer) can neither fail the write nor be
+    stored differently by different databases (which would break the chain)."""
+    return storable(value or "")[: model._meta.get_field(field_name).max_length]
+
+
+def who(origin: Origin, model: type[models.Model] = AuditEntry) -> dict:
+    """What a record keeps of who acted and from where, fitted to `model`'s columns: the same
+    for an entry, a span and a counted refusal."""
+    return {
+        "actor_username": fit(origin.username, "actor_username", model),
+        "client_ip": valid_ip(origin.client_ip) if origin.client_ip else None,
+        "user_agent": fit(origin.user_agent, "user_agent", model),
+    }
 
 
 def record(
@@ -135,19 +145,17 @@ def _entry_fields(
 ) -> dict:
     return dict(
         actor=origin.user,
-        actor_username=_fit(origin.username, "actor_username"),
+        **who(origin),
         action=str(action),
         via=str(via),
-        deployment=_fit(deployment, "deployment"),
-        meeting_id=_fit(meeting_id, "meeting_id"),
-        outcome=_fit(str(outcome), "outcome"),
+        deployment=fit(deployment, "deployment"),
+        meeting_id=fit(meeting_id, "meeting_id"),
+        outcome=fit(str(outcome), "outcome"),
         http_status=None if http_status is None else int(http_status),
         latency_ms=None if latency_ms is None else int(latency_ms),
-        connvo_request_id=_fit(connvo_request_id, "connvo_request_id"),
-        client_ip=valid_ip(origin.client_ip) if origin.client_ip else None,
-        user_agent=_fit(origin.user_agent, "user_agent"),
-        detail=_fit(detail, "detail"),
-        request_id=_fit(request_id_var.get(), "request_id"),
+        connvo_request_id=fit(connvo_request_id, "connvo_request_id"),
+        detail=fit(detail, "detail"),
+        request_id=fit(request_id_var.get(), "request_id"),
         calls=calls,
         tally=tally,
     )
@@ -180,8 +188,8 @@ def remember_seen(seen: list[tuple[str, str, str, str]]) -> None:
         (deployment[:64], meeting_id[:64]): SeenMeeting(
             deployment=deployment[:64],
             meeting_id=meeting_id[:64],
-            title=storable(title)[:300],
-            state=storable(state)[:32],
+            title=fit(title, "title", SeenMeeting),
+            state=fit(state, "state", SeenMeeting),
             seen_at=now,
         )
         for deployment, meeting_id, title, state in seen

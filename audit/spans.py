@@ -26,11 +26,10 @@ from django.db.models import Case, F, IntegerField, Min, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from connvo_admin.client_address import valid_ip
 from connvo_admin.outcomes import Outcome
 
 from .models import Action, AuditEntry, Span, SpanCount
-from .services import Origin, record, storable
+from .services import Origin, record, who
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +131,8 @@ def _upsert_spans(
             deployment=deployment,
             meeting_id=meeting_id,
             actor=origin.user,
-            actor_username=storable(origin.username)[:150],
             via=via,
-            client_ip=valid_ip(origin.client_ip) if origin.client_ip else None,
-            user_agent=storable(origin.user_agent)[:512],
+            **who(origin, Span),
             opened_at=now,
             last_at=now,
             calls=calls,

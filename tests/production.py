@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,36 @@ def collect_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert result.returncode == 0, result.stderr
         _collected.append(static_root)
     return _collected[0]
+
+
+# `manage.py shell -c` input: the support agent the subprocess tests sign in as.
+CREATE_AGENT = """
+from django.contrib.auth.models import Group, User
+user = User.objects.create_user("agent", password={password!r})
+user.groups.add(Group.objects.get(name="Support"))
+"""
+
+
+def _server_url(database: str) -> str:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database}"
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of the test's own on the suite's server (for consoles in
+    subprocesses, which the test database's transactions would not show); its URL."""
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}"
+    admin = psycopg.connect(_server_url("postgres"), autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _server_url(name)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -17,14 +17,20 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import requests
 from django.conf import settings
 
 from fakeconnvo import FakeConnvo
 from tests.conftest import PASSWORD
-from tests.production import Gunicorn, collect_static, manage, production_env
+from tests.production import (
+    CREATE_AGENT,
+    Gunicorn,
+    collect_static,
+    manage,
+    production_env,
+    scratch_database,
+)
 
 pytestmark = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"],
@@ -36,11 +42,6 @@ THREADS = 4
 CLIENTS = 12  # refreshing at once: every worker has calls in flight at any moment
 KILLS = 4
 CONNVO_DELAY = 0.3
-CREATE_AGENT = """
-from django.contrib.auth.models import Group, User
-user = User.objects.create_user("agent", password={password!r})
-user.groups.add(Group.objects.get(name="Support"))
-"""
 ON_RECORD = "from audit import spans; print(spans.calls_on_record())"
 UNANSWERED = (
     "from audit.models import AuditEntry; "
@@ -48,23 +49,10 @@ UNANSWERED = (
 )
 
 
-def _server_url(database: str) -> str:
-    db = settings.DATABASES["default"]
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database}"
-
-
 @pytest.fixture
 def own_database() -> Iterator[str]:
-    name = f"console_span_kill_{os.getpid()}"
-    admin = psycopg.connect(_server_url("postgres"), autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _server_url(name)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_database("console_span_kill") as url:
+        yield url
 
 
 def workers_of(pid: int) -> set[int]:

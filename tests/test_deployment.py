@@ -37,6 +37,7 @@ from fakeconnvo import FakeConnvo
 from tests.conftest import PASSWORD
 from tests.deploy_templates import render
 from tests.production import (
+    CREATE_AGENT,
     TEST_REDIS,
     Gunicorn,
     collect_static,
@@ -67,11 +68,6 @@ THREADS = 4
 RATE = 20
 DURATION = 6.0
 CONNVO_DELAY = 0.3
-CREATE_AGENT = """
-from django.contrib.auth.models import Group, User
-user = User.objects.create_user("agent", password={password!r})
-user.groups.add(Group.objects.get(name="Support"))
-"""
 SHOWS_MEETING = 'id="metric-values"'
 # What an agent sees while the database is away: the page, or the live block's failing state;
 # or, when the database went away between reading the session and writing the audit entry, the

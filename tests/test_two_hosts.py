@@ -9,7 +9,6 @@ test database lives inside a transaction they could not see)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -22,7 +21,15 @@ from django.conf import settings
 
 from fakeconnvo import FakeConnvo
 from tests.conftest import PASSWORD
-from tests.production import TEST_REDIS, Gunicorn, collect_static, manage, production_env
+from tests.production import (
+    CREATE_AGENT,
+    TEST_REDIS,
+    Gunicorn,
+    collect_static,
+    manage,
+    production_env,
+    scratch_database,
+)
 
 pytestmark = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"],
@@ -31,30 +38,12 @@ pytestmark = pytest.mark.skipif(
 
 LOOKUP_LIMIT = 6
 FAILURE_LIMIT = 3
-CREATE_AGENT = """
-from django.contrib.auth.models import Group, User
-user = User.objects.create_user("agent", password={password!r})
-user.groups.add(Group.objects.get(name="Support"))
-"""
-
-
-def _server_url(database: str) -> str:
-    db = settings.DATABASES["default"]
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database}"
 
 
 @pytest.fixture
 def shared_database() -> Iterator[str]:
-    name = f"console_two_hosts_{os.getpid()}"
-    admin = psycopg.connect(_server_url("postgres"), autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _server_url(name)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_database("console_two_hosts") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,3 +9,23 @@ import os
 os.environ["DEBUG"] = "true"
 
 from connvo_admin.settings import *  # noqa: F403
+
+# The SQLite test database is a file, as the console's own is, not SQLite's shared-cache memory
+# database: there a live server's request threads share the test's one connection (Django lets
+# only that connection see an in-memory database), so two requests at once, such as a page's
+# refresh and another page's lookup, interleave their transactions on it and one of them fails;
+# and a query that meets another connection's write fails at once ("database table is locked")
+# instead of waiting out the busy timeout. A file gives every thread its own connection with the
+# WAL and busy timeout of connvo_admin.settings. It lives in a private folder of memory-backed
+# /dev/shm when there is one, one folder per process (each xdist worker has its own database).
+_default = DATABASES["default"]  # noqa: F405
+if _default["ENGINE"] == "django.db.backends.sqlite3" and _default["NAME"] in ("", ":memory:"):
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    _shm = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a folder only this user can open)
+    _folder = tempfile.mkdtemp(prefix="connvo-test-", dir=_shm if _shm.is_dir() else None)
+    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
+    _default["TEST"] = {"NAME": str(Path(_folder) / "db.sqlite3")}

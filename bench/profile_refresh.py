@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import secrets
@@ -105,8 +106,8 @@ def _profile(args, FakeConnvo) -> None:
     client.force_login(user)
     page = f"/meetings/fast/{fake.meeting_id('standup')}/"
     first = client.get(page, {"seen": "", "failures": 0}, headers={"HX-Request": "true"})
-    seen = first.content.split(b'"seen": "')[1].split(b'"')[0].decode()
-    query = {"seen": seen, "failures": 0, "interval": 10}
+    # What the page's poller sends back: its hx-vals (seen, failures, interval, and its span).
+    query = json.loads(first.content.split(b"hx-vals='")[1].split(b"'")[0])
     for _ in range(50):
         client.get(page, query, headers={"HX-Request": "true"})
 

@@ -46,6 +46,16 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
+def live_server(django_db_setup, live_server):
+    """pytest-django's live server, started only once the test database exists. It hands the
+    test's own connection to its request threads when that database is in memory, and decides so
+    when it starts: started earlier (the first test of a run asking for it before the database),
+    it would take the file database for ":memory:" and share, then close, the test's connection
+    after every request ("Cannot operate on a closed database", a segmentation fault)."""
+    return live_server
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium not found at {CHROMIUM}: run `make browser` (apt install chromium)")

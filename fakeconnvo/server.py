@@ -1169,10 +1169,11 @@ class _Handler(BaseHTTPRequestHandler):
         response = protocol.accept(request)
         call.status = response.status_code
         protocol.send_response(response)
-        self.connection.sendall(b"".join(protocol.data_to_send()))
         logger.info("sync upgrade %s -> %s", self.path, response.status_code)
         if response.status_code != 101:
-            return  # not a WebSocket handshake: websockets said why
+            # Not a WebSocket handshake: websockets' answer says why.
+            self.connection.sendall(b"".join(protocol.data_to_send()))
+            return
         connection = SyncConnection(
             sock=self.connection,
             protocol=protocol,
@@ -1183,7 +1184,9 @@ class _Handler(BaseHTTPRequestHandler):
             silent=silent,
             heartbeat=fake.sync_heartbeat,
         )
+        # Listed before the client hears 101, so that a push right after its handshake finds it.
         fake._sync_opened(connection)
+        self.connection.sendall(b"".join(protocol.data_to_send()))
         connection.serve()
 
     def _reset(self) -> None:

@@ -391,8 +391,9 @@ class SyncSession:
 
     def refresh(self) -> list[dict[str, Any]]:
         """After a change of data: a Transition with every answer that changed, if any did."""
-        transition = self._transition(removed=())
-        return [transition] if transition["modifications"] else []
+        modifications = self._changes(removed=())
+        # Nothing changed: no Transition, and the client's versions stay where they are.
+        return [self._transition(modifications)] if modifications else []
 
     def _modify_query_set(self, message: ModifyQuerySet) -> list[dict[str, Any]]:
         if message.base_version != self._query_set_version:
@@ -414,7 +415,7 @@ class SyncSession:
                         raise _fatal(f"Nonexistent query id: {query_id}")
                     removed.append(query_id)
         self._query_set_version = message.new_version
-        return [self._transition(removed=removed)]
+        return [self._transition(self._changes(removed=removed))]
 
     def _authenticate(self, message: Authenticate) -> list[dict[str, Any]]:
         if message.base_version != self._identity_version:
@@ -438,9 +439,11 @@ class SyncSession:
         self._identity_version += 1
         sub = (identity.claims or {}).get("sub")
         self.user = sub if isinstance(sub, str) else None
-        return [self._transition(removed=())]
+        return [self._transition(self._changes(removed=()))]
 
-    def _transition(self, *, removed: Any) -> dict[str, Any]:
+    def _changes(self, *, removed: Any) -> list[dict[str, Any]]:
+        """The query set's modifications since the last Transition: the removed queries, and
+        every answer that changed (the query set is rerun)."""
         expires_at = self._identity.expires_at
         if self.subscriptions and expires_at is not None and expires_at <= self._clock():
             # Convex checks the identity each time it runs the query set.
@@ -459,6 +462,10 @@ class SyncSession:
                 continue  # Convex sends only answers that changed
             subscription.answer_key = key
             modifications.append(_modification_for(subscription.query_id, answer))
+        return modifications
+
+    def _transition(self, modifications: list[dict[str, Any]]) -> dict[str, Any]:
+        """The Transition from the last one's end to the current versions and timestamp."""
         start = dict(self.version)
         self.version = {
             "querySet": self._query_set_version,
@@ -522,8 +529,11 @@ def _no_function(kind: str, request_id: int, udf_path: str) -> dict[str, Any]:
 
 
 def missing_function_message(udf_path: str) -> str:
+    """Convex's words for a function the deployment does not have (the path shown without the
+    ".js" of its canonical form)."""
+    shown = udf_path.replace(".js:", ":")
     return (
-        f"Could not find public function for '{udf_path}'. Did you forget to run "
+        f"Could not find public function for '{shown}'. Did you forget to run "
         "`npx convex dev` or `npx convex deploy`?"
     )
 

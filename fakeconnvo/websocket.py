@@ -139,13 +139,21 @@ class SyncConnection:
 
     def _read_loop(self) -> None:  # lock not held
         sock = self._sock
+        closing_since: float | None = None  # when the close handshake began
         while self.is_open:
-            wait = self._heartbeat - (time.monotonic() - self._last_sent)
-            if wait <= 0:
-                with self._lock:
-                    self._send_json(PING, heartbeat=True)
-                    self._last_sent = time.monotonic()
-                continue
+            now = time.monotonic()
+            if closing_since is not None:
+                # Closing: wait for the client's close frame and its TCP close, not for ever.
+                wait = _CLOSE_WAIT - (now - closing_since)
+                if wait <= 0:
+                    return
+            else:
+                wait = self._heartbeat - (now - self._last_sent)
+                if wait <= 0:
+                    with self._lock:
+                        self._send_json(PING, heartbeat=True)
+                        self._last_sent = time.monotonic()
+                    continue
             sock.settimeout(wait)
             try:
                 data = sock.recv(65536)
@@ -160,15 +168,15 @@ class SyncConnection:
                     self._protocol.receive_data(data)
                 else:
                     self._protocol.receive_eof()
-                self._flush()
                 for frame in self._protocol.events_received():
                     self._receive(frame)
-                    if not self.is_open:
-                        return
-                if not data or self._protocol.close_expected():
-                    self.close_reason = self.close_reason or "closed by the client"
-                    break
-        self._await_tcp_close()
+                # The protocol's replies: a pong, the close frame answering the client's, and
+                # once the handshake is done the end of our side of the TCP connection.
+                self._flush()
+                if not data:
+                    return
+                if closing_since is None and self._protocol.state is not State.OPEN:
+                    closing_since = time.monotonic()
 
     def _receive(self, frame: Frame) -> None:
         if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
@@ -260,12 +268,3 @@ class SyncConnection:
         if self.closed_at is None:
             self.closed_at = time.time()
             self.close_reason = self.close_reason or reason
-
-    def _await_tcp_close(self) -> None:  # lock not held
-        """After the close handshake, give the client a moment to close TCP first."""
-        if not self._protocol.close_expected():
-            return
-        self._sock.settimeout(_CLOSE_WAIT)
-        with contextlib.suppress(OSError):
-            while self._sock.recv(4096):
-                pass

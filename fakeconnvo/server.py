@@ -39,7 +39,7 @@ from fakeconnvo.sync import (
     missing_function_message,
 )
 from fakeconnvo.tokens import DEFAULT_ISSUER, TokenAuthority, TokenRejected
-from fakeconnvo.websocket import HEARTBEAT_INTERVAL, SyncConnection
+from fakeconnvo.websocket import HEARTBEAT_INTERVAL, SyncConnection, frames_logger
 from fakeconnvo.workos import (
     DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_WORKOS_API_KEY,
@@ -1159,7 +1159,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # The request again, as it came, for the protocol's own parser (which then goes on to
         # read frames): http.server has already read it off the socket.
-        protocol = ServerProtocol()
+        protocol = ServerProtocol(logger=frames_logger)
         header_lines = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
         protocol.receive_data(self.raw_requestline + header_lines.encode("latin-1") + b"\r\n")
         request = next(iter(protocol.events_received()), None)

@@ -25,6 +25,10 @@ from websockets.server import ServerProtocol
 from fakeconnvo.sync import PING, EndSession, ProtocolError, SyncSession, parse_client_message
 
 logger = logging.getLogger("fakeconnvo.sync")
+# For websockets' own protocol objects. Never at DEBUG, whatever the root logger says: websockets
+# then logs each frame's first bytes, and an Authenticate frame carries a token.
+frames_logger = logging.getLogger("fakeconnvo.sync.frames")
+frames_logger.setLevel(logging.INFO)
 
 HEARTBEAT_INTERVAL: Final = 15.0  # the real sync worker's: a Ping after 15 s with nothing sent
 _CLOSE_WAIT: Final = 2.0  # after our close frame, how long the client gets to close TCP

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -446,11 +447,17 @@ def test_idle_connection_gets_heartbeat_pings(fake):
         assert receive(ws)["type"] == "Ping"
 
 
-def test_upgrade_is_logged_without_the_token(fake):
+def test_upgrade_is_logged_without_the_token(fake, caplog):
+    caplog.set_level(logging.DEBUG)
     token = fake.token_for("agent")
     with raw(fake) as ws:
         hello(ws, token, fake.meeting_id("planning"))
         receive(ws), receive(ws)
+    # Not even the frame that carried it, at DEBUG, on the fake's side: websockets would log
+    # its start and end there ('{"type": "Authenticate", "tokenType": "User", "...zoQ"').
+    server_side = [r.getMessage() for r in caplog.records if r.name != "websockets.client"]
+    assert any("Authenticate(User" in message for message in server_side)
+    assert not any("tokenType" in message or token[-12:] in message for message in server_side)
     [call] = fake.calls
     assert (call.method, call.path, call.status) == ("GET", "/api/sync", 101)
     assert token not in json.dumps(fake.sync_connections)

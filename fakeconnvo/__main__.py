@@ -61,7 +61,9 @@ def _serve(fake: FakeConnvo, args: argparse.Namespace) -> int:
     print(f"    {'(unknown)':<12} {fake.unknown_meeting_id()}")
     print(f"  agent token ({args.token_ttl} s):")
     print(f"    {fake.token_for('agent', expires_in=args.token_ttl)}")
-    print(f"  control: {fake.url}/_fake/world, /_fake/tokens, /_fake/calls, /_fake/misbehave")
+    print(f"  sync:     {fake.sync_url} (Convex's WebSocket; subscriptions get pushed changes)")
+    print(f"  control: {fake.url}/_fake/world, /_fake/tokens, /_fake/calls, /_fake/misbehave,")
+    print("           /_fake/sync")
     login = fake.workos_login_user
     print("WorkOS (AuthKit) on the same server; configure the console with:")
     print(f"    WORKOS_CLIENT_ID={fake.workos_client_id}")

@@ -3,8 +3,9 @@
 Each switch is a kind plus options, optionally limited to its next `times` uses. The server asks
 for a kind with `take()` at the point where that failure would happen; a switch used up turns off.
 
-The `workos_*` kinds hit only the fake WorkOS paths (/user_management/..., /sso/jwks/...), and the
-others only Connvo's: one service can fail while the other keeps working.
+The `workos_*` kinds hit only the fake WorkOS paths (/user_management/..., /sso/jwks/...), the
+`sync_*` kinds only the sync WebSocket (/api/sync), and the others only Connvo's HTTP API: one can
+fail while the others keep working.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ OPTIONS: Final[dict[str, frozenset[str]]] = {
     "workos_reply_lost": _NO_OPTIONS,
     # WorkOS only: a 200 whose body is an HTML page (a proxy or captive portal), nothing done.
     "workos_garbage": _NO_OPTIONS,
+    # Sync WebSocket only. sync_refuse answers the upgrade with an HTTP error (503 unless
+    # status=); sync_silent accepts it and then never sends a thing (no answers, no heartbeat);
+    # sync_drop resets the connection instead of sending the next message, and sync_garbage
+    # sends a text frame that is not JSON in its place; sync_reject_token answers Authenticate
+    # with AuthError whatever the token. One use each: an upgrade, a message, a token.
+    "sync_refuse": frozenset({"status"}),
+    "sync_silent": _NO_OPTIONS,
+    "sync_drop": _NO_OPTIONS,
+    "sync_garbage": _NO_OPTIONS,
+    "sync_reject_token": _NO_OPTIONS,
 }
 KINDS: Final = frozenset(OPTIONS)
 
@@ -72,6 +83,10 @@ def make_switch(kind: str, options: dict[str, Any]) -> Switch:
         status = options.get("status")
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError("status needs status=<400..599>")
+    if kind == "sync_refuse":
+        status = options.setdefault("status", 503)
+        if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
+            raise ValueError("sync_refuse needs status=<400..599>")
     if kind == "workos_error":
         status = options.setdefault("status", 500)
         if not isinstance(status, int) or not (status == 429 or 500 <= status <= 599):

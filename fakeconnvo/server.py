@@ -3,7 +3,9 @@
 It serves `POST /api/run/meetings/queries/getMeeting` from a seeded `World`, records every request,
 can be told to misbehave, and has control endpoints under `/_fake/` so another process (the demo,
 a browser test) can drive it too. The same server plays WorkOS AuthKit (fakeconnvo.workos) under
-/user_management/ and /sso/jwks/, with its own call log and its own misbehaviours.
+/user_management/ and /sso/jwks/, with its own call log and its own misbehaviours, and speaks
+Convex's sync protocol on the WebSocket at /api/sync (fakeconnvo.sync, fakeconnvo.websocket):
+subscriptions to getMeeting get the same answers as the HTTP API, and a change is pushed.
 """
 
 from __future__ import annotations
@@ -25,8 +27,19 @@ from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import unquote, urlsplit
 
+from websockets.http11 import Request as WebSocketRequest
+from websockets.server import ServerProtocol
+
 from fakeconnvo.behaviour import Behaviour, make_switch
+from fakeconnvo.sync import (
+    GET_MEETING_UDF,
+    SYNC_PATH,
+    Answer,
+    SyncSession,
+    missing_function_message,
+)
 from fakeconnvo.tokens import DEFAULT_ISSUER, TokenAuthority, TokenRejected
+from fakeconnvo.websocket import HEARTBEAT_INTERVAL, SyncConnection, frames_logger
 from fakeconnvo.workos import (
     DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_WORKOS_API_KEY,
@@ -220,6 +233,11 @@ class FakeConnvo:
         self._behaviour = Behaviour()
         self._calls: list[Call] = []
         self._call_count = 0
+        # Sync WebSocket connections, open and closed (until clear_sync_log), oldest first.
+        self._sync_connections: list[SyncConnection] = []
+        # The deployment's timestamp (ns) as Transitions carry it: moves on with every change.
+        self._sync_ts = time.time_ns()
+        self.sync_heartbeat = HEARTBEAT_INTERVAL
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._address: tuple[str, int] | None = None
@@ -261,6 +279,11 @@ class FakeConnvo:
             raise RuntimeError("the fake is not started")
         host, port = self._address
         return f"http://{host}:{port}"
+
+    @property
+    def sync_url(self) -> str:
+        """The sync WebSocket, where Convex's clients connect (given `url`, they find it)."""
+        return self.url.replace("http://", "ws://", 1) + "/api/sync"
 
     @property
     def port(self) -> int:
@@ -358,7 +381,10 @@ class FakeConnvo:
         with self._lock:
             if "updatedAt" not in fields:
                 fields["updatedAt"] = int(self._clock() * 1000)
-            return self._world.update_meeting(label_or_id, fields)
+            record = self._world.update_meeting(label_or_id, fields)
+            self._changed()
+        self._push()
+        return record
 
     def set_participant(
         self,
@@ -370,16 +396,37 @@ class FakeConnvo:
     ) -> Participation:
         """Make `user` (a label, a sub or a users id) a participant, or change their role."""
         with self._lock:
-            return self._world.set_participant(label_or_id, user, role=role, presence=presence)
+            participation = self._world.set_participant(
+                label_or_id, user, role=role, presence=presence
+            )
+            self._changed()
+        self._push()
+        return participation
 
     def remove_participant(self, label_or_id: str, user: str) -> None:
         with self._lock:
             self._world.remove_participant(label_or_id, user)
+            self._changed()
+        self._push()
 
     def reset_world(self) -> None:
         """Back to the seeded users and meetings (with timestamps relative to now)."""
         with self._lock:
             self._world = World(seed=self.seed, now_ms=int(self._clock() * 1000))
+            self._changed()
+        self._push()
+
+    def _changed(self) -> None:
+        """The data changed (lock held): later Transitions carry a later timestamp."""
+        self._sync_ts = max(self._sync_ts + 1, time.time_ns())
+
+    def _push(self) -> None:
+        """Send each open sync connection what changed for it (lock not held: a connection
+        takes its own lock, then the fake's)."""
+        with self._lock:
+            connections = [c for c in self._sync_connections if c.is_open]
+        for connection in connections:
+            connection.push()
 
     # -- tokens -------------------------------------------------------------------------------
 
@@ -643,13 +690,26 @@ class FakeConnvo:
                 logger.debug("token rejected: %s", rejected)
                 return _failure(401, "Unauthenticated", UNAUTHENTICATED_MESSAGE)
 
+        answer = self._meeting_answer(identity, args, request_id)
+        payload: dict[str, Any]
+        if not answer.failed:
+            payload = {"status": "success", "value": answer.value, "logLines": []}
+        else:
+            payload = {"status": "error", "errorMessage": answer.error_message()}
+            if answer.data is not None:
+                payload["errorData"] = answer.data
+            payload["logLines"] = []
+        status = 560 if self._behaviour.take("status_560") else 200
+        return _json_reply(status, payload)
+
+    def _meeting_answer(
+        self, identity: Mapping[str, Any] | None, args: Mapping[str, Any], request_id: str
+    ) -> Answer:
+        """getMeeting's answer for the holder of `identity`, over HTTP or the sync protocol alike
+        (lock held)."""
         if self.live_metrics:
             self._world.drift_live_metrics(self._clock())
-        outcome = self._world.get_meeting(identity, args)
-
-        prefix = f"[Request ID: {request_id}] Server Error"
-        payload: dict[str, Any]
-        match outcome:
+        match self._world.get_meeting(identity, args):
             case Returned(value=value):
                 if value is not None:
                     for drift in self._behaviour.take_all("schema_drift"):
@@ -657,27 +717,127 @@ class FakeConnvo:
                             value.pop(drift.options["field"], None)
                         else:
                             value[drift.options["field"]] = drift.options["value"]
-                payload = {"status": "success", "value": value, "logLines": []}
+                return Answer(value=value, request_id=request_id)
             case Thrown(data=data):
                 # A ConvexError's message is its data as JSON (convex/values'
                 # stringifyValueForError); production keeps ConvexErrors, data and all.
                 text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-                payload = {
-                    "status": "error",
-                    "errorMessage": f"{prefix}\nUncaught ConvexError: {text}",
-                    "errorData": data,
-                    "logLines": [],
-                }
+                return Answer(
+                    message=f"Uncaught ConvexError: {text}", data=data, request_id=request_id
+                )
             case Invalid(message=message):
                 # Production deployments hide every other error's text behind the request id.
                 redacted = self._behaviour.take("redact") is not None
-                payload = {
-                    "status": "error",
-                    "errorMessage": prefix if redacted else f"{prefix}\n{message}",
-                    "logLines": [],
-                }
-        status = 560 if self._behaviour.take("status_560") else 200
-        return _json_reply(status, payload)
+                return Answer(message="" if redacted else message, request_id=request_id)
+        raise AssertionError("getMeeting has no other outcome")
+
+    # -- serving the sync protocol ------------------------------------------------------------
+
+    @property
+    def sync_connections(self) -> list[dict[str, Any]]:
+        """Each sync WebSocket, open or closed, oldest first: its client, user (the token's
+        subject, never the token), versions, messages and, per subscription, the answers sent
+        and how many of them were pushed after a change."""
+        with self._lock:
+            connections = list(self._sync_connections)
+        return [connection.describe() for connection in connections]
+
+    @property
+    def answers_sent(self) -> int:
+        """Query answers sent over sync WebSockets (a subscription's first one included)."""
+        return sum(self._sync_counts()[0])
+
+    @property
+    def answers_pushed(self) -> int:
+        """Of the answers sent, those pushed because a meeting (or the world) changed."""
+        return sum(self._sync_counts()[1])
+
+    def drop_sync_connections(self) -> int:
+        """Reset every open sync WebSocket, as a network failure would; how many there were."""
+        with self._lock:
+            connections = [c for c in self._sync_connections if c.is_open]
+        for connection in connections:
+            connection.drop()
+        return len(connections)
+
+    def clear_sync_log(self) -> None:
+        """Forget closed sync connections and zero the answer counts of open ones."""
+        with self._lock:
+            self._sync_connections = [c for c in self._sync_connections if c.is_open]
+            connections = list(self._sync_connections)
+        for connection in connections:
+            connection.forget_counts()
+
+    def _sync_counts(self) -> tuple[list[int], list[int]]:
+        with self._lock:
+            connections = list(self._sync_connections)
+        counts = [connection.counts() for connection in connections]
+        return [sent for sent, _ in counts], [pushed for _, pushed in counts]
+
+    def _sync_upgrade(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[_Reply | None, bool, Call]:
+        """Log an upgrade request; an HTTP answer instead of the upgrade (sync_refuse, or not a
+        GET), and whether the connection goes silent."""
+        call = Call(
+            method=method,
+            path=path,
+            headers=headers,
+            body=b"",
+            json=None,
+            timestamp=time.time(),
+            request_id=_request_id(),
+        )
+        with self._lock:
+            self._calls.append(call)
+            if method != "GET":
+                refusal = _failure(405, "MethodNotAllowed", f"{method} is not allowed here")
+            elif (refused := self._behaviour.take("sync_refuse")) is not None:
+                status = refused.options["status"]
+                refusal = _failure(status, *_FAILURES.get(status, ("HttpError", "Failed.")))
+            else:
+                refusal = None
+            silent = refusal is None and self._behaviour.take("sync_silent") is not None
+        if refusal is not None:
+            call.status = refusal.status
+            call.response_body = refusal.body
+        return refusal, silent, call
+
+    def _sync_session(self) -> SyncSession:
+        return SyncSession(
+            verify=self._sync_verify,
+            run=self._sync_run,
+            timestamp=lambda: self._sync_ts,
+            clock=self._clock,
+        )
+
+    def _sync_verify(self, token: str) -> dict[str, Any]:
+        """The token's claims; ValueError with Convex's words if it is refused, as over HTTP."""
+        with self._lock:
+            if self._behaviour.take("sync_reject_token") is not None:
+                raise ValueError(UNAUTHENTICATED_MESSAGE)
+        try:
+            return self._tokens.verify(token)
+        except TokenRejected as rejected:
+            logger.debug("sync token rejected: %s", rejected)
+            raise ValueError(UNAUTHENTICATED_MESSAGE) from None
+
+    def _sync_run(self, identity: dict[str, Any] | None, udf_path: str, args: list[Any]) -> Answer:
+        request_id = _request_id()
+        if udf_path != GET_MEETING_UDF:
+            return Answer(message=missing_function_message(udf_path), request_id=request_id)
+        if len(args) != 1 or not isinstance(args[0], dict):
+            # Convex functions take one object of named arguments.
+            return Answer(
+                message=f"ArgumentValidationError: expected one object of arguments, got {args}",
+                request_id=request_id,
+            )
+        with self._lock:
+            return self._meeting_answer(identity, args[0], request_id)
+
+    def _sync_opened(self, connection: SyncConnection) -> None:
+        with self._lock:
+            self._sync_connections.append(connection)
 
     # -- serving WorkOS -----------------------------------------------------------------------
 
@@ -772,6 +932,7 @@ class FakeConnvo:
                 self.reset_behaviour()
                 if request.get("calls"):
                     self.clear_calls()
+                    self.clear_sync_log()
                 if request.get("world"):
                     self.reset_world()
                 if request.get("workos"):
@@ -779,6 +940,13 @@ class FakeConnvo:
                 return _json_reply(200, {"behaviour": []})
             case _, ["workos", *rest]:
                 return self._control_workos(method, rest, request)
+            case "GET", ["sync"]:
+                return self._sync_state()
+            case "DELETE", ["sync"]:
+                self.clear_sync_log()
+                return self._sync_state()
+            case "POST", ["sync", "drop"]:
+                return _json_reply(200, {"dropped": self.drop_sync_connections()})
             case "POST", ["meetings", meeting]:
                 record = self.update_meeting(meeting, **request)
                 return _json_reply(200, {"id": record.id, "fields": record.fields})
@@ -837,10 +1005,33 @@ class FakeConnvo:
         route = "/".join(["workos", *parts])
         return _json_reply(404, {"error": f"no control endpoint {method} /_fake/{route}"})
 
+    def _sync_state(self) -> _Reply:
+        sent, pushed = self._sync_counts()
+        return _json_reply(
+            200,
+            {
+                "syncUrl": self.sync_url,
+                "answersSent": sum(sent),
+                "answersPushed": sum(pushed),
+                "connections": self.sync_connections,
+            },
+        )
+
     def _workos_state(self) -> _Reply:
         with self._lock:
             state = self._authkit.describe()
         return _json_reply(200, {"baseUrl": self.url, **state})
+
+
+class _Switches:
+    """The fake's switches as a sync connection takes them (under the fake's lock)."""
+
+    def __init__(self, fake: FakeConnvo) -> None:
+        self._fake = fake
+
+    def take(self, kind: str) -> bool:
+        with self._fake._lock:
+            return self._fake._behaviour.take(kind) is not None
 
 
 class _Server(ThreadingHTTPServer):
@@ -937,6 +1128,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(CONTROL_PREFIX):
             self._send(fake._serve_control(self.command, path, body))
             return
+        if SYNC_PATH.fullmatch(path):
+            self._serve_sync(fake, headers)
+            return
         if is_workos_path(path):
             # Logged without the query: it can carry a code or a state.
             workos_reply, _ = fake._serve_workos(self.command, self.path, headers, body)
@@ -954,6 +1148,46 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(reply)
         logger.info("%s %s -> %s [%s]", self.command, self.path, reply.status, call.request_id)
+
+    def _serve_sync(self, fake: FakeConnvo, headers: dict[str, str]) -> None:
+        """Upgrade to the sync WebSocket and serve it on this thread until it closes."""
+        self.close_connection = True  # whatever happens, no more HTTP on this connection
+        refusal, silent, call = fake._sync_upgrade(self.command, self.path, headers)
+        if refusal is not None:
+            self._send(refusal)
+            logger.info("sync upgrade %s -> %s", self.path, refusal.status)
+            return
+        # The request again, as it came, for the protocol's own parser (which then goes on to
+        # read frames): http.server has already read it off the socket.
+        protocol = ServerProtocol(logger=frames_logger)
+        header_lines = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
+        protocol.receive_data(self.raw_requestline + header_lines.encode("latin-1") + b"\r\n")
+        request = next(iter(protocol.events_received()), None)
+        if not isinstance(request, WebSocketRequest):
+            self._send(_failure(400, "BadRequest", "Not a WebSocket handshake"))
+            return
+        response = protocol.accept(request)
+        call.status = response.status_code
+        protocol.send_response(response)
+        logger.info("sync upgrade %s -> %s", self.path, response.status_code)
+        if response.status_code != 101:
+            # Not a WebSocket handshake: websockets' answer says why.
+            self.connection.sendall(b"".join(protocol.data_to_send()))
+            return
+        connection = SyncConnection(
+            sock=self.connection,
+            protocol=protocol,
+            session=fake._sync_session(),
+            switches=_Switches(fake),
+            abort=lambda: self.server.abort(self.connection),
+            client=headers.get("convex-client"),
+            silent=silent,
+            heartbeat=fake.sync_heartbeat,
+        )
+        # Listed before the client hears 101, so that a push right after its handshake finds it.
+        fake._sync_opened(connection)
+        self.connection.sendall(b"".join(protocol.data_to_send()))
+        connection.serve()
 
     def _reset(self) -> None:
         self.close_connection = True

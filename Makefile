@@ -18,7 +18,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
-	@echo "make test    set up and run the whole test suite (SQLite with the browser tests, PostgreSQL, then a summer clock)"
+	@echo "make test    set up and run the whole test suite (SQLite with the browser tests on a summer clock, then PostgreSQL)"
 	@echo "make test-clock  the non-browser suite at three awkward instants, far east (docs/testing.md)"
 	@echo "make mutants     mutation testing of the modules where a silent break hurts most (slow)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
@@ -96,13 +96,16 @@ PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 BROWSER_TESTS ?= yes
 NOT_BROWSER := -m "not browser" --ignore=tests/browser
 
+# The SQLite run is also the clock run: the whole suite, browser tests included, on a summer's day
+# far east (docs/testing.md, "The clock runs"); PostgreSQL runs at the real date.
 test: $(STAMP) browser nginx services lint
-	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-sqlite CLOCK=2027-07-15T12:00:00Z
 	$(MAKE) --no-print-directory test-postgres BROWSER_TESTS=no
-	$(MAKE) --no-print-directory test-clock CLOCK_INSTANTS=2027-07-15T12:00:00Z
 
+# CLOCK=<instant> runs it with the wall clock moved there (ticking) and the local zone CLOCK_TZ.
 test-sqlite: $(STAMP)
-	DATABASE_URL=sqlite:///:memory: $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER))
+	$(if $(CLOCK),CONSOLE_TEST_CLOCK=$(CLOCK) CONSOLE_TEST_TZ=$(CLOCK_TZ)) \
+	  DATABASE_URL=sqlite:///:memory: $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER))
 
 test-postgres: $(STAMP)
 	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} \

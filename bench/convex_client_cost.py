@@ -14,17 +14,19 @@ import asyncio
 import gc
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
 from convex import ConvexClient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fakeconnvo.process import FakeProcess  # noqa: E402
+
 GET_MEETING = "meetings/queries:getMeeting"
 
 
@@ -38,28 +40,11 @@ def process_figures() -> dict[str, float]:
     }
 
 
-class Fake:
+class Fake(FakeProcess):
     def __init__(self) -> None:
-        self.process = subprocess.Popen(  # the bench's own command line
-            [sys.executable, "-m", "fakeconnvo", "--port", "0", "--quiet"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().split()[-1]
-        self.http = requests.Session()
+        super().__init__()
         self.meeting_id = self.control("GET", "world")["meetings"]["planning"]
-        self.token = self.control("POST", "tokens", {"user": "agent"})["token"]
-
-    def control(self, method: str, route: str, body: Any = None) -> Any:
-        response = self.http.request(method, f"{self.url}/_fake/{route}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        self.agent_token = self.token("agent")
 
 
 async def next_all(subscriptions: list[Any]) -> list[Any]:
@@ -76,7 +61,7 @@ def measure(fake: Fake, count: int) -> None:
     clients, subscriptions = [], []
     for _ in range(count):
         client = ConvexClient(fake.url)
-        client.set_auth(fake.token)
+        client.set_auth(fake.agent_token)
         subscriptions.append(client.subscribe(GET_MEETING, {"meetingId": fake.meeting_id}))
         clients.append(client)
     made = time.perf_counter()
@@ -126,7 +111,7 @@ def blocking_wait_holds_the_gil(fake: Fake, seconds: int = 2) -> None:
     """A thread counting while the main thread blocks in the client's `next()`, which waits
     for a change that does not come; SIGALRM ends the wait (the client checks signals)."""
     client = ConvexClient(fake.url)
-    client.set_auth(fake.token)
+    client.set_auth(fake.agent_token)
     subscription = client.subscribe(GET_MEETING, {"meetingId": fake.meeting_id})
     next(subscription)  # the first answer; the next one waits
     ticks = 0

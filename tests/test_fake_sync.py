@@ -14,8 +14,6 @@ import contextlib
 import gc
 import json
 import logging
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from fakeconnvo import UNAUTHENTICATED_MESSAGE, FakeConnvo
 from fakeconnvo.behaviour import make_switch
+from fakeconnvo.process import FakeProcess
 from fakeconnvo.sync import (
     INVALID_JSON_PREFIX,
     TOKEN_EXPIRED_MESSAGE,
@@ -69,28 +68,12 @@ def until(check: Callable[[], Any], what: str) -> Any:
 # -- the official client, against a fake in another process -----------------------------------
 
 
-class Served:
+class Served(FakeProcess):
     """`python -m fakeconnvo` on a free port, driven over /_fake/."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fakeconnvo", "--port", "0", "--quiet"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().split()[-1]
-        self.http = requests.Session()
+        super().__init__(timeout=WAIT)
         self.world = self.control("GET", "world")
-
-    def control(self, method: str, route: str, body: Any = None) -> Any:
-        response = self.http.request(method, f"{self.url}/_fake/{route}", json=body, timeout=WAIT)
-        response.raise_for_status()
-        return response.json()
-
-    def token(self, user: str, **options: Any) -> str:
-        return self.control("POST", "tokens", {"user": user, **options})["token"]
 
     def get_meeting(self, token: str, meeting_id: str) -> dict[str, Any]:
         response = self.http.post(
@@ -100,11 +83,6 @@ class Served:
             timeout=WAIT,
         )
         return response.json()
-
-    def stop(self) -> None:
-        self.http.close()
-        self.process.terminate()
-        self.process.wait(timeout=WAIT)
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,22 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import F, Max, Q, QuerySet, Sum
 from django.utils import dateformat
 
 from connvo_admin.outcomes import Handling, Outcome, describe
 
 from . import records
-from .models import DAY_HOURS, Action, ActivityDay, ActivityHour, AuditEntry, StaffDay, Via
+from .models import (
+    DAY_HOURS,
+    Action,
+    ActivityDay,
+    ActivityHour,
+    AuditEntry,
+    Span,
+    StaffDay,
+    Via,
+)
 from .rollup import floor_hour
 from .selectors import EntryFilter, filtered_entries
 
@@ -494,7 +503,9 @@ class StaffSummary:
     lookups: int
     refreshes: int
     not_visible: int
-    first_at: datetime | None  # their first and last entry of any kind
+    first_at: (
+        datetime | None
+    )  # their first and last entry of any kind, or call of a page still open
     last_at: datetime | None
     meetings: int  # distinct meetings among their newest MEETINGS_SAMPLE lookups
     meetings_sampled: bool
@@ -502,6 +513,10 @@ class StaffSummary:
     @property
     def not_visible_share(self) -> float:
         return self.not_visible / self.lookups if self.lookups else 0.0
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    return max((moment for moment in moments if moment is not None), default=None)
 
 
 def staff_summary(*, username: str) -> StaffSummary:
@@ -523,10 +538,14 @@ def staff_summary(*, username: str) -> StaffSummary:
         .order_by("at", "id")
         .values_list("at", flat=True)
         .first(),
-        last_at=AuditEntry.objects.filter(actor_username=username)
-        .order_by("-at", "-id")
-        .values_list("at", flat=True)
-        .first(),
+        last_at=_latest(
+            AuditEntry.objects.filter(actor_username=username)
+            .order_by("-at", "-id")
+            .values_list("at", flat=True)
+            .first(),
+            # A page still refreshing has calls newer than its last seal: its span says when.
+            Span.objects.filter(actor_username=username).aggregate(last=Max("last_at"))["last"],
+        ),
         meetings=len(set(newest[:MEETINGS_SAMPLE])),
         meetings_sampled=len(newest) > MEETINGS_SAMPLE,
     )

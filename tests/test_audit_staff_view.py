@@ -1,13 +1,16 @@
 """A staff member's activity (/audit/staff/<username>/)."""
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from audit.models import Action
+from audit.models import Action, AuditEntry
 from connvo_admin.outcomes import Outcome
 from tests.test_audit_list_view import shown_ids
+from tests.test_audit_spans import open_page, refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +54,23 @@ def test_sums_up_the_staff_members_record(auditor_client, audit_entry):
     assert facts[Outcome.NOT_VISIBLE.label].startswith("33% ")
     assert facts["Live refreshes"] == "1"
     assert "<time" in facts["First"] and "<time" in facts["Last"]
+
+
+def test_last_is_the_newest_refresh_of_a_page_still_open(
+    auditor_client, agent_client, agent_token, fake_connvo, time_machine
+):
+    # Within the agent's token's lifetime, which starts now.
+    opened = timezone.now().replace(microsecond=0) + timedelta(minutes=1)
+    time_machine.move_to(opened, tick=False)
+    page = open_page(agent_client, fake_connvo)
+    # Seven minutes of refreshes: counted in the page's span, not yet sealed into the log.
+    time_machine.move_to(opened + timedelta(minutes=7), tick=False)
+    assert refresh(agent_client, fake_connvo, page["span"]).status_code == 200
+    assert AuditEntry.objects.filter(actor_username="agent").latest("at").at == opened
+
+    page = auditor_client.get(reverse("audit:staff", args=["agent"])).content.decode()
+
+    summary = page.split('<dl class="staff-summary">')[1].split("</dl>")[0]
+    facts = dict(re.findall(r"<dt>([^<]+)</dt><dd>(.*?)</dd>", summary))
+    last = re.search(r'datetime="([^"]+)"', facts["Last"]).group(1)
+    assert datetime.fromisoformat(last) == opened + timedelta(minutes=7)

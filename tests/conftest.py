@@ -5,10 +5,13 @@ group), `admin` (superuser). `audit_entry` writes audit entries through the real
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -63,6 +66,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"clock: {os.environ.get(CLOCK_ENV) or 'real'} (ticking); "
         f"local zone: {os.environ.get(TZ_ENV) or time.tzname[0]}"
     ]
+
+
+def run_async[T](awaitable: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(awaitable)` in a thread of its own. A worker that has run a browser test has
+    Playwright's event loop running in its main thread (the sync API's), where `asyncio.run`
+    refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-asyncio") as pool:
+        return pool.submit(asyncio.run, awaitable).result()
 
 
 def _sql_flush_allowing_audit_truncate(original):

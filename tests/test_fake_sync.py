@@ -48,6 +48,7 @@ from fakeconnvo.sync import (
     encode_u64,
     parse_client_message,
 )
+from tests.conftest import run_async
 
 ROOT = Path(__file__).resolve().parent.parent
 GET_MEETING = "meetings/queries:getMeeting"
@@ -108,7 +109,7 @@ def next_answer(subscription: Any) -> Any:
     async def wait() -> Any:
         return await asyncio.wait_for(subscription.__anext__(), WAIT)
 
-    return asyncio.run(wait())
+    return run_async(wait())
 
 
 def test_official_client_gets_the_http_answer_then_a_pushed_change(official):

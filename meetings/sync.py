@@ -53,11 +53,12 @@ _DETAIL_LIMIT = 200
 
 
 class _NoFrames(logging.LoggerAdapter):
-    """websockets logs every frame at DEBUG, an Authenticate frame's token included: this logger
-    is never enabled for DEBUG, whatever the logging configuration says."""
+    """websockets logs every frame at DEBUG, an Authenticate frame's token included, and each
+    connection's close at INFO (a thousand lines when a thousand pages close): this logger passes
+    on warnings and errors only, whatever the logging configuration says."""
 
     def isEnabledFor(self, level: int) -> bool:
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+        return level >= logging.WARNING and self.logger.isEnabledFor(level)
 
 
 _WIRE_LOG = _NoFrames(logging.getLogger(f"{__name__}.wire"))
@@ -420,6 +421,7 @@ class _Connection:
         self.server_version = (0, 0, 0)
         self.accepted = False
         url = self._url()
+        opened = False
         try:
             async with connect(
                 url,
@@ -436,12 +438,12 @@ class _Connection:
                 logger=_WIRE_LOG,
             ) as ws:
                 self.ws = ws
+                opened = True
                 _counts.open += 1
                 _counts.opened += 1
                 try:
                     return await self._speak(ws, token)
                 finally:
-                    _counts.open -= 1
                     self.ws = None
         except InvalidStatus as exc:
             raise _Stop(detail=f"HTTP {exc.response.status_code} instead of a WebSocket") from None
@@ -452,6 +454,9 @@ class _Connection:
             raise _Stop(detail=f"the WebSocket closed (code {code})") from None
         except _Violation as exc:
             raise _Stop(detail=f"Connvo sent {exc}") from None
+        finally:
+            if opened:  # counted open until its closing handshake is over
+                _counts.open -= 1
 
     async def _speak(self, ws: ClientConnection, token: str) -> str | None:
         lost = self.sockets_opened > 0

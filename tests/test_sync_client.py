@@ -517,16 +517,19 @@ def updated(value: Any, query_id: int = 0) -> dict[str, Any]:
     return {"type": "QueryUpdated", "queryId": query_id, "value": value, "logLines": []}
 
 
-async def scripted(frames: list[str | bytes], *, hold: bool) -> list[Any]:
+async def scripted(frames: list[str | bytes], *, hold: bool, ping: bool = False) -> list[Any]:
     """Watch a meeting on a server that, once the client has sent Connect, Authenticate and its
-    query set, sends `frames` and then waits for the client to leave (`hold`) or closes. All the
-    watch yields, then its PushUnavailable if it raised one."""
+    query set, sends `frames` and then waits for the client to leave (`hold`, sending a Ping
+    every 0.2 s if `ping`) or closes. All the watch yields, then its PushUnavailable if any."""
 
     async def handler(ws: ServerConnection) -> None:
         for _ in range(3):
             await ws.recv()
         for frame in frames:
             await ws.send(frame)
+        while hold and ping:
+            await asyncio.sleep(0.2)
+            await ws.send(json.dumps({"type": "Ping"}))
         if hold:
             await ws.wait_closed()
 
@@ -585,6 +588,13 @@ def test_what_is_not_the_protocol_is_push_unavailable(frames, words):
     (failure,) = run(scripted(frames, hold=True))
     assert isinstance(failure, PushUnavailable)
     assert words in failure.detail
+
+
+def test_a_server_that_pings_but_never_answers_is_push_unavailable(settings):
+    settings.CONNVO_READ_TIMEOUT = 0.5
+    (failure,) = run(scripted([], hold=True, ping=True))
+    assert isinstance(failure, PushUnavailable)
+    assert "no first answer" in failure.detail
 
 
 def test_pings_and_unknown_messages_keep_the_subscription():

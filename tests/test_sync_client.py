@@ -3,7 +3,8 @@ real loopback: the same typed results as the HTTP path, pushed changes, each fai
 authentication, one WebSocket per agent, and anything a server may send.
 
 The fake runs in this process (a thread of its own, the `fake_connvo` fixture); each test drives
-the client with `asyncio.run`. Waits are bounded (WAIT) but nothing here asserts a duration.
+the client with `asyncio.run` in a thread of its own (`run_async`). Waits are bounded (WAIT) but
+nothing here asserts a duration.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from meetings import connvo, sync
 from meetings.credentials import read_claims
 from meetings.deployments import Deployment, get_deployment
 from meetings.sync import PushUnavailable
+from tests.conftest import run_async
 
 WAIT = 10  # seconds any one step may take before the test gives up (not a timing assertion)
 
@@ -50,7 +52,7 @@ def run(coroutine: Any) -> Any:
         async with asyncio.timeout(WAIT):
             return await coroutine
 
-    return asyncio.run(bounded())
+    return run_async(bounded())
 
 
 def tokens(*values: str) -> tuple[Callable[[], Any], list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
@@ -36,6 +37,8 @@ FRAGMENT = "meetings/meeting_detail.html#metrics"
 # The events the page listens for: a new fragment, the end of the meeting's updates (the page's
 # `sse-close`), and "push failed, poll" (static/js/console.js).
 METRICS, END, FALLBACK = "metrics", "end", "fallback"
+# Seconds within which a page whose stream ended tries push again.
+RECONNECT_WITHIN = 5
 
 
 def _refuse_cross_site(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -103,9 +106,7 @@ class _Page:
         )
 
     async def events(self) -> AsyncIterator[str]:
-        # The browser reconnects this long after the stream ends (push failed): one poll interval,
-        # during which the page polls.
-        yield f"retry: {settings.CONNVO_POLL_INTERVAL * 1000}\n\n"
+        yield f"retry: {_reconnect_after()}\n\n"
         answers = aiter(
             sync.watch(
                 deployment=self.deployment,
@@ -195,6 +196,14 @@ class _Page:
             return plan, render_to_string(FRAGMENT, context, request=self.request)
         finally:
             _let_go_of_the_database()
+
+
+def _reconnect_after() -> int:
+    """Milliseconds the browser waits before reconnecting once the stream ended (push failed; the
+    page polls meanwhile): a second or a few, spread so that the pages of a restarted push server
+    do not all come back at once, and never more than one poll interval."""
+    longest = min(settings.CONNVO_POLL_INTERVAL, RECONNECT_WITHIN) * 1000
+    return secrets.SystemRandom().randint(min(1000, longest), longest)
 
 
 def _let_go_of_the_database() -> None:

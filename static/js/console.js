@@ -190,7 +190,7 @@
   // comes as a fragment whose poller does not poll. When the stream fails (the server says
   // "fallback", or the connection drops) the page asks for the polling fragment at once, and
   // polls; the extension (or the browser) reconnects, and the stream's next fragment puts the
-  // page back on push. While the stream is open, a polling fragment that also listens to it
+  // page back on push. While the stream delivers, a polling fragment that also listens to it
   // (sse-swap) does not poll: the stream brings each change.
   var pushOpen = false;
   function fallBackToPolling() {
@@ -206,13 +206,15 @@
     });
   }
   document.addEventListener("htmx:sseOpen", function (event) {
-    pushOpen = true;
     var source = event.detail.source;
     if (source && !source.consoleFallback) {
       source.consoleFallback = true;
       source.addEventListener("fallback", fallBackToPolling);
     }
   });
+  // Pushed, once the stream brings a fragment (not merely when it opens: a stream that cannot
+  // subscribe opens, says "fallback" and ends).
+  document.addEventListener("htmx:sseBeforeMessage", function () { pushOpen = true; });
   document.addEventListener("htmx:sseError", fallBackToPolling);
   document.addEventListener("htmx:sseClose", function () { pushOpen = false; });
 

@@ -58,6 +58,11 @@ class LiveStatus(StrEnum):
     TOKEN = "token"  # the agent must update their token: polling again only costs calls
     GONE = "gone"  # the meeting is no longer visible to the agent
 
+    @property
+    def keeps_going(self) -> bool:
+        """Whether the page keeps asking (polling) or listening (pushed answers) after this."""
+        return self in (LiveStatus.LIVE, LiveStatus.FAILING)
+
 
 class Tone(StrEnum):
     """How the problem is shown to the agent: `info` is calm (nothing is broken), `error` red."""

@@ -345,6 +345,9 @@ CONNVO_CONNECT_TIMEOUT = _positive_float("CONNVO_CONNECT_TIMEOUT", default=3.05)
 CONNVO_READ_TIMEOUT = _positive_float("CONNVO_READ_TIMEOUT", default=10.0)
 CONNVO_RETRIES = env.int("CONNVO_RETRIES", default=2)
 CONNVO_RETRY_BACKOFF = _positive_float("CONNVO_RETRY_BACKOFF", default=0.25)
+# Pushed answers (meetings/sync.py): Connvo's sync WebSocket sends at least a Ping every 15 s, so a
+# connection that stays silent for twice that is dead (the page falls back to polling).
+CONNVO_SYNC_SILENCE_TIMEOUT = _positive_float("CONNVO_SYNC_SILENCE_TIMEOUT", default=30.0)
 if CONNVO_RETRIES < 0:
     raise ImproperlyConfigured("CONNVO_RETRIES must be 0 or more.")
 if CONNVO_DEFAULT_DEPLOYMENT not in CONNVO_DEPLOYMENTS:

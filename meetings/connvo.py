@@ -4,6 +4,10 @@
 returns a typed `Lookup`, or raises one `ConnvoError` subclass per failure mode, each with a message
 written for a support agent (plus `NoToken` and `InvalidMeetingId`, the lookup failures it can also
 raise). It knows nothing of Django requests, sessions or templates.
+
+What getMeeting's answer means (`read_value()` for its value, `read_error()` for an error it
+threw) is decided here once, for this HTTP path and for answers pushed over Convex's sync WebSocket
+(meetings/sync.py) alike.
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ class Meeting:
 class Lookup:
     meeting: Meeting
     deployment: Deployment
-    http_status: int
+    # None for an answer pushed over the sync WebSocket (meetings/sync.py): no HTTP request.
+    http_status: int | None
     latency_ms: int
     attempts: int
 
@@ -257,7 +262,7 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
     `ConnvoError` subclass carrying the HTTP status, latency and Connvo request id when known.
     """
     if not token:
-        raise NoToken(f"Save your Connvo token for {deployment.name} before looking up meetings.")
+        raise missing_token(deployment)
     url = deployment.url + GET_MEETING_PATH
     body = {"args": {"meetingId": meeting_id}, "format": "json"}
     timeout = (settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT)
@@ -331,34 +336,17 @@ def _interpret(
                 **context,
             )
         if payload["status"] == "error":
-            raise _function_error(payload, deployment, context)
-        value = payload.get("value")
-        if value is None:
-            raise MeetingNotFound(
-                "No meeting with this ID exists on "
-                f"{deployment.name}. Check the ID, and that you chose the right deployment.",
-                **context,
+            raise read_error(
+                payload.get("errorMessage"), payload.get("errorData"), deployment, **context
             )
-        meeting = _parse_meeting(value, deployment, context)
-        return Lookup(
-            meeting=meeting,
-            deployment=deployment,
-            http_status=status,
-            latency_ms=latency_ms,
-            attempts=attempts,
-        )
+        return read_value(payload.get("value"), deployment, **context)
 
     code, message = _request_error(payload)
     request_id = _request_id(message)
     context["request_id"] = request_id
     detail = f"{code}: {message}" if code else _describe_body(response)
     if status == 401:
-        raise TokenRejected(
-            f"Connvo ({deployment.name}) did not accept your token: it has expired or is not "
-            "valid. Copy a fresh token from Connvo and update it on the Tokens page.",
-            detail=detail,
-            **context,
-        )
+        raise token_rejected(deployment, detail=detail, **context)
     if status == 429:
         wait = _retry_after(response)
         raise RateLimited(
@@ -428,13 +416,72 @@ def _describe_body(response: requests.Response) -> str:
     return f"HTTP {response.status_code}, {content_type}, {len(response.content)} bytes"
 
 
-def _function_error(
-    payload: Mapping[str, Any], deployment: Deployment, context: dict[str, Any]
+def missing_token(deployment: Deployment) -> NoToken:
+    return NoToken(f"Save your Connvo token for {deployment.name} before looking up meetings.")
+
+
+def token_rejected(deployment: Deployment, *, detail: str, **context: Any) -> TokenRejected:
+    """Connvo refused the token itself (HTTP 401, or the sync WebSocket's AuthError)."""
+    return TokenRejected(
+        f"Connvo ({deployment.name}) did not accept your token: it has expired or is not "
+        "valid. Copy a fresh token from Connvo and update it on the Tokens page.",
+        detail=detail,
+        **context,
+    )
+
+
+def read_value(
+    value: Any,
+    deployment: Deployment,
+    *,
+    http_status: int | None,
+    latency_ms: int,
+    attempts: int,
+    request_id: str | None = None,
+) -> Lookup:
+    """getMeeting's `value`, answered over HTTP or pushed over the sync WebSocket: the Lookup, or
+    MeetingNotFound for null, or SchemaMismatch for something that cannot be a meeting."""
+    context = {
+        "http_status": http_status,
+        "latency_ms": latency_ms,
+        "attempts": attempts,
+        "request_id": request_id,
+    }
+    if value is None:
+        raise MeetingNotFound(
+            "No meeting with this ID exists on "
+            f"{deployment.name}. Check the ID, and that you chose the right deployment.",
+            **context,
+        )
+    meeting = _parse_meeting(value, deployment, context)
+    return Lookup(
+        meeting=meeting,
+        deployment=deployment,
+        http_status=http_status,
+        latency_ms=latency_ms,
+        attempts=attempts,
+    )
+
+
+def read_error(
+    error_message: Any,
+    error_data: Any,
+    deployment: Deployment,
+    *,
+    http_status: int | None,
+    latency_ms: int,
+    attempts: int,
 ) -> LookupFailed:
-    message = payload.get("errorMessage")
-    message = message if isinstance(message, str) else ""
-    context = {**context, "request_id": _request_id(message)}
-    data = payload.get("errorData")
+    """The failure getMeeting's thrown error means (its `errorMessage` and, for a ConvexError,
+    `errorData`), answered over HTTP or pushed over the sync WebSocket. Returned, not raised."""
+    message = error_message if isinstance(error_message, str) else ""
+    context = {
+        "http_status": http_status,
+        "latency_ms": latency_ms,
+        "attempts": attempts,
+        "request_id": _request_id(message),
+    }
+    data = error_data
     if isinstance(data, Mapping) and data:
         code = data.get("code")
         reason = data.get("message") if isinstance(data.get("message"), str) else ""

@@ -34,7 +34,7 @@ class PollPlan:
 
     @property
     def polling(self) -> bool:
-        return self.status in (LiveStatus.LIVE, LiveStatus.FAILING)
+        return self.status.keeps_going
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """The meeting page's push stream (meetings/views/push.py): who may open it, each pushed answer on
 record in the page's span before it is sent, the fragment it sends, and the fallback to polling.
 
-Connvo's pushes come from a scripted `meetings.sync.watch` here, each one a real lookup of the
-fake's meeting (the same typed result the subscription yields); tests/test_push_live.py runs the
-real subscription against the fake's sync WebSocket."""
+Connvo's pushes come from a scripted `meetings.sync.watch` in most tests, each one a real lookup of
+the fake's meeting (the same typed result the subscription yields); the last ones run the real
+subscription against the fake's sync WebSocket."""
 
 from __future__ import annotations
 
@@ -362,3 +362,65 @@ def test_polling_only_deployment_page_has_no_stream(
     ).content.decode()
     assert "sse-connect" not in html and "sse-swap" not in html
     assert "Live (polling every 10 s)" in html
+
+
+# --- Against the fake's sync WebSocket (the real subscription) ---------------------------------
+
+
+def follow(client: AsyncClient, url: str, *steps):
+    """Open the stream; before reading each next named event, run the step (in a thread: it may
+    change the fake). Returns the named events read, one per step."""
+
+    async def run():
+        response = await client.get(url)
+        assert response.status_code == 200
+        events, buffer = [], ""
+        async with contextlib.aclosing(aiter(response)) as content:
+            for step in steps:
+                await asyncio.to_thread(step)
+                while True:
+                    while "\n\n" not in buffer:
+                        buffer += (await anext(content)).decode()
+                    block, buffer = buffer.split("\n\n", 1)
+                    name, data = parse(block)
+                    if name not in ("retry", "comment"):
+                        events.append((name, data))
+                        break
+        return events
+
+    return async_to_sync(run)()
+
+
+def test_a_change_at_connvo_is_pushed_recorded_and_sent(
+    agent_client, async_agent, agent_token, fake_connvo
+):
+    key = page_span(agent_client, fake_connvo)
+
+    events = follow(
+        async_agent,
+        stream_url(fake_connvo, span=key),
+        lambda: None,  # the subscription's first answer
+        lambda: fake_connvo.update_meeting("standup", participantCount=31),
+    )
+
+    assert [name for name, _ in events] == ["metrics", "metrics"]
+    assert '<dd data-metric="participants">31</dd>' in events[1][1]
+    # Every answer Connvo sent on the subscription is on record, in the page's span, with its
+    # first look (the HTTP call).
+    assert fake_connvo.answers_sent == 2
+    assert Span.objects.get(key=key).calls == 1 + fake_connvo.answers_sent
+
+
+def test_a_dropped_websocket_sends_the_page_to_polling(
+    agent_client, async_agent, agent_token, fake_connvo
+):
+    key = page_span(agent_client, fake_connvo)
+
+    events = follow(
+        async_agent,
+        stream_url(fake_connvo, span=key),
+        lambda: None,
+        fake_connvo.drop_sync_connections,
+    )
+
+    assert [name for name, _ in events] == ["metrics", "fallback"]

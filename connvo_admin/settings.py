@@ -365,6 +365,22 @@ if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
     raise ImproperlyConfigured(
         "CONNVO_POLL_INTERVAL must be at least 1 and at most CONNVO_POLL_MAX_INTERVAL (seconds)."
     )
+# Live values pushed, not polled (issue #24): an open meeting page subscribes to its meeting
+# through Connvo's sync WebSocket and gets each change by Server-Sent Events from the push server
+# (gunicorn-push.conf.py, under /live/), polling every CONNVO_POLL_INTERVAL only as the fallback.
+# CONNVO_PUSH=false turns push off everywhere; CONNVO_POLLING_ONLY_DEPLOYMENTS lists deployments
+# whose pages only poll (e.g. one whose sync WebSocket the network in between does not let through).
+CONNVO_PUSH = _strict_bool("CONNVO_PUSH", default=True)
+CONNVO_POLLING_ONLY_DEPLOYMENTS = env.list("CONNVO_POLLING_ONLY_DEPLOYMENTS", default=[])
+_unknown_polling_only = set(CONNVO_POLLING_ONLY_DEPLOYMENTS) - set(CONNVO_DEPLOYMENTS)
+if _unknown_polling_only:
+    raise ImproperlyConfigured(
+        "CONNVO_POLLING_ONLY_DEPLOYMENTS names deployments that are not in CONNVO_DEPLOYMENTS: "
+        f"{', '.join(sorted(_unknown_polling_only))}."
+    )
+# A comment line on every open push stream this often (seconds), so that nginx and other proxies
+# in between never take a quiet stream for a dead one.
+CONNVO_PUSH_HEARTBEAT = _positive_float("CONNVO_PUSH_HEARTBEAT", default=15.0)
 # A live refresh that waited longer than this for a free thread (seconds) is answered at once
 # with 503 + Retry-After, which the page honours, instead of late (connvo_admin/capacity.py).
 LIVE_REFRESH_QUEUE_BUDGET = _positive_float("LIVE_REFRESH_QUEUE_BUDGET", default=0.5)

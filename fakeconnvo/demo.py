@@ -5,7 +5,8 @@ Starts a fake Connvo for every configured deployment whose URL is on this machin
 marked ones redact errors as Convex does in production; ones with WorkOS settings also play
 WorkOS AuthKit), creates the demo logins (an agent with its Connvo account connected, or a token
 saved, on each of them; an auditor; an admin); verifies the audit chain once; prints every seeded
-meeting and the commands that make the fake fail; and serves the console until Ctrl-C.
+meeting and the commands that make the fake fail; and serves the console, push streams included,
+from uvicorn until Ctrl-C.
 
 It lives with the fakes so that nothing in the console imports a fake; the fake deployments
 themselves (the rest of this package) still share no code with the console.
@@ -93,7 +94,6 @@ def _run(args: argparse.Namespace) -> None:
     from django.conf import settings
     from django.core.management import call_command
     from django.core.management.color import color_style
-    from django.core.servers.basehttp import get_internal_wsgi_application
 
     from meetings import pasted_tokens, workos_auth
     from meetings.deployments import deployments
@@ -144,15 +144,33 @@ def _run(args: argparse.Namespace) -> None:
                 f"\n  Connvo access tokens last {args.access_token_ttl} s here; leave a meeting "
                 "open and watch the console renew them (Tokens page, audit log)."
             )
+        if settings.CONNVO_PUSH:
+            print("  Open meeting pages are live by push (Connvo's changes show at once).")
         print("  Ctrl-C stops the console and the fake deployments.\n", flush=True)
-        # The console logs every request as a JSON line; runserver's own line would repeat it.
-        # Loading the WSGI application first: it sets logging up again (django.setup()).
-        get_internal_wsgi_application()
-        logging.getLogger("django.server").setLevel(logging.ERROR)
-        call_command("runserver", args.addrport, use_reloader=False, skip_checks=True)
+        serve(host, int(port))
     finally:
         for fake in fakes.values():
             fake.stop()
+
+
+def serve(host: str, port: int) -> None:
+    """The whole console from its ASGI entry under uvicorn, on one port: the pages (each sync view
+    in a thread of its own) and the push streams under /live/, which runserver (WSGI) cannot hold
+    open. In production nginx splits the two between gunicorn.conf.py's threaded workers and the
+    push server (docs/deploy.md)."""
+    import uvicorn
+
+    # The console logs every request as a JSON line; uvicorn's access line would repeat it.
+    uvicorn.run(
+        "connvo_admin.asgi:application",
+        host=host.strip("[]"),
+        port=port,
+        access_log=False,
+        lifespan="off",
+        log_level="warning",
+        # An open push stream would otherwise keep Ctrl-C waiting.
+        timeout_graceful_shutdown=1,
+    )
 
 
 def witness_the_chain(interval: float, stop: threading.Event) -> threading.Thread:

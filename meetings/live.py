@@ -1,7 +1,7 @@
-"""How a live page (a meeting page, a triage table, the watch list) keeps itself current: after
-each refresh the server decides whether the page polls again, how soon, or stops, and whether the
-page needs a new fragment at all. The page only follows what it receives; the views parse, call
-and render what is decided here."""
+"""How a live page (a meeting page, a triage table, the watch list) keeps itself current: whether
+Connvo pushes its changes (`push_enabled`), and, when it polls, after each refresh whether the page
+polls again, how soon, or stops, and whether the page needs a new fragment at all. The page only
+follows what it receives; the views parse, call and render what is decided here."""
 
 from __future__ import annotations
 
@@ -59,6 +59,13 @@ class Shown:
             interval=int(interval) if _digits(interval) else None,
             span=usable_key(query.get("span", "")),
         )
+
+
+def push_enabled(deployment_name: str) -> bool:
+    """Whether a page of this deployment's meetings is live by push (meetings/views/push.py),
+    polling only when push fails, or polls throughout (CONNVO_PUSH off, or the deployment listed
+    in CONNVO_POLLING_ONLY_DEPLOYMENTS)."""
+    return settings.CONNVO_PUSH and deployment_name not in settings.CONNVO_POLLING_ONLY_DEPLOYMENTS
 
 
 def _digits(text: str) -> bool:

@@ -4,7 +4,9 @@ counted in its span -> Connvo -> its outcome recorded), and each answer becomes 
 log keeps through one mapping (`audit_fields`).
 
 The meeting page, its live refresh, the triage table, the watch list and `manage.py
-connvo_lookup` all come through `look_up()`, so they behave and are audited alike. Every Connvo
+connvo_lookup` all come through `look_up()`, so they behave and are audited alike; an answer
+Connvo pushes to an open page (meetings/views/push.py) through `record_pushed()`, into the same
+span and the same records. Every Connvo
 call is counted durably before it is made (audit/spans.py), so a worker killed mid-call leaves it
 on record. A first look is then a full chained entry; a live refresh only completes its span's
 count (sealed into the chain later, in parts). Only the Connvo calls of a table run in a pool's
@@ -14,6 +16,7 @@ opens a database connection of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter
@@ -159,6 +162,34 @@ def look_up(
             ]
         )
     return answers
+
+
+def record_pushed(
+    *,
+    origin: Origin,
+    deployment: Deployment,
+    meeting_id: str,
+    result: connvo.Lookup | LookupFailed,
+    span: str,
+    polls_every: int | None = None,
+) -> Answer:
+    """Put an answer Connvo pushed on a page's subscription (meetings/sync.py) on record before it
+    is shown: one call counted in the page's span (`span`: its key, or "" for a new span), then
+    its outcome, as a live refresh's call is. Returns the Answer, its `span` the key it was
+    counted under. Raises AuditUnavailable when it cannot be recorded (then it must not be
+    shown). No limit is counted: the agent asked for nothing, Connvo sent it."""
+    to_ask = [(0, deployment, "", meeting_id)]
+    counted = _count(to_ask, origin=origin, via=Via.REFRESH, span=span, polls_every=polls_every)
+    # One pushed message is one answer from Connvo, whatever its "attempts" says (no request was
+    # retried): so recorded answers == answers Connvo sent.
+    if isinstance(result, LookupFailed):
+        result.attempts = 1
+        answer = Answer(deployment.name, meeting_id, error=result, span=counted.key)
+    else:
+        result = dataclasses.replace(result, attempts=1)
+        answer = Answer(deployment.name, meeting_id, lookup=result, span=counted.key)
+    _record([answer], origin=origin, via=Via.REFRESH, counted=counted, refreshing=True)
+    return answer
 
 
 def span_key(answers: Sequence[Answer], default: str = "") -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import lookup, tables, tokens
+from .views import lookup, push, tables, tokens
 
 app_name = "meetings"
 
@@ -12,6 +12,12 @@ urlpatterns = [
         "meetings/<str:deployment_name>/<str:meeting_id>/unwatch/", tables.unwatch, name="unwatch"
     ),
     path("table/<str:deployment_name>/", tables.meeting_table, name="table"),
+    # Served by the push server (nginx sends /live/ there: docs/deploy.md).
+    path(
+        "live/meetings/<str:deployment_name>/<str:meeting_id>/",
+        push.meeting_stream,
+        name="push",
+    ),
     path("watching/", tables.watching, name="watching"),
     path("tokens/", tokens.token_list, name="tokens"),
     path("tokens/<str:deployment_name>/save/", tokens.token_save, name="token_save"),

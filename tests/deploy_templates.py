@@ -15,6 +15,7 @@ DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 DOC_VALUES = {
     "nginx-site.conf": {
         "gunicorn": "127.0.0.1:8000",
+        "push": "127.0.0.1:8001",
         "http_listen": "80",
         "http_listen_ipv6": "[::]:80",
         "https_listen": "443",
@@ -27,9 +28,18 @@ DOC_VALUES = {
         "root": "/srv/connvo-console",
         "env_file": "/etc/connvo-console/env",
     },
+    "connvo-console-push.service": {
+        "root": "/srv/connvo-console",
+        "env_file": "/etc/connvo-console/env",
+    },
 }
 # The fenced block of docs/deploy.md that shows each file.
-DOC_BLOCK_LANGUAGE = {"nginx-site.conf": "nginx", "connvo-console.service": "ini"}
+DOC_BLOCK_LANGUAGE = {
+    "nginx-site.conf": "nginx",
+    "connvo-console.service": "ini",
+    # Another INI name for the same highlighting: one template to one language's one block.
+    "connvo-console-push.service": "dosini",
+}
 
 _PLACEHOLDER = re.compile(r"\{\{ (\w+) \}\}")
 

@@ -71,21 +71,30 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """One console instance under gunicorn.conf.py, its stdout and stderr kept in files."""
+    """One console instance under gunicorn.conf.py (or, `push`, the push server under
+    gunicorn-push.conf.py), its stdout and stderr kept in files."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, name: str, *, push: bool = False
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = log_dir / f"{name}.stdout.log"
         self.stderr_path = log_dir / f"{name}.stderr.log"
-        env = {
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "GUNICORN_WORKERS": "2",
-            "GUNICORN_THREADS": "2",
-        } | env
+        if push:
+            config = "gunicorn-push.conf.py"
+            own = {"GUNICORN_PUSH_BIND": f"127.0.0.1:{self.port}", "GUNICORN_PUSH_WORKERS": "1"}
+        else:
+            config = "gunicorn.conf.py"
+            own = {
+                "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+                "GUNICORN_WORKERS": "2",
+                "GUNICORN_THREADS": "2",
+            }
+        env = own | env
         with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
             self.process = subprocess.Popen(  # noqa: S603 (the test's own command line)
-                [str(GUNICORN), "-c", "gunicorn.conf.py"],
+                [str(GUNICORN), "-c", config],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

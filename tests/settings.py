@@ -29,3 +29,8 @@ if _default["ENGINE"] == "django.db.backends.sqlite3" and _default["NAME"] in ("
     _folder = tempfile.mkdtemp(prefix="connvo-test-", dir=_shm if _shm.is_dir() else None)
     atexit.register(shutil.rmtree, _folder, ignore_errors=True)
     _default["TEST"] = {"NAME": str(Path(_folder) / "db.sqlite3")}
+
+# pytest-django's live server is WSGI, which cannot hold a push stream open: pages poll, as they
+# did before push. The push tests turn it on and serve the console from uvicorn
+# (tests/test_push_view.py, tests/browser/test_live_push.py).
+CONNVO_PUSH = False

@@ -1,5 +1,5 @@
-"""docs/deploy.md shows exactly the nginx site and systemd unit in docs/deploy/ (which the
-deployment test runs), and the unit is one systemd accepts."""
+"""docs/deploy.md shows exactly the nginx site and systemd units in docs/deploy/ (which the
+deployment test runs), and the units are ones systemd accepts."""
 
 from __future__ import annotations
 
@@ -36,8 +36,10 @@ def test_only_addresses_paths_and_certificates_are_placeholders():
         "certificate",
         "certificate_key",
         "access_log",
+        "push",
     }
     assert placeholders("connvo-console.service") == {"root", "env_file"}
+    assert placeholders("connvo-console-push.service") == {"root", "env_file"}
 
 
 def test_rendering_refuses_a_missing_or_unknown_value():
@@ -48,10 +50,10 @@ def test_rendering_refuses_a_missing_or_unknown_value():
         render("connvo-console.service", values | {"port": "80"})
 
 
-def _unit_keys() -> dict[str, dict[str, str]]:
+def _unit_keys(name: str = "connvo-console.service") -> dict[str, dict[str, str]]:
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     parser.optionxform = str  # systemd's keys are case-sensitive
-    parser.read_string(render("connvo-console.service", DOC_VALUES["connvo-console.service"]))
+    parser.read_string(render(name, DOC_VALUES[name]))
     return {section: dict(parser[section]) for section in parser.sections()}
 
 
@@ -87,16 +89,48 @@ def test_the_unit_waits_longer_to_stop_than_gunicorn_lets_requests_finish():
     assert int(_unit_keys()["Service"]["TimeoutStopSec"]) > int(result.stdout) == 60
 
 
+def _read_config(path: str, name: str) -> str:
+    result = subprocess.run(  # noqa: S603 (the test's own command line)
+        [sys.executable, "-c", f"import runpy; print(runpy.run_path({path!r})[{name!r}])"],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_push_unit_runs_the_push_server_beside_the_console():
+    unit = _unit_keys("connvo-console-push.service")
+    service = unit["Service"]
+    assert service["ExecStart"] == (
+        "/srv/connvo-console/.venv/bin/gunicorn -c gunicorn-push.conf.py"
+    )
+    assert service["Type"] == "notify" and service["KillMode"] == "mixed"
+    assert service["User"] == service["Group"] == "connvo"
+    # Its own runtime directory: two units sharing one would remove it from under each other.
+    assert service["RuntimeDirectory"] != _unit_keys()["Service"]["RuntimeDirectory"]
+    assert int(service["TimeoutStopSec"]) > int(
+        _read_config("gunicorn-push.conf.py", "graceful_timeout")
+    )
+
+
+def test_the_push_server_serves_the_asgi_entry_with_uvicorns_worker():
+    assert _read_config("gunicorn-push.conf.py", "wsgi_app") == "connvo_admin.asgi:application"
+    assert _read_config("gunicorn-push.conf.py", "worker_class") == ("uvicorn_worker.UvicornWorker")
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
-def test_systemd_accepts_the_unit(tmp_path):
+@pytest.mark.parametrize("name", ["connvo-console.service", "connvo-console-push.service"])
+def test_systemd_accepts_the_unit(tmp_path, name):
     """systemd-analyze verify, with the unit pointing at this checkout (it checks that ExecStart
     exists). It warns, without failing, about unknown keys: any output is a failure here."""
     env_file = tmp_path / "env"
     env_file.write_text("DEBUG=false\n")
-    unit = tmp_path / "connvo-console.service"
-    unit.write_text(
-        render("connvo-console.service", {"root": str(ROOT), "env_file": str(env_file)})
-    )
+    unit = tmp_path / name
+    unit.write_text(render(name, {"root": str(ROOT), "env_file": str(env_file)}))
     result = subprocess.run(  # noqa: S603 (the test's own command line)
         ["systemd-analyze", "verify", "--man=no", str(unit)],  # noqa: S607
         capture_output=True,

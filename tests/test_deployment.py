@@ -165,7 +165,9 @@ class Nginx:
     """docs/deploy/nginx-site.conf, rendered with loopback ports and this test's paths, inside a
     minimal main configuration (Debian's nginx.conf holds the site the same way, in `http`)."""
 
-    def __init__(self, directory: Path, upstream: str, certificate: tuple[Path, Path]) -> None:
+    def __init__(
+        self, directory: Path, upstream: str, push: str, certificate: tuple[Path, Path]
+    ) -> None:
         self.dir = directory
         self.http_port, self.https_port = free_port(), free_port()
         self.access_log = directory / "access.log"
@@ -173,6 +175,7 @@ class Nginx:
             "nginx-site.conf",
             {
                 "gunicorn": upstream,
+                "push": push,
                 "http_listen": f"127.0.0.1:{self.http_port}",
                 "http_listen_ipv6": f"[::1]:{self.http_port}",
                 "https_listen": f"127.0.0.1:{self.https_port}",
@@ -252,6 +255,7 @@ class Stack:
     env: dict[str, str]
     database: PrivatePostgreSQL
     gunicorn: Gunicorn
+    push: Gunicorn
     nginx: Nginx
     fake: FakeConnvo
     certificate: Path
@@ -362,9 +366,14 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
         gunicorn = Gunicorn(env, directory, "gunicorn")
         started.append(gunicorn)
+        push = Gunicorn(env, directory, "push", push=True)
+        started.append(push)
         gunicorn.wait_until_serving()
+        push.wait_until_serving()
         certificate = self_signed_certificate(directory)
-        nginx = Nginx(directory, f"127.0.0.1:{gunicorn.port}", certificate)
+        nginx = Nginx(
+            directory, f"127.0.0.1:{gunicorn.port}", f"127.0.0.1:{push.port}", certificate
+        )
         started.append(nginx)
         nginx.wait_until_serving()
 
@@ -385,6 +394,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             env=env,
             database=database,
             gunicorn=gunicorn,
+            push=push,
             nginx=nginx,
             fake=fake,
             certificate=certificate[0],
@@ -449,6 +459,42 @@ def test_an_agent_works_through_nginx_over_https(stack):
         assert static.status_code == 200
         max_age = int(re.search(r"max-age=(\d+)", static.headers["Cache-Control"]).group(1))
         assert max_age >= 365 * 24 * 3600
+
+
+def test_a_meeting_page_is_live_by_push_through_nginx(stack):
+    """The page's stream goes through nginx to the push server, and each event arrives as it is
+    sent (nginx buffering would hold it back until the stream ends, which it never does)."""
+    browser = stack.browser()
+    page = browser.get(f"{stack.nginx.https}{stack.meeting_path}", timeout=10)
+    stream_path = re.search(r'sse-connect="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    assert stream_path.startswith("/live/meetings/dev/")
+    key = re.search(r"span=([A-Za-z0-9_-]+)", stream_path).group(1)
+
+    with browser.get(f"{stack.nginx.https}{stream_path}", stream=True, timeout=30) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        lines = stream.iter_lines(decode_unicode=True)
+        assert _next_event(lines)[0] == "metrics"  # the first answer, on (re)connecting
+        stack.fake.update_meeting("standup", participantCount=77)
+        name, data = _next_event(lines)
+        assert name == "metrics"
+        assert '<dd data-metric="participants">77</dd>' in data
+    # Both pushed answers are counted in the page's span, with the page's first look.
+    (calls,) = stack.audit("SELECT calls FROM audit_span WHERE key = %s", key)[0]
+    assert calls == 3
+
+
+def _next_event(lines) -> tuple[str, str]:
+    """The next named event of a Server-Sent Events stream (comments and `retry` skipped)."""
+    name, data = "", []
+    for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif line == "" and name:
+            return name, "\n".join(data)
+    raise AssertionError("the stream ended")
 
 
 def test_health_checks_answer_over_both_schemes_and_plain_http_is_redirected(stack):

@@ -1,9 +1,12 @@
-"""Who may open the agents' pages, and the one cross-site rule for every page that looks up."""
+"""Who may open the agents' pages, and the one cross-site rule for every page that looks up.
+Each guard takes a plain view or an async one (the push streams, meetings/views/push.py), so
+both kinds pass the same checks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from inspect import iscoroutinefunction
 
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.views import redirect_to_login
@@ -23,14 +26,27 @@ def login_required_whole_page(view: View) -> View:
     """Django's login_required, except that a live-refresh request whose session has expired
     moves the whole page to the sign-in page instead of swapping a login form into the page."""
 
+    def to_login(request: HttpRequest) -> HttpResponse:
+        login = redirect_to_login(request.get_full_path())
+        if request.htmx:
+            return HttpResponseClientRedirect(login["Location"])
+        return login
+
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def async_wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if (await request.auser()).is_authenticated:
+                return await view(request, *args, **kwargs)
+            return to_login(request)
+
+        return async_wrapper
+
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        to_login = redirect_to_login(request.get_full_path())
-        if request.htmx:
-            return HttpResponseClientRedirect(to_login["Location"])
-        return to_login
+        return to_login(request)
 
     return wrapper
 
@@ -70,13 +86,27 @@ def asks_before_looking_up(confirm: Callable[..., HttpResponse]) -> Callable[[Vi
     sends the session cookie with such a top-level GET, so the page must ask."""
 
     def decorator(view: View) -> View:
+        if iscoroutinefunction(view):
+
+            @wraps(view)
+            async def async_wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+                if _sent_from_elsewhere(request):
+                    return confirm(request, *args, **kwargs)
+                return await view(request, *args, **kwargs)
+
+            return async_wrapper
+
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            site = request.headers.get("Sec-Fetch-Site")
-            if request.method == "GET" and site is not None and site not in _LOOKS_UP_FROM:
+            if _sent_from_elsewhere(request):
                 return confirm(request, *args, **kwargs)
             return view(request, *args, **kwargs)
 
         return wrapper
 
     return decorator
+
+
+def _sent_from_elsewhere(request: HttpRequest) -> bool:
+    site = request.headers.get("Sec-Fetch-Site")
+    return request.method == "GET" and site is not None and site not in _LOOKS_UP_FROM

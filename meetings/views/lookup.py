@@ -4,9 +4,11 @@ meeting's page and its live refresh, and the question asked when another site li
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -17,7 +19,14 @@ from connvo_admin.outcomes import LookupFailed
 
 from ..deployments import deployments
 from ..forms import LookupForm
-from ..live import PollPlan, Shown, plan_after_failure, plan_after_success, reply_status
+from ..live import (
+    PollPlan,
+    Shown,
+    plan_after_failure,
+    plan_after_success,
+    push_enabled,
+    reply_status,
+)
 from ..lookups import Answer, AuditUnavailable, Wanted, look_up
 from ..models import WatchedMeeting
 from ..ratelimit import LookupLimitReached
@@ -123,7 +132,7 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
 
     meeting = answer.meeting
     plan = plan_after_success(meeting)
-    context |= {"meeting": meeting, "live": plan}
+    context |= {"meeting": meeting, "live": plan, "push_url": _push_url(context, plan)}
     if refreshing:
         return _live_fragment(request, context, plan)
 
@@ -138,6 +147,17 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
     return render(request, "meetings/meeting_detail.html", context)
 
 
+def _push_url(context: dict, plan: PollPlan) -> str:
+    """Where the page's push stream is (its answers counted in the page's span), or "" when the
+    page only polls: push is off for the deployment, or nothing will change any more."""
+    name, meeting = context.get("deployment_name"), context.get("meeting")
+    meeting_id = meeting.id if meeting else context.get("meeting_id")
+    if not plan.polling or not name or not meeting_id or not push_enabled(name):
+        return ""
+    url = reverse("meetings:push", kwargs={"deployment_name": name, "meeting_id": meeting_id})
+    return f"{url}?{urlencode({'span': context['span']})}" if context.get("span") else url
+
+
 def _refresh_failed(
     request: HttpRequest, failure: LookupFailed, context: dict | None = None
 ) -> HttpResponse:
@@ -150,6 +170,7 @@ def _refresh_failed(
         "live": plan,
         "refresh_error": failure,
     }
+    context["push_url"] = _push_url(context, plan)
     return _live_fragment(request, context, plan)
 
 

@@ -185,11 +185,45 @@
     else if (event.target.closest(".js-refresh-now")) { refreshNow(true); }
   });
 
+  // --- Live by push, polling as the fallback -----------------------------------------------------
+  // With push on, #metrics holds a Server-Sent Events stream (htmx's SSE extension): each change
+  // comes as a fragment whose poller does not poll. When the stream fails (the server says
+  // "fallback", or the connection drops) the page asks for the polling fragment at once, and
+  // polls; the extension (or the browser) reconnects, and the stream's next fragment puts the
+  // page back on push. While the stream delivers, a polling fragment that also listens to it
+  // (sse-swap) does not poll: the stream brings each change.
+  var pushOpen = false;
+  function fallBackToPolling() {
+    pushOpen = false;
+    var el = poller();
+    if (!el || el.dataset.mode !== "push" || el.dataset.status === "ended" || !window.htmx) { return; }
+    el.dataset.mode = "falling-back";  // one request, however many errors the stream reports
+    forced = true;
+    // No "seen": the answer is a whole fragment, with its poll timer.
+    window.htmx.ajax("GET", el.dataset.refreshUrl, {
+      source: el, target: el, swap: "outerHTML",
+      values: { failures: 0, interval: el.dataset.interval, span: el.dataset.span }
+    });
+  }
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail.source;
+    if (source && !source.consoleFallback) {
+      source.consoleFallback = true;
+      source.addEventListener("fallback", fallBackToPolling);
+    }
+  });
+  // Pushed, once the stream brings a fragment (not merely when it opens: a stream that cannot
+  // subscribe opens, says "fallback" and ends).
+  document.addEventListener("htmx:sseBeforeMessage", function () { pushOpen = true; });
+  document.addEventListener("htmx:sseError", fallBackToPolling);
+  document.addEventListener("htmx:sseClose", function () { pushOpen = false; });
+
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (event.detail.elt.id !== "live-poller") { return; }
+    var pushing = pushOpen && event.detail.elt.hasAttribute("sse-swap");
     // A person's own "Refresh now" goes through; the poll timer waits out a busy console's
-    // Retry-After as well as a pause or a hidden tab.
-    if (!forced && (paused || document.hidden || Date.now() < holdUntil)) { event.preventDefault(); }
+    // Retry-After as well as a pause or a hidden tab, and does not run while the page is pushed.
+    if (!forced && (pushing || paused || document.hidden || Date.now() < holdUntil)) { event.preventDefault(); }
     forced = false;
   });
 

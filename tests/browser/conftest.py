@@ -75,7 +75,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
     def on_console(message) -> None:
         # A failure page is a 4xx/5xx document on purpose; failed sub-resources are caught below.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+        # htmx logs each end of a push stream (its sseError, whose detail is the EventSource's
+        # error Event): ending is how the server says "poll now" (meetings/views/push.py), and
+        # the browser reconnects by itself.
+        if message.type == "error" and not (
+            message.text.startswith("Failed to load resource") or message.text == "[object Event]"
+        ):
             problems.append(message.text)
 
     def on_response(response) -> None:

@@ -1,0 +1,123 @@
+"""The meeting page live by push in a real browser: a change at the fake shows on the page through
+the page's stream and the console's subscription to the fake's sync WebSocket; when that WebSocket
+drops and cannot be opened again, the page says it polls and does; once it can, it is pushed again.
+
+The console is served from its ASGI entry under uvicorn (pytest-django's live server is WSGI,
+which cannot hold a stream open), on loopback, in this process: its settings are the test's. The
+pages poll every 60 s here, so a change that shows within the wait came by push."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.handlers.asgi import ASGIHandler
+from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSWORD
+from tests.production import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POLL_INTERVAL = 60
+
+
+@dataclass
+class PushServer:
+    url: str
+
+
+@pytest.fixture
+def push_server(django_db_setup, settings) -> Iterator[PushServer]:
+    """The whole console (pages, static files, push streams) under uvicorn on a loopback port."""
+    settings.CONNVO_PUSH = True
+    settings.CONNVO_POLL_INTERVAL = POLL_INTERVAL
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            ASGIStaticFilesHandler(ASGIHandler()),
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="push-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield PushServer(url=f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def pushed_page(push_server, page: Page, agent, agent_token, fake_connvo):
+    # The server first, so that it stops last, once the page and its stream are gone.
+    page.goto(f"{push_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("agent")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    def open_meeting(label: str) -> Page:
+        page.goto(f"{push_server.url}/meetings/dev/{fake_connvo.meeting_id(label)}/")
+        page.evaluate("window.__notReloaded = true")
+        return page
+
+    return open_meeting
+
+
+def test_a_change_is_pushed_to_the_page_and_again_after_the_websocket_drops(
+    pushed_page, fake_connvo, screenshot
+):
+    page = pushed_page("standup")
+    poller = page.locator("#live-poller")
+    participants = page.locator('[data-metric="participants"]')
+    expect(participants).to_have_text("5")
+    # The stream's first fragment puts the page on push.
+    expect(poller).to_have_attribute("data-mode", "push")
+    expect(poller.locator(".live__mode")).to_have_text("Live")
+    expect(poller).not_to_have_attribute("hx-trigger", f"every {POLL_INTERVAL}s, refresh-now")
+
+    fake_connvo.update_meeting("standup", participantCount=42)
+
+    expect(participants).to_have_text("42")
+    expect(participants).to_have_class("is-changed")
+    screenshot("60-meeting-live-by-push")
+
+    # The WebSocket drops and cannot be opened again: the page says it polls.
+    fake_connvo.misbehave("sync_refuse")
+    fake_connvo.drop_sync_connections()
+    expect(poller).to_have_attribute("data-mode", "poll")
+    expect(poller.locator(".live__mode")).to_have_text(f"Live (polling every {POLL_INTERVAL} s)")
+    expect(poller).to_have_attribute("hx-trigger", f"every {POLL_INTERVAL}s, refresh-now")
+    screenshot("61-meeting-live-polling-fallback")
+
+    # Once it can, the page is pushed again, and the next change shows.
+    fake_connvo.reset_behaviour()
+    expect(poller).to_have_attribute("data-mode", "push", timeout=20_000)
+    fake_connvo.update_meeting("standup", participantCount=43)
+    expect(participants).to_have_text("43")
+    assert page.evaluate("window.__notReloaded") is True
+
+
+def test_an_ended_meeting_stops_the_stream_and_says_so(pushed_page, fake_connvo):
+    page = pushed_page("standup")
+    poller = page.locator("#live-poller")
+    expect(poller).to_have_attribute("data-mode", "push")
+
+    fake_connvo.update_meeting("standup", state="concluded")
+
+    expect(poller).to_contain_text("live updates have stopped")
+    expect(poller).not_to_have_attribute("sse-swap", "metrics")

@@ -1,0 +1,426 @@
+"""The meeting page's push stream (meetings/views/push.py): who may open it, each pushed answer on
+record in the page's span before it is sent, the fragment it sends, and the fallback to polling.
+
+Connvo's pushes come from a scripted `meetings.sync.watch` in most tests, each one a real lookup of
+the fake's meeting (the same typed result the subscription yields); the last ones run the real
+subscription against the fake's sync WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import DatabaseError
+from django.test import AsyncClient
+from django.urls import reverse
+
+from audit import spans
+from audit.models import Span, SpanCount
+from meetings import connvo, sync
+from meetings.deployments import get_deployment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def push_on(settings):
+    settings.CONNVO_PUSH = True
+    settings.CONNVO_POLLING_ONLY_DEPLOYMENTS = []
+    return settings
+
+
+def stream_url(fake, label: str = "standup", span: str = "") -> str:
+    url = reverse("meetings:push", args=["dev", fake.meeting_id(label)])
+    return f"{url}?span={span}" if span else url
+
+
+def looked_up(fake, token: str, label: str = "standup") -> connvo.Lookup:
+    return connvo.get_meeting(
+        deployment=get_deployment("dev"), token=token, meeting_id=fake.meeting_id(label)
+    )
+
+
+class Script:
+    """Stands in for Connvo's subscription: yields what each step makes, in order (raising
+    PushUnavailable), then stays open. Remembers what it was asked for and whether it was
+    closed."""
+
+    def __init__(self, *steps) -> None:
+        self.steps = list(steps)
+        self.calls: list[dict] = []
+        self.closed = False
+
+    async def watch(self, *, deployment, token, meeting_id, user_key):
+        self.calls.append(
+            {"deployment": deployment.name, "meeting_id": meeting_id, "user_key": user_key}
+        )
+        self.token = await token()
+        try:
+            for step in self.steps:
+                result = await asyncio.to_thread(step) if callable(step) else step
+                # A refusal is an answer (yielded); the subscription failing is raised.
+                if isinstance(result, sync.PushUnavailable):
+                    raise result
+                yield result
+            await asyncio.Event().wait()  # open until the page closes
+        finally:
+            self.closed = True
+
+
+@pytest.fixture
+def script(monkeypatch):
+    def install(*steps) -> Script:
+        scripted = Script(*steps)
+        monkeypatch.setattr(sync, "watch", scripted.watch)
+        return scripted
+
+    return install
+
+
+def read_events(client: AsyncClient, url: str, count: int, headers=None):
+    """The response, and its first `count` events (comments included) as (name, data) pairs;
+    then the page goes away (the stream is closed, as when the tab is closed)."""
+
+    async def run():
+        response = await client.get(url, headers=headers or {})
+        if not response.streaming:
+            return response, []
+        events = []
+        buffer = ""
+        async with contextlib.aclosing(aiter(response)) as content:
+            async for chunk in content:
+                buffer += chunk.decode()
+                while "\n\n" in buffer and len(events) < count:
+                    block, buffer = buffer.split("\n\n", 1)
+                    events.append(parse(block))
+                if len(events) >= count:
+                    break
+        return response, events
+
+    return async_to_sync(run)()
+
+
+def parse(block: str) -> tuple[str, str]:
+    if block.startswith(":"):
+        return ("comment", block[1:].strip())
+    name, data = "message", []
+    for line in block.split("\n"):
+        field, _, value = line.partition(": ")
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+        elif field == "retry":
+            name, data = "retry", [value]
+    return name, "\n".join(data)
+
+
+@pytest.fixture
+def async_agent(agent) -> AsyncClient:
+    client = AsyncClient()
+    client.force_login(agent)
+    return client
+
+
+def page_span(client, fake) -> str:
+    """Open the meeting page (a first look) and return the span key its stream carries."""
+    html = client.get(reverse("meetings:detail", args=["dev", fake.meeting_id("standup")]))
+    match = re.search(r'sse-connect="[^"]*\?span=([A-Za-z0-9_-]+)"', html.content.decode())
+    assert match, "the page connects to its push stream"
+    return match.group(1)
+
+
+# --- Who may open it ---------------------------------------------------------------------------
+
+
+def test_stream_needs_sign_in(fake_connvo, script):
+    scripted = script()
+    response, _ = read_events(AsyncClient(), stream_url(fake_connvo), 1)
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+    assert scripted.calls == []
+
+
+def test_stream_refuses_staff_who_may_not_look_up(outsider, fake_connvo, script):
+    scripted = script()
+    client = AsyncClient()
+    client.force_login(outsider)
+    response, _ = read_events(client, stream_url(fake_connvo), 1)
+    assert response.status_code == 403
+    assert scripted.calls == []
+
+
+def test_another_site_cannot_open_a_subscription(async_agent, agent_token, fake_connvo, script):
+    scripted = script()
+    response, _ = read_events(
+        async_agent, stream_url(fake_connvo), 1, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert response.status_code == 403
+    assert scripted.calls == []
+    assert not Span.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "setting", [{"CONNVO_PUSH": False}, {"CONNVO_POLLING_ONLY_DEPLOYMENTS": ["dev"]}]
+)
+def test_no_stream_where_push_is_off(
+    async_agent, agent_token, fake_connvo, script, settings, setting
+):
+    for name, value in setting.items():
+        setattr(settings, name, value)
+    scripted = script()
+    response, _ = read_events(async_agent, stream_url(fake_connvo), 1)
+    assert response.status_code == 404
+    assert scripted.calls == []
+
+
+def test_a_wsgi_worker_never_holds_a_stream(agent_client, agent_token, fake_connvo, script):
+    scripted = script()
+    response = agent_client.get(stream_url(fake_connvo))
+    assert response.status_code == 404
+    assert scripted.calls == []
+
+
+# --- What it sends -----------------------------------------------------------------------------
+
+
+def test_subscribes_in_the_agents_name_with_their_token(
+    agent, async_agent, agent_token, fake_connvo, script
+):
+    scripted = script(lambda: looked_up(fake_connvo, agent_token))
+    response, events = read_events(async_agent, stream_url(fake_connvo), 2)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    assert response["X-Accel-Buffering"] == "no"
+    # After the stream ends the browser reconnects within a few seconds (polling meanwhile).
+    assert events[0][0] == "retry" and 1000 <= int(events[0][1]) <= 5000
+    assert scripted.calls == [
+        {
+            "deployment": "dev",
+            "meeting_id": fake_connvo.meeting_id("standup"),
+            "user_key": str(agent.pk),
+        }
+    ]
+    assert scripted.token == agent_token
+    assert scripted.closed, "closing the page ends the subscription"
+
+
+def test_pushed_answer_is_on_record_in_the_pages_span_before_it_is_sent(
+    agent_client, async_agent, agent_token, fake_connvo, script
+):
+    key = page_span(agent_client, fake_connvo)
+    fake_connvo.update_meeting("standup", participantCount=42)
+    script(lambda: looked_up(fake_connvo, agent_token))
+
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 2)
+
+    name, fragment = events[1]
+    assert name == "metrics"
+    assert '<dd data-metric="participants">42</dd>' in fragment
+    # Read while the stream waits after sending: the first look's call and the pushed one.
+    span = Span.objects.get(key=key)
+    assert span.calls == 2
+    assert SpanCount.objects.get(span=span, outcome="found").calls == 2
+    assert spans.calls_on_record() == 2
+
+
+def test_fragment_is_the_pages_own_with_polling_off(
+    agent_client, async_agent, agent_token, fake_connvo, script
+):
+    key = page_span(agent_client, fake_connvo)
+    script(lambda: looked_up(fake_connvo, agent_token))
+
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 2)
+
+    fragment = events[1][1]
+    poller = re.search(r'<div id="live-poller"[^>]*>', fragment).group(0)
+    assert "hx-get" not in poller and "hx-trigger" not in poller
+    assert 'sse-swap="metrics"' in poller
+    assert 'data-mode="push"' in poller
+    assert f'data-span="{key}"' in poller
+    # Its links and its fallback refresh go to the meeting page, not to the stream.
+    assert f'data-refresh-url="/meetings/dev/{fake_connvo.meeting_id("standup")}/"' in poller
+    assert 'id="metric-values"' in fragment and 'hx-swap-oob="innerHTML"' in fragment
+    assert ">Live</strong>" in fragment
+    assert "polling" not in fragment
+
+
+def test_unchanged_answers_are_recorded_but_not_sent(
+    agent_client, async_agent, agent_token, fake_connvo, script
+):
+    key = page_span(agent_client, fake_connvo)
+
+    def changed():
+        fake_connvo.update_meeting("standup", participantCount=7)
+        return looked_up(fake_connvo, agent_token)
+
+    same = lambda: looked_up(fake_connvo, agent_token)  # noqa: E731
+    script(same, same, changed)
+
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 3)
+
+    assert [name for name, _ in events] == ["retry", "metrics", "metrics"]
+    assert '<dd data-metric="participants">7</dd>' in events[2][1]
+    assert Span.objects.get(key=key).calls == 1 + 3
+
+
+def test_answer_that_cannot_be_recorded_is_not_sent_and_the_page_polls(
+    agent_client, async_agent, agent_token, fake_connvo, script, monkeypatch
+):
+    key = page_span(agent_client, fake_connvo)
+    script(lambda: looked_up(fake_connvo, agent_token))
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(spans, "record_answers", broken)
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 2)
+
+    assert events[1] == ("fallback", "polling")
+
+
+def test_push_unavailable_tells_the_page_to_poll(
+    agent_client, async_agent, agent_token, fake_connvo, script
+):
+    key = page_span(agent_client, fake_connvo)
+    scripted = script(
+        lambda: looked_up(fake_connvo, agent_token),
+        sync.PushUnavailable("The connection to Connvo's live updates dropped."),
+    )
+
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 3)
+
+    assert [name for name, _ in events] == ["retry", "metrics", "fallback"]
+    assert scripted.closed
+
+
+def test_ended_meeting_sends_its_last_fragment_and_ends_the_stream(
+    agent_client, async_agent, agent_token, fake_connvo, script
+):
+    key = page_span(agent_client, fake_connvo)
+
+    def concluded():
+        fake_connvo.update_meeting("standup", state="concluded")
+        return looked_up(fake_connvo, agent_token)
+
+    scripted = script(concluded)
+
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 4)
+
+    assert [name for name, _ in events] == ["retry", "metrics", "end"]
+    assert "live updates have stopped" in events[1][1]
+    assert "sse-swap" not in events[1][1]
+    assert scripted.closed
+
+
+def test_connvo_refusing_the_meeting_ends_the_stream(
+    agent_client, async_agent, agent_token, fake_connvo, script
+):
+    key = page_span(agent_client, fake_connvo)
+    gone = connvo.MeetingNotVisible("You are no longer a participant of this meeting.")
+    script(gone)
+
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 4)
+
+    assert [name for name, _ in events] == ["retry", "metrics", "end"]
+    assert "Live updates stopped" in events[1][1]
+    assert SpanCount.objects.get(span__key=key, outcome="not_visible").calls == 1
+
+
+def test_quiet_stream_sends_a_heartbeat(async_agent, agent_token, fake_connvo, script, settings):
+    settings.CONNVO_PUSH_HEARTBEAT = 0.05
+    script()  # subscribed, and nothing changes
+    _, events = read_events(async_agent, stream_url(fake_connvo), 2)
+    assert events[1] == ("comment", "still live")
+
+
+# --- The page ----------------------------------------------------------------------------------
+
+
+def test_page_connects_to_its_stream_and_says_it_polls_until_it_is_pushed(
+    agent_client, agent_token, fake_connvo
+):
+    html = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    ).content.decode()
+    section = re.search(r'<section id="metrics"[^>]*>', html).group(0)
+    assert 'hx-ext="sse"' in section and 'sse-close="end"' in section
+    poller = re.search(r'<div id="live-poller"[^>]*>', html).group(0)
+    assert "hx-trigger=" in poller and 'sse-swap="metrics"' in poller
+    assert "Live (polling every 10 s)" in html
+
+
+def test_polling_only_deployment_page_has_no_stream(
+    agent_client, agent_token, fake_connvo, settings
+):
+    settings.CONNVO_POLLING_ONLY_DEPLOYMENTS = ["dev"]
+    html = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    ).content.decode()
+    assert "sse-connect" not in html and "sse-swap" not in html
+    assert "Live (polling every 10 s)" in html
+
+
+# --- Against the fake's sync WebSocket (the real subscription) ---------------------------------
+
+
+def follow(client: AsyncClient, url: str, *steps):
+    """Open the stream; before reading each next named event, run the step (in a thread: it may
+    change the fake). Returns the named events read, one per step."""
+
+    async def run():
+        response = await client.get(url)
+        assert response.status_code == 200
+        events, buffer = [], ""
+        async with contextlib.aclosing(aiter(response)) as content:
+            for step in steps:
+                await asyncio.to_thread(step)
+                while True:
+                    while "\n\n" not in buffer:
+                        buffer += (await anext(content)).decode()
+                    block, buffer = buffer.split("\n\n", 1)
+                    name, data = parse(block)
+                    if name not in ("retry", "comment"):
+                        events.append((name, data))
+                        break
+        return events
+
+    return async_to_sync(run)()
+
+
+def test_a_change_at_connvo_is_pushed_recorded_and_sent(
+    agent_client, async_agent, agent_token, fake_connvo
+):
+    key = page_span(agent_client, fake_connvo)
+
+    events = follow(
+        async_agent,
+        stream_url(fake_connvo, span=key),
+        lambda: None,  # the subscription's first answer
+        lambda: fake_connvo.update_meeting("standup", participantCount=31),
+    )
+
+    assert [name for name, _ in events] == ["metrics", "metrics"]
+    assert '<dd data-metric="participants">31</dd>' in events[1][1]
+    # Every answer Connvo sent on the subscription is on record, in the page's span, with its
+    # first look (the HTTP call).
+    assert fake_connvo.answers_sent == 2
+    assert Span.objects.get(key=key).calls == 1 + fake_connvo.answers_sent
+
+
+def test_a_dropped_websocket_sends_the_page_to_polling(
+    agent_client, async_agent, agent_token, fake_connvo
+):
+    key = page_span(agent_client, fake_connvo)
+
+    events = follow(
+        async_agent,
+        stream_url(fake_connvo, span=key),
+        lambda: None,
+        fake_connvo.drop_sync_connections,
+    )
+
+    assert [name for name, _ in events] == ["metrics", "fallback"]

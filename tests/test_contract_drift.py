@@ -133,10 +133,13 @@ def test_any_json_is_a_meeting_or_a_typed_error(value):
 @given(MEETINGISH)
 def test_any_meeting_renders(value):
     from django.template.loader import render_to_string
+    from django.test import RequestFactory
 
     meeting = connvo._parse_meeting(value, DEPLOYMENT, {})
     html = render_to_string(
         "meetings/meeting_detail.html",
         {"meeting": meeting, "deployment_name": "dev", "live": None, "raw_json": "{}"},
+        # As every page is rendered: the template reads the request's path.
+        request=RequestFactory().get(f"/meetings/dev/{meeting.id}/"),
     )
     assert meeting.id in html

@@ -5,7 +5,8 @@ code that speaks that protocol (meetings/connvo.py is the only code that speaks 
 `watch()` subscribes one page to one meeting and yields the same typed results as the HTTP path:
 what an answer means is decided by `connvo.read_value()` and `connvo.read_error()` for both. In one
 process, all of one agent's subscriptions on one deployment share one WebSocket, authenticated as
-that agent; two pages on the same meeting share one query. The connection closes with its last
+that agent; each page has a query of its own, even two pages on one meeting (so each answer Connvo
+sends is recorded once, by the page it was sent for). The connection closes with its last
 subscription. It is never re-opened after a failure: the page falls back to polling
 (`PushUnavailable`).
 
@@ -258,7 +259,6 @@ class _Query:
     query_id: int
     meeting_id: str
     watchers: set[_Watcher] = field(default_factory=set)
-    answer: _Answer | None = None  # the latest, for a watcher that joins later
 
 
 # Per event loop (asyncio objects belong to one): (user key, deployment URL) -> its connection.
@@ -278,8 +278,9 @@ class _Connection:
         self.user_key = user_key
         self.deployment = deployment
         self.token_source = token
-        self.queries: dict[str, _Query] = {}  # by meeting id
-        self.by_id: dict[int, _Query] = {}
+        # By query id: one per page, even for a meeting another page of the agent watches, so
+        # that every answer Connvo sends is one page's and is recorded once (in that page's span).
+        self.queries: dict[int, _Query] = {}
         self.next_query_id = 0
         self.changed = asyncio.Event()
         self.ended = False
@@ -313,26 +314,20 @@ class _Connection:
     # -- watchers (called from watch(), synchronously) ------------------------------------------
 
     def subscribe(self, meeting_id: str) -> _Watcher:
-        query = self.queries.get(meeting_id)
-        if query is None:
-            query = _Query(self.next_query_id, meeting_id)
-            self.next_query_id += 1
-            self.queries[meeting_id] = query
-            self.by_id[query.query_id] = query
-            self.changed.set()
+        query = _Query(self.next_query_id, meeting_id)
+        self.next_query_id += 1
+        self.queries[query.query_id] = query
+        self.changed.set()
         watcher = _Watcher(query)
-        if query.answer is not None:
-            watcher.queue.put_nowait(query.answer)
         query.watchers.add(watcher)
         return watcher
 
     def unsubscribe(self, watcher: _Watcher) -> None:
         query = watcher.query
         query.watchers.discard(watcher)
-        if query.watchers or self.queries.get(query.meeting_id) is not query:
+        if query.watchers or self.queries.get(query.query_id) is not query:
             return
-        del self.queries[query.meeting_id]
-        del self.by_id[query.query_id]
+        del self.queries[query.query_id]
         if self.ended:
             return
         if not self.queries:
@@ -516,7 +511,7 @@ class _Connection:
             modifications: list[dict[str, Any]] = [
                 {"type": "Remove", "queryId": query_id}
                 for query_id in self.sent
-                if query_id not in self.by_id
+                if query_id not in self.queries
             ]
             modifications += [
                 {
@@ -599,10 +594,9 @@ class _Connection:
                 continue  # removed as asked
             self.answers_received += 1
             _counts.answers += 1
-            query = self.by_id.get(query_id)
+            query = self.queries.get(query_id)
             if query is None:
                 continue  # removed since: its last answers may still arrive
-            query.answer = answer
             for watcher in query.watchers:
                 watcher.queue.put_nowait(answer)
 

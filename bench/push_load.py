@@ -53,6 +53,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,7 @@ from bench.audit_volume import (  # noqa: E402
     git_revision,
     htmx_headers,
     open_page,
+    refresh,
     refresh_pages,
 )
 from bench.live_load import (  # noqa: E402
@@ -173,6 +175,34 @@ def workers(server: Server) -> list[dict]:
     return found
 
 
+class Connections:
+    """Samples PostgreSQL's connections (pg_stat_activity) ten times a second: the bench
+    database's and the server's, each phase's peak (`phase` names the one running)."""
+
+    def __init__(self, database_url: str) -> None:
+        import psycopg
+
+        self.name = database_url.rsplit("/", 1)[1]
+        self.db = psycopg.connect(database_url, autocommit=True)
+        self.phase = "setup"
+        self.peaks: dict[str, tuple[int, int]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        query = "SELECT count(*) FILTER (WHERE datname = %s), count(*) FROM pg_stat_activity"
+        while not self.stop.wait(0.1):
+            mine, everyone = self.db.execute(query, (self.name,)).fetchone()
+            peak = self.peaks.get(self.phase, (0, 0))
+            self.peaks[self.phase] = (max(peak[0], mine), max(peak[1], everyone))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.db.close()
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()  # noqa: S607
 
@@ -198,7 +228,10 @@ class Stream:
     refused: Counter = field(default_factory=Counter)  # HTTP statuses other than 200
     ends: Counter = field(default_factory=Counter)  # how each connection ended
     fallbacks: list[tuple[object, float]] = field(default_factory=list)  # (status, seconds)
-    dropped_at: float | None = None
+    polls: Counter = field(default_factory=Counter)  # the poll timer's refreshes, by status
+    dropped_at: float | None = None  # when it last fell from push to polling
+    pushed: bool = False  # the page shows a pushed fragment (its poll timer is off)
+    poller: asyncio.Task | None = None
 
     def metrics_after(self, moment: float, *, connection: int | None = None) -> float | None:
         """When the first fragment after `moment` arrived (on that connection), or None."""
@@ -221,6 +254,8 @@ def _read_events(stream: Stream, block: bytes) -> None:
             data.append(line[5:].removeprefix(" "))
     if name:
         stream.events.append((time.perf_counter(), stream.connection, name, "\n".join(data)))
+        if name == "metrics":
+            stream.pushed = True
 
 
 async def read_stream(stream: Stream, port: int) -> None:
@@ -290,21 +325,43 @@ def fallback_refresh(stream: Stream, port: int) -> object:
     return status
 
 
-async def hold(stream: Stream, push_port: int, console_port: int) -> None:
-    """The page holds its stream; when it ends the page falls back and reconnects after the
-    server's `retry:`, as EventSource does (until the meeting ended)."""
+async def hold(stream: Stream, push_port: int, console_port: int, interval: float) -> None:
+    """The page holds its stream as the browser and static/js/console.js do, until the meeting
+    ends: when a stream that brought fragments fails, one refresh at once, then the page polls
+    every `interval` until a stream brings a fragment again. The browser's EventSource reconnects
+    after the server's `retry:`; a refused stream (not 200) closes it, and htmx's SSE extension
+    tries again after 0.5, 1, 2, 4 ... 64 s, starting over once one opens."""
+    refusals = 0
     while True:
         try:
             await read_stream(stream, push_port)
         except StreamEnded as ended:
             stream.ends[str(ended)] += 1
+            refusals = refusals + 1 if str(ended).startswith("HTTP") else 0
         if stream.events and stream.events[-1][2] == "end":
             return
-        stream.dropped_at = time.perf_counter()
-        started = time.perf_counter()
-        status = await asyncio.to_thread(fallback_refresh, stream, console_port)
-        stream.fallbacks.append((status, time.perf_counter() - started))
-        await asyncio.sleep(stream.retry_ms / 1000)
+        if stream.pushed:
+            stream.pushed = False
+            stream.dropped_at = started = time.perf_counter()
+            status = await asyncio.to_thread(fallback_refresh, stream, console_port)
+            stream.fallbacks.append((status, time.perf_counter() - started))
+            stream.poller = asyncio.create_task(poll_until_pushed(stream, console_port, interval))
+        delay = min(2 ** (refusals - 1), 128) * 0.5 if refusals else stream.retry_ms / 1000
+        await asyncio.sleep(delay)
+
+
+async def poll_until_pushed(stream: Stream, port: int, interval: float) -> None:
+    """The fallback fragment's poll timer, until the stream brings a fragment again."""
+    client = Client(port)
+    while True:
+        await asyncio.sleep(interval)
+        if stream.pushed:
+            return
+        try:
+            status, *_ = await asyncio.to_thread(refresh, client, stream.page)
+        except OSError:
+            status = "error"
+        stream.polls[status] += 1
 
 
 async def wait_for(check, timeout: float) -> bool:
@@ -369,6 +426,8 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
 
     # 2. Polling.
     scale = REAL_INTERVAL / args.interval
+    connections = Connections(console.env["DATABASE_URL"])
+    connections.phase = "polling"
     before = usage(console, push, fake)
     polled = refresh_pages(console.port, pages, args.interval, args.seconds)
     time.sleep(1)  # the last refreshes' answers
@@ -377,9 +436,20 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
     polling_rss_push = workers(push)
 
     # 3-6. Push.
-    pushed = asyncio.run(push_run(args, pages, meetings, fake, console, push))
+    connections.phase = "between"
+    try:
+        pushed = asyncio.run(push_run(args, pages, meetings, fake, console, push, connections))
+    finally:
+        connections.close()
     recorded_after, counted_how = calls_recorded()
     connection.close()
+    log = push.log_path.read_text()
+    pushed["log"] = {
+        "answers not recorded (database error)": log.count("could not be counted"),
+        "streams answered 503": log.count('/ 503"'),
+        "PostgreSQL: too many clients": log.count("too many clients"),
+    }
+    pushed["connections"] = connections.peaks
 
     report(
         args,
@@ -394,7 +464,9 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
     print(f"# uptime at end: {uptime()}")
 
 
-async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Server) -> dict:
+async def push_run(
+    args, pages, meetings, fake: Fake, console: Server, push: Server, connections: Connections
+) -> dict:
     out: dict = {}
     streams = [Stream(page, meeting) for page, meeting in zip(pages, meetings, strict=True)]
     tasks: list[asyncio.Task] = []
@@ -404,13 +476,14 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
     out["base"], out["recorded_base"] = base, recorded_base
 
     # 3. Open the streams, a batch at a time, each batch until its pages have a first fragment.
+    connections.phase = "opening streams"
     opened_at: list[float] = []
     idle_fds = {w["pid"]: w.get("fds", 0) for w in out["idle_workers"]}
     for start in range(0, len(streams), args.open_batch):
         batch = streams[start : start + args.open_batch]
         began = time.perf_counter()
         for stream in batch:
-            tasks.append(asyncio.create_task(hold(stream, push.port, console.port)))
+            tasks.append(asyncio.create_task(hold(stream, push.port, console.port, args.interval)))
         await wait_for(lambda b=batch: all(s.events or s.ends for s in b), 60)
         for stream in batch:
             first = stream.metrics_after(began)
@@ -431,6 +504,7 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
     out["sync_connections"] = (len(live), sum(len(c["subscriptions"]) for c in live))
 
     # Quiet: nothing changes.
+    connections.phase = "push, quiet"
     quiet_from = await asyncio.to_thread(usage, console, push, fake)
     await asyncio.sleep(args.seconds)
     quiet_to = await asyncio.to_thread(usage, console, push, fake)
@@ -439,6 +513,7 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
     out["heartbeats"] = sum(s.heartbeats for s in streams)
 
     # 4. Changes, one meeting after another.
+    connections.phase = "changes"
     participants = iter(range(100, 1_000_000))
     latencies: list[float] = []
     missed = 0
@@ -467,9 +542,10 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
 
     # 5. kill -9 of a push worker right after a change.
     if not args.no_kill:
+        connections.phase = "kill -9 and recovery"
         victim = push.worker_pids()[0]
         label = LIVE_MEETINGS[args.changes % len(LIVE_MEETINGS)]
-        connections = {id(s): s.connection for s in streams}
+        connections_at = {id(s): s.connection for s in streams}
         sent = time.perf_counter()
         await asyncio.to_thread(fake.change, label, next(participants))
         os.kill(victim, signal.SIGKILL)
@@ -479,7 +555,7 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
         # Back when each has its new stream's first fragment.
         await wait_for(
             lambda: all(
-                any(c > connections[id(s)] and n == "metrics" for _, c, n, _ in s.events)
+                any(c > connections_at[id(s)] and n == "metrics" for _, c, n, _ in s.events)
                 for s in dropped
             ),
             60,
@@ -487,7 +563,7 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
         back = []
         for s in dropped:
             again = next(
-                (at for at, c, n, _ in s.events if c > connections[id(s)] and n == "metrics"),
+                (at for at, c, n, _ in s.events if c > connections_at[id(s)] and n == "metrics"),
                 None,
             )
             if again is not None:
@@ -500,17 +576,24 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
                 1
                 for s in dropped
                 if s.meeting == label
-                and s.metrics_after(sent, connection=connections[id(s)]) is None
+                and s.metrics_after(sent, connection=connections_at[id(s)]) is None
             ),
             "resumed": len(back),
             "back": back,
             "fallbacks": Counter(status for s in dropped for status, _ in s.fallbacks),
+            "said_fallback": sum(
+                1
+                for s in dropped
+                for _, c, n, _ in s.events
+                if n == "fallback" and c > connections_at[id(s)]
+            ),
             "fallback_times": [t for s in dropped for _, t in s.fallbacks],
             "ends": sum((s.ends for s in dropped), Counter()),
             "workers_after": workers(push),
             "open_after": sum(1 for s in streams if s.is_open),
         }
         await asyncio.sleep(1)
+        connections.phase = "changes after the kill"
         after: list[float] = []
         lost_after = 0
         for label in LIVE_MEETINGS:
@@ -522,8 +605,10 @@ async def push_run(args, pages, meetings, fake: Fake, console: Server, push: Ser
         await asyncio.sleep(2)
     out["end"] = await asyncio.to_thread(usage, console, push, fake)
     out["refused"] = sum((s.refused for s in streams), Counter())
+    out["polls"] = sum((s.polls for s in streams), Counter())
     out["streams"] = streams
 
+    tasks += [s.poller for s in streams if s.poller is not None]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -705,6 +790,11 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
             "when it was killed was never shown"
         )
 
+    print("\npeak PostgreSQL connections (the bench's database / the whole server, shared):")
+    for phase, (mine, everyone) in pushed["connections"].items():
+        print(f"  {phase}: {mine} / {everyone}")
+    print("push server's log: " + ", ".join(f"{k} {n}" for k, n in pushed["log"].items()))
+
     if "kill" in pushed:
         k = pushed["kill"]
         print(f"\n## kill -9 of push worker {k['victim']} right after a change")
@@ -722,6 +812,11 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
             f"back on push (new stream's first fragment): {k['resumed']} of {k['dropped']}, "
             f"p50 {ms(percentile(k['back'], 0.5))}, max {ms(max(k['back'], default=float('nan')))} "
             f"after the drop; streams open afterwards: {k['open_after']}"
+        )
+        print(
+            f"`fallback` events the server sent on the new streams: {k['said_fallback']}; "
+            f"refreshes of the pages' poll timers while not back on push: "
+            f"{dict(pushed['polls']) or 'none'}"
         )
         print(f"push workers after: {describe_workers(k['workers_after'])}")
         lat = k["latencies"]

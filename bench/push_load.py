@@ -3,7 +3,7 @@ PostgreSQL + Redis: the servers' CPU, Connvo's calls, the push server's memory p
 how soon a change reaches a page, and the answers on record against the answers Connvo sent,
 across a `kill -9` of a push worker too.
 
-    .venv/bin/python bench/push_load.py                 # 1,000 pages of 200 agents, ~5 minutes
+    .venv/bin/python bench/push_load.py                 # 1,000 pages of 200 agents, 5-6 min
     .venv/bin/python bench/push_load.py --help          # pages, agents, seconds, changes...
 
 Starts what bench/live_load.py starts (its `console_and_proxy()`: the fakes in a process of their
@@ -27,12 +27,17 @@ talk to each server directly, as nginx would route them (no nginx here). Then:
 4. --changes changes at the fake (`POST /_fake/meetings/<label>`, a new participantCount), one
    meeting after another: for each, the time from sending the change to each of that meeting's
    pages receiving its `metrics` event;
-5. `kill -9` of one push worker right after a change: its pages see their stream drop, fall back
-   (one refresh at once, as static/js/console.js does), and reconnect after the `retry:` the
-   server gave (1-5 s); the time until each has its stream's first fragment again; then each
-   meeting changes once more;
+5. `kill -9` of one push worker right after a change: its pages see their stream drop and do
+   what the browser does (`hold`): one refresh at once and the poll timer until a stream brings
+   a fragment again (static/js/console.js), a reconnection after the `retry:` the server gave
+   (1-5 s), and htmx's back-off after a refused stream; the time until each has its new stream's
+   first fragment; then each meeting changes once more;
 6. the Connvo answers on record (`audit.spans.calls_on_record()`) against what the fake received
-   (getMeeting over HTTP + answers sent over its sync WebSockets), before and after the kill.
+   (getMeeting over HTTP + answers sent over its sync WebSockets), before and after the kill;
+   PostgreSQL's connections at their peak in each phase (pg_stat_activity, sampled 10 times a
+   second), and what the push server's log says of answers it could not record.
+
+Most of the set-up is signing in the agents: each sign-in checks a PBKDF2 hash (~0.8 s of CPU).
 
 Shared queries: in one push worker, one agent's pages on one meeting share one subscription (one
 answer from Connvo) while each page's span counts that answer; pages = agents x 5 or fewer keep

@@ -66,6 +66,7 @@ from bench.live_load import (  # noqa: E402
     open_loop,
     percentile,
     poller_values,
+    push_url,
     sign_in,
 )
 
@@ -213,11 +214,13 @@ def last_entry_id() -> int:
 
 @dataclass
 class Page:
-    """One open meeting page: its agent's cookies and what its poller sends."""
+    """One open meeting page: its agent's cookies, what its poller sends, and where its push
+    stream is ("" when push is off)."""
 
     path: str
     cookies: dict
     vals: dict
+    push: str = ""
 
     def query(self) -> str:
         return f"{self.path}?{urlencode(self.vals)}"
@@ -238,7 +241,7 @@ def open_page(port: int, agent: Client, path: str) -> Page:
     vals = poller_values(body)
     if status != 200 or not vals:
         raise SystemExit(f"the meeting page did not open with a poller: {status}")
-    return Page(path, agent.cookies, vals)
+    return Page(path, agent.cookies, vals, push_url(body))
 
 
 def refresh(client: Client, page: Page) -> tuple:

@@ -307,11 +307,24 @@ def open_loop(make_call, rate: float, seconds: float, threads: int = 400) -> Ope
 
 
 class Server:
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str, app: str | None) -> None:
+    """The console under gunicorn.conf.py (or `app` instead of the console), or, `push`, its push
+    server under gunicorn-push.conf.py (docs/deploy.md 3b), on a free port of its own."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        name: str,
+        app: str | None,
+        *,
+        push: bool = False,
+    ) -> None:
         self.port = free_port()
-        self.env = env | {"GUNICORN_BIND": f"127.0.0.1:{self.port}"}
+        bind = "GUNICORN_PUSH_BIND" if push else "GUNICORN_BIND"
+        self.env = env | {bind: f"127.0.0.1:{self.port}"}
         self.log = (log_dir / f"{name}.log").open("w")
-        command = [str(GUNICORN), "-c", "gunicorn.conf.py", *([app] if app else [])]
+        conf = "gunicorn-push.conf.py" if push else "gunicorn.conf.py"
+        command = [str(GUNICORN), "-c", conf, *([app] if app else [])]
         self.process = subprocess.Popen(  # noqa: S603 (gunicorn, as make serve runs it)
             command,
             cwd=ROOT,
@@ -335,15 +348,21 @@ class Server:
             time.sleep(0.2)
         raise SystemExit(f"{self.name} did not start:\n{self.log_path.read_text()[-3000:]}")
 
-    def worker_rss_mb(self) -> list[float]:
-        sizes = []
+    def worker_pids(self) -> list[int]:
+        """gunicorn's workers: the processes its master started."""
+        pids = []
         for status in Path("/proc").glob("[0-9]*/status"):
             with contextlib.suppress(OSError):
-                text = status.read_text()
-                if f"PPid:\t{self.process.pid}\n" in text:
-                    rss = re.search(r"VmRSS:\s+(\d+) kB", text)
-                    sizes.append(int(rss.group(1)) / 1024 if rss else 0.0)
-        return sorted(sizes)
+                if f"PPid:\t{self.process.pid}\n" in status.read_text():
+                    pids.append(int(status.parent.name))
+        return sorted(pids)
+
+    def worker_rss_mb(self) -> list[float]:
+        return sorted(process_status(pid).get("rss_mb", 0.0) for pid in self.worker_pids())
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the workers alive now, since each started."""
+        return sum(process_cpu_seconds(pid) for pid in self.worker_pids())
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -354,6 +373,29 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_status(pid: int) -> dict[str, float]:
+    """A process's RSS (MB) and threads from /proc, {} once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    rss = re.search(r"VmRSS:\s+(\d+) kB", text)
+    threads = re.search(r"Threads:\s+(\d+)", text)
+    return {
+        "rss_mb": int(rss.group(1)) / 1024 if rss else 0.0,
+        "threads": int(threads.group(1)) if threads else 0,
+    }
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -422,6 +464,7 @@ def prepare_console(env: dict[str, str], agents: int, facts: dict) -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Group
     from django.core.management import call_command
 
@@ -429,8 +472,10 @@ def prepare_console(env: dict[str, str], agents: int, facts: dict) -> None:
 
     call_command("migrate", verbosity=0)
     support = Group.objects.get(name="Support")
+    # One hash for every agent (each takes most of a second): signing in still checks it in full.
+    password = make_password(PASSWORD)
     for index in range(agents):
-        user = get_user_model().objects.create_user(f"agent{index}", password=PASSWORD)
+        user = get_user_model().objects.create(username=f"agent{index}", password=password)
         user.groups.add(support)
         pasted_tokens.store_token(user=user, deployment_name="fast", raw_token=facts["token"])
         pasted_tokens.store_token(user=user, deployment_name="slow", raw_token=facts["slow_token"])
@@ -687,6 +732,16 @@ def poller_values(page: bytes) -> dict:
         name: "" if value is None else value
         for name, value in json.loads(html.unescape(vals.group(1).decode())).items()
     }
+
+
+_PUSH_URL = re.compile(rb'sse-connect="([^"]*)"')
+
+
+def push_url(page: bytes) -> str:
+    """Where the page's push stream is (its `sse-connect`, the span key in it), as the browser
+    reads it; "" when the page is not live by push."""
+    found = _PUSH_URL.search(page)
+    return html.unescape(found.group(1).decode()) if found else ""
 
 
 def full_page(client: Client, page: str):

@@ -381,6 +381,11 @@ if _unknown_polling_only:
 # A comment line on every open push stream this often (seconds), so that nginx and other proxies
 # in between never take a quiet stream for a dead one.
 CONNVO_PUSH_HEARTBEAT = _positive_float("CONNVO_PUSH_HEARTBEAT", default=15.0)
+# Threads (and so database connections, at most) per push worker for every stream's database work:
+# the agent's token, and recording each pushed answer before it is sent (meetings/views/push.py).
+CONNVO_PUSH_DATABASE_THREADS = env.int("CONNVO_PUSH_DATABASE_THREADS", default=4)
+if not 1 <= CONNVO_PUSH_DATABASE_THREADS <= 64:
+    raise ImproperlyConfigured("CONNVO_PUSH_DATABASE_THREADS must be between 1 and 64.")
 # A live refresh that waited longer than this for a free thread (seconds) is answered at once
 # with 503 + Retry-After, which the page honours, instead of late (connvo_admin/capacity.py).
 LIVE_REFRESH_QUEUE_BUDGET = _positive_float("LIVE_REFRESH_QUEUE_BUDGET", default=0.5)

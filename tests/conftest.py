@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,27 @@ def run_async[T](awaitable: Coroutine[Any, Any, T]) -> T:
     refuses to start another."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-asyncio") as pool:
         return pool.submit(asyncio.run, awaitable).result()
+
+
+@pytest.fixture
+def push_database_threads() -> Iterator[None]:
+    """For tests of push streams: afterwards the push worker's database threads
+    (meetings/views/push.py) let go of their connections, each kept for CONN_MAX_AGE, which
+    would otherwise keep the test database from being dropped at the end of the run."""
+    yield
+    from django.db import connections
+
+    from meetings.views import push
+
+    threads = push._database_work._max_workers
+    every_thread = threading.Barrier(threads)
+
+    def let_go() -> None:
+        every_thread.wait(timeout=10)  # one job per thread: all of them at once
+        connections.close_all()
+
+    for job in [push._database_work.submit(let_go) for _ in range(threads)]:
+        job.result(timeout=20)
 
 
 def _sql_flush_allowing_audit_truncate(original):

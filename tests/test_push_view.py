@@ -22,7 +22,12 @@ from audit.models import Span, SpanCount
 from meetings import connvo, sync
 from meetings.deployments import get_deployment
 
-pytestmark = pytest.mark.django_db
+# The stream does its database work in the push worker's own threads (meetings/views/push.py),
+# which see only what is committed.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("push_database_threads"),
+]
 
 
 @pytest.fixture(autouse=True)

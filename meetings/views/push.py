@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
+from django.db import close_old_connections
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -39,6 +40,27 @@ FRAGMENT = "meetings/meeting_detail.html#metrics"
 METRICS, END, FALLBACK = "metrics", "end", "fallback"
 # Seconds within which a page whose stream ended tries push again.
 RECONNECT_WITHIN = 5
+
+# Every stream's database work (the agent's token, recording each pushed answer before it is sent)
+# runs in these few threads, shared by all the worker's streams, each keeping its connection for
+# CONN_MAX_AGE: a thousand open pages, or a change reaching two hundred of them at once, use at
+# most CONNVO_PUSH_DATABASE_THREADS connections per push worker, and no thread waits with a
+# stream (Django's default, a thread per request for its `sync_to_async` calls, held one per open
+# stream, and a fresh connection per answer exhausted PostgreSQL's: docs/performance.md, #24).
+_database_work = ThreadPoolExecutor(
+    max_workers=settings.CONNVO_PUSH_DATABASE_THREADS, thread_name_prefix="push-database"
+)
+
+
+def _in_database_thread(function):
+    """`function` as a coroutine run in one of the push worker's database threads."""
+
+    def job(*args, **kwargs):
+        # As Django does around a request: a connection past CONN_MAX_AGE, or broken, is replaced.
+        close_old_connections()
+        return function(*args, **kwargs)
+
+    return sync_to_async(job, thread_sensitive=False, executor=_database_work)
 
 
 def _refuse_cross_site(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -67,7 +89,7 @@ async def meeting_stream(request: HttpRequest, deployment_name: str, meeting_id:
         meeting_id = parse_meeting_id(meeting_id)
     except InvalidMeetingId:
         raise Http404("Not a meeting ID.") from None
-    origin = await sync_to_async(Origin.from_request)(request)
+    origin = await _in_database_thread(Origin.from_request)(request)
     page = _Page(
         request=request,
         origin=origin,
@@ -130,7 +152,7 @@ class _Page:
                     result = step.result()
                 except StopAsyncIteration:
                     return  # the meeting ended: its last fragment has been sent
-                plan, fragment = await sync_to_async(self._record_and_render)(result)
+                plan, fragment = await _in_database_thread(self._record_and_render)(result)
                 if fragment:
                     yield _event(METRICS, fragment)
                 if not plan.polling:
@@ -150,52 +172,46 @@ class _Page:
 
     async def token(self) -> str:
         """The agent's access token, renewed through WorkOS when due (as for a lookup)."""
-        return await sync_to_async(self._token)()
+        return await _in_database_thread(self._token)()
 
     def _token(self) -> str:
-        try:
-            return credentials.access_token_for(
-                user=self.origin.user, deployment_name=self.deployment.name, origin=self.origin
-            )
-        finally:
-            _let_go_of_the_database()
+        return credentials.access_token_for(
+            user=self.origin.user, deployment_name=self.deployment.name, origin=self.origin
+        )
 
     def _record_and_render(self, result: connvo.Lookup | LookupFailed) -> tuple[PollPlan, str]:
         """Record the pushed answer (raising AuditUnavailable when it cannot be), then the
         fragment to send: "" when the page already shows it."""
-        try:
-            answer = record_pushed(
-                origin=self.origin,
-                deployment=self.deployment,
-                meeting_id=self.meeting_id,
-                result=result,
-                span=self.span,
-                polls_every=settings.CONNVO_POLL_INTERVAL,
-            )
-            self.span = answer.span or self.span
-            context = {
-                "deployment": self.deployment,
-                "deployment_name": self.deployment.name,
-                "meeting_id": self.meeting_id,
-                "checked_at": timezone.now(),
-                "span": self.span,
-                "pushed": True,
-                "page_url": self.page_url,
-            }
-            if answer.error is not None:
-                plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
-                context |= {"live": plan, "refresh_error": answer.error}
-                shown = f"error:{answer.error.outcome}"
-            else:
-                plan = plan_after_success(answer.meeting)
-                context |= {"live": plan, "meeting": answer.meeting}
-                shown = plan.fingerprint
-            if shown == self.shown and plan.polling:
-                return plan, ""
-            self.shown = shown
-            return plan, render_to_string(FRAGMENT, context, request=self.request)
-        finally:
-            _let_go_of_the_database()
+        answer = record_pushed(
+            origin=self.origin,
+            deployment=self.deployment,
+            meeting_id=self.meeting_id,
+            result=result,
+            span=self.span,
+            polls_every=settings.CONNVO_POLL_INTERVAL,
+        )
+        self.span = answer.span or self.span
+        context = {
+            "deployment": self.deployment,
+            "deployment_name": self.deployment.name,
+            "meeting_id": self.meeting_id,
+            "checked_at": timezone.now(),
+            "span": self.span,
+            "pushed": True,
+            "page_url": self.page_url,
+        }
+        if answer.error is not None:
+            plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
+            context |= {"live": plan, "refresh_error": answer.error}
+            shown = f"error:{answer.error.outcome}"
+        else:
+            plan = plan_after_success(answer.meeting)
+            context |= {"live": plan, "meeting": answer.meeting}
+            shown = plan.fingerprint
+        if shown == self.shown and plan.polling:
+            return plan, ""
+        self.shown = shown
+        return plan, render_to_string(FRAGMENT, context, request=self.request)
 
 
 def _reconnect_after() -> int:
@@ -204,13 +220,6 @@ def _reconnect_after() -> int:
     do not all come back at once, and never more than one poll interval."""
     longest = min(settings.CONNVO_POLL_INTERVAL, RECONNECT_WITHIN) * 1000
     return secrets.SystemRandom().randint(min(1000, longest), longest)
-
-
-def _let_go_of_the_database() -> None:
-    """A stream waits minutes between answers: it must not hold a database connection meanwhile
-    (a thousand open pages would hold a thousand). Not inside a transaction (a test's)."""
-    if not connection.in_atomic_block:
-        connection.close()
 
 
 def _event(name: str, data: str) -> str:

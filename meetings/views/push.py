@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -90,6 +90,9 @@ async def meeting_stream(request: HttpRequest, deployment_name: str, meeting_id:
     except InvalidMeetingId:
         raise Http404("Not a meeting ID.") from None
     origin = await _in_database_thread(Origin.from_request)(request)
+    # The guards above read the session and the user in this request's own thread, which lives as
+    # long as the stream: its connection must not wait there with it.
+    await sync_to_async(_let_go_of_the_database)()
     page = _Page(
         request=request,
         origin=origin,
@@ -220,6 +223,12 @@ def _reconnect_after() -> int:
     do not all come back at once, and never more than one poll interval."""
     longest = min(settings.CONNVO_POLL_INTERVAL, RECONNECT_WITHIN) * 1000
     return secrets.SystemRandom().randint(min(1000, longest), longest)
+
+
+def _let_go_of_the_database() -> None:
+    """Close this thread's connection (not inside a transaction: a test's)."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def _event(name: str, data: str) -> str:

@@ -18,7 +18,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from audit import spans
-from audit.models import Span, SpanCount
+from audit.models import AuditEntry, Span, SpanCount
 from meetings import connvo, sync
 from meetings.deployments import get_deployment
 
@@ -327,7 +327,11 @@ def test_connvo_refusing_the_meeting_ends_the_stream(
 
     assert [name for name, _ in events] == ["retry", "metrics", "end"]
     assert "Live updates stopped" in events[1][1]
-    assert SpanCount.objects.get(span__key=key, outcome="not_visible").calls == 1
+    # The stream ended: its span's pushed answer went into the chain at once, as a closed page's.
+    (sealed,) = AuditEntry.objects.filter(tally__span=key)
+    assert sealed.tally["outcomes"] == {"not_visible": 1} and sealed.tally["final"] is True
+    assert not Span.objects.filter(key=key).exists()
+    assert spans.calls_on_record() == 2
 
 
 def test_quiet_stream_sends_a_heartbeat(async_agent, agent_token, fake_connvo, script, settings):

@@ -13,6 +13,7 @@ as unanswered. So Connvo's calls == the chain's `calls` + every open span's unse
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from collections import Counter
@@ -370,6 +371,37 @@ def seal_if_due(counted: Counted) -> None:
         seal(counted.due, final=False)
     except DatabaseError:
         logger.exception("%d spans due a seal could not be sealed", len(counted.due))
+
+
+def hold_open(*, key: str, actor_id: int, quiet_for: int) -> None:
+    """A page that is open but asks nothing (its answers are pushed: meetings/views/push.py) keeps
+    its spans from counting as quiet: each goes quiet `quiet_for` seconds from now at the
+    earliest. Its `last_at` stays the last call counted (a sealed part says when its calls
+    were), so the deadline is moved through `quiet_after`. Raises `DatabaseError`."""
+    now = timezone.now()
+    held = []
+    for span in Span.objects.filter(key=key, actor_id=actor_id).only("id", "last_at"):
+        since_last = max(0, math.ceil((now - span.last_at).total_seconds()))
+        span.quiet_after = since_last + quiet_for
+        held.append(span)
+    # Only ever later: a call counted meanwhile sets its own (shorter) deadline from a later
+    # `last_at`, which this may lengthen but never bring forward.
+    Span.objects.bulk_update(held, ["quiet_after"])
+
+
+def seal_closed(*, key: str, actor_id: int) -> list[AuditEntry]:
+    """The page's stream ended (closed, fallen back to polling, or its meetings ended): seal
+    its spans with unsealed calls finally now, as `audit_seal` does once a page is quiet,
+    instead of waiting out their `quiet_after`. Returns the entries written; raises
+    `DatabaseError` (then `audit_seal` seals them once they are quiet)."""
+    closing = Span.objects.filter(key=key, actor_id=actor_id, calls__gt=F("sealed_calls"))
+    ids = list(closing.values_list("id", flat=True))
+    if not ids:
+        return []
+    # Quiet from now: a call counted under this key after this (the page's own refresh) sets
+    # its deadline again, and `seal` leaves that span alone.
+    Span.objects.filter(pk__in=ids).update(quiet_after=0)
+    return _in_batches(ids, final=True)
 
 
 def _in_batches(span_ids: list[int], *, final: bool) -> list[AuditEntry]:

@@ -172,14 +172,17 @@ def record_pushed(
     result: connvo.Lookup | LookupFailed,
     span: str,
     polls_every: int | None = None,
+    via: Via = Via.REFRESH,
 ) -> Answer:
     """Put an answer Connvo pushed on a page's subscription (meetings/sync.py) on record before it
     is shown: one call counted in the page's span (`span`: its key, or "" for a new span), then
-    its outcome, as a live refresh's call is. Returns the Answer, its `span` the key it was
+    its outcome, as a live refresh's call is (`via`: refresh for a meeting page, table for a
+    table or the watch list, as their refreshes). Returns the Answer, its `span` the key it was
     counted under. Raises AuditUnavailable when it cannot be recorded (then it must not be
-    shown). No limit is counted: the agent asked for nothing, Connvo sent it."""
+    shown). No limit is counted: the agent asked for nothing, Connvo sent it (opening the
+    stream counted the subscription)."""
     to_ask = [(0, deployment, "", meeting_id)]
-    counted = _count(to_ask, origin=origin, via=Via.REFRESH, span=span, polls_every=polls_every)
+    counted = _count(to_ask, origin=origin, via=via, span=span, polls_every=polls_every)
     # One pushed message is one answer from Connvo, whatever its "attempts" says (no request was
     # retried): so recorded answers == answers Connvo sent.
     if isinstance(result, LookupFailed):
@@ -188,8 +191,16 @@ def record_pushed(
     else:
         result = dataclasses.replace(result, attempts=1)
         answer = Answer(deployment.name, meeting_id, lookup=result, span=counted.key)
-    _record([answer], origin=origin, via=Via.REFRESH, counted=counted, refreshing=True)
+    _record([answer], origin=origin, via=via, counted=counted, refreshing=True)
     return answer
+
+
+def pushed_quiet_after(held_every: float) -> int:
+    """Seconds a span of a page on push stays open without a call: as a polling page's, its
+    "interval" being how often its stream holds its spans open (meetings/views/push.py), so
+    that a stream that goes on quietly is never taken for a closed page, and one whose worker
+    died is sealed within a few of those intervals."""
+    return _quiet_after(math.ceil(held_every), calls=1)
 
 
 def span_key(answers: Sequence[Answer], default: str = "") -> str:

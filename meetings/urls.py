@@ -18,6 +18,8 @@ urlpatterns = [
         push.meeting_stream,
         name="push",
     ),
+    path("live/table/<str:deployment_name>/", push.table_stream, name="push_table"),
+    path("live/watching/", push.watching_stream, name="push_watching"),
     path("watching/", tables.watching, name="watching"),
     path("tokens/", tokens.token_list, name="tokens"),
     path("tokens/<str:deployment_name>/save/", tokens.token_save, name="token_save"),

@@ -1,52 +1,74 @@
-"""Live values pushed (issue #24): a meeting page's Server-Sent Events stream, served under /live/
-by the push server (connvo_admin/asgi.py under gunicorn-push.conf.py). Each answer Connvo pushes
-on the agent's subscription (meetings/sync.py) is put on record in the page's span first
-(lookups.record_pushed), then sent as the same `#metrics` fragment a polling refresh gets, with
-polling off. When push fails the stream says so and ends; the page polls until it can reconnect
-(static/js/console.js)."""
+"""Live values pushed (issue #24): the Server-Sent Events streams of the pages that are live by
+push, served under /live/ by the push server (connvo_admin/asgi.py under gunicorn-push.conf.py):
+a meeting page's, which sends its `#metrics` fragment, and a triage table's or the watch list's,
+one stream per page carrying all its rows, each sent as the row its polling refresh draws.
+
+Each answer Connvo pushes on the agent's subscriptions (meetings/sync.py) is put on record in the
+page's span first (lookups.record_pushed), then sent, with polling off. Opening a stream counts
+against the agent's lookup limit, one lookup per meeting it subscribes to (as a first look does);
+the answers pushed afterwards do not (Connvo sent them unasked). While a stream is open its spans
+are held open, so a page that hears nothing for a while is not taken for a closed one; when it
+ends (closed, fallen back to polling, every meeting ended) they are sealed. When push fails the
+stream says so and ends; the page polls until it can reconnect (static/js/console.js)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from audit import spans
+from audit.models import Via
 from audit.services import Origin
 from audit.spans import usable_key
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
-from connvo_admin.outcomes import LookupFailed
+from connvo_admin.outcomes import LiveStatus, LookupFailed
 
-from .. import connvo, credentials, sync
+from .. import connvo, credentials, ratelimit, sync, triage
 from ..deployments import Deployment, deployments
+from ..forms import TableForm, WatchListForm
 from ..live import PollPlan, plan_after_failure, plan_after_success, push_enabled
-from ..lookups import AuditUnavailable, record_pushed
+from ..lookups import AuditUnavailable, Wanted, pushed_quiet_after, record_pushed
+from ..models import WatchedMeeting
 from .access import agent_view, asks_before_looking_up
+from .tables import _as_text, _rows_in, _settled_rows, _watch_list_key, table_url, watching_url
+
+logger = logging.getLogger(__name__)
 
 FRAGMENT = "meetings/meeting_detail.html#metrics"
-# The events the page listens for: a new fragment, the end of the meeting's updates (the page's
-# `sse-close`), and "push failed, poll" (static/js/console.js).
-METRICS, END, FALLBACK = "metrics", "end", "fallback"
+TABLE_FRAGMENT = "meetings/table.html#refresh"
+# The events a page listens for: a new fragment (a meeting page's `metrics`, a table's `rows`),
+# the end of its updates (the page's `sse-close`), and "push failed, poll" (static/js/console.js).
+METRICS, ROWS, END, FALLBACK = "metrics", "rows", "end", "fallback"
 # Seconds within which a page whose stream ended tries push again.
 RECONNECT_WITHIN = 5
+# Seconds between holds of an open stream's spans (at the latest: a heartbeat later).
+HOLD_OPEN_EVERY = 60
 
-# Every stream's database work (the agent's token, recording each pushed answer before it is sent)
-# runs in these few threads, shared by all the worker's streams, each keeping its connection for
-# CONN_MAX_AGE: a thousand open pages, or a change reaching two hundred of them at once, use at
-# most CONNVO_PUSH_DATABASE_THREADS connections per push worker, and no thread waits with a
-# stream (Django's default, a thread per request for its `sync_to_async` calls, held one per open
-# stream, and a fresh connection per answer exhausted PostgreSQL's: docs/performance.md, #24).
+# Every stream's database work (its opening, the agent's token, recording each pushed answer
+# before it is sent, holding its spans open, sealing them at the end) runs in these few threads,
+# shared by all the worker's streams, each keeping its connection for CONN_MAX_AGE: a thousand open
+# pages, or a change reaching two hundred of them at once, use at most
+# CONNVO_PUSH_DATABASE_THREADS connections per push worker, and no thread waits with a stream.
+# (Django's default, a thread per request for its `sync_to_async` calls, held one thread per open
+# stream, and closing the connection after each answer opened one per answer: together they
+# exhausted PostgreSQL's connections, docs/performance.md "Push instead of polling".)
 _database_work = ThreadPoolExecutor(
     max_workers=settings.CONNVO_PUSH_DATABASE_THREADS, thread_name_prefix="push-database"
 )
@@ -73,75 +95,135 @@ def _refuse_cross_site(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     )
 
 
-@require_GET
-@agent_view
-@asks_before_looking_up(_refuse_cross_site)
-async def meeting_stream(request: HttpRequest, deployment_name: str, meeting_id: str):
-    """The stream an open meeting page subscribes to (`sse-connect`); `?span=` is the page's span
-    key, which its pushed answers are counted in."""
-    deployment = deployments().get(deployment_name)
+def _pushed_here(request: HttpRequest, names: Sequence[str]) -> None:
+    """Raise 404 unless every deployment named pushes, and this is the push server."""
+    for name in names:
+        if name not in deployments() or not push_enabled(name):
+            raise Http404("Live updates are not pushed for this deployment.")
     # Only the push server holds a stream open: a WSGI worker would buffer it whole.
-    if deployment is None or not push_enabled(deployment.name):
-        raise Http404("Live updates are not pushed for this deployment.")
     if not isinstance(request, ASGIRequest):
         raise Http404("Live updates are served by the push server (docs/deploy.md).")
-    try:
-        meeting_id = parse_meeting_id(meeting_id)
-    except InvalidMeetingId:
-        raise Http404("Not a meeting ID.") from None
-    origin = await _in_database_thread(Origin.from_request)(request)
-    # The guards above read the session and the user in this request's own thread, which lives as
-    # long as the stream: its connection must not wait there with it.
-    await sync_to_async(_let_go_of_the_database)()
-    page = _Page(
-        request=request,
-        origin=origin,
-        deployment=deployment,
-        meeting_id=meeting_id,
-        span=usable_key(request.GET.get("span", "")),
-    )
-    response = StreamingHttpResponse(page.events(), content_type="text/event-stream")
+
+
+def _respond(stream: _Stream) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream.events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache, no-store"
     # nginx passes each event on at once instead of buffering the stream (docs/deploy.md).
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-class _Page:
-    """One open page's stream: its subscription, what it shows, the span it is counted in."""
+@require_GET
+@agent_view
+@asks_before_looking_up(_refuse_cross_site)
+async def meeting_stream(request: HttpRequest, deployment_name: str, meeting_id: str):
+    """The stream an open meeting page subscribes to (`sse-connect`); `?span=` is the page's span
+    key, which its pushed answers are counted in."""
+    _pushed_here(request, [deployment_name])
+    try:
+        meeting_id = parse_meeting_id(meeting_id)
+    except InvalidMeetingId:
+        raise Http404("Not a meeting ID.") from None
+    origin = await _in_database_thread(Origin.from_request)(request)
+    await sync_to_async(_close_request_connection)()
+    return _respond(
+        _Page(
+            request=request,
+            origin=origin,
+            deployment=deployments()[deployment_name],
+            meeting_id=meeting_id,
+            span=usable_key(request.GET.get("span", "")),
+        )
+    )
 
-    def __init__(
-        self,
-        *,
-        request: HttpRequest,
-        origin: Origin,
-        deployment: Deployment,
-        meeting_id: str,
-        span: str,
-    ) -> None:
+
+@require_GET
+@agent_view
+@asks_before_looking_up(_refuse_cross_site)
+async def table_stream(request: HttpRequest, deployment_name: str):
+    """The stream of an open triage table: its address's meetings (`ids`, `show`), and what its
+    rows show (`done`, `known`, as its poller sends them) when it was drawn."""
+    _pushed_here(request, [deployment_name])
+    form = TableForm(request.GET)
+    if not form.is_valid():
+        raise Http404("Not a table's address.")
+    found, sort, show = (form.cleaned_data[k] for k in ("ids", "sort", "show"))
+    origin = await _in_database_thread(Origin.from_request)(request)
+    await sync_to_async(_close_request_connection)()
+    return _respond(
+        _Table(
+            request=request,
+            origin=origin,
+            span=usable_key(request.GET.get("span", "")),
+            wanted=[Wanted(deployment_name, meeting_id) for meeting_id in found.ids],
+            page_url=table_url(deployment_name, found.ids, sort=sort, show=show),
+            show=show,
+            context={"deployment_name": deployment_name},
+        )
+    )
+
+
+@require_GET
+@agent_view
+@asks_before_looking_up(_refuse_cross_site)
+async def watching_stream(request: HttpRequest):
+    """The stream of the agent's open watch list; `list` is the list the page shows."""
+    origin = await _in_database_thread(Origin.from_request)(request)
+    await sync_to_async(_close_request_connection)()
+    pins = await _in_database_thread(list)(WatchedMeeting.objects.filter(user=origin.user))
+    _pushed_here(request, sorted({pin.deployment for pin in pins}))
+    key = _watch_list_key(pins)
+    sort_form = WatchListForm(request.GET)
+    sort = sort_form.cleaned_data["sort"] if sort_form.is_valid() else ""
+    return _respond(
+        _Table(
+            request=request,
+            origin=origin,
+            span=usable_key(request.GET.get("span", "")),
+            wanted=[Wanted(pin.deployment, pin.meeting_id) for pin in pins],
+            page_url=watching_url(sort=sort),
+            # Watched or unwatched elsewhere since the page was drawn: its rows no longer line
+            # up, and its polling refresh reloads it.
+            outdated=request.GET.get("list") != key,
+            context={
+                "watch_list": True,
+                "list_key": key,
+                "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),
+            },
+        )
+    )
+
+
+class _Stream:
+    """One open page's stream: its subscriptions, the span its answers are counted in, the
+    lookups its opening counts. A kind of page says what it subscribes to (`subscriptions`,
+    `answers`) and what it sends for an answer (`_record_and_render`)."""
+
+    def __init__(self, *, request: HttpRequest, origin: Origin, span: str) -> None:
         self.request = request
         self.origin = origin
-        self.deployment = deployment
-        self.meeting_id = meeting_id
         self.span = span
-        self.shown = ""  # the fingerprint of the fragment last sent ("" before the first)
-        self.page_url = reverse(
-            "meetings:detail",
-            kwargs={"deployment_name": deployment.name, "meeting_id": meeting_id},
-        )
+        self.held_at = 0.0  # time.monotonic() of the last hold of the spans
+
+    # What a kind of page says.
+    def subscriptions(self) -> int:
+        raise NotImplementedError
+
+    def answers(self) -> AsyncIterator:
+        raise NotImplementedError
+
+    def _record_and_render(self, answer) -> tuple[list[str], bool]:
+        """Record a pushed answer, and return the events to send and whether the stream goes
+        on; raises AuditUnavailable when it cannot be recorded."""
+        raise NotImplementedError
 
     async def events(self) -> AsyncIterator[str]:
         yield f"retry: {_reconnect_after()}\n\n"
-        answers = aiter(
-            sync.watch(
-                deployment=self.deployment,
-                token=self.token,
-                meeting_id=self.meeting_id,
-                user_key=str(self.origin.user.pk),
-            )
-        )
+        answers: AsyncIterator | None = None
         waiting: asyncio.Future | None = None
         try:
+            await _in_database_thread(self._open)()
+            answers = aiter(self.answers())
             while True:
                 if waiting is None:
                     waiting = asyncio.ensure_future(anext(answers))
@@ -149,72 +231,340 @@ class _Page:
                 if not done:
                     # A comment: nothing for the page, but proxies see the stream is alive.
                     yield ": still live\n\n"
+                    await self._hold_open_when_due()
                     continue
                 step, waiting = waiting, None
                 try:
-                    result = step.result()
+                    answer = step.result()
                 except StopAsyncIteration:
-                    return  # the meeting ended: its last fragment has been sent
-                plan, fragment = await _in_database_thread(self._record_and_render)(result)
-                if fragment:
-                    yield _event(METRICS, fragment)
-                if not plan.polling:
-                    yield _event(END, plan.status)
+                    return  # every meeting ended: the last fragment has been sent
+                events, going_on = await _in_database_thread(self._record_and_render)(answer)
+                for event in events:
+                    yield event
+                if not going_on:
                     return
+                await self._hold_open_when_due()
         except (sync.PushUnavailable, AuditUnavailable, LookupFailed):
             # The WebSocket failed, or a pushed answer could not be recorded (so it must not be
-            # shown), or the agent's token is no longer usable: the page polls, and its refresh
-            # says what is wrong, and records it, as it always did.
+            # shown), or the agent's token is no longer usable, or opening the stream would go
+            # over the agent's lookup limit: the page polls, and its refresh says what is wrong,
+            # and records it, as it always did.
             yield _event(FALLBACK, "polling")
         finally:
             if waiting is not None:
                 waiting.cancel()
                 with contextlib.suppress(BaseException):
                     await waiting
-            await answers.aclose()
+            if answers is not None:
+                await answers.aclose()
+            await _in_database_thread(self._close)()
 
-    async def token(self) -> str:
+    def _open(self) -> None:
+        """Count the stream's subscriptions against the agent's lookup limit (raising
+        LookupLimitReached before any is made), and hold the page's spans open."""
+        try:
+            for _ in range(self.subscriptions()):
+                ratelimit.count_lookup(user=self.origin.user)
+            self._hold_open()
+        finally:
+            _let_go_of_the_database()
+
+    def _hold_every(self) -> float:
+        return max(HOLD_OPEN_EVERY, settings.CONNVO_PUSH_HEARTBEAT)
+
+    async def _hold_open_when_due(self) -> None:
+        if time.monotonic() - self.held_at >= self._hold_every():
+            await _in_database_thread(self._hold_and_let_go)()
+
+    def _hold_and_let_go(self) -> None:
+        try:
+            self._hold_open()
+        finally:
+            _let_go_of_the_database()
+
+    def _hold_open(self) -> None:
+        """The page is open though it asks nothing: its spans are not to be sealed as closed
+        before the next hold (a heartbeat after HOLD_OPEN_EVERY, at the latest) has come."""
+        self.held_at = time.monotonic()
+        if not self.span:
+            return
+        try:
+            spans.hold_open(
+                key=self.span,
+                actor_id=self.origin.user.pk,
+                quiet_for=pushed_quiet_after(self._hold_every()),
+            )
+        except DatabaseError:
+            # Failing open: at worst `audit_seal` takes the page for closed, and its next answer
+            # is counted in a new part of the record under the same key.
+            logger.exception("the spans of %s's open stream could not be held open", self.who)
+
+    def _close(self) -> None:
+        """The stream ended: its spans' answers go into the chain now, as a closed page's."""
+        try:
+            if self.span:
+                spans.seal_closed(key=self.span, actor_id=self.origin.user.pk)
+        except DatabaseError:
+            # `audit_seal` seals them once they are quiet.
+            logger.exception("the spans of %s's closed stream could not be sealed", self.who)
+        finally:
+            _let_go_of_the_database()
+
+    @property
+    def who(self) -> str:
+        return self.origin.username
+
+    async def token(self, deployment_name: str) -> str:
         """The agent's access token, renewed through WorkOS when due (as for a lookup)."""
-        return await _in_database_thread(self._token)()
+        return await _in_database_thread(self._token)(deployment_name)
 
-    def _token(self) -> str:
-        return credentials.access_token_for(
-            user=self.origin.user, deployment_name=self.deployment.name, origin=self.origin
+    def _token(self, deployment_name: str) -> str:
+        try:
+            return credentials.access_token_for(
+                user=self.origin.user, deployment_name=deployment_name, origin=self.origin
+            )
+        finally:
+            _let_go_of_the_database()
+
+    def _watch(self, deployment: Deployment, meeting_id: str) -> AsyncIterator:
+        return sync.watch(
+            deployment=deployment,
+            token=functools.partial(self.token, deployment.name),
+            meeting_id=meeting_id,
+            user_key=str(self.origin.user.pk),
         )
 
-    def _record_and_render(self, result: connvo.Lookup | LookupFailed) -> tuple[PollPlan, str]:
-        """Record the pushed answer (raising AuditUnavailable when it cannot be), then the
-        fragment to send: "" when the page already shows it."""
-        answer = record_pushed(
-            origin=self.origin,
-            deployment=self.deployment,
-            meeting_id=self.meeting_id,
-            result=result,
-            span=self.span,
-            polls_every=settings.CONNVO_POLL_INTERVAL,
+
+class _Page(_Stream):
+    """A meeting page's stream: one subscription, and what the page shows."""
+
+    def __init__(self, *, deployment: Deployment, meeting_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.meeting_id = meeting_id
+        self.shown = ""  # the fingerprint of the fragment last sent ("" before the first)
+        self.page_url = reverse(
+            "meetings:detail",
+            kwargs={"deployment_name": deployment.name, "meeting_id": meeting_id},
         )
-        self.span = answer.span or self.span
-        context = {
-            "deployment": self.deployment,
-            "deployment_name": self.deployment.name,
-            "meeting_id": self.meeting_id,
-            "checked_at": timezone.now(),
-            "span": self.span,
+
+    def subscriptions(self) -> int:
+        return 1
+
+    def answers(self) -> AsyncIterator[connvo.Lookup | LookupFailed]:
+        return self._watch(self.deployment, self.meeting_id)
+
+    def _record_and_render(self, result: connvo.Lookup | LookupFailed) -> tuple[list[str], bool]:
+        try:
+            answer = record_pushed(
+                origin=self.origin,
+                deployment=self.deployment,
+                meeting_id=self.meeting_id,
+                result=result,
+                span=self.span,
+                polls_every=self._hold_every(),
+            )
+            self.span = answer.span or self.span
+            context = {
+                "deployment": self.deployment,
+                "deployment_name": self.deployment.name,
+                "meeting_id": self.meeting_id,
+                "checked_at": timezone.now(),
+                "span": self.span,
+                "pushed": True,
+                "page_url": self.page_url,
+            }
+            if answer.error is not None:
+                plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
+                context |= {"live": plan, "refresh_error": answer.error}
+                shown = f"error:{answer.error.outcome}"
+            else:
+                plan = plan_after_success(answer.meeting)
+                context |= {"live": plan, "meeting": answer.meeting}
+                shown = plan.fingerprint
+            events = []
+            if shown != self.shown or not plan.polling:
+                self.shown = shown
+                events.append(_event(METRICS, render_to_string(FRAGMENT, context, self.request)))
+            if not plan.polling:
+                events.append(_event(END, plan.status))
+            return events, plan.polling
+        finally:
+            _let_go_of_the_database()
+
+
+_FINISHED = object()  # a row's subscription ended (its meeting ended, or it was refused)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A row's subscription failed (raised, as opposed to a refusal Connvo answered)."""
+
+    error: Exception
+
+
+class _Table(_Stream):
+    """A triage table's or the watch list's stream: one subscription per row still followed
+    (the rows the page says are settled are not), all feeding one queue; each answer recorded
+    in the row's span and sent as the row its polling refresh draws, with the table's summary
+    and its live line."""
+
+    def __init__(
+        self,
+        *,
+        wanted: list[Wanted],
+        page_url: str,
+        context: dict,
+        show: str = "",
+        outdated: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.wanted = wanted
+        self.page_url = page_url
+        self.show = show
+        self.outdated = outdated
+        self.base_context = context
+        query = self.request.GET
+        self.settled = _settled_rows(query.get("done", ""), len(wanted))
+        # The groups the page shows for its other rows, then each row's latest as it is sent.
+        self.groups = _rows_in(query.get("known", ""), len(wanted))
+        self.followed = []
+        for index, item in enumerate(wanted):
+            try:
+                meeting_id = parse_meeting_id(item.meeting_ref)
+            except InvalidMeetingId:
+                continue  # the page shows why; nothing to follow
+            if index not in self.settled:
+                self.followed.append((index, deployments()[item.deployment], meeting_id))
+        self.rows: dict[int, triage.Row] = {}  # each followed row's latest answer
+        self.sent: dict[int, str] = {}  # the fingerprint of each row as last sent
+        self.first = True
+
+    def subscriptions(self) -> int:
+        if self.outdated:
+            raise sync.PushUnavailable("The watch list changed since the page was drawn.")
+        return len(self.followed)
+
+    async def answers(self) -> AsyncIterator[list[tuple[int, connvo.Lookup | LookupFailed]]]:
+        """Each time some rows have answers: those answers, in the order they came. Raises the
+        first subscription's failure (PushUnavailable), once the answers before it are out."""
+        queue: asyncio.Queue = asyncio.Queue()
+        # As many subscriptions waiting for their first answer at once as a polling table has
+        # calls in flight.
+        slots = asyncio.Semaphore(settings.CONNVO_TABLE_CONCURRENCY)
+
+        async def follow(index: int, deployment: Deployment, meeting_id: str) -> None:
+            subscription = aiter(self._watch(deployment, meeting_id))
+            try:
+                async with slots:
+                    first = await anext(subscription)
+                await queue.put((index, first))
+                async for result in subscription:
+                    await queue.put((index, result))
+                await queue.put((index, _FINISHED))
+            except StopAsyncIteration:
+                await queue.put((index, _FINISHED))
+            except Exception as failure:
+                # PushUnavailable, a token no longer usable (raised, not answered), or a bug:
+                # raised again by the stream, which falls back or breaks.
+                await queue.put((index, _Failed(failure)))
+            finally:
+                await subscription.aclose()
+
+        tasks = [asyncio.create_task(follow(*row)) for row in self.followed]
+        running = len(tasks)
+        try:
+            while running:
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                answers = []
+                failure = None
+                for index, item in batch:
+                    if item is _FINISHED:
+                        running -= 1
+                    elif isinstance(item, _Failed):
+                        failure = failure or item.error
+                        running -= 1
+                    else:
+                        answers.append((index, item))
+                if answers:
+                    yield answers
+                if failure is not None:
+                    raise failure
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _record_and_render(
+        self, answers: list[tuple[int, connvo.Lookup | LookupFailed]]
+    ) -> tuple[list[str], bool]:
+        try:
+            changed = {}
+            for index, result in answers:
+                item = self.wanted[index]
+                answer = record_pushed(
+                    origin=self.origin,
+                    deployment=deployments()[item.deployment],
+                    meeting_id=parse_meeting_id(item.meeting_ref),
+                    result=result,
+                    span=self.span,
+                    polls_every=self._hold_every(),
+                    via=Via.TABLE,
+                )
+                self.span = answer.span or self.span
+                (row,) = triage.rows([answer], [index], shown=self.groups)
+                self.rows[index] = row
+                if row.fingerprint != self.sent.get(index):
+                    changed[index] = row
+            plan = self._plan()
+            if not changed and not self.first and plan.polling:
+                return [], True
+            self.first = False
+            for index, row in changed.items():
+                self.sent[index] = row.fingerprint
+                self.groups[index] = row.group
+            events = [_event(ROWS, self._render(plan, list(changed.values())))]
+            if not plan.polling:
+                events.append(_event(END, plan.status))
+            return events, plan.polling
+        finally:
+            _let_go_of_the_database()
+
+    def _plan(self) -> PollPlan:
+        """The table's live line, as a polling refresh of its followed rows would have it; a row
+        that has not answered yet keeps the table live."""
+        plan = triage.table_plan(list(self.rows.values()), failures=0, checked_at=timezone.now())
+        if len(self.rows) < len(self.followed) and plan.status == LiveStatus.ENDED:
+            polled = len(self.followed) - sum(r.group.settled for r in self.rows.values())
+            return PollPlan(LiveStatus.LIVE, triage.live_interval(polled), 0, plan.fingerprint)
+        return plan
+
+    def _render(self, plan: PollPlan, changed: list[triage.Row]) -> str:
+        answered = self.rows.values()
+        settled = self.settled | {r.index: r.group for r in answered if r.group.settled}
+        others = {i: g for i, g in self.groups.items() if i not in self.rows}
+        stale_count, stale_reasons = triage.not_refreshed(answered)
+        context = self.base_context | {
             "pushed": True,
             "page_url": self.page_url,
+            "checked_at": timezone.now(),
+            "live": plan,
+            "span": self.span,
+            "done": _as_text(settled),
+            "known": _as_text(
+                {r.index: r.group for r in answered if not r.group.settled}
+                | {i: g for i, g in others.items() if not g.settled}
+            ),
+            "summary": triage.summary(answered, self.settled | others),
+            "stale_count": stale_count,
+            "stale_reasons": stale_reasons,
+            "total": len(self.wanted),
+            "rows": [r for r in changed if not self.show or r.group.name == self.show],
         }
-        if answer.error is not None:
-            plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
-            context |= {"live": plan, "refresh_error": answer.error}
-            shown = f"error:{answer.error.outcome}"
-        else:
-            plan = plan_after_success(answer.meeting)
-            context |= {"live": plan, "meeting": answer.meeting}
-            shown = plan.fingerprint
-        if shown == self.shown and plan.polling:
-            return plan, ""
-        self.shown = shown
-        return plan, render_to_string(FRAGMENT, context, request=self.request)
+        return render_to_string(TABLE_FRAGMENT, context, self.request)
 
 
 def _reconnect_after() -> int:
@@ -226,7 +576,17 @@ def _reconnect_after() -> int:
 
 
 def _let_go_of_the_database() -> None:
-    """Close this thread's connection (not inside a transaction: a test's)."""
+    """The end of a unit of a stream's database work, as the end of a request is: its thread's
+    connection is closed if it is past CONN_MAX_AGE or broken, else kept for the next unit. Not
+    inside a transaction (a test's)."""
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
+def _close_request_connection() -> None:
+    """Close the connection of the request's own thread, which the guards opened to read the
+    session and the user: that thread lives as long as the stream, and its connection must not
+    wait there with it (a thousand open pages would hold a thousand)."""
     if not connection.in_atomic_block:
         connection.close()
 

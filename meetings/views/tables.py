@@ -9,6 +9,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -32,7 +33,7 @@ from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from .. import triage
 from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
 from ..forms import SORTS, LookupForm, TableForm, WatchListForm
-from ..live import Shown, reply_status
+from ..live import Shown, push_enabled, reply_status
 from ..lookups import Answer, AuditUnavailable, Wanted, look_up, span_key
 from ..models import WatchedMeeting
 from ..references import References
@@ -159,6 +160,7 @@ def _live_table(
     wanted: list[Wanted],
     context: dict,
     page_url: str,
+    push_to: str,
     sort: str = "",
     show: str = "",
 ) -> tuple[list[triage.Row], HttpResponse | None]:
@@ -167,6 +169,10 @@ def _live_table(
     The page sends back what its rows show: `done`, the settled rows (not asked again), and
     `known`, the others' groups, so that a row a refresh could not look up for a passing reason
     keeps its last values and still counts as what it showed.
+
+    `push_to`: the address of the page's push stream (meetings/views/push.py), without what the
+    rows show, which is added here; the page only polls when push is off for a deployment of its
+    meetings, or nothing will change any more.
 
     Returns the rows looked up, and the response to a refresh (None for a full page, which the
     caller renders)."""
@@ -200,15 +206,19 @@ def _live_table(
     rows = triage.rows(answers, asked, shown=known)
     plan = triage.table_plan(rows, failures=shown.failures, checked_at=checked_at)
     stale_count, stale_reasons = triage.not_refreshed(rows)
+    done = _as_text(settled | {row.index: row.group for row in rows if row.group.settled})
+    known = _as_text({row.index: row.group for row in rows if not row.group.settled})
+    pushed = plan.polling and all(push_enabled(item.deployment) for item in wanted)
     context |= {
         "live": plan,
         "span": span,
-        "done": _as_text(settled | {row.index: row.group for row in rows if row.group.settled}),
-        "known": _as_text({row.index: row.group for row in rows if not row.group.settled}),
+        "done": done,
+        "known": known,
         "summary": triage.summary(rows, settled),
         "stale_count": stale_count,
         "stale_reasons": stale_reasons,
         "total": len(wanted),
+        "push_url": _with_query(push_to, span=span, done=done, known=known) if pushed else "",
     }
     if not refreshing:
         return rows, None
@@ -217,6 +227,11 @@ def _live_table(
         return rows, HttpResponse(status=204)
     context["rows"] = [row for row in rows if not show or row.group.name == show]
     return rows, render(request, "meetings/table.html#refresh", context, status=status)
+
+
+def _with_query(url: str, **values: str) -> str:
+    joiner = "&" if "?" in url else "?"
+    return url + joiner + urlencode({name: value for name, value in values.items() if value})
 
 
 def _confirm_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
@@ -243,6 +258,7 @@ def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
     if request.GET.get("format") == "csv":
         return _table_csv(request, wanted, deployment)
     page_url = table_url(deployment, found.ids, sort=sort, show=show)
+    path = reverse("meetings:table", args=[deployment])
     context = {
         "deployment": deployments()[deployment],
         "deployment_name": deployment,
@@ -253,7 +269,13 @@ def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
     }
     try:
         rows, answer = _live_table(
-            request, wanted=wanted, context=context, page_url=page_url, sort=sort, show=show
+            request,
+            wanted=wanted,
+            context=context,
+            page_url=page_url,
+            push_to=reverse("meetings:push_table", args=[deployment]) + page_url[len(path) :],
+            sort=sort,
+            show=show,
         )
     except AuditUnavailable as exc:
         context["audit_error"] = exc
@@ -434,7 +456,12 @@ def watching(request: HttpRequest) -> HttpResponse:
     wanted = [Wanted(p.deployment, p.meeting_id) for p in pins]
     try:
         rows, answer = _live_table(
-            request, wanted=wanted, context=context, page_url=watching_url(sort=sort), sort=sort
+            request,
+            wanted=wanted,
+            context=context,
+            page_url=watching_url(sort=sort),
+            push_to=_with_query(reverse("meetings:push_watching"), list=key, sort=sort),
+            sort=sort,
         )
     except AuditUnavailable as exc:
         context["audit_error"] = exc

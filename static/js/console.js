@@ -191,7 +191,8 @@
   // "fallback", or the connection drops) the page asks for the polling fragment at once, and
   // polls; the extension (or the browser) reconnects, and the stream's next fragment puts the
   // page back on push. While the stream delivers, a polling fragment that also listens to it
-  // (sse-swap) does not poll: the stream brings each change.
+  // (sse-swap) does not poll: the stream brings each change. The same for a meeting page, a
+  // triage table and the watch list: a table's poller adds what its rows show (data-refresh-vals).
   var pushOpen = false;
   function fallBackToPolling() {
     pushOpen = false;
@@ -199,10 +200,14 @@
     if (!el || el.dataset.mode !== "push" || el.dataset.status === "ended" || !window.htmx) { return; }
     el.dataset.mode = "falling-back";  // one request, however many errors the stream reports
     forced = true;
-    // No "seen": the answer is a whole fragment, with its poll timer.
+    // No "seen": the answer is a whole fragment, with its poll timer. No span either: the
+    // stream's spans are sealed as it ends, and the polling opens the page's next ones.
+    var values = { failures: 0, interval: el.dataset.interval, span: "" };
+    var extra = {};
+    try { extra = JSON.parse(el.dataset.refreshVals || "{}"); } catch (e) { extra = {}; }
+    Object.keys(extra).forEach(function (name) { values[name] = extra[name]; });
     window.htmx.ajax("GET", el.dataset.refreshUrl, {
-      source: el, target: el, swap: "outerHTML",
-      values: { failures: 0, interval: el.dataset.interval, span: el.dataset.span }
+      source: el, target: el, swap: "outerHTML", values: values
     });
   }
   document.addEventListener("htmx:sseOpen", function (event) {
@@ -357,11 +362,14 @@
     });
     return texts;
   }
-  document.addEventListener("htmx:beforeSwap", function (event) {
+  function noteRowsBefore(event) {
     if (event.detail.elt.id === "live-poller" && document.querySelector(".triage__row")) {
       rowsBefore = cellTexts();
     }
-  });
+  }
+  document.addEventListener("htmx:beforeSwap", noteRowsBefore);
+  // Pushed rows come through the SSE extension, which swaps without a beforeSwap.
+  document.addEventListener("htmx:sseBeforeMessage", noteRowsBefore);
   document.addEventListener("htmx:afterSettle", function (event) {
     if (!rowsBefore || event.detail.elt.id !== "live-poller") { return; }
     var after = cellTexts();

@@ -8,6 +8,7 @@ pages poll every 60 s here, so a change that shows within the wait came by push.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -121,3 +122,39 @@ def test_an_ended_meeting_stops_the_stream_and_says_so(pushed_page, fake_connvo)
 
     expect(poller).to_contain_text("live updates have stopped")
     expect(poller).not_to_have_attribute("sse-swap", "metrics")
+
+
+def test_a_change_is_pushed_to_its_row_of_the_table_and_the_table_falls_back_to_polling(
+    push_server, pushed_page, fake_connvo, screenshot
+):
+    page = pushed_page("standup")  # signed in
+    ids = ",".join(fake_connvo.meeting_id(label) for label in ("standup", "planning", "retro"))
+    page.goto(f"{push_server.url}/table/dev/?ids={ids}")
+    page.evaluate("window.__notReloaded = true")
+    poller = page.locator("#live-poller")
+    planning = page.locator("tr", has_text=fake_connvo.meeting_id("planning"))
+    expect(planning.locator('[data-cell="participants"]')).to_have_text("4")
+    # The stream's first rows put the table on push.
+    expect(poller).to_have_attribute("data-mode", "push")
+    expect(poller.locator(".live__mode")).to_have_text("Live")
+
+    fake_connvo.update_meeting("planning", participantCount=44)
+
+    expect(planning.locator('[data-cell="participants"]')).to_have_text("44")
+    expect(planning.locator('[data-cell="participants"]')).to_have_class("num is-changed")
+    screenshot("62-table-live-by-push")
+
+    # The WebSocket drops and cannot be opened again: the table says it polls.
+    fake_connvo.misbehave("sync_refuse")
+    fake_connvo.drop_sync_connections()
+    expect(poller).to_have_attribute("data-mode", "poll")
+    expect(poller.locator(".live__mode")).to_have_text(re.compile(r"Live \(polling every \d+ s\)"))
+    expect(poller).to_have_attribute("hx-trigger", re.compile(r"every \d+s, refresh-now"))
+    screenshot("63-table-live-polling-fallback")
+
+    # Once it can, the table is pushed again, and the next change shows in its row.
+    fake_connvo.reset_behaviour()
+    expect(poller).to_have_attribute("data-mode", "push", timeout=20_000)
+    fake_connvo.update_meeting("planning", participantCount=45)
+    expect(planning.locator('[data-cell="participants"]')).to_have_text("45")
+    assert page.evaluate("window.__notReloaded") is True

@@ -125,7 +125,6 @@ async def meeting_stream(request: HttpRequest, deployment_name: str, meeting_id:
     except InvalidMeetingId:
         raise Http404("Not a meeting ID.") from None
     origin = await _in_database_thread(Origin.from_request)(request)
-    await sync_to_async(_close_request_connection)()
     return _respond(
         _Page(
             request=request,
@@ -149,7 +148,6 @@ async def table_stream(request: HttpRequest, deployment_name: str):
         raise Http404("Not a table's address.")
     found, sort, show = (form.cleaned_data[k] for k in ("ids", "sort", "show"))
     origin = await _in_database_thread(Origin.from_request)(request)
-    await sync_to_async(_close_request_connection)()
     return _respond(
         _Table(
             request=request,
@@ -169,7 +167,6 @@ async def table_stream(request: HttpRequest, deployment_name: str):
 async def watching_stream(request: HttpRequest):
     """The stream of the agent's open watch list; `list` is the list the page shows."""
     origin = await _in_database_thread(Origin.from_request)(request)
-    await sync_to_async(_close_request_connection)()
     pins = await _in_database_thread(list)(WatchedMeeting.objects.filter(user=origin.user))
     _pushed_here(request, sorted({pin.deployment for pin in pins}))
     key = _watch_list_key(pins)
@@ -219,6 +216,8 @@ class _Stream:
 
     async def events(self) -> AsyncIterator[str]:
         yield f"retry: {_reconnect_after()}\n\n"
+        # Here, not in the view: the middleware's answer (the session saved) came after the view.
+        await sync_to_async(_close_request_connection)()
         answers: AsyncIterator | None = None
         waiting: asyncio.Future | None = None
         try:
@@ -584,9 +583,10 @@ def _let_go_of_the_database() -> None:
 
 
 def _close_request_connection() -> None:
-    """Close the connection of the request's own thread, which the guards opened to read the
-    session and the user: that thread lives as long as the stream, and its connection must not
-    wait there with it (a thousand open pages would hold a thousand)."""
+    """Close the connection of the request's own thread, which the guards and the middleware
+    opened (the session and the user read, the session saved): that thread lives as long as the
+    stream, and its connection must not wait there with it (a thousand open pages would hold a
+    thousand)."""
     if not connection.in_atomic_block:
         connection.close()
 

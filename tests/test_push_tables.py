@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.db.models import F
 from django.test import AsyncClient
@@ -23,6 +23,7 @@ from audit import spans
 from audit.models import AuditEntry, Span, Via
 from meetings.models import WatchedMeeting
 from meetings.views import push
+from tests.conftest import run_async
 from tests.test_push_view import parse
 
 # The streams do their database work in the push worker's own threads (meetings/views/push.py),
@@ -118,7 +119,7 @@ def follow(client: AsyncClient, url: str, *steps, until=None):
         await close_streams()
         return events
 
-    return async_to_sync(run)()
+    return run_async(run())
 
 
 def row_in(fragment: str, fake, label: str) -> str:
@@ -178,7 +179,7 @@ def test_stream_refuses_staff_who_may_not_look_up(outsider, fake_connvo):
     client = AsyncClient()
     client.force_login(outsider)
     ids = fake_connvo.meeting_id("standup")
-    response = async_to_sync(client.get)(f"/live/table/dev/?ids={ids}")
+    response = run_async(client.get(f"/live/table/dev/?ids={ids}"))
     assert response.status_code == 403
 
 
@@ -266,7 +267,7 @@ def test_an_open_stream_holds_its_spans_open_however_long_nothing_changes(
         await close_streams()
         return sealed_while_open
 
-    sealed_while_open = async_to_sync(run)()
+    sealed_while_open = run_async(run())
 
     assert [e for e in sealed_while_open if e.tally["span"] == key] == []
     # Closing it sealed the spans: no part was cut off in between.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.db import DatabaseError
 from django.test import AsyncClient
 from django.urls import reverse
@@ -21,6 +21,7 @@ from audit import spans
 from audit.models import AuditEntry, Span
 from meetings import connvo, sync
 from meetings.deployments import get_deployment
+from tests.conftest import run_async
 
 # The stream does its database work in the push worker's own threads (meetings/views/push.py),
 # which see only what is committed.
@@ -105,7 +106,7 @@ def read_events(client: AsyncClient, url: str, count: int, headers=None):
                     break
         return response, events
 
-    return async_to_sync(run)()
+    return run_async(run())
 
 
 def parse(block: str) -> tuple[str, str]:
@@ -184,7 +185,10 @@ def test_no_stream_where_push_is_off(
 
 def test_a_wsgi_worker_never_holds_a_stream(agent_client, agent_token, fake_connvo, script):
     scripted = script()
-    response = agent_client.get(stream_url(fake_connvo))
+    # In a thread of its own, as a WSGI worker's, with no event loop running (in a worker that has
+    # run a browser test, Playwright keeps one in this thread).
+    with ThreadPoolExecutor(max_workers=1) as wsgi_thread:
+        response = wsgi_thread.submit(agent_client.get, stream_url(fake_connvo)).result()
     assert response.status_code == 404
     assert scripted.calls == []
 
@@ -396,7 +400,7 @@ def follow(client: AsyncClient, url: str, *steps):
                         break
         return events
 
-    return async_to_sync(run)()
+    return run_async(run())
 
 
 def test_a_change_at_connvo_is_pushed_recorded_and_sent(

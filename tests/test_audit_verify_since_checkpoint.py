@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from audit import chain
 from audit.models import ChainVerification
-from tests.test_audit_chain import tamper
+from tests.test_audit_chain import rewrite_with_the_key, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,22 @@ def test_a_checkpoint_no_walk_verified_is_not_a_start(witness_file, audit_entry)
 
     assert status == 0, out
     assert "No earlier walk verified the chain. Walked the whole chain instead." in out
+
+
+def test_the_whole_walk_instead_still_holds_the_chain_to_its_witnesses(witness_file, audit_entry):
+    """With no walk to start from, the whole chain is walked against the checkpoints read: a
+    chain rewritten with the key verifies on its own, and only the witness shows it."""
+    entries = [audit_entry() for _ in range(3)]
+    call_command("audit_checkpoint", stdout=io.StringIO())  # witnessed, never walked
+    rewrite_with_the_key(entries[2], prev_mac=entries[1].mac, meeting_id="other")
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 1, out
+    assert "No earlier walk verified the chain. Walked the whole chain instead." in out
+    assert f"Entry #{entries[2].pk} is not the entry the checkpoint of" in out
+    recorded = ChainVerification.objects.get()
+    assert (recorded.ok, recorded.first_bad_id) == (False, entries[2].pk)
 
 
 def test_after_a_break_the_whole_chain_is_walked_again(verified_then_more):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -14,6 +15,7 @@ from django.urls import reverse
 
 from audit import chain
 from audit.models import ChainVerification
+from audit.services import purge_old_entries
 from tests.test_audit_chain import rewrite_with_the_key, tamper
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +213,34 @@ def test_an_entry_before_the_checkpoint_says_an_earlier_walk_verified_it(
 
     assert f"Yes, by a walk before the checkpoint at entry #{before[-1].pk}" in verdict(before[0])
     assert "Yes, OK on" in verdict(after[0])
+
+
+def test_a_purge_committed_after_the_start_was_chosen_is_not_reported_as_a_break(
+    witness_file, audit_entry, settings, monkeypatch
+):
+    """audit_purge can commit between choosing the checkpoint to start from and the walk from it
+    (two cron jobs overlapping). When it deleted entries after the start, the walk from there
+    finds the chain starting elsewhere: it is made again, from where the chain now starts."""
+    settings.AUDIT_MIN_RETENTION_DAYS = 30
+    old = datetime.now(UTC) - timedelta(days=40)
+    for _ in range(2):
+        audit_entry(at=old)
+    assert run()[0] == 0  # verified, and witnessed in the file
+    unverified_old = [audit_entry(at=old) for _ in range(2)]  # old, but after the checkpoint
+    audit_entry()
+    walk, purged = chain._walk, {}
+
+    def purge_first(**kwargs):
+        if not purged:
+            purged["walking"] = None  # the purge's own walk before it deletes goes ahead
+            purged["purge"] = purge_old_entries(retention_days=30)
+        return walk(**kwargs)
+
+    monkeypatch.setattr(chain, "_walk", purge_first)
+    status, out = run("--since-checkpoint")
+
+    assert purged["purge"].through_id == unverified_old[-1].pk
+    assert status == 0, out
+    assert "Every witnessed entry was purged since. Walked the whole chain instead." in out
+    recorded = ChainVerification.objects.order_by("-id").first()
+    assert (recorded.ok, recorded.from_entry_id) == (True, None)

@@ -95,6 +95,12 @@ def test_a_checkpoint_whose_entry_was_rewritten_is_refused(verified_then_more):
     assert status == 1
     assert f"Entry #{before[-1].pk} is not the entry the checkpoint of" in out
     assert "No walk starts from it" in out
+    recorded = ChainVerification.objects.order_by("-id").first()
+    assert (recorded.ok, recorded.first_bad_id, recorded.entries_checked) == (
+        False,
+        before[-1].pk,
+        0,
+    )
 
 
 def test_without_a_checkpoint_the_whole_chain_is_walked_and_it_says_so(settings, audit_entry):
@@ -134,6 +140,67 @@ def test_the_whole_walk_instead_still_holds_the_chain_to_its_witnesses(witness_f
     assert f"Entry #{entries[2].pk} is not the entry the checkpoint of" in out
     recorded = ChainVerification.objects.get()
     assert (recorded.ok, recorded.first_bad_id) == (False, entries[2].pk)
+
+
+def test_checkpoints_only_of_entries_no_walk_verified_are_not_a_start(
+    witness_file, settings, tmp_path, audit_entry
+):
+    verified = [audit_entry() for _ in range(2)]
+    assert run()[0] == 0
+    audit_entry()
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "newer.jsonl")
+    call_command("audit_checkpoint", stdout=io.StringIO())  # the head, which no walk verified
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert (
+        f"No checkpoint witnesses an entry up to #{verified[-1].pk}, where the last successful "
+        "walk ended. Walked the whole chain instead. 3 entries verified."
+    ) in out
+
+
+def test_a_walk_of_the_empty_chain_does_not_hide_the_walks_after_it(witness_file, audit_entry):
+    """A walk of the chain before its first entry verified through no entry: it is the oldest
+    walk, not the one that verified the most (PostgreSQL sorts NULL first in descending order)."""
+    assert run()[0] == 0
+    before = [audit_entry() for _ in range(2)]
+    assert run()[0] == 0
+    audit_entry()
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert f"The walk started at entry #{before[-1].pk}" in out
+
+
+def test_the_consoles_own_checkpoints_are_its_newest_up_to_the_last_walk(settings, audit_entry):
+    settings.AUDIT_CHECKPOINT_FILE = ""
+    entries = []
+    for _ in range(3):  # each walk stores a checkpoint of the head it verified
+        entries.append(audit_entry())
+        assert run()[0] == 0
+    call_command("audit_checkpoint", stdout=io.StringIO())  # #3 again, later
+    entries.append(audit_entry())
+    call_command("audit_checkpoint", stdout=io.StringIO())  # #4: no walk verified it
+
+    stored = chain.stored_checkpoints(limit=3)
+
+    assert [(c.last_id, c.entries) for c in stored] == [
+        (entries[2].pk, 3),
+        (entries[2].pk, 3),
+        (entries[1].pk, 2),
+    ]
+    assert stored[0].at > stored[1].at
+    assert [c.last_mac for c in stored] == [entries[2].mac, entries[2].mac, entries[1].mac]
+
+
+def test_the_consoles_own_checkpoints_are_none_before_a_walk_verified_one(settings, audit_entry):
+    settings.AUDIT_CHECKPOINT_FILE = ""
+    audit_entry()
+    call_command("audit_checkpoint", stdout=io.StringIO())
+
+    assert chain.stored_checkpoints() == []
 
 
 def test_after_a_break_the_whole_chain_is_walked_again(verified_then_more):

@@ -311,3 +311,25 @@ def test_a_purge_committed_after_the_start_was_chosen_is_not_reported_as_a_break
     assert "Every witnessed entry was purged since. Walked the whole chain instead." in out
     recorded = ChainVerification.objects.order_by("-id").first()
     assert (recorded.ok, recorded.from_entry_id) == (True, None)
+
+
+@pytest.mark.parametrize("since", [False, True])
+def test_a_break_with_no_purge_meanwhile_is_reported_after_one_walk(
+    verified_then_more, monkeypatch, since
+):
+    """Only a purge that moved the chain's start during a walk makes it walk again: a broken
+    chain is not read three times over before it is reported."""
+    _, after = verified_then_more
+    tamper("UPDATE audit_auditentry SET outcome = %s WHERE id = %s", ["found", after[1].pk])
+    walk, walks = chain._walk, []
+
+    def counted_walk(**kwargs):
+        walks.append(kwargs)
+        return walk(**kwargs)
+
+    monkeypatch.setattr(chain, "_walk", counted_walk)
+    status, out = run("--since-checkpoint") if since else run()
+
+    assert status == 1
+    assert f"Entry #{after[1].pk} does not match its MAC" in out
+    assert len(walks) == 1

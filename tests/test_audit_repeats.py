@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import threading
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -267,6 +269,18 @@ def test_the_distinct_count_stops_at_its_cap(db):
     assert len(row.seen) == repeats.DISTINCT_CAP
     repeats.seal_past(now=NEXT_MINUTE)
     assert counted_records().get().tally["distinct"] == repeats.DISTINCT_CAP
+
+
+def test_a_counted_record_gives_its_instants_in_utc_whatever_the_local_zone(db):
+    east = ZoneInfo("Pacific/Kiritimati")  # fourteen hours east: local time would show
+    with time_machine.travel(datetime(2026, 12, 7, 0, 0, 20, tzinfo=east), tick=False):
+        for _ in range(3):
+            refuse()
+    with time_machine.travel(datetime(2026, 12, 7, 0, 1, 20, tzinfo=east), tick=False):
+        assert repeats.seal_past() == 1
+
+    tally = counted_records().get().tally
+    assert tally["from"] == tally["to"] == "2026-12-06T10:00:20+00:00"
 
 
 @pinned

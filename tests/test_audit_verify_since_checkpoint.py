@@ -215,6 +215,17 @@ def test_after_a_break_the_whole_chain_is_walked_again(verified_then_more):
     assert f"The last verification found a broken link at entry #{before[0].pk}" in out
 
 
+def test_after_a_break_at_no_one_entry_the_whole_chain_is_walked_again(verified_then_more):
+    tamper("DELETE FROM audit_chainhead")
+    assert run()[0] == 1
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 1
+    assert "The last verification found a broken link. Walked the whole chain instead." in out
+    assert "The chain head is missing." in out
+
+
 def test_the_consoles_own_checkpoints_serve_and_it_says_they_are_no_witness(settings, audit_entry):
     settings.AUDIT_CHECKPOINT_FILE = ""
     before = [audit_entry() for _ in range(2)]

@@ -841,6 +841,9 @@ def verify_since_checkpoint(
     checkpoints = list(checkpoints)
     witnessed = {c.last_id: c for c in sorted(checkpoints, key=lambda c: c.at) if c.last_id}
     for _ in range(3):
+        # Read before the start is chosen: a purge committed from here on may delete it and
+        # the entries after it before the walk reads them.
+        before = ChainHead.objects.filter(pk=1).first()
         try:
             start = start_checkpoint(checkpoints)
         except NoCheckpointToStartFrom as reason:
@@ -851,8 +854,8 @@ def verify_since_checkpoint(
             )
         if isinstance(start, Verification):
             return start
-        result, start_head = _walk(batch_size=batch_size, witnessed=witnessed, start=start)
-        if result.ok or not _purged_meanwhile(start_head):
+        result, _ = _walk(batch_size=batch_size, witnessed=witnessed, start=start)
+        if result.ok or not _purged_meanwhile(before):
             return result
     return result
 

@@ -25,6 +25,7 @@ from audit.services import (
     rotate_chain_key,
 )
 from connvo_admin.logs import JsonFormatter
+from tests.test_audit_chain import rewrite_with_the_key
 
 pytestmark = pytest.mark.django_db
 
@@ -281,16 +282,7 @@ def test_a_chain_rewritten_with_the_key_does_not_match_the_checkpoint(audit_entr
     checkpoint = chain.checkpoint_now()
     # Someone with the key rewrites the last entry and re-chains it: it verifies, but it is not
     # the entry the checkpoint saw.
-    changed = dict(
-        AuditEntry.objects.filter(pk=entries[2].pk).values(*chain.CHAINED_FIELDS).get(),
-        meeting_id="other",
-    )
-    mac = chain.compute_mac(changed, prev_mac=entries[1].mac)
-    tamper(
-        "UPDATE audit_auditentry SET meeting_id = 'other', mac = %s WHERE id = %s",
-        [mac, entries[2].pk],
-    )
-    tamper("UPDATE audit_chainhead SET last_mac = %s", [mac])
+    rewrite_with_the_key(entries[2], prev_mac=entries[1].mac, meeting_id="other")
 
     assert chain.verify().ok
     result = chain.verify(checkpoints=[checkpoint])

@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import threading
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -267,6 +269,73 @@ def test_the_distinct_count_stops_at_its_cap(db):
     assert len(row.seen) == repeats.DISTINCT_CAP
     repeats.seal_past(now=NEXT_MINUTE)
     assert counted_records().get().tally["distinct"] == repeats.DISTINCT_CAP
+
+
+def test_a_counted_record_gives_its_instants_in_utc_whatever_the_local_zone(db):
+    east = ZoneInfo("Pacific/Kiritimati")  # fourteen hours east: local time would show
+    with time_machine.travel(datetime(2026, 12, 7, 0, 0, 20, tzinfo=east), tick=False):
+        for _ in range(3):
+            refuse()
+    with time_machine.travel(datetime(2026, 12, 7, 0, 1, 20, tzinfo=east), tick=False):
+        assert repeats.seal_past() == 1
+
+    tally = counted_records().get().tally
+    assert tally["from"] == tally["to"] == "2026-12-06T10:00:20+00:00"
+
+
+@pinned
+def test_a_counted_record_keeps_what_every_repeat_shared(db):
+    for _ in range(3):
+        refuse(via="table", deployment="prod", meeting_id="m1", http_status=429)
+
+    repeats.seal_past(now=NEXT_MINUTE)
+
+    counted = counted_records().get()
+    assert (counted.via, counted.deployment, counted.meeting_id, counted.http_status) == (
+        "table",
+        "prod",
+        "m1",
+        429,
+    )
+    # Sealed by whichever request or command came by: no request id of the repeats' own.
+    assert counted.request_id == ""
+
+
+@pinned
+def test_a_second_kind_from_a_source_is_counted_from_its_first_and_only_for_that_source(db):
+    """A lockout after wrong passwords from one address: the lockout has no full entry of its
+    own (the wrong password had it), so its counted record starts at its first request. Another
+    address's lockouts of the same minute are theirs alone."""
+    refuse("198.51.100.2")  # locked out first: its own full entry
+    refuse(kind=repeats.WRONG_PASSWORD)
+    refuse()
+
+    assert repeats.seal_past(now=NEXT_MINUTE) == 1
+
+    counted = counted_records().get()
+    assert (counted.tally["source"], counted.detail, counted.repeats) == (
+        "198.51.100.1",
+        repeats.LOCKED_OUT.words,
+        1,
+    )
+    assert counted.tally["from"] == counted.tally["to"] == "2026-12-06T10:00:20+00:00"
+
+
+@pinned
+def test_repeats_of_no_kind_whose_details_differ_are_counted_without_one(db):
+    origin = Origin(user=None, username="agent", client_ip="192.0.2.1", user_agent="pytest")
+    for detail in ("first", "second", "third"):
+        repeats.refused(origin=origin, action=Action.LOOKUP, outcome="rate_limited", detail=detail)
+
+    assert repeats.seal_past(now=NEXT_MINUTE) == 1
+
+    counted = counted_records().get()
+    assert (counted.action, counted.outcome, counted.repeats, counted.detail) == (
+        Action.LOOKUP,
+        "rate_limited",
+        2,
+        "",
+    )
 
 
 @pinned

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -14,7 +15,8 @@ from django.urls import reverse
 
 from audit import chain
 from audit.models import ChainVerification
-from tests.test_audit_chain import tamper
+from audit.services import purge_old_entries
+from tests.test_audit_chain import rewrite_with_the_key, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +95,12 @@ def test_a_checkpoint_whose_entry_was_rewritten_is_refused(verified_then_more):
     assert status == 1
     assert f"Entry #{before[-1].pk} is not the entry the checkpoint of" in out
     assert "No walk starts from it" in out
+    recorded = ChainVerification.objects.order_by("-id").first()
+    assert (recorded.ok, recorded.first_bad_id, recorded.entries_checked) == (
+        False,
+        before[-1].pk,
+        0,
+    )
 
 
 def test_without_a_checkpoint_the_whole_chain_is_walked_and_it_says_so(settings, audit_entry):
@@ -118,6 +126,83 @@ def test_a_checkpoint_no_walk_verified_is_not_a_start(witness_file, audit_entry)
     assert "No earlier walk verified the chain. Walked the whole chain instead." in out
 
 
+def test_the_whole_walk_instead_still_holds_the_chain_to_its_witnesses(witness_file, audit_entry):
+    """With no walk to start from, the whole chain is walked against the checkpoints read: a
+    chain rewritten with the key verifies on its own, and only the witness shows it."""
+    entries = [audit_entry() for _ in range(3)]
+    call_command("audit_checkpoint", stdout=io.StringIO())  # witnessed, never walked
+    rewrite_with_the_key(entries[2], prev_mac=entries[1].mac, meeting_id="other")
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 1, out
+    assert "No earlier walk verified the chain. Walked the whole chain instead." in out
+    assert f"Entry #{entries[2].pk} is not the entry the checkpoint of" in out
+    recorded = ChainVerification.objects.get()
+    assert (recorded.ok, recorded.first_bad_id) == (False, entries[2].pk)
+
+
+def test_checkpoints_only_of_entries_no_walk_verified_are_not_a_start(
+    witness_file, settings, tmp_path, audit_entry
+):
+    verified = [audit_entry() for _ in range(2)]
+    assert run()[0] == 0
+    audit_entry()
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "newer.jsonl")
+    call_command("audit_checkpoint", stdout=io.StringIO())  # the head, which no walk verified
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert (
+        f"No checkpoint witnesses an entry up to #{verified[-1].pk}, where the last successful "
+        "walk ended. Walked the whole chain instead. 3 entries verified."
+    ) in out
+
+
+def test_a_walk_of_the_empty_chain_does_not_hide_the_walks_after_it(witness_file, audit_entry):
+    """A walk of the chain before its first entry verified through no entry: it is the oldest
+    walk, not the one that verified the most (PostgreSQL sorts NULL first in descending order)."""
+    assert run()[0] == 0
+    before = [audit_entry() for _ in range(2)]
+    assert run()[0] == 0
+    audit_entry()
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 0, out
+    assert f"The walk started at entry #{before[-1].pk}" in out
+
+
+def test_the_consoles_own_checkpoints_are_its_newest_up_to_the_last_walk(settings, audit_entry):
+    settings.AUDIT_CHECKPOINT_FILE = ""
+    entries = []
+    for _ in range(3):  # each walk stores a checkpoint of the head it verified
+        entries.append(audit_entry())
+        assert run()[0] == 0
+    call_command("audit_checkpoint", stdout=io.StringIO())  # #3 again, later
+    entries.append(audit_entry())
+    call_command("audit_checkpoint", stdout=io.StringIO())  # #4: no walk verified it
+
+    stored = chain.stored_checkpoints(limit=3)
+
+    assert [(c.last_id, c.entries) for c in stored] == [
+        (entries[2].pk, 3),
+        (entries[2].pk, 3),
+        (entries[1].pk, 2),
+    ]
+    assert stored[0].at > stored[1].at
+    assert [c.last_mac for c in stored] == [entries[2].mac, entries[2].mac, entries[1].mac]
+
+
+def test_the_consoles_own_checkpoints_are_none_before_a_walk_verified_one(settings, audit_entry):
+    settings.AUDIT_CHECKPOINT_FILE = ""
+    audit_entry()
+    call_command("audit_checkpoint", stdout=io.StringIO())
+
+    assert chain.stored_checkpoints() == []
+
+
 def test_after_a_break_the_whole_chain_is_walked_again(verified_then_more):
     before, _ = verified_then_more
     tamper("UPDATE audit_auditentry SET detail = %s WHERE id = %s", ["rewritten", before[0].pk])
@@ -128,6 +213,17 @@ def test_after_a_break_the_whole_chain_is_walked_again(verified_then_more):
     # Starting after the break would verify only what follows it and turn the panel green.
     assert status == 1
     assert f"The last verification found a broken link at entry #{before[0].pk}" in out
+
+
+def test_after_a_break_at_no_one_entry_the_whole_chain_is_walked_again(verified_then_more):
+    tamper("DELETE FROM audit_chainhead")
+    assert run()[0] == 1
+
+    status, out = run("--since-checkpoint")
+
+    assert status == 1
+    assert "The last verification found a broken link. Walked the whole chain instead." in out
+    assert "The chain head is missing." in out
 
 
 def test_the_consoles_own_checkpoints_serve_and_it_says_they_are_no_witness(settings, audit_entry):
@@ -195,3 +291,56 @@ def test_an_entry_before_the_checkpoint_says_an_earlier_walk_verified_it(
 
     assert f"Yes, by a walk before the checkpoint at entry #{before[-1].pk}" in verdict(before[0])
     assert "Yes, OK on" in verdict(after[0])
+
+
+def test_a_purge_committed_after_the_start_was_chosen_is_not_reported_as_a_break(
+    witness_file, audit_entry, settings, monkeypatch
+):
+    """audit_purge can commit between choosing the checkpoint to start from and the walk from it
+    (two cron jobs overlapping). When it deleted entries after the start, the walk from there
+    finds the chain starting elsewhere: it is made again, from where the chain now starts."""
+    settings.AUDIT_MIN_RETENTION_DAYS = 30
+    old = datetime.now(UTC) - timedelta(days=40)
+    for _ in range(2):
+        audit_entry(at=old)
+    assert run()[0] == 0  # verified, and witnessed in the file
+    unverified_old = [audit_entry(at=old) for _ in range(2)]  # old, but after the checkpoint
+    audit_entry()
+    walk, purged = chain._walk, {}
+
+    def purge_first(**kwargs):
+        if not purged:
+            purged["walking"] = None  # the purge's own walk before it deletes goes ahead
+            purged["purge"] = purge_old_entries(retention_days=30)
+        return walk(**kwargs)
+
+    monkeypatch.setattr(chain, "_walk", purge_first)
+    status, out = run("--since-checkpoint")
+
+    assert purged["purge"].through_id == unverified_old[-1].pk
+    assert status == 0, out
+    assert "Every witnessed entry was purged since. Walked the whole chain instead." in out
+    recorded = ChainVerification.objects.order_by("-id").first()
+    assert (recorded.ok, recorded.from_entry_id) == (True, None)
+
+
+@pytest.mark.parametrize("since", [False, True])
+def test_a_break_with_no_purge_meanwhile_is_reported_after_one_walk(
+    verified_then_more, monkeypatch, since
+):
+    """Only a purge that moved the chain's start during a walk makes it walk again: a broken
+    chain is not read three times over before it is reported."""
+    _, after = verified_then_more
+    tamper("UPDATE audit_auditentry SET outcome = %s WHERE id = %s", ["found", after[1].pk])
+    walk, walks = chain._walk, []
+
+    def counted_walk(**kwargs):
+        walks.append(kwargs)
+        return walk(**kwargs)
+
+    monkeypatch.setattr(chain, "_walk", counted_walk)
+    status, out = run("--since-checkpoint") if since else run()
+
+    assert status == 1
+    assert f"Entry #{after[1].pk} does not match its MAC" in out
+    assert len(walks) == 1

@@ -78,3 +78,10 @@ def test_the_mac_is_hmac_sha256_of_the_document_under_the_current_key(settings):
     assert chain.compute_mac(VALUES, prev_mac="ab" * 32, key=b"an older key") == (
         hmac.new(b"an older key", document, hashlib.sha256).hexdigest()
     )
+
+
+def test_a_key_is_named_by_the_same_id_in_every_release():
+    """Key ids are stored: in the chain head, in every checkpoint, and in the chained entry of
+    each key rotation. An id computed another way after an upgrade would name no key of
+    AUDIT_CHAIN_KEY, and every rotated chain and checkpoint would fail to verify."""
+    assert chain.key_id("the current key") == "e7005b49bb3c1215"

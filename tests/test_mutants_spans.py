@@ -411,3 +411,47 @@ def test_open_spans_take_filters_and_read_their_counts_in_one_query(
     # Counted in one statement, so equally recent: the newest span first.
     assert [item.span.meeting_id for item in shown] == ["3", "2", "1"]
     assert [item.span.meeting_id for item in open_now(meeting_id="2")] == ["2"]
+
+
+def test_a_span_opened_by_a_call_opens_when_that_call_was_counted(agent):
+    """What the auditor reads as its opening and its first part's start: the first call's time,
+    the same instant as its last call while it has only one."""
+    count(agent, key("a"), ("dev", "1"))  # the real clock: no two reads of it are the same
+
+    span = Span.objects.get()
+    assert span.opened_at == span.last_at
+
+
+def test_spans_that_may_be_quiet_are_read_in_one_query_however_many_are_open(
+    agent, django_assert_num_queries
+):
+    """`seal_quiet` runs with every audit page: the spans it may seal are read with what decides
+    it (the last call, `quiet_after`), not with one more query each."""
+    with time_machine.travel(OPENED, tick=False):
+        for meeting in ("1", "2", "3"):
+            count(agent, key("a"), ("dev", meeting), quiet_after=600)
+    with time_machine.travel(OPENED + timedelta(seconds=50), tick=False):
+        count(agent, key("b"), ("dev", "4"), quiet_after=30)  # the shortest, still refreshing
+
+    with (
+        time_machine.travel(OPENED + timedelta(seconds=60), tick=False),
+        django_assert_num_queries(2),  # the shortest quiet_after, then the spans it lets by
+    ):
+        assert spans.seal_quiet() == []
+    assert Span.objects.count() == 4
+
+
+def test_a_span_never_sealed_is_due_once_it_has_been_open_longer_than_seal_every(agent, settings):
+    """A table's or watch list's span has no first look to start it sealed: it is first due
+    AUDIT_SPAN_SEAL_EVERY after it opened, not at the first audit page that comes along."""
+    settings.AUDIT_SPAN_SEAL_EVERY = 20
+    with time_machine.travel(OPENED, tick=False):
+        answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))
+    with time_machine.travel(OPENED + timedelta(seconds=20), tick=False):
+        answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))
+        assert spans.seal_due() == []
+    with time_machine.travel(OPENED + timedelta(seconds=21), tick=False):
+        (part,) = spans.seal_due()
+
+    assert (part.calls, part.tally["final"]) == (2, False)
+    assert Span.objects.get().sealed_calls == 2

@@ -73,6 +73,7 @@ def test_a_csrf_flood_is_one_entry_and_one_counted_record(db):
     assert first.action == Action.PERMISSION_DENIED
     assert first.detail.startswith("POST /accounts/login/: CSRF check failed")
     assert (first.client_ip, first.repeats, first.tally) == ("203.0.113.9", None, None)
+    assert (first.via, first.deployment, first.meeting_id) == ("", "", "")  # none given
     assert RepeatCount.objects.get().count == flood - 1
     assert repeats.requests_on_record(action=Action.PERMISSION_DENIED) == flood
 
@@ -319,6 +320,22 @@ def test_a_second_kind_from_a_source_is_counted_from_its_first_and_only_for_that
         1,
     )
     assert counted.tally["from"] == counted.tally["to"] == "2026-12-06T10:00:20+00:00"
+
+
+def test_another_kind_from_an_earlier_minute_does_not_take_this_minutes_full_entry(
+    db, time_machine
+):
+    time_machine.move_to(MINUTE.replace(second=20), tick=False)
+    refuse(kind=repeats.WRONG_PASSWORD)
+    time_machine.move_to(NEXT_MINUTE.replace(second=20), tick=False)  # not sealed meanwhile
+
+    refuse()
+
+    entries = AuditEntry.objects.filter(repeats__isnull=True).order_by("id")
+    assert [(e.action, e.detail) for e in entries] == [
+        (Action.SIGN_IN_FAILED, repeats.WRONG_PASSWORD.words),
+        (Action.SIGN_IN_FAILED, repeats.LOCKED_OUT.words),
+    ]
 
 
 @pinned

@@ -455,3 +455,32 @@ def test_a_span_never_sealed_is_due_once_it_has_been_open_longer_than_seal_every
 
     assert (part.calls, part.tally["final"]) == (2, False)
     assert Span.objects.get().sealed_calls == 2
+
+
+def test_a_span_sealed_recently_is_not_due_again_however_long_ago_it_opened(agent, settings):
+    settings.AUDIT_SPAN_SEAL_EVERY = 20
+    with time_machine.travel(OPENED, tick=False):
+        answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))
+    with time_machine.travel(OPENED + timedelta(seconds=21), tick=False):
+        (first,) = spans.seal_due()
+    with time_machine.travel(OPENED + timedelta(seconds=25), tick=False):
+        answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))
+    with time_machine.travel(OPENED + timedelta(seconds=30), tick=False):
+        assert spans.seal_due() == []  # sealed 9 s ago
+    with time_machine.travel(OPENED + timedelta(seconds=42), tick=False):
+        (second,) = spans.seal_due()
+
+    assert (first.calls, second.calls) == (1, 1)
+    assert second.tally["from"] == "2027-02-28T20:00:21Z"
+
+
+def test_a_span_with_nothing_unsealed_is_not_due(agent, settings):
+    """Nothing to seal leaves the span alone: its next part still begins at its last seal."""
+    settings.AUDIT_SPAN_SEAL_EVERY = 20
+    with time_machine.travel(OPENED, tick=False):
+        answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"))
+    with time_machine.travel(OPENED + timedelta(seconds=21), tick=False):
+        spans.seal_due()
+    with time_machine.travel(OPENED + timedelta(seconds=50), tick=False):
+        assert spans.seal_due() == []
+    assert Span.objects.get().sealed_at == OPENED + timedelta(seconds=21)

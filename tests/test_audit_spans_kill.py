@@ -177,21 +177,25 @@ def test_workers_killed_mid_call_leave_every_connvo_call_on_record(
         assert answered.count(200) >= 2 * CLIENTS * (KILLS + 1), Counter(errors).most_common(3)
         assert 0 in answered, "no refresh was in flight when its worker was killed"
 
-        # Every call Connvo received is on record: sealed, or counted in an open span.
-        assert int(shell(ON_RECORD, env)) == fake.call_count
+        # Every call Connvo received is on record: sealed, or counted in an open span. A worker
+        # killed after counting a call and before sending it leaves a count with no call behind it
+        # (at most one per thread it had): more on record, never fewer.
+        assert fake.call_count <= int(shell(ON_RECORD, env)) <= fake.call_count + KILLS * THREADS
 
         time.sleep(6)  # every page is now quiet (three intervals, twice the longest call)
         sealed = manage("audit_seal", env=env)
         assert sealed.returncode == 0, sealed.stderr
-        assert int(shell(ON_RECORD, env)) == fake.call_count
+        on_record = int(shell(ON_RECORD, env))
         unanswered = int(shell(UNANSWERED, env))
-        # Calls made by a worker that died before recording their answers.
+        # Calls counted by a worker that died before recording their answers, sealed as
+        # unanswered: whether or not each reached Connvo, every answered call did.
         assert 1 <= unanswered <= KILLS * THREADS
+        assert on_record - unanswered <= fake.call_count <= on_record
         verified = manage("audit_verify", env=env)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         print(
             f"\n{KILLS} workers killed during {len(answered)} refreshes: {fake.call_count} "
-            f"Connvo calls, all on record ({unanswered} sealed unanswered)"
+            f"Connvo calls, all on record ({on_record} counted, {unanswered} sealed unanswered)"
         )
     finally:
         host.stop()

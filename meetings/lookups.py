@@ -203,6 +203,20 @@ def pushed_quiet_after(held_every: float) -> int:
     return _quiet_after(math.ceil(held_every), calls=1)
 
 
+def open_subscriptions(*, user: AbstractBaseUser, meetings: int) -> None:
+    """A page opening its push stream (meetings/views/push.py): one lookup per meeting it
+    subscribes to counted against the agent's limit, as a first look of them is; raises
+    LookupLimitReached before any subscription is made. Pushed answers count nothing."""
+    for _ in range(meetings):
+        ratelimit.count_lookup(user=user)
+
+
+def subscription_token(*, user: AbstractBaseUser, origin: Origin, deployment_name: str) -> str:
+    """The agent's access token for a push subscription, renewed through WorkOS when due, by the
+    same credentials a lookup uses."""
+    return credentials.access_token_for(user=user, deployment_name=deployment_name, origin=origin)
+
+
 def span_key(answers: Sequence[Answer], default: str = "") -> str:
     """The key of the span the answers' calls were counted in (`default` when none was made)."""
     return next((answer.span for answer in answers if answer.span), default)

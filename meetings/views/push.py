@@ -40,11 +40,18 @@ from audit.spans import usable_key
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from connvo_admin.outcomes import LiveStatus, LookupFailed
 
-from .. import connvo, credentials, ratelimit, sync, triage
+from .. import connvo, sync, triage
 from ..deployments import Deployment, deployments
 from ..forms import TableForm, WatchListForm
 from ..live import PollPlan, plan_after_failure, plan_after_success, push_enabled
-from ..lookups import AuditUnavailable, Wanted, pushed_quiet_after, record_pushed
+from ..lookups import (
+    AuditUnavailable,
+    Wanted,
+    open_subscriptions,
+    pushed_quiet_after,
+    record_pushed,
+    subscription_token,
+)
 from ..models import WatchedMeeting
 from .access import agent_view, asks_before_looking_up
 from .tables import _as_text, _rows_in, _settled_rows, _watch_list_key, table_url, watching_url
@@ -277,8 +284,7 @@ class _Stream:
         """Count the stream's subscriptions against the agent's lookup limit (raising
         LookupLimitReached before any is made), and hold the page's spans open."""
         try:
-            for _ in range(self.subscriptions()):
-                ratelimit.count_lookup(user=self.origin.user)
+            open_subscriptions(user=self.origin.user, meetings=self.subscriptions())
             self._hold_open()
         finally:
             _let_go_of_the_database()
@@ -334,8 +340,8 @@ class _Stream:
 
     def _token(self, deployment_name: str) -> str:
         try:
-            return credentials.access_token_for(
-                user=self.origin.user, deployment_name=deployment_name, origin=self.origin
+            return subscription_token(
+                user=self.origin.user, origin=self.origin, deployment_name=deployment_name
             )
         finally:
             _let_go_of_the_database()

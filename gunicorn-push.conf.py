@@ -7,31 +7,15 @@ in a thread, so one process holds thousands. Reading the settings here makes gun
 any worker starts on a bad setting, as gunicorn.conf.py does."""
 
 import os
-import sys
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
+from connvo_admin.gunicorn_config import console_settings, positive_int, proxy_and_logs
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+_console = console_settings("CONNVO_PUSH_HEARTBEAT")
 
 
 def _positive_int(name, default):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        sys.exit(
-            f"gunicorn-push.conf.py: {name} must be a whole number of at least 1, not {raw!r}."
-        )
-    return int(raw)
+    return positive_int("gunicorn-push.conf.py", name, default)
 
-
-try:
-    _log_level = settings.LOG_LEVEL
-    _trusted_proxies = settings.TRUSTED_PROXIES
-    _heartbeat = settings.CONNVO_PUSH_HEARTBEAT
-except ImproperlyConfigured as exc:
-    sys.exit(f"The console's configuration is invalid: {exc}")
 
 wsgi_app = "connvo_admin.asgi:application"
 bind = os.environ.get("GUNICORN_PUSH_BIND", "127.0.0.1:8001").split(",")
@@ -49,9 +33,5 @@ timeout = _positive_int("GUNICORN_PUSH_TIMEOUT", 30)
 graceful_timeout = 5
 max_requests = 0  # a stream is one request that lasts for hours: recycling by count means nothing
 
-forwarded_allow_ips = ",".join(_trusted_proxies) or "127.0.0.1,::1"
-logger_class = "connvo_admin.logs.GunicornJsonLogger"
-loglevel = _log_level.lower()
-errorlog = "-"
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
-control_socket_disable = True
+# The client's scheme and address come from nginx only; JSON logs; no control socket.
+globals().update(proxy_and_logs(_console))

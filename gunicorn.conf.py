@@ -9,32 +9,18 @@ settings.py refuses unless DEBUG is on)."""
 
 import math
 import os
-import sys
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
+from connvo_admin.gunicorn_config import console_settings, positive_int, proxy_and_logs
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+_console = console_settings("CONNVO_CONNECT_TIMEOUT", "CONNVO_READ_TIMEOUT", "CONNVO_RETRIES")
+_connect = _console["CONNVO_CONNECT_TIMEOUT"]
+_read = _console["CONNVO_READ_TIMEOUT"]
+_retries = _console["CONNVO_RETRIES"]
 
 
 def _positive_int(name, default):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        sys.exit(f"gunicorn.conf.py: {name} must be a whole number of at least 1, not {raw!r}.")
-    return int(raw)
+    return positive_int("gunicorn.conf.py", name, default)
 
-
-try:
-    # Reading the settings here also fails fast, with Django's message, on a bad setting.
-    _connect = settings.CONNVO_CONNECT_TIMEOUT
-    _read = settings.CONNVO_READ_TIMEOUT
-    _retries = settings.CONNVO_RETRIES
-    _log_level = settings.LOG_LEVEL
-    _trusted_proxies = settings.TRUSTED_PROXIES
-except ImproperlyConfigured as exc:
-    sys.exit(f"The console's configuration is invalid: {exc}")
 
 wsgi_app = "connvo_admin.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",")
@@ -68,16 +54,8 @@ max_requests_jitter = max(1, max_requests // 10)
 # nginx keeps connections to gunicorn open (docs/deploy.md); a little longer than its own idle.
 keepalive = 5
 
-# The client's scheme and address come from nginx; only these addresses may say so.
-forwarded_allow_ips = ",".join(_trusted_proxies) or "127.0.0.1,::1"
-
-logger_class = "connvo_admin.logs.GunicornJsonLogger"
-loglevel = _log_level.lower()
-errorlog = "-"
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
-# gunicorn's control socket would be one shared path for every instance on the host.
-control_socket_disable = True
-
+# The client's scheme and address come from nginx only; JSON logs; no control socket.
+globals().update(proxy_and_logs(_console))
 
 # A triage table's URL holds its meeting IDs (up to CONNVO_TABLE_MAX_MEETINGS, ~33 bytes each),
 # and its live refresh adds which rows are settled: more than gunicorn's default 4094 bytes.

@@ -446,13 +446,15 @@ def test_concurrent_lookups_spend_the_refresh_token_once(agent, fake_connvo):
 @pytest.mark.django_db(transaction=True)
 def test_no_database_write_waits_for_a_slow_workos(agent, fake_connvo, settings):
     """While one agent's renewal waits for WorkOS, every other write goes through (on SQLite a
-    transaction held across the call would hold the database-wide write lock)."""
+    transaction held across the call would hold the database-wide write lock, and the write below
+    would wait, up to the busy timeout, until WorkOS had answered)."""
     settings.WORKOS_TIMEOUT = 20
     client = Client()
     client.force_login(agent)
     connect(client, fake_connvo)
     expire_soon(agent)
-    fake_connvo.misbehave("workos_slow", delay=10, times=1)
+    # Longer than any write takes here; what is asserted is the order, not the time.
+    fake_connvo.misbehave("workos_slow", delay=3, times=1)
     renewal: list[object] = []
 
     def look_up_slowly() -> None:
@@ -463,23 +465,29 @@ def test_no_database_write_waits_for_a_slow_workos(agent, fake_connvo, settings)
         finally:
             connections.close_all()
 
+    def slow_renewal() -> list:
+        return [
+            call
+            for call in fake_connvo.workos_calls
+            if call.path.endswith("/authenticate") and call.misbehaviour == "workos_slow"
+        ]
+
     thread = threading.Thread(target=look_up_slowly)
     thread.start()
-    while not any(
-        call.path.endswith("/authenticate") and call.misbehaviour == "workos_slow"
-        for call in fake_connvo.workos_calls
-    ):
+    while not slow_renewal():
         thread.join(timeout=0.05)  # until the renewal is waiting for WorkOS
     try:
         # Another agent's audit entry, written while WorkOS has not answered.
         entry = record(origin=Origin(user=None, username="other"), action=Action.SIGN_IN)
-        written_while_waiting = thread.is_alive()
+        (waiting,) = slow_renewal()
+        written_before_workos_answered = waiting.status is None
     finally:
         thread.join(timeout=30)
 
     assert entry.pk
-    assert written_while_waiting
+    assert written_before_workos_answered
     assert [type(r).__name__ for r in renewal] == ["Lookup"]
+    assert slow_renewal()[0].status == 200
     assert fake_connvo.refresh_count == 1
 
 

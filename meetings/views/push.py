@@ -90,9 +90,13 @@ def _in_database_thread(function):
     """`function` as a coroutine run in one of the push worker's database threads."""
 
     def job(*args, **kwargs):
-        # As Django does around a request: a connection past CONN_MAX_AGE, or broken, is replaced.
+        # As Django does around a request: a connection past CONN_MAX_AGE, or broken, is replaced
+        # before the work, and closed after it if it is (else kept for the thread's next job).
         close_old_connections()
-        return function(*args, **kwargs)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _let_go_of_the_database()
 
     return sync_to_async(job, thread_sensitive=False, executor=_database_work)
 
@@ -228,9 +232,11 @@ class _Stream:
         raise NotImplementedError
 
     async def events(self) -> AsyncIterator[str]:
-        yield f"retry: {_reconnect_after()}\n\n"
         # Here, not in the view: the middleware's answer (the session saved) came after the view.
+        # Before the first bytes: the push server lets the next stream open once they are sent
+        # (connvo_admin/asgi.py).
         await sync_to_async(_close_request_connection)()
+        yield f"retry: {_reconnect_after()}\n\n"
         answers: AsyncIterator | None = None
         waiting: asyncio.Future | None = None
         try:
@@ -283,24 +289,15 @@ class _Stream:
     def _open(self) -> None:
         """Count the stream's subscriptions against the agent's lookup limit (raising
         LookupLimitReached before any is made), and hold the page's spans open."""
-        try:
-            open_subscriptions(user=self.origin.user, meetings=self.subscriptions())
-            self._hold_open()
-        finally:
-            _let_go_of_the_database()
+        open_subscriptions(user=self.origin.user, meetings=self.subscriptions())
+        self._hold_open()
 
     def _hold_every(self) -> float:
         return max(HOLD_OPEN_EVERY, settings.CONNVO_PUSH_HEARTBEAT)
 
     async def _hold_open_when_due(self) -> None:
         if time.monotonic() - self.held_at >= self._hold_every():
-            await _in_database_thread(self._hold_and_let_go)()
-
-    def _hold_and_let_go(self) -> None:
-        try:
-            self._hold_open()
-        finally:
-            _let_go_of_the_database()
+            await _in_database_thread(self._hold_open)()
 
     def _hold_open(self) -> None:
         """The page is open though it asks nothing: its spans are not to be sealed as closed
@@ -327,8 +324,6 @@ class _Stream:
         except DatabaseError:
             # `audit_seal` seals them once they are quiet.
             logger.exception("the spans of %s's closed stream could not be sealed", self.who)
-        finally:
-            _let_go_of_the_database()
 
     @property
     def who(self) -> str:
@@ -339,12 +334,9 @@ class _Stream:
         return await _in_database_thread(self._token)(deployment_name)
 
     def _token(self, deployment_name: str) -> str:
-        try:
-            return subscription_token(
-                user=self.origin.user, origin=self.origin, deployment_name=deployment_name
-            )
-        finally:
-            _let_go_of_the_database()
+        return subscription_token(
+            user=self.origin.user, origin=self.origin, deployment_name=deployment_name
+        )
 
     def _watch(self, deployment: Deployment, meeting_id: str) -> AsyncIterator:
         return sync.watch(
@@ -375,42 +367,39 @@ class _Page(_Stream):
         return self._watch(self.deployment, self.meeting_id)
 
     def _record_and_render(self, result: connvo.Lookup | LookupFailed) -> tuple[list[str], bool]:
-        try:
-            answer = record_pushed(
-                origin=self.origin,
-                deployment=self.deployment,
-                meeting_id=self.meeting_id,
-                result=result,
-                span=self.span,
-                polls_every=self._hold_every(),
-            )
-            self.span = answer.span or self.span
-            context = {
-                "deployment": self.deployment,
-                "deployment_name": self.deployment.name,
-                "meeting_id": self.meeting_id,
-                "checked_at": timezone.now(),
-                "span": self.span,
-                "pushed": True,
-                "page_url": self.page_url,
-            }
-            if answer.error is not None:
-                plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
-                context |= {"live": plan, "refresh_error": answer.error}
-                shown = f"error:{answer.error.outcome}"
-            else:
-                plan = plan_after_success(answer.meeting)
-                context |= {"live": plan, "meeting": answer.meeting}
-                shown = plan.fingerprint
-            events = []
-            if shown != self.shown or not plan.polling:
-                self.shown = shown
-                events.append(_event(METRICS, render_to_string(FRAGMENT, context, self.request)))
-            if not plan.polling:
-                events.append(_event(END, plan.status))
-            return events, plan.polling
-        finally:
-            _let_go_of_the_database()
+        answer = record_pushed(
+            origin=self.origin,
+            deployment=self.deployment,
+            meeting_id=self.meeting_id,
+            result=result,
+            span=self.span,
+            polls_every=self._hold_every(),
+        )
+        self.span = answer.span or self.span
+        context = {
+            "deployment": self.deployment,
+            "deployment_name": self.deployment.name,
+            "meeting_id": self.meeting_id,
+            "checked_at": timezone.now(),
+            "span": self.span,
+            "pushed": True,
+            "page_url": self.page_url,
+        }
+        if answer.error is not None:
+            plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
+            context |= {"live": plan, "refresh_error": answer.error}
+            shown = f"error:{answer.error.outcome}"
+        else:
+            plan = plan_after_success(answer.meeting)
+            context |= {"live": plan, "meeting": answer.meeting}
+            shown = plan.fingerprint
+        events = []
+        if shown != self.shown or not plan.polling:
+            self.shown = shown
+            events.append(_event(METRICS, render_to_string(FRAGMENT, context, self.request)))
+        if not plan.polling:
+            events.append(_event(END, plan.status))
+        return events, plan.polling
 
 
 _FINISHED = object()  # a row's subscription ended (its meeting ended, or it was refused)
@@ -521,37 +510,34 @@ class _Table(_Stream):
     def _record_and_render(
         self, answers: list[tuple[int, connvo.Lookup | LookupFailed]]
     ) -> tuple[list[str], bool]:
-        try:
-            changed = {}
-            for index, result in answers:
-                item = self.wanted[index]
-                answer = record_pushed(
-                    origin=self.origin,
-                    deployment=deployments()[item.deployment],
-                    meeting_id=parse_meeting_id(item.meeting_ref),
-                    result=result,
-                    span=self.span,
-                    polls_every=self._hold_every(),
-                    via=Via.TABLE,
-                )
-                self.span = answer.span or self.span
-                (row,) = triage.rows([answer], [index], shown=self.groups)
-                self.rows[index] = row
-                if row.fingerprint != self.sent.get(index):
-                    changed[index] = row
-            plan = self._plan()
-            if not changed and not self.first and plan.polling:
-                return [], True
-            self.first = False
-            for index, row in changed.items():
-                self.sent[index] = row.fingerprint
-                self.groups[index] = row.group
-            events = [_event(ROWS, self._render(plan, list(changed.values())))]
-            if not plan.polling:
-                events.append(_event(END, plan.status))
-            return events, plan.polling
-        finally:
-            _let_go_of_the_database()
+        changed = {}
+        for index, result in answers:
+            item = self.wanted[index]
+            answer = record_pushed(
+                origin=self.origin,
+                deployment=deployments()[item.deployment],
+                meeting_id=parse_meeting_id(item.meeting_ref),
+                result=result,
+                span=self.span,
+                polls_every=self._hold_every(),
+                via=Via.TABLE,
+            )
+            self.span = answer.span or self.span
+            (row,) = triage.rows([answer], [index], shown=self.groups)
+            self.rows[index] = row
+            if row.fingerprint != self.sent.get(index):
+                changed[index] = row
+        plan = self._plan()
+        if not changed and not self.first and plan.polling:
+            return [], True
+        self.first = False
+        for index, row in changed.items():
+            self.sent[index] = row.fingerprint
+            self.groups[index] = row.group
+        events = [_event(ROWS, self._render(plan, list(changed.values())))]
+        if not plan.polling:
+            events.append(_event(END, plan.status))
+        return events, plan.polling
 
     def _plan(self) -> PollPlan:
         """The table's live line, as a polling refresh of its followed rows would have it; a row
@@ -596,9 +582,9 @@ def _reconnect_after() -> int:
 
 
 def _let_go_of_the_database() -> None:
-    """The end of a unit of a stream's database work, as the end of a request is: its thread's
-    connection is closed if it is past CONN_MAX_AGE or broken, else kept for the next unit. Not
-    inside a transaction (a test's)."""
+    """The end of a unit of a stream's database work (a job of _in_database_thread), as the end
+    of a request is: its thread's connection is closed if it is past CONN_MAX_AGE or broken, else
+    kept for the next unit. Not inside a transaction (a test's)."""
     if not connection.in_atomic_block:
         close_old_connections()
 

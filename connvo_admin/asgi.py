@@ -4,10 +4,72 @@ everything else to the WSGI workers of gunicorn.conf.py; docs/deploy.md). An ope
 the event loop, not in a thread. `make demo` and the push tests serve the whole console from it
 on one port (each sync view runs in a thread of its own)."""
 
+import asyncio
 import os
+import weakref
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
 
-application = get_asgi_application()
+
+class OpeningsAtOnce:
+    """At most `limit` streams (requests under `streams`) of one worker before their answer's
+    first bytes, the rest waiting their turn. That part of a request reads the session and the
+    user in a thread of its own, on a database connection of its own (a stream's own database
+    work is bounded by CONNVO_PUSH_DATABASE_THREADS), and a stream closes that connection before
+    its first bytes. So when every page of a restarted push server reconnects at once, a worker
+    opens `limit` such connections, not one per page, and a reconnect storm cannot exhaust
+    PostgreSQL's max_connections. Other requests (`make demo` serves every page here) pass."""
+
+    def __init__(self, app, *, limit: int, streams: str) -> None:
+        self.app = app
+        self.limit = limit
+        self.streams = streams
+        # One per event loop (a worker has one; tests may run several, one after the other).
+        self._gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _gate(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self.limit)
+        return gate
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.streams):
+            await self.app(scope, receive, send)
+            return
+        gate = self._gate()
+        await gate.acquire()
+        holding = True
+
+        def let_go() -> None:
+            nonlocal holding
+            if holding:
+                holding = False
+                gate.release()
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.body":
+                let_go()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            let_go()
+
+
+def _application():
+    django_app = get_asgi_application()  # sets Django up: settings and URLs can be read now
+    from django.conf import settings
+
+    from meetings.urls import PUSH_STREAMS
+
+    return OpeningsAtOnce(
+        django_app, limit=settings.CONNVO_PUSH_DATABASE_THREADS, streams=f"/{PUSH_STREAMS}"
+    )
+
+
+application = _application()

@@ -382,7 +382,8 @@ if _unknown_polling_only:
 # in between never take a quiet stream for a dead one.
 CONNVO_PUSH_HEARTBEAT = _positive_float("CONNVO_PUSH_HEARTBEAT", default=15.0)
 # Threads (and so database connections, at most) per push worker for every stream's database work:
-# the agent's token, and recording each pushed answer before it is sent (meetings/views/push.py).
+# the agent's token, and recording each pushed answer before it is sent (meetings/views/push.py);
+# as many streams at a time may be opening (their session and user read: connvo_admin/asgi.py).
 CONNVO_PUSH_DATABASE_THREADS = env.int("CONNVO_PUSH_DATABASE_THREADS", default=4)
 if not 1 <= CONNVO_PUSH_DATABASE_THREADS <= 64:
     raise ImproperlyConfigured("CONNVO_PUSH_DATABASE_THREADS must be between 1 and 64.")

@@ -1,8 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
 from .views import lookup, push, tables, tokens
 
 app_name = "meetings"
+# Where the push server's streams are (the console's URLs include these at its root).
+PUSH_STREAMS = "live/"
 
 urlpatterns = [
     path("", lookup.start_page, name="lookup"),
@@ -14,12 +16,19 @@ urlpatterns = [
     path("table/<str:deployment_name>/", tables.meeting_table, name="table"),
     # Served by the push server (nginx sends /live/ there: docs/deploy.md).
     path(
-        "live/meetings/<str:deployment_name>/<str:meeting_id>/",
-        push.meeting_stream,
-        name="push",
+        PUSH_STREAMS,
+        include(
+            [
+                path(
+                    "meetings/<str:deployment_name>/<str:meeting_id>/",
+                    push.meeting_stream,
+                    name="push",
+                ),
+                path("table/<str:deployment_name>/", push.table_stream, name="push_table"),
+                path("watching/", push.watching_stream, name="push_watching"),
+            ]
+        ),
     ),
-    path("live/table/<str:deployment_name>/", push.table_stream, name="push_table"),
-    path("live/watching/", push.watching_stream, name="push_watching"),
     path("watching/", tables.watching, name="watching"),
     path("tokens/", tokens.token_list, name="tokens"),
     path("tokens/<str:deployment_name>/save/", tokens.token_save, name="token_save"),

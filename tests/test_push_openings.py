@@ -1,0 +1,110 @@
+"""connvo_admin/asgi.py's OpeningsAtOnce: a push worker lets only a few streams at a time through
+the part of a request that holds a database connection of its own (the session and user read),
+so that every page of a restarted push server reconnecting at once cannot exhaust PostgreSQL's
+connections; once a stream's first bytes are out it no longer counts, so thousands stay open."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from connvo_admin.asgi import OpeningsAtOnce, application
+from tests.conftest import run_async
+
+WAIT = 10  # seconds the scenario may take before the test gives up (not a timing assertion)
+
+
+class Streams:
+    """An ASGI app whose requests each take a moment before their first bytes (as the session and
+    user read do), then stay open until `release` is set, as streams do."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.opening = 0
+        self.most_opening = 0
+        self.open = 0
+        self.fail_first = fail_first
+        self.started = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.started += 1
+        number = self.started
+        self.opening += 1
+        self.most_opening = max(self.most_opening, self.opening)
+        try:
+            await asyncio.sleep(0.005)
+            if number <= self.fail_first:
+                raise RuntimeError("the view failed before its first bytes")
+        finally:
+            self.opening -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
+        self.open += 1
+        await self.release.wait()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def serve(app: Streams, gated: OpeningsAtOnce, paths: list[str]) -> Streams:
+    """Every path requested at once; returns once all of them have their stream open."""
+
+    async def scenario() -> None:
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()
+            return {}
+
+        async def send(message: dict[str, Any]) -> None:
+            await asyncio.sleep(0)
+
+        async def request(path: str) -> None:
+            scope = {"type": "http", "path": path, "method": "GET"}
+            with contextlib.suppress(RuntimeError):
+                await gated(scope, receive, send)
+
+        async with asyncio.timeout(WAIT):
+            tasks = [asyncio.create_task(request(path)) for path in paths]
+            while app.open < len(paths) - app.fail_first:
+                await asyncio.sleep(0.01)
+            app.release.set()
+            await asyncio.gather(*tasks)
+
+    run_async(scenario())
+    return app
+
+
+def test_streams_open_a_few_at_a_time_and_then_all_stay_open():
+    app = serve(app := Streams(), OpeningsAtOnce(app, limit=3, streams="/live/"), ["/live/x/"] * 40)
+    assert app.most_opening == 3
+    assert app.open == 40
+
+
+def test_a_stream_that_fails_before_its_first_bytes_gives_its_turn_back():
+    app = Streams(fail_first=5)
+    serve(app, OpeningsAtOnce(app, limit=2, streams="/live/"), ["/live/x/"] * 12)
+    assert app.most_opening == 2
+    assert app.open == 7
+
+
+def test_other_requests_are_not_held_back():
+    app = serve(app := Streams(), OpeningsAtOnce(app, limit=2, streams="/live/"), ["/t/"] * 10)
+    assert app.most_opening == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("meetings:push", {"deployment_name": "dev", "meeting_id": "m1"}),
+        ("meetings:push_table", {"deployment_name": "dev"}),
+        ("meetings:push_watching", {}),
+    ],
+)
+def test_the_push_servers_streams_are_the_ones_held_back(name, kwargs, settings):
+    assert isinstance(application, OpeningsAtOnce)
+    assert reverse(name, kwargs=kwargs).startswith(application.streams)
+    assert not reverse(
+        "meetings:detail", kwargs={"deployment_name": "dev", "meeting_id": "m1"}
+    ).startswith(application.streams)
+    assert application.limit == settings.CONNVO_PUSH_DATABASE_THREADS

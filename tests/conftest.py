@@ -57,6 +57,44 @@ def pytest_configure(config: pytest.Config) -> None:
         _session_travel.start()
 
 
+# Fixtures through which a test reaches the run's database (pytest-django refuses any other way).
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "live_server", "django_db_serialized_rollback"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="leave out the tests that cannot reach the run's database: they run the same on "
+        "any database, and `make test` has run them on SQLite already",
+    )
+
+
+def reaches_the_database(item: pytest.Item) -> bool:
+    """Whether the test can reach the run's database, or may depend on which one it is: it has
+    database access (pytest-django's marker or fixtures), or a skip condition (each test that
+    runs only on PostgreSQL, or only on SQLite, says so with one)."""
+    return bool(
+        item.get_closest_marker("django_db")
+        or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        or item.get_closest_marker("skipif")
+        or item.get_closest_marker("skip")
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    kept, left_out = [], []
+    for item in items:
+        (kept if reaches_the_database(item) else left_out).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _session_travel is not None:
         _session_travel.stop()

@@ -111,6 +111,21 @@ def screenshot(page: Page):
 
 
 @pytest.fixture
+def screenshot_light_and_dark(page: Page, screenshot):
+    """Screenshots of the page as it is, `<name>-light.png` and `<name>-dark.png`: the browser
+    switches its colour scheme as the system's setting changing would (prefers-color-scheme), so
+    one run of a test shows both without doing it all again."""
+
+    def take(name: str) -> None:
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            screenshot(f"{name}-{scheme}")
+        page.emulate_media(color_scheme="light")
+
+    return take
+
+
+@pytest.fixture
 def sign_in(page: Page, live_server):
     def sign_in_as(username: str) -> None:
         page.goto(f"{live_server.url}/accounts/login/")

@@ -113,11 +113,10 @@ def contrast(locator) -> float:
 # --- While Connvo fails ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_a_connvo_500_during_a_refresh_keeps_the_rows_marked_as_of_with_aa_contrast(
-    open_page, fake_connvo, screenshot, dark
+    open_page, fake_connvo, screenshot
 ):
-    page = open_page(table_path(fake_connvo, *TABLE), dark=dark)
+    page = open_page(table_path(fake_connvo, *TABLE))
     summary = page.locator("#table-summary")
     expect(summary).to_have_text(
         re.compile(r"^\s*2 active · 3 scheduled · 1 concluded · 1 not a participant\s*$")
@@ -139,7 +138,6 @@ def test_a_connvo_500_during_a_refresh_keeps_the_rows_marked_as_of_with_aa_contr
     expect(summary).to_contain_text("— 5 not refreshed at")
     assert page.locator("main").inner_text().count("Connvo server error") == 1
     expect(page.locator("#live-poller")).to_contain_text("Could not refresh at")
-    screenshot(f"40-table-connvo-failing-{'dark' if dark else 'light'}", page)
 
     # Every stale text keeps AA contrast: figures, title line, badges, the tag itself. Paused
     # first, as a person reading would: each failing refresh redraws the tags and the summary,
@@ -157,8 +155,12 @@ def test_a_connvo_500_during_a_refresh_keeps_the_rows_marked_as_of_with_aa_contr
         page.locator('#row-3 [data-cell="rating"] .missing'),
         summary.locator(".summary__stale"),
     ]
-    for text in stale_texts:
-        assert contrast(text) >= AA, text
+    # In light and in dark, switched as the system's setting would (prefers-color-scheme).
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for text in stale_texts:
+            assert contrast(text) >= AA, (scheme, text)
+        screenshot(f"40-table-connvo-failing-{scheme}", page)
 
     page.get_by_role("button", name="Resume live updates").click()
     fake_connvo.reset_behaviour()
@@ -166,9 +168,8 @@ def test_a_connvo_500_during_a_refresh_keeps_the_rows_marked_as_of_with_aa_contr
     expect(summary).not_to_contain_text("not refreshed")
 
 
-@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_the_meeting_pages_stale_figures_keep_aa_contrast(open_page, fake_connvo, screenshot, dark):
-    page = open_page(f"/meetings/dev/{fake_connvo.meeting_id('standup')}/", dark=dark)
+def test_the_meeting_pages_stale_figures_keep_aa_contrast(open_page, fake_connvo, screenshot):
+    page = open_page(f"/meetings/dev/{fake_connvo.meeting_id('standup')}/")
     expect(page.locator('[data-metric="participants"]')).to_have_text("5")
 
     fake_connvo.misbehave("status", status=500)
@@ -176,15 +177,17 @@ def test_the_meeting_pages_stale_figures_keep_aa_contrast(open_page, fake_connvo
     expect(page.locator("#live-poller.live--failing")).to_be_visible(timeout=5000)
     expect(page.locator("#live-poller .js-as-of")).to_have_text(re.compile(r"as of \d\d:\d\d"))
     values = page.locator("#metric-values")
-    for text in (
-        values.locator('[data-metric="participants"]'),
-        values.locator("dt").first,
-        values.locator(".badge").first,
-        values.locator(".badge-group__label").first,
-        values.locator(".updated"),
-    ):
-        assert contrast(text) >= AA, text
-    screenshot(f"45-meeting-connvo-failing-{'dark' if dark else 'light'}", page)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for text in (
+            values.locator('[data-metric="participants"]'),
+            values.locator("dt").first,
+            values.locator(".badge").first,
+            values.locator(".badge-group__label").first,
+            values.locator(".updated"),
+        ):
+            assert contrast(text) >= AA, (scheme, text)
+        screenshot(f"45-meeting-connvo-failing-{scheme}", page)
 
 
 # --- Pastes, layout and sorting ------------------------------------------------------------
@@ -259,23 +262,27 @@ def test_state_badges_stay_on_one_line_at_1280_px(open_page, fake_connvo, agent,
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
 
 
-@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_a_missing_value_says_why_on_a_phone_and_on_hover_on_a_laptop(open_page, fake_connvo, dark):
+def test_a_missing_value_says_why_on_a_phone_and_on_hover_on_a_laptop(open_page, fake_connvo):
     path = table_path(fake_connvo, "minimal", "standup")
 
-    phone = open_page(path, width=390, dark=dark)
+    phone = open_page(path, width=390)
     why = phone.locator('#row-0 [data-cell="participants"] .missing__why')
     expect(why).to_have_text("Connvo did not send a participant count")
     assert why.bounding_box()["width"] > 100  # shown, not only in a tooltip
-    assert contrast(why) >= AA
 
-    laptop = open_page(path, dark=dark)
-    why = laptop.locator('#row-0 [data-cell="participants"] .missing__why')
-    expect(laptop.locator('#row-0 [data-cell="participants"] .missing')).to_have_attribute(
-        "title", "Connvo did not send a participant count"
+    laptop = open_page(path)
+    missing = laptop.locator('#row-0 [data-cell="participants"] .missing')
+    expect(missing).to_have_attribute("title", "Connvo did not send a participant count")
+    # read by screen readers; the tooltip shows it
+    assert (
+        laptop.locator('#row-0 [data-cell="participants"] .missing__why').bounding_box()["width"]
+        <= 1
     )
-    assert why.bounding_box()["width"] <= 1  # read by screen readers; the tooltip shows it
-    assert contrast(laptop.locator('#row-0 [data-cell="participants"] .missing')) >= AA
+    for scheme in ("light", "dark"):
+        for page in (phone, laptop):
+            page.emulate_media(color_scheme=scheme)
+        assert contrast(why) >= AA, scheme
+        assert contrast(missing) >= AA, scheme
 
 
 def test_the_watch_list_sorts_and_still_refreshes_each_row_in_place(open_page, fake_connvo, agent):

@@ -414,6 +414,21 @@ def _in_batches(span_ids: list[int], *, final: bool) -> list[AuditEntry]:
 # --- Reading ------------------------------------------------------------------------------------
 
 
+def first_looks(
+    *, key: str, actor_id: int, meetings: Sequence[tuple[str, str]], since: datetime
+) -> int:
+    """How many of `meetings` (deployment, meeting id) the page `key` of this staff member has
+    looked up once, since `since`, and asked nothing more about: its first look, and no refresh
+    or pushed answer after it."""
+    wanted = {(deployment[:64], meeting_id[:64]) for deployment, meeting_id in meetings}
+    if not key or not wanted:
+        return 0
+    looked = Span.objects.filter(
+        key=key, actor_id=actor_id, calls=1, opened_at__gte=since
+    ).values_list("deployment", "meeting_id")
+    return len(wanted & set(looked))
+
+
 def calls_on_record() -> int:
     """The Connvo calls on record: every chained entry's `calls` (entries from before spans: one
     per lookup), plus the calls every open span counted and has not sealed yet. Always the

@@ -23,10 +23,12 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from audit import repeats, spans
 from audit.models import Action, Via
@@ -203,12 +205,35 @@ def pushed_quiet_after(held_every: float) -> int:
     return _quiet_after(math.ceil(held_every), calls=1)
 
 
-def open_subscriptions(*, user: AbstractBaseUser, meetings: int) -> None:
-    """A page opening its push stream (meetings/views/push.py): one lookup per meeting it
-    subscribes to counted against the agent's limit, as a first look of them is; raises
-    LookupLimitReached before any subscription is made. Pushed answers count nothing."""
-    for _ in range(meetings):
+def open_subscriptions(
+    *, user: AbstractBaseUser, meetings: Sequence[tuple[str, str]], span: str = ""
+) -> None:
+    """A page opening its push stream (meetings/views/push.py) to follow `meetings`
+    (deployment, meeting id): one lookup per meeting counted against the agent's limit, as a look
+    of them is; raises LookupLimitReached before any subscription is made. Pushed answers count
+    nothing.
+
+    The page's first stream, opened within the minute after the page looked its meetings up,
+    counts none of the meetings that look counted: opening a page is one look at each of its
+    meetings, whether it then polls or listens (a table of 40 rows is 40 lookups, not 80, and
+    opens its stream at once under the default limit of 60). Any later stream of the page (after
+    a drop, a restart of the push server) counts every meeting again, as a polling refresh
+    would."""
+    already = _looked_up_by_the_page(user=user, meetings=meetings, span=span)
+    for _ in range(len(meetings) - already):
         ratelimit.count_lookup(user=user)
+
+
+def _looked_up_by_the_page(
+    *, user: AbstractBaseUser, meetings: Sequence[tuple[str, str]], span: str
+) -> int:
+    """How many of `meetings` the page's first look counted within the limit's window, if this
+    is the page's first stream (at most one per page key is: the shared cache says which)."""
+    since = timezone.now() - timedelta(seconds=ratelimit.WINDOW_SECONDS)
+    looked = spans.first_looks(key=span, actor_id=user.pk, meetings=meetings, since=since)
+    if not looked or not ratelimit.first_stream_of(user=user, page=span):
+        return 0
+    return looked
 
 
 def subscription_token(*, user: AbstractBaseUser, origin: Origin, deployment_name: str) -> str:

@@ -153,3 +153,15 @@ def count_lookup(*, user: AbstractBaseUser) -> None:
             "it first.",
             retry_after=retry_after,
         )
+
+
+def first_stream_of(*, user: AbstractBaseUser, page: str) -> bool:
+    """True once per page key of `user` within a window, for the first push stream the page
+    opens (meetings/lookups.py `open_subscriptions`): one atomic add in the shared cache, so that
+    of any number of streams opened at once under one key, on any worker or host, one is first.
+    False too when the cache does not answer (the stream is then counted in full)."""
+    try:
+        return bool(cache.add(f"first-stream:{user.pk}:{page}", 1, timeout=WINDOW_SECONDS))
+    except Exception:
+        logger.exception("lookup rate limit: the cache did not answer for a page's first stream")
+        return False

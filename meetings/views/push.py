@@ -220,7 +220,8 @@ class _Stream:
         self.sent_at = float("-inf")  # the event loop's time of the last event sent
 
     # What a kind of page says.
-    def subscriptions(self) -> int:
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """The meetings (deployment, meeting id) the stream follows."""
         raise NotImplementedError
 
     def answers(self) -> AsyncIterator:
@@ -289,7 +290,7 @@ class _Stream:
     def _open(self) -> None:
         """Count the stream's subscriptions against the agent's lookup limit (raising
         LookupLimitReached before any is made), and hold the page's spans open."""
-        open_subscriptions(user=self.origin.user, meetings=self.subscriptions())
+        open_subscriptions(user=self.origin.user, meetings=self.subscriptions(), span=self.span)
         self._hold_open()
 
     def _hold_every(self) -> float:
@@ -360,8 +361,8 @@ class _Page(_Stream):
             kwargs={"deployment_name": deployment.name, "meeting_id": meeting_id},
         )
 
-    def subscriptions(self) -> int:
-        return 1
+    def subscriptions(self) -> list[tuple[str, str]]:
+        return [(self.deployment.name, self.meeting_id)]
 
     def answers(self) -> AsyncIterator[connvo.Lookup | LookupFailed]:
         return self._watch(self.deployment, self.meeting_id)
@@ -453,7 +454,7 @@ class _Table(_Stream):
     def subscriptions(self) -> int:
         if self.outdated:
             raise sync.PushUnavailable("The watch list changed since the page was drawn.")
-        return len(self.followed)
+        return [(deployment.name, meeting_id) for _, deployment, meeting_id in self.followed]
 
     async def answers(self) -> AsyncIterator[list[tuple[int, connvo.Lookup | LookupFailed]]]:
         """Each time some rows have answers: those answers, in the order they came. Raises the

@@ -84,15 +84,36 @@ def reaches_the_database(item: pytest.Item) -> bool:
     )
 
 
+# Modules whose tests each run real servers for many seconds (gunicorn, nginx, PostgreSQL
+# clusters, workers killed and replaced) without the test database: handed out first, so that the
+# two workers share them out and fill the rest of the time with short tests, instead of one worker
+# running them at the end while the other waits (pytest-django puts tests without the database
+# last).
+LONG_FIRST = ("test_deployment.py", "test_audit_spans_kill.py", "test_two_hosts.py", "test_demo.py")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's own order
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--database-tests-only"):
+    if config.getoption("--database-tests-only"):
+        kept, left_out = [], []
+        for item in items:
+            (kept if reaches_the_database(item) else left_out).append(item)
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = kept
+    if os.environ.get("CONSOLE_TESTS_IN_DJANGO_ORDER"):
         return
-    kept, left_out = [], []
-    for item in items:
-        (kept if reaches_the_database(item) else left_out).append(item)
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
-        items[:] = kept
+    long_first = [
+        item
+        for item in items
+        if item.path.name in LONG_FIRST
+        # Never a transactional test: its flush would remove what the migrations made before
+        # the database tests that need it.
+        and not {"transactional_db", "live_server"} & set(item.fixturenames)
+    ]
+    if long_first:
+        moved = set(long_first)
+        items[:] = long_first + [item for item in items if item not in moved]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -61,15 +61,16 @@ class OpeningsAtOnce:
             let_go()
 
 
-def _application():
-    django_app = get_asgi_application()  # sets Django up: settings and URLs can be read now
+def with_openings_at_once(app):
+    """`app` behind OpeningsAtOnce as the push server runs it: CONNVO_PUSH_DATABASE_THREADS
+    streams of the console's push URLs at a time. Django must be set up."""
     from django.conf import settings
 
     from meetings.urls import PUSH_STREAMS
 
     return OpeningsAtOnce(
-        django_app, limit=settings.CONNVO_PUSH_DATABASE_THREADS, streams=f"/{PUSH_STREAMS}"
+        app, limit=settings.CONNVO_PUSH_DATABASE_THREADS, streams=f"/{PUSH_STREAMS}"
     )
 
 
-application = _application()
+application = with_openings_at_once(get_asgi_application())  # which sets Django up first

@@ -20,6 +20,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.handlers.asgi import ASGIHandler
 from playwright.sync_api import Page, expect
 
+from connvo_admin.asgi import with_openings_at_once
 from tests.conftest import PASSWORD
 from tests.production import free_port
 
@@ -41,7 +42,8 @@ def push_server(django_db_setup, settings) -> Iterator[PushServer]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            ASGIStaticFilesHandler(ASGIHandler()),
+            # As the push server serves it (connvo_admin/asgi.py), static files added.
+            with_openings_at_once(ASGIStaticFilesHandler(ASGIHandler())),
             host="127.0.0.1",
             port=port,
             lifespan="off",

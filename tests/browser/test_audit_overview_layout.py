@@ -83,27 +83,39 @@ def shoot(page: Page, name: str) -> None:
     )
 
 
+VIEWS = (("light", 1280), ("dark", 1280), ("light", 390))
+
+
+def views(page: Page):
+    """The signed-in page in each of VIEWS in turn, switched as the system's colour setting or
+    the window changing would, and reloaded: yields (scheme, width)."""
+    for scheme, width in VIEWS:
+        page.emulate_media(color_scheme=scheme)
+        page.set_viewport_size({"width": width, "height": 900})
+        page.reload()
+        yield scheme, width
+
+
 def box(page: Page, selector: str) -> dict:
     found = page.locator(selector).bounding_box()
     assert found, f"{selector} is not shown"
     return found
 
 
-@pytest.mark.parametrize(("scheme", "width"), [("light", 1280), ("dark", 1280), ("light", 390)])
-def test_the_filter_sits_above_the_overview_it_filters(open_as_auditor, week, scheme, width):
-    page = open_as_auditor(color_scheme=scheme, width=width)
-
-    expect(page.get_by_role("heading", name="Worth a look")).to_be_visible()
-    expect(page.locator(".audit-flag")).not_to_have_count(0)
-    flags, form = box(page, ".audit-flags"), box(page, ".audit-filters")
-    overview, entries = box(page, ".audit-overview"), box(page, ".card--table")
-    # Top to bottom: the last day's flags (the filter does not change them), the filter, then
-    # what it drives.
-    assert flags["y"] + flags["height"] <= form["y"]
-    assert form["y"] + form["height"] <= overview["y"]
-    assert overview["y"] + overview["height"] <= entries["y"]
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
-    shoot(page, f"overview-log-{scheme}-{width}px")
+def test_the_filter_sits_above_the_overview_it_filters(open_as_auditor, week):
+    page = open_as_auditor()
+    for scheme, width in views(page):
+        expect(page.get_by_role("heading", name="Worth a look")).to_be_visible()
+        expect(page.locator(".audit-flag")).not_to_have_count(0)
+        flags, form = box(page, ".audit-flags"), box(page, ".audit-filters")
+        overview, entries = box(page, ".audit-overview"), box(page, ".card--table")
+        # Top to bottom: the last day's flags (the filter does not change them), the filter, then
+        # what it drives.
+        assert flags["y"] + flags["height"] <= form["y"]
+        assert form["y"] + form["height"] <= overview["y"]
+        assert overview["y"] + overview["height"] <= entries["y"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shoot(page, f"overview-log-{scheme}-{width}px")
 
 
 @pytest.mark.parametrize("javascript", [True, False])
@@ -171,54 +183,54 @@ def _contrast(one: str, other: str) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
-@pytest.mark.parametrize(("scheme", "width"), [("light", 1280), ("dark", 1280), ("light", 390)])
-def test_the_chart_shows_a_scale_and_found_and_not_found_with_a_legend(
-    open_as_auditor, week, scheme, width
-):
-    page = open_as_auditor(color_scheme=scheme, width=width)
-    chart = page.locator(".audit-chart")
+def test_the_chart_shows_a_scale_and_found_and_not_found_with_a_legend(open_as_auditor, week):
+    page = open_as_auditor()
+    for scheme, width in views(page):
+        chart = page.locator(".audit-chart")
 
-    # The peak is mallory's day: 30 lookups and earlier ones of that day.
-    ticks = chart.locator(".audit-chart__tick")
-    expect(ticks).to_have_text([re.compile(r"^\d+$"), re.compile(r"^\d+$"), "0"])
-    top, mid = (int(n) for n in ticks.all_inner_texts()[:2])
-    assert top == 2 * mid and top >= 30
-    plot = box(page, ".audit-chart__svg")
-    for tick, height in ((ticks.nth(0), 0), (ticks.nth(1), 0.5), (ticks.nth(2), 1)):
-        # Each label beside its gridline: the top, the middle and the baseline of the plot.
-        label = tick.bounding_box()
-        assert abs(label["y"] + label["height"] / 2 - (plot["y"] + height * plot["height"])) < 12
+        # The peak is mallory's day: 30 lookups and earlier ones of that day.
+        ticks = chart.locator(".audit-chart__tick")
+        expect(ticks).to_have_text([re.compile(r"^\d+$"), re.compile(r"^\d+$"), "0"])
+        top, mid = (int(n) for n in ticks.all_inner_texts()[:2])
+        assert top == 2 * mid and top >= 30
+        plot = box(page, ".audit-chart__svg")
+        for tick, height in ((ticks.nth(0), 0), (ticks.nth(1), 0.5), (ticks.nth(2), 1)):
+            # Each label beside its gridline: the top, the middle and the baseline of the plot.
+            label = tick.bounding_box()
+            assert (
+                abs(label["y"] + label["height"] / 2 - (plot["y"] + height * plot["height"])) < 12
+            )
 
-    legend = chart.locator(".audit-chart__legend li")
-    expect(legend).to_have_count(2)
-    expect(legend.nth(0)).to_have_text("Found")
-    expect(legend.nth(1)).to_contain_text("Not found")
-    found, other = (
-        chart.locator(".audit-chart__bar--found"),
-        chart.locator(".audit-chart__bar--other"),
-    )
-    expect(found).not_to_have_count(0)
-    expect(other).not_to_have_count(0)
-
-    # Each series against the card, and the legend's keys the bars' own colours (WCAG 1.4.11).
-    card = page.locator(".audit-overview").evaluate("e => getComputedStyle(e).backgroundColor")
-    fills = [bars.first.evaluate("e => getComputedStyle(e).fill") for bars in (found, other)]
-    keys = [
-        chart.locator(f".audit-chart__key--{name}").evaluate(
-            "e => getComputedStyle(e).backgroundColor"
+        legend = chart.locator(".audit-chart__legend li")
+        expect(legend).to_have_count(2)
+        expect(legend.nth(0)).to_have_text("Found")
+        expect(legend.nth(1)).to_contain_text("Not found")
+        found, other = (
+            chart.locator(".audit-chart__bar--found"),
+            chart.locator(".audit-chart__bar--other"),
         )
-        for name in ("found", "other")
-    ]
-    assert fills == keys
-    assert fills[0] != fills[1]
-    for fill in fills:
-        assert _contrast(fill, card) >= 3, f"{fill} on {card} in {scheme}"
+        expect(found).not_to_have_count(0)
+        expect(other).not_to_have_count(0)
 
-    table = chart.locator(".audit-numbers")
-    expect(table.locator("thead th")).to_have_text(["Day", "Lookups", "Found", "Not found"])
-    chart.locator("summary").click()
-    expect(table).to_be_visible()
-    # The figures fit beside each other, whatever the width (a cut column was seen at 390 px).
-    figure, numbers = box(page, ".audit-chart"), table.bounding_box()
-    assert numbers["x"] + numbers["width"] <= figure["x"] + figure["width"]
-    chart.screenshot(path=ARTIFACTS / f"overview-chart-{scheme}-{width}px.png")
+        # Each series against the card, and the legend's keys the bars' own colours (WCAG 1.4.11).
+        card = page.locator(".audit-overview").evaluate("e => getComputedStyle(e).backgroundColor")
+        fills = [bars.first.evaluate("e => getComputedStyle(e).fill") for bars in (found, other)]
+        keys = [
+            chart.locator(f".audit-chart__key--{name}").evaluate(
+                "e => getComputedStyle(e).backgroundColor"
+            )
+            for name in ("found", "other")
+        ]
+        assert fills == keys
+        assert fills[0] != fills[1]
+        for fill in fills:
+            assert _contrast(fill, card) >= 3, f"{fill} on {card} in {scheme}"
+
+        table = chart.locator(".audit-numbers")
+        expect(table.locator("thead th")).to_have_text(["Day", "Lookups", "Found", "Not found"])
+        chart.locator("summary").click()
+        expect(table).to_be_visible()
+        # The figures fit beside each other, whatever the width (a cut column was seen at 390 px).
+        figure, numbers = box(page, ".audit-chart"), table.bounding_box()
+        assert numbers["x"] + numbers["width"] <= figure["x"] + figure["width"]
+        chart.screenshot(path=ARTIFACTS / f"overview-chart-{scheme}-{width}px.png")

@@ -25,19 +25,15 @@ from convex import ConvexClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.live_load import process_status  # noqa: E402
 from fakeconnvo.process import FakeProcess  # noqa: E402
 
 GET_MEETING = "meetings/queries:getMeeting"
 
 
 def process_figures() -> dict[str, float]:
-    status = Path("/proc/self/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {
-        "threads": int(fields["Threads"]),
-        "rss_mib": int(fields["VmRSS"].split()[0]) / 1024,
-        "fds": len(os.listdir("/proc/self/fd")),
-    }
+    """This process's RSS (MB), threads and file descriptors (bench/live_load.py's figures)."""
+    return process_status(os.getpid())
 
 
 class Fake(FakeProcess):
@@ -90,9 +86,9 @@ def measure(fake: Fake, count: int) -> None:
         f" after dropping them {after['threads']}"
     )
     print(
-        f"  RSS {before['rss_mib']:.1f} -> {during['rss_mib']:.1f} MiB "
-        f"({per('rss_mib') * 1024:.0f} KiB per client), after dropping them "
-        f"{after['rss_mib']:.1f} MiB"
+        f"  RSS {before['rss_mb']:.1f} -> {during['rss_mb']:.1f} MiB "
+        f"({per('rss_mb') * 1024:.0f} KiB per client), after dropping them "
+        f"{after['rss_mb']:.1f} MiB"
     )
     print(f"  file descriptors {before['fds']} -> {during['fds']} ({per('fds'):.2f} per client)")
     print(

@@ -385,9 +385,10 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def process_status(pid: int) -> dict[str, float]:
-    """A process's RSS (MB) and threads from /proc, {} once it is gone."""
+    """A process's RSS (MB), threads and open file descriptors from /proc, {} once it is gone."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return {}
     rss = re.search(r"VmRSS:\s+(\d+) kB", text)
@@ -395,6 +396,7 @@ def process_status(pid: int) -> dict[str, float]:
     return {
         "rss_mb": int(rss.group(1)) / 1024 if rss else 0.0,
         "threads": int(threads.group(1)) if threads else 0,
+        "fds": fds,
     }
 
 

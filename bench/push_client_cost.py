@@ -16,57 +16,33 @@ import argparse
 import asyncio
 import gc
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.live_load import process_cpu_seconds, process_status  # noqa: E402
+from fakeconnvo.process import FakeProcess  # noqa: E402
+
 
 def process_figures() -> dict[str, float]:
-    status = Path("/proc/self/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {
-        "threads": int(fields["Threads"]),
-        "rss_mib": int(fields["VmRSS"].split()[0]) / 1024,
-        "fds": len(os.listdir("/proc/self/fd")),
-        "cpu_s": time.process_time(),
-    }
+    """This process's RSS (MB), threads, file descriptors and CPU seconds."""
+    return {**process_status(os.getpid()), "cpu_s": time.process_time()}
 
 
-class Fake:
+class Fake(FakeProcess):
+    """The fake in a process of its own, with the meeting and the agent's token the bench uses."""
+
     def __init__(self) -> None:
-        self.process = subprocess.Popen(  # the bench's own command line
-            [sys.executable, "-m", "fakeconnvo", "--port", "0", "--quiet"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # its log of every connection opened and closed
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().split()[-1]
-        self.http = requests.Session()
+        super().__init__(timeout=60, log=False)
         self.meeting_id = self.control("GET", "world")["meetings"]["planning"]
-        self.token = self.control("POST", "tokens", {"user": "agent"})["token"]
-
-    def control(self, method: str, route: str, body: Any = None) -> Any:
-        response = self.http.request(method, f"{self.url}/_fake/{route}", json=body, timeout=60)
-        response.raise_for_status()
-        return response.json()
+        self.agent_token = self.token("agent")
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.http.close()
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        return process_cpu_seconds(self.process.pid)
 
 
 def setup_django(fake: Fake) -> None:
@@ -91,7 +67,7 @@ async def run(fake: Fake, agents: int, idle: float, batch: int) -> None:
     deployment = get_deployment("bench")
 
     async def token() -> str:
-        return fake.token
+        return fake.agent_token
 
     received = [0] * agents
     stopped: list[str] = []
@@ -165,9 +141,9 @@ async def run(fake: Fake, agents: int, idle: float, batch: int) -> None:
         f"failed: {len(stopped)} {sorted(set(stopped))[:3]}"
     )
     print(
-        f"  RSS {before['rss_mib']:.1f} -> {during['rss_mib']:.1f} MiB "
-        f"({per('rss_mib', 1024)} KiB per subscription); after closing all "
-        f"{after['rss_mib']:.1f} MiB, {after['fds']:.0f} fds, {left.connections_open} sockets "
+        f"  RSS {before['rss_mb']:.1f} -> {during['rss_mb']:.1f} MiB "
+        f"({per('rss_mb', 1024)} KiB per subscription); after closing all "
+        f"{after['rss_mb']:.1f} MiB, {after['fds']:.0f} fds, {left.connections_open} sockets "
         f"open, {len(left.connections)} connections kept"
     )
     print(f"  file descriptors {before['fds']} -> {during['fds']} ({per('fds')} per subscription)")
@@ -175,12 +151,12 @@ async def run(fake: Fake, agents: int, idle: float, batch: int) -> None:
     print(
         f"  idle {idle:g} s: {after_idle['cpu_s'] - during['cpu_s']:.2f} CPU s in this process "
         f"({(after_idle['cpu_s'] - during['cpu_s']) / idle * 100:.1f} % of a core), RSS "
-        f"{after_idle['rss_mib']:.1f} MiB; the fake {fake_cpu_idle:.2f} CPU s"
+        f"{after_idle['rss_mb']:.1f} MiB; the fake {fake_cpu_idle:.2f} CPU s"
     )
     print(
         f"  a change pushed to all {agents}: every page had it {(arrived - changed_at) * 1000:.0f} "
         f"ms after the change was asked for; {cpu_change:.2f} CPU s here; RSS "
-        f"{pushed['rss_mib']:.1f} MiB"
+        f"{pushed['rss_mb']:.1f} MiB"
     )
     print(
         f"  answers received {counted.answers_received} over {counted.connections_opened} "

@@ -173,10 +173,7 @@ def workers(server: Server) -> list[dict]:
     """Each worker's RSS (MB), threads and open file descriptors."""
     found = []
     for pid in server.worker_pids():
-        status = process_status(pid)
-        with contextlib.suppress(OSError):
-            status["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-        found.append({"pid": pid, **status})
+        found.append({"pid": pid, **process_status(pid)})
     return found
 
 

@@ -18,12 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 class FakeProcess:
     """`python -m fakeconnvo --port 0 --quiet`, its URL read from the line it prints."""
 
-    def __init__(self, *, timeout: float = 30) -> None:
+    def __init__(self, *, timeout: float = 30, log: bool = True) -> None:
+        """`log=False` drops its log (a line for every sync connection opened and closed)."""
         self.timeout = timeout
         self.process = subprocess.Popen(  # our own module, no shell
             [sys.executable, "-m", "fakeconnvo", "--port", "0", "--quiet"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
+            stderr=None if log else subprocess.DEVNULL,
             text=True,
         )
         assert self.process.stdout is not None

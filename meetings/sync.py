@@ -637,9 +637,10 @@ async def watch(
 ) -> AsyncIterator[connvo.Lookup | LookupFailed]:
     """The meeting's first answer, then each answer Connvo pushes, as the HTTP path's results:
     a `connvo.Lookup` or a `LookupFailed` (MeetingNotFound, MeetingNotVisible, TokenRejected, …),
-    each yielded only when it differs from the one before. Returns after a result that would
-    stop polling (the meeting ended, the agent may not see it, the token was refused); raises
-    `PushUnavailable` when the connection fails (the page falls back to polling).
+    one for every answer Connvo sends (Convex itself sends a query's answer only when it
+    changed). Returns after a result that would stop polling (the meeting ended, the agent may
+    not see it, the token was refused); raises `PushUnavailable` when the connection fails (the
+    page falls back to polling).
 
     `meeting_id` must already have passed `parse_meeting_id`. `token()` gives the agent's current
     token; it is called to authenticate, shortly before that token expires, and once more after
@@ -650,10 +651,10 @@ async def watch(
     started = time.monotonic()
     connection = _connection_for(deployment, user_key, token)
     watcher = connection.subscribe(meeting_id)
-    shown: _Answer | None = None
+    answered = False  # whether Connvo has sent the first answer yet
     try:
         while True:
-            if shown is None:
+            if not answered:
                 item = await _first(watcher)
             else:
                 item = await watcher.queue.get()
@@ -663,10 +664,10 @@ async def watch(
                     if not _keeps_going(item.result):
                         return
                 raise _unavailable(deployment, item.detail or "it stopped")
-            if item == shown:
-                continue  # the same answer again (after a re-authentication)
-            first = shown is None
-            shown = item
+            # Every answer Connvo sends is yielded, the same one again too: it is recorded as
+            # Connvo's answer to the agent (calls on record == answers Connvo sent), and the page
+            # shows nothing new for it (meetings/views/push.py compares what it shows).
+            first, answered = not answered, True
             result = _result(
                 item,
                 deployment,

@@ -457,7 +457,8 @@ def test_a_live_subscription_is_reauthenticated_before_its_token_expires(fake):
 
     first, pushed = run(scenario())
     assert isinstance(first, connvo.Lookup)
-    # The re-authentication's re-sent answer was the same meeting: not yielded again.
+    # Re-authenticating sent nothing (the answer had not changed, as Convex does): the next
+    # answer is the change.
     assert pushed.meeting.participant_count == 33
     assert len(given_out) == 2
     (connection,) = fake.sync_connections
@@ -523,10 +524,13 @@ def updated(value: Any, query_id: int = 0) -> dict[str, Any]:
     return {"type": "QueryUpdated", "queryId": query_id, "value": value, "logLines": []}
 
 
-async def scripted(frames: list[str | bytes], *, hold: bool, ping: bool = False) -> list[Any]:
+async def scripted(
+    frames: list[str | bytes], *, hold: bool, ping: bool = False, take: int = 2
+) -> list[Any]:
     """Watch a meeting on a server that, once the client has sent Connect, Authenticate and its
     query set, sends `frames` and then waits for the client to leave (`hold`, sending a Ping
-    every 0.2 s if `ping`) or closes. All the watch yields, then its PushUnavailable if any."""
+    every 0.2 s if `ping`; the client leaves after `take` results) or closes. All the watch
+    yields, then its PushUnavailable if any."""
 
     async def handler(ws: ServerConnection) -> None:
         for _ in range(3):
@@ -551,7 +555,7 @@ async def scripted(frames: list[str | bytes], *, hold: bool, ping: bool = False)
             async for result in stream:
                 assert isinstance(result, connvo.Lookup | LookupFailed)
                 results.append(result)
-                if hold and len(results) == 2:
+                if hold and len(results) == take:
                     break
         except PushUnavailable as exc:
             results.append(exc)
@@ -560,16 +564,19 @@ async def scripted(frames: list[str | bytes], *, hold: bool, ping: bool = False)
         return results
 
 
-def test_an_answer_sent_again_unchanged_is_not_yielded_again():
+def test_an_answer_sent_again_unchanged_is_yielded_again_to_be_recorded():
+    # Convex sends a query's answer only when its result changed (by its hash, with the query's
+    # log lines); an answer it does send again is still an answer to the agent, and on record.
     renamed = {**MEETING, "title": "Planning, renamed"}
     frames = [
         transition(0, updated(MEETING)),
-        transition(1, updated(MEETING)),  # as after a re-authentication: every query re-run
+        transition(1, updated(MEETING)),
         transition(2, updated(renamed)),
     ]
-    first, second = run(scripted(frames, hold=True))
-    assert first.meeting.title == "Planning"
-    assert second.meeting.title == "Planning, renamed"
+    first, again, renamed_one = run(scripted(frames, hold=True, take=3))
+    assert first.meeting.title == again.meeting.title == "Planning"
+    assert (first.attempts, again.attempts) == (1, 0)
+    assert renamed_one.meeting.title == "Planning, renamed"
 
 
 def test_a_fatal_error_is_push_unavailable():

@@ -285,9 +285,10 @@ def test_answer_that_cannot_be_recorded_is_not_sent_and_the_page_polls(
         raise DatabaseError("disk full")
 
     monkeypatch.setattr(spans, "record_answers", broken)
-    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 2)
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 3)
 
-    assert events[1] == ("fallback", "polling")
+    assert [name for name, _ in events] == ["retry", "retry", "fallback"]
+    assert events[2] == ("fallback", "polling")
 
 
 def test_push_unavailable_tells_the_page_to_poll(
@@ -299,10 +300,42 @@ def test_push_unavailable_tells_the_page_to_poll(
         sync.PushUnavailable("The connection to Connvo's live updates dropped."),
     )
 
-    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 3)
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 4)
 
-    assert [name for name, _ in events] == ["retry", "metrics", "fallback"]
+    # The page tries push again soon: the stream had brought an answer, so this is a first
+    # failure.
+    assert [name for name, _ in events] == ["retry", "metrics", "retry", "fallback"]
+    assert 1000 <= int(events[2][1]) <= 5000
     assert scripted.closed
+
+
+def test_a_page_whose_streams_keep_failing_tries_again_later_each_time(
+    agent_client, async_agent, agent_token, fake_connvo, script, settings
+):
+    """Each attempt counts the page's meetings against the lookup limit: while Connvo keeps
+    refusing the WebSocket, the page waits twice as long each time, up to a minute; once a
+    stream brings an answer again, the next failure is a first one."""
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 1000
+    key = page_span(agent_client, fake_connvo)
+    refused = sync.PushUnavailable("Connvo refused the WebSocket.")
+
+    def retry_after_failing() -> int:
+        script(refused)
+        _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 3)
+        assert [name for name, _ in events] == ["retry", "retry", "fallback"]
+        return int(events[1][1])
+
+    waits = [retry_after_failing() for _ in range(7)]
+    assert 1000 <= waits[0] <= 5000
+    for failures, wait in enumerate(waits[1:], start=2):
+        longest = min(60, 5 * 2 ** (failures - 1)) * 1000
+        assert longest // 2 <= wait <= longest, (failures, waits)
+
+    # An answer again: the next failure waits as a first one.
+    script(lambda: looked_up(fake_connvo, agent_token), refused)
+    _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 4)
+    assert [name for name, _ in events] == ["retry", "metrics", "retry", "fallback"]
+    assert 1000 <= int(events[2][1]) <= 5000
 
 
 def test_ended_meeting_sends_its_last_fragment_and_ends_the_stream(

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, close_old_connections, connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -65,6 +67,13 @@ TABLE_FRAGMENT = "meetings/table.html#refresh"
 METRICS, ROWS, END, FALLBACK = "metrics", "rows", "end", "fallback"
 # Seconds within which a page whose stream ended tries push again.
 RECONNECT_WITHIN = 5
+# While a page's streams keep failing (Connvo's WebSocket refused, say), each attempt counts its
+# meetings against the agent's lookup limit: the page tries again after twice as long each time,
+# up to this many seconds (longer for a page of many meetings: its attempts then take at most
+# half the limit), and as soon as a stream brings an answer, within RECONNECT_WITHIN again.
+RECONNECT_AT_MOST = 60
+# Seconds a page's count of failed streams in a row is kept.
+FAILURES_KEPT = 15 * 60
 # Seconds between holds of an open stream's spans (at the latest: a heartbeat later).
 HOLD_OPEN_EVERY = 60
 # Seconds at least between two events of one stream. htmx swaps a fragment's new elements in at
@@ -218,6 +227,8 @@ class _Stream:
         self.span = span
         self.held_at = 0.0  # time.monotonic() of the last hold of the spans
         self.sent_at = float("-inf")  # the event loop's time of the last event sent
+        self.meetings = 0  # how many meetings the stream follows
+        self.answered = False  # whether it has brought the page an answer
 
     # What a kind of page says.
     def subscriptions(self) -> list[tuple[str, str]]:
@@ -258,6 +269,9 @@ class _Stream:
                 except StopAsyncIteration:
                     return  # every meeting ended: the last fragment has been sent
                 events, going_on = await _in_database_thread(self._record_and_render)(answer)
+                if not self.answered:
+                    self.answered = True
+                    await _in_database_thread(self._failures_forgotten)()
                 for event in events:
                     await self._paced()
                     yield event
@@ -268,7 +282,10 @@ class _Stream:
             # The WebSocket failed, or a pushed answer could not be recorded (so it must not be
             # shown), or the agent's token is no longer usable, or opening the stream would go
             # over the agent's lookup limit: the page polls, and its refresh says what is wrong,
-            # and records it, as it always did.
+            # and records it, as it always did. It tries push again later, the later the more
+            # often it failed in a row.
+            failures = await _in_database_thread(self._failure_counted)()
+            yield f"retry: {_reconnect_after(failures, self.meetings)}\n\n"
             yield _event(FALLBACK, "polling")
         finally:
             if waiting is not None:
@@ -290,8 +307,32 @@ class _Stream:
     def _open(self) -> None:
         """Count the stream's subscriptions against the agent's lookup limit (raising
         LookupLimitReached before any is made), and hold the page's spans open."""
-        open_subscriptions(user=self.origin.user, meetings=self.subscriptions(), span=self.span)
+        meetings = self.subscriptions()
+        self.meetings = len(meetings)
+        open_subscriptions(user=self.origin.user, meetings=meetings, span=self.span)
         self._hold_open()
+
+    def _failures_key(self) -> str:
+        return f"push-failures:{self.origin.user.pk}:{self.span or '-'}"
+
+    def _failure_counted(self) -> int:
+        """One more failed stream of the page in a row; how many now (1 when the cache does
+        not answer: the page then tries again soon, as after a first failure)."""
+        key = self._failures_key()
+        try:
+            if cache.add(key, 1, timeout=FAILURES_KEPT):
+                return 1
+            return cache.incr(key)
+        except Exception:
+            logger.exception("the failed streams of %s's page could not be counted", self.who)
+            return 1
+
+    def _failures_forgotten(self) -> None:
+        """The stream brought an answer: the page's next failure is a first one again."""
+        try:
+            cache.delete(self._failures_key())
+        except Exception:
+            logger.exception("the failed streams of %s's page could not be forgotten", self.who)
 
     def _hold_every(self) -> float:
         return max(HOLD_OPEN_EVERY, settings.CONNVO_PUSH_HEARTBEAT)
@@ -574,12 +615,21 @@ class _Table(_Stream):
         return render_to_string(TABLE_FRAGMENT, context, self.request)
 
 
-def _reconnect_after() -> int:
+def _reconnect_after(failures: int = 0, meetings: int = 1) -> int:
     """Milliseconds the browser waits before reconnecting once the stream ended (push failed; the
-    page polls meanwhile): a second or a few, spread so that the pages of a restarted push server
-    do not all come back at once, and never more than one poll interval."""
+    page polls meanwhile), spread so that the pages of a restarted push server do not all come
+    back at once. At first a second or a few, never more than one poll interval; after `failures`
+    failed streams in a row, up to RECONNECT_WITHIN x 2^(failures - 1) s, at most
+    RECONNECT_AT_MOST s, or as long as keeps a page of `meetings` meetings to half the agent's
+    lookup limit with its attempts."""
+    spread = secrets.SystemRandom()
     longest = min(settings.CONNVO_POLL_INTERVAL, RECONNECT_WITHIN) * 1000
-    return secrets.SystemRandom().randint(min(1000, longest), longest)
+    if failures <= 1:
+        return spread.randint(min(1000, longest), longest)
+    half_the_limit = max(1, settings.CONNVO_LOOKUPS_PER_MINUTE / 2)
+    at_most = max(RECONNECT_AT_MOST, math.ceil(60 * meetings / half_the_limit))
+    wait = min(at_most, RECONNECT_WITHIN * 2 ** min(failures - 1, 16)) * 1000
+    return spread.randint(wait // 2, wait)
 
 
 def _let_go_of_the_database() -> None:

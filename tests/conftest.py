@@ -18,8 +18,9 @@ from unittest import mock
 import pytest
 import time_machine
 from django.contrib.auth.models import Group, Permission, User
+from django.core.cache import cache
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
-from django.test import Client
+from django.test import AsyncClient, Client
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -285,6 +286,22 @@ def agent_client(agent) -> Client:
     client = Client()
     client.force_login(agent)
     return client
+
+
+@pytest.fixture
+def async_agent(agent) -> AsyncClient:
+    client = AsyncClient()
+    client.force_login(agent)
+    return client
+
+
+@pytest.fixture
+def push_on(settings):
+    """Pages live by push, on every deployment (tests/test_push_*.py)."""
+    settings.CONNVO_PUSH = True
+    settings.CONNVO_POLLING_ONLY_DEPLOYMENTS = []
+    cache.clear()  # the lookup limit's counters
+    return settings
 
 
 @pytest.fixture

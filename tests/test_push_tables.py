@@ -5,7 +5,6 @@ stream is, and sealed when it ends; opening a stream counted against the lookup 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import html
 import re
@@ -13,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
 from django.db.models import F
 from django.test import AsyncClient
 from django.urls import reverse
@@ -24,29 +22,14 @@ from audit.models import AuditEntry, Span, Via
 from meetings.models import WatchedMeeting
 from meetings.views import push
 from tests.conftest import run_async
-from tests.test_push_view import parse
+from tests.push_streams import OPENED, close_streams, follow
 
 # The streams do their database work in the push worker's own threads (meetings/views/push.py),
 # which see only what is committed.
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("push_database_threads"),
+    pytest.mark.usefixtures("push_on", "push_database_threads"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def push_on(settings):
-    settings.CONNVO_PUSH = True
-    settings.CONNVO_POLLING_ONLY_DEPLOYMENTS = []
-    cache.clear()  # the lookup limit's counters
-    return settings
-
-
-@pytest.fixture
-def async_agent(agent) -> AsyncClient:
-    client = AsyncClient()
-    client.force_login(agent)
-    return client
 
 
 LABELS = ("standup", "planning", "retro")
@@ -66,9 +49,6 @@ def stream_of(page: str) -> tuple[str, str]:
     return url, re.search(r"[?&]span=([A-Za-z0-9_-]+)", url).group(1)
 
 
-OPENED: list = []
-
-
 @pytest.fixture(autouse=True)
 def streams_kept(monkeypatch):
     """Each stream the views open, so that a test can close it as the push server does when the
@@ -83,43 +63,6 @@ def streams_kept(monkeypatch):
     monkeypatch.setattr(push._Stream, "events", kept)
     yield
     OPENED.clear()
-
-
-async def close_streams() -> None:
-    while OPENED:
-        await OPENED.pop().aclose()
-
-
-def follow(client: AsyncClient, url: str, *steps, until=None):
-    """Open the stream; run each step (in a thread: it may change the fake), then read the next
-    named event; after the last step, read until an event satisfies `until` (or the stream says
-    fallback or end). Returns those events; then the page goes away (the stream is closed)."""
-
-    async def run():
-        response = await client.get(url)
-        assert response.status_code == 200
-        events, buffer = [], ""
-        async with contextlib.aclosing(aiter(response)) as content:
-            for number, step in enumerate(steps, start=1):
-                # A step may name what it waits for: (action, predicate).
-                step, wanted = step if isinstance(step, tuple) else (step, None)
-                await asyncio.to_thread(step)
-                if wanted is None:
-                    wanted = until if until and number == len(steps) else lambda name, data: True
-                while True:
-                    while "\n\n" not in buffer:
-                        buffer += (await anext(content)).decode()
-                    block, buffer = buffer.split("\n\n", 1)
-                    name, data = parse(block)
-                    if name in ("retry", "comment"):
-                        continue
-                    if wanted(name, data) or name in ("fallback", "end"):
-                        events.append((name, data))
-                        break
-        await close_streams()
-        return events
-
-    return run_async(run())
 
 
 def row_in(fragment: str, fake, label: str) -> str:

@@ -22,20 +22,14 @@ from audit.models import AuditEntry, Span
 from meetings import connvo, sync
 from meetings.deployments import get_deployment
 from tests.conftest import run_async
+from tests.push_streams import follow, parse
 
 # The stream does its database work in the push worker's own threads (meetings/views/push.py),
 # which see only what is committed.
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("push_database_threads"),
+    pytest.mark.usefixtures("push_on", "push_database_threads"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def push_on(settings):
-    settings.CONNVO_PUSH = True
-    settings.CONNVO_POLLING_ONLY_DEPLOYMENTS = []
-    return settings
 
 
 def stream_url(fake, label: str = "standup", span: str = "") -> str:
@@ -107,28 +101,6 @@ def read_events(client: AsyncClient, url: str, count: int, headers=None):
         return response, events
 
     return run_async(run())
-
-
-def parse(block: str) -> tuple[str, str]:
-    if block.startswith(":"):
-        return ("comment", block[1:].strip())
-    name, data = "message", []
-    for line in block.split("\n"):
-        field, _, value = line.partition(": ")
-        if field == "event":
-            name = value
-        elif field == "data":
-            data.append(value)
-        elif field == "retry":
-            name, data = "retry", [value]
-    return name, "\n".join(data)
-
-
-@pytest.fixture
-def async_agent(agent) -> AsyncClient:
-    client = AsyncClient()
-    client.force_login(agent)
-    return client
 
 
 def page_span(client, fake) -> str:
@@ -410,30 +382,6 @@ def test_polling_only_deployment_page_has_no_stream(
 
 
 # --- Against the fake's sync WebSocket (the real subscription) ---------------------------------
-
-
-def follow(client: AsyncClient, url: str, *steps):
-    """Open the stream; before reading each next named event, run the step (in a thread: it may
-    change the fake). Returns the named events read, one per step."""
-
-    async def run():
-        response = await client.get(url)
-        assert response.status_code == 200
-        events, buffer = [], ""
-        async with contextlib.aclosing(aiter(response)) as content:
-            for step in steps:
-                await asyncio.to_thread(step)
-                while True:
-                    while "\n\n" not in buffer:
-                        buffer += (await anext(content)).decode()
-                    block, buffer = buffer.split("\n\n", 1)
-                    name, data = parse(block)
-                    if name not in ("retry", "comment"):
-                        events.append((name, data))
-                        break
-        return events
-
-    return run_async(run())
 
 
 def test_a_change_at_connvo_is_pushed_recorded_and_sent(

@@ -503,9 +503,8 @@ class StaffSummary:
     lookups: int
     refreshes: int
     not_visible: int
-    first_at: (
-        datetime | None
-    )  # their first and last entry of any kind, or call of a page still open
+    # Their first and last entry of any kind, or call of a page still open.
+    first_at: datetime | None
     last_at: datetime | None
     meetings: int  # distinct meetings among their newest MEETINGS_SAMPLE lookups
     meetings_sampled: bool

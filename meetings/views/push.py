@@ -55,6 +55,7 @@ from ..lookups import (
     subscription_token,
 )
 from ..models import WatchedMeeting
+from ..ratelimit import WINDOW_SECONDS
 from .access import agent_view, asks_before_looking_up
 from .tables import _as_text, _rows_in, _settled_rows, _watch_list_key, table_url, watching_url
 
@@ -480,22 +481,23 @@ class _Table(_Stream):
         self.settled = _settled_rows(query.get("done", ""), len(wanted))
         # The groups the page shows for its other rows, then each row's latest as it is sent.
         self.groups = _rows_in(query.get("known", ""), len(wanted))
-        self.followed = []
+        # Each followed row's deployment and meeting ID, by its index.
+        self.followed: dict[int, tuple[Deployment, str]] = {}
         for index, item in enumerate(wanted):
             try:
                 meeting_id = parse_meeting_id(item.meeting_ref)
             except InvalidMeetingId:
                 continue  # the page shows why; nothing to follow
             if index not in self.settled:
-                self.followed.append((index, deployments()[item.deployment], meeting_id))
+                self.followed[index] = (deployments()[item.deployment], meeting_id)
         self.rows: dict[int, triage.Row] = {}  # each followed row's latest answer
         self.sent: dict[int, str] = {}  # the fingerprint of each row as last sent
         self.first = True
 
-    def subscriptions(self) -> int:
+    def subscriptions(self) -> list[tuple[str, str]]:
         if self.outdated:
             raise sync.PushUnavailable("The watch list changed since the page was drawn.")
-        return [(deployment.name, meeting_id) for _, deployment, meeting_id in self.followed]
+        return [(deployment.name, meeting_id) for deployment, meeting_id in self.followed.values()]
 
     async def answers(self) -> AsyncIterator[list[tuple[int, connvo.Lookup | LookupFailed]]]:
         """Each time some rows have answers: those answers, in the order they came. Raises the
@@ -523,7 +525,9 @@ class _Table(_Stream):
             finally:
                 await subscription.aclose()
 
-        tasks = [asyncio.create_task(follow(*row)) for row in self.followed]
+        tasks = [
+            asyncio.create_task(follow(index, *where)) for index, where in self.followed.items()
+        ]
         running = len(tasks)
         try:
             while running:
@@ -554,11 +558,11 @@ class _Table(_Stream):
     ) -> tuple[list[str], bool]:
         changed = {}
         for index, result in answers:
-            item = self.wanted[index]
+            deployment, meeting_id = self.followed[index]
             answer = record_pushed(
                 origin=self.origin,
-                deployment=deployments()[item.deployment],
-                meeting_id=parse_meeting_id(item.meeting_ref),
+                deployment=deployment,
+                meeting_id=meeting_id,
                 result=result,
                 span=self.span,
                 polls_every=self._hold_every(),
@@ -627,7 +631,7 @@ def _reconnect_after(failures: int = 0, meetings: int = 1) -> int:
     if failures <= 1:
         return spread.randint(min(1000, longest), longest)
     half_the_limit = max(1, settings.CONNVO_LOOKUPS_PER_MINUTE / 2)
-    at_most = max(RECONNECT_AT_MOST, math.ceil(60 * meetings / half_the_limit))
+    at_most = max(RECONNECT_AT_MOST, math.ceil(WINDOW_SECONDS * meetings / half_the_limit))
     wait = min(at_most, RECONNECT_WITHIN * 2 ** min(failures - 1, 16)) * 1000
     return spread.randint(wait // 2, wait)
 

@@ -4,7 +4,6 @@ meeting's page and its live refresh, and the question asked when another site li
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -39,7 +38,7 @@ from .access import (
 )
 from .confirm import confirm_lookup, start_page_response
 from .recent import preferred_deployment, remember_deployment
-from .tables import say_what_was_left_out, table_url
+from .tables import say_what_was_left_out, table_url, with_query
 
 
 def _confirm_start_page(request: HttpRequest) -> HttpResponse:
@@ -155,7 +154,7 @@ def _push_url(context: dict, plan: PollPlan) -> str:
     if not plan.polling or not name or not meeting_id or not push_enabled(name):
         return ""
     url = reverse("meetings:push", kwargs={"deployment_name": name, "meeting_id": meeting_id})
-    return f"{url}?{urlencode({'span': context['span']})}" if context.get("span") else url
+    return with_query(url, span=context.get("span", ""))
 
 
 def _refresh_failed(

@@ -218,7 +218,7 @@ def _live_table(
         "stale_count": stale_count,
         "stale_reasons": stale_reasons,
         "total": len(wanted),
-        "push_url": _with_query(push_to, span=span, done=done, known=known) if pushed else "",
+        "push_url": with_query(push_to, span=span, done=done, known=known) if pushed else "",
     }
     if not refreshing:
         return rows, None
@@ -229,9 +229,12 @@ def _live_table(
     return rows, render(request, "meetings/table.html#refresh", context, status=status)
 
 
-def _with_query(url: str, **values: str) -> str:
-    joiner = "&" if "?" in url else "?"
-    return url + joiner + urlencode({name: value for name, value in values.items() if value})
+def with_query(url: str, **values: str) -> str:
+    """`url` with the non-empty `values` added to its query string."""
+    query = urlencode({name: value for name, value in values.items() if value})
+    if not query:
+        return url
+    return url + ("&" if "?" in url else "?") + query
 
 
 def _confirm_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
@@ -460,7 +463,7 @@ def watching(request: HttpRequest) -> HttpResponse:
             wanted=wanted,
             context=context,
             page_url=watching_url(sort=sort),
-            push_to=_with_query(reverse("meetings:push_watching"), list=key, sort=sort),
+            push_to=with_query(reverse("meetings:push_watching"), list=key, sort=sort),
             sort=sort,
         )
     except AuditUnavailable as exc:

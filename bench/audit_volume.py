@@ -24,7 +24,10 @@ generated secrets), then:
 5. a flood from one source address (X-Forwarded-For from the trusted proxy): CSRF refusals (a POST
    without a token) and sign-ins refused by a lockout (POSTs for a locked username), both with wrk
    at full speed for --flood-seconds, while the pages keep refreshing; the pages' refresh p50
-   before and during, and the chained entries the source added;
+   before and during, and the chained entries the source added. With --nginx, the pages and the
+   flood go through docs/deploy/'s nginx site over HTTPS instead (the deployment docs/deploy.md
+   documents: its per-address limit on forms answers most of the flood itself), the flood from
+   127.0.0.1 and the pages from 127.0.0.3;
 6. the unchanged refresh beside the bare proxy making the same Connvo call, with wrk: one
    connection (p50) and --connections connections (throughput);
 7. runs `audit_seal` (if the console has it) once the flood's minutes are over, and compares the
@@ -32,7 +35,8 @@ generated secrets), then:
    the lookup entries where the console has no spans).
 
 A page-hour is projected as: one page opened (its first look) + 360 refreshes + its final seal.
-Needs wrk (`apt-get install wrk`). Prints figures only; nothing here asserts a time.
+Needs wrk (`apt-get install wrk`), and nginx and openssl for --nginx. Prints figures only;
+nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -44,12 +48,14 @@ import itertools
 import json
 import os
 import re
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,14 +75,18 @@ from bench.live_load import (  # noqa: E402
     push_url,
     sign_in,
 )
+from tests.deploy_templates import NGINX, Nginx, self_signed_certificate  # noqa: E402
 
 # A real page's poll interval (CONNVO_POLL_INTERVAL's default) and the console's default periodic
 # seal of a span (AUDIT_SPAN_SEAL_EVERY), which the bench scales with its own interval.
 REAL_INTERVAL = 10
 REAL_SEAL_EVERY = 600
 REFRESHES_PER_HOUR = 3600 // REAL_INTERVAL
-# The flood's one source, as the trusted proxy forwards it (TEST-NET-2).
+# The flood's one source, as the trusted proxy forwards it (TEST-NET-2); through nginx, the
+# loopback address wrk connects from, while the pages connect from another one.
 FLOOD_SOURCE = "198.51.100.23"
+NGINX_FLOOD_SOURCE = "127.0.0.1"
+NGINX_PAGES_FROM = "127.0.0.3"
 LOCKED_USERNAME = "bench-locked"
 
 # Every audit table and every partition under one (whatever its name).
@@ -115,6 +125,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", default="2", help="GUNICORN_WORKERS (2)")
     parser.add_argument("--threads", default="", help="GUNICORN_THREADS (the conf's)")
     parser.add_argument("--db-prefix", default="bench_audit", help="database name prefix")
+    parser.add_argument(
+        "--nginx",
+        action="store_true",
+        help="pages and flood through docs/deploy/'s nginx site (HTTPS), as deployed",
+    )
     return parser.parse_args()
 
 
@@ -191,14 +206,14 @@ def has_audit_seal() -> bool:
     return "audit_seal" in get_commands()
 
 
-def from_source(after_id: int) -> tuple[int, int]:
-    """Chained entries from the flood's source after `after_id`, and the requests they stand for."""
+def from_source(source: str, after_id: int) -> tuple[int, int]:
+    """Chained entries from `source` after `after_id`, and the requests they stand for."""
     from django.db.models import Sum, Value
     from django.db.models.functions import Coalesce
 
     from audit.models import AuditEntry
 
-    entries = AuditEntry.objects.filter(client_ip=FLOOD_SOURCE, id__gt=after_id)
+    entries = AuditEntry.objects.filter(client_ip=source, id__gt=after_id)
     requests = entries.aggregate(n=Sum(Coalesce("repeats", Value(1))))["n"] or 0
     return entries.count(), requests
 
@@ -207,6 +222,72 @@ def last_entry_id() -> int:
     from audit.models import AuditEntry
 
     return AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+# --- where the pages and the flood come in ------------------------------------------------------
+
+
+@dataclass
+class Entrance:
+    """Gunicorn itself (the bench standing in for the TLS proxy, the flood's source in
+    X-Forwarded-For), or nginx with the documented site in front of it (HTTPS)."""
+
+    port: int
+    scheme: str  # of wrk's URL
+    origin: str  # what a browser on the sign-in page sends as Origin
+    flood_source: str  # the address the console records for the flood
+    flood_headers: dict
+    tls: ssl.SSLContext | None = None
+    pages_from: str | None = None
+    nginx: Nginx | None = None
+
+    def client(self, cookies: dict | None = None, *, pages: bool = True) -> Client:
+        cookies = cookies if cookies is not None else {}
+        return Client(self.port, cookies, tls=self.tls, source=self.pages_from if pages else None)
+
+    def flood_answers(self) -> Counter:
+        """Through nginx: its answers to the flood's POSTs, by status (429: nginx's own)."""
+        if self.nginx is None:
+            return Counter()
+        return Counter(
+            line["status"]
+            for line in self.nginx.access_lines()
+            if line["method"] == "POST" and line["remote_addr"] == self.flood_source
+        )
+
+
+def gunicorn_entrance(console: Server) -> Entrance:
+    return Entrance(
+        port=console.port,
+        scheme="http",
+        origin=f"https://127.0.0.1:{console.port}",
+        flood_source=FLOOD_SOURCE,
+        flood_headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": FLOOD_SOURCE},
+    )
+
+
+@contextlib.contextmanager
+def nginx_entrance(console: Server):
+    directory = Path(tempfile.mkdtemp(prefix="audit_nginx_"))
+    certificate = self_signed_certificate(directory, "console.intranet.example")
+    # No push server in this bench: its upstream is never used (push is off).
+    upstream = f"127.0.0.1:{console.port}"
+    nginx = Nginx(directory, upstream, upstream, certificate)
+    try:
+        nginx.wait_until_serving()
+        yield Entrance(
+            port=nginx.https_port,
+            scheme="https",
+            # nginx passes the Host without its port, as a browser on port 443 would send it.
+            origin="https://127.0.0.1",
+            flood_source=NGINX_FLOOD_SOURCE,
+            flood_headers={},
+            tls=ssl.create_default_context(cafile=str(certificate[0])),
+            pages_from=NGINX_PAGES_FROM,
+            nginx=nginx,
+        )
+    finally:
+        nginx.stop()
 
 
 # --- pages -------------------------------------------------------------------------------------
@@ -235,13 +316,13 @@ def htmx_headers(path: str) -> dict:
     }
 
 
-def open_page(port: int, agent: Client, path: str) -> Page:
-    client = Client(port, cookies=agent.cookies)
+def open_page(client: Client, path: str) -> Page:
+    """Open the meeting page with `client` (which carries its agent's cookies)."""
     status, _, body = client.request("GET", path)
     vals = poller_values(body)
     if status != 200 or not vals:
         raise SystemExit(f"the meeting page did not open with a poller: {status}")
-    return Page(path, agent.cookies, vals, push_url(body))
+    return Page(path, client.cookies, vals, push_url(body))
 
 
 def refresh(client: Client, page: Page) -> tuple:
@@ -260,13 +341,15 @@ def settle_page(client: Client, page: Page) -> None:
             return
 
 
-def refresh_pages(port: int, pages: list[Page], interval: float, seconds: float) -> OpenLoop:
+def refresh_pages(
+    entrance: Entrance, pages: list[Page], interval: float, seconds: float
+) -> OpenLoop:
     """Every page refreshed every `interval` seconds (open loop, round robin: request k refreshes
     page k mod N), each thread on a connection of its own."""
     turn = itertools.count()
 
     def make_call(_index: int):
-        client = Client(port)
+        client = entrance.client()
         return lambda: refresh(client, pages[next(turn) % len(pages)])
 
     return open_loop(make_call, len(pages) / interval, seconds, threads=64)
@@ -335,37 +418,39 @@ def post_script(directory: Path, name: str, body: str) -> Path:
 # --- the flood ---------------------------------------------------------------------------------
 
 
-def lock_out(port: int) -> tuple[dict, str]:
+def lock_out(entrance: Entrance) -> tuple[dict, str]:
     """From the flood's source: fail LOCKED_USERNAME's sign-in until it is locked out; return the
     CSRF cookie and token a locked-out sign-in then posts with."""
     from django.conf import settings
 
-    visitor = Client(port)
-    forwarded = {"X-Forwarded-For": FLOOD_SOURCE}
+    visitor = entrance.client(pages=False)
+    forwarded = entrance.flood_headers
     _, _, page = visitor.request("GET", "/accounts/login/", headers=forwarded)
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
     body = urlencode(
         {"username": LOCKED_USERNAME, "password": "wrong", "csrfmiddlewaretoken": token}
     )
-    headers = forwarded | sign_in_headers(port)
+    headers = forwarded | sign_in_headers(entrance.origin)
     for _ in range(settings.AXES_FAILURE_LIMIT + 1):
         visitor.request("POST", "/accounts/login/", body=body, headers=headers)
     return dict(visitor.cookies), body
 
 
-def sign_in_headers(port: int) -> dict:
+def sign_in_headers(origin: str) -> dict:
     return {
         "Content-Type": "application/x-www-form-urlencoded",
-        "Origin": f"https://127.0.0.1:{port}",
-        "Referer": f"https://127.0.0.1:{port}/accounts/login/",
+        "Origin": origin,
+        "Referer": f"{origin}/accounts/login/",
     }
 
 
-def flood(port: int, seconds: float, connections: int, scratch: Path, locked: tuple) -> dict:
+def flood(
+    entrance: Entrance, seconds: float, connections: int, scratch: Path, locked: tuple
+) -> dict:
     """Both floods at once from the one source, each with wrk at full speed."""
     cookies, locked_body = locked
-    url = f"http://127.0.0.1:{port}/accounts/login/"
-    common = {"X-Forwarded-Proto": "https", "X-Forwarded-For": FLOOD_SOURCE}
+    url = f"{entrance.scheme}://127.0.0.1:{entrance.port}/accounts/login/"
+    common = entrance.flood_headers
     kinds = {
         "CSRF refusals": (
             post_script(scratch, "csrf", "username=someone&password=guess"),
@@ -374,7 +459,7 @@ def flood(port: int, seconds: float, connections: int, scratch: Path, locked: tu
         "locked-out sign-ins": (
             post_script(scratch, "locked", locked_body),
             common
-            | sign_in_headers(port)
+            | sign_in_headers(entrance.origin)
             | {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())},
         ),
     }
@@ -404,8 +489,12 @@ def main() -> None:
     scale = REAL_INTERVAL / args.page_interval
     seal_every = max(10, round(REAL_SEAL_EVERY / scale))
     settings = {"AUDIT_SPAN_SEAL_EVERY": str(seal_every)}
+    if args.nginx and NGINX is None:
+        raise SystemExit("--nginx needs nginx: apt-get install nginx")
     with console_and_proxy(args, name="audit_volume", settings=settings) as servers:
-        run(args, seal_every, *servers)
+        console = servers[2]
+        with nginx_entrance(console) if args.nginx else contextlib.nullcontext() as through_nginx:
+            run(args, seal_every, *servers, through_nginx or gunicorn_entrance(console))
 
 
 def git_revision() -> str:
@@ -421,7 +510,9 @@ def git_revision() -> str:
     return git("rev-parse", "--short", "HEAD") + (" (modified)" if git("status", "-s") else "")
 
 
-def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server) -> None:
+def run(
+    args, seal_every: int, fake, facts: dict, console: Server, proxy: Server, entrance: Entrance
+) -> None:
     from django.db import connection
 
     started = time.monotonic()
@@ -432,7 +523,14 @@ def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server
         f", PostgreSQL, {args.workers} workers, {os.cpu_count()} CPUs\n# uptime: {uptime}\n"
         f"# spans: {'yes' if has_spans else 'no'}; audit_seal: "
         f"{'yes' if has_audit_seal() else 'no'}; AUDIT_SPAN_SEAL_EVERY for the run: "
-        f"{seal_every} s (real pages: {REAL_SEAL_EVERY} s at {REAL_INTERVAL} s a refresh)"
+        f"{seal_every} s (real pages: {REAL_SEAL_EVERY} s at {REAL_INTERVAL} s a refresh)\n"
+        "# pages and flood: "
+        + (
+            f"through nginx (HTTPS, docs/deploy/nginx-site.conf), the flood from "
+            f"{entrance.flood_source}, the pages from {entrance.pages_from}"
+            if entrance.nginx
+            else f"straight at gunicorn, the flood as {entrance.flood_source} (X-Forwarded-For)"
+        )
     )
     agents = [sign_in(console.port, f"agent{i}") for i in range(args.agents)]
     path = f"/meetings/fast/{facts['meeting']}/"
@@ -442,13 +540,15 @@ def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server
     # The page wrk refreshes, opened first: every audit table then has rows (and, once vacuumed,
     # the free-space and visibility maps the first rows of a table bring), so that the steps
     # below measure growth, not a table's first pages.
-    page = open_page(console.port, agents[0], path)
+    page = open_page(Client(console.port, agents[0].cookies), path)
     settle = Client(console.port)
     settle_page(settle, page)
 
     # 1. Open the pages.
     before = audit_storage()
-    pages = [open_page(console.port, agents[i % len(agents)], path) for i in range(args.pages)]
+    pages = [
+        open_page(entrance.client(agents[i % len(agents)].cookies), path) for i in range(args.pages)
+    ]
     opened = audit_storage()
     print(
         f"opened {len(pages)} pages of {len(agents)} agents; the poller sends "
@@ -456,7 +556,7 @@ def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server
     )
 
     # 2. Refresh them.
-    refreshing = refresh_pages(console.port, pages, args.page_interval, args.duration)
+    refreshing = refresh_pages(entrance, pages, args.page_interval, args.duration)
     refreshed = audit_storage()
     answered = sum(n for status, n in refreshing.statuses.items() if status in (200, 204))
 
@@ -465,15 +565,16 @@ def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server
     sealed = audit_storage()
 
     # 5. The flood, while the pages refresh.
-    locked = lock_out(console.port)
+    locked = lock_out(entrance)
     flood_from = last_entry_id()
-    quiet = refresh_pages(console.port, pages, args.page_interval, args.flood_seconds)
+    quiet = refresh_pages(entrance, pages, args.page_interval, args.flood_seconds)
+    answered_before = entrance.flood_answers()
     flood_started = datetime.now(UTC)
     flooded: dict = {}
     flooder = threading.Thread(
         target=lambda: flooded.update(
             flood(
-                console.port,
+                entrance,
                 args.flood_seconds,
                 args.flood_connections,
                 Path(tempfile.mkdtemp(prefix="audit_flood_")),
@@ -482,10 +583,12 @@ def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server
         )
     )
     flooder.start()
-    during = refresh_pages(console.port, pages, args.page_interval, args.flood_seconds)
+    during = refresh_pages(entrance, pages, args.page_interval, args.flood_seconds)
     flooder.join()
+    time.sleep(0.5)  # nginx writes its access log line once a request ends
+    flood_answers = entrance.flood_answers() - answered_before
     flood_ended = datetime.now(UTC)
-    entries_in_flood, _ = from_source(flood_from)
+    entries_in_flood, _ = from_source(entrance.flood_source, flood_from)
 
     # 6. The unchanged refresh beside the bare proxy, with wrk.
     settle_page(settle, page)
@@ -533,7 +636,7 @@ def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server
             check=False,
         )
         sealed_refusals = (output.stdout + output.stderr).strip().splitlines()[-1:]
-    entries_from_source, requests_recorded = from_source(flood_from)
+    entries_from_source, requests_recorded = from_source(entrance.flood_source, flood_from)
     minutes = {
         (flood_started + (flood_ended - flood_started) * k / 10).replace(second=0, microsecond=0)
         for k in range(11)
@@ -563,6 +666,8 @@ def run(args, seal_every: int, fake, facts: dict, console: Server, proxy: Server
         sealed_refusals=sealed_refusals,
         rounds=rounds,
         calls=(calls_at_fake, calls_on_record, counted_how),
+        entrance=entrance,
+        flood_answers=flood_answers,
     )
     print(f"\n(run took {time.monotonic() - started:.0f} s after start-up)")
 
@@ -729,6 +834,12 @@ def report(args, **f) -> None:
         "flood requests answered (wrk) / on record (entries' repeats)",
         f"{sent:,} / {f['requests_recorded']:,}",
     )
+    if f["entrance"].nginx is not None:
+        answers = f["flood_answers"]
+        row(
+            "… answered by nginx itself (its 429) / passed to the console (nginx's access log)",
+            f"{answers[429]:,} / {sum(answers.values()) - answers[429]:,}",
+        )
     if f["sealed_refusals"]:
         print(f"\naudit_seal: {f['sealed_refusals'][0]}")
 

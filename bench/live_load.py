@@ -38,6 +38,7 @@ import os
 import re
 import secrets
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -122,11 +123,15 @@ class Fake:
 
 @dataclass
 class Client:
-    """One keep-alive connection, reopened when the server closes it."""
+    """One keep-alive connection, reopened when the server closes it. Plain HTTP to gunicorn
+    (standing in for the TLS proxy), or HTTPS to nginx with `tls` (the certificate to trust);
+    from `source` (a loopback address) when given."""
 
     port: int
     cookies: dict[str, str] = field(default_factory=dict)
     connection: http.client.HTTPConnection | None = None
+    tls: ssl.SSLContext | None = None
+    source: str | None = None
 
     def request(
         self, method: str, path: str, *, headers: dict | None = None, body: str | None = None
@@ -141,7 +146,7 @@ class Client:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         for attempt in range(2):
             if self.connection is None:
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                self.connection = self.connect()
             try:
                 self.connection.request(method, path, body=body, headers=headers)
                 response = self.connection.getresponse()
@@ -161,6 +166,16 @@ class Client:
                 self.connection = None
             return response.status, dict(response.getheaders()), data
         raise AssertionError("unreachable")
+
+    def connect(self) -> http.client.HTTPConnection:
+        source = (self.source, 0) if self.source else None
+        if self.tls is None:
+            return http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=60, source_address=source
+            )
+        return http.client.HTTPSConnection(
+            "127.0.0.1", self.port, timeout=60, source_address=source, context=self.tls
+        )
 
 
 def sign_in(port: int, username: str) -> Client:

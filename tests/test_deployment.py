@@ -35,7 +35,7 @@ from requests.adapters import HTTPAdapter
 
 from fakeconnvo import FakeConnvo
 from tests.conftest import PASSWORD
-from tests.deploy_templates import render
+from tests.deploy_templates import NGINX, Nginx, self_signed_certificate
 from tests.production import (
     CREATE_AGENT,
     TEST_REDIS,
@@ -46,7 +46,6 @@ from tests.production import (
     production_env,
 )
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
 
 pytestmark = [
@@ -78,7 +77,7 @@ NOT_RECORDED_PAGE = "could not record this lookup in the audit log, so it will n
 NOT_RECORDED = "the lookup could not be recorded"
 
 
-# --- The pieces: a private PostgreSQL, a certificate, nginx -------------------------------------
+# --- The pieces: a private PostgreSQL (the certificate and nginx: tests/deploy_templates.py) ---
 
 
 class PrivatePostgreSQL:
@@ -141,113 +140,6 @@ class PrivatePostgreSQL:
             timeout=60,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "console.pem", directory / "console.key"
-    result = subprocess.run(  # noqa: S603
-        [  # noqa: S607
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{HOST},IP:127.0.0.1",
-            # Python's strict verification wants a key usage on a certificate that is its own CA.
-            "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return cert, key
-
-
-class Nginx:
-    """docs/deploy/nginx-site.conf, rendered with loopback ports and this test's paths, inside a
-    minimal main configuration (Debian's nginx.conf holds the site the same way, in `http`)."""
-
-    def __init__(
-        self, directory: Path, upstream: str, push: str, certificate: tuple[Path, Path]
-    ) -> None:
-        self.dir = directory
-        self.http_port, self.https_port = free_port(), free_port()
-        self.access_log = directory / "access.log"
-        site = render(
-            "nginx-site.conf",
-            {
-                "gunicorn": upstream,
-                "push": push,
-                "http_listen": f"127.0.0.1:{self.http_port}",
-                "http_listen_ipv6": f"[::1]:{self.http_port}",
-                "https_listen": f"127.0.0.1:{self.https_port}",
-                "https_listen_ipv6": f"[::1]:{self.https_port}",
-                "certificate": str(certificate[0]),
-                "certificate_key": str(certificate[1]),
-                "access_log": str(self.access_log),
-            },
-        )
-        (directory / "site.conf").write_text(site)
-        temp = "\n".join(
-            f"    {kind}_temp_path {directory / kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (directory / "nginx.conf").write_text(
-            f"""daemon off;
-{"user root;" if os.geteuid() == 0 else ""}
-worker_processes 1;
-pid {directory / "nginx.pid"};
-error_log {directory / "error.log"} warn;
-events {{ worker_connections 512; }}
-http {{
-{temp}
-    access_log {directory / "other.access.log"};
-    include {directory / "site.conf"};
-}}
-"""
-        )
-        self.process = subprocess.Popen(  # noqa: S603
-            [
-                NGINX,
-                "-p",
-                str(directory),
-                "-c",
-                str(directory / "nginx.conf"),
-                "-e",
-                str(directory / "error.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.https = f"https://127.0.0.1:{self.https_port}"
-        self.http = f"http://127.0.0.1:{self.http_port}"
-
-    def wait_until_serving(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"nginx exited:\n{self.errors()}")
-            try:
-                requests.get(f"{self.http}/healthz", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise AssertionError(f"nginx did not start:\n{self.errors()}")
-
-    def errors(self) -> str:
-        path = self.dir / "error.log"
-        return path.read_text() if path.exists() else ""
-
-    def access_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 @dataclass
@@ -370,7 +262,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         started.append(push)
         gunicorn.wait_until_serving()
         push.wait_until_serving()
-        certificate = self_signed_certificate(directory)
+        certificate = self_signed_certificate(directory, HOST)
         nginx = Nginx(
             directory, f"127.0.0.1:{gunicorn.port}", f"127.0.0.1:{push.port}", certificate
         )

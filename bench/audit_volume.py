@@ -69,6 +69,7 @@ from bench.live_load import (  # noqa: E402
     OpenLoop,
     Server,
     console_and_proxy,
+    group_cpu_seconds,
     open_loop,
     percentile,
     poller_values,
@@ -114,6 +115,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flood-seconds", type=float, default=10)
     parser.add_argument(
         "--flood-connections", type=int, default=2, help="wrk connections per kind of flood (2)"
+    )
+    parser.add_argument(
+        "--flood-nice",
+        type=int,
+        default=0,
+        help="run the flood's wrk at this niceness (0): 19 leaves the servers the CPU the "
+        "flooding client would take on a machine of its own",
     )
     parser.add_argument("--connections", type=int, default=16, help="wrk throughput runs (16)")
     parser.add_argument("--wrk-seconds", type=float, default=10, help="each throughput run (10)")
@@ -206,16 +214,32 @@ def has_audit_seal() -> bool:
     return "audit_seal" in get_commands()
 
 
+def _unauthenticated_from(source: str, after_id: int):
+    """Chained entries after `after_id` from `source` with no one signed in: what the flood can
+    add (through nginx the bench's own refreshes of step 6 come from the same address)."""
+    from audit.models import AuditEntry
+
+    return AuditEntry.objects.filter(client_ip=source, id__gt=after_id, actor__isnull=True)
+
+
 def from_source(source: str, after_id: int) -> tuple[int, int]:
-    """Chained entries from `source` after `after_id`, and the requests they stand for."""
+    """Unauthenticated chained entries from `source` after `after_id`, and the requests they
+    stand for."""
     from django.db.models import Sum, Value
     from django.db.models.functions import Coalesce
 
-    from audit.models import AuditEntry
-
-    entries = AuditEntry.objects.filter(client_ip=source, id__gt=after_id)
+    entries = _unauthenticated_from(source, after_id)
     requests = entries.aggregate(n=Sum(Coalesce("repeats", Value(1))))["n"] or 0
     return entries.count(), requests
+
+
+def source_kinds(source: str, after_id: int) -> list[str]:
+    """What the chained entries from `source` after `after_id` are: action, detail, repeats."""
+    entries = _unauthenticated_from(source, after_id).order_by("id")
+    return [
+        f"{action} ({detail[:40]}){f' x {repeats:,}' if repeats else ''}"
+        for action, detail, repeats in entries.values_list("action", "detail", "repeats")
+    ]
 
 
 def last_entry_id() -> int:
@@ -272,7 +296,8 @@ def nginx_entrance(console: Server):
     certificate = self_signed_certificate(directory, "console.intranet.example")
     # No push server in this bench: its upstream is never used (push is off).
     upstream = f"127.0.0.1:{console.port}"
-    nginx = Nginx(directory, upstream, upstream, certificate)
+    # As Debian's nginx.conf: a worker per CPU.
+    nginx = Nginx(directory, upstream, upstream, certificate, workers="auto")
     try:
         nginx.wait_until_serving()
         yield Entrance(
@@ -382,8 +407,10 @@ def wrk(
     seconds: float,
     headers: dict | None = None,
     script: Path | None = None,
+    nice: int = 0,
 ) -> Wrk:
     command = [
+        *(["nice", "-n", str(nice)] if nice else []),
         "wrk",
         f"-t{min(2, connections)}",
         f"-c{connections}",
@@ -444,9 +471,7 @@ def sign_in_headers(origin: str) -> dict:
     }
 
 
-def flood(
-    entrance: Entrance, seconds: float, connections: int, scratch: Path, locked: tuple
-) -> dict:
+def flood(entrance: Entrance, args: argparse.Namespace, scratch: Path, locked: tuple) -> dict:
     """Both floods at once from the one source, each with wrk at full speed."""
     cookies, locked_body = locked
     url = f"{entrance.scheme}://127.0.0.1:{entrance.port}/accounts/login/"
@@ -468,7 +493,12 @@ def flood(
     def one(name: str) -> None:
         script, headers = kinds[name]
         results[name] = wrk(
-            url, connections=connections, seconds=seconds, headers=headers, script=script
+            url,
+            connections=args.flood_connections,
+            seconds=args.flood_seconds,
+            headers=headers,
+            script=script,
+            nice=args.flood_nice,
         )
 
     threads = [threading.Thread(target=one, args=(name,)) for name in kinds]
@@ -567,7 +597,12 @@ def run(
     # 5. The flood, while the pages refresh.
     locked = lock_out(entrance)
     flood_from = last_entry_id()
+    groups = {"console (gunicorn)": console.process.pid}
+    if entrance.nginx is not None:
+        groups["nginx"] = entrance.nginx.process.pid
+    cpu = [{name: group_cpu_seconds(pid) for name, pid in groups.items()}]
     quiet = refresh_pages(entrance, pages, args.page_interval, args.flood_seconds)
+    cpu.append({name: group_cpu_seconds(pid) for name, pid in groups.items()})
     answered_before = entrance.flood_answers()
     flood_started = datetime.now(UTC)
     flooded: dict = {}
@@ -575,8 +610,7 @@ def run(
         target=lambda: flooded.update(
             flood(
                 entrance,
-                args.flood_seconds,
-                args.flood_connections,
+                args,
                 Path(tempfile.mkdtemp(prefix="audit_flood_")),
                 locked,
             )
@@ -585,6 +619,7 @@ def run(
     flooder.start()
     during = refresh_pages(entrance, pages, args.page_interval, args.flood_seconds)
     flooder.join()
+    cpu.append({name: group_cpu_seconds(pid) for name, pid in groups.items()})
     time.sleep(0.5)  # nginx writes its access log line once a request ends
     flood_answers = entrance.flood_answers() - answered_before
     flood_ended = datetime.now(UTC)
@@ -668,6 +703,10 @@ def run(
         calls=(calls_at_fake, calls_on_record, counted_how),
         entrance=entrance,
         flood_answers=flood_answers,
+        flood_cpu={
+            name: (cpu[1][name] - cpu[0][name], cpu[2][name] - cpu[1][name]) for name in groups
+        },
+        from_source_kinds=source_kinds(entrance.flood_source, flood_from),
     )
     print(f"\n(run took {time.monotonic() - started:.0f} s after start-up)")
 
@@ -834,6 +873,11 @@ def report(args, **f) -> None:
         "flood requests answered (wrk) / on record (entries' repeats)",
         f"{sent:,} / {f['requests_recorded']:,}",
     )
+    row("… what they are", "; ".join(f["from_source_kinds"]))
+    for name, (before, during) in f["flood_cpu"].items():
+        row(f"CPU of {name}, {seconds:g} s before → during", f"{before:.1f} s → {during:.1f} s")
+    if args.flood_nice:
+        row("the flood's wrk ran at niceness", str(args.flood_nice))
     if f["entrance"].nginx is not None:
         answers = f["flood_answers"]
         row(

@@ -103,7 +103,13 @@ class Nginx:
     minimal main configuration (Debian's nginx.conf holds the site the same way, in `http`)."""
 
     def __init__(
-        self, directory: Path, upstream: str, push: str, certificate: tuple[Path, Path]
+        self,
+        directory: Path,
+        upstream: str,
+        push: str,
+        certificate: tuple[Path, Path],
+        *,
+        workers: str = "1",
     ) -> None:
         self.dir = directory
         self.http_port, self.https_port = free_port(), free_port()
@@ -130,7 +136,7 @@ class Nginx:
         (directory / "nginx.conf").write_text(
             f"""daemon off;
 {"user root;" if os.geteuid() == 0 else ""}
-worker_processes 1;
+worker_processes {workers};
 pid {directory / "nginx.pid"};
 error_log {directory / "error.log"} warn;
 events {{ worker_connections 512; }}

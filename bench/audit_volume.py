@@ -69,11 +69,11 @@ from bench.live_load import (  # noqa: E402
     OpenLoop,
     Server,
     console_and_proxy,
-    group_cpu_seconds,
     open_loop,
     percentile,
     poller_values,
     push_url,
+    server_cpu_seconds,
     sign_in,
 )
 from tests.deploy_templates import NGINX, Nginx, self_signed_certificate  # noqa: E402
@@ -600,9 +600,9 @@ def run(
     groups = {"console (gunicorn)": console.process.pid}
     if entrance.nginx is not None:
         groups["nginx"] = entrance.nginx.process.pid
-    cpu = [{name: group_cpu_seconds(pid) for name, pid in groups.items()}]
+    cpu = [{name: server_cpu_seconds(pid) for name, pid in groups.items()}]
     quiet = refresh_pages(entrance, pages, args.page_interval, args.flood_seconds)
-    cpu.append({name: group_cpu_seconds(pid) for name, pid in groups.items()})
+    cpu.append({name: server_cpu_seconds(pid) for name, pid in groups.items()})
     answered_before = entrance.flood_answers()
     flood_started = datetime.now(UTC)
     flooded: dict = {}
@@ -619,7 +619,7 @@ def run(
     flooder.start()
     during = refresh_pages(entrance, pages, args.page_interval, args.flood_seconds)
     flooder.join()
-    cpu.append({name: group_cpu_seconds(pid) for name, pid in groups.items()})
+    cpu.append({name: server_cpu_seconds(pid) for name, pid in groups.items()})
     time.sleep(0.5)  # nginx writes its access log line once a request ends
     flood_answers = entrance.flood_answers() - answered_before
     flood_ended = datetime.now(UTC)

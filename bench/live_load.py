@@ -365,12 +365,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """gunicorn's workers: the processes its master started."""
-        pids = []
-        for status in Path("/proc").glob("[0-9]*/status"):
-            with contextlib.suppress(OSError):
-                if f"PPid:\t{self.process.pid}\n" in status.read_text():
-                    pids.append(int(status.parent.name))
-        return sorted(pids)
+        return child_pids(self.process.pid)
 
     def worker_rss_mb(self) -> list[float]:
         return sorted(process_status(pid).get("rss_mb", 0.0) for pid in self.worker_pids())
@@ -415,19 +410,19 @@ def process_status(pid: int) -> dict[str, float]:
     }
 
 
-def group_cpu_seconds(group: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a process group (a
-    server started with start_new_session: its master and workers), from /proc."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command may hold spaces and parentheses: the fields start after the last ")".
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == group:  # pgrp
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+def child_pids(pid: int) -> list[int]:
+    """The live processes `pid` started (a server master's workers)."""
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            if f"PPid:\t{pid}\n" in status.read_text():
+                pids.append(int(status.parent.name))
+    return sorted(pids)
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """utime + stime of a server's master `pid` and its live workers."""
+    return sum(process_cpu_seconds(one) for one in (pid, *child_pids(pid)))
 
 
 # --- the run -----------------------------------------------------------------------------------

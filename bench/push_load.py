@@ -75,6 +75,7 @@ from bench.audit_volume import (  # noqa: E402
     Page,
     calls_recorded,
     git_revision,
+    gunicorn_entrance,
     htmx_headers,
     open_page,
     refresh,
@@ -409,7 +410,9 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
 
     def open_one(k: int) -> Page:
         agent = agents[(k // len(LIVE_MEETINGS)) % len(agents)]
-        return open_page(console.port, agent, f"/meetings/fast/{world[meetings[k]]}/")
+        return open_page(
+            Client(console.port, agent.cookies), f"/meetings/fast/{world[meetings[k]]}/"
+        )
 
     with ThreadPoolExecutor(8) as pool:
         pages = list(pool.map(open_one, range(args.pages)))
@@ -431,7 +434,7 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
     connections = Connections(console.env["DATABASE_URL"])
     connections.phase = "polling"
     before = usage(console, push, fake)
-    polled = refresh_pages(console.port, pages, args.interval, args.seconds)
+    polled = refresh_pages(gunicorn_entrance(console), pages, args.interval, args.seconds)
     time.sleep(1)  # the last refreshes' answers
     polling = usage(console, push, fake).minus(before)
     polling_rss = workers(console)

@@ -5,9 +5,12 @@ the event loop, not in a thread. `make demo` and the push tests serve the whole 
 on one port (each sync view runs in a thread of its own)."""
 
 import asyncio
+import itertools
 import os
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
+from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
@@ -20,7 +23,13 @@ class OpeningsAtOnce:
     work is bounded by CONNVO_PUSH_DATABASE_THREADS), and a stream closes that connection before
     its first bytes. So when every page of a restarted push server reconnects at once, a worker
     opens `limit` such connections, not one per page, and a reconnect storm cannot exhaust
-    PostgreSQL's max_connections. Other requests (`make demo` serves every page here) pass."""
+    PostgreSQL's max_connections. Other requests (`make demo` serves every page here) pass.
+
+    A stream's thread-sensitive work (Django's signals and middleware, the session and the user
+    read, the connection closed; asgiref's `sync_to_async`) runs on one of `limit` threads the
+    worker's streams share, in turn. Django's own default, a thread for each request that lives as
+    long as the request, would keep a thread idle beside every open stream: a thousand open pages,
+    a thousand threads."""
 
     def __init__(self, app, *, limit: int, streams: str) -> None:
         self.app = app
@@ -28,6 +37,13 @@ class OpeningsAtOnce:
         self.streams = streams
         # One per event loop (a worker has one; tests may run several, one after the other).
         self._gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # Each runs one call at a time on one thread, as a ThreadSensitiveContext's must; started
+        # on first use.
+        self._threads = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-stream-{number}")
+            for number in range(limit)
+        ]
+        self._turn = itertools.count()
 
     def _gate(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -55,8 +71,12 @@ class OpeningsAtOnce:
                 let_go()
             await send(message)
 
+        thread = self._threads[next(self._turn) % self.limit]
         try:
-            await self.app(scope, receive, sending)
+            # Django's ASGI handler enters a ThreadSensitiveContext of its own per request; this
+            # one, entered first and given its executor, is the one its sync work then uses.
+            async with ThreadSensitiveContext(executor=thread):
+                await self.app(scope, receive, sending)
         finally:
             let_go()
 

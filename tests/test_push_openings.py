@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from typing import Any
 
 import pytest
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.urls import reverse
 
 from connvo_admin.asgi import OpeningsAtOnce, application
@@ -22,7 +24,11 @@ class Streams:
     """An ASGI app whose requests each take a moment before their first bytes (as the session and
     user read do), then stay open until `release` is set, as streams do."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, *, sync_work: bool = False) -> None:
+        self.sync_work = sync_work
+        self.threads: set[int] = set()  # where its thread-sensitive work ran
+        self.threads_at_first = 0  # threading.active_count() as the first request came
+        self.threads_while_open = 0
         self.opening = 0
         self.most_opening = 0
         self.open = 0
@@ -33,10 +39,14 @@ class Streams:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.started += 1
         number = self.started
+        if number == 1:
+            self.threads_at_first = threading.active_count()
         self.opening += 1
         self.most_opening = max(self.most_opening, self.opening)
         try:
             await asyncio.sleep(0.005)
+            if self.sync_work:
+                await self.thread_sensitive_work()
             if number <= self.fail_first:
                 raise RuntimeError("the view failed before its first bytes")
         finally:
@@ -44,8 +54,17 @@ class Streams:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
         self.open += 1
+        self.threads_while_open = max(self.threads_while_open, threading.active_count())
         await self.release.wait()
+        if self.sync_work:
+            await self.thread_sensitive_work()  # as Django's handler does at a request's end
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def thread_sensitive_work(self) -> None:
+        """As Django's ASGI handler does for each request: thread-sensitive sync work (its signals,
+        sync middleware) in a ThreadSensitiveContext of its own."""
+        async with ThreadSensitiveContext():
+            self.threads.add(await sync_to_async(threading.get_ident)())
 
 
 def serve(app: Streams, gated: OpeningsAtOnce, paths: list[str]) -> Streams:
@@ -86,6 +105,20 @@ def test_a_stream_that_fails_before_its_first_bytes_gives_its_turn_back():
     serve(app, OpeningsAtOnce(app, limit=2, streams="/live/"), ["/live/x/"] * 12)
     assert app.most_opening == 2
     assert app.open == 7
+
+
+def test_streams_share_a_few_threads_for_their_thread_sensitive_work():
+    """Not a thread per open stream, idle for as long as the stream is open (Django's default):
+    40 open streams, 3 threads."""
+    app = Streams(sync_work=True)
+    serve(app, OpeningsAtOnce(app, limit=3, streams="/live/"), ["/live/x/"] * 40)
+    assert app.open == 40
+    assert len(app.threads) == 3
+    assert app.threads_while_open <= app.threads_at_first + 3
+    # Without the gate, each stream's own context starts a thread of its own.
+    ungated = Streams(sync_work=True)
+    serve(ungated, OpeningsAtOnce(ungated, limit=3, streams="/other/"), ["/live/x/"] * 40)
+    assert len(ungated.threads) > 3
 
 
 def test_other_requests_are_not_held_back():

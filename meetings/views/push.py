@@ -645,10 +645,11 @@ def _let_go_of_the_database() -> None:
 
 
 def _close_request_connection() -> None:
-    """Close the connection of the request's own thread, which the guards and the middleware
-    opened (the session and the user read, the session saved): that thread lives as long as the
-    stream, and its connection must not wait there with it (a thousand open pages would hold a
-    thousand)."""
+    """Close the connection of the thread the request's own sync work ran in, which the guards
+    and the middleware opened (the session and the user read, the session saved): the push
+    server's streams share a few such threads (connvo_admin/asgi.py) for as long as they are open,
+    and a connection must not wait there meanwhile (under Django's default, a thread per request,
+    a thousand open pages would hold a thousand)."""
     if not connection.in_atomic_block:
         connection.close()
 

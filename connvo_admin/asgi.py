@@ -5,7 +5,6 @@ the event loop, not in a thread. `make demo` and the push tests serve the whole 
 on one port (each sync view runs in a thread of its own)."""
 
 import asyncio
-import itertools
 import os
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -26,44 +25,47 @@ class OpeningsAtOnce:
     PostgreSQL's max_connections. Other requests (`make demo` serves every page here) pass.
 
     A stream's thread-sensitive work (Django's signals and middleware, the session and the user
-    read, the connection closed; asgiref's `sync_to_async`) runs on one of `limit` threads the
-    worker's streams share, in turn. Django's own default, a thread for each request that lives as
-    long as the request, would keep a thread idle beside every open stream: a thousand open pages,
-    a thousand threads."""
+    read, the connection closed; asgiref's `sync_to_async`) runs on one of `limit` threads: each
+    opening stream has one to itself, and hands it on with its turn, keeping it for the little
+    work at its end (which then waits for the next opening's calls on that thread, one at a time).
+    Django's own default, a thread for each request that lives as long as the request, would keep
+    a thread idle beside every open stream: a thousand open pages, a thousand threads."""
 
     def __init__(self, app, *, limit: int, streams: str) -> None:
         self.app = app
         self.limit = limit
         self.streams = streams
-        # One per event loop (a worker has one; tests may run several, one after the other).
+        # One gate and its threads per event loop (a worker has one; tests may run several, one
+        # after the other).
         self._gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        # Each runs one call at a time on one thread, as a ThreadSensitiveContext's must; started
-        # on first use.
-        self._threads = [
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-stream-{number}")
-            for number in range(limit)
-        ]
-        self._turn = itertools.count()
 
-    def _gate(self) -> asyncio.Semaphore:
+    def _gate(self) -> tuple[asyncio.Semaphore, list[ThreadPoolExecutor]]:
+        """The loop's turns, and the threads free to take with one (as many)."""
         loop = asyncio.get_running_loop()
         gate = self._gates.get(loop)
         if gate is None:
-            gate = self._gates[loop] = asyncio.Semaphore(self.limit)
+            threads = [
+                # One call at a time on one thread, as a ThreadSensitiveContext's executor must.
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-stream-{number}")
+                for number in range(self.limit)
+            ]
+            gate = self._gates[loop] = (asyncio.Semaphore(self.limit), threads)
         return gate
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.streams):
             await self.app(scope, receive, send)
             return
-        gate = self._gate()
+        gate, free = self._gate()
         await gate.acquire()
+        thread = free.pop()  # there is one for every turn
         holding = True
 
         def let_go() -> None:
             nonlocal holding
             if holding:
                 holding = False
+                free.append(thread)
                 gate.release()
 
         async def sending(message) -> None:
@@ -71,7 +73,6 @@ class OpeningsAtOnce:
                 let_go()
             await send(message)
 
-        thread = self._threads[next(self._turn) % self.limit]
         try:
             # Django's ASGI handler enters a ThreadSensitiveContext of its own per request; this
             # one, entered first and given its executor, is the one its sync work then uses.

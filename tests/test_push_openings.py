@@ -29,6 +29,8 @@ class Streams:
         self.threads: set[int] = set()  # where its thread-sensitive work ran
         self.threads_at_first = 0  # threading.active_count() as the first request came
         self.threads_while_open = 0
+        self.opening_on: dict[int, int] = {}  # stream → its thread, while it is opening
+        self.openings_sharing_a_thread = 0
         self.opening = 0
         self.most_opening = 0
         self.open = 0
@@ -46,11 +48,17 @@ class Streams:
         try:
             await asyncio.sleep(0.005)
             if self.sync_work:
-                await self.thread_sensitive_work()
+                thread = await self.thread_sensitive_work()
+                self.openings_sharing_a_thread += thread in self.opening_on.values()
+                self.opening_on[number] = thread
+                # More of the opening (the session, the user), longer for some: openings end in
+                # another order than they began.
+                await asyncio.sleep(0.003 * (number * 7 % 5))
             if number <= self.fail_first:
                 raise RuntimeError("the view failed before its first bytes")
         finally:
             self.opening -= 1
+            self.opening_on.pop(number, None)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
         self.open += 1
@@ -60,11 +68,13 @@ class Streams:
             await self.thread_sensitive_work()  # as Django's handler does at a request's end
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def thread_sensitive_work(self) -> None:
+    async def thread_sensitive_work(self) -> int:
         """As Django's ASGI handler does for each request: thread-sensitive sync work (its signals,
-        sync middleware) in a ThreadSensitiveContext of its own."""
+        sync middleware) in a ThreadSensitiveContext of its own. Returns the thread it ran on."""
         async with ThreadSensitiveContext():
-            self.threads.add(await sync_to_async(threading.get_ident)())
+            thread = await sync_to_async(threading.get_ident)()
+        self.threads.add(thread)
+        return thread
 
 
 def serve(app: Streams, gated: OpeningsAtOnce, paths: list[str]) -> Streams:
@@ -115,6 +125,8 @@ def test_streams_share_a_few_threads_for_their_thread_sensitive_work():
     assert app.open == 40
     assert len(app.threads) == 3
     assert app.threads_while_open <= app.threads_at_first + 3
+    # An opening stream has its thread to itself: no waiting behind another's session read.
+    assert app.openings_sharing_a_thread == 0
     # Without the gate, each stream's own context starts a thread of its own.
     ungated = Streams(sync_work=True)
     serve(ungated, OpeningsAtOnce(ungated, limit=3, streams="/other/"), ["/live/x/"] * 40)

@@ -8,7 +8,6 @@ import json
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.production import ROOT
+from tests.production import ROOT, free_port
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
@@ -26,16 +25,10 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     tmp_path: Path = tmp_path_factory.mktemp("demo")
-    console, fake, fake_prod = _free_port(), _free_port(), _free_port()
+    console, fake, fake_prod = free_port(), free_port(), free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "connvo_admin.settings",

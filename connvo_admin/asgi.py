@@ -18,11 +18,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
 class OpeningsAtOnce:
     """At most `limit` streams (requests under `streams`) of one worker before their answer's
     first bytes, the rest waiting their turn. That part of a request reads the session and the
-    user in a thread of its own, on a database connection of its own (a stream's own database
-    work is bounded by CONNVO_PUSH_DATABASE_THREADS), and a stream closes that connection before
-    its first bytes. So when every page of a restarted push server reconnects at once, a worker
-    opens `limit` such connections, not one per page, and a reconnect storm cannot exhaust
-    PostgreSQL's max_connections. Other requests (`make demo` serves every page here) pass.
+    user on a database connection of its thread's (below; a stream's own database work is bounded
+    by CONNVO_PUSH_DATABASE_THREADS), and a stream closes that connection before its first bytes.
+    So when every page of a restarted push server reconnects at once, a worker opens `limit` such
+    connections, not one per page, and a reconnect storm cannot exhaust PostgreSQL's
+    max_connections. Other requests (`make demo` serves every page here) pass.
 
     A stream's thread-sensitive work (Django's signals and middleware, the session and the user
     read, the connection closed; asgiref's `sync_to_async`) runs on one of `limit` threads: each

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from datetime import datetime, timedelta, timezone
 
 from audit import chain
@@ -85,3 +86,15 @@ def test_a_key_is_named_by_the_same_id_in_every_release():
     each key rotation. An id computed another way after an upgrade would name no key of
     AUDIT_CHAIN_KEY, and every rotated chain and checkpoint would fail to verify."""
     assert chain.key_id("the current key") == "e7005b49bb3c1215"
+
+
+def test_the_encoding_is_in_utc_whatever_the_local_zone(monkeypatch):
+    """The machines that ran the suite so far keep UTC as their local zone, where local time and
+    UTC are the same; a host in another zone must write (and verify) the same bytes."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        assert chain.canonical_bytes(VALUES, prev_mac="PREV") == V1.encode("utf-8")
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -484,3 +484,132 @@ def test_a_span_with_nothing_unsealed_is_not_due(agent, settings):
     with time_machine.travel(OPENED + timedelta(seconds=50), tick=False):
         assert spans.seal_due() == []
     assert Span.objects.get().sealed_at == OPENED + timedelta(seconds=21)
+
+
+# --- Pushed pages (third run): first looks, holding a page open, sealing a closed stream --------
+
+
+def test_a_first_look_is_a_single_call_of_this_page_and_staff_member_since_then(agent, outsider):
+    """What a page's first push stream does not count again (meetings/lookups.py): the
+    meetings this page's first look counted once, since the limit's window began. Not a
+    meeting refreshed since, another page's, another staff member's, or one looked up before."""
+    long_id, long_name = "9" * 70, "d" * 70
+    with time_machine.travel(OPENED - timedelta(seconds=1), tick=False):
+        count(agent, key("a"), ("dev", "5"))  # before the window
+    with time_machine.travel(OPENED, tick=False):
+        count(agent, key("a"), ("dev", "1"), ("dev", long_id), (long_name, "7"))
+        count(agent, key("a"), ("dev", "2"))
+        count(agent, key("a"), ("dev", "2"))  # refreshed: not a first look any more
+        count(outsider, key("a"), ("dev", "3"))  # the same key, someone else's span
+        count(agent, key("b"), ("dev", "4"))  # another page
+    asked = [("dev", str(n)) for n in range(1, 7)] + [("dev", long_id), (long_name, "7")]
+
+    def looks(span_key: str = key("a"), meetings=asked, actor=agent) -> int:
+        return spans.first_looks(key=span_key, actor_id=actor.pk, meetings=meetings, since=OPENED)
+
+    assert looks() == 3  # dev/1, and the two cut to their columns as they were counted
+    assert looks(meetings=[("dev", "1")]) == 1
+    assert looks(meetings=[("dev", "2"), ("dev", "5"), ("dev", "6")]) == 0
+    assert looks(actor=outsider) == 1
+    assert looks(key("b")) == 1
+    assert looks("") == 0  # no key: no page to have looked
+    assert looks(meetings=[]) == 0
+
+
+def test_a_page_held_open_goes_quiet_its_quiet_for_from_now_at_the_earliest(agent, outsider):
+    with time_machine.travel(OPENED, tick=False):
+        held = count(agent, key("a"), ("dev", "1"), ("dev", "2"), quiet_after=30)
+        others = [
+            count(outsider, key("a"), ("dev", "3"), quiet_after=30),  # the same key, not theirs
+            count(agent, key("b"), ("dev", "4"), quiet_after=30),  # another page
+        ]
+        spans.hold_open(key=key("a"), actor_id=agent.pk, quiet_for=45)
+        assert {s.quiet_after for s in Span.objects.filter(pk__in=held.spans.values())} == {45}
+    with time_machine.travel(OPENED + timedelta(seconds=10, milliseconds=500), tick=False):
+        count(agent, key("a"), ("dev", "2"), quiet_after=30)  # a refresh meanwhile
+        spans.hold_open(key=key("a"), actor_id=agent.pk, quiet_for=45)
+
+    quiet_after = dict(Span.objects.values_list("meeting_id", "quiet_after"))
+    # 10.5 s since its last call (rounded up) + 45; a span just called: 45 from now.
+    assert quiet_after == {"1": 11 + 45, "2": 45, "3": 30, "4": 30}
+    assert [o.key for o in others] == [key("a"), key("b")]
+
+
+def test_a_closed_stream_seals_its_own_spans_finally_at_once(agent, outsider):
+    with time_machine.travel(OPENED, tick=False):
+        closing = count(agent, key("a"), ("dev", "1"), ("dev", "2"), quiet_after=30)
+        answer(closing, ("dev", "1"), ("dev", "2"))
+        spans.seal([closing.spans[("dev", "2")]], final=False)  # nothing left to seal
+        answer(count(outsider, key("a"), ("dev", "3"), quiet_after=30), ("dev", "3"))
+        answer(count(agent, key("b"), ("dev", "4"), quiet_after=30), ("dev", "4"))
+    with time_machine.travel(OPENED + timedelta(milliseconds=1), tick=False):  # closed at once
+        (part,) = spans.seal_closed(key=key("a"), actor_id=agent.pk)
+
+        assert (part.meeting_id, part.calls, part.tally["final"]) == ("1", 1, True)
+        assert spans.seal_closed(key=key("c"), actor_id=agent.pk) == []
+    left = dict(Span.objects.values_list("meeting_id", "quiet_after"))
+    assert left == {"2": 30, "3": 30, "4": 30}
+    assert spans.calls_on_record() == 4
+
+
+def test_spans_are_sealed_in_batches_every_one_of_them(agent, monkeypatch):
+    """`audit_seal` seals SEAL_BATCH spans a transaction (one lock of the chain head each):
+    every span is sealed, and every part returned, however many batches it takes."""
+    monkeypatch.setattr(spans, "SEAL_BATCH", 2)
+    batches = []
+    seal = spans.seal
+
+    def one_batch(span_ids, *, final):
+        batches.append(len(span_ids))
+        return seal(span_ids, final=final)
+
+    monkeypatch.setattr(spans, "seal", one_batch)
+    with time_machine.travel(OPENED, tick=False):
+        for meeting in "12345":
+            answer(count(agent, key("a"), ("dev", meeting)), ("dev", meeting))
+    with time_machine.travel(OPENED + timedelta(minutes=10), tick=False):
+        parts = spans.seal_quiet()
+
+    assert batches == [2, 2, 1]
+    assert sorted(part.meeting_id for part in parts) == list("12345")
+    assert not Span.objects.exists()
+    assert spans.calls_on_record() == 5
+
+
+def test_a_key_not_shaped_like_one_is_replaced_by_a_new_key_each_time(agent):
+    shown = [count(agent, text, ("dev", "1")).key for text in ("", "short", "é" * 22, "x" * 33)]
+
+    assert all(spans.KEY.fullmatch(k) for k in shown)
+    assert len(set(shown)) == 4  # never one shared stand-in key
+    assert spans.usable_key(key("a")) == key("a")
+    assert spans.usable_key("short") == ""
+
+
+def test_holding_a_page_open_reads_its_spans_last_calls_in_one_query(
+    agent, django_assert_num_queries
+):
+    """A pushed table holds its spans open every HOLD_OPEN_EVERY seconds for as long as it is
+    open: one read of the spans (with their last call) and one update, however many rows."""
+    with time_machine.travel(OPENED, tick=False):
+        count(agent, key("a"), *[("dev", str(n)) for n in range(1, 6)], quiet_after=30)
+    with (
+        time_machine.travel(OPENED + timedelta(seconds=5), tick=False),
+        django_assert_num_queries(2),
+    ):
+        spans.hold_open(key=key("a"), actor_id=agent.pk, quiet_for=45)
+    assert set(Span.objects.values_list("quiet_after", flat=True)) == {50}
+
+
+def test_a_connvo_request_id_longer_than_its_column_is_kept_cut_to_it(agent):
+    """Connvo's request ids come from outside: one longer than the span's column is stored cut
+    to its 64 characters (PostgreSQL would refuse it whole, and with it the answer)."""
+    long_request = "r" * 70
+    counted = count(agent, key("a"), ("dev", "1"))
+    answer(counted, ("dev", "1"), request_id=long_request)
+
+    (part,) = spans.seal(counted.spans.values(), final=False)
+
+    assert (part.tally["first_request"], part.tally["last_request"]) == (
+        long_request[:64],
+        long_request[:64],
+    )

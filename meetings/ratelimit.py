@@ -96,20 +96,29 @@ def _redis() -> redis.Redis | None:
     return None if connected is None else connected[0]
 
 
-def _count(key: str) -> int:
+def count_in_window(key: str, seconds: int) -> int:
+    """One more on the shared cache's counter `key`, whose window opens with its first count and
+    closes `seconds` later (the counter then gone); the count now, the same on every worker and
+    host. Raises what the cache raises when it does not answer."""
     connected = _connect()
     if connected is None:
         try:
-            if not cache.add(key, 1, timeout=WINDOW_SECONDS):
+            if not cache.add(key, 1, timeout=seconds):
                 return cache.incr(key)
         except ValueError:
-            # The window closed between add() and incr(): this lookup opens the next one.
-            cache.set(key, 1, timeout=WINDOW_SECONDS)
-        cache.set(_opened_key(key), time.time(), timeout=WINDOW_SECONDS)
+            # The window closed between add() and incr(): this count opens the next one.
+            cache.set(key, 1, timeout=seconds)
         return 1
     # The key is the cache's own (prefix and version), so the cache API reads the same counter.
     _, count = connected
-    return int(count(keys=[cache.make_and_validate_key(key)], args=[WINDOW_SECONDS]))
+    return int(count(keys=[cache.make_and_validate_key(key)], args=[seconds]))
+
+
+def _count(key: str) -> int:
+    count = count_in_window(key, WINDOW_SECONDS)
+    if count == 1 and _connect() is None:
+        cache.set(_opened_key(key), time.time(), timeout=WINDOW_SECONDS)
+    return count
 
 
 def _seconds_left(key: str) -> int:

@@ -196,6 +196,22 @@ def test_with_redis_a_counter_left_without_an_expiry_gets_one(agent, redis_cache
     assert 0 < ratelimit._redis().ttl(key) <= ratelimit.WINDOW_SECONDS
 
 
+@pytest.mark.parametrize("cache_kind", ["locmem", "redis"])
+def test_a_counter_in_a_window_of_its_own_length(cache_kind, request, settings):
+    """ratelimit.count_in_window also counts a push page's failed streams (FAILURES_KEPT, a
+    quarter of an hour): counted in the shared cache, in the window it was given."""
+    if cache_kind == "redis":
+        request.getfixturevalue("redis_cache")
+    cache.delete("failures-of-a-page")
+
+    assert [ratelimit.count_in_window("failures-of-a-page", 900) for _ in range(3)] == [1, 2, 3]
+    if cache_kind == "redis":
+        ttl = ratelimit._redis().ttl(cache.make_and_validate_key("failures-of-a-page"))
+        assert ratelimit.WINDOW_SECONDS < ttl <= 900
+    cache.delete("failures-of-a-page")
+    assert ratelimit.count_in_window("failures-of-a-page", 900) == 1
+
+
 def test_the_console_cache_reuses_one_redis_client_and_reads_what_it_wrote(redis_cache):
     from django.core.cache import caches
 

@@ -55,7 +55,7 @@ from ..lookups import (
     subscription_token,
 )
 from ..models import WatchedMeeting
-from ..ratelimit import WINDOW_SECONDS
+from ..ratelimit import WINDOW_SECONDS, count_in_window
 from .access import agent_view, asks_before_looking_up
 from .tables import _as_text, _rows_in, _settled_rows, _watch_list_key, table_url, watching_url
 
@@ -319,11 +319,8 @@ class _Stream:
     def _failure_counted(self) -> int:
         """One more failed stream of the page in a row; how many now (1 when the cache does
         not answer: the page then tries again soon, as after a first failure)."""
-        key = self._failures_key()
         try:
-            if cache.add(key, 1, timeout=FAILURES_KEPT):
-                return 1
-            return cache.incr(key)
+            return count_in_window(self._failures_key(), FAILURES_KEPT)
         except Exception:
             logger.exception("the failed streams of %s's page could not be counted", self.who)
             return 1

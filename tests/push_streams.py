@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from html.parser import HTMLParser
 
 from django.test import AsyncClient
 
@@ -19,6 +20,46 @@ OPENED: list = []
 async def close_streams() -> None:
     while OPENED:
         await OPENED.pop().aclose()
+
+
+class _TopLevel(HTMLParser):
+    """The elements at the top of a fragment (those in a top-level <template> included: htmx
+    swaps those out of band too), each as (tag, attributes)."""
+
+    VOID = {"br", "hr", "img", "input", "meta", "link", "wbr", "source", "col", "area"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.in_template = False
+        self.found: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if self.depth == 0 and tag == "template":
+            self.in_template = True
+            return
+        if self.depth == 0:
+            self.found.append((tag, dict(attrs)))
+        if tag not in self.VOID:
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if self.depth == 0 and tag == "template":
+            self.in_template = False
+        elif tag not in self.VOID:
+            self.depth -= 1
+
+
+def not_out_of_band(fragment: str) -> list[str]:
+    """The top-level elements of a pushed fragment that are not swapped out of band. The page's
+    #live-stream takes the event with hx-swap="none": such an element would be dropped."""
+    parser = _TopLevel()
+    parser.feed(fragment)
+    return [
+        f"<{tag} id={attrs.get('id')!r}>"
+        for tag, attrs in parser.found
+        if "hx-swap-oob" not in attrs
+    ]
 
 
 def parse(block: str) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from audit.models import AuditEntry, Span, Via
 from meetings.models import WatchedMeeting
 from meetings.views import push
 from tests.conftest import run_async
-from tests.push_streams import OPENED, close_streams, follow
+from tests.push_streams import OPENED, close_streams, follow, not_out_of_band
 
 # The streams do their database work in the push worker's own threads (meetings/views/push.py),
 # which see only what is committed.
@@ -103,8 +103,10 @@ def test_table_connects_to_one_stream_and_says_it_polls_until_it_is_pushed(
     url, key = stream_of(page)
     assert url.startswith(f"/live/table/dev/?ids={ids}&")
     assert Span.objects.filter(key=key).count() == len(LABELS)
+    stream = re.search(r'<section class="triage".*?<div id="live-stream"[^>]*>', page, re.S)
+    assert stream.group(0).endswith('<div id="live-stream" sse-swap="rows" hx-swap="none" hidden>')
     poller = re.search(r'<div id="live-poller"[^>]*>', page).group(0)
-    assert "hx-trigger=" in poller and 'sse-swap="rows"' in poller and 'data-mode="poll"' in poller
+    assert "hx-trigger=" in poller and "sse-swap" not in poller and 'data-mode="poll"' in poller
     assert "Live (polling every 10 s)" in page
 
 
@@ -148,7 +150,9 @@ def test_a_change_at_connvo_is_pushed_to_its_row_recorded_in_the_rows_span_and_s
     fragment = events[0][1]
     poller = re.search(r'<div id="live-poller"[^>]*>', fragment).group(0)
     assert "hx-get" not in poller and "hx-trigger" not in poller
-    assert 'sse-swap="rows"' in poller and 'data-mode="push"' in poller
+    assert 'hx-swap-oob="outerHTML"' in poller and 'data-mode="push"' in poller
+    # The page's #live-stream takes the event and swaps nothing itself: all of it is out of band.
+    assert not_out_of_band(fragment) == [] and not_out_of_band(events[-1][1]) == []
     assert ">Live</strong>" in fragment and "polling every" not in fragment
     # The row is the polling refresh's own, swapped out of band.
     assert 'hx-swap-oob="true"' in row_in(events[-1][1], fake_connvo, "planning")

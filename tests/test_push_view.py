@@ -22,7 +22,7 @@ from audit.models import AuditEntry, Span
 from meetings import connvo, sync
 from meetings.deployments import get_deployment
 from tests.conftest import run_async
-from tests.push_streams import follow, parse
+from tests.push_streams import follow, not_out_of_band, parse
 
 # The stream does its database work in the push worker's own threads (meetings/views/push.py),
 # which see only what is committed.
@@ -218,7 +218,9 @@ def test_fragment_is_the_pages_own_with_polling_off(
     fragment = events[1][1]
     poller = re.search(r'<div id="live-poller"[^>]*>', fragment).group(0)
     assert "hx-get" not in poller and "hx-trigger" not in poller
-    assert 'sse-swap="metrics"' in poller
+    # The page's #live-stream takes the event and swaps nothing itself: all of it is out of band.
+    assert 'hx-swap-oob="outerHTML"' in poller and "sse-swap" not in poller
+    assert not_out_of_band(fragment) == []
     assert 'data-mode="push"' in poller
     assert f'data-span="{key}"' in poller
     # Its links and its fallback refresh go to the meeting page, not to the stream.
@@ -325,7 +327,9 @@ def test_ended_meeting_sends_its_last_fragment_and_ends_the_stream(
 
     assert [name for name, _ in events] == ["retry", "metrics", "end"]
     assert "live updates have stopped" in events[1][1]
-    assert "sse-swap" not in events[1][1]
+    poller = re.search(r'<div id="live-poller"[^>]*>', events[1][1]).group(0)
+    assert "hx-get" not in poller and 'hx-swap-oob="outerHTML"' in poller
+    assert not_out_of_band(events[1][1]) == []
     assert scripted.closed
 
 
@@ -365,8 +369,11 @@ def test_page_connects_to_its_stream_and_says_it_polls_until_it_is_pushed(
     ).content.decode()
     section = re.search(r'<section id="metrics"[^>]*>', html).group(0)
     assert 'hx-ext="sse"' in section and 'sse-close="end"' in section
+    # One element takes the stream's events, in the section, and no swap replaces it.
+    stream = re.search(r'<section id="metrics".*?<div id="live-stream"[^>]*>', html, re.S).group(0)
+    assert stream.endswith('<div id="live-stream" sse-swap="metrics" hx-swap="none" hidden>')
     poller = re.search(r'<div id="live-poller"[^>]*>', html).group(0)
-    assert "hx-trigger=" in poller and 'sse-swap="metrics"' in poller
+    assert "hx-trigger=" in poller and "sse-swap" not in poller and "hx-swap-oob" not in poller
     assert "Live (polling every 10 s)" in html
 
 

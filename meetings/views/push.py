@@ -77,11 +77,6 @@ RECONNECT_AT_MOST = 60
 FAILURES_KEPT = 15 * 60
 # Seconds between holds of an open stream's spans (at the latest: a heartbeat later).
 HOLD_OPEN_EVERY = 60
-# Seconds at least between two events of one stream. htmx swaps a fragment's new elements in at
-# once but sets them up (the SSE extension's listener on the new poller among them) only when the
-# swap settles, 20 ms later or more on a busy page: an event arriving meanwhile found no listener
-# and was lost, and the page kept showing the value before it.
-EVENT_GAP = 0.25
 
 # Every stream's database work (its opening, the agent's token, recording each pushed answer
 # before it is sent, holding its spans open, sealing them at the end) runs in these few threads,
@@ -227,7 +222,6 @@ class _Stream:
         self.origin = origin
         self.span = span
         self.held_at = 0.0  # time.monotonic() of the last hold of the spans
-        self.sent_at = float("-inf")  # the event loop's time of the last event sent
         self.meetings = 0  # how many meetings the stream follows
         self.answered = False  # whether it has brought the page an answer
 
@@ -273,8 +267,9 @@ class _Stream:
                 if not self.answered:
                     self.answered = True
                     await _in_database_thread(self._failures_forgotten)()
+                # One after the other, however close: the page takes them all on #live-stream,
+                # which no swap replaces (templates/meetings/meeting_detail.html).
                 for event in events:
-                    await self._paced()
                     yield event
                 if not going_on:
                     return
@@ -296,14 +291,6 @@ class _Stream:
             if answers is not None:
                 await answers.aclose()
             await _in_database_thread(self._close)()
-
-    async def _paced(self) -> None:
-        """Wait until EVENT_GAP has passed since this stream's last event."""
-        loop = asyncio.get_running_loop()
-        wait = self.sent_at + EVENT_GAP - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self.sent_at = loop.time()
 
     def _open(self) -> None:
         """Count the stream's subscriptions against the agent's lookup limit (raising

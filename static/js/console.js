@@ -187,12 +187,13 @@
 
   // --- Live by push, polling as the fallback -----------------------------------------------------
   // With push on, #metrics holds a Server-Sent Events stream (htmx's SSE extension): each change
-  // comes as a fragment whose poller does not poll. When the stream fails (the server says
-  // "fallback", or the connection drops) the page asks for the polling fragment at once, and
-  // polls; the extension (or the browser) reconnects, and the stream's next fragment puts the
-  // page back on push. While the stream delivers, a polling fragment that also listens to it
-  // (sse-swap) does not poll: the stream brings each change. The same for a meeting page, a
-  // triage table and the watch list: a table's poller adds what its rows show (data-refresh-vals).
+  // comes as a fragment whose poller does not poll, taken by #live-stream (never replaced, so no
+  // event is lost while a swap settles) and swapped out of band. When the stream fails (the
+  // server says "fallback", or the connection drops) the page asks for the polling fragment at
+  // once, and polls; the extension (or the browser) reconnects, and the stream's next fragment
+  // puts the page back on push. While the stream delivers, the poller does not poll: the stream
+  // brings each change. The same for a meeting page, a triage table and the watch list: a
+  // table's poller adds what its rows show (data-refresh-vals).
   var pushOpen = false;
   function fallBackToPolling() {
     pushOpen = false;
@@ -225,7 +226,7 @@
 
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (event.detail.elt.id !== "live-poller") { return; }
-    var pushing = pushOpen && event.detail.elt.hasAttribute("sse-swap");
+    var pushing = pushOpen && !!document.getElementById("live-stream");
     // A person's own "Refresh now" goes through; the poll timer waits out a busy console's
     // Retry-After as well as a pause or a hidden tab, and does not run while the page is pushed.
     if (!forced && (pushing || paused || document.hidden || Date.now() < holdUntil)) { event.preventDefault(); }
@@ -363,7 +364,8 @@
     return texts;
   }
   function noteRowsBefore(event) {
-    if (event.detail.elt.id === "live-poller" && document.querySelector(".triage__row")) {
+    var id = event.detail.elt.id;
+    if ((id === "live-poller" || id === "live-stream") && document.querySelector(".triage__row")) {
       rowsBefore = cellTexts();
     }
   }

@@ -68,6 +68,7 @@ from bench.live_load import (  # noqa: E402
     Client,
     OpenLoop,
     Server,
+    calls_recorded,
     console_and_proxy,
     open_loop,
     percentile,
@@ -173,15 +174,6 @@ def audit_storage() -> Storage:
         cursor.execute(AUDIT_RELATIONS)
         tables = {name: size for name, _, size in cursor.fetchall()}
     return Storage(raw, sum(tables.values()), AuditEntry.objects.count(), tables)
-
-
-def calls_recorded() -> tuple[int, str]:
-    """The Connvo calls the audit log has on record, and how they were counted."""
-    if _has("audit.spans") and hasattr(_spans(), "calls_on_record"):
-        return _spans().calls_on_record(), "audit.spans.calls_on_record()"
-    from audit.models import Action, AuditEntry
-
-    return AuditEntry.objects.filter(action=Action.LOOKUP).count(), "audit entries of lookups"
 
 
 def _has(module: str) -> bool:

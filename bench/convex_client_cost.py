@@ -10,6 +10,7 @@ the GIL while it waits for the network. Prints figures; asserts nothing.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import os
@@ -145,7 +146,11 @@ def blocking_wait_holds_the_gil(fake: Fake, seconds: int = 2) -> None:
 
 
 def main() -> int:
-    counts = [int(arg) for arg in sys.argv[1:]] or [50, 200]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "counts", nargs="*", type=int, default=[50, 200], help="clients at a time (50 200)"
+    )
+    counts = parser.parse_args().counts
     fake = Fake()
     try:
         print(f"convex client against {fake.url} (fake in pid {fake.process.pid})")

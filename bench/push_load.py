@@ -73,7 +73,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.audit_volume import (  # noqa: E402
     Page,
-    calls_recorded,
     git_revision,
     gunicorn_entrance,
     htmx_headers,
@@ -84,6 +83,7 @@ from bench.audit_volume import (  # noqa: E402
 from bench.live_load import (  # noqa: E402
     Client,
     Server,
+    calls_recorded,
     console_and_proxy,
     percentile,
     process_cpu_seconds,

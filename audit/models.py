@@ -274,7 +274,10 @@ class ActivityHour(models.Model):
     via = models.CharField(max_length=16, blank=True)
     deployment = models.CharField(max_length=64, blank=True)
     outcome = models.CharField(max_length=32, blank=True)
-    entries = models.PositiveIntegerField()
+    # Sums of records' calls (each up to 2**31 - 1, as `AuditEntry.calls`), here and in the
+    # other summaries: bigints, so that no sum of any records can overflow (a tampered record
+    # included: the auditor's pages must still open to show it).
+    entries = models.PositiveBigIntegerField()
 
     class Meta:
         constraints = [
@@ -305,31 +308,31 @@ class ActivityDay(models.Model):
     via = models.CharField(max_length=16, blank=True)
     deployment = models.CharField(max_length=64, blank=True)
     outcome = models.CharField(max_length=32, blank=True)
-    entries = models.PositiveIntegerField(default=0)
-    h00 = models.PositiveIntegerField(default=0)
-    h01 = models.PositiveIntegerField(default=0)
-    h02 = models.PositiveIntegerField(default=0)
-    h03 = models.PositiveIntegerField(default=0)
-    h04 = models.PositiveIntegerField(default=0)
-    h05 = models.PositiveIntegerField(default=0)
-    h06 = models.PositiveIntegerField(default=0)
-    h07 = models.PositiveIntegerField(default=0)
-    h08 = models.PositiveIntegerField(default=0)
-    h09 = models.PositiveIntegerField(default=0)
-    h10 = models.PositiveIntegerField(default=0)
-    h11 = models.PositiveIntegerField(default=0)
-    h12 = models.PositiveIntegerField(default=0)
-    h13 = models.PositiveIntegerField(default=0)
-    h14 = models.PositiveIntegerField(default=0)
-    h15 = models.PositiveIntegerField(default=0)
-    h16 = models.PositiveIntegerField(default=0)
-    h17 = models.PositiveIntegerField(default=0)
-    h18 = models.PositiveIntegerField(default=0)
-    h19 = models.PositiveIntegerField(default=0)
-    h20 = models.PositiveIntegerField(default=0)
-    h21 = models.PositiveIntegerField(default=0)
-    h22 = models.PositiveIntegerField(default=0)
-    h23 = models.PositiveIntegerField(default=0)
+    entries = models.PositiveBigIntegerField(default=0)
+    h00 = models.PositiveBigIntegerField(default=0)
+    h01 = models.PositiveBigIntegerField(default=0)
+    h02 = models.PositiveBigIntegerField(default=0)
+    h03 = models.PositiveBigIntegerField(default=0)
+    h04 = models.PositiveBigIntegerField(default=0)
+    h05 = models.PositiveBigIntegerField(default=0)
+    h06 = models.PositiveBigIntegerField(default=0)
+    h07 = models.PositiveBigIntegerField(default=0)
+    h08 = models.PositiveBigIntegerField(default=0)
+    h09 = models.PositiveBigIntegerField(default=0)
+    h10 = models.PositiveBigIntegerField(default=0)
+    h11 = models.PositiveBigIntegerField(default=0)
+    h12 = models.PositiveBigIntegerField(default=0)
+    h13 = models.PositiveBigIntegerField(default=0)
+    h14 = models.PositiveBigIntegerField(default=0)
+    h15 = models.PositiveBigIntegerField(default=0)
+    h16 = models.PositiveBigIntegerField(default=0)
+    h17 = models.PositiveBigIntegerField(default=0)
+    h18 = models.PositiveBigIntegerField(default=0)
+    h19 = models.PositiveBigIntegerField(default=0)
+    h20 = models.PositiveBigIntegerField(default=0)
+    h21 = models.PositiveBigIntegerField(default=0)
+    h22 = models.PositiveBigIntegerField(default=0)
+    h23 = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -349,9 +352,9 @@ class StaffDay(models.Model):
 
     day = models.DateField()
     actor_username = models.CharField(max_length=150, blank=True)
-    lookups = models.PositiveIntegerField(default=0)  # not counting live refreshes
-    not_visible = models.PositiveIntegerField(default=0)
-    refreshes = models.PositiveIntegerField(default=0)
+    lookups = models.PositiveBigIntegerField(default=0)  # not counting live refreshes
+    not_visible = models.PositiveBigIntegerField(default=0)
+    refreshes = models.PositiveBigIntegerField(default=0)
     # Bit n set: they made a lookup (refreshes aside) between n:00 and n:59 UTC that day.
     hours = models.PositiveIntegerField(default=0)
 
@@ -374,8 +377,8 @@ class StaffHour(models.Model):
 
     hour = models.DateTimeField()  # the start of the hour, UTC
     actor_username = models.CharField(max_length=150, blank=True)
-    lookups = models.PositiveIntegerField(default=0)
-    not_visible = models.PositiveIntegerField(default=0)
+    lookups = models.PositiveBigIntegerField(default=0)
+    not_visible = models.PositiveBigIntegerField(default=0)
     meetings = models.PositiveIntegerField(default=0)
     # The meetings themselves while the hour is recent (rollup.OPEN_HOURS), so that counting a
     # new batch adds to them instead of reading the hour's entries again; None once closed.

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit import records, rollup
-from audit.models import Action, AuditEntry, Via
+from audit.models import Action, ActivityHour, AuditEntry, StaffDay, Via
 from tests.audit_spans import append_at
 
 MOMENT = datetime(2026, 3, 10, 10, 2, tzinfo=UTC)
@@ -113,3 +113,24 @@ def test_pages_summaries_and_exports_take_any_tally(auditor_client, calls, repea
     # One record a line, whatever the tally holds (`splitlines` also breaks at U+2028 and U+0085).
     lines = [json.loads(line) for line in b"".join(export.streaming_content).decode().splitlines()]
     assert entry.pk in {line["id"] for line in lines}
+
+
+@pytest.mark.django_db
+def test_records_whose_calls_add_up_past_a_32_bit_integer_still_open_the_pages(auditor_client):
+    """Each record's `calls` is at most 2**31 - 1; the summaries add them up per hour, day and
+    staff member. Two such records in one hour (a tampered log, say) overflowed PostgreSQL's
+    integer columns: the audit list, which brings the summaries up to date, answered 503 on
+    every load from then on. The sums are bigints: the pages open and show the whole sum."""
+    largest = 2**31 - 1
+    for via in (Via.TABLE, Via.TABLE, Via.REFRESH, Via.REFRESH):
+        append_at(
+            MOMENT, actor_username="alice", action=Action.LOOKUP, via=via, meeting_id="m1",
+            outcome="found", calls=largest,
+        )  # fmt: skip
+
+    assert auditor_client.get(reverse("audit:list"), {"since": "2026-03-10"}).status_code == 200
+    assert auditor_client.get(reverse("audit:staff", args=["alice"])).status_code == 200
+    hour = ActivityHour.objects.get(hour=MOMENT.replace(minute=0), via=Via.TABLE)
+    assert hour.entries == 2 * largest
+    day = StaffDay.objects.get(actor_username="alice")
+    assert (day.lookups, day.refreshes) == (2 * largest, 2 * largest)

@@ -114,17 +114,23 @@ def _profile(args, FakeConnvo) -> None:
     profiler = cProfile.Profile() if args.cprofile else Profiler(interval=0.0002)
     if args.no_profiler:
         profiler = _NoProfiler()
+    from django.db import connection
+
+    statements = []
     backend = _backend_cpu()
+    wal = _wal_position()
     cpu = time.process_time()
     started = time.perf_counter()
-    profiler.enable() if args.cprofile else profiler.start()
-    for _ in range(args.requests):
-        response = client.get(page, query, headers={"HX-Request": "true"})
-        assert response.status_code == 204, response.status_code
-    profiler.disable() if args.cprofile else profiler.stop()
+    with connection.execute_wrapper(lambda execute, *call: statements.append(1) or execute(*call)):
+        profiler.enable() if args.cprofile else profiler.start()
+        for _ in range(args.requests):
+            response = client.get(page, query, headers={"HX-Request": "true"})
+            assert response.status_code == 204, response.status_code
+        profiler.disable() if args.cprofile else profiler.stop()
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     backend = _backend_cpu() - backend
+    wal = _wal_position() - wal
     if args.no_profiler:
         pass
     elif args.cprofile:
@@ -139,6 +145,11 @@ def _profile(args, FakeConnvo) -> None:
         f"CPU per refresh: this process {cpu / args.requests * 1000:.2f} ms, "
         f"its PostgreSQL backend {backend / args.requests * 1000:.2f} ms"
     )
+    # What the database is sent and writes: SQL statements (BEGIN and COMMIT are not among
+    # them: psycopg sends those itself), and the write-ahead log the server wrote meanwhile
+    # (everything on the server: run it with nothing else writing to PostgreSQL).
+    wal_text = f", write-ahead log {wal / args.requests:.0f} bytes" if wal else ""
+    print(f"per refresh: {len(statements) / args.requests:.2f} SQL statements{wal_text}")
     if args.html and not (args.cprofile or args.no_profiler):
         Path(args.html).write_text(profiler.output_html())
     fake.stop()
@@ -165,6 +176,17 @@ def _backend_cpu() -> float:
         (pid,) = cursor.fetchone()
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wal_position() -> int:
+    """The server's write-ahead log position, in bytes (0 elsewhere)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'")
+        return int(cursor.fetchone()[0])
 
 
 def _delete_prefix() -> None:

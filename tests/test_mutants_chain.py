@@ -381,6 +381,10 @@ def test_a_walk_counts_the_key_rotations_it_read(audit_entry, settings):
 
     assert result.ok, result.message
     assert result.message == "5 entries verified. 2 key rotations."
+    # Without the last key, the walk stops at the rotation to it (`_walk`: its id, not None).
+    settings.AUDIT_CHAIN_KEYS = [KEYS[1], KEYS[0]]
+    second = AuditEntry.objects.filter(action=Action.AUDIT_KEY_ROTATED).order_by("id").last()
+    assert chain.verify().first_bad_id == second.pk
 
 
 def test_a_chain_not_yet_rotated_to_the_first_key_verifies_and_says_so(audit_entry, settings):
@@ -516,6 +520,7 @@ def test_a_walk_from_a_checkpoint_counts_the_log_only_after_a_purge(audit_entry,
 
     assert since.ok, since.message
     assert (whole.entries, since.entries) == (3, 4)
+    assert "purged" not in since.message  # `_walk`'s `or` for `and`: no purge said
 
     purge_old_entries(retention_days=30)
     after_purge = chain.verify_since_checkpoint(checkpoints=[checkpoint])
@@ -530,4 +535,61 @@ def test_a_walks_duration_is_in_milliseconds(monkeypatch):
     """Kills `elapsed_ms`'s mutants (3): the duration `audit_verify` records for the pages."""
     monkeypatch.setattr(chain.time, "monotonic", lambda: 12.3456)
 
-    assert chain.elapsed_ms(12.0) == 346
+    assert chain.elapsed_ms(10.0) == 2346
+
+
+def test_a_log_with_every_entry_deleted_is_named(audit_entry):
+    """Kills `_walk`'s mutants of the message for a log emptied behind the head's back (3): no
+    other test deletes every entry."""
+    entries = [audit_entry() for _ in range(2)]
+    tamper("DELETE FROM audit_auditentry")
+
+    result = chain.verify()
+
+    assert not result.ok
+    assert result.message == f"Every entry up to #{entries[-1].pk} is missing."
+
+
+def test_the_newest_entries_deleted_are_named_from_the_one_the_head_names(audit_entry):
+    """Kills `_walk`'s `broken(None, …)` for the newest entries deleted: the pages link the
+    first bad entry, here the one the head still names."""
+    entries = [audit_entry() for _ in range(4)]
+    tamper("DELETE FROM audit_auditentry WHERE id >= %s", [entries[2].pk])
+
+    result = chain.verify()
+
+    assert not result.ok
+    assert result.first_bad_id == entries[-1].pk
+
+
+def test_a_missing_chain_head_is_named_and_not_witnessed(audit_entry):
+    """Kills the mutants of "The chain head is missing." in `_walk` and `checkpoint_now` (5):
+    `audit_verify` and `audit_checkpoint` print these messages, and no test read them."""
+    audit_entry()
+    tamper("DELETE FROM audit_chainhead")
+
+    assert chain.verify().message == "The chain head is missing."
+    with pytest.raises(chain.CheckpointRefused) as refused:
+        chain.checkpoint_now()
+    assert str(refused.value) == "The chain head is missing."
+
+
+def test_a_witnessed_entry_deleted_after_one_still_there_is_named(audit_entry):
+    """Kills `_walk`'s `break` for `continue` among the checkpoints: the walk stopped at the
+    first witnessed entry it had read, so a newer witnessed entry deleted with the tail (and
+    the head moved back to hide it) passed whenever an older checkpoint was given too, as
+    `audit_verify --checkpoint` gives every line of the file."""
+    entries = [audit_entry() for _ in range(2)]
+    older = chain.checkpoint_now()
+    entries += [audit_entry() for _ in range(2)]
+    newer = chain.checkpoint_now()
+    tamper("DELETE FROM audit_auditentry WHERE id > %s", [entries[1].pk])
+    tamper(
+        "UPDATE audit_chainhead SET last_entry_id = %s, last_mac = %s",
+        [entries[1].pk, entries[1].mac],
+    )
+
+    result = chain.verify(checkpoints=[older, newer])
+
+    assert not result.ok
+    assert result.first_bad_id == entries[3].pk

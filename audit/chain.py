@@ -699,13 +699,14 @@ def _walk(
         )
         return broken(entry_id, message)
 
-    message = f"{checked:,} entries verified."
+    entries = f"{checked:,} {'entry' if checked == 1 else 'entries'}"
+    message = f"{entries} verified."
     if start is not None:
         span = f"#{first_id}\N{EN DASH}#{last_id}" if first_id is not None else "none"
         message = (
             f"The walk started at entry #{start.last_id}, witnessed by the checkpoint of "
             f"{start.when} and verified by an earlier walk (the entries before it were not read "
-            f"this time): {checked:,} entries after it verified ({span})."
+            f"this time): {entries} after it verified ({span})."
         )
     if start is None and purged_through is not None:
         message += f" Entries up to #{purged_through} were purged by audit_purge."

@@ -399,7 +399,7 @@ def test_a_chain_not_yet_rotated_to_the_first_key_verifies_and_says_so(audit_ent
 
     assert result.ok, result.message
     assert result.message == (
-        f"1 entries verified. The chain is still under key {chain.key_id(KEYS[0])}: run "
+        f"1 entry verified. The chain is still under key {chain.key_id(KEYS[0])}: run "
         "audit_rotate_key to move it to the first key of AUDIT_CHAIN_KEY."
     )
 

@@ -571,6 +571,72 @@ def test_concurrent_appends_each_return_their_own_committed_entry():
     assert chain.verify().ok
 
 
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_append_inside_a_transaction_holds_the_chain_head_until_the_transaction_ends():
+    """Two connections append inside transactions of their own (a first look records its entry
+    with its span's seal): the second waits on the head row's lock (`lock_head`'s FOR UPDATE)
+    until the first's transaction ends, then chains after the first's entry. Without the lock
+    both would read the same head, the second's entry would chain to the entry before, and
+    `audit_verify` would name it. Group commit cannot cover this: it only groups the appends of
+    one process made outside a transaction."""
+    record(origin=Origin(user=None, username="before"), action=Action.LOOKUP)
+    first_appended, first_may_commit = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+    backends: dict[str, int] = {}
+
+    def append_in_a_transaction(name: str, *, hold: bool) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backends[name] = cursor.fetchone()[0]
+            with transaction.atomic():
+                chain.append(
+                    actor_username=name, action=Action.LOOKUP, client_ip="10.0.0.7", user_agent="t"
+                )
+                if hold:
+                    first_appended.set()
+                    first_may_commit.wait(30)
+        except BaseException as error:  # reported by the assertion below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=append_in_a_transaction, args=("first",), kwargs={"hold": True})
+    first.start()
+    assert first_appended.wait(30)
+    second = threading.Thread(
+        target=append_in_a_transaction, args=("second",), kwargs={"hold": False}
+    )
+    second.start()
+    # The second's backend comes to wait on a lock, and stays there while the first holds it.
+    waiting = None
+    for _ in range(300):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                [backends.get("second", -1)],
+            )
+            row = cursor.fetchone()
+        waiting = row[0] if row else None
+        if waiting == "Lock" or not second.is_alive():
+            break
+        threading.Event().wait(0.05)
+    assert waiting == "Lock" and second.is_alive()
+    first_may_commit.set()
+    first.join(30)
+    second.join(30)
+
+    assert failures == []
+    result = chain.verify()
+    assert result.ok, result.message
+    assert list(AuditEntry.objects.order_by("id").values_list("actor_username", flat=True)) == [
+        "before",
+        "first",
+        "second",
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_group_append_raises_for_its_caller_and_the_chain_goes_on(monkeypatch):
     def refuse(entries):

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import itertools
 import json
 import os
@@ -70,6 +69,7 @@ from bench.live_load import (  # noqa: E402
     Server,
     calls_recorded,
     console_and_proxy,
+    console_spans,
     open_loop,
     percentile,
     poller_values,
@@ -176,27 +176,18 @@ def audit_storage() -> Storage:
     return Storage(raw, sum(tables.values()), AuditEntry.objects.count(), tables)
 
 
-def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def _spans():
-    from audit import spans
-
-    return spans
-
-
 def seal_open_spans(keys: list[str]) -> int:
     """Seal the pages' open spans once (a part each, as each page's final seal will); how many
     parts. Nothing where the console has no spans."""
-    if not (_has("audit.spans") and hasattr(_spans(), "seal")):
+    spans = console_spans()
+    if not hasattr(spans, "seal"):
         return 0
     from audit.models import Span
 
     ids = list(Span.objects.filter(key__in=keys).values_list("id", flat=True))
     parts = 0
     for start in range(0, len(ids), 100):
-        parts += len(_spans().seal(ids[start : start + 100], final=False))
+        parts += len(spans.seal(ids[start : start + 100], final=False))
     return parts
 
 
@@ -539,7 +530,7 @@ def run(
 
     started = time.monotonic()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()  # noqa: S607
-    has_spans = _has("audit.spans")
+    has_spans = console_spans() is not None
     print(
         f"# audit_volume at {git_revision()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         f", PostgreSQL, {args.workers} workers, {os.cpu_count()} CPUs\n# uptime: {uptime}\n"

@@ -509,15 +509,23 @@ def prepare_console(env: dict[str, str], agents: int, facts: dict) -> None:
         pasted_tokens.store_token(user=user, deployment_name="slow", raw_token=facts["slow_token"])
 
 
+def console_spans():
+    """The console's `audit.spans` module (#22), or None at a commit from before spans (the
+    benches measure such commits side by side with today's)."""
+    if importlib.util.find_spec("audit.spans") is None:
+        return None
+    from audit import spans
+
+    return spans
+
+
 def calls_recorded() -> tuple[int, str]:
     """The Connvo calls the audit log has on record, and how they were counted: the spans'
-    calls where the console has them (#22: a refresh is a count in its page's span, not an
-    entry), else the lookup entries (a commit before spans, measured side by side)."""
-    if importlib.util.find_spec("audit.spans") is not None:
-        from audit import spans
-
-        if hasattr(spans, "calls_on_record"):
-            return spans.calls_on_record(), "audit.spans.calls_on_record()"
+    calls where the console has them (a refresh is a count in its page's span, not an entry),
+    else the lookup entries."""
+    spans = console_spans()
+    if hasattr(spans, "calls_on_record"):
+        return spans.calls_on_record(), "audit.spans.calls_on_record()"
     from audit.models import Action, AuditEntry
 
     return AuditEntry.objects.filter(action=Action.LOOKUP).count(), "audit entries of lookups"

@@ -226,10 +226,9 @@
 
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (event.detail.elt.id !== "live-poller") { return; }
-    var pushing = pushOpen && !!document.getElementById("live-stream");
     // A person's own "Refresh now" goes through; the poll timer waits out a busy console's
     // Retry-After as well as a pause or a hidden tab, and does not run while the page is pushed.
-    if (!forced && (pushing || paused || document.hidden || Date.now() < holdUntil)) { event.preventDefault(); }
+    if (!forced && (pushOpen || paused || document.hidden || Date.now() < holdUntil)) { event.preventDefault(); }
     forced = false;
   });
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -621,7 +622,7 @@ def test_an_append_inside_a_transaction_holds_the_chain_head_until_the_transacti
         waiting = row[0] if row else None
         if waiting == "Lock" or not second.is_alive():
             break
-        threading.Event().wait(0.05)
+        time.sleep(0.05)
     assert waiting == "Lock" and second.is_alive()
     first_may_commit.set()
     first.join(30)

@@ -216,6 +216,20 @@ def from_source(source: str, after_id: int) -> tuple[int, int]:
     return entries.count(), requests
 
 
+def by_minute(source: str, after_id: int) -> Counter:
+    """Unauthenticated chained entries from `source` after `after_id`, by the minute each stands
+    for: a counted record's minute is its repeats' (it is sealed later, in the minute of whatever
+    request or command seals it), any other entry's the minute it was written."""
+    minutes: Counter = Counter()
+    for at, repeats, tally in _unauthenticated_from(source, after_id).values_list(
+        "at", "repeats", "tally"
+    ):
+        if repeats and isinstance(tally, dict) and tally.get("to"):
+            at = datetime.fromisoformat(tally["to"])
+        minutes[at.astimezone(UTC).strftime("%H:%M")] += 1
+    return minutes
+
+
 def source_kinds(source: str, after_id: int) -> list[str]:
     """What the chained entries from `source` after `after_id` are: action, detail, repeats."""
     entries = _unauthenticated_from(source, after_id).order_by("id")
@@ -587,7 +601,6 @@ def run(
     quiet = refresh_pages(entrance, pages, args.page_interval, args.flood_seconds)
     cpu.append({name: server_cpu_seconds(pid) for name, pid in groups.items()})
     answered_before = entrance.flood_answers()
-    flood_started = datetime.now(UTC)
     flooded: dict = {}
     flooder = threading.Thread(
         target=lambda: flooded.update(
@@ -655,10 +668,7 @@ def run(
         )
         sealed_refusals = (output.stdout + output.stderr).strip().splitlines()[-1:]
     entries_from_source, requests_recorded = from_source(entrance.flood_source, flood_from)
-    minutes = {
-        (flood_started + (flood_ended - flood_started) * k / 10).replace(second=0, microsecond=0)
-        for k in range(11)
-    }
+    minutes = by_minute(entrance.flood_source, flood_from)
     time.sleep(1)
     calls_at_fake = fake.call_count() - calls_before
     recorded_now, counted_how = calls_recorded()
@@ -680,7 +690,7 @@ def run(
         entries_in_flood=entries_in_flood,
         entries_from_source=entries_from_source,
         requests_recorded=requests_recorded,
-        minutes=len(minutes),
+        minutes=minutes,
         sealed_refusals=sealed_refusals,
         rounds=rounds,
         calls=(calls_at_fake, calls_on_record, counted_how),
@@ -842,14 +852,14 @@ def report(args, **f) -> None:
     )
     seconds = args.flood_seconds
     row("chained entries from the source right after the flood", f"{f['entries_in_flood']:,}")
+    row("chained entries from the source, all sealed", f"{f['entries_from_source']:,}")
     row(
-        "chained entries from the source, all sealed",
-        f"{f['entries_from_source']:,} in {f['minutes']} calendar minute(s)",
+        "… by the minute each stands for (UTC)",
+        ", ".join(f"{minute}: {n}" for minute, n in sorted(f["minutes"].items())) or "none",
     )
     row(
-        "**… per source per minute**",
-        f"**{f['entries_from_source'] * 60 / seconds:,.0f}** at the flood's rate; "
-        f"{f['entries_from_source'] / f['minutes']:,.1f} per minute it touched",
+        "**… most in any one minute, per source**",
+        f"**{max(f['minutes'].values(), default=0)}**",
     )
     sent = sum(result.requests for result in flooded.values())
     row(

@@ -13,14 +13,16 @@ signs in --agents support agents through the sign-in page, then prints, in one r
 - sequential p50/p95 of a direct call to the fake, of the bare proxy, and of the console's live
   refresh (changed -> 200, unchanged -> 204) and full meeting page;
 - closed-loop throughput (--connections clients, no think time) of the bare proxy and of the
-  unchanged refresh, and their ratio;
+  unchanged refresh, and their ratio; and where each side's time went: the cores its workers,
+  the fake, the database backends and this process used during its rounds, the machine's spare
+  CPU, and (PostgreSQL) what the busy backends waited on, sampled from pg_stat_activity;
 - an open-loop run of refreshes at --rate per second for --duration seconds; each request's latency
   is measured from the time it was scheduled, so a stall is not hidden by the client waiting;
 - an overload run (--overload times the measured closed-loop capacity, open loop), with the
   sign-in, lookup and audit pages timed while it runs, and the poll interval the console hands out;
 - a slow-Connvo run: --slow-agents lookups of a meeting the slow fake answers in --slow-delay
   seconds, while /healthz, /readyz and another agent's refresh are timed;
-- the fake's getMeeting call count against the audit rows written (they must be equal), and the
+- the fake's getMeeting call count against the calls on record (they must be equal), and the
   gunicorn workers' RSS.
 
 The lookup limit is raised for the run (CONNVO_LOOKUPS_PER_MINUTE): a bench agent refreshes far
@@ -47,6 +49,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -426,6 +429,106 @@ def server_cpu_seconds(pid: int) -> float:
     return sum(process_cpu_seconds(one) for one in (pid, *child_pids(pid)))
 
 
+# --- where a closed loop's time goes ------------------------------------------------------------
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(all CPU time, time the bench's processes could have used) of the machine, in jiffies,
+    from /proc/stat: idle and iowait, and `nice` (processes at a positive niceness, such as a
+    background job at nice 19, which yield to the bench's)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user, nice, system, idle, iowait, irq, softirq, steal
+    nice, idle, iowait = fields[1], fields[3], fields[4]
+    return sum(fields[:8]), idle + iowait + nice
+
+
+def database_backends() -> list[int]:
+    """The PostgreSQL backends serving the bench's database (none on SQLite)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+class Where:
+    """CPU used by each process group during a closed-loop run, in cores (CPU seconds per
+    second), and on PostgreSQL what the database's busy backends were waiting on (sampled)."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.cores: dict[str, list[float]] = {}
+        self.waits: Counter = Counter()
+
+    @contextlib.contextmanager
+    def measuring(self, *, waits: bool):
+        before = {name: self._cpu(pids()) for name, pids in self.groups.items()}
+        total_before, spare_before = machine_jiffies()
+        started = time.monotonic()
+        stop = threading.Event()
+        sampler = threading.Thread(target=self._sample_waits, args=(stop,), daemon=True)
+        if waits:
+            sampler.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if waits:
+                sampler.join()
+            seconds = time.monotonic() - started
+            for name, pids in self.groups.items():
+                used = sum(
+                    cpu - before[name].get(pid, 0.0) for pid, cpu in self._cpu(pids()).items()
+                )
+                self.cores.setdefault(name, []).append(used / seconds)
+            total, spare = machine_jiffies()
+            self.cores.setdefault("spare (idle, or used by niced jobs)", []).append(
+                (spare - spare_before) / (total - total_before) * os.cpu_count()
+            )
+
+    @staticmethod
+    def _cpu(pids: list[int]) -> dict[int, float]:
+        return {pid: process_cpu_seconds(pid) for pid in pids}
+
+    def _sample_waits(self, stop: threading.Event) -> None:
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cursor:
+            while not stop.wait(0.02):
+                cursor.execute(
+                    "SELECT coalesce(wait_event_type || ': ' || wait_event, 'running') "
+                    "FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'active' AND pid <> pg_backend_pid()"
+                )
+                self.waits.update(row[0] for row in cursor.fetchall())
+        connection.close()
+
+
+def report_where(proxy_where: Where, refresh_where: Where) -> None:
+    print("\n## where the closed loop's time goes: cores used during each side's rounds (median)")
+    names = list(dict.fromkeys([*proxy_where.cores, *refresh_where.cores]))
+    print(f"{'':40} {'bare proxy':>10} {'refresh':>10}")
+    for name in names:
+        sides = [
+            statistics.median(w.cores[name]) if name in w.cores else None
+            for w in (proxy_where, refresh_where)
+        ]
+        print(f"{name:40} " + " ".join("         -" if v is None else f"{v:10.2f}" for v in sides))
+    busy = sum(refresh_where.waits.values())
+    if busy:
+        print(
+            "the refresh rounds' busy database backends, sampled every 20 ms: "
+            + ", ".join(f"{what} {n / busy:.0%}" for what, n in refresh_where.waits.most_common(6))
+        )
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -699,13 +802,23 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
     )
     # Taking turns, so that a disturbance on the machine lands on both sides, not on one.
     proxy_rates, refresh_rates = [], []
+    shared = {
+        "fake Connvo": lambda: [fake.process.pid],
+        "bench client (this process)": lambda: [os.getpid()],
+    }
+    proxy_where = Where({"bare proxy's workers": proxy.worker_pids, **shared})
+    refresh_where = Where(
+        {"console's workers": console.worker_pids, "database backends": database_backends} | shared
+    )
     for round_number in range(1, args.closed_rounds + 1):
-        proxy_rate, proxy_statuses = closed_loop(
-            lambda i: proxy_call(i), args.connections, args.closed_seconds
-        )
-        refresh_rate, refresh_statuses = closed_loop(
-            lambda i: status_of(lambda: refresh(i)), args.connections, args.closed_seconds
-        )
+        with proxy_where.measuring(waits=False):
+            proxy_rate, proxy_statuses = closed_loop(
+                lambda i: proxy_call(i), args.connections, args.closed_seconds
+            )
+        with refresh_where.measuring(waits=True):
+            refresh_rate, refresh_statuses = closed_loop(
+                lambda i: status_of(lambda: refresh(i)), args.connections, args.closed_seconds
+            )
         proxy_rates.append(proxy_rate)
         refresh_rates.append(refresh_rate)
         print(
@@ -717,6 +830,7 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
     print(f"bare proxy, median       {proxy_rate:8.0f} req/s")
     print(f"refresh, unchanged, med. {refresh_rate:8.0f} req/s")
     print(f"ratio of the medians     {refresh_rate / proxy_rate:8.1%}")
+    report_where(proxy_where, refresh_where)
 
     print(f"\n## open loop: {args.rate:g} refreshes/s for {args.duration:g} s")
     result = open_loop(lambda i: refresh(i), args.rate, args.duration)

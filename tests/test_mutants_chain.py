@@ -578,3 +578,22 @@ def test_a_witnessed_entry_deleted_after_one_still_there_is_named(audit_entry):
 
     assert not result.ok
     assert result.first_bad_id == entries[3].pk
+
+
+# --- The chain head (`head_key`) ----------------------------------------------------------------
+
+
+def test_a_head_that_names_no_key_chains_under_the_current_key(audit_entry, settings):
+    """Kills `head_key`'s `next(None)` and `next(iter(None))` (2): a head that names no key (one
+    from before key ids; migration 0008 names the key in every head, so no other test has such a
+    head) chains the next entry under the current key, the first of AUDIT_CHAIN_KEY. With the
+    mutants every append raised TypeError, and every audited lookup failed closed."""
+    settings.AUDIT_CHAIN_KEYS = [KEYS[1], KEYS[0]]
+    ChainHead.objects.filter(pk=1).update(key_id="")
+    prev_mac = ChainHead.objects.get().last_mac
+
+    entry = audit_entry()
+
+    values = {name: getattr(entry, name) for name in chain.MAC_FIELDS}
+    assert entry.mac == chain.compute_mac(values, prev_mac=prev_mac, key=KEYS[1].encode())
+    assert chain.verify().ok

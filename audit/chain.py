@@ -330,7 +330,8 @@ class PurgePlan:
                 f"retention={self.retention_days}d cutoff={cutoff} os_user={os_user}"
             )
         return (
-            f"Deleting {self.count} entries older than {self.retention_days} days: "
+            f"Deleting {self.count} {'entry' if self.count == 1 else 'entries'} older than "
+            f"{self.retention_days} days: "
             f"count={self.count} first={self.first} last={self.last} last_mac={self.last_mac} "
             f"retention={self.retention_days}d cutoff={cutoff} os_user={os_user}"
         )

@@ -68,10 +68,10 @@ def test_purge_deletes_old_entries_and_audits_itself(audit_entry):
     status, out, _ = run("audit_purge", "--older-than", "90")
 
     assert status == 0
-    assert f"Deleted 1 audit entries (through entry #{old.pk})." in out
+    assert f"Deleted 1 audit entry (through entry #{old.pk})." in out
     purge_entry = AuditEntry.objects.get(action=Action.AUDIT_PURGED)
     assert purge_entry.detail.startswith(
-        f"Deleting 1 entries older than 90 days: count=1 first={old.pk} last={old.pk} "
+        f"Deleting 1 entry older than 90 days: count=1 first={old.pk} last={old.pk} "
         f"last_mac={old.mac} retention=90d cutoff="
     )
     assert purge_entry.user_agent == "manage.py"

@@ -44,4 +44,5 @@ class Command(BaseCommand):
         # keeps them coming, whatever else runs.
         partitions.ensure_partitions()
         through = f" (through entry #{result.through_id})" if result.through_id else ""
-        self.stdout.write(self.style.SUCCESS(f"Deleted {result.deleted:,} audit entries{through}."))
+        entries = "audit entry" if result.deleted == 1 else "audit entries"
+        self.stdout.write(self.style.SUCCESS(f"Deleted {result.deleted:,} {entries}{through}."))

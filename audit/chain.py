@@ -32,6 +32,7 @@ from connvo_admin.plain_sql import select_where
 
 from . import partitions, rollup
 from .models import Action, AuditEntry, ChainCheckpoint, ChainHead
+from .records import count_of
 
 logger = logging.getLogger(__name__)
 
@@ -700,7 +701,7 @@ def _walk(
         )
         return broken(entry_id, message)
 
-    entries = f"{checked:,} {'entry' if checked == 1 else 'entries'}"
+    entries = count_of(checked, "entry", "entries")
     message = f"{entries} verified."
     if start is not None:
         span = f"#{first_id}\N{EN DASH}#{last_id}" if first_id is not None else "none"
@@ -720,8 +721,8 @@ def _walk(
         message += f" {len(seen_witnessed)} witnessed checkpoints found in the chain"
         notes = [f"{purged} more were of entries purged since"] if purged else []
         if unread:
-            entries = "entry" if unread == 1 else "entries"
-            notes.append(f"{unread} witnessed {entries} up to the walk's start, not read")
+            unread_entries = count_of(unread, "witnessed entry", "witnessed entries")
+            notes.append(f"{unread_entries} up to the walk's start, not read")
         message += f" ({'; '.join(notes)})." if notes else "."
     if key is not None and key != current_key_id():
         message += (

@@ -231,7 +231,8 @@ def in_sentence(label: str) -> str:
     return label if label.startswith("Connvo") or not label else label[0].lower() + label[1:]
 
 
-def _n(number: int, one: str, many: str) -> str:
+def count_of(number: int, one: str, many: str) -> str:
+    """ "1 entry", "2,500 entries": the number, and the word that goes with it."""
     return f"{number:,} {one if number == 1 else many}"
 
 
@@ -260,7 +261,7 @@ def span_words(facts: SpanFacts, *, via: str, zone: tzinfo | None = None) -> str
     time" (an en dash between the times)."""
     when = between(facts.first, facts.last, zone=zone)
     words = f"Watched {when} · " if when else "Watched · "
-    words += _n(facts.calls, *_noun(via))
+    words += count_of(facts.calls, *_noun(via))
     detail = outcome_words(facts.outcomes, unanswered=facts.unanswered, waiting=False)
     if detail:
         words += f": {detail}"
@@ -363,7 +364,7 @@ def open_span_words(item: OpenSpan, *, zone: tzinfo | None = None) -> str:
     last = _clock(span.last_at, zone)
     same_day = opened.date() == last.date()
     words = f"Open since {dateformat.format(opened, LOG_CLOCK if same_day else LOG_TIME)} · "
-    words += _n(facts.calls, *_noun(span.via)) + " so far"
+    words += count_of(facts.calls, *_noun(span.via)) + " so far"
     detail = outcome_words(facts.outcomes, unanswered=facts.unanswered, waiting=facts.waiting)
     if detail:
         words += f": {detail}"

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import partitions
+from audit.records import count_of
 from audit.services import ChainBroken, RetentionTooShort, purge_old_entries
 
 
@@ -44,5 +45,5 @@ class Command(BaseCommand):
         # keeps them coming, whatever else runs.
         partitions.ensure_partitions()
         through = f" (through entry #{result.through_id})" if result.through_id else ""
-        entries = "audit entry" if result.deleted == 1 else "audit entries"
-        self.stdout.write(self.style.SUCCESS(f"Deleted {result.deleted:,} {entries}{through}."))
+        deleted = count_of(result.deleted, "audit entry", "audit entries")
+        self.stdout.write(self.style.SUCCESS(f"Deleted {deleted}{through}."))

@@ -471,14 +471,15 @@ class Where:
         total_before, spare_before = machine_jiffies()
         started = time.monotonic()
         stop = threading.Event()
-        sampler = threading.Thread(target=self._sample_waits, args=(stop,), daemon=True)
+        sampler = None
         if waits:
+            sampler = threading.Thread(target=self._sample_waits, args=(stop,), daemon=True)
             sampler.start()
         try:
             yield
         finally:
             stop.set()
-            if waits:
+            if sampler is not None:
                 sampler.join()
             seconds = time.monotonic() - started
             for name, pids in self.groups.items():

@@ -169,13 +169,14 @@ def _backend_cpu() -> float:
     """CPU seconds used so far by this connection's PostgreSQL backend (0 elsewhere)."""
     from django.db import connection
 
+    from bench.live_load import process_cpu_seconds
+
     if connection.vendor != "postgresql":
         return 0.0
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (pid,) = cursor.fetchone()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu_seconds(pid)
 
 
 def _wal_position() -> int:

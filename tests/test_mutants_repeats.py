@@ -52,7 +52,7 @@ def test_a_minute_sealed_meanwhile_by_another_sealer_does_not_stop_the_rest(monk
 def test_a_row_another_sealer_is_sealing_is_passed_over_not_waited_for():
     """Two sealers at once (`audit_seal` on two hosts, or beside the audit pages): a row the
     other has locked is passed over (`skip_locked`), not waited for, so this one seals the rest
-    and returns while the other still holds its row; that row is sealed once, by the other."""
+    and returns while the other still holds its row; that row is sealed once, afterwards."""
     for source in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
         for _ in range(3):  # the minute's first is its own entry, two are counted
             refuse(source)

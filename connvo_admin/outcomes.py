@@ -260,6 +260,11 @@ class LookupFailed(Exception):
         # Technical detail for escalation (Connvo's own code/message); never contains the token.
         self.detail = detail
 
+    def __reduce__(self):
+        # Pickled as it is (the push relay passes failures to push workers: meetings/relay.py),
+        # not through __init__, whose arguments differ from one subclass to the next.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
     @property
     def kind(self) -> str:
         return self.outcome.value
@@ -275,3 +280,11 @@ class LookupFailed(Exception):
     @property
     def label(self) -> str:
         return HANDLING[self.outcome].label
+
+
+def _rebuilt(cls: type[LookupFailed], args: tuple, state: dict) -> LookupFailed:
+    """A pickled LookupFailed back, with its message and attributes as they were."""
+    failure = cls.__new__(cls)
+    Exception.__init__(failure, *args)
+    failure.__dict__.update(state)
+    return failure

@@ -387,6 +387,19 @@ CONNVO_PUSH_HEARTBEAT = _positive_float("CONNVO_PUSH_HEARTBEAT", default=15.0)
 CONNVO_PUSH_DATABASE_THREADS = env.int("CONNVO_PUSH_DATABASE_THREADS", default=4)
 if not 1 <= CONNVO_PUSH_DATABASE_THREADS <= 64:
     raise ImproperlyConfigured("CONNVO_PUSH_DATABASE_THREADS must be between 1 and 64.")
+# Where pushed answers are put on record (meetings/relay.py): the Unix socket of the host's push
+# relay (`manage.py push_relay`, docs/deploy.md), which holds the Connvo WebSockets and records
+# each answer on receipt, so that a push worker killed mid-stream loses none that is not on
+# record. "" records them in the push worker itself (the demo; a killed worker may then lose the
+# answers it had been sent and not yet recorded).
+CONNVO_PUSH_RELAY = env.str("CONNVO_PUSH_RELAY", default="/run/connvo-console-relay/relay.sock")
+if CONNVO_PUSH_RELAY and (
+    not CONNVO_PUSH_RELAY.startswith("/") or len(CONNVO_PUSH_RELAY.encode()) > 107
+):
+    raise ImproperlyConfigured(
+        "CONNVO_PUSH_RELAY must be the absolute path of a Unix socket (at most 107 bytes), or "
+        "empty to record pushed answers in the push worker."
+    )
 # A live refresh that waited longer than this for a free thread (seconds) is answered at once
 # with 503 + Retry-After, which the page honours, instead of late (connvo_admin/capacity.py).
 LIVE_REFRESH_QUEUE_BUDGET = _positive_float("LIVE_REFRESH_QUEUE_BUDGET", default=0.5)

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = _parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connvo_admin.settings")
+    # One process serves the whole demo: it records pushed answers itself, with no push relay
+    # beside it (meetings/relay.py; a server runs `manage.py push_relay`, docs/deploy.md).
+    os.environ.setdefault("CONNVO_PUSH_RELAY", "")
     django.setup()
     try:
         _run(args)

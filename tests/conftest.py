@@ -140,21 +140,21 @@ def run_async[T](awaitable: Coroutine[Any, Any, T]) -> T:
 @pytest.fixture
 def push_database_threads() -> Iterator[None]:
     """For tests of push streams: afterwards the push worker's database threads
-    (meetings/views/push.py) let go of their connections, each kept for CONN_MAX_AGE, which
+    (meetings/relay.py) let go of their connections, each kept for CONN_MAX_AGE, which
     would otherwise keep the test database from being dropped at the end of the run."""
     yield
     from django.db import connections
 
-    from meetings.views import push
+    from meetings import relay
 
-    threads = push._database_work._max_workers
+    threads = relay._database_work._max_workers
     every_thread = threading.Barrier(threads)
 
     def let_go() -> None:
         every_thread.wait(timeout=10)  # one job per thread: all of them at once
         connections.close_all()
 
-    for job in [push._database_work.submit(let_go) for _ in range(threads)]:
+    for job in [relay._database_work.submit(let_go) for _ in range(threads)]:
         job.result(timeout=20)
 
 

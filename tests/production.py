@@ -4,6 +4,7 @@ gunicorn): fresh secrets, TLS-proxy settings, Redis DB 5. Helpers to start and s
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -127,6 +128,59 @@ class Gunicorn:
     def logs(self) -> str:
         return self.stdout_path.read_text() + self.stderr_path.read_text()
 
+    def workers(self) -> set[int]:
+        """The process ids of gunicorn's live workers."""
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == self.process.pid and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+        return found
+
+
+class Relay:
+    """The host's push relay (`manage.py push_relay`, meetings/relay.py) on `env`'s
+    CONNVO_PUSH_RELAY, its output kept in a file."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.path = env["CONNVO_PUSH_RELAY"]
+        self.log_path = log_dir / "relay.log"
+        with self.log_path.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "push_relay"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_until_listening(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the push relay exited:\n{self.log_path.read_text()}")
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(self.path)
+                    return  # it reads no stream from this one, and lets it go
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise AssertionError(f"the push relay did not listen:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
 
 _collected: list[Path] = []
 
@@ -174,3 +228,24 @@ def scratch_database(prefix: str) -> Iterator[str]:
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def shell(code: str, env: dict[str, str]) -> str:
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]  # after the shell's "N objects imported"
+
+
+def signed_in(host: Gunicorn, password: str) -> requests.Session:
+    """A session of the agent CREATE_AGENT made, signed in on `host`."""
+    session = requests.Session()
+    page = session.get(f"{host.url}/accounts/login/", timeout=10)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    answer = session.post(
+        f"{host.url}/accounts/login/",
+        data={"username": "agent", "password": password, "csrfmiddlewaretoken": csrf},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302
+    return session

@@ -34,3 +34,6 @@ if _default["ENGINE"] == "django.db.backends.sqlite3" and _default["NAME"] in ("
 # did before push. The push tests turn it on and serve the console from uvicorn
 # (tests/test_push_view.py, tests/browser/test_live_push.py).
 CONNVO_PUSH = False
+# The push tests in this process record pushed answers in it (meetings/relay.py, "" ); those of
+# the relay itself start `manage.py push_relay` on a socket of their own (tests/test_push_relay.py).
+CONNVO_PUSH_RELAY = ""

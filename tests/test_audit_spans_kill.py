@@ -15,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -30,6 +29,8 @@ from tests.production import (
     manage,
     production_env,
     scratch_database,
+    shell,
+    signed_in,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -53,38 +54,6 @@ UNANSWERED = (
 def own_database() -> Iterator[str]:
     with scratch_database("console_span_kill") as url:
         yield url
-
-
-def workers_of(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(stat.parent.name))
-    return found
-
-
-def shell(code: str, env: dict[str, str]) -> str:
-    result = manage("shell", "-c", code, env=env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]  # after the shell's "N objects imported"
-
-
-def signed_in(host: Gunicorn) -> requests.Session:
-    session = requests.Session()
-    page = session.get(f"{host.url}/accounts/login/", timeout=10)
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    answer = session.post(
-        f"{host.url}/accounts/login/",
-        data={"username": "agent", "password": PASSWORD, "csrfmiddlewaretoken": csrf},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 302
-    return session
 
 
 def test_workers_killed_mid_call_leave_every_connvo_call_on_record(
@@ -126,7 +95,7 @@ def test_workers_killed_mid_call_leave_every_connvo_call_on_record(
     host = Gunicorn(env, tmp_path, "console")
     try:
         host.wait_until_serving()
-        session = signed_in(host)
+        session = signed_in(host, PASSWORD)
         meeting = f"{host.url}/meetings/dev/{fake.meeting_id('standup')}/"
         fake.misbehave("slow", delay=CONNVO_DELAY)
         stop = threading.Event()
@@ -165,7 +134,7 @@ def test_workers_killed_mid_call_leave_every_connvo_call_on_record(
         try:
             for _ in range(KILLS):
                 served(2 * CLIENTS)
-                os.kill(min(workers_of(host.process.pid)), signal.SIGKILL)
+                os.kill(min(host.workers()), signal.SIGKILL)
                 killed += 1
             served(2 * CLIENTS)
         finally:

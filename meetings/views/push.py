@@ -4,56 +4,45 @@ a meeting page's, which sends its `#metrics` fragment, and a triage table's or t
 one stream per page carrying all its rows, each sent as the row its polling refresh draws.
 
 Each answer Connvo pushes on the agent's subscriptions (meetings/sync.py) is put on record in the
-page's span first (lookups.record_pushed), then sent, with polling off. Opening a stream counts
-against the agent's lookup limit, one lookup per meeting it subscribes to (as a first look does);
-the answers pushed afterwards do not (Connvo sent them unasked). While a stream is open its spans
-are held open, so a page that hears nothing for a while is not taken for a closed one; when it
-ends (closed, fallen back to polling, every meeting ended) they are sealed. When push fails the
-stream says so and ends; the page polls until it can reconnect (static/js/console.js)."""
+page's span first, by the host's push relay (meetings/relay.py), then drawn here and sent, with
+polling off. Opening a stream counts against the agent's lookup limit, one lookup per meeting it
+subscribes to (as a first look does); the answers pushed afterwards do not (Connvo sent them
+unasked). While a stream is open its spans are held open, so a page that hears nothing for a
+while is not taken for a closed one; when it ends (closed, fallen back to polling, every meeting
+ended, its worker killed) they are sealed. When push fails the stream says so and ends; the page
+polls until it can reconnect (static/js/console.js)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from audit import spans
 from audit.models import Via
 from audit.services import Origin
 from audit.spans import usable_key
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from connvo_admin.outcomes import LiveStatus, LookupFailed
 
-from .. import connvo, sync, triage
+from .. import relay, sync, triage
 from ..deployments import Deployment, deployments
 from ..forms import TableForm, WatchListForm
 from ..live import PollPlan, plan_after_failure, plan_after_success, push_enabled
-from ..lookups import (
-    AuditUnavailable,
-    Wanted,
-    open_subscriptions,
-    pushed_quiet_after,
-    record_pushed,
-    subscription_token,
-)
+from ..lookups import Answer, AuditUnavailable, Wanted
 from ..models import WatchedMeeting
 from ..ratelimit import WINDOW_SECONDS, count_in_window
 from .access import agent_view, asks_before_looking_up
@@ -78,32 +67,9 @@ FAILURES_KEPT = 15 * 60
 # Seconds between holds of an open stream's spans (at the latest: a heartbeat later).
 HOLD_OPEN_EVERY = 60
 
-# Every stream's database work (its opening, the agent's token, recording each pushed answer
-# before it is sent, holding its spans open, sealing them at the end) runs in these few threads,
-# shared by all the worker's streams, each keeping its connection for CONN_MAX_AGE: a thousand open
-# pages, or a change reaching two hundred of them at once, use at most
-# CONNVO_PUSH_DATABASE_THREADS connections per push worker, and no thread waits with a stream.
-# (Django's default, a thread per request for its `sync_to_async` calls, held one thread per open
-# stream, and closing the connection after each answer opened one per answer: together they
-# exhausted PostgreSQL's connections, docs/performance.md "Push instead of polling".)
-_database_work = ThreadPoolExecutor(
-    max_workers=settings.CONNVO_PUSH_DATABASE_THREADS, thread_name_prefix="push-database"
-)
-
-
-def _in_database_thread(function):
-    """`function` as a coroutine run in one of the push worker's database threads."""
-
-    def job(*args, **kwargs):
-        # As Django does around a request: a connection past CONN_MAX_AGE, or broken, is replaced
-        # before the work, and closed after it if it is (else kept for the thread's next job).
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            _let_go_of_the_database()
-
-    return sync_to_async(job, thread_sensitive=False, executor=_database_work)
+# A stream's own database work (who is asking, their watch list, drawing what they are sent) runs
+# in the process's few push database threads (meetings/relay.py), as its recording does.
+_in_database_thread = relay.in_database_thread
 
 
 def _refuse_cross_site(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -213,29 +179,27 @@ async def watching_stream(request: HttpRequest):
 
 
 class _Stream:
-    """One open page's stream: its subscriptions, the span its answers are counted in, the
-    lookups its opening counts. A kind of page says what it subscribes to (`subscriptions`,
-    `answers`) and what it sends for an answer (`_record_and_render`)."""
+    """One open page's stream: the meetings it follows through the push relay (meetings/relay.py),
+    which records each answer, and what it draws of them. A kind of page says what it follows
+    (`followed`, and `via` its answers are recorded as) and what it sends for the recorded
+    answers (`_render`)."""
+
+    via: Via
 
     def __init__(self, *, request: HttpRequest, origin: Origin, span: str) -> None:
         self.request = request
         self.origin = origin
         self.span = span
-        self.held_at = 0.0  # time.monotonic() of the last hold of the spans
         self.meetings = 0  # how many meetings the stream follows
         self.answered = False  # whether it has brought the page an answer
 
     # What a kind of page says.
-    def subscriptions(self) -> list[tuple[str, str]]:
-        """The meetings (deployment, meeting id) the stream follows."""
+    def followed(self) -> list[tuple[int, str, str]]:
+        """The meetings the stream follows: (the page's index for it, deployment, meeting id)."""
         raise NotImplementedError
 
-    def answers(self) -> AsyncIterator:
-        raise NotImplementedError
-
-    def _record_and_render(self, answer) -> tuple[list[str], bool]:
-        """Record a pushed answer, and return the events to send and whether the stream goes
-        on; raises AuditUnavailable when it cannot be recorded."""
+    def _render(self, answers: list[tuple[int, Answer]]) -> tuple[list[str], bool]:
+        """The events to send for answers already on record, and whether the stream goes on."""
         raise NotImplementedError
 
     async def events(self) -> AsyncIterator[str]:
@@ -247,8 +211,19 @@ class _Stream:
         answers: AsyncIterator | None = None
         waiting: asyncio.Future | None = None
         try:
-            await _in_database_thread(self._open)()
-            answers = aiter(self.answers())
+            followed = self.followed()
+            self.meetings = len(followed)
+            answers = aiter(
+                relay.follow(
+                    relay.Following.of(
+                        self.origin,
+                        span=self.span,
+                        via=self.via.value,
+                        meetings=tuple(followed),
+                        hold_every=max(HOLD_OPEN_EVERY, settings.CONNVO_PUSH_HEARTBEAT),
+                    )
+                )
+            )
             while True:
                 if waiting is None:
                     waiting = asyncio.ensure_future(anext(answers))
@@ -256,14 +231,13 @@ class _Stream:
                 if not done:
                     # A comment: nothing for the page, but proxies see the stream is alive.
                     yield ": still live\n\n"
-                    await self._hold_open_when_due()
                     continue
                 step, waiting = waiting, None
                 try:
-                    answer = step.result()
+                    batch = step.result()
                 except StopAsyncIteration:
                     return  # every meeting ended: the last fragment has been sent
-                events, going_on = await _in_database_thread(self._record_and_render)(answer)
+                events, going_on = await _in_database_thread(self._render)(batch)
                 if not self.answered:
                     self.answered = True
                     await _in_database_thread(self._failures_forgotten)()
@@ -273,13 +247,12 @@ class _Stream:
                     yield event
                 if not going_on:
                     return
-                await self._hold_open_when_due()
         except (sync.PushUnavailable, AuditUnavailable, LookupFailed):
-            # The WebSocket failed, or a pushed answer could not be recorded (so it must not be
-            # shown), or the agent's token is no longer usable, or opening the stream would go
-            # over the agent's lookup limit: the page polls, and its refresh says what is wrong,
-            # and records it, as it always did. It tries push again later, the later the more
-            # often it failed in a row.
+            # The WebSocket (or the push relay) failed, or a pushed answer could not be recorded
+            # (so it must not be shown), or the agent's token is no longer usable, or opening the
+            # stream would go over the agent's lookup limit: the page polls, and its refresh says
+            # what is wrong, and records it, as it always did. It tries push again later, the
+            # later the more often it failed in a row.
             failures = await _in_database_thread(self._failure_counted)()
             yield f"retry: {_reconnect_after(failures, self.meetings)}\n\n"
             yield _event(FALLBACK, "polling")
@@ -289,16 +262,8 @@ class _Stream:
                 with contextlib.suppress(BaseException):
                     await waiting
             if answers is not None:
+                # Ends the subscriptions, and seals the page's spans.
                 await answers.aclose()
-            await _in_database_thread(self._close)()
-
-    def _open(self) -> None:
-        """Count the stream's subscriptions against the agent's lookup limit (raising
-        LookupLimitReached before any is made), and hold the page's spans open."""
-        meetings = self.subscriptions()
-        self.meetings = len(meetings)
-        open_subscriptions(user=self.origin.user, meetings=meetings, span=self.span)
-        self._hold_open()
 
     def _failures_key(self) -> str:
         return f"push-failures:{self.origin.user.pk}:{self.span or '-'}"
@@ -319,63 +284,15 @@ class _Stream:
         except Exception:
             logger.exception("the failed streams of %s's page could not be forgotten", self.who)
 
-    def _hold_every(self) -> float:
-        return max(HOLD_OPEN_EVERY, settings.CONNVO_PUSH_HEARTBEAT)
-
-    async def _hold_open_when_due(self) -> None:
-        if time.monotonic() - self.held_at >= self._hold_every():
-            await _in_database_thread(self._hold_open)()
-
-    def _hold_open(self) -> None:
-        """The page is open though it asks nothing: its spans are not to be sealed as closed
-        before the next hold (a heartbeat after HOLD_OPEN_EVERY, at the latest) has come."""
-        self.held_at = time.monotonic()
-        if not self.span:
-            return
-        try:
-            spans.hold_open(
-                key=self.span,
-                actor_id=self.origin.user.pk,
-                quiet_for=pushed_quiet_after(self._hold_every()),
-            )
-        except DatabaseError:
-            # Failing open: at worst `audit_seal` takes the page for closed, and its next answer
-            # is counted in a new part of the record under the same key.
-            logger.exception("the spans of %s's open stream could not be held open", self.who)
-
-    def _close(self) -> None:
-        """The stream ended: its spans' answers go into the chain now, as a closed page's."""
-        try:
-            if self.span:
-                spans.seal_closed(key=self.span, actor_id=self.origin.user.pk)
-        except DatabaseError:
-            # `audit_seal` seals them once they are quiet.
-            logger.exception("the spans of %s's closed stream could not be sealed", self.who)
-
     @property
     def who(self) -> str:
         return self.origin.username
 
-    async def token(self, deployment_name: str) -> str:
-        """The agent's access token, renewed through WorkOS when due (as for a lookup)."""
-        return await _in_database_thread(self._token)(deployment_name)
-
-    def _token(self, deployment_name: str) -> str:
-        return subscription_token(
-            user=self.origin.user, origin=self.origin, deployment_name=deployment_name
-        )
-
-    def _watch(self, deployment: Deployment, meeting_id: str) -> AsyncIterator:
-        return sync.watch(
-            deployment=deployment,
-            token=functools.partial(self.token, deployment.name),
-            meeting_id=meeting_id,
-            user_key=str(self.origin.user.pk),
-        )
-
 
 class _Page(_Stream):
     """A meeting page's stream: one subscription, and what the page shows."""
+
+    via = Via.REFRESH
 
     def __init__(self, *, deployment: Deployment, meeting_id: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -387,63 +304,45 @@ class _Page(_Stream):
             kwargs={"deployment_name": deployment.name, "meeting_id": meeting_id},
         )
 
-    def subscriptions(self) -> list[tuple[str, str]]:
-        return [(self.deployment.name, self.meeting_id)]
+    def followed(self) -> list[tuple[int, str, str]]:
+        return [(0, self.deployment.name, self.meeting_id)]
 
-    def answers(self) -> AsyncIterator[connvo.Lookup | LookupFailed]:
-        return self._watch(self.deployment, self.meeting_id)
-
-    def _record_and_render(self, result: connvo.Lookup | LookupFailed) -> tuple[list[str], bool]:
-        answer = record_pushed(
-            origin=self.origin,
-            deployment=self.deployment,
-            meeting_id=self.meeting_id,
-            result=result,
-            span=self.span,
-            polls_every=self._hold_every(),
-        )
-        self.span = answer.span or self.span
-        context = {
-            "deployment": self.deployment,
-            "deployment_name": self.deployment.name,
-            "meeting_id": self.meeting_id,
-            "checked_at": timezone.now(),
-            "span": self.span,
-            "pushed": True,
-            "page_url": self.page_url,
-        }
-        if answer.error is not None:
-            plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
-            context |= {"live": plan, "refresh_error": answer.error}
-            shown = f"error:{answer.error.outcome}"
-        else:
-            plan = plan_after_success(answer.meeting)
-            context |= {"live": plan, "meeting": answer.meeting}
-            shown = plan.fingerprint
+    def _render(self, answers: list[tuple[int, Answer]]) -> tuple[list[str], bool]:
         events = []
-        if shown != self.shown or not plan.polling:
-            self.shown = shown
-            events.append(_event(METRICS, render_to_string(FRAGMENT, context, self.request)))
-        if not plan.polling:
-            events.append(_event(END, plan.status))
-        return events, plan.polling
-
-
-_FINISHED = object()  # a row's subscription ended (its meeting ended, or it was refused)
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """A row's subscription failed (raised, as opposed to a refusal Connvo answered)."""
-
-    error: Exception
+        for _, answer in answers:
+            self.span = answer.span or self.span
+            context = {
+                "deployment": self.deployment,
+                "deployment_name": self.deployment.name,
+                "meeting_id": self.meeting_id,
+                "checked_at": timezone.now(),
+                "span": self.span,
+                "pushed": True,
+                "page_url": self.page_url,
+            }
+            if answer.error is not None:
+                plan = plan_after_failure(answer.error, failures=0, seen=self.shown)
+                context |= {"live": plan, "refresh_error": answer.error}
+                shown = f"error:{answer.error.outcome}"
+            else:
+                plan = plan_after_success(answer.meeting)
+                context |= {"live": plan, "meeting": answer.meeting}
+                shown = plan.fingerprint
+            if shown != self.shown or not plan.polling:
+                self.shown = shown
+                events.append(_event(METRICS, render_to_string(FRAGMENT, context, self.request)))
+            if not plan.polling:
+                events.append(_event(END, plan.status))
+                return events, False
+        return events, True
 
 
 class _Table(_Stream):
     """A triage table's or the watch list's stream: one subscription per row still followed
-    (the rows the page says are settled are not), all feeding one queue; each answer recorded
-    in the row's span and sent as the row its polling refresh draws, with the table's summary
-    and its live line."""
+    (the rows the page says are settled are not); each answer recorded in the row's span and
+    sent as the row its polling refresh draws, with the table's summary and its live line."""
+
+    via = Via.TABLE
 
     def __init__(
         self,
@@ -466,92 +365,26 @@ class _Table(_Stream):
         # The groups the page shows for its other rows, then each row's latest as it is sent.
         self.groups = _rows_in(query.get("known", ""), len(wanted))
         # Each followed row's deployment and meeting ID, by its index.
-        self.followed: dict[int, tuple[Deployment, str]] = {}
+        self.following: dict[int, tuple[str, str]] = {}
         for index, item in enumerate(wanted):
             try:
                 meeting_id = parse_meeting_id(item.meeting_ref)
             except InvalidMeetingId:
                 continue  # the page shows why; nothing to follow
             if index not in self.settled:
-                self.followed[index] = (deployments()[item.deployment], meeting_id)
+                self.following[index] = (item.deployment, meeting_id)
         self.rows: dict[int, triage.Row] = {}  # each followed row's latest answer
         self.sent: dict[int, str] = {}  # the fingerprint of each row as last sent
         self.first = True
 
-    def subscriptions(self) -> list[tuple[str, str]]:
+    def followed(self) -> list[tuple[int, str, str]]:
         if self.outdated:
             raise sync.PushUnavailable("The watch list changed since the page was drawn.")
-        return [(deployment.name, meeting_id) for deployment, meeting_id in self.followed.values()]
+        return [(index, *where) for index, where in self.following.items()]
 
-    async def answers(self) -> AsyncIterator[list[tuple[int, connvo.Lookup | LookupFailed]]]:
-        """Each time some rows have answers: those answers, in the order they came. Raises the
-        first subscription's failure (PushUnavailable), once the answers before it are out."""
-        queue: asyncio.Queue = asyncio.Queue()
-        # As many subscriptions waiting for their first answer at once as a polling table has
-        # calls in flight.
-        slots = asyncio.Semaphore(settings.CONNVO_TABLE_CONCURRENCY)
-
-        async def follow(index: int, deployment: Deployment, meeting_id: str) -> None:
-            subscription = aiter(self._watch(deployment, meeting_id))
-            try:
-                async with slots:
-                    first = await anext(subscription)
-                await queue.put((index, first))
-                async for result in subscription:
-                    await queue.put((index, result))
-                await queue.put((index, _FINISHED))
-            except StopAsyncIteration:
-                await queue.put((index, _FINISHED))
-            except Exception as failure:
-                # PushUnavailable, a token no longer usable (raised, not answered), or a bug:
-                # raised again by the stream, which falls back or breaks.
-                await queue.put((index, _Failed(failure)))
-            finally:
-                await subscription.aclose()
-
-        tasks = [
-            asyncio.create_task(follow(index, *where)) for index, where in self.followed.items()
-        ]
-        running = len(tasks)
-        try:
-            while running:
-                batch = [await queue.get()]
-                while not queue.empty():
-                    batch.append(queue.get_nowait())
-                answers = []
-                failure = None
-                for index, item in batch:
-                    if item is _FINISHED:
-                        running -= 1
-                    elif isinstance(item, _Failed):
-                        failure = failure or item.error
-                        running -= 1
-                    else:
-                        answers.append((index, item))
-                if answers:
-                    yield answers
-                if failure is not None:
-                    raise failure
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _record_and_render(
-        self, answers: list[tuple[int, connvo.Lookup | LookupFailed]]
-    ) -> tuple[list[str], bool]:
+    def _render(self, answers: list[tuple[int, Answer]]) -> tuple[list[str], bool]:
         changed = {}
-        for index, result in answers:
-            deployment, meeting_id = self.followed[index]
-            answer = record_pushed(
-                origin=self.origin,
-                deployment=deployment,
-                meeting_id=meeting_id,
-                result=result,
-                span=self.span,
-                polls_every=self._hold_every(),
-                via=Via.TABLE,
-            )
+        for index, answer in answers:
             self.span = answer.span or self.span
             (row,) = triage.rows([answer], [index], shown=self.groups)
             self.rows[index] = row
@@ -564,7 +397,7 @@ class _Table(_Stream):
         for index, row in changed.items():
             self.sent[index] = row.fingerprint
             self.groups[index] = row.group
-        events = [_event(ROWS, self._render(plan, list(changed.values())))]
+        events = [_event(ROWS, self._render_rows(plan, list(changed.values())))]
         if not plan.polling:
             events.append(_event(END, plan.status))
         return events, plan.polling
@@ -573,12 +406,12 @@ class _Table(_Stream):
         """The table's live line, as a polling refresh of its followed rows would have it; a row
         that has not answered yet keeps the table live."""
         plan = triage.table_plan(list(self.rows.values()), failures=0, checked_at=timezone.now())
-        if len(self.rows) < len(self.followed) and plan.status == LiveStatus.ENDED:
-            polled = len(self.followed) - sum(r.group.settled for r in self.rows.values())
+        if len(self.rows) < len(self.following) and plan.status == LiveStatus.ENDED:
+            polled = len(self.following) - sum(r.group.settled for r in self.rows.values())
             return PollPlan(LiveStatus.LIVE, triage.live_interval(polled), 0, plan.fingerprint)
         return plan
 
-    def _render(self, plan: PollPlan, changed: list[triage.Row]) -> str:
+    def _render_rows(self, plan: PollPlan, changed: list[triage.Row]) -> str:
         answered = self.rows.values()
         settled = self.settled | {r.index: r.group for r in answered if r.group.settled}
         others = {i: g for i, g in self.groups.items() if i not in self.rows}
@@ -618,14 +451,6 @@ def _reconnect_after(failures: int = 0, meetings: int = 1) -> int:
     at_most = max(RECONNECT_AT_MOST, math.ceil(WINDOW_SECONDS * meetings / half_the_limit))
     wait = min(at_most, RECONNECT_WITHIN * 2 ** min(failures - 1, 16)) * 1000
     return spread.randint(wait // 2, wait)
-
-
-def _let_go_of_the_database() -> None:
-    """The end of a unit of a stream's database work (a job of _in_database_thread), as the end
-    of a request is: its thread's connection is closed if it is past CONN_MAX_AGE or broken, else
-    kept for the next unit. Not inside a transaction (a test's)."""
-    if not connection.in_atomic_block:
-        close_old_connections()
 
 
 def _close_request_connection() -> None:

@@ -1,0 +1,406 @@
+"""The host's push relay (meetings/relay.py): pushed answers recorded where a push worker's death
+cannot lose them. What crosses its socket comes back as it was; a page's stream through a relay
+shows what it would show without one, each answer on record first; and a push worker stopped and
+then killed by `kill -9` with a change in flight leaves every answer Connvo sent on record, its
+pages' spans sealed at once, while the other worker's pages go on (issue #24)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import os
+import re
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from django.conf import settings
+from django.db.models import F
+from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audit import spans
+from audit.models import AuditEntry, Span
+from connvo_admin.outcomes import LookupFailed
+from fakeconnvo import FakeConnvo
+from meetings import relay
+from meetings.lookups import AuditUnavailable
+from meetings.ratelimit import LookupLimitReached
+from tests.conftest import PASSWORD
+from tests.production import (
+    CREATE_AGENT,
+    Gunicorn,
+    Relay,
+    collect_static,
+    manage,
+    production_env,
+    scratch_database,
+    shell,
+    signed_in,
+)
+from tests.push_streams import follow
+
+# --- What crosses the socket ---------------------------------------------------------------------
+
+
+def every_kind_of_failure() -> list[type[LookupFailed]]:
+    """Every failure the console raises (those with an outcome: not their abstract bases)."""
+    found, waiting = [], [LookupFailed]
+    while waiting:
+        for kind in waiting.pop().__subclasses__():
+            waiting.append(kind)
+            if hasattr(kind, "outcome"):
+                found.append(kind)
+    return found
+
+
+def made(kind: type[LookupFailed], message: str, detail: str) -> LookupFailed:
+    """A failure of `kind` as the code that raises it makes one."""
+    if kind is AuditUnavailable:
+        return kind()
+    if kind is LookupLimitReached:
+        return kind(message, retry_after=17, detail=detail)
+    if kind.__name__ == "SchemaMismatch":
+        return kind(message, field_name="participantCount", detail=detail)
+    return kind(message, request_id="req-1", http_status=503, latency_ms=12, detail=detail)
+
+
+@pytest.mark.parametrize("kind", every_kind_of_failure(), ids=lambda kind: kind.__name__)
+@given(message=st.text(max_size=200), detail=st.text(max_size=200))
+def test_every_kind_of_failure_crosses_the_relay_as_it_was(kind, message, detail):
+    failure = made(kind, message, detail)
+
+    kind_sent, again = relay._unframe(relay._frame(relay.FAILED, failure)[relay._LENGTH.size :])
+
+    assert kind_sent == relay.FAILED
+    assert type(again) is kind
+    assert str(again) == str(failure)
+    assert vars(again) == vars(failure)
+    assert again.outcome == failure.outcome and again.label == failure.label
+
+
+@given(
+    user_id=st.integers(min_value=1, max_value=2**62),
+    client_ip=st.none() | st.ip_addresses().map(str),
+    user_agent=st.text(max_size=512),
+    span=st.text(max_size=64),
+    meetings=st.lists(st.tuples(st.integers(0, 500), st.text(max_size=40), st.text(max_size=40))),
+    hold_every=st.floats(min_value=1, max_value=3600),
+)
+def test_what_a_page_follows_crosses_the_relay_as_it_was(
+    user_id, client_ip, user_agent, span, meetings, hold_every
+):
+    following = relay.Following(
+        user_id=user_id,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        span=span,
+        via="table",
+        meetings=tuple(meetings),
+        hold_every=hold_every,
+    )
+
+    line = following.as_line()
+
+    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    assert relay.Following.from_line(line) == following
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_a_line_that_is_not_a_stream_to_follow_is_refused_as_such(line):
+    # Only what the relay catches (it closes that connection and goes on), or a stream to follow.
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        assert isinstance(relay.Following.from_line(line), relay.Following)
+
+
+# --- A page's stream through a relay, in this process --------------------------------------------
+
+
+@contextlib.contextmanager
+def relay_in_a_thread(path: str) -> Iterator[None]:
+    """The relay's server on `path`, on an event loop of its own (a relay process's, in one
+    thread); stopped afterwards, as SIGTERM stops `manage.py push_relay`."""
+    loop = asyncio.new_event_loop()
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    thread = threading.Thread(
+        target=loop.run_until_complete,
+        args=(relay.serve(path, ready=ready, stopping=stopping),),
+        name="push-relay",
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not ready.is_set():
+        assert thread.is_alive() and time.monotonic() < deadline, "the relay did not listen"
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join(10)
+        loop.close()
+    assert not Path(path).exists(), "the relay removes its socket when it stops"
+
+
+@pytest.fixture
+def through_a_relay(settings, tmp_path) -> Iterator[str]:
+    settings.CONNVO_PUSH_RELAY = str(tmp_path / "relay.sock")
+    with relay_in_a_thread(settings.CONNVO_PUSH_RELAY):
+        yield settings.CONNVO_PUSH_RELAY
+
+
+def page_stream(client, fake) -> tuple[str, str]:
+    """Open the meeting page (a first look): its stream's URL and its span key."""
+    html = client.get(reverse("meetings:detail", args=["dev", fake.meeting_id("standup")]))
+    match = re.search(r'sse-connect="([^"]*\?span=([A-Za-z0-9_-]+))"', html.content.decode())
+    assert match, "the page connects to its push stream"
+    return match.group(1).replace("&amp;", "&"), match.group(2)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("push_on", "push_database_threads")
+def test_a_page_through_the_relay_is_sent_each_change_after_it_is_on_record(
+    through_a_relay, agent_client, async_agent, agent_token, fake_connvo
+):
+    url, key = page_stream(agent_client, fake_connvo)
+    on_record_when_sent = []
+
+    def change() -> None:
+        fake_connvo.update_meeting("standup", participantCount=42)
+
+    def shown(name: str, data: str) -> bool:
+        if name == "metrics" and '<dd data-metric="participants">42</dd>' in data:
+            # Read as the page is sent it (in a thread: this is the stream's event loop).
+            with ThreadPoolExecutor(max_workers=1) as database:
+                on_record_when_sent.append(database.submit(spans.calls_on_record).result())
+            return True
+        return False
+
+    events = follow(async_agent, url, lambda: None, (change, shown))
+
+    assert [name for name, _ in events] == ["metrics", "metrics"]
+    # The first look's call, then Connvo's two answers (the subscription's first, the change):
+    # the change was on record before the page was sent it.
+    assert on_record_when_sent == [1 + fake_connvo.answers_sent] == [3]
+    # The page went away: the relay ended its subscription and sealed its span at once.
+    deadline = time.monotonic() + 10
+    while Span.objects.filter(key=key, calls__gt=F("sealed_calls")).exists():
+        assert time.monotonic() < deadline, "the relay did not seal the closed page's span"
+        time.sleep(0.05)
+    assert sum(e.calls for e in AuditEntry.objects.filter(tally__span=key)) == 2
+    assert spans.calls_on_record() == 1 + fake_connvo.answers_sent
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("push_on", "push_database_threads")
+def test_a_page_whose_relay_is_not_there_falls_back_to_polling(
+    settings, tmp_path, agent_client, async_agent, agent_token, fake_connvo
+):
+    settings.CONNVO_PUSH_RELAY = str(tmp_path / "nobody-listens.sock")
+    url, _ = page_stream(agent_client, fake_connvo)
+
+    events = follow(async_agent, url, lambda: None)
+
+    assert events == [("fallback", "polling")]
+    assert fake_connvo.answers_sent == 0  # nothing was subscribed to
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("push_on", "push_database_threads")
+def test_a_relay_that_stops_sends_its_pages_to_polling(
+    settings, tmp_path, agent_client, async_agent, agent_token, fake_connvo
+):
+    settings.CONNVO_PUSH_RELAY = str(tmp_path / "relay.sock")
+    url, key = page_stream(agent_client, fake_connvo)
+    stopped = contextlib.ExitStack()
+    stopped.enter_context(relay_in_a_thread(settings.CONNVO_PUSH_RELAY))
+
+    events = follow(async_agent, url, lambda: None, stopped.close)
+
+    assert [name for name, _ in events] == ["metrics", "fallback"]
+    # What Connvo sent (the first answer) is on record, and the stopping relay sealed it.
+    assert sum(e.calls for e in AuditEntry.objects.filter(tally__span=key)) == 1
+    assert fake_connvo.answers_sent == 1
+
+
+# --- kill -9 of a push worker, with a real relay and a real push server --------------------------
+
+PAGES_EACH = 4  # pages opened on each of the push server's two workers
+
+
+@pytest.fixture
+def own_database(tmp_path) -> Iterator[str]:
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        with scratch_database("console_push_relay") as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'console.sqlite3'}"
+
+
+class Stream:
+    """A page's push stream, read in a thread: its events as they come, and whether it ended.
+    Closing it shuts its connection down, as a closed tab does."""
+
+    def __init__(self, base_url: str, path: str, cookies: str) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.ended = threading.Event()
+        address = urlsplit(base_url)
+        self.connection = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
+        self.connection.request("GET", path, headers={"Cookie": cookies})
+        self.response = self.connection.getresponse()
+        assert self.response.status == 200, self.response.read(500)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        name, data = "message", []
+        try:
+            while line := self.response.readline():
+                line = line.decode().rstrip("\r\n")
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif not line and data:
+                    self.events.append((name, "\n".join(data)))
+                    name, data = "message", []
+        except (http.client.HTTPException, OSError, ValueError):
+            pass  # the worker died, or the page closed it
+        finally:
+            self.ended.set()
+
+    def showed(self, text: str) -> bool:
+        return any(name == "metrics" and text in data for name, data in self.events)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.sock.shutdown(socket.SHUT_RDWR)
+
+
+def wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_killed_push_worker_leaves_every_answer_connvo_sent_on_record(
+    own_database, tmp_path, tmp_path_factory
+):
+    fake = FakeConnvo().start()
+    env = production_env(
+        DATABASE_URL=own_database,
+        CACHE_KEY_PREFIX=f"push-relay-{secrets.token_hex(6)}",
+        STATIC_ROOT=str(collect_static(tmp_path_factory)),
+        CONNVO_DEPLOYMENTS=f"dev={fake.url}",
+        CONNVO_LOOKUPS_PER_MINUTE="100000",
+        CONNVO_PUSH_RELAY=str(tmp_path / "relay.sock"),
+        GUNICORN_PUSH_WORKERS="2",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        SECURE_SSL_REDIRECT="false",
+    )
+    for step in (
+        manage("migrate", "--noinput", env=env),
+        manage("shell", "-c", CREATE_AGENT.format(password=PASSWORD), env=env),
+        manage(
+            "connvo_token",
+            "set",
+            "--user",
+            "agent",
+            "--deployment",
+            "dev",
+            env=env,
+            input=fake.token_for("agent"),
+        ),
+    ):
+        assert step.returncode == 0, step.stderr
+    on_record = "from audit import spans; print(spans.calls_on_record())"
+    open_spans = (
+        "from django.db.models import F; from audit.models import Span; "
+        "print(Span.objects.filter(calls__gt=F('sealed_calls')).count())"
+    )
+    relay_process = Relay(env, tmp_path)
+    # The push server serves the whole console (its pages too), as `make demo` does.
+    push = Gunicorn(env, tmp_path, "push", push=True)
+    streams: list[Stream] = []
+    try:
+        relay_process.wait_until_listening()
+        push.wait_until_serving()
+        wait_for(lambda: len(push.workers()) == 2, "the push server did not start two workers")
+        one, other = sorted(push.workers())
+        session = signed_in(push, PASSWORD)
+        session.close()
+        cookies = "; ".join(f"{name}={value}" for name, value in session.cookies.items())
+        meeting = f"{push.url}/meetings/dev/{fake.meeting_id('standup')}/"
+
+        def open_pages(on: int, off: int) -> list[Stream]:
+            """PAGES_EACH pages whose streams the worker `on` serves (`off` is stopped)."""
+            os.kill(off, signal.SIGSTOP)
+            try:
+                opened = []
+                for _ in range(PAGES_EACH):
+                    # A new connection each (a kept-alive one may be the stopped worker's).
+                    page = requests.get(meeting, cookies=session.cookies, timeout=10).text
+                    url = re.search(r'sse-connect="([^"]+)"', page).group(1)
+                    opened.append(Stream(push.url, url.replace("&amp;", "&"), cookies))
+            finally:
+                os.kill(off, signal.SIGCONT)
+            return opened
+
+        killed, kept = open_pages(one, other), open_pages(other, one)
+        streams = killed + kept
+        wait_for(
+            lambda: all(s.showed('data-metric="participants"') for s in streams),
+            "not every page was sent its first answer",
+        )
+        assert fake.answers_sent == len(streams)
+
+        # One worker stops (frozen, as a worker stuck or swapped out is), Connvo sends a change
+        # to every page, and the relay records all of them, the stopped worker's pages' too.
+        os.kill(one, signal.SIGSTOP)
+        fake.update_meeting("standup", participantCount=42)
+        changed = '<dd data-metric="participants">42</dd>'
+        wait_for(lambda: all(s.showed(changed) for s in kept), "the running worker's pages")
+        wait_for(lambda: fake.answers_sent == 2 * len(streams), "Connvo's answers to every page")
+        calls = fake.call_count + fake.answers_sent
+        wait_for(lambda: int(shell(on_record, env)) == calls, "the answers were not on record")
+        assert not any(s.showed(changed) for s in killed)
+
+        # Then it is killed: its pages never see the change, which is on record all the same;
+        # the relay, seeing their connections close, ends their subscriptions and seals their
+        # spans at once (not after they go quiet).
+        os.kill(one, signal.SIGKILL)
+        wait_for(lambda: all(s.ended.is_set() for s in killed), "the killed worker's streams")
+        assert not any(s.showed(changed) for s in killed)
+        wait_for(lambda: int(shell(open_spans, env)) == len(kept), "the killed pages' spans")
+        assert all(not s.ended.is_set() for s in kept)
+
+        # The other worker's pages go on: another change reaches them, and is on record.
+        fake.update_meeting("standup", participantCount=43)
+        wait_for(lambda: all(s.showed(">43</dd>") for s in kept), "the second change")
+        for stream in kept:
+            stream.close()
+        wait_for(lambda: int(shell(open_spans, env)) == 0, "the closed pages' spans")
+        assert int(shell(on_record, env)) == fake.call_count + fake.answers_sent
+        assert fake.answers_sent == 2 * len(streams) + len(kept)
+        verified = manage("audit_verify", env=env)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        for stream in streams:
+            stream.close()
+        for worker in push.workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGCONT)
+        push.stop()
+        relay_process.stop()
+        fake.stop()

@@ -22,7 +22,7 @@ help:
 	@echo "make test-clock  the non-browser suite at three awkward instants, far east (docs/testing.md)"
 	@echo "make mutants     mutation testing of the modules where a silent break hurts most (slow)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
-	@echo "make serve   production mode on this machine: gunicorn and the push server, keys from .env (docs/deploy.md)"
+	@echo "make serve   production mode on this machine: gunicorn, the push server and relay, keys from .env (docs/deploy.md)"
 	@echo "make lint    ruff check + format check"
 
 $(STAMP): requirements.lock
@@ -76,11 +76,15 @@ demo: setup
 # Production mode on this machine: gunicorn with gunicorn.conf.py, DEBUG off, collected static
 # files. It refuses to start without SECRET_KEY, TOKEN_ENCRYPTION_KEYS and AUDIT_CHAIN_KEY (from
 # .env or the environment); set CACHE_URL=redis://... so that workers share the lookup limit.
-# The push server (gunicorn-push.conf.py, /live/ on 127.0.0.1:8001) runs beside it, stopped with it;
-# without nginx in front (docs/deploy.md) the pages on 8000 poll.
+# The push server (gunicorn-push.conf.py, /live/ on 127.0.0.1:8001) and the push relay (its socket
+# in .run/ here, not /run as under systemd) run beside it, stopped with it; without nginx in front
+# (docs/deploy.md) the pages on 8000 poll.
+serve: export CONNVO_PUSH_RELAY ?= $(CURDIR)/.run/relay.sock
 serve: setup
-	$(VENV)/bin/gunicorn -c gunicorn-push.conf.py & push=$$!; \
-	  trap 'kill $$push 2>/dev/null; wait $$push' EXIT; \
+	mkdir -p -m 700 .run
+	$(PY) manage.py push_relay & relay=$$!; \
+	  $(VENV)/bin/gunicorn -c gunicorn-push.conf.py & push=$$!; \
+	  trap 'kill $$push $$relay 2>/dev/null; wait $$push $$relay' EXIT; \
 	  $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 # Start the local PostgreSQL and Redis when they are not already answering.

@@ -53,3 +53,19 @@ def check_shared_cache(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(deploy=True)
+def check_push_relay(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    if settings.CONNVO_PUSH and not settings.CONNVO_PUSH_RELAY:
+        return [
+            checks.Warning(
+                "CONNVO_PUSH_RELAY is empty, so pushed answers are recorded in the push workers: "
+                "a push worker that dies loses the answers Connvo had sent it and it had not yet "
+                "recorded.",
+                hint="Run the host's push relay (manage.py push_relay, docs/deploy.md 3c) and "
+                "leave CONNVO_PUSH_RELAY at its default, or set it to the relay's socket.",
+                id="connvo.W002",
+            )
+        ]
+    return []

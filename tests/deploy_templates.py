@@ -43,6 +43,10 @@ DOC_VALUES = {
         "root": "/srv/connvo-console",
         "env_file": "/etc/connvo-console/env",
     },
+    "connvo-console-relay.service": {
+        "root": "/srv/connvo-console",
+        "env_file": "/etc/connvo-console/env",
+    },
 }
 # The fenced block of docs/deploy.md that shows each file.
 DOC_BLOCK_LANGUAGE = {
@@ -50,6 +54,7 @@ DOC_BLOCK_LANGUAGE = {
     "connvo-console.service": "ini",
     # Another INI name for the same highlighting: one template to one language's one block.
     "connvo-console-push.service": "dosini",
+    "connvo-console-relay.service": "cfg",
 }
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

@@ -54,6 +54,24 @@ def test_check_deploy_warns_that_a_per_process_cache_is_not_shared():
     assert "per gunicorn worker" in result.stderr
 
 
+def test_check_deploy_warns_that_push_without_a_relay_can_lose_answers():
+    result = manage("check", "--deploy", env=production_env(CONNVO_PUSH_RELAY=""))
+
+    assert "connvo.W002" in result.stderr
+    assert "a push worker that dies loses the answers" in result.stderr
+    # Not when nothing is pushed.
+    quiet = manage("check", "--deploy", env=production_env(CONNVO_PUSH_RELAY="", CONNVO_PUSH="0"))
+    assert quiet.returncode == 0 and "connvo.W002" not in quiet.stderr, quiet.stderr
+
+
+def test_a_relay_socket_that_is_not_an_absolute_path_is_refused():
+    for wrong in ("relay.sock", "/run/" + "x" * 120 + ".sock"):
+        result = manage("check", env=production_env(CONNVO_PUSH_RELAY=wrong))
+
+        assert result.returncode != 0
+        assert "CONNVO_PUSH_RELAY must be the absolute path of a Unix socket" in result.stderr
+
+
 def test_an_old_demo_key_left_in_the_rotation_is_refused(settings):
     settings.SECRET_KEY = "x" * 60
     settings.AUDIT_CHAIN_KEYS = ["y" * 60]

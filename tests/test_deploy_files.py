@@ -7,6 +7,7 @@ import configparser
 import shutil
 import subprocess
 import sys
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -40,6 +41,7 @@ def test_only_addresses_paths_and_certificates_are_placeholders():
     }
     assert placeholders("connvo-console.service") == {"root", "env_file"}
     assert placeholders("connvo-console-push.service") == {"root", "env_file"}
+    assert placeholders("connvo-console-relay.service") == {"root", "env_file"}
 
 
 def test_rendering_refuses_a_missing_or_unknown_value():
@@ -117,13 +119,38 @@ def test_the_push_unit_runs_the_push_server_beside_the_console():
     )
 
 
+def test_the_relay_unit_runs_one_push_relay_beside_the_push_server():
+    unit = _unit_keys("connvo-console-relay.service")
+    service = unit["Service"]
+    assert service["ExecStart"] == "/srv/connvo-console/.venv/bin/python manage.py push_relay"
+    assert service["User"] == service["Group"] == "connvo"
+    assert service["Restart"] == "always"
+    # Its socket is CONNVO_PUSH_RELAY's default (production's settings, as the unit loads them),
+    # in a directory of its own, its owner's only.
+    default = _read_config("connvo_admin/settings.py", "CONNVO_PUSH_RELAY")
+    assert PurePosixPath(default).parent == PurePosixPath("/run", service["RuntimeDirectory"])
+    assert service["RuntimeDirectoryMode"] == "0700"
+    assert service["RuntimeDirectory"] not in {
+        _unit_keys(name)["Service"]["RuntimeDirectory"]
+        for name in ("connvo-console.service", "connvo-console-push.service")
+    }
+    # The push server starts after it and wants it.
+    push = _unit_keys("connvo-console-push.service")["Unit"]
+    assert "connvo-console-relay.service" in push["After"].split()
+    assert "connvo-console-relay.service" in push["Wants"].split()
+    assert unit["Unit"]["Before"] == "connvo-console-push.service"
+
+
 def test_the_push_server_serves_the_asgi_entry_with_uvicorns_worker():
     assert _read_config("gunicorn-push.conf.py", "wsgi_app") == "connvo_admin.asgi:application"
     assert _read_config("gunicorn-push.conf.py", "worker_class") == ("uvicorn_worker.UvicornWorker")
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
-@pytest.mark.parametrize("name", ["connvo-console.service", "connvo-console-push.service"])
+@pytest.mark.parametrize(
+    "name",
+    ["connvo-console.service", "connvo-console-push.service", "connvo-console-relay.service"],
+)
 def test_systemd_accepts_the_unit(tmp_path, name):
     """systemd-analyze verify, with the unit pointing at this checkout (it checks that ExecStart
     exists). It warns, without failing, about unknown keys: any output is a failure here."""

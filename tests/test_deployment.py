@@ -40,6 +40,7 @@ from tests.production import (
     CREATE_AGENT,
     TEST_REDIS,
     Gunicorn,
+    Relay,
     collect_static,
     free_port,
     manage,
@@ -244,6 +245,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             CONNVO_LOOKUPS_PER_MINUTE="100000",
             GUNICORN_WORKERS=str(WORKERS),
             GUNICORN_THREADS=str(THREADS),
+            # The push relay's socket (docs/deploy.md 3c), here rather than in /run.
+            CONNVO_PUSH_RELAY=str(directory / "relay.sock"),
         )
         for step in (
             manage("migrate", "--noinput", env=env),
@@ -256,10 +259,13 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         )  # fmt: skip
         assert saved.returncode == 0, saved.stderr
 
+        relay = Relay(env, directory)
+        started.append(relay)
         gunicorn = Gunicorn(env, directory, "gunicorn")
         started.append(gunicorn)
         push = Gunicorn(env, directory, "push", push=True)
         started.append(push)
+        relay.wait_until_listening()
         gunicorn.wait_until_serving()
         push.wait_until_serving()
         certificate = self_signed_certificate(directory, HOST)
@@ -354,8 +360,9 @@ def test_an_agent_works_through_nginx_over_https(stack):
 
 
 def test_a_meeting_page_is_live_by_push_through_nginx(stack):
-    """The page's stream goes through nginx to the push server, and each event arrives as it is
-    sent (nginx buffering would hold it back until the stream ends, which it never does)."""
+    """The page's stream goes through nginx to the push server, whose worker follows the meeting
+    through the host's push relay, and each event arrives as it is sent (nginx buffering would
+    hold it back until the stream ends, which it never does)."""
     browser = stack.browser()
     page = browser.get(f"{stack.nginx.https}{stack.meeting_path}", timeout=10)
     stream_path = re.search(r'sse-connect="([^"]+)"', page.text).group(1).replace("&amp;", "&")
@@ -372,7 +379,7 @@ def test_a_meeting_page_is_live_by_push_through_nginx(stack):
         assert name == "metrics"
         assert '<dd data-metric="participants">77</dd>' in data
     # Both pushed answers are on record in the page's span: counted in it while it is open, or
-    # in the chain once the push server has sealed it for the closed stream (which deletes the
+    # in the chain once the push relay has sealed it for the closed stream (which deletes the
     # span; that may have happened by now or not). One statement: one snapshot of both.
     ((pushed,),) = stack.audit(
         "SELECT (SELECT coalesce(sum(calls - sealed_calls), 0) FROM audit_span WHERE key = %s)"

@@ -1,16 +1,23 @@
 """Open meeting pages live by push beside the same pages polling (issue #24), in one run on
-PostgreSQL + Redis: the servers' CPU, Connvo's calls, the push server's memory per subscription,
+PostgreSQL + Redis: the servers' CPU, Connvo's calls, the push side's memory per subscription,
 how soon a change reaches a page, and the answers on record against the answers Connvo sent,
 across a `kill -9` of a push worker too.
 
     .venv/bin/python bench/push_load.py                 # 1,000 pages of 200 agents, 5-6 min
+    .venv/bin/python bench/push_load.py --no-relay      # the same, the push workers recording
     .venv/bin/python bench/push_load.py --help          # pages, agents, seconds, changes...
 
 Starts what bench/live_load.py starts (its `console_and_proxy()`: the fakes in a process of their
 own, a PostgreSQL database and Redis keys of its own, the console under `gunicorn -c
 gunicorn.conf.py` in production mode), and the push server beside it under `gunicorn -c
-gunicorn-push.conf.py` (uvicorn's worker, the console's environment: docs/deploy.md 3b). The pages
-talk to each server directly, as nginx would route them (no nginx here). Then:
+gunicorn-push.conf.py` (uvicorn's worker, the console's environment: docs/deploy.md 3b) with the
+host's push relay (`manage.py push_relay`, meetings/relay.py), which holds the Connvo WebSockets
+and records each pushed answer before a push worker draws it. The relay listens on a socket in the
+run's temporary directory, named by CONNVO_PUSH_RELAY in the environment all three get.
+--no-relay runs the push server without it (CONNVO_PUSH_RELAY=""), the push workers recording
+each answer themselves as before the relay, so that the two can be compared. The push server's
+and the relay's logs are kept in that directory, which the bench prints at the end. The pages talk
+to each server directly, as nginx would route them (no nginx here). Then:
 
 1. signs in --agents agents (the sign-in page, a few at a time) and opens --pages meeting pages by
    GET, as a browser does, reading each page's poller values and its stream's URL (`sse-connect`,
@@ -23,7 +30,8 @@ talk to each server directly, as nginx would route them (no nginx here). Then:
    shorter --interval compresses time by 10 / interval (more refreshes per page, same seconds);
 3. push: every page opens its stream (`GET /live/...`, --open-batch at a time, each batch waiting
    for its pages' first pushed fragment) from one asyncio process; then --seconds with nothing
-   changing. CPU, calls at the fake and the push workers' RSS, threads and fds as in step 2;
+   changing. CPU, calls at the fake and the push side's RSS, threads and fds as in step 2 (the
+   push workers' and the relay's: the relay does the recording, so its share is counted as push);
 4. --changes changes at the fake (`POST /_fake/meetings/<label>`, a new participantCount), one
    meeting after another: for each, the time from sending the change to each of that meeting's
    pages receiving its `metrics` event;
@@ -31,11 +39,13 @@ talk to each server directly, as nginx would route them (no nginx here). Then:
    what the browser does (`hold`): one refresh at once and the poll timer until a stream brings
    a fragment again (static/js/console.js), a reconnection after the `retry:` the server gave
    (1-5 s), and htmx's back-off after a refused stream; the time until each has its new stream's
-   first fragment; then each meeting changes once more;
+   first fragment; then each meeting changes once more. (With the relay, it is the relay that
+   sees the worker's connections close: it ends their subscriptions and seals their spans.)
 6. the Connvo answers on record (`audit.spans.calls_on_record()`) against what the fake received
    (getMeeting over HTTP + answers sent over its sync WebSockets), before and after the kill;
    PostgreSQL's connections at their peak in each phase (pg_stat_activity, sampled 10 times a
-   second), and what the push server's log says of answers it could not record.
+   second), and what the push server's and the relay's logs say of answers they could not
+   record.
 
 Most of the set-up is signing in the agents: each sign-in checks a PBKDF2 hash (~0.8 s of CPU).
 
@@ -90,6 +100,7 @@ from bench.live_load import (  # noqa: E402
     process_status,
     sign_in,
 )
+from tests.production import Relay  # noqa: E402
 
 # The fake's meetings that the agent sees and that are still live (a page of each polls).
 LIVE_MEETINGS = ("standup", "onboarding", "planning", "minimal", "all-hands")
@@ -111,6 +122,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=10, help="changes at the fake (10)")
     parser.add_argument("--open-batch", type=int, default=25, help="streams opened at a time (25)")
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 step")
+    parser.add_argument(
+        "--no-relay",
+        action="store_true",
+        help='no push relay: CONNVO_PUSH_RELAY="", the push workers record each answer',
+    )
     parser.add_argument("--workers", default="2", help="the console's GUNICORN_WORKERS (2)")
     parser.add_argument("--threads", default="", help="GUNICORN_THREADS (the conf's)")
     parser.add_argument("--push-workers", default="2", help="GUNICORN_PUSH_WORKERS (2)")
@@ -123,11 +139,13 @@ def parse_args() -> argparse.Namespace:
 
 @dataclass
 class Usage:
-    """CPU seconds of the console's and the push server's workers and of the fakes' process,
-    getMeeting calls over HTTP and answers sent over sync WebSockets at the fake."""
+    """CPU seconds of the console's and the push server's workers, of the push relay (0 without
+    one) and of the fakes' process, getMeeting calls over HTTP and answers sent over sync
+    WebSockets at the fake."""
 
     console_cpu: float
     push_cpu: float
+    relay_cpu: float
     fake_cpu: float
     bench_cpu: float
     http_calls: int
@@ -138,6 +156,42 @@ class Usage:
         return Usage(
             *(getattr(self, name) - getattr(before, name) for name in Usage.__dataclass_fields__)
         )
+
+    @property
+    def push_side_cpu(self) -> float:
+        """The push workers' and the relay's CPU together: with a relay, the recording is its."""
+        return self.push_cpu + self.relay_cpu
+
+
+@dataclass
+class PushSide:
+    """The push server and, unless --no-relay, the host's push relay beside it."""
+
+    server: Server
+    relay: Relay | None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def worker_pids(self) -> list[int]:
+        return self.server.worker_pids()
+
+    def relay_cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.relay.process.pid) if self.relay else 0.0
+
+    def processes(self) -> list[dict]:
+        """Each push worker's RSS (MB), threads and open file descriptors, then the relay's
+        (marked `relay`)."""
+        found = workers(self.server)
+        if self.relay is not None:
+            pid = self.relay.process.pid
+            found.append({"pid": pid, "relay": True, **process_status(pid)})
+        return found
+
+    def logs(self) -> str:
+        relay = self.relay.log_path.read_text() if self.relay else ""
+        return self.server.log_path.read_text() + relay
 
 
 class Fake:
@@ -157,11 +211,12 @@ class Fake:
         self.control("POST", f"meetings/{label}", {"participantCount": participants})
 
 
-def usage(console: Server, push: Server, fake: Fake) -> Usage:
+def usage(console: Server, push: PushSide, fake: Fake) -> Usage:
     sync = fake.control("GET", "sync")
     return Usage(
         console_cpu=console.cpu_seconds(),
-        push_cpu=push.cpu_seconds(),
+        push_cpu=push.server.cpu_seconds(),
+        relay_cpu=push.relay_cpu_seconds(),
         fake_cpu=process_cpu_seconds(fake.fake.process.pid),
         bench_cpu=time.process_time(),
         http_calls=fake.fake.call_count(),
@@ -381,26 +436,55 @@ async def wait_for(check, timeout: float) -> bool:
 
 def main() -> None:
     args = parse_args()
-    settings = {"CONNVO_PUSH": "true", "GUNICORN_PUSH_WORKERS": args.push_workers}
+    # The push server's and the relay's logs, and the relay's socket; kept after the run.
+    scratch = Path(tempfile.mkdtemp(prefix="push_load_"))
+    relay_path = "" if args.no_relay else str(scratch / "relay.sock")
+    if len(relay_path.encode()) > 107:
+        raise SystemExit(f"the relay's socket path is too long for a Unix socket: {relay_path}")
+    settings = {
+        "CONNVO_PUSH": "true",
+        "GUNICORN_PUSH_WORKERS": args.push_workers,
+        "CONNVO_PUSH_RELAY": relay_path,
+    }
     with console_and_proxy(args, name="push_load", settings=settings) as (fake, facts, console, _):
-        push = Server(
-            console.env, Path(tempfile.mkdtemp(prefix="push_load_")), "push", None, push=True
-        )
+        relay = Relay(console.env, scratch) if relay_path else None
+        server = None
         try:
-            push.wait()
-            run(args, Fake(fake, facts["fast"]), console, push)
+            if relay is not None:
+                try:
+                    relay.wait_until_listening()
+                except AssertionError as error:
+                    raise SystemExit(str(error)) from None
+            server = Server(console.env, scratch, "push", None, push=True)
+            server.wait()
+            run(args, Fake(fake, facts["fast"]), console, PushSide(server, relay))
         finally:
-            push.stop()
+            # The push workers first, as on a host that shuts down: the relay sees their streams
+            # end before it is stopped itself.
+            if server is not None:
+                server.stop()
+            if relay is not None:
+                relay.stop()
+            logs = (
+                "the push server's log" if relay is None else "the push server's and relay's logs"
+            )
+            print(f"# {logs}: {scratch}")
 
 
-def run(args, fake: Fake, console: Server, push: Server) -> None:
+def run(args, fake: Fake, console: Server, push: PushSide) -> None:
     from django.db import connection
 
     started = time.monotonic()
     print(
         f"# push_load at {git_revision()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"PostgreSQL + Redis, console {args.workers} workers x {args.threads or 'conf'} threads, "
-        f"push server {args.push_workers} uvicorn workers, {os.cpu_count()} CPUs\n"
+        f"push server {args.push_workers} uvicorn workers, "
+        + (
+            "no push relay (--no-relay: the push workers record each answer)"
+            if push.relay is None
+            else f"push relay on {push.relay.path}"
+        )
+        + f", {os.cpu_count()} CPUs\n"
         f"# uptime at start: {uptime()}"
     )
     with ThreadPoolExecutor(4) as pool:
@@ -438,7 +522,7 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
     time.sleep(1)  # the last refreshes' answers
     polling = usage(console, push, fake).minus(before)
     polling_rss = workers(console)
-    polling_rss_push = workers(push)
+    polling_rss_push = push.processes()
 
     # 3-6. Push.
     connections.phase = "between"
@@ -448,12 +532,15 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
         connections.close()
     recorded_after, counted_how = calls_recorded()
     connection.close()
-    log = push.log_path.read_text()
+    log = push.logs()
     pushed["log"] = {
         "answers not recorded (database error)": log.count("could not be counted"),
         "streams answered 503": log.count('/ 503"'),
         "PostgreSQL: too many clients": log.count("too many clients"),
     }
+    if push.relay is not None:
+        pushed["log"]["streams failed in the relay"] = log.count("failed in the push relay")
+    pushed["relay"] = push.relay is not None
     pushed["connections"] = connections.peaks
 
     report(
@@ -470,12 +557,12 @@ def run(args, fake: Fake, console: Server, push: Server) -> None:
 
 
 async def push_run(
-    args, pages, meetings, fake: Fake, console: Server, push: Server, connections: Connections
+    args, pages, meetings, fake: Fake, console: Server, push: PushSide, connections: Connections
 ) -> dict:
     out: dict = {}
     streams = [Stream(page, meeting) for page, meeting in zip(pages, meetings, strict=True)]
     tasks: list[asyncio.Task] = []
-    out["idle_workers"] = workers(push)
+    out["idle_workers"] = push.processes()
     base = await asyncio.to_thread(usage, console, push, fake)
     recorded_base, _ = await asyncio.to_thread(calls_recorded)
     out["base"], out["recorded_base"] = base, recorded_base
@@ -497,13 +584,14 @@ async def push_run(
         if "warm_workers" not in out:
             # The baseline for memory per subscription: once every worker serves streams (its
             # first one imports and connects what a stream needs, once).
-            now = workers(push)
-            if all(w.get("fds", 0) > idle_fds.get(w["pid"], 0) + 1 for w in now):
+            now = push.processes()
+            serving = [w for w in now if not w.get("relay")]
+            if all(w.get("fds", 0) > idle_fds.get(w["pid"], 0) + 1 for w in serving):
                 out["warm_workers"], out["warm_streams"] = now, start + len(batch)
     out["opened"] = sum(1 for s in streams if s.is_open)
     out["open_times"] = opened_at
     out["open_usage"] = (await asyncio.to_thread(usage, console, push, fake)).minus(base)
-    out["subscribed_workers"] = workers(push)
+    out["subscribed_workers"] = push.processes()
     sync = await asyncio.to_thread(fake.control, "GET", "sync")
     live = [c for c in sync["connections"] if c["open"]]
     out["sync_connections"] = (len(live), sum(len(c["subscriptions"]) for c in live))
@@ -514,7 +602,7 @@ async def push_run(
     await asyncio.sleep(args.seconds)
     quiet_to = await asyncio.to_thread(usage, console, push, fake)
     out["quiet"] = quiet_to.minus(quiet_from)
-    out["quiet_workers"] = workers(push)
+    out["quiet_workers"] = push.processes()
     out["heartbeats"] = sum(s.heartbeats for s in streams)
 
     # 4. Changes, one meeting after another.
@@ -594,7 +682,7 @@ async def push_run(
             ),
             "fallback_times": [t for s in dropped for _, t in s.fallbacks],
             "ends": sum((s.ends for s in dropped), Counter()),
-            "workers_after": workers(push),
+            "workers_after": push.processes(),
             "open_after": sum(1 for s in streams if s.is_open),
         }
         await asyncio.sleep(1)
@@ -637,14 +725,22 @@ def mb(found: list[dict], key: str = "rss_mb") -> float:
 
 def describe_workers(found: list[dict]) -> str:
     return ", ".join(
-        f"{w['rss_mb']:.0f} MB / {w.get('threads', 0)} threads / {w.get('fds', 0)} fds"
+        ("relay " if w.get("relay") else "")
+        + f"{w.get('rss_mb', 0):.0f} MB / {w.get('threads', 0)} threads / {w.get('fds', 0)} fds"
         for w in found
     )
+
+
+def relay_mb(found: list[dict]) -> float:
+    return sum(w.get("rss_mb", 0) for w in found if w.get("relay"))
 
 
 def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, recorded) -> None:
     pages, seconds = args.pages, args.seconds
     quiet: Usage = pushed["quiet"]
+    relay = pushed["relay"]
+    # What the push side is: with a relay, its CPU and memory are counted with the workers'.
+    push_side = "push workers + relay" if relay else "push workers"
     answered = sum(n for status, n in polled.statuses.items() if status in (200, 204))
     compressed = (
         "real time (a page's own 10 s)"
@@ -674,9 +770,10 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
     )
     o: Usage = pushed["open_usage"]
     print(
-        f"opening them cost: console {o.console_cpu:.1f} CPU s, push server {o.push_cpu:.1f} CPU s "
-        f"({o.push_cpu / max(pages, 1) * 1000:.1f} ms a page), {o.answers_sent} first answers "
-        f"sent over the WebSockets, {o.http_calls} getMeeting calls"
+        f"opening them cost: console {o.console_cpu:.1f} CPU s, push server {o.push_cpu:.1f} CPU s"
+        + (f" + relay {o.relay_cpu:.1f} CPU s" if relay else "")
+        + f" ({o.push_side_cpu / max(pages, 1) * 1000:.1f} ms a page), {o.answers_sent} first "
+        f"answers sent over the WebSockets, {o.http_calls} getMeeting calls"
     )
     idle, first, full = (
         pushed["idle_workers"],
@@ -686,21 +783,23 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
     opened = pushed["opened"]
     warm = pushed.get("warm_streams", 0)
     per_1000 = (mb(full) - mb(first)) / max(opened - warm, 1) * 1000
+    relay_per_1000 = (relay_mb(full) - relay_mb(first)) / max(opened - warm, 1) * 1000
     print(
-        f"push workers idle: {describe_workers(idle)}\n"
+        f"{push_side} idle: {describe_workers(idle)}\n"
         f"  after the first {warm} streams (every worker serving): {describe_workers(first)}\n"
         f"  with {opened} streams: {describe_workers(full)}\n"
         f"  after {seconds:g} s quiet: {describe_workers(pushed['quiet_workers'])}\n"
-        f"  RSS per 1,000 subscriptions (all workers, from {warm} streams to {opened}): "
-        f"{per_1000:,.0f} MB; from idle: "
-        f"{(mb(full) - mb(idle)) / max(opened, 1) * 1000:,.0f} MB"
+        f"  RSS per 1,000 subscriptions (all workers{' and the relay' if relay else ''}, from "
+        f"{warm} streams to {opened}): {per_1000:,.0f} MB"
+        + (f" (the relay's share {relay_per_1000:,.0f} MB)" if relay else "")
+        + f"; from idle: {(mb(full) - mb(idle)) / max(opened, 1) * 1000:,.0f} MB"
     )
 
     print("\n## Side by side\n")
     row("", f"polling ({seconds:g} s)", f"push, quiet ({seconds:g} s)", "ratio")
     row("---", "---:", "---:", "---:")
-    poll_cpu = polling.console_cpu + polling.push_cpu
-    push_cpu = quiet.console_cpu + quiet.push_cpu
+    poll_cpu = polling.console_cpu + polling.push_side_cpu
+    push_cpu = quiet.console_cpu + quiet.push_side_cpu
     row(
         "console CPU s (gthread workers)",
         f"{polling.console_cpu:.2f}",
@@ -713,8 +812,15 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
         f"{quiet.push_cpu:.2f}",
         "",
     )
+    if relay:
+        row(
+            "push relay CPU s (holds the WebSockets, records the answers)",
+            f"{polling.relay_cpu:.2f}",
+            f"{quiet.relay_cpu:.2f}",
+            "",
+        )
     row(
-        "**console + push server CPU s**",
+        "**console + push server + relay CPU s**" if relay else "**console + push server CPU s**",
         f"**{poll_cpu:.2f}** ({poll_cpu / seconds * 100:.0f} % of a core)",
         f"**{push_cpu:.2f}** ({push_cpu / seconds * 100:.1f} % of a core)",
         f"**{poll_cpu / push_cpu:,.0f} x**" if push_cpu > 0 else "∞",
@@ -733,10 +839,12 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
     )
     row("the fake's CPU s", f"{polling.fake_cpu:.2f}", f"{quiet.fake_cpu:.2f}", "")
     row("the bench's own CPU s", f"{polling.bench_cpu:.2f}", f"{quiet.bench_cpu:.2f}", "")
+    of_relay = (lambda found: f" (relay {relay_mb(found):.0f})") if relay else (lambda _: "")
     row(
-        "worker RSS, MB (sum)",
-        f"console {mb(console_rss):.0f}, push {mb(push_rss):.0f}",
-        f"console {mb(console_rss):.0f} (as left), push {mb(pushed['quiet_workers']):.0f}",
+        "worker RSS, MB (sum)" + (", the relay counted as push" if relay else ""),
+        f"console {mb(console_rss):.0f}, push {mb(push_rss):.0f}{of_relay(push_rss)}",
+        f"console {mb(console_rss):.0f} (as left), push {mb(pushed['quiet_workers']):.0f}"
+        f"{of_relay(pushed['quiet_workers'])}",
         "",
     )
     print(
@@ -755,9 +863,11 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
         f"{pushed['missed']}"
     )
     print(
-        f"their cost: push server {c.push_cpu:.2f} CPU s for {c.answers_sent} answers "
-        f"({c.push_cpu / max(c.answers_sent, 1) * 1000:.1f} ms an answer: recorded, rendered, "
-        f"sent), console {c.console_cpu:.2f} CPU s, {c.http_calls} getMeeting calls"
+        f"their cost: push server {c.push_cpu:.2f}"
+        + (f" + relay {c.relay_cpu:.2f}" if relay else "")
+        + f" CPU s for {c.answers_sent} answers "
+        f"({c.push_side_cpu / max(c.answers_sent, 1) * 1000:.1f} ms an answer: recorded, "
+        f"rendered, sent), console {c.console_cpu:.2f} CPU s, {c.http_calls} getMeeting calls"
     )
 
     after, how = recorded
@@ -788,17 +898,25 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
     print(f"(everything since the database was made: {after:,} on record)")
     if "kill" in pushed and rec_all != sent_all:
         k = pushed["kill"]
+        why = (
+            "the relay records an answer before the worker has it, but the answers still waiting "
+            "for the relay's database threads when it saw the worker's connection close were "
+            "dropped with their subscriptions (docs/performance.md, 'a push relay')"
+            if relay
+            else "an answer the worker received but had not yet recorded when it was killed was "
+            "never shown"
+        )
         print(
             f"the difference after the kill, {sent_all - rec_all:+} sent but not on record, "
             f"against {k['missed_the_change']} pages on the killed worker that never showed the "
-            "change made just before it: an answer the worker received but had not yet recorded "
-            "when it was killed was never shown"
+            f"change made just before it: {why}"
         )
 
     print("\npeak PostgreSQL connections (the bench's database / the whole server, shared):")
     for phase, (mine, everyone) in pushed["connections"].items():
         print(f"  {phase}: {mine} / {everyone}")
-    print("push server's log: " + ", ".join(f"{k} {n}" for k, n in pushed["log"].items()))
+    logs = "push server's and relay's logs" if relay else "push server's log"
+    print(f"{logs}: " + ", ".join(f"{k} {n}" for k, n in pushed["log"].items()))
 
     if "kill" in pushed:
         k = pushed["kill"]
@@ -823,7 +941,7 @@ def report(args, *, scale, polled, polling: Usage, polling_rss, pushed: dict, re
             f"refreshes of the pages' poll timers while not back on push: "
             f"{dict(pushed['polls']) or 'none'}"
         )
-        print(f"push workers after: {describe_workers(k['workers_after'])}")
+        print(f"{push_side} after: {describe_workers(k['workers_after'])}")
         lat = k["latencies"]
         print(
             f"a change on each meeting afterwards: p50 {ms(percentile(lat, 0.5))}, p99 "

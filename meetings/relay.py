@@ -65,8 +65,16 @@ _database_work = ThreadPoolExecutor(
 )
 
 
-def in_database_thread(function):
-    """`function` as a coroutine run in one of the process's push database threads."""
+# Sealing a closed page's spans appends to the audit chain, one append at a time under its head's
+# lock: in a thread of its own, so that when a push worker dies and the relay seals hundreds of
+# its pages' spans at once, recording answers and opening the pages' new streams do not wait
+# behind them (they did: recovery took twice as long, docs/performance.md).
+_sealing_work = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-sealing")
+
+
+def in_database_thread(function, executor: ThreadPoolExecutor = _database_work):
+    """`function` as a coroutine run in one of the process's push database threads (or in
+    `executor`'s)."""
 
     def job(*args, **kwargs):
         # As Django does around a request: a connection past CONN_MAX_AGE, or broken, is replaced
@@ -77,7 +85,7 @@ def in_database_thread(function):
         finally:
             _let_go_of_the_database()
 
-    return sync_to_async(job, thread_sensitive=False, executor=_database_work)
+    return sync_to_async(job, thread_sensitive=False, executor=executor)
 
 
 def _let_go_of_the_database() -> None:
@@ -146,6 +154,8 @@ class _Recorder:
         self.span = following.span
         self.origin: Origin | None = None
         self.quiet_for = pushed_quiet_after(following.hold_every)
+        # Set when the page is gone: its subscriptions are left (meetings/sync.py `watch`).
+        self.leaving = asyncio.Event()
 
     # Database work, each run in a push database thread.
     def open(self) -> None:
@@ -226,15 +236,17 @@ class _Recorder:
         token = in_database_thread(self.token)
 
         async def follow(index: int, name: str, meeting_id: str) -> None:
-            subscription = aiter(
-                sync.watch(
-                    deployment=deployments()[name],
-                    token=lambda: token(name),
-                    meeting_id=meeting_id,
-                    user_key=str(self.following.user_id),
-                )
-            )
+            subscription = None
             try:
+                subscription = aiter(
+                    sync.watch(
+                        deployment=deployments()[name],
+                        token=lambda: token(name),
+                        meeting_id=meeting_id,
+                        user_key=str(self.following.user_id),
+                        leaving=self.leaving,
+                    )
+                )
                 async with slots:
                     first = await anext(subscription)
                 await queue.put((index, first))
@@ -248,7 +260,8 @@ class _Recorder:
                 # raised again by the stream, which falls back or breaks.
                 await queue.put((index, _Failed(failure)))
             finally:
-                await subscription.aclose()
+                if subscription is not None:
+                    await subscription.aclose()
 
         tasks = [asyncio.create_task(follow(*meeting)) for meeting in self.following.meetings]
         running = len(tasks)
@@ -293,6 +306,7 @@ class Recorded:
         self.recorder = _Recorder(following)
         self.answers: AsyncIterator | None = None
         self.holding: asyncio.Task | None = None
+        self.exhausted = False  # the subscriptions have all ended
         self.closed = False
 
     def __aiter__(self) -> Recorded:
@@ -305,8 +319,17 @@ class Recorded:
             await in_database_thread(self.recorder.open)()
             self.holding = asyncio.create_task(self._hold())
             self.answers = aiter(self.recorder.answers())
-        batch = await anext(self.answers)
+        try:
+            batch = await anext(self.answers)
+        except BaseException:
+            self.exhausted = True  # ended, failed, or cancelled: an async generator is done then
+            raise
         return await in_database_thread(self.recorder.record)(batch)
+
+    def leave(self) -> None:
+        """The page is gone: its subscriptions are left. The answers Connvo sent before it had
+        that are still given (and recorded), then the iteration stops."""
+        self.recorder.leaving.set()
 
     async def _hold(self) -> None:
         while True:
@@ -314,9 +337,22 @@ class Recorded:
             await in_database_thread(self.recorder.hold_open)()
 
     async def aclose(self) -> None:
-        """The subscriptions end; the spans are sealed."""
+        """The subscriptions end, each answer still on its way recorded first (within
+        CONNVO_READ_TIMEOUT); the spans are sealed. Its reader must not have cancelled a step
+        that is still waiting (it calls `leave()`, then waits for that step): the answers after
+        the page went away would be lost with it."""
         if self.closed:
             return
+        self.leave()
+        if self.answers is not None and not self.exhausted:
+            try:
+                async with asyncio.timeout(settings.CONNVO_READ_TIMEOUT):
+                    async for _ in self:
+                        pass  # recorded; the page is gone
+            except (TimeoutError, LookupFailed):
+                pass  # the connection failed or stayed silent: nothing more can be had
+            except Exception:
+                logger.exception("the answers of a closed stream could not all be recorded")
         self.closed = True
         if self.holding is not None:
             self.holding.cancel()
@@ -324,7 +360,7 @@ class Recorded:
                 await self.holding
         if self.answers is not None:
             await self.answers.aclose()
-        await in_database_thread(self.recorder.close)()
+        await in_database_thread(self.recorder.close, _sealing_work)()
 
 
 # --- Between a push worker and the relay ---------------------------------------------------------
@@ -399,8 +435,12 @@ class FromRelay:
             raise StopAsyncIteration
         raise payload
 
+    def leave(self) -> None:
+        """Nothing to do here: the relay leaves the subscriptions once the connection closes."""
+
     async def aclose(self) -> None:
-        """The relay, seeing the connection close, ends the subscriptions and seals the spans."""
+        """The relay, seeing the connection close, leaves the subscriptions (recording what is
+        still on its way) and seals the spans."""
         if self.closed:
             return
         self.closed = True
@@ -432,7 +472,13 @@ async def _relay_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
             step = asyncio.ensure_future(anext(answers))
             await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
-                break  # the worker is gone: what was being recorded still is, then it ends
+                # The worker is gone (its page closed, or it died): the subscriptions are left,
+                # and what Connvo sent meanwhile is recorded (this step, then `aclose`).
+                answers.leave()
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(settings.CONNVO_READ_TIMEOUT):
+                        await asyncio.shield(step)
+                break
             try:
                 frame = _frame(ANSWERS, step.result())
             except StopAsyncIteration:

@@ -248,6 +248,11 @@ class _End:
     detail: str  # why push is unavailable, when `result` does not stop the page
 
 
+# A query that was left: Connvo confirmed its removal (or the socket it was on is gone), so no
+# answer to it can come any more.
+_LEFT = object()
+
+
 @dataclass(eq=False, slots=True)
 class _Watcher:
     query: _Query
@@ -281,6 +286,9 @@ class _Connection:
         # By query id: one per page, even for a meeting another page of the agent watches, so
         # that every answer Connvo sends is one page's and is recorded once (in that page's span).
         self.queries: dict[int, _Query] = {}
+        # Queries being left (`leave`): removed from the server's set, their watchers still given
+        # each answer Connvo sent before it had the removal, until it confirms it (QueryRemoved).
+        self.leaving: dict[int, _Query] = {}
         self.next_query_id = 0
         self.changed = asyncio.Event()
         self.ended = False
@@ -337,6 +345,34 @@ class _Connection:
                 self.task.cancel()  # still connecting or fetching a token: nothing to close
         self.changed.set()
 
+    def leave(self, watcher: _Watcher) -> None:
+        """Remove the watcher's query from the server's set, as `unsubscribe` does, but keep
+        giving the watcher the answers Connvo sends until it has the removal; then `_LEFT`. So
+        an answer already on its way when the page closed still reaches it (and is recorded)."""
+        query = watcher.query
+        if self.queries.get(query.query_id) is not query:
+            watcher.queue.put_nowait(_LEFT)  # already gone, or ended (its _End is queued)
+            return
+        if len(query.watchers) > 1 or self.ended or query.query_id not in self.sent:
+            # Others still watch it, or the server never had it (or never will again): nothing
+            # more can come for this watcher.
+            self.unsubscribe(watcher)
+            watcher.queue.put_nowait(_LEFT)
+            return
+        del self.queries[query.query_id]
+        self.leaving[query.query_id] = query
+        if not self.queries:
+            self._forget()  # no one else may join this connection
+        self.changed.set()
+
+    def _left(self, query_id: int) -> None:
+        """Connvo has removed the query (or its socket is gone): its watchers are done."""
+        query = self.leaving.pop(query_id, None)
+        if query is not None:
+            for watcher in query.watchers:
+                watcher.queue.put_nowait(_LEFT)
+            self.changed.set()
+
     def _forget(self) -> None:
         loop = self.task.get_loop() if self.task is not None else asyncio.get_running_loop()
         connections = _registry.get(loop, {})
@@ -349,6 +385,8 @@ class _Connection:
         for query in self.queries.values():
             for watcher in query.watchers:
                 watcher.queue.put_nowait(end)
+        for query_id in list(self.leaving):
+            self._left(query_id)
 
     # -- the connection's task -------------------------------------------------------------------
 
@@ -411,6 +449,9 @@ class _Connection:
     async def _socket(self, token: str) -> str | None:
         """One WebSocket: None once no query is left, or Connvo's words when it refused a token
         (it closes the socket after an AuthError). Raises _Stop when it fails."""
+        # A new socket has none of the queries being left: nothing more can come for them.
+        for query_id in list(self.leaving):
+            self._left(query_id)
         self.sent = {}
         self.query_set_version = self.identity_version = 0
         self.server_version = (0, 0, 0)
@@ -523,7 +564,7 @@ class _Connection:
                 for query in self.queries.values()
                 if query.query_id not in self.sent
             ]
-            if not self.queries:
+            if not self.queries and not self.leaving:
                 return  # closing the socket removes what it had
             if modifications:
                 base = self.query_set_version
@@ -591,10 +632,11 @@ class _Connection:
             self.accepted = True
         for query_id, answer in answers:
             if answer is None:
-                continue  # removed as asked
+                self._left(query_id)  # removed as asked
+                continue
             self.answers_received += 1
             _counts.answers += 1
-            query = self.queries.get(query_id)
+            query = self.queries.get(query_id) or self.leaving.get(query_id)
             if query is None:
                 continue  # removed since: its last answers may still arrive
             for watcher in query.watchers:
@@ -634,6 +676,7 @@ async def watch(
     token: Callable[[], Awaitable[str]],
     meeting_id: str,
     user_key: str,
+    leaving: asyncio.Event | None = None,
 ) -> AsyncIterator[connvo.Lookup | LookupFailed]:
     """The meeting's first answer, then each answer Connvo pushes, as the HTTP path's results:
     a `connvo.Lookup` or a `LookupFailed` (MeetingNotFound, MeetingNotVisible, TokenRejected, …),
@@ -646,19 +689,34 @@ async def watch(
     token; it is called to authenticate, shortly before that token expires, and once more after
     Connvo refuses one. `user_key` names the agent: one WebSocket per agent and deployment carries
     all of that agent's watches in this process. Closing the iterator (or cancelling its task)
-    removes the subscription.
+    removes the subscription at once. Setting `leaving` removes it too, but the iterator goes on
+    yielding the answers Connvo sent before it had the removal, and returns once Connvo confirms
+    it (or the connection ends): so every answer Connvo sent for the page is yielded, to be
+    recorded, even when the page closes while one is on its way.
     """
     started = time.monotonic()
     connection = _connection_for(deployment, user_key, token)
     watcher = connection.subscribe(meeting_id)
     answered = False  # whether Connvo has sent the first answer yet
+    left = False  # whether the subscription is being left
     try:
         while True:
-            if not answered:
-                item = await _first(watcher)
-            else:
+            if not left and leaving is not None and leaving.is_set():
+                connection.leave(watcher)
+                left = True
+            if left:
                 item = await watcher.queue.get()
+            elif not answered:
+                item = await _first(watcher, leaving)
+            else:
+                item = await _next(watcher, leaving)
+            if item is None:
+                continue  # `leaving` was set: leave, and take what still comes
+            if item is _LEFT:
+                return
             if isinstance(item, _End):
+                if left:
+                    return  # the connection ended while the page was closing
                 if item.result is not None:
                     yield item.result
                     if not _keeps_going(item.result):
@@ -682,13 +740,30 @@ async def watch(
         connection.unsubscribe(watcher)
 
 
-async def _first(watcher: _Watcher) -> _Answer | _End:
+async def _first(watcher: _Watcher, leaving: asyncio.Event | None) -> object:
+    """The watcher's first item, an _End when none comes in time, or None when `leaving` is
+    set first."""
     wait = settings.CONNVO_CONNECT_TIMEOUT + settings.CONNVO_READ_TIMEOUT
     try:
         async with asyncio.timeout(wait):
-            return await watcher.queue.get()
+            return await _next(watcher, leaving)
     except TimeoutError:
         return _End(None, f"no first answer within {wait:g} s")
+
+
+async def _next(watcher: _Watcher, leaving: asyncio.Event | None) -> object:
+    """The watcher's next item, or None when `leaving` is set first."""
+    if leaving is None:
+        return await watcher.queue.get()
+    getting = asyncio.ensure_future(watcher.queue.get())
+    asked = asyncio.ensure_future(leaving.wait())
+    try:
+        await asyncio.wait({getting, asked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        asked.cancel()
+        if not getting.done():
+            getting.cancel()  # a cancelled get takes nothing from the queue
+    return getting.result() if getting.done() and not getting.cancelled() else None
 
 
 def _unavailable(deployment: Deployment, detail: str) -> PushUnavailable:

@@ -147,15 +147,16 @@ def push_database_threads() -> Iterator[None]:
 
     from meetings import relay
 
-    threads = relay._database_work._max_workers
-    every_thread = threading.Barrier(threads)
+    for pool in (relay._database_work, relay._sealing_work):
+        threads = pool._max_workers
+        every_thread = threading.Barrier(threads)
 
-    def let_go() -> None:
-        every_thread.wait(timeout=10)  # one job per thread: all of them at once
-        connections.close_all()
+        def let_go(every_thread=every_thread) -> None:
+            every_thread.wait(timeout=10)  # one job per thread: all of them at once
+            connections.close_all()
 
-    for job in [relay._database_work.submit(let_go) for _ in range(threads)]:
-        job.result(timeout=20)
+        for job in [pool.submit(let_go) for _ in range(threads)]:
+            job.result(timeout=20)
 
 
 def _sql_flush_allowing_audit_truncate(original):

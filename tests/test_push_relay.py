@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -293,9 +294,41 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def test_a_killed_push_worker_leaves_every_answer_connvo_sent_on_record(
-    own_database, tmp_path, tmp_path_factory
-):
+ON_RECORD = "from audit import spans; print(spans.calls_on_record())"
+OPEN_SPANS = (
+    "from django.db.models import F; from audit.models import Span; "
+    "print(Span.objects.filter(calls__gt=F('sealed_calls')).count())"
+)
+
+
+@dataclass
+class Host:
+    """One host's push side in production mode: the push relay and the push server (two
+    workers; it serves the console's pages too, as `make demo` does), the agent signed in."""
+
+    env: dict[str, str]
+    fake: FakeConnvo
+    push: Gunicorn
+    cookies: str
+    meeting: str
+    database: str
+
+    def on_record(self) -> int:
+        return int(shell(ON_RECORD, self.env))
+
+    def open_spans(self) -> int:
+        return int(shell(OPEN_SPANS, self.env))
+
+    def open_page(self) -> Stream:
+        """A meeting page (a first look) and its stream, each on a new connection (a kept-alive
+        one may be a stopped worker's)."""
+        page = requests.get(self.meeting, headers={"Cookie": self.cookies}, timeout=10).text
+        url = re.search(r'sse-connect="([^"]+)"', page).group(1)
+        return Stream(self.push.url, url.replace("&amp;", "&"), self.cookies)
+
+
+@pytest.fixture
+def host(own_database, tmp_path, tmp_path_factory) -> Iterator[Host]:
     fake = FakeConnvo().start()
     env = production_env(
         DATABASE_URL=own_database,
@@ -324,41 +357,51 @@ def test_a_killed_push_worker_leaves_every_answer_connvo_sent_on_record(
         ),
     ):
         assert step.returncode == 0, step.stderr
-    on_record = "from audit import spans; print(spans.calls_on_record())"
-    open_spans = (
-        "from django.db.models import F; from audit.models import Span; "
-        "print(Span.objects.filter(calls__gt=F('sealed_calls')).count())"
-    )
     relay_process = Relay(env, tmp_path)
-    # The push server serves the whole console (its pages too), as `make demo` does.
     push = Gunicorn(env, tmp_path, "push", push=True)
-    streams: list[Stream] = []
     try:
         relay_process.wait_until_listening()
         push.wait_until_serving()
         wait_for(lambda: len(push.workers()) == 2, "the push server did not start two workers")
-        one, other = sorted(push.workers())
         session = signed_in(push, PASSWORD)
         session.close()
-        cookies = "; ".join(f"{name}={value}" for name, value in session.cookies.items())
-        meeting = f"{push.url}/meetings/dev/{fake.meeting_id('standup')}/"
+        yield Host(
+            env=env,
+            fake=fake,
+            push=push,
+            cookies="; ".join(f"{name}={value}" for name, value in session.cookies.items()),
+            meeting=f"{push.url}/meetings/dev/{fake.meeting_id('standup')}/",
+            database=own_database,
+        )
+    finally:
+        for worker in push.workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGCONT)
+        push.stop()
+        relay_process.stop()
+        fake.stop()
 
-        def open_pages(on: int, off: int) -> list[Stream]:
-            """PAGES_EACH pages whose streams the worker `on` serves (`off` is stopped)."""
-            os.kill(off, signal.SIGSTOP)
-            try:
-                opened = []
-                for _ in range(PAGES_EACH):
-                    # A new connection each (a kept-alive one may be the stopped worker's).
-                    page = requests.get(meeting, cookies=session.cookies, timeout=10).text
-                    url = re.search(r'sse-connect="([^"]+)"', page).group(1)
-                    opened.append(Stream(push.url, url.replace("&amp;", "&"), cookies))
-            finally:
-                os.kill(off, signal.SIGCONT)
-            return opened
 
-        killed, kept = open_pages(one, other), open_pages(other, one)
-        streams = killed + kept
+def pages_on(host: Host, worker: int, others: set[int], count: int) -> list[Stream]:
+    """`count` pages whose streams `worker` serves (the other workers are stopped meanwhile)."""
+    for other in others:
+        os.kill(other, signal.SIGSTOP)
+    try:
+        return [host.open_page() for _ in range(count)]
+    finally:
+        for other in others:
+            os.kill(other, signal.SIGCONT)
+
+
+def test_a_killed_push_worker_leaves_every_answer_connvo_sent_on_record(host):
+    fake = host.fake
+    one, other = sorted(host.push.workers())
+    killed, kept = (
+        pages_on(host, one, {other}, PAGES_EACH),
+        pages_on(host, other, {one}, PAGES_EACH),
+    )
+    streams = killed + kept
+    try:
         wait_for(
             lambda: all(s.showed('data-metric="participants"') for s in streams),
             "not every page was sent its first answer",
@@ -373,7 +416,7 @@ def test_a_killed_push_worker_leaves_every_answer_connvo_sent_on_record(
         wait_for(lambda: all(s.showed(changed) for s in kept), "the running worker's pages")
         wait_for(lambda: fake.answers_sent == 2 * len(streams), "Connvo's answers to every page")
         calls = fake.call_count + fake.answers_sent
-        wait_for(lambda: int(shell(on_record, env)) == calls, "the answers were not on record")
+        wait_for(lambda: host.on_record() == calls, "the answers were not on record")
         assert not any(s.showed(changed) for s in killed)
 
         # Then it is killed: its pages never see the change, which is on record all the same;
@@ -382,7 +425,7 @@ def test_a_killed_push_worker_leaves_every_answer_connvo_sent_on_record(
         os.kill(one, signal.SIGKILL)
         wait_for(lambda: all(s.ended.is_set() for s in killed), "the killed worker's streams")
         assert not any(s.showed(changed) for s in killed)
-        wait_for(lambda: int(shell(open_spans, env)) == len(kept), "the killed pages' spans")
+        wait_for(lambda: host.open_spans() == len(kept), "the killed pages' spans")
         assert all(not s.ended.is_set() for s in kept)
 
         # The other worker's pages go on: another change reaches them, and is on record.
@@ -390,17 +433,64 @@ def test_a_killed_push_worker_leaves_every_answer_connvo_sent_on_record(
         wait_for(lambda: all(s.showed(">43</dd>") for s in kept), "the second change")
         for stream in kept:
             stream.close()
-        wait_for(lambda: int(shell(open_spans, env)) == 0, "the closed pages' spans")
-        assert int(shell(on_record, env)) == fake.call_count + fake.answers_sent
+        wait_for(lambda: host.open_spans() == 0, "the closed pages' spans")
+        assert host.on_record() == fake.call_count + fake.answers_sent
         assert fake.answers_sent == 2 * len(streams) + len(kept)
-        verified = manage("audit_verify", env=env)
+        verified = manage("audit_verify", env=host.env)
         assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         for stream in streams:
             stream.close()
-        for worker in push.workers():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker, signal.SIGCONT)
-        push.stop()
-        relay_process.stop()
-        fake.stop()
+
+
+@contextlib.contextmanager
+def writes_held(database: str) -> Iterator[None]:
+    """Every write to the audit spans waits (a slow moment of the database) until the block
+    ends: SQLite's write lock, or PostgreSQL's lock on the spans' table."""
+    if database.startswith("sqlite"):
+        import sqlite3
+
+        holder = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg
+
+        holder = psycopg.connect(database)
+        holder.execute("LOCK TABLE audit_span IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        holder.rollback() if not database.startswith("sqlite") else holder.execute("ROLLBACK")
+        holder.close()
+
+
+PAGES_AT_THE_KILL = 12
+
+
+def test_answers_on_their_way_when_a_push_worker_dies_are_still_recorded(host):
+    """The relay has Connvo's answers to a worker's pages and is still recording them (the
+    database is slow just then) when the worker is killed: it records each of them, and only
+    then ends the pages' subscriptions and seals their spans."""
+    fake = host.fake
+    one, other = sorted(host.push.workers())
+    streams = pages_on(host, one, {other}, PAGES_AT_THE_KILL)
+    try:
+        wait_for(
+            lambda: all(s.showed('data-metric="participants"') for s in streams),
+            "not every page was sent its first answer",
+        )
+        first_answers = fake.answers_sent
+        with writes_held(host.database):
+            fake.update_meeting("standup", participantCount=42)
+            wait_for(lambda: fake.answers_sent == 2 * first_answers, "Connvo's answers")
+            os.kill(one, signal.SIGKILL)
+            wait_for(lambda: all(s.ended.is_set() for s in streams), "the killed worker's streams")
+            time.sleep(0.5)  # the relay has seen every connection close
+        wait_for(lambda: host.open_spans() == 0, "the killed pages' spans were not sealed")
+        assert host.on_record() == fake.call_count + fake.answers_sent
+        assert not any(s.showed("42</dd>") for s in streams)
+        verified = manage("audit_verify", env=host.env)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        for stream in streams:
+            stream.close()

@@ -53,7 +53,7 @@ class Script:
         self.calls: list[dict] = []
         self.closed = False
 
-    async def watch(self, *, deployment, token, meeting_id, user_key):
+    async def watch(self, *, deployment, token, meeting_id, user_key, leaving=None):
         self.calls.append(
             {"deployment": deployment.name, "meeting_id": meeting_id, "user_key": user_key}
         )
@@ -65,7 +65,8 @@ class Script:
                 if isinstance(result, sync.PushUnavailable):
                     raise result
                 yield result
-            await asyncio.Event().wait()  # open until the page closes
+            # Open until the page closes (and leaves it: meetings/sync.py `watch`).
+            await (leaving or asyncio.Event()).wait()
         finally:
             self.closed = True
 

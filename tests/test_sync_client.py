@@ -315,6 +315,44 @@ def test_a_cancelled_page_removes_its_subscription(fake):
     assert len(fake.sync_connections) == 1
 
 
+@pytest.mark.parametrize("others", [0, 1], ids=["its last query", "beside another"])
+def test_an_answer_on_its_way_when_a_page_leaves_is_still_given(fake, others):
+    """Leaving (`leaving` set) removes the subscription, but the answer Connvo sent before it had
+    the removal is still yielded (to be recorded), and the watch ends once Connvo confirms it:
+    every answer Connvo sent is yielded. Closing the iterator instead drops such an answer."""
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        staying = [watching(fake, "planning") for _ in range(others)]
+        for other in staying:
+            await anext(other)
+        leaving = asyncio.Event()
+        page = aiter(
+            sync.watch(
+                deployment=dev(),
+                token=tokens(fake.token_for("agent"))[0],
+                meeting_id=fake.meeting_id("standup"),
+                user_key="agent",
+                leaving=leaving,
+            )
+        )
+        first = await anext(page)
+        # Connvo sends the change while the page is going away: written to the socket before
+        # the client has read it (this loop waits for the fake), and the page leaves at once.
+        fake.update_meeting("standup", participantCount=42)
+        leaving.set()
+        after = [result async for result in page]
+        for other in staying:
+            await other.aclose()
+        return [first], after
+
+    first, after = run(scenario())
+
+    assert [r.meeting.participant_count for r in after] == [42]
+    assert fake.answers_sent == 2 + others
+    assert sync.figures().answers_received == fake.answers_sent
+    assert subscriptions(fake, "agent") == []
+
+
 # -- failures: each switch -----------------------------------------------------------------------
 
 

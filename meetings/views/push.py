@@ -257,12 +257,18 @@ class _Stream:
             yield f"retry: {_reconnect_after(failures, self.meetings)}\n\n"
             yield _event(FALLBACK, "polling")
         finally:
+            if answers is not None:
+                # The page is gone: what Connvo sent meanwhile is still recorded (the step under
+                # way, then `aclose`), then the subscriptions end and the page's spans are sealed.
+                answers.leave()
             if waiting is not None:
+                with contextlib.suppress(BaseException):
+                    async with asyncio.timeout(settings.CONNVO_READ_TIMEOUT):
+                        await asyncio.shield(waiting)
                 waiting.cancel()
                 with contextlib.suppress(BaseException):
                     await waiting
             if answers is not None:
-                # Ends the subscriptions, and seals the page's spans.
                 await answers.aclose()
 
     def _failures_key(self) -> str:

@@ -436,7 +436,11 @@ class FromRelay:
         raise payload
 
     def leave(self) -> None:
-        """Nothing to do here: the relay leaves the subscriptions once the connection closes."""
+        """The page is gone: the connection closes, and the relay, seeing that, leaves the
+        subscriptions (recording what is still on its way) and seals the spans. A read under way
+        here ends at once (PushUnavailable)."""
+        if self.writer is not None:
+            self.writer.close()
 
     async def aclose(self) -> None:
         """The relay, seeing the connection close, leaves the subscriptions (recording what is

@@ -34,10 +34,10 @@ from audit import spans
 from audit.models import AuditEntry, Span
 from connvo_admin.outcomes import LookupFailed
 from fakeconnvo import FakeConnvo
-from meetings import relay
+from meetings import relay, sync
 from meetings.lookups import AuditUnavailable
 from meetings.ratelimit import LookupLimitReached
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, run_async
 from tests.production import (
     CREATE_AGENT,
     Gunicorn,
@@ -214,6 +214,51 @@ def test_a_page_whose_relay_is_not_there_falls_back_to_polling(
 
     assert events == [("fallback", "polling")]
     assert fake_connvo.answers_sent == 0  # nothing was subscribed to
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("push_on", "push_database_threads")
+def test_a_page_leaving_the_relay_ends_its_read_at_once_and_its_span_is_sealed(
+    through_a_relay, agent, agent_client, agent_token, fake_connvo
+):
+    """A page that goes away while its stream waits for Connvo's next answer: leaving closes the
+    connection (the read under way ends), and the relay, seeing that, leaves the subscription
+    and seals the span. Not after a read timeout: Connvo may say nothing for hours."""
+    _, key = page_stream(agent_client, fake_connvo)
+    following = relay.Following(
+        user_id=agent.pk,
+        client_ip="127.0.0.1",
+        user_agent="test",
+        span=key,
+        via="refresh",
+        meetings=((0, "dev", fake_connvo.meeting_id("standup")),),
+        hold_every=60,
+    )
+
+    async def scenario() -> type[BaseException] | None:
+        answers = relay.follow(following)
+        assert isinstance(answers, relay.FromRelay)
+        (first,) = await anext(answers)
+        assert first[1].meeting is not None
+        waiting = asyncio.ensure_future(anext(answers))  # nothing more is coming
+        await asyncio.sleep(0.2)
+        answers.leave()
+        try:
+            async with asyncio.timeout(10):  # a bound, not a measurement
+                await waiting
+        except sync.PushUnavailable as ended:
+            return type(ended)
+        finally:
+            await answers.aclose()
+        return None
+
+    assert run_async(scenario()) is sync.PushUnavailable
+    wait_for(
+        lambda: not Span.objects.filter(key=key, calls__gt=F("sealed_calls")).exists(),
+        "the relay did not seal the span of the page that left",
+        timeout=10,
+    )
+    assert spans.calls_on_record() == 1 + fake_connvo.answers_sent
 
 
 @pytest.mark.django_db(transaction=True)

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import ssl
 import statistics
 import subprocess
@@ -59,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.production import GUNICORN, free_port, production_env  # noqa: E402
+from tests.production import stop as stop_process  # noqa: E402
 
 PASSWORD = "bench-agent-password-1"
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
@@ -379,13 +379,7 @@ class Server:
         return sum(process_cpu_seconds(pid) for pid in self.worker_pids())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 

@@ -71,6 +71,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL to its whole group if it has not exited within 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def set_up(env: dict[str, str], *, password: str, token: str) -> None:
+    """The console's database for a subprocess test: migrated, the agent CREATE_AGENT makes,
+    and the agent's Connvo token for the deployment `dev` saved."""
+    for step in (
+        manage("migrate", "--noinput", env=env),
+        manage("shell", "-c", CREATE_AGENT.format(password=password), env=env),
+        manage(
+            "connvo_token", "set", "--user", "agent", "--deployment", "dev", env=env, input=token
+        ),
+    ):
+        assert step.returncode == 0, step.stderr
+
+
 class Gunicorn:
     """One console instance under gunicorn.conf.py (or, `push`, the push server under
     gunicorn-push.conf.py), its stdout and stderr kept in files."""
@@ -117,28 +141,27 @@ class Gunicorn:
         raise AssertionError(f"gunicorn did not start serving:\n{self.logs()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop(self.process)
 
     def logs(self) -> str:
         return self.stdout_path.read_text() + self.stderr_path.read_text()
 
     def workers(self) -> set[int]:
         """The process ids of gunicorn's live workers."""
-        found = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(fields[1]) == self.process.pid and fields[0] != "Z":
-                found.add(int(stat.parent.name))
-        return found
+        return children(self.process.pid)
+
+
+def children(pid: int) -> set[int]:
+    """The process ids of `pid`'s live (not zombie) children."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
 
 
 class Relay:
@@ -173,13 +196,7 @@ class Relay:
         raise AssertionError(f"the push relay did not listen:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop(self.process)
 
 
 _collected: list[Path] = []

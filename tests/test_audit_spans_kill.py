@@ -23,12 +23,12 @@ from django.conf import settings
 from fakeconnvo import FakeConnvo
 from tests.conftest import PASSWORD
 from tests.production import (
-    CREATE_AGENT,
     Gunicorn,
     collect_static,
     manage,
     production_env,
     scratch_database,
+    set_up,
     shell,
     signed_in,
 )
@@ -77,21 +77,7 @@ def test_workers_killed_mid_call_leave_every_connvo_call_on_record(
         CSRF_COOKIE_SECURE="false",
         SECURE_SSL_REDIRECT="false",
     )
-    for step in (
-        manage("migrate", "--noinput", env=env),
-        manage("shell", "-c", CREATE_AGENT.format(password=PASSWORD), env=env),
-        manage(
-            "connvo_token",
-            "set",
-            "--user",
-            "agent",
-            "--deployment",
-            "dev",
-            env=env,
-            input=fake.token_for("agent"),
-        ),
-    ):
-        assert step.returncode == 0, step.stderr
+    set_up(env, password=PASSWORD, token=fake.token_for("agent"))
     host = Gunicorn(env, tmp_path, "console")
     try:
         host.wait_until_serving()

@@ -37,14 +37,15 @@ from fakeconnvo import FakeConnvo
 from tests.conftest import PASSWORD
 from tests.deploy_templates import NGINX, Nginx, self_signed_certificate
 from tests.production import (
-    CREATE_AGENT,
     TEST_REDIS,
     Gunicorn,
     Relay,
+    children,
     collect_static,
     free_port,
     manage,
     production_env,
+    set_up,
 )
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
@@ -198,18 +199,6 @@ class SourceAddressAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(stat.parent.name))
-    return found
-
-
 def https_session(certificate: Path) -> requests.Session:
     session = requests.Session()
     # Only this certificate is trusted: no REQUESTS_CA_BUNDLE, no proxy from the environment.
@@ -248,16 +237,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             # The push relay's socket (docs/deploy.md 3c), here rather than in /run.
             CONNVO_PUSH_RELAY=str(directory / "relay.sock"),
         )
-        for step in (
-            manage("migrate", "--noinput", env=env),
-            manage("shell", "-c", CREATE_AGENT.format(password=PASSWORD), env=env),
-        ):
-            assert step.returncode == 0, step.stderr
-        saved = manage(
-            "connvo_token", "set", "--user", "agent", "--deployment", "dev",
-            env=env, input=fake.token_for("agent"),
-        )  # fmt: skip
-        assert saved.returncode == 0, saved.stderr
+        set_up(env, password=PASSWORD, token=fake.token_for("agent"))
 
         relay = Relay(env, directory)
         started.append(relay)

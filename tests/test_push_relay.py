@@ -39,13 +39,13 @@ from meetings.lookups import AuditUnavailable
 from meetings.ratelimit import LookupLimitReached
 from tests.conftest import PASSWORD, run_async
 from tests.production import (
-    CREATE_AGENT,
     Gunicorn,
     Relay,
     collect_static,
     manage,
     production_env,
     scratch_database,
+    set_up,
     shell,
     signed_in,
 )
@@ -160,6 +160,11 @@ def through_a_relay(settings, tmp_path) -> Iterator[str]:
         yield settings.CONNVO_PUSH_RELAY
 
 
+def open_span(key: str) -> bool:
+    """Whether the page's span has calls not sealed into the chain yet."""
+    return Span.objects.filter(key=key, calls__gt=F("sealed_calls")).exists()
+
+
 def page_stream(client, fake) -> tuple[str, str]:
     """Open the meeting page (a first look): its stream's URL and its span key."""
     html = client.get(reverse("meetings:detail", args=["dev", fake.meeting_id("standup")]))
@@ -194,10 +199,7 @@ def test_a_page_through_the_relay_is_sent_each_change_after_it_is_on_record(
     # the change was on record before the page was sent it.
     assert on_record_when_sent == [1 + fake_connvo.answers_sent] == [3]
     # The page went away: the relay ended its subscription and sealed its span at once.
-    deadline = time.monotonic() + 10
-    while Span.objects.filter(key=key, calls__gt=F("sealed_calls")).exists():
-        assert time.monotonic() < deadline, "the relay did not seal the closed page's span"
-        time.sleep(0.05)
+    wait_for(lambda: not open_span(key), "the relay did not seal the closed page's span")
     assert sum(e.calls for e in AuditEntry.objects.filter(tally__span=key)) == 2
     assert spans.calls_on_record() == 1 + fake_connvo.answers_sent
 
@@ -253,11 +255,7 @@ def test_a_page_leaving_the_relay_ends_its_read_at_once_and_its_span_is_sealed(
         return None
 
     assert run_async(scenario()) is sync.PushUnavailable
-    wait_for(
-        lambda: not Span.objects.filter(key=key, calls__gt=F("sealed_calls")).exists(),
-        "the relay did not seal the span of the page that left",
-        timeout=10,
-    )
+    wait_for(lambda: not open_span(key), "the relay did not seal the span of the page that left")
     assert spans.calls_on_record() == 1 + fake_connvo.answers_sent
 
 
@@ -387,21 +385,7 @@ def host(own_database, tmp_path, tmp_path_factory) -> Iterator[Host]:
         CSRF_COOKIE_SECURE="false",
         SECURE_SSL_REDIRECT="false",
     )
-    for step in (
-        manage("migrate", "--noinput", env=env),
-        manage("shell", "-c", CREATE_AGENT.format(password=PASSWORD), env=env),
-        manage(
-            "connvo_token",
-            "set",
-            "--user",
-            "agent",
-            "--deployment",
-            "dev",
-            env=env,
-            input=fake.token_for("agent"),
-        ),
-    ):
-        assert step.returncode == 0, step.stderr
+    set_up(env, password=PASSWORD, token=fake.token_for("agent"))
     relay_process = Relay(env, tmp_path)
     push = Gunicorn(env, tmp_path, "push", push=True)
     try:

@@ -22,13 +22,13 @@ from django.conf import settings
 from fakeconnvo import FakeConnvo
 from tests.conftest import PASSWORD
 from tests.production import (
-    CREATE_AGENT,
     TEST_REDIS,
     Gunicorn,
     collect_static,
     manage,
     production_env,
     scratch_database,
+    set_up,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -93,16 +93,8 @@ def test_two_instances_share_sign_ins_limits_and_lockouts(
         CSRF_COOKIE_SECURE="false",
         SECURE_SSL_REDIRECT="false",
     )
-    for step in (
-        manage("migrate", "--noinput", env=env),
-        manage("shell", "-c", CREATE_AGENT.format(password=PASSWORD), env=env),
-    ):
-        assert step.returncode == 0, step.stderr
     token = fake.token_for("agent")
-    saved = manage(
-        "connvo_token", "set", "--user", "agent", "--deployment", "dev", env=env, input=token
-    )
-    assert saved.returncode == 0, saved.stderr
+    set_up(env, password=PASSWORD, token=token)
 
     one, two = Gunicorn(env, tmp_path, "one"), Gunicorn(env, tmp_path, "two")
     try:

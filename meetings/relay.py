@@ -454,10 +454,18 @@ class FromRelay:
                 await self.writer.wait_closed()
 
 
-async def _relay_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+# Seconds a stopping relay gives its streams to leave their subscriptions, recording what is on
+# its way (then it ends what is left): inside systemd's TimeoutStopSec (15 s).
+STOP_WITHIN = 10
+
+
+async def _relay_one(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stopping: asyncio.Event
+) -> None:
     """One push worker's stream: follow what it asks for, recording each answer before it is
-    sent on, until the meetings end, following fails, or the worker closes the connection (its
-    page went away, or the worker died): then its subscriptions end and its spans are sealed."""
+    sent on, until the meetings end, following fails, the worker closes the connection (its page
+    went away, or the worker died), or the relay stops: then its subscriptions are left, what
+    Connvo sent meanwhile is recorded, and its spans are sealed."""
     try:
         line = await reader.readline()
         following = Following.from_line(line) if line else None
@@ -470,14 +478,16 @@ async def _relay_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     answers = Recorded(following)
     # The worker sends nothing more: what it reads next is the end of its connection.
     gone = asyncio.ensure_future(reader.read(1))
+    stop = asyncio.ensure_future(stopping.wait())
     step: asyncio.Future | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(answers))
-            await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({step, gone, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
-                # The worker is gone (its page closed, or it died): the subscriptions are left,
-                # and what Connvo sent meanwhile is recorded (this step, then `aclose`).
+                # The worker is gone (its page closed, or it died), or the relay stops: the
+                # subscriptions are left, and what Connvo sent meanwhile is recorded (this step,
+                # then `aclose`); a stopping relay's pages then poll until it is back.
                 answers.leave()
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(settings.CONNVO_READ_TIMEOUT):
@@ -504,6 +514,7 @@ async def _relay_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
                 await step
         await answers.aclose()
         gone.cancel()
+        stop.cancel()
         with contextlib.suppress(ConnectionError, OSError):
             await writer.drain()
         writer.close()
@@ -513,17 +524,23 @@ async def serve(
     path: str, *, ready: asyncio.Event | None = None, stopping: asyncio.Event | None = None
 ) -> None:
     """The host's push relay on the Unix socket `path`, until SIGTERM or SIGINT (or `stopping`
-    is set, when given): then every stream ends (its page falls back to polling and comes back
-    once the relay is up again). `ready` is set once it listens."""
+    is set, when given): then every stream leaves its subscriptions, records what Connvo sent
+    meanwhile and ends (its page falls back to polling and comes back once the relay is up
+    again). `ready` is set once it listens."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     streams: set[asyncio.Task] = set()
+
+    if stopping is None:
+        stopping = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
 
     async def one(reader, writer) -> None:
         task = asyncio.current_task()
         streams.add(task)
         try:
-            await _relay_one(reader, writer)
+            await _relay_one(reader, writer, stopping)
         finally:
             streams.discard(task)
 
@@ -532,17 +549,18 @@ async def serve(
         server = await asyncio.start_unix_server(one, path=path)
     finally:
         os.umask(old_mask)
-    if stopping is None:
-        stopping = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
     logger.info("push relay listening on %s", path)
     if ready is not None:
         ready.set()
     try:
         await stopping.wait()
     finally:
+        stopping.set()  # also when cancelled: each stream leaves, as on SIGTERM
         server.close()
+        # Each stream leaves its subscriptions and records what is on its way (STOP_WITHIN);
+        # then the rest end as they are.
+        if streams:
+            await asyncio.wait(set(streams), timeout=STOP_WITHIN)
         for task in list(streams):
             task.cancel()
         await asyncio.gather(*streams, return_exceptions=True)

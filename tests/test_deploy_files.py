@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from meetings.relay import STOP_WITHIN
 from tests.deploy_templates import (
     DOC_BLOCK_LANGUAGE,
     DOC_VALUES,
@@ -125,6 +126,8 @@ def test_the_relay_unit_runs_one_push_relay_beside_the_push_server():
     assert service["ExecStart"] == "/srv/connvo-console/.venv/bin/python manage.py push_relay"
     assert service["User"] == service["Group"] == "connvo"
     assert service["Restart"] == "always"
+    # Stopping, its streams record what is on its way before systemd would kill it.
+    assert int(service["TimeoutStopSec"]) > STOP_WITHIN
     # Its socket is CONNVO_PUSH_RELAY's default (production's settings, as the unit loads them),
     # in a directory of its own, its owner's only.
     default = _read_config("connvo_admin/settings.py", "CONNVO_PUSH_RELAY")

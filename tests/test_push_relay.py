@@ -352,6 +352,7 @@ class Host:
     env: dict[str, str]
     fake: FakeConnvo
     push: Gunicorn
+    relay: Relay
     cookies: str
     meeting: str
     database: str
@@ -398,6 +399,7 @@ def host(own_database, tmp_path, tmp_path_factory) -> Iterator[Host]:
             env=env,
             fake=fake,
             push=push,
+            relay=relay_process,
             cookies="; ".join(f"{name}={value}" for name, value in session.cookies.items()),
             meeting=f"{push.url}/meetings/dev/{fake.meeting_id('standup')}/",
             database=own_database,
@@ -520,6 +522,34 @@ def test_answers_on_their_way_when_a_push_worker_dies_are_still_recorded(host):
         assert not any(s.showed("42</dd>") for s in streams)
         verified = manage("audit_verify", env=host.env)
         assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_a_relay_stopped_with_answers_on_their_way_records_them_first(host):
+    """The relay is stopped (SIGTERM: an upgrade's restart) while it is still recording a change
+    Connvo sent to open pages (the database slow just then): it records each of them, seals the
+    spans, and only then ends the streams, whose pages fall back to polling."""
+    fake = host.fake
+    streams = [host.open_page() for _ in range(PAGES_AT_THE_KILL)]
+    try:
+        wait_for(
+            lambda: all(s.showed('data-metric="participants"') for s in streams),
+            "not every page was sent its first answer",
+        )
+        first_answers = fake.answers_sent
+        with writes_held(host.database):
+            fake.update_meeting("standup", participantCount=42)
+            wait_for(lambda: fake.answers_sent == 2 * first_answers, "Connvo's answers")
+            host.relay.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # the relay is stopping, its streams leaving
+        host.relay.process.wait(timeout=30)
+        assert "push relay stopped" in host.relay.log_path.read_text()
+        wait_for(lambda: all(s.ended.is_set() for s in streams), "the streams did not end")
+        assert all(("fallback", "polling") in s.events for s in streams)
+        assert host.open_spans() == 0
+        assert host.on_record() == fake.call_count + fake.answers_sent
     finally:
         for stream in streams:
             stream.close()

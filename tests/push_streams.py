@@ -1,15 +1,21 @@
 """Reading the push server's Server-Sent Events in tests (meetings/views/push.py): one block
-parsed, a stream followed step by step. Shared by test_push_view.py (meeting pages) and
-test_push_tables.py (tables and the watch list)."""
+parsed, a stream followed step by step. Shared by test_push_view.py (meeting pages),
+test_push_tables.py (tables and the watch list) and test_push_relay.py; and a push relay in a
+thread of this process (test_push_relay.py, the browser's push test)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
+from collections.abc import Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 
 from django.test import AsyncClient
 
+from meetings import relay
 from tests.conftest import run_async
 
 # Streams a test module keeps as the views open them (test_push_tables.py's `streams_kept`),
@@ -107,3 +113,29 @@ def follow(client: AsyncClient, url: str, *steps, until=None):
         return events
 
     return run_async(run())
+
+
+@contextlib.contextmanager
+def relay_in_a_thread(path: str) -> Iterator[None]:
+    """The relay's server on `path`, on an event loop of its own (a relay process's, in one
+    thread); stopped afterwards, as SIGTERM stops `manage.py push_relay`."""
+    loop = asyncio.new_event_loop()
+    ready, stopping = asyncio.Event(), asyncio.Event()
+    thread = threading.Thread(
+        target=loop.run_until_complete,
+        args=(relay.serve(path, ready=ready, stopping=stopping),),
+        name="push-relay",
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not ready.is_set():
+        assert thread.is_alive() and time.monotonic() < deadline, "the relay did not listen"
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join(10)
+        loop.close()
+    assert not Path(path).exists(), "the relay removes its socket when it stops"

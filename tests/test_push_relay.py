@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -49,7 +48,7 @@ from tests.production import (
     shell,
     signed_in,
 )
-from tests.push_streams import follow
+from tests.push_streams import follow, relay_in_a_thread
 
 # --- What crosses the socket ---------------------------------------------------------------------
 
@@ -125,32 +124,6 @@ def test_a_line_that_is_not_a_stream_to_follow_is_refused_as_such(line):
 
 
 # --- A page's stream through a relay, in this process --------------------------------------------
-
-
-@contextlib.contextmanager
-def relay_in_a_thread(path: str) -> Iterator[None]:
-    """The relay's server on `path`, on an event loop of its own (a relay process's, in one
-    thread); stopped afterwards, as SIGTERM stops `manage.py push_relay`."""
-    loop = asyncio.new_event_loop()
-    ready, stopping = asyncio.Event(), asyncio.Event()
-    thread = threading.Thread(
-        target=loop.run_until_complete,
-        args=(relay.serve(path, ready=ready, stopping=stopping),),
-        name="push-relay",
-        daemon=True,
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not ready.is_set():
-        assert thread.is_alive() and time.monotonic() < deadline, "the relay did not listen"
-        time.sleep(0.01)
-    try:
-        yield
-    finally:
-        loop.call_soon_threadsafe(stopping.set)
-        thread.join(10)
-        loop.close()
-    assert not Path(path).exists(), "the relay removes its socket when it stops"
 
 
 @pytest.fixture

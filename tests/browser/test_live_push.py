@@ -8,6 +8,7 @@ pages poll every 60 s here, so a change that shows within the wait came by push.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -23,6 +24,7 @@ from playwright.sync_api import Page, expect
 from connvo_admin.asgi import with_openings_at_once
 from tests.conftest import PASSWORD
 from tests.production import free_port
+from tests.push_streams import relay_in_a_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,10 +37,22 @@ class PushServer:
 
 
 @pytest.fixture
-def push_server(django_db_setup, settings) -> Iterator[PushServer]:
-    """The whole console (pages, static files, push streams) under uvicorn on a loopback port."""
+def push_server(request, django_db_setup, settings, tmp_path) -> Iterator[PushServer]:
+    """The whole console (pages, static files, push streams) under uvicorn on a loopback port;
+    recording pushed answers itself, or (`relay` as the fixture's parameter) through a push relay
+    as production does (meetings/relay.py)."""
     settings.CONNVO_PUSH = True
     settings.CONNVO_POLL_INTERVAL = POLL_INTERVAL
+    if getattr(request, "param", "") == "relay":
+        settings.CONNVO_PUSH_RELAY = str(tmp_path / "relay.sock")
+        relayed = relay_in_a_thread(settings.CONNVO_PUSH_RELAY)
+    else:
+        relayed = contextlib.nullcontext()
+    with relayed:
+        yield from _served()
+
+
+def _served() -> Iterator[PushServer]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -81,8 +95,9 @@ def pushed_page(push_server, page: Page, agent, agent_token, fake_connvo):
     return open_meeting
 
 
+@pytest.mark.parametrize("push_server", ["worker", "relay"], indirect=True)
 def test_a_change_is_pushed_to_the_page_and_again_after_the_websocket_drops(
-    pushed_page, fake_connvo, screenshot
+    push_server, pushed_page, fake_connvo, screenshot
 ):
     page = pushed_page("standup")
     poller = page.locator("#live-poller")

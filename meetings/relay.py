@@ -11,9 +11,10 @@ Where that happens is CONNVO_PUSH_RELAY's to say:
   WebSockets of every stream on the host and records each answer on receipt, then passes it on to
   the worker whose page it is. A push worker killed by `kill -9` (or the OOM killer) loses no
   answer that is not on record: what it had been sent and not yet shown is recorded all the same,
-  and the relay, seeing the worker's connection close, ends those subscriptions and seals their
-  spans at once. (The relay itself dying so loses what it had been sent and not yet recorded: it
-  does nothing but this, restarts seldom, and the pages fall back to polling meanwhile.)
+  and the relay, seeing the worker's connection close, leaves those subscriptions (recording
+  what Connvo sent until it confirms their removal) and seals their spans. (The relay itself
+  killed so loses what it had been sent and not yet recorded: it does nothing but this, restarts
+  seldom, and the pages fall back to polling meanwhile.)
 - "" (the demo and most tests): in the push worker itself, the same code in the same order.
 
 The relay's socket is the host's own: it is made readable and writable by its owner only (the
@@ -154,6 +155,8 @@ class _Recorder:
         self.span = following.span
         self.origin: Origin | None = None
         self.quiet_for = pushed_quiet_after(following.hold_every)
+        # Each followed meeting's deployment name and meeting ID, by the page's index for it.
+        self.where = {index: (name, meeting_id) for index, name, meeting_id in following.meetings}
         # Set when the page is gone: its subscriptions are left (meetings/sync.py `watch`).
         self.leaving = asyncio.Event()
 
@@ -185,10 +188,9 @@ class _Recorder:
 
     def record(self, batch: list[tuple[int, object]]) -> list[tuple[int, Answer]]:
         """Each answer Connvo pushed, on record in the page's span before it goes further."""
-        names = {index: (name, meeting_id) for index, name, meeting_id in self.following.meetings}
         recorded = []
         for index, result in batch:
-            name, meeting_id = names[index]
+            name, meeting_id = self.where[index]
             answer = record_pushed(
                 origin=self.origin,
                 deployment=deployments()[name],
@@ -392,6 +394,25 @@ def _relay_unavailable(detail: str) -> sync.PushUnavailable:
     )
 
 
+async def close_following(answers: Recorded | FromRelay, step: asyncio.Future | None) -> None:
+    """The page is gone (or its stream ended): `answers` leaves its subscriptions, the step
+    under way, if any, is let finish (within CONNVO_READ_TIMEOUT: what Connvo sent meanwhile is
+    recorded; a step cancelled instead would lose it), then `aclose()` records the rest and seals
+    the page's spans. The one way a stream's reader, in a push worker or in the relay, lets go."""
+    answers.leave()
+    try:
+        if step is not None and not step.done():
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(settings.CONNVO_READ_TIMEOUT):
+                    await asyncio.shield(step)
+    finally:
+        if step is not None and not step.done():
+            step.cancel()
+            with contextlib.suppress(BaseException):
+                await step
+        await answers.aclose()
+
+
 def follow(following: Following) -> Recorded | FromRelay:
     """The page's answers, each already on record: from the host's push relay
     (CONNVO_PUSH_RELAY), or recorded here when none is set. An async iterator as `Recorded`,
@@ -487,11 +508,8 @@ async def _relay_one(
             if not step.done():
                 # The worker is gone (its page closed, or it died), or the relay stops: the
                 # subscriptions are left, and what Connvo sent meanwhile is recorded (this step,
-                # then `aclose`); a stopping relay's pages then poll until it is back.
-                answers.leave()
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(settings.CONNVO_READ_TIMEOUT):
-                        await asyncio.shield(step)
+                # then the rest: `close_following`); a stopping relay's pages then poll until it
+                # is back.
                 break
             try:
                 frame = _frame(ANSWERS, step.result())
@@ -508,11 +526,7 @@ async def _relay_one(
     except Exception:
         logger.exception("a pushed stream failed in the push relay")
     finally:
-        if step is not None and not step.done():
-            step.cancel()
-            with contextlib.suppress(BaseException):
-                await step
-        await answers.aclose()
+        await close_following(answers, step)
         gone.cancel()
         stop.cancel()
         with contextlib.suppress(ConnectionError, OSError):

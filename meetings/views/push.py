@@ -15,7 +15,6 @@ polls until it can reconnect (static/js/console.js)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -259,17 +258,8 @@ class _Stream:
         finally:
             if answers is not None:
                 # The page is gone: what Connvo sent meanwhile is still recorded (the step under
-                # way, then `aclose`), then the subscriptions end and the page's spans are sealed.
-                answers.leave()
-            if waiting is not None:
-                with contextlib.suppress(BaseException):
-                    async with asyncio.timeout(settings.CONNVO_READ_TIMEOUT):
-                        await asyncio.shield(waiting)
-                waiting.cancel()
-                with contextlib.suppress(BaseException):
-                    await waiting
-            if answers is not None:
-                await answers.aclose()
+                # way, then the rest), then the subscriptions end and the page's spans are sealed.
+                await relay.close_following(answers, waiting)
 
     def _failures_key(self) -> str:
         return f"push-failures:{self.origin.user.pk}:{self.span or '-'}"

@@ -444,7 +444,8 @@ class Span(models.Model):
     call (an intent), its outcome in `SpanCount` after it; `audit/spans.py` seals what was
     answered into the chain (`AuditEntry` with `calls` and `tally`) while the page stays open and
     when it goes quiet, and seals calls that never got an outcome (a worker killed mid-call) as
-    unanswered. Calls at Connvo == the chain's `calls` + every span's `calls - sealed_calls`."""
+    unanswered. Every call at Connvo is in the chain's `calls` + every span's
+    `calls - sealed_calls` (plus, at most, calls counted by a worker that died before sending them)."""
 
     # The page's own key (in its poller's values), so its refreshes find their span.
     key = models.CharField(max_length=32)

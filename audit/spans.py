@@ -7,8 +7,10 @@ The lookup pipeline (meetings/lookups.py) counts every call here *before* making
 (`record_answers`). `seal()` appends what was answered and not yet sealed as one chained entry
 per span: while the page stays open at least every AUDIT_SPAN_SEAL_EVERY seconds, and finally
 when it goes quiet, when calls counted but never answered (a worker killed mid-call) are sealed
-as unanswered. So Connvo's calls == the chain's `calls` + every open span's unsealed calls
-(`calls_on_record()`), whenever a process dies."""
+as unanswered. So every call Connvo received is in the chain's `calls` + every open span's
+unsealed calls (`calls_on_record()`), whenever a process dies; the only calls on record that
+Connvo may not have received are those a process counted and died before sending, and they are
+sealed as unanswered."""
 
 from __future__ import annotations
 
@@ -442,8 +444,9 @@ def first_looks(
 
 def calls_on_record() -> int:
     """The Connvo calls on record: every chained entry's `calls` (entries from before spans: one
-    per lookup), plus the calls every open span counted and has not sealed yet. Always the
-    calls Connvo received."""
+    per lookup), plus the calls every open span counted and has not sealed yet. Never fewer
+    than the calls Connvo received; more only by calls counted by a process that died before
+    sending them (sealed as unanswered)."""
     in_chain = AuditEntry.objects.aggregate(
         calls=Sum(
             Coalesce(

@@ -552,12 +552,13 @@ def test_a_killed_worker_fails_only_what_it_was_serving(stack, slow_connvo):
     replaced_after = time.monotonic() - killed["at"]  # an upper bound: checked after the load
 
     # Every call Connvo received is on record, those of the killed worker included (counted in
-    # their span before they were made). Calls beyond those shown died with the worker: nginx
-    # sends a GET again when a kept-alive connection to gunicorn breaks, so a lookup in flight
-    # can reach Connvo twice.
+    # their span before they were made). A call the killed worker had counted and not yet sent
+    # is on record with no call behind it (at most one per thread): more on record, never fewer.
+    # Calls beyond those shown died with the worker: nginx sends a GET again when a kept-alive
+    # connection to gunicorn breaks, so a lookup in flight can reach Connvo twice.
     shown = [a for a in answers if a.shows_meeting]
     new_calls = stack.fake.call_count - calls
-    assert stack.calls_on_record() - recorded == new_calls
+    assert new_calls <= stack.calls_on_record() - recorded <= new_calls + THREADS
     assert len(shown) <= new_calls
     assert new_calls - len(shown) <= len(in_flight)
     stack.verify_chain()

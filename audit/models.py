@@ -445,7 +445,8 @@ class Span(models.Model):
     answered into the chain (`AuditEntry` with `calls` and `tally`) while the page stays open and
     when it goes quiet, and seals calls that never got an outcome (a worker killed mid-call) as
     unanswered. Every call at Connvo is in the chain's `calls` + every span's
-    `calls - sealed_calls` (plus, at most, calls counted by a worker that died before sending them)."""
+    `calls - sealed_calls` (plus, at most, calls counted by a worker that died before sending
+    them)."""
 
     # The page's own key (in its poller's values), so its refreshes find their span.
     key = models.CharField(max_length=32)

@@ -375,21 +375,32 @@ class Server:
         return sorted(process_status(pid).get("rss_mb", 0.0) for pid in self.worker_pids())
 
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds of the workers alive now, since each started."""
-        return sum(process_cpu_seconds(pid) for pid in self.worker_pids())
+        """User + system CPU seconds of the server since it started: its workers, those that
+        exited (recycled after max_requests, or killed) included, and its master."""
+        return server_cpu_seconds(self.process.pid)
+
+    def server_pids(self) -> list[int]:
+        """The master and its workers: what `Where` measures of a server (the master counted
+        with the workers it reaped, so that a worker recycled during a round keeps its time)."""
+        return [self.process.pid, *self.worker_pids()]
 
     def stop(self) -> None:
         stop_process(self.process)
         self.log.close()
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process from /proc (0 once it is gone)."""
+def process_cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of a process from /proc (0 once it is gone); with `reaped`, also the time
+    of its children that exited and that it waited for (cutime + cstime): a gunicorn master's
+    workers that were recycled (max_requests) or killed."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = int(fields[11]) + int(fields[12])
+    if reaped:
+        used += int(fields[13]) + int(fields[14])
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 def process_status(pid: int) -> dict[str, float]:
@@ -419,8 +430,10 @@ def child_pids(pid: int) -> list[int]:
 
 
 def server_cpu_seconds(pid: int) -> float:
-    """utime + stime of a server's master `pid` and its live workers."""
-    return sum(process_cpu_seconds(one) for one in (pid, *child_pids(pid)))
+    """utime + stime of a server's master `pid`, its live workers and those it reaped."""
+    return process_cpu_seconds(pid, reaped=True) + sum(
+        process_cpu_seconds(one) for one in child_pids(pid)
+    )
 
 
 # --- where a closed loop's time goes ------------------------------------------------------------
@@ -488,7 +501,9 @@ class Where:
 
     @staticmethod
     def _cpu(pids: list[int]) -> dict[int, float]:
-        return {pid: process_cpu_seconds(pid) for pid in pids}
+        # With the children each waited for: a server's master keeps the time of a worker
+        # recycled or killed during the round (a 40 s round recycles both workers of the proxy).
+        return {pid: process_cpu_seconds(pid, reaped=True) for pid in pids}
 
     def _sample_waits(self, stop: threading.Event) -> None:
         from django.db import connection
@@ -801,9 +816,9 @@ def run(args, skip, fake: Fake, facts: dict, console: Server, proxy: Server) -> 
         "fake Connvo": lambda: [fake.process.pid],
         "bench client (this process)": lambda: [os.getpid()],
     }
-    proxy_where = Where({"bare proxy's workers": proxy.worker_pids, **shared})
+    proxy_where = Where({"bare proxy's workers": proxy.server_pids, **shared})
     refresh_where = Where(
-        {"console's workers": console.worker_pids, "database backends": database_backends} | shared
+        {"console's workers": console.server_pids, "database backends": database_backends} | shared
     )
     for round_number in range(1, args.closed_rounds + 1):
         with proxy_where.measuring(waits=False):

@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.db import DatabaseError, connection, transaction
+from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit import chain, selectors, spans
-from audit.models import Action, AuditEntry, Span, Via
+from audit.models import Action, AuditEntry, Span, SpanCount, Via
 from audit.services import Origin
 
 pytestmark = pytest.mark.django_db
@@ -613,3 +614,59 @@ def test_a_connvo_request_id_longer_than_its_column_is_kept_cut_to_it(agent):
         long_request[:64],
         long_request[:64],
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_key_naming_someone_elses_span_of_one_of_several_meetings_counts_each_once(
+    agent, outsider
+):
+    # A table counts its meetings in one statement, in a transaction: when the key turns out to
+    # name someone else's span of one of them, the rows written for the others are undone
+    # before they are counted again under a new key. Without the transaction they stay, and
+    # every call of that table is on record twice.
+    taken = key("t")
+    count(outsider, taken, ("dev", "2"))
+
+    counted = count(agent, taken, ("dev", "1"), ("dev", "2"))
+
+    assert counted.key != taken
+    assert spans.calls_on_record() == 1 + 2
+    assert not Span.objects.filter(key=taken, actor=agent).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_that_also_moves_its_span_is_recorded_whole_or_not_at_all(agent, monkeypatch):
+    # An answer with a Connvo request id updates its span's first and last request id as well
+    # as its counts: two statements, in one transaction. When the second fails, the first is
+    # undone, and the caller, told so, does not show the answer.
+    counted = count(agent, key("a"), ("dev", "1"))
+
+    def refused(queryset, **changes):
+        raise DatabaseError("the span's row could not be written")
+
+    monkeypatch.setattr(QuerySet, "update", refused)
+    with pytest.raises(DatabaseError):
+        answer(counted, ("dev", "1"), request_id="connvo-request-1")
+    monkeypatch.undo()
+
+    assert not SpanCount.objects.exists()
+    answer(counted, ("dev", "1"), request_id="connvo-request-1")
+    assert SpanCount.objects.get().calls == 1
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="SQLite's BEGIN is a statement Django logs"
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_counts_and_answers_in_one_statement_each_with_no_transaction_of_its_own(agent):
+    # Every refresh of a meeting page counts one meeting and, most often, records an answer
+    # that changes only the counts: each is one statement, atomic on its own, so neither opens
+    # a transaction (BEGIN and COMMIT would be two more round trips each; cc817ae).
+    count(agent, key("a"), ("dev", "1"))  # the span exists, as on every refresh after the first
+    with CaptureQueriesContext(connection) as statements:
+        counted = count(agent, key("a"), ("dev", "1"))
+        answer(counted, ("dev", "1"))
+
+    said = [query["sql"].split()[0].upper() for query in statements.captured_queries]
+    assert "BEGIN" not in said, said
+    assert len(said) == 2, said

@@ -57,7 +57,7 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.production import GUNICORN, free_port, production_env  # noqa: E402
+from tests.production import GUNICORN, children, free_port, production_env  # noqa: E402
 from tests.production import stop as stop_process  # noqa: E402
 
 PASSWORD = "bench-agent-password-1"
@@ -420,13 +420,9 @@ def process_status(pid: int) -> dict[str, float]:
 
 
 def child_pids(pid: int) -> list[int]:
-    """The live processes `pid` started (a server master's workers)."""
-    pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        with contextlib.suppress(OSError):
-            if f"PPid:\t{pid}\n" in status.read_text():
-                pids.append(int(status.parent.name))
-    return sorted(pids)
+    """The processes `pid` started (a server master's workers), those exited and not yet reaped
+    included: until the master waits for one, its CPU time is its own, not the master's."""
+    return sorted(children(pid, zombies=True))
 
 
 def server_cpu_seconds(pid: int) -> float:

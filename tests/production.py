@@ -151,15 +151,16 @@ class Gunicorn:
         return children(self.process.pid)
 
 
-def children(pid: int) -> set[int]:
-    """The process ids of `pid`'s live (not zombie) children."""
+def children(pid: int, *, zombies: bool = False) -> set[int]:
+    """The process ids of `pid`'s live children; with `zombies`, also those that exited and
+    that `pid` has not yet waited for (their CPU time is still theirs, not yet `pid`'s)."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) == pid and (zombies or fields[0] != "Z"):
             found.add(int(stat.parent.name))
     return found
 

@@ -1,10 +1,11 @@
 """Ends sign-ins that are too old or idle (accounts/sessions.py).
 
-The meeting page's live refresh (an htmx request) is the page keeping itself current, not the
-agent doing something: it neither counts as activity nor keeps a sign-in alive. When a refresh
-arrives after the sign-in ended, it is answered as signed out, and
+A page's live refresh (an htmx request) and its push stream are the page keeping itself current,
+not the agent doing something: they neither count as activity nor keep a sign-in alive. When a
+refresh arrives after the sign-in ended, it is answered as signed out, and
 `meetings.views.login_required_whole_page` moves the whole page to the sign-in page
-(HX-Redirect).
+(HX-Redirect); an open push stream checks its sign-in every minute and, once it has ended, sends
+the page back to polling, whose next refresh does that (meetings/views/push.py).
 
 Nothing answered to a signed-in person is kept by a browser or a proxy (`Cache-Control:
 no-store`): those pages hold customers' meetings and the audit log, and a shared or kiosk browser
@@ -34,7 +35,7 @@ class SessionTimeoutMiddleware:
             if reason is not None:
                 logout(request)
                 messages.info(request, reason)
-            elif not request.htmx:
+            elif not sessions.is_kept_current_by_the_page(request):
                 sessions.note_activity(request.session, now=now)
         return self.get_response(request)
 

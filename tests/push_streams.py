@@ -83,10 +83,12 @@ def parse(block: str) -> tuple[str, str]:
     return name, "\n".join(data)
 
 
-def follow(client: AsyncClient, url: str, *steps, until=None):
+def follow(client: AsyncClient, url: str, *steps, until=None, within: float = 60):
     """Open the stream; run each step (in a thread: it may change the fake), then read the next
-    named event; after the last step, read until an event satisfies `until` (or the stream says
-    fallback or end). Returns those events; then the page goes away (the stream is closed)."""
+        named event; after the last step, read until an event satisfies `until` (or the stream says
+        fallback or end). Returns those events; then the page goes away (the stream is closed). A
+        step whose event has not come `within` seconds after it (heartbeats aside) fails the test
+    instead of hanging it."""
 
     async def run():
         response = await client.get(url)
@@ -97,11 +99,13 @@ def follow(client: AsyncClient, url: str, *steps, until=None):
                 # A step may name what it waits for: (action, predicate).
                 step, wanted = step if isinstance(step, tuple) else (step, None)
                 await asyncio.to_thread(step)
+                deadline = asyncio.get_running_loop().time() + within
                 if wanted is None:
                     wanted = until if until and number == len(steps) else lambda name, data: True
                 while True:
                     while "\n\n" not in buffer:
-                        buffer += (await anext(content)).decode()
+                        async with asyncio.timeout_at(deadline):
+                            buffer += (await anext(content)).decode()
                     block, buffer = buffer.split("\n\n", 1)
                     name, data = parse(block)
                     if name in ("retry", "comment"):

@@ -10,17 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.conf import settings as settings_module
 from django.db import DatabaseError
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 from django.urls import reverse
 
+from accounts.sessions import ACTIVE_AT
 from audit import spans
 from audit.models import AuditEntry, Span
 from meetings import connvo, sync
 from meetings.deployments import get_deployment
+from meetings.views import push
 from tests.conftest import run_async
 from tests.push_streams import follow, not_out_of_band, parse
 
@@ -350,6 +355,79 @@ def test_connvo_refusing_the_meeting_ends_the_stream(
     assert sealed.tally["outcomes"] == {"not_visible": 1} and sealed.tally["final"] is True
     assert not Span.objects.filter(key=key).exists()
     assert spans.calls_on_record() == 2
+
+
+def _sign_out(client, agent):
+    client.session.delete()  # as signing out on another tab, or on another host
+
+
+def _deactivate(client, agent):
+    agent.is_active = False
+    agent.save(update_fields=["is_active"])
+
+
+def _change_password(client, agent):
+    agent.set_password("a new one, set by an administrator")
+    agent.save(update_fields=["password"])
+
+
+def _idle(client, agent):
+    session = client.session
+    session[ACTIVE_AT] = time.time() - settings_module.SESSION_IDLE_TIMEOUT - 1
+    session.save()
+
+
+@pytest.mark.parametrize("end", [_sign_out, _deactivate, _change_password, _idle])
+def test_a_stream_stops_sending_once_the_sign_in_has_ended(
+    async_agent, agent, agent_token, fake_connvo, script, settings, monkeypatch, end
+):
+    """The stream was let in by one request's sign-in check and outlives it: it checks again
+    (every minute; at once here) and, once the sign-in has ended, sends nothing more and sends
+    the page to polling, whose refresh meets the end and takes the page to the sign-in page."""
+    settings.CONNVO_PUSH_HEARTBEAT = 0.05
+    monkeypatch.setattr(push, "SIGN_IN_CHECKED_EVERY", 0)
+    script(lambda: looked_up(fake_connvo, agent_token))
+
+    events = follow(
+        async_agent,
+        stream_url(fake_connvo),
+        lambda: None,  # the first answer, while signed in
+        lambda: end(async_agent, agent),
+        until=lambda name, data: False,
+    )
+
+    assert [name for name, _ in events] == ["metrics", "fallback"]
+    assert events[1] == ("fallback", "signed out")
+    # The page's refresh, an htmx request, then meets the end and moves the page to sign in.
+    refresh = Client(HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER="live-poller")
+    refresh.cookies = async_agent.cookies
+    response = refresh.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+    assert response["HX-Redirect"].startswith("/accounts/login/?next=")
+
+
+def test_a_stream_that_stays_signed_in_keeps_sending(
+    async_agent, agent, agent_token, fake_connvo, script, settings, monkeypatch
+):
+    settings.CONNVO_PUSH_HEARTBEAT = 0.05
+    monkeypatch.setattr(push, "SIGN_IN_CHECKED_EVERY", 0)
+    changed = threading.Event()
+
+    def after_a_while():
+        changed.wait()  # the stream checked the sign-in at every heartbeat meanwhile
+        return looked_up(fake_connvo, agent_token)
+
+    script(lambda: looked_up(fake_connvo, agent_token), after_a_while)
+
+    def change():
+        time.sleep(0.3)
+        fake_connvo.update_meeting("standup", participantCount=9)
+        changed.set()
+
+    events = follow(async_agent, stream_url(fake_connvo), lambda: None, change)
+
+    assert [name for name, _ in events] == ["metrics", "metrics"]
 
 
 def test_quiet_stream_sends_a_heartbeat(async_agent, agent_token, fake_connvo, script, settings):

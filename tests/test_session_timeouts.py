@@ -81,6 +81,19 @@ def test_a_live_refresh_is_not_activity(
     assert signed_out(agent_client.get("/", follow=True))
 
 
+def test_opening_a_push_stream_is_not_activity(agent_client: Client, fake_connvo, time_machine):
+    """A page live by push reopens its stream by itself (the browser's EventSource) whenever one
+    ends: that must not keep an idle sign-in alive either."""
+    stream = f"/live/meetings/dev/{fake_connvo.meeting_id('standup')}/"
+    time_machine.shift(IDLE - 60)
+
+    agent_client.get(stream, HTTP_ACCEPT="text/event-stream")
+
+    assert agent_client.session[ACTIVE_AT] == SIGNED_IN.timestamp()
+    time_machine.shift(120)
+    assert signed_out(agent_client.get("/", follow=True))
+
+
 def test_a_live_refresh_after_the_idle_limit_moves_the_page_to_sign_in(
     agent_client: Client, agent_token, fake_connvo, time_machine
 ):

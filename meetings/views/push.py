@@ -18,6 +18,7 @@ import asyncio
 import logging
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from asgiref.sync import sync_to_async
@@ -31,6 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts import sessions
 from audit.models import Via
 from audit.services import Origin
 from audit.spans import usable_key
@@ -65,6 +67,9 @@ RECONNECT_AT_MOST = 60
 FAILURES_KEPT = 15 * 60
 # Seconds between holds of an open stream's spans (at the latest: a heartbeat later).
 HOLD_OPEN_EVERY = 60
+# Seconds between checks that the agent is still signed in (at the latest: a heartbeat later).
+# A request's own check was made once, when the stream opened; the stream outlives it.
+SIGN_IN_CHECKED_EVERY = 60
 
 # A stream's own database work (who is asking, their watch list, drawing what they are sent) runs
 # in the process's few push database threads (meetings/relay.py), as its recording does.
@@ -223,10 +228,19 @@ class _Stream:
                     )
                 )
             )
+            sign_in_checked = time.monotonic()
             while True:
                 if waiting is None:
                     waiting = asyncio.ensure_future(anext(answers))
                 done, _ = await asyncio.wait({waiting}, timeout=settings.CONNVO_PUSH_HEARTBEAT)
+                if time.monotonic() - sign_in_checked >= SIGN_IN_CHECKED_EVERY:
+                    sign_in_checked = time.monotonic()
+                    if not await _in_database_thread(self._still_signed_in)():
+                        # Signed out, timed out, deactivated: nothing more is sent. The page's
+                        # refresh then meets the sign-in's end as a polling page's does, and
+                        # takes the page to the sign-in page, saying why.
+                        yield _event(FALLBACK, "signed out")
+                        return
                 if not done:
                     # A comment: nothing for the page, but proxies see the stream is alive.
                     yield ": still live\n\n"
@@ -260,6 +274,9 @@ class _Stream:
                 # The page is gone: what Connvo sent meanwhile is still recorded (the step under
                 # way, then the rest), then the subscriptions end and the page's spans are sealed.
                 await relay.close_following(answers, waiting)
+
+    def _still_signed_in(self) -> bool:
+        return sessions.still_signed_in(self.request.session, self.origin.user.pk, now=time.time())
 
     def _failures_key(self) -> str:
         return f"push-failures:{self.origin.user.pk}:{self.span or '-'}"

@@ -18,7 +18,13 @@ from audit.services import Origin, record
 
 from .credentials import store_credential
 from .models import StaffToken
-from .workos_auth import describe_error, is_session_over, workos_client
+from .workos_auth import (
+    NotWorkOSAnswer,
+    describe_error,
+    is_session_over,
+    session_answer,
+    workos_client,
+)
 
 SESSION_PENDING_CONNECTS = "connvo_pending_connects"
 PENDING_CONNECT_LIFETIME = 15 * 60
@@ -92,10 +98,12 @@ def finish_connect(
     """Exchange the authorization code for the agent's tokens and store them. Raises
     ConnectFailed with a message for the agent (and an audit entry) when it does not work."""
     try:
-        answer = workos_client(deployment_name).user_management.authenticate_with_code_pkce(
-            code=code, code_verifier=code_verifier
+        answer = session_answer(
+            workos_client(deployment_name).user_management.authenticate_with_code_pkce(
+                code=code, code_verifier=code_verifier
+            )
         )
-    except (workos.WorkOSError, OSError) as exc:
+    except (workos.WorkOSError, OSError, NotWorkOSAnswer) as exc:
         fail(origin, deployment_name, describe_error(exc))
         if is_session_over(exc):
             message = (

@@ -37,7 +37,14 @@ from connvo_admin.outcomes import LookupFailed, Outcome
 
 from .connvo import NoToken
 from .models import StaffToken
-from .workos_auth import describe_error, is_session_over, is_workos_deployment, workos_client
+from .workos_auth import (
+    NotWorkOSAnswer,
+    describe_error,
+    is_session_over,
+    is_workos_deployment,
+    session_answer,
+    workos_client,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -218,25 +225,17 @@ def _refresh(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) ->
     answer = None
     session_over = ""
     try:
-        answer = workos_client(deployment_name).user_management.authenticate_with_refresh_token(
-            refresh_token=token
+        answer = session_answer(
+            workos_client(deployment_name).user_management.authenticate_with_refresh_token(
+                refresh_token=token
+            )
         )
-        if not _is_session_answer(answer):
-            raise _NotJSON
-    except _NotJSON:
-        # A 2xx that is not WorkOS's JSON (a proxy's or captive portal's page): the SDK gives
-        # back None. Nothing was renewed, and the session is as fine as before.
-        failure = WorkOSUnavailable(
-            f"The console could not reach WorkOS to renew your Connvo session for "
-            f"{deployment_name}. Try again in a minute; you stay connected.",
-            detail="WorkOS answered with something that is not JSON (a proxy page?)",
-        )
-    except (workos.WorkOSError, OSError) as exc:
+    except (workos.WorkOSError, OSError, NotWorkOSAnswer) as exc:
         if is_session_over(exc):
             session_over = describe_error(exc)[:500]
         else:
-            # Unreachable, slow, overloaded or misconfigured: the session itself is fine, so
-            # the refresh token is kept for the next attempt.
+            # Unreachable, slow, overloaded, misconfigured or answered by a proxy's page: the
+            # session itself is fine, so the refresh token is kept for the next attempt.
             failure = WorkOSUnavailable(
                 f"The console could not reach WorkOS to renew your Connvo session for "
                 f"{deployment_name}. Try again in a minute; you stay connected.",
@@ -341,17 +340,6 @@ def _session_ended(stored: StaffToken) -> SessionEnded:
         f"Your Connvo session for {stored.deployment} has ended (signed out, revoked, or "
         "expired). Reconnect your Connvo account on the Tokens page.",
         detail=stored.session_end_reason,
-    )
-
-
-class _NotJSON(Exception):
-    pass
-
-
-def _is_session_answer(answer: object) -> bool:
-    return all(
-        isinstance(getattr(answer, name, None), str) and getattr(answer, name)
-        for name in ("access_token", "refresh_token")
     )
 
 

@@ -1,5 +1,5 @@
 """WorkOS AuthKit, for the deployments whose agents connect their Connvo account through it
-(CONNVO_WORKOS): the SDK client, where it sends browsers, and what its errors mean."""
+(CONNVO_WORKOS): the SDK client, where it sends browsers, and what its answers and errors mean."""
 
 from __future__ import annotations
 
@@ -44,6 +44,29 @@ def workos_origins() -> list[str]:
         parts = urlsplit(config.get("base_url") or DEFAULT_WORKOS_URL)
         origins.add(f"{parts.scheme}://{parts.netloc}")
     return sorted(origins)
+
+
+class NotWorkOSAnswer(Exception):
+    """A token exchange (a code, or a refresh token) answered 2xx with something that is not
+    WorkOS's JSON, such as a proxy's or captive portal's page: the SDK then gives back None
+    instead of raising. Says nothing about the agent's session."""
+
+    # Where the SDK's errors keep theirs, so `describe_error` says it for escalation.
+    message = "WorkOS answered with something that is not JSON (a proxy page?)"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def session_answer[Answer](answer: Answer) -> Answer:
+    """The SDK's answer to a token exchange, once it holds both tokens; raises NotWorkOSAnswer
+    otherwise. Every exchange goes through here, connecting and renewing alike."""
+    if not all(
+        isinstance(getattr(answer, name, None), str) and getattr(answer, name)
+        for name in ("access_token", "refresh_token")
+    ):
+        raise NotWorkOSAnswer
+    return answer
 
 
 def is_session_over(exc: BaseException) -> bool:

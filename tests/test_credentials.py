@@ -152,6 +152,32 @@ def test_workos_failing_during_the_code_exchange_connects_nothing_and_says_so(
 
 
 @pytest.mark.django_db
+def test_a_code_exchange_answered_by_a_proxy_page_connects_nothing_and_says_so(
+    agent_client, agent, fake_connvo, caplog
+):
+    """A 200 with an HTML page (a proxy's or captive portal's) where WorkOS's JSON belongs: the
+    same guard as a renewal's, not an error page."""
+    caplog.set_level(logging.DEBUG)
+    path, query = approved_callback(agent_client, fake_connvo)
+    fake_connvo.misbehave("workos_garbage", times=1)
+
+    response = agent_client.get(path, query, follow=True)
+
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == reverse("meetings:tokens")
+    page = response.content.decode()
+    assert "could not reach WorkOS to finish connecting your account" in page
+    assert not StaffToken.objects.exists()
+    failed = AuditEntry.objects.get(action=Action.CONNVO_CONNECT_FAILED)
+    assert "not JSON" in failed.detail
+    logged = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
+    audited = repr(list(AuditEntry.objects.values()))
+    for secret in query["code"]:
+        assert secret not in logged
+        assert secret not in audited
+
+
+@pytest.mark.django_db
 def test_workos_failing_during_disconnect_still_forgets_the_tokens_here(
     agent_client, agent, fake_connvo
 ):

@@ -352,6 +352,29 @@ def _audit_refresh(origin: Origin, deployment_name: str, *, ok: bool, detail: st
     )
 
 
+# --- Storing a credential -----------------------------------------------------------------------
+
+
+def takes_pasted_tokens(deployment_name: str) -> bool:
+    """Whether agents paste their Connvo token for this deployment: wherever WorkOS is not set up.
+    Where it is, their credential is a session the console renews; a pasted token would stand in
+    for it with one that lasts minutes and is never renewed. The Tokens page, `connvo_token set`
+    and `store_credential` all ask here."""
+    return not is_workos_deployment(deployment_name)
+
+
+class PasteNotTaken(Exception):
+    """A token pasted for a deployment that takes none (see `takes_pasted_tokens`). Nothing was
+    stored: a connected session stays as it was."""
+
+    def __init__(self, deployment_name: str) -> None:
+        super().__init__(
+            f"Connvo tokens for {deployment_name} are not pasted: Connvo accounts there are "
+            "connected through WorkOS (Connect your Connvo account, on the Tokens page), and the "
+            "console renews their tokens itself. Nothing was changed."
+        )
+
+
 def store_credential(
     *,
     user: AbstractBaseUser,
@@ -361,24 +384,28 @@ def store_credential(
     email: str = "",
 ) -> StaffToken:
     """Save (or replace) the agent's credential for a deployment: a pasted access token, or, with
-    `refresh_token`, a WorkOS-connected session. No audit entry: the callers write theirs."""
+    `refresh_token`, a WorkOS-connected session. No audit entry: the callers write theirs. Raises
+    PasteNotTaken for a paste where accounts are connected instead."""
+    pasted = refresh_token is None
+    if pasted and not takes_pasted_tokens(deployment_name):
+        raise PasteNotTaken(deployment_name)
     claims = read_claims(access_token) or Claims()
-    fields = {
-        "ciphertext": seal(access_token),
-        "last4": access_token[-4:],
-        "subject": claims.subject[:255],
-        "expires_at": claims.expires_at,
-        # Saving a credential again (reconnecting) ends an ended session's notice.
-        "session_ended_at": None,
-        "session_end_reason": "",
-    }
-    if refresh_token is not None:
-        fields |= {
-            "refresh_ciphertext": seal(refresh_token),
-            "session_id": claims.session_id[:255],
-            "email": email[:254],
-        }
     stored, _ = StaffToken.objects.update_or_create(
-        user=user, deployment=deployment_name, defaults=fields
+        user=user,
+        deployment=deployment_name,
+        # Every field of a credential, so that one replaces another whole: a paste left beside
+        # an old session's refresh token would look like a session to renew.
+        defaults={
+            "ciphertext": seal(access_token),
+            "refresh_ciphertext": None if pasted else seal(refresh_token),
+            "session_id": "" if pasted else claims.session_id[:255],
+            "email": "" if pasted else email[:254],
+            "last4": access_token[-4:],
+            "subject": claims.subject[:255],
+            "expires_at": claims.expires_at,
+            # Saving a credential again (reconnecting) ends an ended session's notice.
+            "session_ended_at": None,
+            "session_end_reason": "",
+        },
     )
     return stored

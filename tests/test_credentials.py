@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
@@ -204,6 +204,87 @@ def test_deployment_without_workos_keeps_the_paste_form(agent_client, settings, 
 
     assert "Connect your Connvo account" not in page
     assert "Paste your token" in page
+
+
+# --- Pasting where accounts are connected ---------------------------------------------------------
+
+
+def paste(client: Client, token: str):
+    return client.post(
+        reverse("meetings:token_save", args=["dev"]),
+        {"dev-deployment": "dev", "dev-token": token},
+        follow=True,
+    )
+
+
+@pytest.mark.django_db
+def test_a_paste_where_accounts_are_connected_is_refused_and_the_session_kept(
+    agent_client, agent, fake_connvo
+):
+    """A Tokens page loaded before WorkOS was set up (or a hand-made request) still posts a paste:
+    it must not land beside the connected session, half one and half the other."""
+    connect(agent_client, fake_connvo)
+    before = StaffToken.objects.get(user=agent)
+    refresh_token = stored_refresh_token(agent)
+
+    response = paste(agent_client, fake_connvo.token_for("agent", expires_in=30))
+
+    assert response.redirect_chain[-1][0] == reverse("meetings:tokens")
+    page = response.content.decode()
+    assert "Connvo tokens for dev are not pasted" in page
+    assert f"as <strong><bdi>{before.email}</bdi></strong>" in page  # still connected
+    after = StaffToken.objects.get(user=agent)
+    assert bytes(after.ciphertext) == bytes(before.ciphertext)
+    assert stored_refresh_token(agent) == refresh_token
+    assert (after.email, after.session_id) == (before.email, before.session_id)
+    assert not AuditEntry.objects.filter(
+        action__in=[Action.TOKEN_SAVED, Action.TOKEN_REPLACED]
+    ).exists()
+
+
+@pytest.mark.django_db
+def test_connvo_token_set_refuses_a_deployment_where_accounts_are_connected(
+    agent_client, agent, fake_connvo, monkeypatch
+):
+    connect(agent_client, fake_connvo)
+    refresh_token = stored_refresh_token(agent)
+    stdin = io.StringIO(fake_connvo.token_for("agent") + "\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+
+    with pytest.raises(CommandError, match="Connvo tokens for dev are not pasted"):
+        call_command(
+            "connvo_token", "set", "--user", "agent", "--deployment", "dev", stdout=io.StringIO()
+        )
+
+    assert stdin.tell() == 0  # not asked for a token it would not take
+    assert stored_refresh_token(agent) == refresh_token
+    assert StaffToken.objects.get(user=agent).email
+
+
+@pytest.mark.django_db
+def test_a_token_pasted_over_an_ended_session_is_a_pasted_token_only(
+    agent_client, agent, fake_connvo, settings
+):
+    """Where WorkOS was set up and then removed, an agent's old session (here: ended) is replaced
+    by the token they paste, whole: it is used as it is, never \"renewed\"."""
+    connect(agent_client, fake_connvo)
+    fake_connvo.revoke_user_sessions("agent")
+    expire_soon(agent)
+    with pytest.raises(credentials.SessionEnded):
+        look_up(agent, fake_connvo)
+    settings.CONNVO_WORKOS = {}
+    pasted = fake_connvo.token_for("agent", expires_in=30)  # within the renewal margin
+
+    paste(agent_client, pasted)
+
+    stored = StaffToken.objects.get(user=agent)
+    assert not stored.is_connected_session
+    assert (stored.session_id, stored.email, stored.session_ended_at) == ("", "", None)
+    assert look_up(agent, fake_connvo).meeting.title
+    assert credentials.reveal(stored) == pasted
+    page = agent_client.get(reverse("meetings:tokens")).content.decode()
+    assert f"…{pasted[-4:]}" in page
+    assert "session ended" not in page
 
 
 # --- Renewing -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Origin
-from meetings import pasted_tokens
+from meetings import credentials, pasted_tokens
 from meetings.deployments import UnknownDeployment, get_deployment
 from meetings.models import StaffToken
 
@@ -46,6 +46,9 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"{user} had no token for {deployment}.")
             return
+        if not credentials.takes_pasted_tokens(deployment):
+            # Before the token is read: nobody is asked for a secret that will not be kept.
+            raise CommandError(str(credentials.PasteNotTaken(deployment)))
         if sys.stdin.isatty():
             self.stderr.write("Paste the token, then press Enter:")
         raw = sys.stdin.readline()

@@ -406,6 +406,9 @@ def store_credential(
             # Saving a credential again (reconnecting) ends an ended session's notice.
             "session_ended_at": None,
             "session_end_reason": "",
+            # A renewal of the old session still waiting for WorkOS settles on nothing.
+            "renewal_claim": "",
+            "renewal_claimed_at": None,
         },
     )
     return stored

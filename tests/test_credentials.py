@@ -598,6 +598,46 @@ def test_no_database_write_waits_for_a_slow_workos(agent, fake_connvo, settings)
     assert fake_connvo.refresh_count == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_reconnecting_while_a_renewal_waits_for_workos_keeps_the_new_session_whole(
+    agent, fake_connvo
+):
+    """The renewal of the old session answers after the agent reconnected (here as another Connvo
+    user): it must not settle on the new session, which would keep the new account's email beside
+    the old account's tokens."""
+    client = Client()
+    client.force_login(agent)
+    connect(client, fake_connvo)
+    expire_soon(agent)
+    fake_connvo.misbehave("workos_slow", delay=2, times=1)
+    renewal: list[object] = []
+
+    def look_up_slowly() -> None:
+        try:
+            renewal.append(look_up(agent, fake_connvo))
+        except Exception as exc:  # asserted below
+            renewal.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look_up_slowly)
+    thread.start()
+    while not [call for call in fake_connvo.workos_calls if call.misbehaviour == "workos_slow"]:
+        thread.join(timeout=0.05)  # until the renewal is waiting for WorkOS
+    try:
+        alice = fake_connvo.workos_login_as("alice")
+        connect(client, fake_connvo)
+        reconnected = stored_refresh_token(agent)
+    finally:
+        thread.join(timeout=30)
+
+    assert [type(r).__name__ for r in renewal] == ["Lookup"]
+    stored = StaffToken.objects.get(user=agent)
+    assert (stored.subject, stored.email) == (alice.sub, alice.email)
+    assert stored_refresh_token(agent) == reconnected
+    assert credentials.read_claims(credentials.reveal(stored)).subject == alice.sub
+
+
 @pytest.mark.django_db
 def test_session_whose_key_was_removed_asks_to_save_again(
     agent_client, agent, fake_connvo, settings

@@ -417,7 +417,12 @@ def _describe_body(response: requests.Response) -> str:
 
 
 def missing_token(deployment: Deployment) -> NoToken:
-    return NoToken(f"Save your Connvo token for {deployment.name} before looking up meetings.")
+    """The agent has no credential for the deployment: found here, by the sync client, or by
+    meetings/credentials.py (none stored, or removed while a renewal waited), said one way."""
+    return NoToken(
+        f"You have no Connvo token saved for {deployment.name}. Add it on the Tokens page, then "
+        "look up the meeting again."
+    )
 
 
 def token_rejected(deployment: Deployment, *, detail: str, **context: Any) -> TokenRejected:

@@ -35,7 +35,8 @@ from audit.models import Action
 from audit.services import Origin, record
 from connvo_admin.outcomes import LookupFailed, Outcome
 
-from .connvo import NoToken
+from .connvo import NoToken, missing_token
+from .deployments import get_deployment
 from .models import StaffToken
 from .workos_auth import (
     NotWorkOSAnswer,
@@ -160,13 +161,6 @@ class WorkOSUnavailable(LookupFailed):
     outcome = Outcome.AUTH_UNAVAILABLE
 
 
-def no_token(deployment_name: str) -> NoToken:
-    return NoToken(
-        f"You have no Connvo token saved for {deployment_name}. Add it on the Tokens page, then "
-        "look up the meeting again."
-    )
-
-
 def _renewal_due(stored: StaffToken) -> bool:
     return expires_within(stored, seconds=settings.CONNVO_REFRESH_MARGIN)
 
@@ -176,7 +170,7 @@ def access_token_for(*, user: AbstractBaseUser, deployment_name: str, origin: Or
     expire. Raises NoToken, SessionEnded or WorkOSUnavailable."""
     stored = StaffToken.objects.of(user, deployment_name)
     if stored is None:
-        raise no_token(deployment_name)
+        raise missing_token(get_deployment(deployment_name))
     if stored.session_ended:
         raise _session_ended(stored)
     if not stored.is_connected_session or not _renewal_due(stored):
@@ -264,7 +258,7 @@ def _claim_renewal(
             .first()
         )
         if stored is None:
-            raise NoToken(f"You have no Connvo account connected for {deployment_name}.")
+            raise missing_token(get_deployment(deployment_name))  # removed meanwhile
         if stored.session_ended:
             # It ended while we waited (another request learnt it first): the same answer.
             raise _session_ended(stored)

@@ -338,10 +338,15 @@ def test_an_answer_without_an_id_is_not_a_meeting(fake_connvo, dev):
 
 
 def test_no_token_makes_no_call(fake_connvo, dev):
-    with pytest.raises(connvo.NoToken):
+    with pytest.raises(connvo.NoToken) as caught:
         look_up(fake_connvo, dev, "standup", token="")
 
     assert fake_connvo.call_count == 0
+    # Worded as every other "no token" (tests/test_detail_view.py): one sentence, one home.
+    assert caught.value.message == (
+        "You have no Connvo token saved for dev. Add it on the Tokens page, then look up the "
+        "meeting again."
+    )
 
 
 # --- Secrets stay out of logs ---------------------------------------------------------------------

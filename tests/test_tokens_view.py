@@ -185,6 +185,9 @@ def test_unknown_deployment_cannot_be_saved(agent_client, fake_connvo):
 
     assert response.status_code == 302
     assert not StaffToken.objects.exists()
+    # Worded as a lookup on that deployment is (meetings/deployments.py).
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "There is no Connvo deployment called “moon”. Choose one of: dev, prod." in page
 
 
 def test_token_from_a_removed_key_asks_to_save_again(agent, fake_connvo, settings):

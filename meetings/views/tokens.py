@@ -100,8 +100,8 @@ def tokens_page_deployment(view: Callable[..., HttpResponse]) -> Callable[..., H
     def wrapper(request: HttpRequest, deployment_name: str, **kwargs) -> HttpResponse:
         try:
             deployment = get_deployment(deployment_name)
-        except UnknownDeployment:
-            messages.error(request, f"There is no Connvo deployment called “{deployment_name}”.")
+        except UnknownDeployment as exc:
+            messages.error(request, exc.message)
             return redirect("meetings:tokens")
         return view(request, deployment, **kwargs)
 

@@ -104,12 +104,14 @@ def reveal(stored: StaffToken, *, refresh: bool = False) -> str:
 class Claims:
     subject: str = ""
     session_id: str = ""
+    issued_at: datetime | None = None
     expires_at: datetime | None = None
 
 
 def read_claims(access_token: str) -> Claims | None:
     """The claims the console shows and schedules by, or None when the token cannot be read as a
-    JWT. Not a verification: only Connvo can verify its tokens."""
+    JWT: the one reading of a token's claims. Not a verification: only Connvo can verify its
+    tokens."""
     try:
         payload = jwt.decode(access_token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -117,6 +119,7 @@ def read_claims(access_token: str) -> Claims | None:
     return Claims(
         subject=_text(payload.get("sub")),
         session_id=_text(payload.get("sid")),
+        issued_at=_timestamp(payload.get("iat")),
         expires_at=_timestamp(payload.get("exp")),
     )
 

@@ -23,11 +23,14 @@ def unsigned(payload: dict) -> str:
 
 
 def test_claims_of_a_token_are_read():
-    token = unsigned({"sub": "user_01", "sid": "session_01", "exp": 1_900_000_000})
+    token = unsigned(
+        {"sub": "user_01", "sid": "session_01", "iat": 1_899_999_700, "exp": 1_900_000_000}
+    )
 
     assert read_claims(token) == Claims(
         subject="user_01",
         session_id="session_01",
+        issued_at=datetime.fromtimestamp(1_899_999_700, tz=UTC),
         expires_at=datetime.fromtimestamp(1_900_000_000, tz=UTC),
     )
 
@@ -51,9 +54,10 @@ def test_claims_of_the_wrong_type_are_left_out(payload):
     assert claims is not None
     assert claims.subject == (payload["sub"] if isinstance(payload.get("sub"), str) else "")
     assert claims.session_id == (payload["sid"] if isinstance(payload.get("sid"), str) else "")
-    exp = payload.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        assert claims.expires_at is None
-    elif abs(exp) < 10**10:
-        assert claims.expires_at is not None
-        assert abs(claims.expires_at.timestamp() - exp) < 1
+    for name, read in (("exp", claims.expires_at), ("iat", claims.issued_at)):
+        value = payload.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            assert read is None
+        elif abs(value) < 10**10:
+            assert read is not None
+            assert abs(read.timestamp() - value) < 1

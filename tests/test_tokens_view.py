@@ -138,6 +138,14 @@ def test_a_token_that_does_not_say_when_it_was_issued_has_no_lifetime(fake_connv
     assert pasted_tokens.token_lifetime(token) is None
 
 
+def test_a_token_that_expires_past_any_calendar_has_no_lifetime_either(fake_connvo):
+    # Read as the expiry is (credentials.read_claims): no expiry date, so no "lasts 11,574,074 d".
+    token = fake_connvo.token_for("agent", extra_claims={"exp": 10**12})
+
+    assert credentials.read_claims(token).expires_at is None
+    assert pasted_tokens.token_lifetime(token) is None
+
+
 def test_lifetime_is_exp_less_iat(fake_connvo):
     issued = int(time.time()) - 100
     token = fake_connvo.token_for("agent", expires_in=500, extra_claims={"iat": issued})

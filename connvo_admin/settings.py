@@ -339,8 +339,12 @@ CONNVO_DEPLOYMENTS = env.dict(
     },
 )
 CONNVO_DEFAULT_DEPLOYMENT = env.str("CONNVO_DEFAULT_DEPLOYMENT", default="dev")
-# Deployments whose data is real customers' data: marked in the UI.
-CONNVO_PRODUCTION_DEPLOYMENTS = env.list("CONNVO_PRODUCTION_DEPLOYMENTS", default=["prod"])
+# Deployments whose data is real customers' data: marked in the UI. By default `prod`, where
+# there is one.
+CONNVO_PRODUCTION_DEPLOYMENTS = env.list(
+    "CONNVO_PRODUCTION_DEPLOYMENTS",
+    default=[name for name in ["prod"] if name in CONNVO_DEPLOYMENTS],
+)
 CONNVO_CONNECT_TIMEOUT = _positive_float("CONNVO_CONNECT_TIMEOUT", default=3.05)
 CONNVO_READ_TIMEOUT = _positive_float("CONNVO_READ_TIMEOUT", default=10.0)
 CONNVO_RETRIES = env.int("CONNVO_RETRIES", default=2)
@@ -372,12 +376,15 @@ if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
 # whose pages only poll (e.g. one whose sync WebSocket the network in between does not let through).
 CONNVO_PUSH = _strict_bool("CONNVO_PUSH", default=True)
 CONNVO_POLLING_ONLY_DEPLOYMENTS = env.list("CONNVO_POLLING_ONLY_DEPLOYMENTS", default=[])
-_unknown_polling_only = set(CONNVO_POLLING_ONLY_DEPLOYMENTS) - set(CONNVO_DEPLOYMENTS)
-if _unknown_polling_only:
-    raise ImproperlyConfigured(
-        "CONNVO_POLLING_ONLY_DEPLOYMENTS names deployments that are not in CONNVO_DEPLOYMENTS: "
-        f"{', '.join(sorted(_unknown_polling_only))}."
-    )
+# A name misspelt in either list would silently leave a deployment unmarked (no production
+# stripe on real customers' meetings) or pushing where it must poll.
+for _list in ("CONNVO_PRODUCTION_DEPLOYMENTS", "CONNVO_POLLING_ONLY_DEPLOYMENTS"):
+    _unknown = set(globals()[_list]) - set(CONNVO_DEPLOYMENTS)
+    if _unknown:
+        raise ImproperlyConfigured(
+            f"{_list} names deployments that are not in CONNVO_DEPLOYMENTS: "
+            f"{', '.join(sorted(_unknown))}."
+        )
 # A comment line on every open push stream this often (seconds), so that nginx and other proxies
 # in between never take a quiet stream for a dead one.
 CONNVO_PUSH_HEARTBEAT = _positive_float("CONNVO_PUSH_HEARTBEAT", default=15.0)

@@ -1,6 +1,8 @@
 """The audit log: one append-only, hash-chained row per Connvo lookup and per security-relevant
 event, plus the chain's head and the results of verifying it."""
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -471,8 +473,11 @@ class Span(models.Model):
     sealed_at = models.DateTimeField(null=True, blank=True)
     first_request_id = models.CharField(max_length=64, blank=True)
     last_request_id = models.CharField(max_length=64, blank=True)
-    # Seconds without a call after which the page counts as closed (a few of its intervals).
-    quiet_after = models.PositiveIntegerField(default=60)
+    # When the page counts as closed if nothing more is counted or held open (audit/spans.py):
+    # its last call plus a few of its intervals, moved later every minute while a pushed page,
+    # which asks nothing, stays open. Stored, not derived, so that "is it open" is one
+    # comparison here, in SQL and in Python alike, however long a page is held open.
+    open_until = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
@@ -485,6 +490,16 @@ class Span(models.Model):
 
     def __str__(self) -> str:
         return f"span {self.key} {self.actor_username} {self.meeting_id} x{self.calls}"
+
+    @staticmethod
+    def quiet(now: datetime) -> models.Q:
+        """The spans whose page has gone quiet (closed) by `now`: to be sealed finally, and no
+        longer waiting for the answers of the calls it counted."""
+        return models.Q(open_until__lt=now)
+
+    def is_quiet(self, now: datetime) -> bool:
+        """`quiet()`, of this span."""
+        return self.open_until < now
 
 
 class SpanCount(models.Model):

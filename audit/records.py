@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from django.db.models import Case, F, PositiveBigIntegerField, Value, When
 from django.db.models.functions import Coalesce
@@ -351,7 +351,7 @@ def open_span(span: Span, *, now: datetime) -> OpenSpan:
         sealed=min(span.sealed_calls, span.calls),
         # Calls counted without an answer are in flight while the page polls, unanswered once
         # it has gone quiet (they are sealed as such).
-        waiting=span.last_at + timedelta(seconds=span.quiet_after) >= now,
+        waiting=not span.is_quiet(now),
     )
     return OpenSpan(span=span, facts=facts, unsealed={o: n for o, n in unsealed.items() if n})
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 
@@ -285,23 +285,20 @@ def meeting_deployments(*, meeting_id: str) -> list[MeetingOnDeployment]:
 
 # The "Open now" section lists at most this many open spans, the most recently called first.
 OPEN_SPANS_SHOWN = 50
-# A span with every call sealed still counts as open while its page may be polling: called within
-# its `quiet_after`, which no page sets longer than this.
-OPEN_LOOKBACK = timedelta(minutes=30)
 
 
 def open_spans(
     entry_filter: EntryFilter, *, now: datetime, limit: int | None = OPEN_SPANS_SHOWN
 ) -> list[records.OpenSpan]:
-    """The spans not (wholly) sealed into the chain yet, or whose page is still polling, that
-    `entry_filter` matches where it applies to a span (staff, meeting, deployment, via, an
-    outcome among its calls, a time range its calls overlap); none for a filter on another action.
-    Most recently called first; `limit` None for all of them (the exports)."""
+    """The spans not (wholly) sealed into the chain yet, or whose page is still open (polling,
+    or held open by its push stream however long ago its last call was), that `entry_filter`
+    matches where it applies to a span (staff, meeting, deployment, via, an outcome among its
+    calls, a time range its calls overlap); none for a filter on another action. Most recently
+    called first; `limit` None for all of them (the exports). The span table holds one row per
+    open page and meeting, and is read without an index (see the model)."""
     if entry_filter.action and entry_filter.action != Action.LOOKUP:
         return []
-    spans = Span.objects.filter(
-        Q(calls__gt=F("sealed_calls")) | Q(last_at__gte=now - OPEN_LOOKBACK)
-    )
+    spans = Span.objects.filter(Q(calls__gt=F("sealed_calls")) | ~Span.quiet(now))
     for field, value in (
         ("actor_username", entry_filter.staff),
         ("meeting_id", entry_filter.meeting_id),
@@ -321,15 +318,8 @@ def open_spans(
     if entry_filter.until:
         spans = spans.filter(opened_at__lt=entry_filter.until)
     spans = spans.order_by("-last_at", "-id").prefetch_related("counts")
-    found = []
-    for span in spans.iterator(chunk_size=500) if limit is None else spans[: limit * 2]:
-        if span.calls > span.sealed_calls or (
-            span.last_at + timedelta(seconds=span.quiet_after) >= now
-        ):
-            found.append(records.open_span(span, now=now))
-        if limit is not None and len(found) == limit:
-            break
-    return found
+    rows = spans.iterator(chunk_size=500) if limit is None else spans[:limit]
+    return [records.open_span(span, now=now) for span in rows]
 
 
 def neighbours(entry: AuditEntry) -> dict[str, AuditEntry | None]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import secrets
 from collections import Counter
@@ -26,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Case, F, IntegerField, Min, Q, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from connvo_admin.outcomes import Outcome
@@ -82,8 +81,9 @@ def count_calls(
     quiet_after: int,
 ) -> Counted:
     """Count one Connvo call per (deployment, meeting id), durably, before any is made: one
-    statement (spans that exist are updated, `calls = calls + 1`, the others created),
-    committed before this returns, never under the chain head's lock. A key that is malformed,
+    statement (spans that exist are updated, `calls = calls + 1`, the others created, each open
+    until `quiet_after` seconds from now), committed before this returns, never under the chain
+    head's lock. A key that is malformed,
     or that names another staff member's span of one of these meetings, is replaced by a new
     one: a span is only ever found for the same actor, deployment and meeting. Raises
     `DatabaseError` when the count cannot be written (then no call may be made)."""
@@ -129,7 +129,7 @@ def _upsert_spans(
         "sealed_calls",
         "first_request_id",
         "last_request_id",
-        "quiet_after",
+        "open_until",
     ]
     columns = [Span._meta.get_field(name) for name in fields]
     values = []
@@ -145,7 +145,7 @@ def _upsert_spans(
             opened_at=now,
             last_at=now,
             calls=calls,
-            quiet_after=quiet_after,
+            open_until=now + timedelta(seconds=quiet_after),
         )
         values += [
             column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns
@@ -161,7 +161,7 @@ def _upsert_spans(
         f"ON CONFLICT ({quote('key')}, {quote('deployment')}, {quote('meeting_id')}) DO UPDATE SET "
         f"{quote('calls')} = {table}.{quote('calls')} + excluded.{quote('calls')}, "
         f"{quote('last_at')} = excluded.{quote('last_at')}, "
-        f"{quote('quiet_after')} = excluded.{quote('quiet_after')} "
+        f"{quote('open_until')} = excluded.{quote('open_until')} "
         f"WHERE {table}.{quote('actor_id')} = excluded.{quote('actor_id')} "
         f"RETURNING {quote('id')}, {quote('deployment')}, {quote('meeting_id')}, "
         f"CASE WHEN COALESCE({quote('sealed_at')}, {quote('opened_at')}) < %s THEN 1 ELSE 0 END"
@@ -258,10 +258,6 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _is_quiet(span: Span, now: datetime) -> bool:
-    return span.last_at + timedelta(seconds=span.quiet_after) < now
-
-
 def seal(span_ids: Iterable[int], *, final: bool) -> list[AuditEntry]:
     """Append each span's answered-but-unsealed calls to the chain as one entry (a sealed part:
     `calls`, the most frequent outcome, `tally`), and count them sealed, in one transaction with
@@ -280,7 +276,7 @@ def seal(span_ids: Iterable[int], *, final: bool) -> list[AuditEntry]:
             .order_by("key", "deployment", "meeting_id")
         )
         if final:
-            spans = [span for span in spans if _is_quiet(span, now)]
+            spans = [span for span in spans if span.is_quiet(now)]
         counts: dict[int, list[SpanCount]] = {span.pk: [] for span in spans}
         for count in SpanCount.objects.filter(span__in=spans).order_by("outcome"):
             counts[count.span_id].append(count)
@@ -347,16 +343,10 @@ def _seal_part(
 
 
 def seal_quiet() -> list[AuditEntry]:
-    """Seal, finally, every span without a call for its `quiet_after` seconds (its page was
-    closed), and delete it."""
-    now = timezone.now()
-    shortest = Span.objects.aggregate(shortest=Min("quiet_after"))["shortest"]
-    if shortest is None:
-        return []
-    candidates = Span.objects.filter(last_at__lt=now - timedelta(seconds=shortest)).only(
-        "id", "last_at", "quiet_after"
-    )
-    return _in_batches([span.pk for span in candidates if _is_quiet(span, now)], final=True)
+    """Seal, finally, every span whose page has gone quiet (closed: nothing counted nor held
+    open until its `open_until`), and delete it."""
+    quiet = Span.objects.filter(Span.quiet(timezone.now())).values_list("id", flat=True)
+    return _in_batches(list(quiet), final=True)
 
 
 def seal_due() -> list[AuditEntry]:
@@ -389,31 +379,28 @@ def seal_if_due(counted: Counted) -> None:
 def hold_open(*, key: str, actor_id: int, quiet_for: int) -> None:
     """A page that is open but asks nothing (its answers are pushed: meetings/views/push.py) keeps
     its spans from counting as quiet: each goes quiet `quiet_for` seconds from now at the
-    earliest. Its `last_at` stays the last call counted (a sealed part says when its calls
-    were), so the deadline is moved through `quiet_after`. Raises `DatabaseError`."""
-    now = timezone.now()
-    held = []
-    for span in Span.objects.filter(key=key, actor_id=actor_id).only("id", "last_at"):
-        since_last = max(0, math.ceil((now - span.last_at).total_seconds()))
-        span.quiet_after = since_last + quiet_for
-        held.append(span)
-    # Only ever later: a call counted meanwhile sets its own (shorter) deadline from a later
-    # `last_at`, which this may lengthen but never bring forward.
-    Span.objects.bulk_update(held, ["quiet_after"])
+    earliest, however long ago its last call was (its `last_at` stays the last call counted: a
+    sealed part says when its calls were). One statement, however many spans the page has.
+    Raises `DatabaseError`."""
+    held_until = timezone.now() + timedelta(seconds=quiet_for)
+    # Never brought forward: a later deadline (a call counted meanwhile) stands.
+    Span.objects.filter(key=key, actor_id=actor_id).update(
+        open_until=Greatest(F("open_until"), Value(held_until))
+    )
 
 
 def seal_closed(*, key: str, actor_id: int) -> list[AuditEntry]:
     """The page's stream ended (closed, fallen back to polling, or its meetings ended): seal
     its spans with unsealed calls finally now, as `audit_seal` does once a page is quiet,
-    instead of waiting out their `quiet_after`. Returns the entries written; raises
+    instead of waiting until their `open_until`. Returns the entries written; raises
     `DatabaseError` (then `audit_seal` seals them once they are quiet)."""
     closing = Span.objects.filter(key=key, actor_id=actor_id, calls__gt=F("sealed_calls"))
     ids = list(closing.values_list("id", flat=True))
     if not ids:
         return []
-    # Quiet from now: a call counted under this key after this (the page's own refresh) sets
-    # its deadline again, and `seal` leaves that span alone.
-    Span.objects.filter(pk__in=ids).update(quiet_after=0)
+    # Quiet since its last call: a call counted under this key after this (the page's own
+    # refresh) sets its deadline again, and `seal` leaves that span alone.
+    Span.objects.filter(pk__in=ids).update(open_until=F("last_at"))
     return _in_batches(ids, final=True)
 
 

@@ -142,7 +142,7 @@ def open_span(
         sealed_calls=sum(sealed.values()),
         first_request_id="req_open_first",
         last_request_id="req_open_last",
-        quiet_after=quiet_after,
+        open_until=last + timedelta(seconds=quiet_after),
         sealed_at=sealed_at,
     )
     for outcome, n in answered.items():

@@ -59,7 +59,7 @@ def open_now(**entry_filter: str) -> list:
     return selectors.open_spans(selectors.EntryFilter(**entry_filter), now=timezone.now())
 
 
-QUIET = 10 * 60  # longer than any span's quiet_after in these tests
+QUIET = 10 * 60  # longer than any span stays open after its last call in these tests
 
 
 # --- Open -----------------------------------------------------------------------------------

@@ -14,11 +14,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
 
-from audit import insights, records, rollup, selectors
+from audit import insights, records, rollup, selectors, spans
 from audit.models import Action, ActivityHour, AuditEntry, Span, StaffDay, Via
+from audit.services import Origin
+from meetings.lookups import pushed_quiet_after
+from meetings.views.push import HOLD_OPEN_EVERY
 from tests.audit_spans import append_at, counted, lookup, open_span, sealed_span
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +30,7 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 10, 11, 0, tzinfo=UTC)
 T = datetime(2026, 3, 10, 10, 2, tzinfo=UTC)  # 10:02 UTC
 MEETING = "m-standup"
+PUSHED_QUIET = pushed_quiet_after(HOLD_OPEN_EVERY)  # how long a pushed page's hold lasts
 
 
 @pytest.fixture(autouse=True)
@@ -444,8 +449,6 @@ def test_the_pages_seal_what_is_due_before_reading(monkeypatch, auditor_client, 
 
 
 def test_a_page_shows_when_sealing_fails(monkeypatch, auditor_client, history):
-    from django.db import DatabaseError
-
     def broken():
         raise DatabaseError("no")
 
@@ -455,6 +458,60 @@ def test_a_page_shows_when_sealing_fails(monkeypatch, auditor_client, history):
 
     assert response.status_code == 200
     assert Span.objects.count() == 1
+
+
+def pushed_page(agent, meeting_id: str, *, opened: datetime, held_until: datetime) -> None:
+    """A page on push as the push relay leaves it (meetings/relay.py): its first look, a full
+    entry (so every call is sealed), then its spans held open every minute while Connvo sends
+    nothing, up to `held_until`."""
+    with time_machine.travel(opened, tick=False):
+        counted = spans.count_calls(
+            key="",
+            origin=Origin(user=agent, username=agent.username),
+            via=Via.REFRESH,
+            meetings=[("prod", meeting_id)],
+            quiet_after=PUSHED_QUIET,
+        )
+        answered = spans.Answered(deployment="prod", meeting_id=meeting_id, outcome="found")
+        spans.record_answers(counted, [answered], sealed=True)
+    moment = opened
+    while moment < held_until:
+        moment += timedelta(seconds=HOLD_OPEN_EVERY)
+        with time_machine.travel(moment, tick=False):
+            spans.hold_open(key=counted.key, actor_id=agent.pk, quiet_for=PUSHED_QUIET)
+
+
+def test_a_page_on_push_stays_open_now_however_long_connvo_sends_nothing(
+    monkeypatch, auditor_client, agent
+):
+    """A pushed page asks Connvo nothing while the meeting does not change: its span's last call
+    is its first look, 45 minutes ago, and its stream has held it open every minute since. It is
+    open: the log's "Open now" and the exports list it. A page whose stream stopped holding it
+    open 37 minutes ago is quiet, and neither lists it (its seal is made to fail, so it is still
+    there to be left out)."""
+    pushed_page(agent, "m-pushed", opened=NOW - timedelta(minutes=45), held_until=NOW)
+    pushed_page(
+        agent,
+        "m-closed",
+        opened=NOW - timedelta(minutes=40),
+        held_until=NOW - timedelta(minutes=40),
+    )
+
+    def broken():
+        raise DatabaseError("no")
+
+    monkeypatch.setattr("audit.spans.seal_what_is_due", broken)
+
+    page = text(auditor_client.get(reverse("audit:list")))
+    export = body(auditor_client.get(reverse("audit:export", args=["jsonl"])))
+    documents = [json.loads(line) for line in export.splitlines()]
+
+    assert Span.objects.count() == 2
+    assert "Open since 10:15:00 · 1 refresh so far: 1 found · last 10:15:00" in page
+    assert page.count("Open since") == 1
+    assert [(d["meeting_id"], d["sealed"]) for d in documents if not d["sealed"]] == [
+        ("m-pushed", False)
+    ]
 
 
 def test_the_databases_weight_is_the_same_as_pythons(db):

@@ -426,8 +426,8 @@ def test_a_span_opened_by_a_call_opens_when_that_call_was_counted(agent):
 def test_spans_that_may_be_quiet_are_read_in_one_query_however_many_are_open(
     agent, django_assert_num_queries
 ):
-    """`seal_quiet` runs with every audit page: the spans it may seal are read with what decides
-    it (the last call, `quiet_after`), not with one more query each."""
+    """`seal_quiet` runs with every audit page: the spans it may seal are found by what decides
+    it (each one's `open_until`) in one query, not with one more query each."""
     with time_machine.travel(OPENED, tick=False):
         for meeting in ("1", "2", "3"):
             count(agent, key("a"), ("dev", meeting), quiet_after=600)
@@ -436,7 +436,7 @@ def test_spans_that_may_be_quiet_are_read_in_one_query_however_many_are_open(
 
     with (
         time_machine.travel(OPENED + timedelta(seconds=60), tick=False),
-        django_assert_num_queries(2),  # the shortest quiet_after, then the spans it lets by
+        django_assert_num_queries(1),
     ):
         assert spans.seal_quiet() == []
     assert Span.objects.count() == 4
@@ -525,14 +525,23 @@ def test_a_page_held_open_goes_quiet_its_quiet_for_from_now_at_the_earliest(agen
             count(agent, key("b"), ("dev", "4"), quiet_after=30),  # another page
         ]
         spans.hold_open(key=key("a"), actor_id=agent.pk, quiet_for=45)
-        assert {s.quiet_after for s in Span.objects.filter(pk__in=held.spans.values())} == {45}
-    with time_machine.travel(OPENED + timedelta(seconds=10, milliseconds=500), tick=False):
+        assert {s.open_until for s in Span.objects.filter(pk__in=held.spans.values())} == {
+            OPENED + timedelta(seconds=45)
+        }
+    later = OPENED + timedelta(seconds=10, milliseconds=500)
+    with time_machine.travel(later, tick=False):
         count(agent, key("a"), ("dev", "2"), quiet_after=30)  # a refresh meanwhile
         spans.hold_open(key=key("a"), actor_id=agent.pk, quiet_for=45)
+        spans.hold_open(key=key("a"), actor_id=agent.pk, quiet_for=5)  # never brought forward
 
-    quiet_after = dict(Span.objects.values_list("meeting_id", "quiet_after"))
-    # 10.5 s since its last call (rounded up) + 45; a span just called: 45 from now.
-    assert quiet_after == {"1": 11 + 45, "2": 45, "3": 30, "4": 30}
+    open_until = dict(Span.objects.values_list("meeting_id", "open_until"))
+    # 45 s from the last hold, however long ago the span's last call was.
+    assert open_until == {
+        "1": later + timedelta(seconds=45),
+        "2": later + timedelta(seconds=45),
+        "3": OPENED + timedelta(seconds=30),
+        "4": OPENED + timedelta(seconds=30),
+    }
     assert [o.key for o in others] == [key("a"), key("b")]
 
 
@@ -548,8 +557,8 @@ def test_a_closed_stream_seals_its_own_spans_finally_at_once(agent, outsider):
 
         assert (part.meeting_id, part.calls, part.tally["final"]) == ("1", 1, True)
         assert spans.seal_closed(key=key("c"), actor_id=agent.pk) == []
-    left = dict(Span.objects.values_list("meeting_id", "quiet_after"))
-    assert left == {"2": 30, "3": 30, "4": 30}
+    left = dict(Span.objects.values_list("meeting_id", "open_until"))
+    assert left == dict.fromkeys("234", OPENED + timedelta(seconds=30))
     assert spans.calls_on_record() == 4
 
 
@@ -586,19 +595,21 @@ def test_a_key_not_shaped_like_one_is_replaced_by_a_new_key_each_time(agent):
     assert spans.usable_key("short") == ""
 
 
-def test_holding_a_page_open_reads_its_spans_last_calls_in_one_query(
+def test_holding_a_page_open_is_one_statement_however_many_rows_it_has(
     agent, django_assert_num_queries
 ):
     """A pushed table holds its spans open every HOLD_OPEN_EVERY seconds for as long as it is
-    open: one read of the spans (with their last call) and one update, however many rows."""
+    open: one update, however many rows."""
     with time_machine.travel(OPENED, tick=False):
         count(agent, key("a"), *[("dev", str(n)) for n in range(1, 6)], quiet_after=30)
     with (
         time_machine.travel(OPENED + timedelta(seconds=5), tick=False),
-        django_assert_num_queries(2),
+        django_assert_num_queries(1),
     ):
         spans.hold_open(key=key("a"), actor_id=agent.pk, quiet_for=45)
-    assert set(Span.objects.values_list("quiet_after", flat=True)) == {50}
+    assert set(Span.objects.values_list("open_until", flat=True)) == {
+        OPENED + timedelta(seconds=5 + 45)
+    }
 
 
 def test_a_connvo_request_id_longer_than_its_column_is_kept_cut_to_it(agent):

@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
+from connvo_admin.cross_site import asks_before_acting
+
 from . import (
     chain_health,
     exports,
@@ -100,7 +102,8 @@ ROLLUP_PER_VISIT = 20_000
 def _record_view(request: HttpRequest, *, what: str, meeting_id: str = "") -> None:
     """Write an auditor's page view to the log (the watchers are watched). Whole pages only: a
     fragment a page loads is part of the view already recorded. A view the log cannot record
-    still shows (the log is what is being read; refusing it helps nobody), loudly."""
+    still shows (the log is what is being read; refusing it helps nobody), loudly. A view another
+    site sent is never recorded: it is asked about first (`_ask_first`)."""
     if request.htmx:
         return
     record_or_log(
@@ -111,9 +114,45 @@ def _record_view(request: HttpRequest, *, what: str, meeting_id: str = "") -> No
     )
 
 
-def _entry_list(
-    request: HttpRequest, *, fixed: dict[str, str], extra: dict, viewing: str
-) -> HttpResponse:
+def _ask_first(request: HttpRequest, *, heading: str, recorded: str, go: str) -> HttpResponse:
+    """The answer to an audit page or export that another site sent the auditor to: what it
+    would record in their name, and a link to the same address, which from this page is the
+    console's own (nothing is recorded until they follow it)."""
+    context = {"heading": heading, "recorded": recorded, "go": go}
+    return render(request, "audit/confirm.html", context)
+
+
+def _list_page(*, meeting_id: str | None = None, username: str | None = None) -> tuple[dict, str]:
+    """A list page's own filter (a meeting's history, a staff member's activity), and what the
+    log calls the page in the record of a view of it."""
+    if meeting_id is not None:
+        return {"meeting_id": meeting_id}, "Who looked at the meeting"
+    if username is not None:
+        return {"staff": username}, f"Activity of {username}"
+    return {}, "Audit log"
+
+
+def _list_viewed(request: HttpRequest, form: AuditFilterForm, viewing: str) -> str:
+    """What the log records of a view of a list page."""
+    if not form.is_valid():
+        return f"{viewing}, with a filter that was not valid"
+    paged = " (a later page)" if any(request.GET.get(n) for n in CURSOR_PARAMS) else ""
+    return f"{viewing}, filter: {form.entry_filter().describe()}{paged}"
+
+
+def _confirm_list(request: HttpRequest, **page: str) -> HttpResponse:
+    fixed, viewing = _list_page(**page)
+    form = AuditFilterForm(request.GET, fixed=fixed)
+    return _ask_first(
+        request,
+        heading="Open this audit page?",
+        recorded=_list_viewed(request, form, viewing),
+        go="Open the page",
+    )
+
+
+def _entry_list(request: HttpRequest, *, listing: tuple[dict, str], extra: dict) -> HttpResponse:
+    fixed, viewing = listing
     form = AuditFilterForm(request.GET, fixed=fixed)
     page, summary, status, open_now = None, None, 200, []
     if form.is_valid():
@@ -124,8 +163,6 @@ def _entry_list(
             before=_cursor(request, "before"),
             after=_cursor(request, "after"),
         )
-        paged = " (a later page)" if any(request.GET.get(n) for n in CURSOR_PARAMS) else ""
-        what = f"{viewing}, filter: {entry_filter.describe()}{paged}"
         if page.newer is None:  # the overview and open spans head the first page only
             open_now = selectors.open_spans(entry_filter, now=timezone.now())
             rollup.catch_up(limit=ROLLUP_PER_VISIT)
@@ -134,10 +171,11 @@ def _entry_list(
             )
     else:
         status = 400
-        what = f"{viewing}, with a filter that was not valid"
     # The panel describes the log as the auditor opened it, not counting this view's own entry.
     chain_status = _chain_status()
-    _record_view(request, what=what, meeting_id=fixed.get("meeting_id", ""))
+    _record_view(
+        request, what=_list_viewed(request, form, viewing), meeting_id=fixed.get("meeting_id", "")
+    )
     named = [(e.deployment, e.meeting_id) for e in (page.entries if page else ())]
     named += [(d, m) for d, m, _ in (summary.top_meetings if summary else ())]
     named += [(item.span.deployment, item.span.meeting_id) for item in open_now]
@@ -163,18 +201,20 @@ def _entry_list(
 @require_GET
 @login_required
 @view_permission
+@asks_before_acting(_confirm_list)
 def entry_list(request: HttpRequest) -> HttpResponse:
     _seal_due()
     flags = None
     if not request.GET:  # the log as it opens: what stands out lately
         rollup.catch_up(limit=ROLLUP_PER_VISIT)
         flags = insights.find_flags(now=timezone.now())
-    return _entry_list(request, fixed={}, extra={"flags": flags}, viewing="Audit log")
+    return _entry_list(request, listing=_list_page(), extra={"flags": flags})
 
 
 @require_GET
 @login_required
 @view_permission
+@asks_before_acting(_confirm_list)
 def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
     _seal_due()
     extra = {
@@ -184,14 +224,13 @@ def meeting_history(request: HttpRequest, meeting_id: str) -> HttpResponse:
         "deployments": selectors.meeting_deployments(meeting_id=meeting_id),
         "viewers_shown": selectors.VIEWERS_SHOWN,  # read at call time: tests lower it
     }
-    return _entry_list(
-        request, fixed={"meeting_id": meeting_id}, extra=extra, viewing="Who looked at the meeting"
-    )
+    return _entry_list(request, listing=_list_page(meeting_id=meeting_id), extra=extra)
 
 
 @require_GET
 @login_required
 @view_permission
+@asks_before_acting(_confirm_list)
 def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
     _seal_due()
     rollup.catch_up(limit=ROLLUP_PER_VISIT)
@@ -200,19 +239,28 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
         "staff_account": get_user_model().objects.filter(username=username).first(),
         "staff_summary": overview.staff_summary(username=username),
     }
-    return _entry_list(
-        request, fixed={"staff": username}, extra=extra, viewing=f"Activity of {username}"
+    return _entry_list(request, listing=_list_page(username=username), extra=extra)
+
+
+def _entry_viewed(pk: int) -> str:
+    return f"Entry #{pk}"
+
+
+def _confirm_entry(request: HttpRequest, pk: int) -> HttpResponse:
+    return _ask_first(
+        request, heading="Open this audit entry?", recorded=_entry_viewed(pk), go="Open the entry"
     )
 
 
 @require_GET
 @login_required
 @view_permission
+@asks_before_acting(_confirm_entry)
 def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(AuditEntry, pk=pk)
     chain_status = _chain_status()
     kind = records.kind(entry.tally)
-    _record_view(request, what=f"Entry #{entry.pk}")
+    _record_view(request, what=_entry_viewed(entry.pk))
     context = {
         "entry": entry,
         "span": records.span_facts(calls=entry.calls, outcome=entry.outcome, tally=entry.tally)
@@ -228,18 +276,49 @@ def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "audit/entry_detail.html", context)
 
 
+def _export_form(request: HttpRequest, fmt: str) -> AuditFilterForm:
+    """The filter of an export in a format there is (404 for another)."""
+    if fmt not in exports.WRITERS:
+        raise Http404("No such export format.")
+    return AuditFilterForm(request.GET)
+
+
+def _log_with_filter(request: HttpRequest) -> str:
+    """The log, filtered as the export asked: where an export that does not start goes back."""
+    return f"{reverse('audit:list')}?{_filter_query(request)}"
+
+
+def _fix_the_filter(request: HttpRequest) -> HttpResponse:
+    messages.error(request, "Fix the filter before exporting.")
+    return redirect(_log_with_filter(request))
+
+
+def _exported(fmt: str, form: AuditFilterForm) -> str:
+    """What the log records of an export (its own entry, written before it starts)."""
+    return f"{fmt.upper()} export of {form.entry_filter().describe()}"
+
+
+def _confirm_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    form = _export_form(request, fmt)
+    if not form.is_valid():
+        return _fix_the_filter(request)
+    return _ask_first(
+        request,
+        heading="Export the audit log?",
+        recorded=_exported(fmt, form),
+        go=f"Export as {fmt.upper()}",
+    )
+
+
 @require_GET
 @login_required
 @view_permission
 @export_permission
+@asks_before_acting(_confirm_export)
 def export(request: HttpRequest, fmt: str) -> HttpResponse:
-    if fmt not in exports.WRITERS:
-        raise Http404("No such export format.")
-    form = AuditFilterForm(request.GET)
-    list_url = f"{reverse('audit:list')}?{_filter_query(request)}"
+    form = _export_form(request, fmt)
     if not form.is_valid():
-        messages.error(request, "Fix the filter before exporting.")
-        return redirect(list_url)
+        return _fix_the_filter(request)
     _seal_due()
     entry_filter = form.entry_filter()
     try:
@@ -247,7 +326,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
             export_entry = record(
                 origin=Origin.from_request(request),
                 action=Action.AUDIT_EXPORTED,
-                detail=f"{fmt.upper()} export of {entry_filter.describe()}",
+                detail=_exported(fmt, form),
             )
     except DatabaseError:
         # Like a lookup: an export the log cannot record does not happen.
@@ -257,7 +336,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
             "The console could not record this export in the audit log, so it did not start. "
             "Try again in a moment.",
         )
-        return redirect(list_url)
+        return redirect(_log_with_filter(request))
     # The log as it stood when the export was asked for: not its own entry, nor what is written
     # while it streams.
     entries = selectors.filtered_entries(entry_filter).filter(id__lt=export_entry.pk)

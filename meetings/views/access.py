@@ -1,6 +1,6 @@
-"""Who may open the agents' pages, and the one cross-site rule for every page that looks up.
-Each guard takes a plain view or an async one (the push streams, meetings/views/push.py), so
-both kinds pass the same checks."""
+"""Who may open the agents' pages, and the cross-site rule for every page that looks up. Each
+guard takes a plain view or an async one (the push streams, meetings/views/push.py), so both
+kinds pass the same checks."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRedirect
+
+from connvo_admin.cross_site import asks_before_acting
 
 # The codename predates the names below; renaming it would need a migration of every group's
 # permissions (and of `perms.meetings.lookup_meeting` in templates) for no change in meaning.
@@ -72,41 +74,6 @@ def start_page_permission(view: View) -> View:
     return wrapper
 
 
-# Fetch Metadata: the console's own pages ("same-origin") and what the agent opened themselves (a
-# bookmark, a typed address: "none"). A request without the header (an old browser, a script)
-# cannot be told apart and looks up as it always did.
-_LOOKS_UP_FROM = {"same-origin", "none"}
-
-
-def asks_before_looking_up(confirm: Callable[..., HttpResponse]) -> Callable[[View], View]:
-    """For every GET that would look up in the agent's name (a Connvo call, an audit entry, a
-    count against their limit): when another site sent the agent here (`cross-site`, or
-    `same-site`: another intranet host's link or <img>), answer with `confirm` instead, which
-    shows what would be looked up and lets the agent confirm from the console itself. SameSite=Lax
-    sends the session cookie with such a top-level GET, so the page must ask."""
-
-    def decorator(view: View) -> View:
-        if iscoroutinefunction(view):
-
-            @wraps(view)
-            async def async_wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-                if _sent_from_elsewhere(request):
-                    return confirm(request, *args, **kwargs)
-                return await view(request, *args, **kwargs)
-
-            return async_wrapper
-
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if _sent_from_elsewhere(request):
-                return confirm(request, *args, **kwargs)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
-def _sent_from_elsewhere(request: HttpRequest) -> bool:
-    site = request.headers.get("Sec-Fetch-Site")
-    return request.method == "GET" and site is not None and site not in _LOOKS_UP_FROM
+# The console's one cross-site rule (connvo_admin/cross_site.py), which the audit pages share, by
+# the name the agents' pages know it by: a link from another site opens the lookup form filled in.
+asks_before_looking_up = asks_before_acting

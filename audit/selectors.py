@@ -16,8 +16,6 @@ from . import records
 from .models import (
     Action,
     AuditEntry,
-    ChainCheckpoint,
-    ChainVerification,
     SeenMeeting,
     Span,
     SpanCount,
@@ -339,14 +337,6 @@ def neighbours(entry: AuditEntry) -> dict[str, AuditEntry | None]:
         .first()
     )
     return {"older": older, "newer": newer}
-
-
-def latest_verification() -> ChainVerification | None:
-    return ChainVerification.objects.order_by("-at", "-id").first()
-
-
-def latest_checkpoint() -> ChainCheckpoint | None:
-    return ChainCheckpoint.objects.order_by("-at", "-id").first()
 
 
 def recent_lookups(*, user, limit: int) -> list[AuditEntry]:

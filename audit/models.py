@@ -199,6 +199,13 @@ class AuditEntry(models.Model):
         return self.repeats if self.repeats is not None else 1
 
 
+# What the Auditor group holds (migration 0004): reading the log (the model's own view
+# permission), which also sends someone who may not look meetings up to the log at sign-in, and
+# exporting it.
+VIEW_LOG_PERMISSION = "audit.view_auditentry"
+EXPORT_LOG_PERMISSION = "audit.export_auditentry"
+
+
 class ChainHead(models.Model):
     """The one row every append locks, so entries join the chain one at a time even with several
     workers on several hosts. It also remembers where the chain starts after a purge."""

@@ -32,14 +32,14 @@ from . import (
     spans,
 )
 from .forms import AuditFilterForm
-from .models import Action, AuditEntry
+from .models import EXPORT_LOG_PERMISSION, VIEW_LOG_PERMISSION, Action, AuditEntry
 from .selectors import BadCursor, Cursor
 from .services import Origin, record, record_or_log
 
 logger = logging.getLogger(__name__)
 
-view_permission = permission_required("audit.view_auditentry", raise_exception=True)
-export_permission = permission_required("audit.export_auditentry", raise_exception=True)
+view_permission = permission_required(VIEW_LOG_PERMISSION, raise_exception=True)
+export_permission = permission_required(EXPORT_LOG_PERMISSION, raise_exception=True)
 CURSOR_PARAMS = ("before", "after")
 
 

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.http import HttpResponseClientRedirect
 
+from audit.models import VIEW_LOG_PERMISSION
 from connvo_admin.cross_site import asks_before_acting
 
 # The codename predates the names below; renaming it would need a migration of every group's
@@ -67,7 +68,7 @@ def start_page_permission(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         user = request.user
-        if not user.has_perm(LOOKUP_PERMISSION) and user.has_perm("audit.view_auditentry"):
+        if not user.has_perm(LOOKUP_PERMISSION) and user.has_perm(VIEW_LOG_PERMISSION):
             return redirect("audit:list")
         return guarded(request, *args, **kwargs)
 

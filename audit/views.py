@@ -31,7 +31,7 @@ from . import (
     selectors,
     spans,
 )
-from .forms import AuditFilterForm
+from .forms import CURSOR_PARAMS, AuditFilterForm
 from .models import EXPORT_LOG_PERMISSION, VIEW_LOG_PERMISSION, Action, AuditEntry
 from .selectors import BadCursor, Cursor
 from .services import Origin, record, record_or_log
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 view_permission = permission_required(VIEW_LOG_PERMISSION, raise_exception=True)
 export_permission = permission_required(EXPORT_LOG_PERMISSION, raise_exception=True)
-CURSOR_PARAMS = ("before", "after")
 
 
 def _cursor(request: HttpRequest, name: str) -> Cursor | None:

@@ -71,10 +71,12 @@ def _chain_status() -> dict:
     """The chain-health panel at the top of every audit page (audit/chain_health.py), with the
     cadences its warnings name."""
     hours = settings.AUDIT_VERIFY_WARN_AFTER_HOURS
+    health = chain_health.chain_health(now=timezone.now())
     return {
-        "health": chain_health.chain_health(now=timezone.now()),
+        "health": health,
         "checkpoint_interval": _duration(settings.AUDIT_CHECKPOINT_INTERVAL),
-        "recent_words": _duration(2 * settings.AUDIT_CHECKPOINT_INTERVAL),
+        # The window the panel judged by, in words: "recent" is the panel's to say.
+        "recent_words": _duration(int(health.recent.total_seconds())),
         "verify_warn_after": f"{hours} hour{'' if hours == 1 else 's'}",
         "checkpoint_file": settings.AUDIT_CHECKPOINT_FILE,
     }

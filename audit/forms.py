@@ -15,6 +15,7 @@ from connvo_admin.outcomes import describe, recorded_outcomes
 
 from .models import Action, AuditEntry, Via
 from .selectors import EntryFilter
+from .services import storable
 
 
 def _choices(pairs) -> list[tuple[str, str]]:
@@ -112,9 +113,15 @@ class AuditFilterForm(forms.Form):
             del self.fields[self.FIELD_FOR[name]]
         field = self.fields["outcome"]
         asked = self.data.get("outcome", "") if self.is_bound else ""
-        if asked and asked not in dict(field.choices) and len(asked) <= OUTCOME_LENGTH:
+        if (
+            asked
+            and asked not in dict(field.choices)
+            and len(asked) <= OUTCOME_LENGTH
+            and storable(asked) == asked
+        ):
             # An outcome an older or newer console wrote: the overview lists it as a link to its
-            # entries, so the filter takes it, named as the badges name it.
+            # entries, so the filter takes it, named as the badges name it. Only what the log
+            # could hold: a NUL would reach the database's query, which refuses it.
             field.choices = [*field.choices, (asked, describe(asked).label)]
 
     def active_filters(self) -> list[ActiveFilter]:

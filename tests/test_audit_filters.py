@@ -92,12 +92,14 @@ PARAMS = st.sampled_from(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    query=st.dictionaries(PARAMS, QUERY_VALUES.filter(lambda v: "\x00" not in v), max_size=5),
+    query=st.dictionaries(PARAMS, QUERY_VALUES, max_size=5),
     zone=st.sampled_from(["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Nowhere/Else"]),
 )
 @example(query={"until": "9999-12-31"}, zone="UTC")
 @example(query={"since": "0001-01-01"}, zone="Pacific/Kiritimati")
 @example(query={"before": "-99999999999999999999.1", "after": "1.x"}, zone="UTC")
+@example(query={"outcome": "\x00"}, zone="UTC")  # PostgreSQL refuses a NUL even in a query
+@example(query={"staff": "a\x00b", "meeting": "\x00", "deployment": "\x00"}, zone="UTC")
 def test_any_filter_and_cursor_gives_a_page_or_a_refusal(auditor_client: Client, query, zone):
     auditor_client.cookies["console_tz"] = zone
 

@@ -103,6 +103,14 @@ class TableGroup(StrEnum):
     LOOKUP_LIMIT = "lookup_limit"
     FAILED = "failed"
 
+    @property
+    def settled(self) -> bool:
+        """Whether the live table stops asking for a row of this group: exactly when the page of
+        a meeting whose lookup ended so stops polling (its outcome's `live`, the one home of that
+        decision; a group's outcomes all agree, or this module does not load). A found meeting's
+        row (BY_STATE) goes by its state instead, as its page does."""
+        return _SETTLED[self]
+
 
 @dataclass(frozen=True, slots=True)
 class Handling:
@@ -164,7 +172,7 @@ HANDLING: dict[Outcome, Handling] = {
     ),
     Outcome.AUTH_UNAVAILABLE: Handling(
         "Session could not be renewed", "Your Connvo session could not be renewed", _CONNVO,
-        502, _FAILING, TableGroup.TOKEN,
+        502, _FAILING,
     ),
     Outcome.TOKEN_REJECTED: Handling(
         "Token not accepted", "Your Connvo token was not accepted", _REFUSED, 403, _TOKEN,
@@ -213,6 +221,27 @@ HANDLING: dict[Outcome, Handling] = {
     ),
 }
 # fmt: on
+
+
+def _settled_groups() -> dict[TableGroup, bool]:
+    """Each table group's `settled`, from its outcomes' live handling. A group whose outcomes
+    disagree (one stops the meeting page, another keeps it polling) could not be settled for one
+    and asked again for the other (the page sends back only its rows' groups): refused here, so
+    the meeting page and the table never part ways."""
+    settled: dict[TableGroup, bool] = {}
+    for outcome, handling in HANDLING.items():
+        stops = not handling.live.keeps_going
+        if settled.setdefault(handling.table_group, stops) != stops:
+            raise ValueError(
+                f"{outcome}: its live handling ({handling.live}) does not match the other "
+                f"outcomes of the table group {handling.table_group!r}"
+            )
+    if empty := set(TableGroup) - settled.keys():
+        raise ValueError(f"table groups without an outcome: {sorted(empty)}")
+    return settled
+
+
+_SETTLED = _settled_groups()
 
 
 def describe(outcome: str) -> Handling:

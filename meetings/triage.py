@@ -39,6 +39,12 @@ def _words(outcome: Outcome) -> str:
     return label[:1].lower() + label[1:]
 
 
+def _outcome_group(code: str, group: TableGroup, label: str) -> Group:
+    """The group of rows whose lookup ended so: settled exactly when the meeting page of such a
+    lookup stops polling (connvo_admin/outcomes.py decides, for both)."""
+    return Group(code, group, label, settled=group.settled)
+
+
 GROUPS = (
     Group("a", MeetingState.ACTIVE.value, "active", found=True),
     Group("s", MeetingState.SCHEDULED.value, "scheduled", found=True),
@@ -46,12 +52,14 @@ GROUPS = (
     Group("o", "other_state", "in another state", found=True),
     Group("c", MeetingState.CONCLUDED.value, "concluded", settled=True, found=True),
     Group("x", MeetingState.CANCELLED.value, "cancelled", settled=True, found=True),
-    Group("v", TableGroup.NOT_VISIBLE, _words(Outcome.NOT_VISIBLE), settled=True),
-    Group("n", TableGroup.NOT_FOUND, _words(Outcome.NOT_FOUND), settled=True),
-    Group("i", TableGroup.INVALID_ID, _words(Outcome.INVALID_ID), settled=True),
-    Group("t", TableGroup.TOKEN, "need your token", settled=True),
-    Group("l", TableGroup.LOOKUP_LIMIT, "not asked (your lookup limit)"),
-    Group("f", TableGroup.FAILED, "Connvo failed"),
+    _outcome_group("v", TableGroup.NOT_VISIBLE, _words(Outcome.NOT_VISIBLE)),
+    _outcome_group("n", TableGroup.NOT_FOUND, _words(Outcome.NOT_FOUND)),
+    _outcome_group("i", TableGroup.INVALID_ID, _words(Outcome.INVALID_ID)),
+    _outcome_group("t", TableGroup.TOKEN, "need your token"),
+    _outcome_group("l", TableGroup.LOOKUP_LIMIT, "not asked (your lookup limit)"),
+    # Connvo's failures, and the console's own (a bad request, an answer its contract does not
+    # know, an audit log it could not write to): each row says which.
+    _outcome_group("f", TableGroup.FAILED, "could not be looked up"),
 )
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 GROUP_BY_CODE = {g.code: g for g in GROUPS}

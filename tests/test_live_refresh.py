@@ -9,13 +9,17 @@ import re
 import pytest
 from django.conf import settings as django_settings
 from django.conf import settings as settings_module
+from django.template.loader import render_to_string
+from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEntry, Span, Via
-from meetings.live import Shown
+from connvo_admin.outcomes import HANDLING, LiveStatus, LookupFailed
+from meetings.live import PollPlan, Shown
 
 pytestmark = pytest.mark.django_db
 
@@ -276,3 +280,34 @@ def test_what_a_poller_sends_is_read_without_raising(failures, interval, span):
 
     assert 0 <= shown.failures <= 30
     assert shown.interval is None or 0 <= shown.interval < 100_000
+
+
+# --- Stopped for the agent's token --------------------------------------------------------------
+
+TOKEN_OUTCOMES = [o for o in HANDLING if HANDLING[o].live == LiveStatus.TOKEN]
+
+
+@pytest.mark.parametrize("outcome", TOKEN_OUTCOMES, ids=str)
+def test_the_live_line_stopped_for_a_token_says_the_problem_s_own_next_step(outcome):
+    """In the words of the problem's page (its primary-* partial: "Add your token for dev" when
+    there is none, not "Update your token"), and as a link: the page's one primary action stays
+    the lookup form's."""
+    failed = type("Failed", (LookupFailed,), {"outcome": outcome})("It failed.")
+    context = {
+        "deployment_name": "dev",
+        "page_url": "/meetings/dev/m1/",
+        "request": RequestFactory().get("/meetings/dev/m1/"),
+        "live": PollPlan(LiveStatus.TOKEN, 10, 0),
+        "refresh_error": failed,
+        "checked_at": timezone.now(),
+    }
+    step = HANDLING[outcome].next_steps
+    primary = render_to_string(f"meetings/meeting_detail.html#primary-{step}", context)
+
+    fragment = render_to_string("meetings/meeting_detail.html#metrics", context)
+
+    words = re.sub(r"<[^>]+>", "", primary).strip()
+    link = re.search(rf"<a [^>]*>{re.escape(words)}</a>, then", fragment)
+    assert link, f"{words!r} is not the live line's link: {fragment}"
+    assert 'class="button' not in link.group(0)
+    assert 'href="/tokens/#deployment-dev"' in link.group(0)

@@ -277,6 +277,33 @@ def test_csv_export_is_safe_for_spreadsheets(agent_client, agent_token, fake_con
 # --- Live -------------------------------------------------------------------------------------
 
 
+def live_line(html: str) -> str:
+    """The live poller's opening tag, its attributes in the order written, values elided."""
+    tag = re.search(r'<div id="live-poller"[^>]*>', html).group(0)
+    return re.sub(r"=(\"[^\"]*\"|'[^']*')", "", tag)
+
+
+def test_the_table_s_live_line_is_the_meeting_page_s_with_its_rows(
+    agent_client, agent_token, fake_connvo
+):
+    """One poller for every live page (templates/meetings/_live_poller.html): the table's says
+    how long ago it was confirmed as the meeting page's does (data-ago, which an unchanged
+    refresh moves), and carries what its rows show, once, for polling and for falling back from
+    push alike."""
+    meeting = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    page = agent_client.get(meeting).content.decode()
+    table = agent_client.get(table_url(fake_connvo, "standup", "retro")).content.decode()
+
+    for html in (page, table):
+        assert re.search(r'<time class="js-checked" datetime="[^"]+" data-ago title=', html)
+    assert live_line(table).replace(" data-refresh-vals", "") == live_line(page)
+    tag = re.search(r'<div id="live-poller"[^>]*>', table).group(0)
+    polled = json.loads(re.search(r"hx-vals='([^']*)'", tag).group(1))
+    fallback = json.loads(re.search(r"data-refresh-vals='([^']*)'", tag).group(1))
+    assert fallback == {"done": "1c", "known": "0a"}
+    assert {name: polled[name] for name in fallback} == fallback
+
+
 def test_unchanged_table_answers_204_and_settled_rows_are_not_asked(
     agent_client, agent_token, fake_connvo
 ):
@@ -484,7 +511,7 @@ def test_a_row_that_never_showed_a_meeting_shows_the_failure(
 
     assert "Connvo server error" in row(html, fake_connvo, "standup")
     assert "data-stale" not in html
-    assert summary_text(html) == "2 Connvo failed"
+    assert summary_text(html) == "2 could not be looked up"
 
 
 def test_an_outcome_only_a_person_can_change_still_replaces_the_row(

@@ -318,7 +318,9 @@
     }
   });
 
-  // A 204 means "nothing changed": the values are confirmed as of now.
+  // A 204 means "nothing changed": the values are confirmed as of now. The live line's time
+  // (templates/meetings/_live_poller.html, on every live page) says so: "just now", ticking on
+  // (data-ago), and its tooltip the clock time.
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.elt.id !== "live-poller" || event.detail.xhr.status !== 204) { return; }
     var now = new Date();
@@ -326,6 +328,7 @@
     var checked = event.detail.elt.querySelector(".js-checked");
     if (checked) {
       checked.setAttribute("datetime", now.toISOString());
+      checked.title = checked.title.replace(/\d\d:\d\d:\d\d$/, now.toTimeString().slice(0, 8));
       tickClocks();
     }
   });

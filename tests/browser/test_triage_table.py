@@ -2,6 +2,7 @@
 is watched from its page and followed on the Watching page, then unwatched."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -153,3 +154,43 @@ def test_table_looks_right_dark_and_narrow(
     assert width <= options["viewport"]["width"]
     screenshot(name, page)
     context.close()
+
+
+def test_an_unchanged_refresh_moves_the_table_s_checked_time(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot, fast_polling
+):
+    """An unchanged refresh is answered 204, which htmx ignores: the page itself says the values
+    were confirmed just now (the live line is the meeting page's, templates/meetings/
+    _live_poller.html). The table's once said the time it was drawn, for as long as nothing
+    changed."""
+    ids = ",".join(fake_connvo.meeting_id(label) for label in ("standup", "planning", "private"))
+    sign_in("agent")
+    page.goto(f"{live_server.url}/table/dev/?ids={ids}")
+    checked = page.locator("#live-poller .js-checked")
+    drawn = checked.get_attribute("datetime")
+    expect(checked).to_have_text("just now")
+
+    def is_refresh(response) -> bool:
+        return "/table/dev/" in response.url and response.request.headers.get("hx-request")
+
+    # Past the 5 s after which the live line would say "6 s ago" had nothing moved it.
+    deadline = time.monotonic() + 6.5
+    while time.monotonic() < deadline:
+        with page.expect_response(is_refresh, timeout=5000) as refresh:
+            pass
+        assert refresh.value.status == 204
+    page.wait_for_timeout(300)  # the last answer handled
+
+    expect(checked).to_have_text("just now")
+    confirmed = checked.get_attribute("datetime")
+    assert page.evaluate("([a, b]) => Date.parse(a) - Date.parse(b)", [confirmed, drawn]) > 5000
+    expect(checked).to_have_attribute(
+        "title", re.compile(r"^Checked with Connvo at \d\d:\d\d:\d\d$")
+    )
+    assert checked.get_attribute("title")[-8:] != page.evaluate(
+        "(at) => new Date(at).toTimeString().slice(0, 8)", drawn
+    )
+    expect(page.locator("#live-poller")).to_contain_text(
+        "Live (polling every 1 s): updated just now"
+    )
+    screenshot("37-table-unchanged-refreshes")

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +38,7 @@ from connvo_admin.outcomes import LookupFailed, Outcome
 from .connvo import NoToken, missing_token
 from .deployments import get_deployment
 from .models import StaffToken
+from .templatetags.meeting_format import instant
 from .workos_auth import (
     NotWorkOSAnswer,
     describe_error,
@@ -111,7 +112,8 @@ class Claims:
 def read_claims(access_token: str) -> Claims | None:
     """The claims the console shows and schedules by, or None when the token cannot be read as a
     JWT: the one reading of a token's claims. Not a verification: only Connvo can verify its
-    tokens."""
+    tokens. A time that is not a date every agent's page can show (past any calendar, or within a
+    day of its ends) counts as none: as good as no expiry date."""
     try:
         payload = jwt.decode(access_token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -119,8 +121,8 @@ def read_claims(access_token: str) -> Claims | None:
     return Claims(
         subject=_text(payload.get("sub")),
         session_id=_text(payload.get("sid")),
-        issued_at=_timestamp(payload.get("iat")),
-        expires_at=_timestamp(payload.get("exp")),
+        issued_at=instant(payload.get("iat")),
+        expires_at=instant(payload.get("exp")),
     )
 
 
@@ -128,20 +130,12 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _timestamp(value: object) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(value, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None  # out of any calendar's range (or NaN): as good as no expiry date
-
-
 def expires_within(stored: StaffToken, *, seconds: float) -> bool:
     """Whether the stored access token ends within `seconds` from now (or has ended: 0)."""
     if stored.expires_at is None:
         return False
-    return stored.expires_at - timedelta(seconds=seconds) <= timezone.now()
+    # Added to now, not taken from the expiry: that may be the calendar's first day.
+    return stored.expires_at <= timezone.now() + timedelta(seconds=seconds)
 
 
 def stored_credentials(user: AbstractBaseUser) -> dict[str, StaffToken]:

@@ -274,6 +274,30 @@ def test_times_follow_the_agents_browser_timezone(
     assert expected in page
 
 
+# The first and last instants of the calendar, in Convex milliseconds: shown in a zone east (or
+# west) of UTC, they would be in year 10000 (or year 0).
+CALENDAR_ENDS = {"last": 253402300799000, "first": -62135596800000}
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Asia/Tokyo", "Pacific/Pago_Pago"])
+@pytest.mark.parametrize("end", CALENDAR_ENDS)
+def test_a_timestamp_at_the_calendars_end_shows_a_dash_in_any_zone(
+    zone, end, agent_client, agent_token, fake_connvo
+):
+    at = CALENDAR_ENDS[end]
+    fake_connvo.update_meeting(
+        "standup", updatedAt=at, createdAt=at, _creationTime=at, scheduledAt=at, duration=0
+    )
+    agent_client.cookies["console_tz"] = zone
+    url = detail_url(fake_connvo.meeting_id("standup"))
+
+    page, refresh = agent_client.get(url), agent_client.get(url, headers={"HX-Request": "true"})
+
+    assert (page.status_code, refresh.status_code) == (200, 200)
+    assert f"Connvo&#x27;s answer: created at is {at}, a date beyond the calendar" in text_of(page)
+    assert "Planned end" not in text_of(page)
+
+
 def test_bogus_timezone_cookie_is_ignored(agent_client, agent_token, fake_connvo):
     agent_client.cookies["console_tz"] = "Mars/Olympus_Mons"
 

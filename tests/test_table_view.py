@@ -274,6 +274,25 @@ def test_csv_export_is_safe_for_spreadsheets(agent_client, agent_token, fake_con
     assert AuditEntry.objects.filter(via=Via.TABLE).count() == 2
 
 
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_an_update_time_at_the_calendars_end_shows_a_dash_and_the_csv_the_number(
+    zone, agent_client, agent_token, fake_connvo
+):
+    # 31 Dec 9999, 23:59:59 UTC: in a zone east of UTC, a date in year 10000.
+    fake_connvo.update_meeting("standup", updatedAt=253402300799000)
+    fake_connvo.update_meeting("planning", updatedAt=-62135596800000)
+    agent_client.cookies["console_tz"] = zone
+    url = table_url(fake_connvo, "standup", "planning")
+
+    page = agent_client.get(url)
+    exported = agent_client.get(url + "&format=csv")
+
+    assert page.status_code == 200
+    assert "updated at is 253402300799000, a date beyond the calendar" in page.content.decode()
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    assert [r["updated_at"] for r in rows] == ["253402300799000", "'-62135596800000"]
+
+
 # --- Live -------------------------------------------------------------------------------------
 
 

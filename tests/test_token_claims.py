@@ -4,8 +4,10 @@ schedules renewals by. Tokens come from agents' pastes and WorkOS answers, so an
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import jwt
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,3 +63,24 @@ def test_claims_of_the_wrong_type_are_left_out(payload):
         elif abs(value) < 10**10:
             assert read is not None
             assert abs(read.timestamp() - value) < 1
+
+
+# The two days either side of the calendar's first and last seconds, where an expiry moved to an
+# agent's zone leaves the calendar.
+near_the_calendars_ends = st.sampled_from([-62_135_596_800, 253_402_300_799]).flatmap(
+    lambda end: (
+        st.integers(end - 2 * 86_400, end + 2 * 86_400)
+        | st.floats(end - 2 * 86_400, end + 2 * 86_400)
+    )
+)
+
+
+@given(
+    near_the_calendars_ends | st.integers() | st.floats(allow_nan=False),
+    st.sampled_from(["UTC", "Pacific/Kiritimati", "Asia/Tokyo", "Pacific/Pago_Pago"]),
+)
+def test_an_expiry_is_read_only_when_every_agents_zone_can_show_it(exp, zone):
+    claims = read_claims(unsigned({"exp": exp}))
+
+    if claims.expires_at is not None:
+        timezone.localtime(claims.expires_at, ZoneInfo(zone))

@@ -2,7 +2,7 @@
 
 import io
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -144,6 +144,41 @@ def test_a_token_that_expires_past_any_calendar_has_no_lifetime_either(fake_conn
 
     assert credentials.read_claims(token).expires_at is None
     assert pasted_tokens.token_lifetime(token) is None
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Asia/Tokyo", "Pacific/Pago_Pago"])
+def test_a_token_that_expires_at_the_calendars_end_leaves_the_tokens_page_usable(
+    zone, agent_client, agent, fake_connvo
+):
+    # 31 Dec 9999, 23:59:59 UTC: east of UTC, a date in year 10000.
+    agent_client.cookies["console_tz"] = zone
+    token = fake_connvo.token_for("agent", extra_claims={"exp": 253402300799, "iat": 0})
+
+    saved = save(agent_client, "dev", token)
+
+    assert saved.status_code == 302
+    assert StaffToken.objects.get(user=agent).expires_at is None
+    page = agent_client.get(reverse("meetings:tokens"))
+    assert page.status_code == 200
+    assert "The token has no expiry date (or one beyond the calendar)" in page.content.decode()
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+@pytest.mark.parametrize("end", [datetime.min, datetime.max], ids=["first", "last"])
+def test_a_token_saved_with_an_expiry_at_the_calendars_end_can_still_be_replaced(
+    zone, end, agent_client, agent, fake_connvo
+):
+    # Saved before such an expiry was read as none.
+    pasted_tokens.store_token(
+        user=agent, deployment_name="dev", raw_token=fake_connvo.token_for("agent")
+    )
+    StaffToken.objects.update(expires_at=end.replace(tzinfo=UTC))
+    agent_client.cookies["console_tz"] = zone
+
+    page = agent_client.get(reverse("meetings:tokens"))
+
+    assert page.status_code == 200
+    assert "Replace" in page.content.decode()
 
 
 def test_lifetime_is_exp_less_iat(fake_connvo):

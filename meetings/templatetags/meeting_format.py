@@ -4,7 +4,7 @@ presence and state (text + colour + icon, so no one depends on colour alone)."""
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django import template
 from django.utils import timezone
@@ -76,15 +76,47 @@ def reveal_invisible_text(value: object) -> str:
     return "".join(f"[{_code(char)}]" if _is_invisible(char) else char for char in str(value))
 
 
+# A page shows an instant in the viewer's time zone, which moves it by up to a day (no zone is 24 h
+# from UTC): one within a day of the calendar's ends (year 1, 31 Dec 9999) would leave the calendar
+# there, and the page would fail while drawing it. Such an instant is shown as no date at all.
+_SHOWABLE_FROM = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_SHOWABLE_UNTIL = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
 @register.filter
-def ms_datetime(value: float | None) -> datetime | None:
-    """Convex timestamps are float milliseconds since the epoch."""
-    if value is None:
+def showable(at: datetime | None) -> datetime | None:
+    """`at` if every viewer's time zone can show it, else None."""
+    if at is None or not _SHOWABLE_FROM <= at <= _SHOWABLE_UNTIL:
+        return None
+    return at
+
+
+def instant(number: object, *, per_second: int = 1) -> datetime | None:
+    """The instant `number` seconds (or, with `per_second`, fractions of one) after the epoch, or
+    None for what is not a number or not a date every viewer can be shown: the one reading of a
+    timestamp from outside (Connvo's answer, a token's claims)."""
+    if isinstance(number, bool) or not isinstance(number, int | float):
         return None
     try:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    except (OverflowError, ValueError, OSError):
-        return None  # a number, but no date a calendar has: shown as "—"
+        return showable(datetime.fromtimestamp(number / per_second, tz=UTC))
+    except (OverflowError, OSError, ValueError):
+        return None  # a number, but no date a calendar has (or NaN)
+
+
+@register.filter
+def ms_datetime(value: object) -> datetime | None:
+    """Convex timestamps are float milliseconds since the epoch; None (shown as "—") for one that
+    is not a number or not a date every viewer can be shown."""
+    return instant(value, per_second=1000)
+
+
+def ms_iso(value: object) -> str:
+    """Connvo's timestamp as ISO 8601 in UTC (the CSV); what is not a timestamp a viewer can be
+    shown, as sent."""
+    if value is None:
+        return ""
+    at = ms_datetime(value)
+    return at.isoformat() if at is not None else str(value)
 
 
 @register.filter
@@ -170,6 +202,10 @@ def missing(meeting, attribute: str, reason: str) -> SafeString:
     place of the dash, shown on hover on a wide screen, and shown under the dash on a narrow or
     touch screen (static/css/console.css)."""
     why = meeting.drift_reasons.get(attribute) if meeting is not None else None
+    sent = getattr(meeting, attribute, None)
+    if why is None and isinstance(sent, int | float) and not isinstance(sent, bool):
+        # A number shown as "—" is a timestamp that no date (in every time zone) can show.
+        why = f"is {sent}, a date beyond the calendar"
     title = f"Connvo's answer: {attribute.replace('_', ' ')} {why}" if why else reason
     return format_html(
         '<span class="missing" title="{}"><span aria-hidden="true">—</span>'
@@ -184,14 +220,15 @@ def planned_end(meeting) -> datetime | None:
     """When the meeting is planned to end: its scheduled start plus its planned duration, when
     Connvo sent both (and they make sense)."""
     start, duration = getattr(meeting, "scheduled_at", None), getattr(meeting, "duration", None)
-    if not isinstance(start, int | float) or not isinstance(duration, int | float):
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
         return None
-    if isinstance(start, bool) or isinstance(duration, bool) or duration < 0:
+    begins = ms_datetime(start)
+    if begins is None:
         return None
     try:
-        return datetime.fromtimestamp(start / 1000 + duration, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+        return showable(begins + timedelta(seconds=duration))
+    except (OverflowError, ValueError):
+        return None  # a duration past the calendar's end (or NaN)
 
 
 @register.filter

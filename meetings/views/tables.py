@@ -8,7 +8,6 @@ import csv
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -37,6 +36,7 @@ from ..live import Shown, push_enabled, reply_status
 from ..lookups import Answer, AuditUnavailable, Wanted, look_up, span_key
 from ..models import WatchedMeeting
 from ..references import References
+from ..templatetags.meeting_format import ms_iso
 from .access import agent_view, asks_before_looking_up
 from .confirm import confirm_lookup, confirm_watch_list
 from .recent import preferred_deployment
@@ -324,16 +324,6 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def _updated_at(milliseconds: object) -> str:
-    """Connvo's timestamp as ISO 8601; what is not a usable timestamp (drift), as sent."""
-    if milliseconds is None:
-        return ""
-    try:
-        return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat()
-    except (TypeError, ValueError, OverflowError, OSError):
-        return str(milliseconds)
-
-
 def _table_csv(request: HttpRequest, wanted: list[Wanted], deployment: str) -> HttpResponse:
     try:
         answers = look_up(
@@ -358,7 +348,7 @@ def _table_csv(request: HttpRequest, wanted: list[Wanted], deployment: str) -> H
             meeting.participant_count if meeting else None,
             meeting.active_webrtc_sessions if meeting else None,
             meeting.average_rating if meeting else None,
-            _updated_at(meeting.updated_at) if meeting else "",
+            ms_iso(meeting.updated_at) if meeting else "",
             answer.outcome,
             answer.outcome.label,
             error.message if error else "",

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Action
-from audit.services import Origin, record
+from audit.services import Origin, fit, record
 from connvo_admin.outcomes import LookupFailed, Outcome
 
 from .connvo import NoToken, missing_token
@@ -223,7 +223,7 @@ def _refresh(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) ->
         )
     except (workos.WorkOSError, OSError, NotWorkOSAnswer) as exc:
         if is_session_over(exc):
-            session_over = describe_error(exc)[:500]
+            session_over = fit(describe_error(exc), "session_end_reason", StaffToken)
         else:
             # Unreachable, slow, overloaded, misconfigured or answered by a proxy's page: the
             # session itself is fine, so the refresh token is kept for the next attempt.
@@ -306,8 +306,10 @@ def _settle_renewal(
             stored.ciphertext = seal(answer.access_token)
             stored.refresh_ciphertext = seal(answer.refresh_token)
             stored.last4 = answer.access_token[-4:]
-            stored.subject = claims.subject[:255] or stored.subject
-            stored.session_id = claims.session_id[:255] or stored.session_id
+            stored.subject = fit(claims.subject, "subject", StaffToken) or stored.subject
+            stored.session_id = (
+                fit(claims.session_id, "session_id", StaffToken) or stored.session_id
+            )
             stored.expires_at = claims.expires_at
             stored.save()
             _audit_refresh(origin, deployment_name, ok=True, detail=f"expires {claims.expires_at}")
@@ -385,14 +387,16 @@ def store_credential(
         user=user,
         deployment=deployment_name,
         # Every field of a credential, so that one replaces another whole: a paste left beside
-        # an old session's refresh token would look like a session to renew.
+        # an old session's refresh token would look like a session to renew. The claims and the
+        # email are anyone's text (JSON carries "\u0000"): fitted, so that a NUL is stored as
+        # U+FFFD rather than refused by the database.
         defaults={
             "ciphertext": seal(access_token),
             "refresh_ciphertext": None if pasted else seal(refresh_token),
-            "session_id": "" if pasted else claims.session_id[:255],
-            "email": "" if pasted else email[:254],
+            "session_id": "" if pasted else fit(claims.session_id, "session_id", StaffToken),
+            "email": "" if pasted else fit(email, "email", StaffToken),
             "last4": access_token[-4:],
-            "subject": claims.subject[:255],
+            "subject": fit(claims.subject, "subject", StaffToken),
             "expires_at": claims.expires_at,
             # Saving a credential again (reconnecting) ends an ended session's notice.
             "session_ended_at": None,

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audit.models import Action, AuditEntry
+from audit.services import storable
 from meetings import credentials, pasted_tokens
 from meetings.models import StaffToken
 
@@ -179,6 +182,31 @@ def test_a_token_saved_with_an_expiry_at_the_calendars_end_can_still_be_replaced
 
     assert page.status_code == 200
     assert "Replace" in page.content.decode()
+
+
+@pytest.mark.parametrize("sub", ["a\x00b", "a\ud800b"], ids=["NUL", "surrogate"])
+def test_a_token_naming_its_user_with_characters_no_database_holds_is_saved_marked(
+    sub, agent_client, agent, fake_connvo
+):
+    # JSON can carry "\u0000" and a lone "\ud800"; PostgreSQL refuses the first (which looked like
+    # the database being down) and no database encodes the second.
+    response = save(agent_client, "dev", fake_connvo.token_for("agent", extra_claims={"sub": sub}))
+
+    assert response.status_code == 302
+    assert StaffToken.objects.get(user=agent).subject == "a\ufffdb"
+    assert "a\ufffdb" in agent_client.get(reverse("meetings:tokens")).content.decode()
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sub=st.text(max_size=300), sid=st.text(max_size=300))
+def test_any_user_and_session_a_token_names_is_stored_as_far_as_a_database_can(
+    sub, sid, agent, fake_connvo
+):
+    token = fake_connvo.token_for("agent", extra_claims={"sub": sub, "sid": sid})
+
+    stored = pasted_tokens.store_token(user=agent, deployment_name="dev", raw_token=token)
+
+    assert StaffToken.objects.get(pk=stored.pk).subject == storable(sub)[:255]
 
 
 def test_lifetime_is_exp_less_iat(fake_connvo):

@@ -17,6 +17,23 @@ _ID_RE = re.compile(rf"[{_ID_CHARS}]{{31,37}}")
 _ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}])[{_ID_CHARS}]{{31,37}}(?![{_ID_CHARS}])")
 
 
+# What a log puts between words without a space: a terminal's escape sequences (colours, cursor
+# moves: ESC [ 1 m), raw or escaped as JSON, C or a shell writes them, and line breaks and tabs
+# escaped in a JSON string. Their letters and digits would otherwise join the ID after them:
+# `\x1b[31mjh78…` read as the ID `31mjh78…`, still 31 to 37 characters.
+_DECORATION_RE = re.compile(
+    r"(?:\x1b|\\(?:u001[bB]|x1[bB]|033|e))\[[0-?]*[ -/]*[@-~]"  # a control sequence
+    r"|\x1b[ -/]*[0-~]"  # any other escape sequence
+    r"|\\[ntr]"  # an escaped line break or tab
+)
+
+
+def undecorated(text: str) -> str:
+    """`text` with each escape sequence and escaped line break or tab a space: the separator it
+    stood for in the log it was copied from."""
+    return _DECORATION_RE.sub(" ", text)
+
+
 class InvalidMeetingId(LookupFailed):
     """Raised before any call to Connvo, or when Connvo says the ID is not a meeting's."""
 
@@ -28,7 +45,7 @@ def parse_meeting_id(text: str) -> str:
 
     Raises InvalidMeetingId (with a message saying why) without any upstream call.
     """
-    cleaned = unquote(text or "").strip().strip("\"'<>")
+    cleaned = undecorated(unquote(text or "")).strip().strip("\"'<>")
     if not cleaned:
         raise InvalidMeetingId("Enter a meeting ID, or paste a link to the meeting.")
     if _ID_RE.fullmatch(cleaned):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id, undecorated
 
 _SEPARATORS = re.compile(r"[\s,;|]+")
 # Punctuation that sentences, chat messages and Markdown put around a reference.
@@ -125,7 +125,7 @@ def parse_meeting_references(text: str) -> References:
     rejected: dict[str, Rejected] = {}
     tokens: dict[str, None] = {}
     duplicates = prose = 0
-    for raw in _SEPARATORS.split(text or ""):
+    for raw in _SEPARATORS.split(undecorated(text or "")):
         word = raw.strip(_SURROUNDING)
         if not word:
             continue

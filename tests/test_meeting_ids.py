@@ -18,6 +18,10 @@ MEETING_ID = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
         f"https://app.connvo.example/meetings/{MEETING_ID}",
         f"https://app.connvo.example/meetings/{MEETING_ID}/?tab=notes#top",
         f"https://app.connvo.example/m?meetingId={MEETING_ID}&ref=email",
+        # A log's colour codes and escaped line breaks are not part of the ID after them.
+        f"\x1b[31m{MEETING_ID}\x1b[0m",
+        f"\\u001b[1m{MEETING_ID}\\u001b[22m",
+        f"error:\\n{MEETING_ID}",
     ],
 )
 def test_ids_and_links_are_accepted(pasted):

@@ -251,3 +251,55 @@ def test_noise_tokens_are_never_ids(tokens):
     refs = parse_meeting_references(" ".join([A, *tokens]))
     assert refs.ids == (A,)
     assert refs.rejected == ()
+
+
+# --- Decorated logs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        f"meeting:\x1b[1m{A}\x1b[22m, meeting:\x1b[1m{B}\x1b[22m",
+        f"\x01\x02\x1b[31m{A}\x1b[0m\x7f \x1b[38;5;208m{B}\x1b(B\x1b[m",
+        f'{{"level":"warn","msg":"retrying\\n{A}\\t{B}\\r\\n"}}',
+        f'{{"msg":"\\u001b[1m{A}\\u001b[22m joined \\x1b[32m{B}\\033[0m"}}',
+    ],
+    ids=["bold", "colours", "escaped line breaks", "escaped colours"],
+)
+def test_colour_codes_and_escaped_line_breaks_in_a_log_are_separators(pasted):
+    # Left in, `\x1b[31m` before an ID would be read as part of it: the ID `31mjd7f…` (35
+    # characters, the shape of an ID too), looked up, audited and counted.
+    assert parse_meeting_references(pasted).ids == (A, B)
+
+
+# What a log puts around a word: a terminal's escape sequences (colours, cursor moves), raw or
+# escaped as JSON, C or a shell writes them, and line breaks and tabs escaped in a JSON string.
+escape_starts = st.sampled_from(["\x1b", "\\u001b", "\\u001B", "\\x1b", "\\x1B", "\\033", "\\e"])
+control_sequences = st.builds(
+    "{}[{}{}{}".format,
+    escape_starts,
+    st.text(st.characters(min_codepoint=0x30, max_codepoint=0x3F), max_size=8),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2F), max_size=2),
+    st.characters(min_codepoint=0x40, max_codepoint=0x7E),
+)
+# ESC followed by `[` is the start of a control sequence, never one whole.
+other_escapes = st.builds(
+    "\x1b{}{}".format,
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2F), max_size=2),
+    st.characters(min_codepoint=0x30, max_codepoint=0x7E, exclude_characters="["),
+)
+decorations = st.lists(
+    st.one_of(control_sequences, other_escapes, st.sampled_from(["\\n", "\\t", "\\r"])),
+    min_size=1,
+    max_size=3,
+).map("".join)
+
+
+@given(
+    st.sampled_from(["", "meeting:", "meetingId=", "msg=", '"', "x "]),
+    decorations,
+    meeting_ids,
+    decorations,
+)
+def test_an_id_with_any_decoration_around_it_is_found_exactly(key, before, meeting_id, after):
+    assert parse_meeting_references(f"{key}{before}{meeting_id}{after}").ids == (meeting_id,)

@@ -7,20 +7,31 @@ the standard library and `connvo_admin.outcomes`.
 from __future__ import annotations
 
 import re
+import string
 from urllib.parse import unquote
 
 from .outcomes import LookupFailed, Outcome
 
-# Convex document ids are lowercase Crockford base32 (no i, l, o, u), 31 to 37 characters.
-_ID_CHARS = "0-9a-hjkmnp-tv-z"
-_ID_RE = re.compile(rf"[{_ID_CHARS}]{{31,37}}")
-_ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}])[{_ID_CHARS}]{{31,37}}(?![{_ID_CHARS}])")
+# Convex document ids are lowercase Crockford base32, 31 to 37 characters. The shape, and the
+# words that describe it to agents, are defined here only (meetings/references.py uses them).
+SHORTEST_ID, LONGEST_ID = 31, 37
+# Letters an ID never has (Crockford's base32 leaves them out: they read as 1 and 0).
+NEVER_IN_IDS = "ilou"
+ID_LENGTHS = f"{SHORTEST_ID} to {LONGEST_ID}"
+ID_SHAPE = f"{ID_LENGTHS} lowercase letters and digits (never i, l, o or u)"
+EXAMPLE_ID = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
+WHAT_AN_ID_IS = f"A meeting ID is {ID_SHAPE}, for example {EXAMPLE_ID}."
+
+_ID_CHARS = "".join(sorted(set(string.digits + string.ascii_lowercase) - set(NEVER_IN_IDS)))
+_ID = rf"[{_ID_CHARS}]{{{SHORTEST_ID},{LONGEST_ID}}}"
+_ID_RE = re.compile(_ID)
+_ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}]){_ID}(?![{_ID_CHARS}])")
 
 
 # What a log puts between words without a space: a terminal's escape sequences (colours, cursor
 # moves: ESC [ 1 m), raw or escaped as JSON, C or a shell writes them, and line breaks and tabs
 # escaped in a JSON string. Their letters and digits would otherwise join the ID after them:
-# `\x1b[31mjh78…` read as the ID `31mjh78…`, still 31 to 37 characters.
+# `\x1b[31mjh78…` read as the ID `31mjh78…`, still the length of one.
 _DECORATION_RE = re.compile(
     r"(?:\x1b|\\(?:u001[bB]|x1[bB]|033|e))\[[0-?]*[ -/]*[@-~]"  # a control sequence
     r"|\x1b[ -/]*[0-~]"  # any other escape sequence
@@ -58,17 +69,13 @@ def parse_meeting_id(text: str) -> str:
     candidates = list(dict.fromkeys(_ID_IN_TEXT_RE.findall(cleaned)))
     if len(candidates) == 1:
         return candidates[0]
-    after_meetings = re.search(rf"/meetings?/([{_ID_CHARS}]{{31,37}})(?![{_ID_CHARS}])", cleaned)
+    after_meetings = re.search(rf"/meetings?/({_ID})(?![{_ID_CHARS}])", cleaned)
     if after_meetings:
         return after_meetings.group(1)
     if len(candidates) > 1:
         raise InvalidMeetingId(
-            "That link contains more than one ID. Paste just the meeting ID "
-            "(31 to 37 lowercase letters and digits)."
+            f"That link contains more than one ID. Paste just the meeting ID. {WHAT_AN_ID_IS}"
         )
     if len(cleaned) > 200:
         cleaned = cleaned[:200] + "…"
-    raise InvalidMeetingId(
-        f"“{cleaned}” is not a Connvo meeting ID. A meeting ID is 31 to 37 lowercase letters and "
-        "digits (never i, l, o or u), for example jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a."
-    )
+    raise InvalidMeetingId(f"“{cleaned}” is not a Connvo meeting ID. {WHAT_AN_ID_IS}")

@@ -12,7 +12,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id, undecorated
+from connvo_admin.meeting_ids import (
+    ID_LENGTHS,
+    LONGEST_ID,
+    NEVER_IN_IDS,
+    SHORTEST_ID,
+    WHAT_AN_ID_IS,
+    InvalidMeetingId,
+    parse_meeting_id,
+    undecorated,
+)
 
 _SEPARATORS = re.compile(r"[\s,;|]+")
 # Punctuation that sentences, chat messages and Markdown put around a reference.
@@ -29,11 +38,9 @@ _MEETING_KEY = re.compile(r"meetings?(?:[-_]?ids?)?", re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-f]+")
 # A word with a run this long is a token (an ID of something), not prose: listed when ignored.
 _LONG_RUN = re.compile(r"[0-9A-Za-z]{16,}")
-# Letters a meeting ID never has (Crockford's base32 leaves them out: they read as 1 and 0).
-_NEVER_IN_IDS = "ilou"
-# How far from an ID's 31 to 37 characters a run may be and still look like a mistyped one: a
-# few characters lost or added when copying. Uppercase ULIDs (26) stay outside.
-_ALMOST_LENGTHS = range(28, 41)
+# How far from an ID's length a run may be and still look like a mistyped one: a few characters
+# lost or added when copying. Uppercase ULIDs (26) stay outside.
+_ALMOST_LENGTHS = range(SHORTEST_ID - 3, LONGEST_ID + 4)
 MAX_SHOWN = 80  # characters of a word quoted back to the agent
 
 
@@ -78,7 +85,7 @@ def _almost_an_id(piece: str) -> str:
     lowered = piece.lower()
     if piece not in (lowered, piece.upper()) or _HEX.fullmatch(lowered):
         return ""
-    foreign = [char for char in lowered if char in _NEVER_IN_IDS]
+    foreign = [char for char in lowered if char in NEVER_IN_IDS]
     if len(foreign) > 2:
         return ""
     problems = []
@@ -87,8 +94,8 @@ def _almost_an_id(piece: str) -> str:
     if foreign:
         letters = " and ".join(sorted(set(foreign)))
         problems.append(f"it has {letters}, which meeting IDs never contain")
-    if not 31 <= len(piece) <= 37:
-        problems.append(f"it has {len(piece)} characters, not 31 to 37")
+    if not SHORTEST_ID <= len(piece) <= LONGEST_ID:
+        problems.append(f"it has {len(piece)} characters, not {ID_LENGTHS}")
     return "; ".join(problems)
 
 
@@ -159,15 +166,11 @@ def _refuse(text: str, rejected: list[Rejected], tokens: list[str]) -> None:
         raise InvalidMeetingId(f"“{only.text}” is not a Connvo meeting ID: {only.reason}.")
     if rejected:
         listed = "; ".join(f"“{r.text}” ({r.reason})" for r in rejected)
-        raise InvalidMeetingId(
-            f"None of these is a Connvo meeting ID: {listed}. A meeting ID is 31 to 37 "
-            "lowercase letters and digits (never i, l, o or u)."
-        )
+        raise InvalidMeetingId(f"None of these is a Connvo meeting ID: {listed}. {WHAT_AN_ID_IS}")
     if len(tokens) == 1 and _HEX.fullmatch(tokens[0]):
         raise InvalidMeetingId(
             f"“{tokens[0]}” looks like a request or trace ID (only digits and the letters a to "
-            "f), not a meeting ID. A meeting ID is 31 to 37 lowercase letters and digits, for "
-            "example jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a."
+            f"f), not a meeting ID. {WHAT_AN_ID_IS}"
         )
     if tokens:
         raise InvalidMeetingId(

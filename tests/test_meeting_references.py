@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connvo_admin.meeting_ids import WHAT_AN_ID_IS, parse_meeting_id
 from meetings.connvo import InvalidMeetingId
 from meetings.references import parse_meeting_references
 
@@ -251,6 +252,23 @@ def test_noise_tokens_are_never_ids(tokens):
     refs = parse_meeting_references(" ".join([A, *tokens]))
     assert refs.ids == (A,)
     assert refs.rejected == ()
+
+
+@pytest.mark.parametrize(
+    ("parse", "pasted"),
+    [
+        (parse_meeting_references, "hello world"),
+        (parse_meeting_references, "0123456789abcdef0123456789abcdef"),
+        (parse_meeting_references, f"{A.upper()} {B[:28]}"),
+        (parse_meeting_id, f"https://app.connvo.example/orgs/{A}/calls/{B}/x"),
+    ],
+    ids=["prose", "a request ID", "mistyped IDs", "a link with two IDs"],
+)
+def test_every_refusal_says_what_a_meeting_id_is_in_the_same_words(parse, pasted):
+    with pytest.raises(InvalidMeetingId) as caught:
+        parse(pasted)
+
+    assert WHAT_AN_ID_IS in caught.value.message
 
 
 # --- Decorated logs -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -148,6 +149,49 @@ def summary(
     counts = Counter(row.group.code for row in rows)
     counts.update(group.code for group in (settled or {}).values())
     return [(counts[g.code], g) for g in GROUPS if counts[g.code]]
+
+
+# What a live table's page keeps of its rows between refreshes, and sends back with each:
+# "0c.3v" (row 0 concluded, row 3 not visible). Its polling refresh (meetings/views/tables.py) and
+# its push stream (meetings/views/push.py) read and write it alike.
+
+
+def groups_in(text: str, size: int) -> dict[int, Group]:
+    """The groups a table's page says its rows show, read leniently: what is malformed or out of
+    the table is left out, which costs a redraw."""
+    groups = {}
+    for item in text.split(".") if text else ():
+        match = re.fullmatch(r"(\d{1,3})([a-z])", item)
+        if match and int(match.group(1)) < size and match.group(2) in GROUP_BY_CODE:
+            groups[int(match.group(1))] = GROUP_BY_CODE[match.group(2)]
+    return groups
+
+
+def settled_in(text: str, size: int) -> dict[int, Group]:
+    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
+    return {i: group for i, group in groups_in(text, size).items() if group.settled}
+
+
+def as_text(groups: Mapping[int, Group]) -> str:
+    return ".".join(f"{i}{g.code}" for i, g in sorted(groups.items()))
+
+
+def page_values(rows: Sequence[Row], others: Mapping[int, Group]) -> dict:
+    """What a live table's page shows and keeps once `rows` are drawn (this refresh's, or the
+    answers pushed so far), its other rows still showing `others`: the settled rows (`done`,
+    never asked again), the others' groups (`known`), the summary line and the rows left with
+    their last values."""
+    drawn = {row.index: row.group for row in rows}
+    rest = {i: group for i, group in others.items() if i not in drawn}
+    shown = rest | drawn
+    stale_count, stale_reasons = not_refreshed(rows)
+    return {
+        "done": as_text({i: group for i, group in shown.items() if group.settled}),
+        "known": as_text({i: group for i, group in shown.items() if not group.settled}),
+        "summary": summary(rows, rest),
+        "stale_count": stale_count,
+        "stale_reasons": stale_reasons,
+    }
 
 
 def not_refreshed(rows: Iterable[Row]) -> tuple[int, str]:

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from audit import repeats
 from audit.models import AuditEntry, Span, Via
 from meetings.models import StaffToken
-from meetings.triage import GROUPS
-from meetings.views.tables import _settled_rows
+from meetings.triage import GROUPS, settled_in
 
 pytestmark = pytest.mark.django_db
 
@@ -429,7 +428,7 @@ def test_tampered_refresh_state_is_ignored(agent_client, agent_token, fake_connv
 
 @given(st.text(max_size=200), st.integers(min_value=0, max_value=120))
 def test_any_settled_rows_text_gives_only_settled_rows_of_the_table(text, size):
-    settled = _settled_rows(text, size)
+    settled = settled_in(text, size)
 
     assert all(0 <= index < size for index in settled)
     assert all(group.settled for group in settled.values())
@@ -439,7 +438,7 @@ def test_any_settled_rows_text_gives_only_settled_rows_of_the_table(text, size):
 def test_settled_rows_survive_the_round_trip(rows):
     text = ".".join(f"{i}{g.code}" for i, g in sorted(rows.items()))
 
-    assert _settled_rows(text, 100) == rows
+    assert settled_in(text, 100) == rows
 
 
 def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, settings):

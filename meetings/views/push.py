@@ -47,7 +47,7 @@ from ..lookups import Answer, AuditUnavailable, Wanted
 from ..models import WatchedMeeting
 from ..ratelimit import WINDOW_SECONDS, count_in_window
 from .access import agent_view, asks_before_looking_up
-from .tables import _as_text, _rows_in, _settled_rows, _watch_list_key, table_url, watching_url
+from .tables import table_url, watch_list_key, watching_url
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ async def watching_stream(request: HttpRequest):
     origin = await _in_database_thread(Origin.from_request)(request)
     pins = await _in_database_thread(list)(WatchedMeeting.objects.filter(user=origin.user))
     _pushed_here(request, sorted({pin.deployment for pin in pins}))
-    key = _watch_list_key(pins)
+    key = watch_list_key(pins)
     sort_form = WatchListForm(request.GET)
     sort = sort_form.cleaned_data["sort"] if sort_form.is_valid() else ""
     return _respond(
@@ -374,9 +374,9 @@ class _Table(_Stream):
         self.outdated = outdated
         self.base_context = context
         query = self.request.GET
-        self.settled = _settled_rows(query.get("done", ""), len(wanted))
+        self.settled = triage.settled_in(query.get("done", ""), len(wanted))
         # The groups the page shows for its other rows, then each row's latest as it is sent.
-        self.groups = _rows_in(query.get("known", ""), len(wanted))
+        self.groups = triage.groups_in(query.get("known", ""), len(wanted))
         # Each followed row's deployment and meeting ID, by its index.
         self.following: dict[int, tuple[str, str]] = {}
         for index, item in enumerate(wanted):
@@ -425,27 +425,19 @@ class _Table(_Stream):
         return plan
 
     def _render_rows(self, plan: PollPlan, changed: list[triage.Row]) -> str:
-        answered = self.rows.values()
-        settled = self.settled | {r.index: r.group for r in answered if r.group.settled}
-        others = {i: g for i, g in self.groups.items() if i not in self.rows}
-        stale_count, stale_reasons = triage.not_refreshed(answered)
-        context = self.base_context | {
-            "pushed": True,
-            "page_url": self.page_url,
-            "checked_at": timezone.now(),
-            "live": plan,
-            "span": self.span,
-            "done": _as_text(settled),
-            "known": _as_text(
-                {r.index: r.group for r in answered if not r.group.settled}
-                | {i: g for i, g in others.items() if not g.settled}
-            ),
-            "summary": triage.summary(answered, self.settled | others),
-            "stale_count": stale_count,
-            "stale_reasons": stale_reasons,
-            "total": len(self.wanted),
-            "rows": [r for r in changed if not self.show or r.group.name == self.show],
-        }
+        context = (
+            self.base_context
+            | triage.page_values(list(self.rows.values()), self.settled | self.groups)
+            | {
+                "pushed": True,
+                "page_url": self.page_url,
+                "checked_at": timezone.now(),
+                "live": plan,
+                "span": self.span,
+                "total": len(self.wanted),
+                "rows": [r for r in changed if not self.show or r.group.name == self.show],
+            }
+        )
         return render_to_string(TABLE_FRAGMENT, context, self.request)
 
 
@@ -454,14 +446,14 @@ def _reconnect_after(failures: int = 0, meetings: int = 1) -> int:
     page polls meanwhile), spread so that the pages of a restarted push server do not all come
     back at once. At first a second or a few, never more than one poll interval; after `failures`
     failed streams in a row, up to RECONNECT_WITHIN x 2^(failures - 1) s, at most
-    RECONNECT_AT_MOST s, or as long as keeps a page of `meetings` meetings to half the agent's
-    lookup limit with its attempts."""
+    RECONNECT_AT_MOST s, or as long as keeps a page of `meetings` meetings within a table's share
+    of the agent's lookup limit (triage.LIMIT_SHARE) with its attempts."""
     spread = secrets.SystemRandom()
     longest = min(settings.CONNVO_POLL_INTERVAL, RECONNECT_WITHIN) * 1000
     if failures <= 1:
         return spread.randint(min(1000, longest), longest)
-    half_the_limit = max(1, settings.CONNVO_LOOKUPS_PER_MINUTE / 2)
-    at_most = max(RECONNECT_AT_MOST, math.ceil(WINDOW_SECONDS * meetings / half_the_limit))
+    table_share = max(1, settings.CONNVO_LOOKUPS_PER_MINUTE * triage.LIMIT_SHARE)
+    at_most = max(RECONNECT_AT_MOST, math.ceil(WINDOW_SECONDS * meetings / table_share))
     wait = min(at_most, RECONNECT_WITHIN * 2 ** min(failures - 1, 16)) * 1000
     return spread.randint(wait // 2, wait)
 

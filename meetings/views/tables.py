@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
@@ -134,26 +133,6 @@ def _sorted_rows(rows: list[triage.Row], sort: str) -> list[triage.Row]:
     return rows
 
 
-def _rows_in(text: str, size: int) -> dict[int, triage.Group]:
-    """The groups a table's page says its rows show ("0a.3v": row 0 active, row 3 not visible),
-    read leniently: what is malformed or out of the table is left out, which costs a redraw."""
-    groups = {}
-    for item in text.split(".") if text else ():
-        match = re.fullmatch(r"(\d{1,3})([a-z])", item)
-        if match and int(match.group(1)) < size and match.group(2) in triage.GROUP_BY_CODE:
-            groups[int(match.group(1))] = triage.GROUP_BY_CODE[match.group(2)]
-    return groups
-
-
-def _settled_rows(text: str, size: int) -> dict[int, triage.Group]:
-    """The rows a table's page says are settled ("0c.3v": row 0 concluded, row 3 not visible)."""
-    return {i: group for i, group in _rows_in(text, size).items() if group.settled}
-
-
-def _as_text(groups: dict[int, triage.Group]) -> str:
-    return ".".join(f"{i}{g.code}" for i, g in sorted(groups.items()))
-
-
 def _live_table(
     request: HttpRequest,
     *,
@@ -178,8 +157,8 @@ def _live_table(
     caller renders)."""
     refreshing = bool(request.htmx)
     shown = Shown.from_query(request.GET) if refreshing else Shown()
-    settled = _settled_rows(request.GET.get("done", ""), len(wanted)) if refreshing else {}
-    known = _rows_in(request.GET.get("known", ""), len(wanted)) if refreshing else {}
+    settled = triage.settled_in(request.GET.get("done", ""), len(wanted)) if refreshing else {}
+    known = triage.groups_in(request.GET.get("known", ""), len(wanted)) if refreshing else {}
     asked = [i for i in range(len(wanted)) if i not in settled]
     checked_at = timezone.now()
     context |= {"page_url": page_url, "checked_at": checked_at, "sort": sort, "show": show}
@@ -205,20 +184,16 @@ def _live_table(
     span = span_key(answers, default=shown.span)
     rows = triage.rows(answers, asked, shown=known)
     plan = triage.table_plan(rows, failures=shown.failures, checked_at=checked_at)
-    stale_count, stale_reasons = triage.not_refreshed(rows)
-    done = _as_text(settled | {row.index: row.group for row in rows if row.group.settled})
-    known = _as_text({row.index: row.group for row in rows if not row.group.settled})
+    # Every row not settled was asked (one that could not be looked up keeps its last values).
+    values = triage.page_values(rows, settled)
     pushed = plan.polling and all(push_enabled(item.deployment) for item in wanted)
-    context |= {
+    context |= values | {
         "live": plan,
         "span": span,
-        "done": done,
-        "known": known,
-        "summary": triage.summary(rows, settled),
-        "stale_count": stale_count,
-        "stale_reasons": stale_reasons,
         "total": len(wanted),
-        "push_url": with_query(push_to, span=span, done=done, known=known) if pushed else "",
+        "push_url": with_query(push_to, span=span, done=values["done"], known=values["known"])
+        if pushed
+        else "",
     }
     if not refreshing:
         return rows, None
@@ -414,7 +389,7 @@ def unwatch(request: HttpRequest, deployment_name: str, meeting_id: str) -> Http
     return _back_to(request, reverse("meetings:watching"))
 
 
-def _watch_list_key(pins: Iterable[WatchedMeeting]) -> str:
+def watch_list_key(pins: Iterable[WatchedMeeting]) -> str:
     joined = "|".join(f"{p.deployment}/{p.meeting_id}" for p in pins)
     return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
@@ -432,7 +407,7 @@ def watching(request: HttpRequest) -> HttpResponse:
     cancelled are listed apart. Opening it changes nothing: a finished meeting is told apart by
     this look, not stored."""
     pins = list(WatchedMeeting.objects.filter(user=request.user))
-    key = _watch_list_key(pins)
+    key = watch_list_key(pins)
     if request.htmx and request.GET.get("list") != key:
         # Watched or unwatched elsewhere since this page was drawn: its rows no longer line up.
         return HttpResponseClientRefresh()

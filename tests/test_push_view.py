@@ -236,6 +236,23 @@ def test_fragment_is_the_pages_own_with_polling_off(
     assert "polling" not in fragment
 
 
+@pytest.mark.parametrize(
+    "zone, offset", [("Asia/Tokyo", "+09:00"), ("Pacific/Pago_Pago", "-11:00")]
+)
+def test_a_pushed_fragment_shows_times_in_the_agents_zone(
+    async_agent, agent_token, fake_connvo, script, zone, offset
+):
+    """As the page itself does (meetings/middleware.py): the events are drawn after the view's
+    response has left the middleware that set the agent's zone."""
+    async_agent.cookies["console_tz"] = zone
+    script(lambda: looked_up(fake_connvo, agent_token))
+
+    _, events = read_events(async_agent, stream_url(fake_connvo), 2)
+
+    checked = re.search(r'<time class="js-checked" datetime="([^"]+)"', events[1][1]).group(1)
+    assert checked.endswith(offset)
+
+
 def test_unchanged_answers_are_recorded_but_not_sent(
     agent_client, async_agent, agent_token, fake_connvo, script
 ):

@@ -196,6 +196,9 @@ class _Stream:
         self.span = span
         self.meetings = 0  # how many meetings the stream follows
         self.answered = False  # whether it has brought the page an answer
+        # The agent's time zone, as the middleware set it for the view (meetings/middleware.py):
+        # the events are drawn after the response left the middleware, which then reset it.
+        self.zone = timezone.get_current_timezone()
 
     # What a kind of page says.
     def followed(self) -> list[tuple[int, str, str]]:
@@ -250,7 +253,7 @@ class _Stream:
                     batch = step.result()
                 except StopAsyncIteration:
                     return  # every meeting ended: the last fragment has been sent
-                events, going_on = await _in_database_thread(self._render)(batch)
+                events, going_on = await _in_database_thread(self._drawn)(batch)
                 if not self.answered:
                     self.answered = True
                     await _in_database_thread(self._failures_forgotten)()
@@ -274,6 +277,10 @@ class _Stream:
                 # The page is gone: what Connvo sent meanwhile is still recorded (the step under
                 # way, then the rest), then the subscriptions end and the page's spans are sealed.
                 await relay.close_following(answers, waiting)
+
+    def _drawn(self, answers: list[tuple[int, Answer]]) -> tuple[list[str], bool]:
+        with timezone.override(self.zone):
+            return self._render(answers)
 
     def _still_signed_in(self) -> bool:
         return sessions.still_signed_in(self.request.session, self.origin.user.pk, now=time.time())

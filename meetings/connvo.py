@@ -648,9 +648,18 @@ def _convert(key: str, item: Any) -> tuple[Any, str]:
             return None, f"is {_json_type(item)}, expected true or false"
         return item, ""
     # Everything else in the contract is a number. bool is an int in Python but not in JSON.
-    if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
+    if isinstance(item, bool) or not isinstance(item, int | float) or not _finite(item):
         return None, f"is {json.dumps(item)[:40]}, expected a number"
     return item, ""
+
+
+def _finite(number: float) -> bool:
+    """Whether a JSON number can be a Convex number (a float64): a whole number JSON can write
+    with hundreds of digits is larger than any float, and no date or sum can be made of it."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int past about 1.8e308
+        return False
 
 
 def _allowed(enum: type[StrEnum]) -> str:

@@ -67,6 +67,21 @@ def test_a_missing_or_mistyped_field_shows_a_dash_with_the_reason(
     assert "participant count is &quot;five&quot;, expected a number" in page
 
 
+def test_a_number_too_large_for_any_float_is_drift_not_an_error(
+    agent_client, agent_token, fake_connvo
+):
+    # 401 digits: a JSON number, but no Convex number (a float64) is that large.
+    fake_connvo.misbehave("schema_drift", field="participantCount", value=10**400)
+
+    response = agent_client.get(detail_url(fake_connvo))
+
+    assert response.status_code == 200
+    assert "participant count is 1000000000" in response.content.decode()
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert entry.outcome == "found"
+    assert "contract drift: participantCount is 1000000000" in entry.detail
+
+
 def test_polling_goes_on_for_a_meeting_in_an_unknown_state(agent_client, agent_token, fake_connvo):
     fake_connvo.misbehave("schema_drift", field="state", value="archived")
 
@@ -101,7 +116,14 @@ def test_the_command_prints_the_meeting_as_sent_and_the_drift_on_stderr(
 # --- The contract parser takes any JSON -----------------------------------------------------------
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    # Past any float64 (about 1.8e308), to a few hundred digits.
+    | st.integers(min_value=2**1024, max_value=10**400)
+    | st.integers(min_value=-(10**400), max_value=-(2**1024))
+    | st.floats()
+    | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),

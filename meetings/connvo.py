@@ -323,7 +323,7 @@ def _interpret(
     context = {"http_status": status, "latency_ms": latency_ms, "attempts": attempts}
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         payload = None
 
     # Convex answers function outcomes (success or a thrown error) with 200, or 560 on some paths.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from connvo_admin.client_address import client_ip, valid_ip
 from connvo_admin.logs import request_id_var
+from connvo_admin.outside_text import storable
 
 from . import chain
 from .models import Action, AuditEntry, ChainVerification, SeenMeeting, Via
@@ -50,19 +50,6 @@ class Origin:
     def for_maintenance(cls) -> Origin:
         """A maintenance command run by no console user (purge, key rotation)."""
         return cls(user=None, username="", user_agent="manage.py")
-
-
-# What no database can hold: PostgreSQL's text types refuse NUL, and a lone surrogate (JSON from
-# Connvo can carry "\udc00") cannot be encoded as UTF-8 for any database, nor for the chain's MAC.
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-
-
-def storable(value: str) -> str:
-    """`value` with each character no database can hold replaced by U+FFFD, the character that
-    means "something unreadable was here". One character for one, so cutting to a column cuts
-    the same text; and the same entry is stored alike everywhere, which the chain needs. Not an
-    escape such as `\\x00`: a stranger can type that text itself, and the two would read alike."""
-    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def fit(value: str | None, field_name: str, model: type[models.Model] = AuditEntry) -> str:

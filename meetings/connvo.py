@@ -7,7 +7,8 @@ raise). It knows nothing of Django requests, sessions or templates.
 
 What getMeeting's answer means (`read_value()` for its value, `read_error()` for an error it
 threw) is decided here once, for this HTTP path and for answers pushed over Convex's sync WebSocket
-(meetings/sync.py) alike.
+(meetings/sync.py) alike. Connvo's text is cleaned there once, so nothing past this module sees a
+character no page or database can hold.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from requests.adapters import HTTPAdapter
 
 from connvo_admin.meeting_ids import InvalidMeetingId
 from connvo_admin.outcomes import LookupFailed, Outcome
+from connvo_admin.outside_text import storable
 
 from .deployments import Deployment
 
@@ -46,6 +48,9 @@ _REDACTED_RE = re.compile(r"\[Request ID: [^\]]+\] Server Error")
 # read-only query. Nothing else is retried.
 _RETRYABLE_STATUS = 503
 _MAX_RETRY_AFTER = 5.0
+# A meeting is a flat object: an answer nested deeper than this is not one, and is not walked
+# further (the walk that cleans it, and the raw view's, would run out of stack).
+_MAX_DEPTH = 32
 
 
 # --- Results ------------------------------------------------------------------------------------
@@ -399,7 +404,7 @@ def _request_error(payload: Any) -> tuple[str, str]:
     if isinstance(payload, dict):
         code, message = payload.get("code"), payload.get("message")
         if isinstance(code, str) and code:
-            return code, message if isinstance(message, str) else ""
+            return _said(code), _said(message) if isinstance(message, str) else ""
     return "", ""
 
 
@@ -412,7 +417,7 @@ def _request_id(message: Any) -> str | None:
 
 
 def _describe_body(response: requests.Response) -> str:
-    content_type = response.headers.get("Content-Type", "unknown type").split(";")[0]
+    content_type = _said(response.headers.get("Content-Type", "unknown type").split(";")[0])
     return f"HTTP {response.status_code}, {content_type}, {len(response.content)} bytes"
 
 
@@ -426,11 +431,12 @@ def missing_token(deployment: Deployment) -> NoToken:
 
 
 def token_rejected(deployment: Deployment, *, detail: str, **context: Any) -> TokenRejected:
-    """Connvo refused the token itself (HTTP 401, or the sync WebSocket's AuthError)."""
+    """Connvo refused the token itself (HTTP 401, or the sync WebSocket's AuthError). `detail`
+    is Connvo's words: cleaned here, as the sync client passes AuthError's as sent."""
     return TokenRejected(
         f"Connvo ({deployment.name}) did not accept your token: it has expired or is not "
         "valid. Copy a fresh token from Connvo and update it on the Tokens page.",
-        detail=detail,
+        detail=_said(detail),
         **context,
     )
 
@@ -458,6 +464,15 @@ def read_value(
             f"{deployment.name}. Check the ID, and that you chose the right deployment.",
             **context,
         )
+    try:
+        value = _cleaned(value)
+    except _TooDeep:
+        raise BadResponse(
+            f"Connvo ({deployment.name}) answered, but not in Connvo's format. Try again; if it "
+            "persists, report it to the Connvo team.",
+            detail=f"value: nested deeper than {_MAX_DEPTH} levels",
+            **context,
+        ) from None
     meeting = _parse_meeting(value, deployment, context)
     return Lookup(
         meeting=meeting,
@@ -479,7 +494,7 @@ def read_error(
 ) -> LookupFailed:
     """The failure getMeeting's thrown error means (its `errorMessage` and, for a ConvexError,
     `errorData`), answered over HTTP or pushed over the sync WebSocket. Returned, not raised."""
-    message = error_message if isinstance(error_message, str) else ""
+    message = _said(error_message) if isinstance(error_message, str) else ""
     context = {
         "http_status": http_status,
         "latency_ms": latency_ms,
@@ -489,8 +504,9 @@ def read_error(
     data = error_data
     if isinstance(data, Mapping) and data:
         code = data.get("code")
-        reason = data.get("message") if isinstance(data.get("message"), str) else ""
-        detail = f"{code}: {reason}" if reason else str(code)
+        code = _said(code) if isinstance(code, str) else _json_type(code)
+        reason = _said(data["message"]) if isinstance(data.get("message"), str) else ""
+        detail = f"{code}: {reason}" if reason else code
         if code == "FORBIDDEN":
             return MeetingNotVisible(
                 "This meeting exists, but Connvo shows a meeting only to its participants, and "
@@ -545,6 +561,35 @@ def read_error(
 
 def _first_lines(message: str, limit: int = 4) -> str:
     return "\n".join(message.splitlines()[:limit])[:500]
+
+
+# --- Connvo's text ------------------------------------------------------------------------------
+
+
+def _said(text: str) -> str:
+    """A piece of Connvo's error text (a code, a message) as the console keeps it: the page, the
+    escalation text and the audit log all show this. JSON lets Connvo send a NUL or a lone
+    surrogate ("\\ud800"), which no database stores and no page can be encoded with."""
+    return storable(text)
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _cleaned(item: Any, depth: int = 0) -> Any:
+    """Connvo's JSON value with every string (and key) storable, so the Meeting, its raw view and
+    the audit log never meet a character they cannot hold. Raises _TooDeep past _MAX_DEPTH
+    levels."""
+    if isinstance(item, str):
+        return storable(item)
+    if isinstance(item, list | dict) and depth >= _MAX_DEPTH:
+        raise _TooDeep
+    if isinstance(item, list):
+        return [_cleaned(element, depth + 1) for element in item]
+    if isinstance(item, dict):
+        return {storable(key): _cleaned(element, depth + 1) for key, element in item.items()}
+    return item
 
 
 # --- Contract validation ------------------------------------------------------------------------

@@ -156,3 +156,112 @@ def test_any_nesting_is_a_meeting_or_a_typed_error(odd, depth):
         assert depth > 16  # far deeper than any meeting's fields
         return
     assert lookup.meeting.id == MEETING_ID
+
+
+def test_a_meeting_nested_deeper_than_any_meeting_is_a_bad_response(odd_dev, agent_client):
+    # Parsed (Python's parser goes deeper than its own recursion limit), but no meeting is nested
+    # so deep, and the walk that cleans Connvo's text goes no deeper than a meeting's.
+    odd_dev.answer(found(extra=nested(3000)))
+
+    status, _ = page(agent_client)
+
+    assert status == 502
+    assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "bad_response"
+
+
+@given(depth=st.integers(0, 5_000))
+def test_a_pushed_value_nested_too_deep_is_a_bad_response(depth):
+    value = {"_id": MEETING_ID}
+    for _ in range(depth):
+        value = {"_id": MEETING_ID, "x": [value]}
+    context = {"http_status": None, "latency_ms": 0, "attempts": 1}
+
+    try:
+        lookup = connvo.read_value(
+            value, Deployment(name="dev", url="http://127.0.0.1:9"), **context
+        )
+    except connvo.BadResponse:
+        return
+    assert lookup.meeting.id == MEETING_ID
+
+
+# --- Text no page or database can hold ---------------------------------------------------------
+
+
+def test_a_lone_surrogate_or_nul_in_the_meeting_is_shown_as_unreadable(odd_dev, agent_client):
+    # As JSON writes them: a lone surrogate and a NUL are valid JSON escapes.
+    odd_dev.answer(
+        found(title=json.dumps("Stand\ud800up"), description=json.dumps("\udc00\udc00 x\x00"))
+    )
+
+    status, shown = page(agent_client)
+
+    assert status == 200
+    assert "Stand\ufffdup" in shown
+    assert "\ufffd\ufffd x\ufffd" in shown
+    assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "found"
+
+
+def test_a_lone_surrogate_or_nul_in_connvos_error_is_shown_and_recorded(odd_dev, agent_client):
+    odd_dev.answer(
+        json.dumps({"status": "error", "errorMessage": "[Request ID: a\x00\ud800c] Server Error"})
+    )
+
+    status, shown = page(agent_client)
+    refreshed = agent_client.get(
+        reverse("meetings:detail", args=["dev", MEETING_ID]), headers={"HX-Request": "true"}
+    )
+
+    assert status == 502
+    assert "a\ufffd\ufffdc" in shown
+    assert refreshed.status_code in (200, 286)
+    assert "could not be recorded" not in refreshed.content.decode()
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert entry.connvo_request_id == "a\ufffd\ufffdc"
+
+
+def test_a_lone_surrogate_in_a_refusal_is_shown(odd_dev, agent_client):
+    odd_dev.answer(json.dumps({"code": "\udc00\udc00", "message": "\ud800"}), status=400)
+
+    status, shown = page(agent_client)
+
+    assert status == 502
+    assert "\ufffd\ufffd" in shown
+
+
+def assert_keepable(text: str) -> None:
+    """A page can be encoded with it, and PostgreSQL can store it."""
+    text.encode("utf-8")
+    assert "\x00" not in text
+
+
+@examples(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(st.characters(codec=None), max_size=20),
+    where=st.sampled_from(["title", "_id", "errorMessage", "errorData", "code"]),
+)
+def test_whatever_text_connvo_sends_the_console_can_store_and_show(odd, text, where):
+    # json.dumps writes a lone surrogate and a NUL as JSON escapes, as Connvo's JSON can.
+    error_data = {"code": text, "message": text}
+    odd.answer(
+        {
+            "title": found(title=json.dumps(text)),
+            "_id": found(_id=json.dumps(text)),
+            "errorMessage": json.dumps({"status": "error", "errorMessage": text}),
+            "errorData": json.dumps(
+                {"status": "error", "errorMessage": "", "errorData": error_data}
+            ),
+            "code": json.dumps(error_data),
+        }[where],
+        status=401 if where == "code" else 200,
+    )
+
+    try:
+        lookup = look_up(odd)
+    except connvo.ConnvoError as error:
+        for shown in (error.message, error.detail, error.request_id or ""):
+            assert_keepable(shown)
+        return
+    meeting = lookup.meeting
+    for shown in (meeting.id, meeting.title or "", json.dumps(meeting.raw, ensure_ascii=False)):
+        assert_keepable(shown)

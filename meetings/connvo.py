@@ -30,7 +30,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-from connvo_admin.meeting_ids import InvalidMeetingId
+from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from connvo_admin.outcomes import LookupFailed, Outcome
 from connvo_admin.outside_text import storable
 
@@ -315,14 +315,21 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
             response.close()
             time.sleep(delay)
             continue
-        return _interpret(response, deployment, latency_ms=elapsed_ms(), attempts=attempt)
+        return _interpret(
+            response, deployment, meeting_id=meeting_id, latency_ms=elapsed_ms(), attempts=attempt
+        )
 
 
 # --- Interpreting Connvo's answer ---------------------------------------------------------------
 
 
 def _interpret(
-    response: requests.Response, deployment: Deployment, *, latency_ms: int, attempts: int
+    response: requests.Response,
+    deployment: Deployment,
+    *,
+    meeting_id: str,
+    latency_ms: int,
+    attempts: int,
 ) -> Lookup:
     status = response.status_code
     context = {"http_status": status, "latency_ms": latency_ms, "attempts": attempts}
@@ -344,7 +351,7 @@ def _interpret(
             raise read_error(
                 payload.get("errorMessage"), payload.get("errorData"), deployment, **context
             )
-        return read_value(payload.get("value"), deployment, **context)
+        return read_value(payload.get("value"), deployment, meeting_id=meeting_id, **context)
 
     code, message = _request_error(payload)
     request_id = _request_id(message)
@@ -445,13 +452,19 @@ def read_value(
     value: Any,
     deployment: Deployment,
     *,
+    meeting_id: str | None = None,
     http_status: int | None,
     latency_ms: int,
     attempts: int,
     request_id: str | None = None,
 ) -> Lookup:
     """getMeeting's `value`, answered over HTTP or pushed over the sync WebSocket: the Lookup, or
-    MeetingNotFound for null, or SchemaMismatch for something that cannot be a meeting."""
+    MeetingNotFound for null, or SchemaMismatch for something that cannot be a meeting.
+
+    `meeting_id` is the ID that was asked for, and the meeting's ID whatever `_id` says: the page,
+    its Copy and Watch buttons and the audit log must name the meeting the agent looked up. None
+    where the caller does not pass it (meetings/sync.py today): then a well-formed `_id` is
+    used."""
     context = {
         "http_status": http_status,
         "latency_ms": latency_ms,
@@ -473,7 +486,7 @@ def read_value(
             detail=f"value: nested deeper than {_MAX_DEPTH} levels",
             **context,
         ) from None
-    meeting = _parse_meeting(value, deployment, context)
+    meeting = _parse_meeting(value, deployment, context, meeting_id=meeting_id)
     return Lookup(
         meeting=meeting,
         deployment=deployment,
@@ -625,9 +638,12 @@ _ENUM_FIELDS: dict[str, type[StrEnum]] = {
 }
 
 
-def _parse_meeting(value: Any, deployment: Deployment, context: dict[str, Any]) -> Meeting:
+def _parse_meeting(
+    value: Any, deployment: Deployment, context: dict[str, Any], *, meeting_id: str | None
+) -> Meeting:
     """Connvo's `value` as a Meeting, as tolerantly as possible: only an answer that cannot be a
-    meeting at all (not an object, no `_id` string) raises SchemaMismatch."""
+    meeting at all (not an object, no `_id` string) raises SchemaMismatch. An `_id` other than
+    `meeting_id` is drift; the Meeting's id is `meeting_id` (see read_value)."""
 
     def unusable(field_name: str, problem: str) -> SchemaMismatch:
         return SchemaMismatch(
@@ -643,8 +659,16 @@ def _parse_meeting(value: Any, deployment: Deployment, context: dict[str, Any]) 
         raise unusable("value", f"is {_json_type(value)}, expected an object")
     if not isinstance(value.get("_id"), str) or not value["_id"]:
         raise unusable("_id", "is missing or not a string")
-    kwargs: dict[str, Any] = {"id": value["_id"]}
+    sent_id = value["_id"]
     drift: list[Drift] = []
+    if not _is_meeting_id(sent_id):
+        if meeting_id is None:
+            raise unusable("_id", f"is {_cut(sent_id)}, which is not a meeting ID")
+        drift.append(Drift("_id", "id", f"is {_cut(sent_id)}, which is not a meeting ID"))
+    elif meeting_id is not None and sent_id != meeting_id:
+        # Shown as the one asked for, never as the other: Connvo answered about another meeting.
+        drift.append(Drift("_id", "id", f"is {_cut(sent_id)}, not the ID that was looked up"))
+    kwargs: dict[str, Any] = {"id": meeting_id or sent_id}
     for key, attr in (_REQUIRED | _OPTIONAL).items():
         if key == "_id":
             continue
@@ -657,6 +681,17 @@ def _parse_meeting(value: Any, deployment: Deployment, context: dict[str, Any]) 
             drift.append(Drift(key, attr, problem))
         kwargs[attr] = converted
     return Meeting(**kwargs, drift=tuple(drift), raw=value)
+
+
+def _is_meeting_id(text: str) -> bool:
+    try:
+        return parse_meeting_id(text) == text
+    except InvalidMeetingId:
+        return False
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return repr(text[:limit] + "…" if len(text) > limit else text)
 
 
 def _json_type(item: Any) -> str:

@@ -82,6 +82,32 @@ def test_a_number_too_large_for_any_float_is_drift_not_an_error(
     assert "contract drift: participantCount is 1000000000" in entry.detail
 
 
+@pytest.mark.parametrize(
+    "sent_id",
+    [
+        pytest.param("a/b", id="a-slash"),
+        pytest.param("<b>x</b>", id="html"),
+        pytest.param("ab\x00c", id="nul"),
+        pytest.param("jh7atp9zawv2fvf0f1k3ggam4xgzvfez", id="another-meeting"),
+    ],
+)
+def test_an_id_other_than_the_one_asked_for_is_drift_and_never_shown(
+    agent_client, agent_token, fake_connvo, sent_id
+):
+    asked = fake_connvo.meeting_id("standup")
+    fake_connvo.misbehave("schema_drift", field="_id", value=sent_id)
+
+    response = agent_client.get(detail_url(fake_connvo))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f'<code id="meeting-id">{asked}</code>' in page  # what Copy ID copies
+    assert reverse("meetings:watch", args=["dev", asked]) in page
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert (entry.outcome, entry.meeting_id) == ("found", asked)
+    assert "contract drift: _id is " in entry.detail
+
+
 def test_polling_goes_on_for_a_meeting_in_an_unknown_state(agent_client, agent_token, fake_connvo):
     fake_connvo.misbehave("schema_drift", field="state", value="archived")
 
@@ -130,19 +156,24 @@ JSON = st.recursive(
     max_leaves=12,
 )
 FIELDS = sorted(connvo._REQUIRED | connvo._OPTIONAL)
+ASKED = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
 MEETINGISH = st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=len(FIELDS)).map(
-    lambda value: value | {"_id": "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"}
+    lambda value: value | {"_id": ASKED}
 )
 
 
 @given(st.one_of(JSON, MEETINGISH))
 def test_any_json_is_a_meeting_or_a_typed_error(value):
+    context = {"http_status": 200, "latency_ms": 0, "attempts": 1}
     try:
-        meeting = connvo._parse_meeting(value, DEPLOYMENT, {})
+        meeting = connvo.read_value(value, DEPLOYMENT, meeting_id=ASKED, **context).meeting
+    except connvo.MeetingNotFound:
+        assert value is None
+        return
     except connvo.SchemaMismatch as error:
         assert error.field_name in {"value", "_id"}
         return
-    assert meeting.id == value["_id"]
+    assert meeting.id == ASKED
     # As sent, but storable: JSON's NUL escape (here the only such character) reads U+FFFD.
     assert json.dumps(meeting.raw) == json.dumps(value).replace("\\u0000", "\\ufffd")
     for name in ("creation_time", "created_at", "duration", "participant_count"):
@@ -152,13 +183,23 @@ def test_any_json_is_a_meeting_or_a_typed_error(value):
         assert item.field_name in value or item.problem == "is missing"
 
 
+@given(sent_id=st.text(st.characters(codec=None), min_size=1) | st.just(ASKED))
+def test_the_meeting_is_the_one_asked_for_whatever_id_connvo_sends(sent_id):
+    context = {"http_status": 200, "latency_ms": 0, "attempts": 1}
+
+    meeting = connvo.read_value({"_id": sent_id}, DEPLOYMENT, meeting_id=ASKED, **context).meeting
+
+    assert meeting.id == ASKED
+    assert ("id" in meeting.drift_reasons) == (sent_id != ASKED)
+
+
 @settings(deadline=None)
 @given(MEETINGISH)
 def test_any_meeting_renders(value):
     from django.template.loader import render_to_string
     from django.test import RequestFactory
 
-    meeting = connvo._parse_meeting(value, DEPLOYMENT, {})
+    meeting = connvo._parse_meeting(value, DEPLOYMENT, {}, meeting_id=ASKED)
     html = render_to_string(
         "meetings/meeting_detail.html",
         {"meeting": meeting, "deployment_name": "dev", "live": None, "raw_json": "{}"},

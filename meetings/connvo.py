@@ -30,6 +30,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from connvo_admin.logs import redact
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from connvo_admin.outcomes import LookupFailed, Outcome
 from connvo_admin.outside_text import storable
@@ -51,6 +52,10 @@ _MAX_RETRY_AFTER = 5.0
 # A meeting is a flat object: an answer nested deeper than this is not one, and is not walked
 # further (the walk that cleans it, and the raw view's, would run out of stack).
 _MAX_DEPTH = 32
+# As much of one piece of Connvo's error text (a code, a message) as the console keeps: what the
+# audit entry's detail column holds. Connvo's messages are a line or two; a 2 MB one made a 4 MB
+# page (shown, and again in the escalation text).
+_SAID_LIMIT = 500
 
 
 # --- Results ------------------------------------------------------------------------------------
@@ -581,9 +586,12 @@ def _first_lines(message: str, limit: int = 4) -> str:
 
 def _said(text: str) -> str:
     """A piece of Connvo's error text (a code, a message) as the console keeps it: the page, the
-    escalation text and the audit log all show this. JSON lets Connvo send a NUL or a lone
-    surrogate ("\\ud800"), which no database stores and no page can be encoded with."""
-    return storable(text)
+    escalation text and the audit log all show this, and an audit entry cannot be changed later.
+    JSON lets Connvo send a NUL or a lone surrogate ("\\ud800"), which no database stores and no
+    page can be encoded with. Connvo may echo the agent's token ("Could not verify token Bearer
+    eyJ…"): it is masked as the logs mask it, before the text is cut to _SAID_LIMIT (so a cut
+    cannot leave part of a token unmasked)."""
+    return redact(storable(text))[:_SAID_LIMIT]
 
 
 class _TooDeep(Exception):

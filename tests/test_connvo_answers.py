@@ -130,7 +130,7 @@ def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-# --- Nesting ------------------------------------------------------------------------------------
+# --- Nesting --------------------------------------------------------------------------------------
 
 
 def test_a_body_nested_past_the_parser_is_a_bad_response(odd_dev, agent_client):
@@ -185,7 +185,7 @@ def test_a_pushed_value_nested_too_deep_is_a_bad_response(depth):
     assert lookup.meeting.id == MEETING_ID
 
 
-# --- Text no page or database can hold ---------------------------------------------------------
+# --- Text no page or database can hold ------------------------------------------------------------
 
 
 def test_a_lone_surrogate_or_nul_in_the_meeting_is_shown_as_unreadable(odd_dev, agent_client):
@@ -265,3 +265,115 @@ def test_whatever_text_connvo_sends_the_console_can_store_and_show(odd, text, wh
     meeting = lookup.meeting
     for shown in (meeting.id, meeting.title or "", json.dumps(meeting.raw, ensure_ascii=False)):
         assert_keepable(shown)
+
+
+# --- The agent's token, echoed back ---------------------------------------------------------------
+
+# Shaped like a Connvo token (a JWT): Connvo may quote the one it could not verify.
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyXzAxIn0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+
+
+def test_a_token_connvo_echoes_in_a_refusal_is_never_shown_or_recorded(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.misbehave(
+        "status",
+        status=401,
+        code="Unauthenticated",
+        message=f"Could not verify token Bearer {agent_token}",
+    )
+
+    response = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    shown = response.content.decode()
+    assert response.status_code == 403
+    # Under "Connvo said", and in the escalation details to copy.
+    assert shown.count("Unauthenticated: Could not verify token Bearer [redacted]") == 2
+    assert agent_token not in shown
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert entry.detail == "Unauthenticated: Could not verify token Bearer [redacted]"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        pytest.param(500, {"code": "InternalServerError", "message": f"bad {TOKEN}"}, id="500"),
+        pytest.param(200, {"status": "error", "errorMessage": f"Uncaught: {TOKEN}"}, id="thrown"),
+        pytest.param(
+            200,
+            {
+                "status": "error",
+                "errorMessage": "x",
+                "errorData": {"code": "NOPE", "message": f"token Bearer {TOKEN}"},
+            },
+            id="errorData",
+        ),
+    ],
+)
+def test_a_token_in_any_error_text_is_masked_as_the_logs_mask_it(
+    odd_dev, agent_client, status, body
+):
+    odd_dev.answer(json.dumps(body), status=status)
+
+    _, shown = page(agent_client)
+
+    assert "[redacted]" in shown
+    assert TOKEN not in shown
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert "[redacted]" in entry.detail and TOKEN not in entry.detail
+
+
+def test_a_huge_message_from_connvo_is_cut(odd_dev, agent_client):
+    odd_dev.answer(json.dumps({"code": "Unauthenticated", "message": "M" * 2_000_000}), status=401)
+
+    status, shown = page(agent_client)
+
+    assert status == 403
+    assert len(shown) < 100_000
+    assert "M" * 400 in shown
+
+
+@examples(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    before=st.text(max_size=600),
+    after=st.text(max_size=20),
+    where=st.sampled_from(["message", "errorMessage", "errorData"]),
+)
+def test_no_error_text_connvo_sends_shows_the_token_or_grows_past_the_cut(
+    odd, before, after, where
+):
+    said = f"{before}Bearer {TOKEN}{after}"
+    odd.answer(
+        {
+            "message": json.dumps({"code": "InternalServerError", "message": said}),
+            "errorMessage": json.dumps({"status": "error", "errorMessage": said}),
+            "errorData": json.dumps(
+                {
+                    "status": "error",
+                    "errorMessage": said,
+                    "errorData": {"code": said, "message": said},
+                }
+            ),
+        }[where],
+        status=500 if where == "message" else 200,
+    )
+
+    with pytest.raises(connvo.ConnvoError) as caught:
+        look_up(odd)
+
+    error = caught.value
+    for shown in (error.message, error.detail):
+        assert TOKEN[-12:] not in shown
+        assert len(shown) <= 1200  # a code and a message, each cut to 500, and our words
+
+
+def test_a_token_in_the_sync_sockets_auth_error_is_masked():
+    # meetings/sync.py passes Connvo's AuthError words as sent.
+    refused = connvo.token_rejected(
+        Deployment(name="dev", url="http://127.0.0.1:9"),
+        detail=f"AuthError: Could not verify token {TOKEN}\x00",
+    )
+
+    assert refused.detail == "AuthError: Could not verify token [redacted]\ufffd"

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -286,8 +287,13 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
 
     while True:
         attempt += 1
+        # requests' read timeout bounds each read from the socket, not the answer: one trickled a
+        # byte at a time would hold the agent (and a worker thread) for minutes. The body is read
+        # here instead, against a deadline for the whole attempt.
+        deadline = time.monotonic() + sum(timeout)
         try:
-            response = _http().post(url, json=body, headers=headers, timeout=timeout)
+            response = _http().post(url, json=body, headers=headers, timeout=timeout, stream=True)
+            content = _read_whole(response, deadline)
         except requests.exceptions.ReadTimeout:
             raise ConnvoTimeout(
                 f"Connvo ({deployment.name}) did not answer within "
@@ -316,13 +322,52 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
             ) from None
 
         if response.status_code == _RETRYABLE_STATUS and attempt <= retries:
-            delay = _backoff(attempt - 1, _retry_after(response))
-            response.close()
-            time.sleep(delay)
+            time.sleep(_backoff(attempt - 1, _retry_after(response)))
             continue
         return _interpret(
-            response, deployment, meeting_id=meeting_id, latency_ms=elapsed_ms(), attempts=attempt
+            response,
+            content,
+            deployment,
+            meeting_id=meeting_id,
+            latency_ms=elapsed_ms(),
+            attempts=attempt,
         )
+
+
+def _read_whole(response: requests.Response, deadline: float) -> bytes:
+    """The response's body, read by the deadline (time.monotonic()) or raise ReadTimeout.
+
+    Each read takes what has arrived (read1) and may wait no longer than the time left. Errors
+    are raised as requests would raise them reading the body itself. Read to its end, the
+    connection goes back to the pool for the next lookup; given up on, it is closed."""
+    raw, chunks = response.raw, []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise requests.exceptions.ReadTimeout(request=response.request)
+            sock = getattr(raw.connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(min(left, settings.CONNVO_READ_TIMEOUT))
+            chunk = raw.read1(64 * 1024)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except urllib3.exceptions.ReadTimeoutError:
+        response.close()
+        raise requests.exceptions.ReadTimeout(request=response.request) from None
+    except urllib3.exceptions.ProtocolError as error:
+        response.close()
+        raise requests.exceptions.ChunkedEncodingError(error, request=response.request) from None
+    except urllib3.exceptions.DecodeError as error:
+        response.close()
+        raise requests.exceptions.ContentDecodingError(error, request=response.request) from None
+    except urllib3.exceptions.HTTPError as error:  # e.g. TLS failing halfway
+        response.close()
+        raise requests.exceptions.RequestException(error, request=response.request) from None
+    except requests.exceptions.ReadTimeout:
+        response.close()
+        raise
 
 
 # --- Interpreting Connvo's answer ---------------------------------------------------------------
@@ -330,6 +375,7 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
 
 def _interpret(
     response: requests.Response,
+    content: bytes,
     deployment: Deployment,
     *,
     meeting_id: str,
@@ -338,9 +384,12 @@ def _interpret(
 ) -> Lookup:
     status = response.status_code
     context = {"http_status": status, "latency_ms": latency_ms, "attempts": attempts}
+    # Read as Response.json() reads it: in the charset the answer names, else as JSON's own. Not
+    # JSON (or in a charset Python does not know), or nested deeper than the parser goes: none.
     try:
-        payload = response.json()
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
+        text = content.decode(response.encoding, "replace") if response.encoding else content
+        payload = json.loads(text)
+    except (ValueError, LookupError, RecursionError):
         payload = None
 
     # Convex answers function outcomes (success or a thrown error) with 200, or 560 on some paths.
@@ -349,7 +398,7 @@ def _interpret(
             raise BadResponse(
                 f"Connvo ({deployment.name}) answered, but not in Connvo's format (perhaps a proxy "
                 "page). Try again; if it persists, report it to the Connvo team.",
-                detail=_describe_body(response),
+                detail=_describe_body(response, content),
                 **context,
             )
         if payload["status"] == "error":
@@ -361,7 +410,7 @@ def _interpret(
     code, message = _request_error(payload)
     request_id = _request_id(message)
     context["request_id"] = request_id
-    detail = f"{code}: {message}" if code else _describe_body(response)
+    detail = f"{code}: {message}" if code else _describe_body(response, content)
     if status == 401:
         raise token_rejected(deployment, detail=detail, **context)
     if status == 429:
@@ -428,9 +477,9 @@ def _request_id(message: Any) -> str | None:
     return None
 
 
-def _describe_body(response: requests.Response) -> str:
+def _describe_body(response: requests.Response, content: bytes) -> str:
     content_type = _said(response.headers.get("Content-Type", "unknown type").split(";")[0])
-    return f"HTTP {response.status_code}, {content_type}, {len(response.content)} bytes"
+    return f"HTTP {response.status_code}, {content_type}, {len(content)} bytes"
 
 
 def missing_token(deployment: Deployment) -> NoToken:

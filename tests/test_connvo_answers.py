@@ -48,7 +48,8 @@ def found(**as_sent: str) -> str:
 
 class OddConnvo(ThreadingHTTPServer):
     """Answers every request with `status` and `body` (bytes, sent as they are), the body one
-    byte every `drip` seconds when `drip` is set. Counts the connections it was opened."""
+    byte every `drip` seconds when `drip` is set, or only its first half before hanging up when
+    `cut` is. Counts the connections it was opened."""
 
     daemon_threads = True
 
@@ -57,6 +58,7 @@ class OddConnvo(ThreadingHTTPServer):
         self.status = 200
         self.body = b'{"status":"success","value":null}'
         self.drip = 0.0
+        self.cut = False
         self.connections = 0
 
     @property
@@ -87,13 +89,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.server.cut:
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
         if not self.server.drip:
             self.wfile.write(body)
             return
-        for index in range(len(body)):
-            self.wfile.write(body[index : index + 1])
-            self.wfile.flush()
-            time.sleep(self.server.drip)
+        try:
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                time.sleep(self.server.drip)
+        except OSError:  # the console gave up and hung up
+            pass
 
 
 @pytest.fixture
@@ -377,3 +386,64 @@ def test_a_token_in_the_sync_sockets_auth_error_is_masked():
     )
 
     assert refused.detail == "AuthError: Could not verify token [redacted]\ufffd"
+
+
+# --- An answer trickled a byte at a time --------------------------------------------------------
+
+
+def test_an_answer_trickled_past_the_read_timeout_is_a_timeout(odd, settings):
+    settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT = 1.0, 1.0
+    # Each byte well within the read timeout, the whole answer far past it (about 17 s).
+    odd.answer(found())
+    odd.drip = 0.05
+
+    started = time.monotonic()
+    with pytest.raises(connvo.ConnvoTimeout) as caught:
+        look_up(odd)
+
+    assert time.monotonic() - started < 3
+    assert caught.value.attempts == 1  # not retried: Connvo may be struggling
+
+
+def test_a_trickled_answer_is_a_timeout_on_the_page_and_on_record(odd_dev, agent_client, settings):
+    settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT = 1.0, 1.0
+    odd_dev.answer(found())
+    odd_dev.drip = 0.05
+
+    status, shown = page(agent_client)
+
+    assert status == 504
+    assert "did not answer within 1 seconds" in shown
+    assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "timeout"
+
+
+def test_an_answer_within_the_read_timeout_is_read_whole(odd, settings):
+    settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT = 1.0, 2.0
+    odd.answer(found(title=json.dumps("slow but in time")))
+    odd.drip = 0.001
+
+    assert look_up(odd).meeting.title == "slow but in time"
+
+
+def test_answers_read_whole_keep_their_connection_for_the_next(odd):
+    connvo._http().close()  # no connection to the stand-in kept from an earlier test
+    odd.answer(found())
+
+    for _ in range(3):
+        look_up(odd)
+    odd.answer("{}", status=503)  # answered, and retried, on the same connection
+    with pytest.raises(connvo.ConnvoOverloaded):
+        look_up(odd)
+
+    assert odd.connections == 1
+
+
+def test_an_answer_cut_off_halfway_is_a_failed_request(odd):
+    odd.answer(found())
+    odd.cut = True
+
+    with pytest.raises(connvo.ConnvoUnreachable) as caught:
+        look_up(odd)
+
+    assert "failed before an answer arrived" in caught.value.message
+    assert caught.value.detail == "ChunkedEncodingError"  # as requests said it before

@@ -210,14 +210,15 @@ def _answer(modification: dict[str, Any]) -> tuple[int, _Answer | None]:
 
 
 def _result(
-    answer: _Answer, deployment: Deployment, *, latency_ms: int, attempts: int
+    answer: _Answer, deployment: Deployment, *, meeting_id: str, latency_ms: int, attempts: int
 ) -> connvo.Lookup | LookupFailed:
-    """The answer as the HTTP path would give it (the same two functions decide)."""
+    """The answer as the HTTP path would give it (the same two functions decide), for the meeting
+    the page asked for."""
     context: dict[str, Any] = {"http_status": None, "latency_ms": latency_ms, "attempts": attempts}
     if answer.failed:
         return connvo.read_error(answer.error_message, answer.error_data, deployment, **context)
     try:
-        return connvo.read_value(answer.value, deployment, **context)
+        return connvo.read_value(answer.value, deployment, meeting_id=meeting_id, **context)
     except LookupFailed as failure:
         return failure
 
@@ -729,6 +730,7 @@ async def watch(
             result = _result(
                 item,
                 deployment,
+                meeting_id=meeting_id,
                 latency_ms=round((time.monotonic() - started) * 1000) if first else 0,
                 # The subscription is one call to Connvo; a pushed answer costs none.
                 attempts=1 if first else 0,

@@ -11,13 +11,14 @@ import math
 import re
 
 import pytest
+import requests
 from django.core.management import call_command
 from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.models import Action, AuditEntry
-from meetings import connvo
+from meetings import connvo, sync
 from meetings.deployments import Deployment
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +208,27 @@ def test_any_meeting_renders(value):
         request=RequestFactory().get(f"/meetings/dev/{meeting.id}/"),
     )
     assert meeting.id in html
+
+
+def test_a_pushed_answer_naming_another_meeting_is_drift_and_never_shown(agent_token, fake_connvo):
+    """Pushed answers are read by the same function (meetings/sync.py), for the meeting the page
+    subscribed to: Connvo's `_id` never replaces it."""
+    asked, other = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+    sent = requests.post(
+        f"{fake_connvo.url}/api/run/meetings/queries/getMeeting",
+        json={"args": {"meetingId": other}},
+        headers={"Authorization": f"Bearer {agent_token}"},
+        timeout=5,
+    ).json()["value"]
+    deployment = Deployment(name="dev", url=fake_connvo.url)
+
+    result = sync._result(
+        sync._Answer(failed=False, value=sent),
+        deployment,
+        meeting_id=asked,
+        latency_ms=0,
+        attempts=0,
+    )
+
+    assert result.meeting.id == asked
+    assert result.meeting.describe_drift().startswith("_id is ")

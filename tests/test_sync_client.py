@@ -741,7 +741,7 @@ def test_any_server_message_is_applied_or_refused_never_raised_otherwise(frames)
             break
     while not watcher.queue.empty():
         answer = watcher.queue.get_nowait()
-        result = sync._result(answer, deployment, latency_ms=0, attempts=0)
+        result = sync._result(answer, deployment, meeting_id=MEETING_ID, latency_ms=0, attempts=0)
         assert isinstance(result, connvo.Lookup | LookupFailed)
 
 

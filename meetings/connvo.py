@@ -349,7 +349,9 @@ def _read_whole(response: requests.Response, deadline: float) -> bytes:
             sock = getattr(raw.connection, "sock", None)
             if sock is not None:
                 sock.settimeout(min(left, settings.CONNVO_READ_TIMEOUT))
-            chunk = raw.read1(64 * 1024)
+            # Decoded as requests decodes a body it reads itself: it asks for gzip, and a proxy in
+            # front of Connvo may send it (its raw response is made not to decode).
+            chunk = raw.read1(64 * 1024, decode_content=True)
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)

@@ -5,6 +5,7 @@ HTTP."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -59,6 +60,7 @@ class OddConnvo(ThreadingHTTPServer):
         self.body = b'{"status":"success","value":null}'
         self.drip = 0.0
         self.cut = False
+        self.gzip = False  # the body compressed, as a proxy or CDN in front of Connvo may send it
         self.connections = 0
 
     @property
@@ -87,6 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.server.body
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
+        if self.server.gzip:
+            assert "gzip" in self.headers.get("Accept-Encoding", "")
+            body = gzip.compress(body)
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.server.cut:
@@ -436,6 +442,15 @@ def test_answers_read_whole_keep_their_connection_for_the_next(odd):
         look_up(odd)
 
     assert odd.connections == 1
+
+
+@pytest.mark.parametrize("drip", [0.0, 0.001])
+def test_a_compressed_answer_is_read_as_sent(odd, drip):
+    """requests asks for gzip; a proxy or CDN in front of Connvo may well send it."""
+    odd.gzip, odd.drip = True, drip
+    odd.answer(found(title=json.dumps("x" * 2000)))
+
+    assert look_up(odd).meeting.title == "x" * 2000
 
 
 def test_an_answer_cut_off_halfway_is_a_failed_request(odd):

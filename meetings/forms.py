@@ -35,7 +35,15 @@ class LookupForm(forms.Form):
             }
         ),
     )
-    deployment = forms.ChoiceField(label="Deployment", choices=deployment_choices)
+    deployment = forms.ChoiceField(
+        label="Deployment",
+        choices=deployment_choices,
+        error_messages={
+            # Only an address can name another (a bookmark from before a deployment was removed).
+            "invalid_choice": "The console knows no deployment called “%(value)s”: pick one from "
+            "the list.",
+        },
+    )
 
     def __init__(self, *args, autofocus: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -44,6 +44,30 @@ def test_pasted_link_opens_the_meeting_page(agent_client, fake_connvo):
     assert fake_connvo.call_count == 0  # the meeting page makes the call, once
 
 
+def test_address_without_a_deployment_uses_the_one_the_form_offers(agent_client, fake_connvo):
+    # A bookmark or a browser keyword (`/?q=%s`) names only the meeting.
+    meeting_id = fake_connvo.meeting_id("standup")
+
+    response = agent_client.get(reverse("meetings:lookup"), {"q": meeting_id})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("meetings:detail", args=["dev", meeting_id])
+
+
+def test_unknown_deployment_in_the_address_is_explained(agent_client, fake_connvo):
+    meeting_id = fake_connvo.meeting_id("standup")
+
+    response = agent_client.get(
+        reverse("meetings:lookup"), {"q": meeting_id, "deployment": "staging"}
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "The console knows no deployment called “staging”: pick one from the list." in page
+    assert re.search(rf'<textarea name="q"[^>]*>\s*{meeting_id}</textarea>', page)
+    assert fake_connvo.call_count == 0
+
+
 def test_bad_id_is_explained_and_kept_in_the_box(agent_client, fake_connvo):
     response = agent_client.get(
         reverse("meetings:lookup"), {"q": "meeting 42", "deployment": "dev"}

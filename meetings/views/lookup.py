@@ -44,8 +44,8 @@ from .tables import say_what_was_left_out, table_url, with_query
 def _confirm_start_page(request: HttpRequest) -> HttpResponse:
     if "q" not in request.GET:
         return _blank_start_page(request)  # nothing to look up
-    text, deployment_name = request.GET["q"], request.GET.get("deployment", "")
-    return confirm_lookup(request, deployment_name=deployment_name, text=text)
+    deployment_name = request.GET.get("deployment") or preferred_deployment(request)
+    return confirm_lookup(request, deployment_name=deployment_name, text=request.GET["q"])
 
 
 def _blank_start_page(request: HttpRequest) -> HttpResponse:
@@ -73,6 +73,11 @@ def start_page(request: HttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
     if "q" not in data:
         return _blank_start_page(request)
+    if not data.get("deployment"):
+        # A bookmark or browser keyword (`/?q=%s`) names no deployment: it gets the one the
+        # form offers first, as if the ID had been typed into the box.
+        data = data.copy()
+        data["deployment"] = preferred_deployment(request)
     form = LookupForm(data, autofocus=True)
     if form.is_valid():
         return _to_meetings(request, form.cleaned_data["q"], form.cleaned_data["deployment"])

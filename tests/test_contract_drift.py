@@ -118,6 +118,27 @@ def test_polling_goes_on_for_a_meeting_in_an_unknown_state(agent_client, agent_t
     assert 'data-status="live"' in response.content.decode()
 
 
+def test_a_drift_that_starts_on_a_live_refresh_brings_its_notice(
+    agent_client, agent_token, fake_connvo
+):
+    notice = re.compile(
+        r'<div id="drift-notice" hx-swap-oob="innerHTML">\s*<div class="alert alert--warning" '
+        r'role="status" data-drift>.*does not fully know yet.*archived.*</div>\s*</div>',
+        re.S,
+    )
+    opened = agent_client.get(detail_url(fake_connvo)).content.decode()
+    assert '<div id="drift-notice"></div>' in opened  # where a refresh puts the notice
+
+    fake_connvo.misbehave("schema_drift", field="state", value="archived")
+    drifted = agent_client.get(detail_url(fake_connvo), headers={"HX-Request": "true"})
+    fake_connvo.reset_behaviour()
+    mended = agent_client.get(detail_url(fake_connvo), headers={"HX-Request": "true"})
+
+    assert notice.search(drifted.content.decode())
+    # Once Connvo sends the known shape again, the notice goes.
+    assert '<div id="drift-notice" hx-swap-oob="innerHTML"></div>' in mended.content.decode()
+
+
 def test_the_command_prints_the_meeting_as_sent_and_the_drift_on_stderr(
     agent, agent_token, fake_connvo
 ):

@@ -279,6 +279,7 @@ class LookupFailed(Exception):
         latency_ms: int | None = None,
         attempts: int = 0,
         detail: str = "",
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -288,6 +289,9 @@ class LookupFailed(Exception):
         self.attempts = attempts
         # Technical detail for escalation (Connvo's own code/message); never contains the token.
         self.detail = detail
+        # Seconds the refusal asked us to wait before asking again (Connvo's Retry-After, the
+        # console's own limit's window), when it said: a live page waits at least that long.
+        self.retry_after = retry_after
 
     def __reduce__(self):
         # Pickled as it is (the push relay passes failures to push workers: meetings/relay.py),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .connvo import Meeting
 
 # htmx swaps a 286 (django-htmx's HttpResponseStopPolling) and then stops polling.
 STOP_POLLING = 286
+_LONGEST_WAIT = 3600  # seconds: the most a refusal's Retry-After holds a page back
 _FINGERPRINT = re.compile(r"[0-9a-f]{0,64}")
 
 
@@ -113,4 +115,9 @@ def plan_after_failure(failure: LookupFailed, *, failures: int, seen: str) -> Po
     # Double the wait after each consecutive failure, up to the cap: a struggling Connvo gets
     # fewer calls from every open page, and the page recovers by itself.
     interval = min(poll_interval() * 2**failures, settings.CONNVO_POLL_MAX_INTERVAL)
+    if failure.retry_after:
+        # Never sooner than the refusal asked: asking earlier only earns the same refusal (and
+        # the page would say a wait its own message contradicts). Past an hour, a page left
+        # open is better asking again than silent for the rest of the day.
+        interval = max(interval, min(math.ceil(failure.retry_after), _LONGEST_WAIT))
     return PollPlan(LiveStatus.FAILING, interval, failures, seen)

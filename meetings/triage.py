@@ -220,7 +220,12 @@ def table_plan(rows: Sequence[Row], *, failures: int, checked_at: datetime) -> P
         return PollPlan(LiveStatus.ENDED, settings.CONNVO_POLL_INTERVAL, 0, seen)
     if any(row.meeting is not None for row in polling):
         return PollPlan(LiveStatus.LIVE, live_interval(len(polling)), 0, seen)
-    failed = next(row.error for row in polling if row.error is not None)
+    # The refusal that asked for the longest wait (Connvo's Retry-After), if any did: the next
+    # refresh asks every row again.
+    failed = max(
+        (row.error for row in polling if row.error is not None),
+        key=lambda error: error.retry_after or 0,
+    )
     plan = plan_after_failure(failed, failures=failures, seen=seen)
     interval = max(plan.interval, live_interval(len(polling)))
     return PollPlan(LiveStatus.FAILING, interval, plan.failures, seen)

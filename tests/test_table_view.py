@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from audit import repeats
 from audit.models import AuditEntry, Span, Via
+from meetings import ratelimit
 from meetings.models import StaffToken
 from meetings.triage import GROUPS, settled_in
 
@@ -464,6 +466,24 @@ def test_one_slow_row_times_out_alone(agent_client, agent_token, fake_connvo, se
 def summary_text(html: str) -> str:
     summary = re.search(r'<p id="table-summary".*?</p>', html, re.S).group(0)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", summary)).strip()
+
+
+def test_a_table_refused_by_the_lookup_limit_waits_until_it_would_pass(
+    agent, agent_client, agent_token, fake_connvo, settings, time_machine
+):
+    settings.CONNVO_POLL_INTERVAL = 10
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 8
+    time_machine.move_to(datetime.now(UTC), tick=False)  # the sign-in stays fresh
+    url = table_url(fake_connvo, "standup", "planning")
+    vals = poller(agent_client.get(url).content.decode())["vals"]  # opens the minute
+    for _ in range(6):  # the agent's other pages use the rest of it
+        ratelimit.count_lookup(user=agent)
+    time_machine.shift(5)
+
+    state = poller(refresh(agent_client, url, vals).content.decode())
+
+    # Neither the back-off (20 s) nor the table's own pace (30 s): the limit passes in 55.
+    assert (state["status"], state["interval"]) == ("failing", 55)
 
 
 def test_connvo_failing_keeps_each_shown_rows_values_marked_not_refreshed(

@@ -119,6 +119,24 @@ def test_disconnect_revokes_the_session_at_workos(agent_client, agent, fake_conn
         client.user_management.authenticate_with_refresh_token(refresh_token=refresh_token)
 
 
+@pytest.mark.django_db
+def test_after_disconnect_a_lookup_and_an_open_page_ask_to_connect_not_to_paste(
+    agent_client, fake_connvo
+):
+    connect(agent_client, fake_connvo)
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    agent_client.post(reverse("meetings:connect_disconnect", args=["dev"]))
+
+    page = agent_client.get(url).content.decode()
+    refresh = agent_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+
+    # This deployment takes no pasted token: the way back is the Connect button.
+    assert ">Connect your Connvo account for dev</a>" in page
+    assert "<li>Connect your Connvo account for dev on the Tokens page" in page
+    assert ">Connect your Connvo account for dev</a>, then" in refresh
+    assert "Add your token" not in page + refresh
+
+
 def approved_callback(client: Client, fake) -> tuple[str, dict]:
     """Press Connect and let the fake AuthKit approve; the browser has not come back yet."""
     started = client.post(reverse("meetings:connect_start", args=["dev"]))

@@ -243,3 +243,12 @@ def overrun(end: datetime | None, now: datetime | None) -> str:
 def outcome_label(outcome: str) -> str:
     """How a lookup ended, as every page labels it ("Not a participant")."""
     return describe(outcome).label
+
+
+@register.filter
+def takes_pasted_tokens(deployment_name: str) -> bool:
+    """Whether the agent's next step for a missing credential is to paste a token, or (WorkOS set
+    up for the deployment) to connect their Connvo account: meetings/credentials.py decides."""
+    from meetings.credentials import takes_pasted_tokens as takes_pastes
+
+    return takes_pastes(deployment_name)

@@ -129,6 +129,9 @@ class Handling:
     escalation_open: bool = True
     # Whether the outcome is ever written to the audit log (its filters offer only these).
     recorded: bool = True
+    # Beside "HTTP status from Connvo: 200" in the escalation details: Convex answers a function's
+    # outcome, an error too, with 200, so the status alone would read as success.
+    answered_200: str = "Connvo answered, but with an error in its answer"
 
     @property
     def is_failure(self) -> bool:
@@ -210,10 +213,11 @@ HANDLING: dict[Outcome, Handling] = {
     ),
     Outcome.BAD_RESPONSE: Handling(
         "Not Connvo's answer", "Connvo sent something unexpected", _CONNVO, 502, _FAILING,
+        answered_200="Connvo answered, but not in Connvo's format",
     ),
     Outcome.SCHEMA_MISMATCH: Handling(
         "Unexpected meeting data", "Connvo's answer did not match the contract", _CONSOLE, 502,
-        _FAILING,
+        _FAILING, answered_200="Connvo answered, but with something that is not a meeting",
     ),
     Outcome.AUDIT_UNAVAILABLE: Handling(
         "Not recorded", "The lookup could not be recorded", _CONSOLE, 503, _FAILING,

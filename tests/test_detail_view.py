@@ -202,6 +202,31 @@ def test_upstream_failures_show_a_clear_page_never_a_traceback(
     assert AuditEntry.objects.get().outcome == outcome
 
 
+@pytest.mark.parametrize(
+    ("kind", "options", "words"),
+    [
+        ("garbage", {}, "Connvo answered, but not in Connvo&#x27;s format"),
+        (
+            "schema_drift",
+            {"field": "_id", "drop": True},
+            "Connvo answered, but with something that is not a meeting",
+        ),
+    ],
+)
+def test_the_escalation_details_say_what_connvos_200_carried(
+    agent_client, agent_token, fake_connvo, kind, options, words
+):
+    fake_connvo.misbehave(kind, **options)
+
+    page = text_of(agent_client.get(detail_url(fake_connvo.meeting_id("standup"))))
+
+    escalation = page[page.index('<details class="escalation"') :]
+    # The status and the words beside it, in the details and in what Copy copies.
+    assert f'<dd>200 <span class="muted">({words})</span></dd>' in escalation
+    assert f"HTTP status from Connvo: 200 ({words})" in escalation
+    assert "with an error in its answer" not in escalation
+
+
 def test_timeout_page(agent_client, agent_token, fake_connvo, settings):
     settings.CONNVO_READ_TIMEOUT = 0.3
     fake_connvo.misbehave("slow", delay=1.0)

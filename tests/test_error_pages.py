@@ -85,6 +85,18 @@ def test_escalation_details_name_everything_support_needs(agent_client, agent_to
 
 
 def test_an_error_body_with_status_200_is_said_to_be_one(agent_client, agent_token, fake_connvo):
+    response = agent_client.get(detail_url(fake_connvo.meeting_id("private")))
+
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "<dt>HTTP status from Connvo</dt><dd>200 <span" in page
+    assert "(Connvo answered, but with an error in its answer)" in page
+    assert "HTTP status from Connvo: 200 (Connvo answered, but with an error in its answer)" in page
+
+
+def test_a_garbage_body_with_status_200_is_said_to_be_garbage(
+    agent_client, agent_token, fake_connvo
+):
     fake_connvo.misbehave("garbage")
 
     response = agent_client.get(detail_url(fake_connvo.meeting_id("standup")))
@@ -92,5 +104,5 @@ def test_an_error_body_with_status_200_is_said_to_be_one(agent_client, agent_tok
     page = response.content.decode()
     assert response.status_code == 502
     assert "<dt>HTTP status from Connvo</dt><dd>200 <span" in page
-    assert "(Connvo answered, but with an error in its answer)" in page
-    assert "HTTP status from Connvo: 200 (an error in the answer's body)" in page
+    assert "(Connvo answered, but not in Connvo&#x27;s format)" in page
+    assert "with an error in its answer" not in page

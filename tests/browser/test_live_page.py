@@ -74,6 +74,26 @@ def test_unchanged_polls_leave_the_page_live_and_a_later_change_shows(
     screenshot("10b-live-updated-after-quiet-polls")
 
 
+def test_a_drift_that_starts_while_the_page_is_open_brings_its_notice(
+    live_page, fake_connvo, screenshot
+):
+    page = live_page("standup")
+    notice = page.locator("#drift-notice [data-drift]")
+    expect(page.locator('[data-metric="participants"]')).to_have_text("5")
+    expect(notice).to_have_count(0)
+
+    fake_connvo.update_meeting("standup", state="archived")
+
+    expect(notice).to_contain_text("does not fully know yet", timeout=5000)
+    expect(notice).to_contain_text("archived")
+    screenshot("10c-live-drift-arrived")
+
+    fake_connvo.update_meeting("standup", state="active")
+
+    expect(notice).to_have_count(0, timeout=5000)
+    assert page.evaluate("window.__notReloaded") is True
+
+
 def test_polling_stops_when_the_meeting_concludes(live_page, fake_connvo, screenshot):
     page = live_page("standup")
 

@@ -130,6 +130,18 @@ def test_a_change_is_pushed_to_the_page_and_again_after_the_websocket_drops(
     assert page.evaluate("window.__notReloaded") is True
 
 
+def test_a_drift_pushed_to_an_open_page_brings_its_notice(pushed_page, fake_connvo, screenshot):
+    page = pushed_page("standup")
+    expect(page.locator("#live-poller")).to_have_attribute("data-mode", "push")
+
+    fake_connvo.update_meeting("standup", state="archived")
+
+    notice = page.locator("#drift-notice [data-drift]")
+    expect(notice).to_contain_text("does not fully know yet")
+    expect(notice).to_contain_text("archived")
+    screenshot("62-meeting-drift-pushed")
+
+
 def test_an_ended_meeting_stops_the_stream_and_says_so(pushed_page, fake_connvo):
     page = pushed_page("standup")
     poller = page.locator("#live-poller")

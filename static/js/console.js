@@ -108,7 +108,19 @@
     var minutes = Math.max(1, Math.round(ms / 60000));
     return minutes < 60 ? minutes + " min" : Math.floor(minutes / 60) + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
   }
+  // "trying again in 20 s" on a failing live line counts down from when it arrived (the poller's
+  // timer starts then too); paused, nothing is tried until the agent resumes.
+  function retryIn(el) {
+    if (!el.dataset.until) { el.dataset.until = Date.now() + parseInt(el.dataset.retryIn, 10) * 1000; }
+    if (paused) { return "once you resume live updates"; }
+    var left = Math.ceil((el.dataset.until - Date.now()) / 1000);
+    return left > 0 ? "in " + left + " s" : "now";
+  }
   function tickClocks() {
+    document.querySelectorAll("[data-retry-in]").forEach(function (el) {
+      var text = retryIn(el);
+      if (el.textContent !== text) { el.textContent = text; }
+    });
     document.querySelectorAll("time[data-ago][datetime]").forEach(function (el) {
       var text = ago(new Date(el.getAttribute("datetime")));
       if (el.textContent !== text) { el.textContent = text; }

@@ -94,6 +94,18 @@ def test_a_drift_that_starts_while_the_page_is_open_brings_its_notice(
     assert page.evaluate("window.__notReloaded") is True
 
 
+def test_the_wait_before_the_next_try_counts_down(live_page, fake_connvo):
+    page = live_page("standup")
+    fake_connvo.misbehave("status", status=500)
+    wait = page.locator("#live-poller [data-retry-in]")
+
+    # The waits drawn are 2 s, then 4 s (1 s doubled, up to the cap): 3 s only by counting down.
+    expect(wait).to_have_text("in 3 s", timeout=10_000)
+
+    page.get_by_role("button", name="Pause live updates").click()
+    expect(wait).to_have_text("once you resume live updates")
+
+
 def test_polling_stops_when_the_meeting_concludes(live_page, fake_connvo, screenshot):
     page = live_page("standup")
 

@@ -137,6 +137,8 @@ def test_not_found_offers_the_other_deployments(agent_client, agent_token, fake_
     response = agent_client.get(detail_url(meeting_id))
 
     assert reverse("meetings:detail", args=["prod", meeting_id]) in text_of(response)
+    # One other deployment, one button.
+    assert "look for it there with the button above." in text_of(response)
 
 
 def test_malformed_id_gets_a_message_and_no_call(agent_client, agent_token, fake_connvo):

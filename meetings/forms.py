@@ -96,7 +96,11 @@ class TableForm(forms.Form):
     )
     sort = forms.ChoiceField(choices=_sort_choices("As pasted"), required=False)
     show = forms.ChoiceField(
-        choices=[("", "Everything"), *((g.name, g.label.capitalize()) for g in GROUPS)],
+        # The group's words with a capital, as written elsewhere ("Not a meeting ID", not "id").
+        choices=[
+            ("", "Everything"),
+            *((g.name, g.label[:1].upper() + g.label[1:]) for g in GROUPS),
+        ],
         required=False,
     )
 

@@ -123,7 +123,7 @@ def test_a_pasted_log_excerpt_gives_one_row_per_meeting_and_one_quiet_line(
 
     html = response.content.decode()
     assert re.findall(r'<tr id="row-(\d+)"', html) == ["0", "1"]
-    assert "2 meetings" in html and "Not a meeting ID" not in html
+    assert "2 meetings" in html and 'data-group="invalid_id"' not in html
     assert "message--warning" not in html
     quiet = re.findall(r'<li class="message message--quiet info">(.*?)</details>', html, re.S)
     assert len(quiet) == 1
@@ -221,6 +221,13 @@ def test_no_token_fails_every_row_without_calling_connvo(agent_client, fake_conn
     assert fake_connvo.call_count == 0
     assert html.count("No token saved") == 2
     assert "2 need your token" in html
+
+
+def test_the_filter_names_each_group_as_the_summary_does(agent_client, agent_token, fake_connvo):
+    page = agent_client.get(table_url(fake_connvo, "standup", "planning")).content.decode()
+
+    assert '<option value="invalid_id">Not a meeting ID</option>' in page
+    assert '<option value="not_visible">Not a participant</option>' in page
 
 
 def test_filter_and_sort(agent_client, agent_token, fake_connvo):

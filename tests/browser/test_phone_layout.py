@@ -87,6 +87,26 @@ def test_where_the_mistake_is_in_the_box_it_is_open_on_a_phone(open_as_agent, li
     expect(page.get_by_label("Meeting ID or link")).to_be_visible()
 
 
+def test_on_a_phone_what_is_wrong_with_the_box_is_said_under_the_box(
+    open_as_agent, live_server, screenshot
+):
+    page = open_as_agent("standup", viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto(f"{live_server.url}/")
+    box = page.get_by_label("Meeting ID or link")
+
+    box.fill("nope")
+    page.get_by_role("button", name="Look up", exact=True).click()
+
+    error = page.get_by_role("alert")
+    expect(error).to_contain_text("“nope” is not a Connvo meeting ID")
+    box_bottom = box.bounding_box()["y"] + box.bounding_box()["height"]
+    # Right under the box, above the deployment and the button.
+    assert box_bottom <= error.bounding_box()["y"] < box_bottom + 30
+    button = page.get_by_role("button", name="Look up", exact=True)
+    assert error.bounding_box()["y"] < button.bounding_box()["y"]
+    screenshot("92-phone-bad-id-under-the-box", page)
+
+
 def test_not_a_participant_on_a_phone_starts_with_the_problem(open_as_agent):
     page = open_as_agent("private", viewport=PHONE, is_mobile=True, has_touch=True)
 

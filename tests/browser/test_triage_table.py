@@ -156,6 +156,9 @@ def test_table_looks_right_dark_and_narrow(
     # The page itself never scrolls sideways; only the table's own box may.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= options["viewport"]["width"]
+    # Narrow, the note on the address is a line of its own, without the "·" that joins it to CSV.
+    note = page.locator(".triage__links .muted").inner_text()
+    assert note.startswith("This page's address") == (width < 760), note
     screenshot(name, page)
     context.close()
 

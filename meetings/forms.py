@@ -3,7 +3,7 @@
 from django import forms
 from django.conf import settings
 
-from connvo_admin.meeting_ids import InvalidMeetingId
+from connvo_admin.meeting_ids import WHAT_AN_ID_IS, InvalidMeetingId, parse_meeting_id
 
 from . import pasted_tokens
 from .deployments import deployments
@@ -105,7 +105,30 @@ class TableForm(forms.Form):
     )
 
     def clean_ids(self) -> References:
-        return clean_references(self.cleaned_data["ids"])
+        text = self.cleaned_data["ids"]
+        try:
+            return clean_references(text)
+        except forms.ValidationError as refused:
+            entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+            if len(entries) > 1 and refused.messages == [_as_one_id(text)]:
+                # The address is a list: "“foo,bar” is not a meeting ID" reads as one ID.
+                raise forms.ValidationError(_none_is_an_id(entries), code="invalid_id") from None
+            raise
+
+
+def _as_one_id(text: str) -> str:
+    """What the console says of `text` read as one meeting ID (empty if it is one)."""
+    try:
+        parse_meeting_id(text)
+    except InvalidMeetingId as exc:
+        return exc.message
+    return ""
+
+
+def _none_is_an_id(entries: list[str], shown: int = 5) -> str:
+    quoted = ", ".join(f"“{entry[:40]}”" for entry in entries[:shown])
+    more = f" and {len(entries) - shown} more" if len(entries) > shown else ""
+    return f"None of this table's IDs is a Connvo meeting ID: {quoted}{more}. {WHAT_AN_ID_IS}"
 
 
 class WatchListForm(forms.Form):

@@ -164,6 +164,17 @@ def test_more_than_the_maximum_is_refused_not_truncated(
     assert fake_connvo.call_count == 0
 
 
+def test_an_address_of_entries_none_an_id_names_each_not_the_list_as_one(agent_client, fake_connvo):
+    response = agent_client.get(f"{reverse('meetings:table', args=['dev'])}?ids=foo,bar")
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert (
+        "None of this table&#x27;s IDs is a Connvo meeting ID: “foo”, “bar”. A meeting ID" in page
+    )
+    assert "foo,bar”" not in page
+
+
 # --- The table --------------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from connvo_admin.outcomes import LookupFailed, Outcome
 from connvo_admin.outside_text import storable
 
 from .deployments import Deployment
+from .workos_auth import is_workos_deployment
 
 logger = logging.getLogger(__name__)
 
@@ -425,6 +426,8 @@ def _interpret(
                 else "Try again in a minute."
             ),
             detail=detail,
+            # The page's next refresh waits at least this (meetings/live.py).
+            retry_after=wait if wait is not None and 0 < wait <= 3600 else None,
             **context,
         )
     if status == _RETRYABLE_STATUS:
@@ -487,6 +490,11 @@ def _describe_body(response: requests.Response, content: bytes) -> str:
 def missing_token(deployment: Deployment) -> NoToken:
     """The agent has no credential for the deployment: found here, by the sync client, or by
     meetings/credentials.py (none stored, or removed while a renewal waited), said one way."""
+    if is_workos_deployment(deployment.name):
+        return NoToken(
+            f"Your Connvo account is not connected for {deployment.name}. Connect it on the "
+            "Tokens page, then look up the meeting again."
+        )
     return NoToken(
         f"You have no Connvo token saved for {deployment.name}. Add it on the Tokens page, then "
         "look up the meeting again."

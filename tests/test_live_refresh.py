@@ -209,10 +209,6 @@ def test_a_refresh_refused_by_the_lookup_limit_waits_until_it_would_pass(
     assert 'trying again <span data-retry-in="55">in 55 s</span>' in response.content.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="meetings/connvo.py does not pass Connvo's Retry-After to RateLimited (retry_after=)",
-)
 def test_connvos_rate_limit_is_asked_again_no_sooner_than_its_retry_after(
     agent_client, agent_token, fake_connvo, settings
 ):

@@ -349,6 +349,18 @@ def test_no_token_makes_no_call(fake_connvo, dev):
     )
 
 
+def test_no_token_where_connvo_is_connected_asks_to_connect(fake_connvo, dev, workos):
+    """Where the deployment takes no pasted tokens (WorkOS: meetings/credentials.py), there is
+    nothing to add: the next step is connecting the account."""
+    with pytest.raises(connvo.NoToken) as caught:
+        look_up(fake_connvo, dev, "standup", token="")
+
+    assert caught.value.message == (
+        "Your Connvo account is not connected for dev. Connect it on the Tokens page, then look "
+        "up the meeting again."
+    )
+
+
 # --- Secrets stay out of logs ---------------------------------------------------------------------
 
 

@@ -109,6 +109,12 @@ class Overview:
         return self.since.astimezone(self.zone).date(), last.astimezone(self.zone).date()
 
     @property
+    def entries_stand_for_more(self) -> bool:
+        """The chart counts more lookups than there are matching entries (spans and counted
+        records each stand for many), which the page then explains."""
+        return not self.entries_bounded and self.lookups > self.entries
+
+    @property
     def peak(self) -> int:
         return max((bucket.lookups for bucket in self.buckets), default=0)
 

@@ -32,6 +32,7 @@ from audit.models import (
 from audit.selectors import EntryFilter
 from connvo_admin.outcomes import Outcome
 from tests.audit_patterns import lookup
+from tests.audit_spans import counted
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ def test_overview_counts_the_last_seven_days_of_the_filter(auditor_client, log):
     assert "The last 7 days, since" in text(page)
     # The refresh and carol's are left out.
     assert "8 entries match the filter, of every kind" in text(page)
-    assert "Lookups per day: 8 of the 8 matching entries, at most 7 in one day" in text(page)
+    assert "Lookups per day: 8 in the 8 matching entries, at most 7 in one day" in text(page)
 
 
 def test_the_count_and_the_chart_say_what_each_counts(auditor_client, log, audit_entry):
@@ -84,9 +85,34 @@ def test_the_count_and_the_chart_say_what_each_counts(auditor_client, log, audit
     lookups_only = text(get(auditor_client, {"action": "lookup"}))
 
     assert "10 entries match the filter, of every kind (lookups, sign-ins" in everything
-    assert "Lookups per day: 8 of the 10 matching entries" in everything
+    assert "Lookups per day: 8 in the 10 matching entries" in everything
     assert "8 entries match the filter." in lookups_only
     assert "Meeting lookup per day: 8 in all" in lookups_only
+
+
+def test_lookups_in_fewer_entries_are_not_a_share_of_them(auditor_client, log):
+    # "Lookups per day: 59 of the 3 matching entries": a counted record is one entry standing
+    # for many refused lookups, so the chart's figure is not a part of the count.
+    counted(
+        first=NOW - timedelta(hours=1),
+        last=NOW - timedelta(minutes=59, seconds=10),
+        repeats=57,
+        action=Action.LOOKUP,
+        outcome=Outcome.LOOKUP_LIMIT,
+        source="alice",
+        username="alice",
+        detail="",
+    )
+
+    page = text(get(auditor_client, {"outcome": Outcome.LOOKUP_LIMIT}))
+
+    assert (
+        "Lookups per day: 57 in the 1 matching entry (a span or a counted record stands for many)"
+        in page
+    )
+    assert " of the " not in page
+    everything = text(get(auditor_client))
+    assert "Lookups per day: 65 in the 9 matching entries (a span or a counted" in everything
 
 
 @pytest.mark.parametrize(
@@ -222,7 +248,7 @@ def test_count_stops_at_its_bound(auditor_client, log, monkeypatch):
     page = get(auditor_client)
 
     assert "More than 3 entries match the filter" in text(page)
-    assert "Lookups per day: 8 of the more than 3 matching entries" in text(page)
+    assert "Lookups per day: 8 in the more than 3 matching entries" in text(page)
 
 
 def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
@@ -234,7 +260,7 @@ def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
     with time_machine.travel(NOW, tick=False):
         other = auditor_client.get(reverse("audit:meeting", args=[OTHER])).content.decode()
     assert f"Its whole history: 18 Feb 2026, 15:30:00 {DASH} now" in text(other)
-    assert "Lookups per day: 7 of the 7 matching entries" in text(page)
+    assert "Lookups per day: 7 in the 7 matching entries" in text(page)
     assert f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}<span' in page
 
 
@@ -553,6 +579,6 @@ def test_the_widest_range_on_the_page_draws_a_bounded_chart(auditor_client, long
 def test_a_range_without_lookups_draws_no_empty_chart(auditor_client, log):
     page = get(auditor_client, {"since": "2026-01-01", "until": "2026-01-31"})
 
-    assert "Lookups per day: 0 of the 0 matching entries" in text(page)
+    assert "Lookups per day: 0 in the 0 matching entries" in text(page)
     assert "None in this range: nothing to draw." in page
     assert "audit-chart__svg" not in page and "audit-chart__legend" not in page

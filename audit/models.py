@@ -546,6 +546,17 @@ class RepeatCount(models.Model):
     first_at = models.DateTimeField(null=True, blank=True)
     last_at = models.DateTimeField(null=True, blank=True)
     actor_username = models.CharField(max_length=150, blank=True)
+    # The console account, as an entry's `actor` (a signed-in agent's refusals: the lookup limit,
+    # a page refused): the counted record links to it as the minute's first entry does, instead
+    # of reading as a staff member with no account.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     via = models.CharField(max_length=16, blank=True, default="")

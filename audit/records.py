@@ -165,6 +165,15 @@ class RepeatFacts:
     sample: list[str] = field(default_factory=list)
     distinct: int | None = None
 
+    @property
+    def distinct_words(self) -> str:
+        """ "58 different, the minute's first included": the distinct values are counted over
+        every request of the minute (audit/repeats.py), its first entry's too, so beside "x57
+        more" a bare "58 different" read as impossible."""
+        if self.distinct is None:
+            return ""
+        return f"{self.distinct:,} different, the minute's first included"
+
 
 def repeat_facts(*, repeats: int | None, tally: object) -> RepeatFacts:
     tally = tally if isinstance(tally, Mapping) else {}
@@ -274,7 +283,8 @@ def span_words(facts: SpanFacts, *, via: str, zone: tzinfo | None = None) -> str
 
 def repeat_words(entry: AuditEntry, facts: RepeatFacts, *, zone: tzinfo | None = None) -> str:
     """A counted record: "CSRF refusal x58 more from 192.0.2.7, 10:02:00-10:02:59 (sample:
-    alice, bob; 12 different)" (a multiplication sign and an en dash)."""
+    alice, bob; 12 different, the minute's first included)" (a multiplication sign and an en
+    dash)."""
     if "CSRF check failed" in entry.detail:
         what = "CSRF refusal"
     else:
@@ -292,7 +302,7 @@ def repeat_words(entry: AuditEntry, facts: RepeatFacts, *, zone: tzinfo | None =
     if facts.sample:
         notes.append("sample: " + ", ".join(facts.sample[:5]))
     if facts.distinct is not None:
-        notes.append(f"{facts.distinct:,} different")
+        notes.append(facts.distinct_words)
     if notes:
         words += f" ({'; '.join(notes)})"
     return words

@@ -58,7 +58,7 @@ DISTINCT_CAP = 100
 # Columns describing the repeats: kept while every repeat of the minute agrees, cleared at the
 # first that does not (RepeatCount's docstring). Text columns are cleared to "", these to NULL.
 _AGREEING_TEXT = ("actor_username", "user_agent", "via", "deployment", "meeting_id", "detail")
-_AGREEING_NULL = ("client_ip", "http_status")
+_AGREEING_NULL = ("actor", "client_ip", "http_status")
 
 
 def _minute(at: datetime) -> datetime:
@@ -198,6 +198,7 @@ def _count(refusal: _Refusal, *, now: datetime) -> int:
         "first_at": None,
         "last_at": now,
         **who(origin, RepeatCount),
+        "actor": origin.user.pk if origin.user else None,
         "via": refusal.via,
         "deployment": refusal.deployment,
         "meeting_id": refusal.meeting_id,
@@ -305,7 +306,7 @@ def _seal(row: RepeatCount) -> None:
     if row.count > 0:
         kind = KINDS.get(row.kind)
         chain.append(
-            actor=None,
+            actor_id=row.actor_id,
             actor_username=row.actor_username,
             action=row.action,
             via=row.via,

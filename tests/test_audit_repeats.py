@@ -188,6 +188,10 @@ def test_a_staff_member_refused_again_and_again_is_counted_under_their_name(outs
 
     counted = counted_records().get()
     assert (counted.actor_username, counted.repeats) == ("outsider", 2)
+    # Linked to their account as the minute's first entry is: its page read "not linked to a
+    # console account: deleted since, or never one" of an account that exists.
+    assert counted.actor_id == outsider.pk
+    assert AuditEntry.objects.filter(repeats=None).get().actor_id == outsider.pk
     assert counted.tally["source"] == "outsider"
     assert counted.tally["sample"] == ["GET /tokens/", "GET /audit/"]
     assert counted.tally["distinct"] == 2
@@ -365,6 +369,21 @@ def test_a_repeat_that_differs_clears_what_the_record_would_otherwise_claim(db):
 
     counted = counted_records().get()
     assert (counted.deployment, counted.meeting_id, counted.http_status) == ("prod", "", None)
+
+
+@pinned
+def test_repeats_of_different_accounts_link_the_record_to_none(agent, outsider):
+    for user in (agent, outsider, agent):
+        repeats.refused(
+            origin=Origin(user=user, username=user.username, client_ip="10.1.2.3"),
+            action=Action.PERMISSION_DENIED,
+            kind=repeats.FORBIDDEN,
+        )
+
+    repeats.seal_past(now=NEXT_MINUTE)
+
+    counted = counted_records().get()
+    assert (counted.actor_id, counted.actor_username, counted.repeats) == (None, "", 2)
 
 
 @pinned

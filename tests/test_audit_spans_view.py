@@ -130,7 +130,9 @@ def test_a_sealed_span_in_words_in_the_viewers_time_zone(history):
 def test_a_counted_record_in_words(history):
     assert records.record_words(history["csrf"], zone=UTC) == (
         "CSRF refusal \u00d758 more from 192.0.2.7, 10:02:00\u201310:02:59 "
-        "(sample: alice, bob; 12 different)"
+        # 12 of the minute's 59 (its first included): beside "x58 more", "12 different" alone
+        # read as counted over the 58; "x57 more ... 58 different" as impossible.
+        "(sample: alice, bob; 12 different, the minute's first included)"
     )
     assert records.record_words(history["limit"], zone=UTC).startswith(
         "Meeting lookup (not asked: lookup limit) \u00d75 more from alice, 10:08:00"
@@ -264,7 +266,7 @@ def test_a_counted_records_page_shows_what_was_tried(auditor_client, history):
     assert "Repeated requests, counted" in page
     assert "Requests 58" in page
     assert "alice , bob" in page or "alice, bob" in page
-    assert "12 different in all" in page
+    assert "(12 different, the minute&#x27;s first included)" in page
 
 
 def test_the_meeting_page_counts_calls(auditor_client, history):

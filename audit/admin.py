@@ -4,10 +4,12 @@
 from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.utils import dateformat, timezone
 from django.utils.functional import cached_property
 
 from connvo_admin.outcomes import recorded_outcomes
 
+from . import records
 from .models import Action, AuditEntry
 
 COUNT_CAP = 10_000
@@ -52,7 +54,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     # "what" folds the action and, for lookups, how it was made into one column, so the whole
     # row fits a 1280 px screen (static/css/admin.css).
-    list_display = ["at", "actor_username", "what", "deployment", "meeting_id", "outcome"]
+    list_display = ["when", "actor_username", "what", "deployment", "meeting_id", "outcome"]
     list_filter = ["action", "via", OutcomeFilter, DeploymentFilter]
     # Exact matches only, each on an indexed column: a substring search reads every row.
     search_fields = ["actor_username__exact", "meeting_id__exact", "connvo_request_id__exact"]
@@ -60,10 +62,24 @@ class AuditEntryAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
 
+    @admin.display(description="when", ordering="at")
+    def when(self, entry: AuditEntry) -> str:
+        """A sealed span or counted record: when its calls or repeats were, then when it was
+        sealed (by whichever request came by): a table's spans sealed together read as lookups
+        made at the seal's second otherwise."""
+        at = dateformat.format(timezone.localtime(entry.at), records.LOG_TIME)
+        ran = records.period(entry)
+        if ran is None or ran == (None, None):
+            return at
+        return f"{records.between(*ran)} (sealed {at})"
+
     @admin.display(description="what", ordering="action")
     def what(self, entry: AuditEntry) -> str:
         if entry.action == Action.LOOKUP and entry.via:
-            return f"Lookup ({entry.get_via_display().lower()})"
+            what = f"Lookup ({entry.get_via_display().lower()})"
+            if records.kind(entry.tally) == records.SPAN:
+                what += f": {records.count_of(entry.call_count, 'call', 'calls')} of one page"
+            return what
         return entry.get_action_display()
 
     def has_add_permission(self, request, obj=None) -> bool:

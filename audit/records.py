@@ -308,6 +308,20 @@ def repeat_words(entry: AuditEntry, facts: RepeatFacts, *, zone: tzinfo | None =
     return words
 
 
+def period(entry: AuditEntry) -> tuple[datetime | None, datetime | None] | None:
+    """When what a sealed span part or a counted record stands for happened (its first and last
+    call or repeat); None for an ordinary entry. Its `at` is when it was sealed, which can be
+    minutes later, by someone else's request."""
+    found = kind(entry.tally)
+    if found == SPAN:
+        facts = span_facts(calls=entry.calls, outcome=entry.outcome, tally=entry.tally)
+        return facts.first, facts.last
+    if found == REPEATS or entry.repeats is not None:
+        facts = repeat_facts(repeats=entry.repeats, tally=entry.tally)
+        return facts.first, facts.last
+    return None
+
+
 def record_words(entry: AuditEntry, *, zone: tzinfo | None = None) -> str:
     """A sealed span part or a counted record in words; "" for an ordinary entry (its columns say
     it all)."""

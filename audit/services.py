@@ -84,11 +84,13 @@ def record(
     calls: int | None = None,
     tally: dict | None = None,
     rotate_to: str | None = None,
+    request_id: str | None = None,
 ) -> AuditEntry:
     """Append one entry to the audit chain: in the caller's transaction if there is one, else
     committed before this returns (`chain.append`). Raises `DatabaseError` when it cannot be
     written: callers that show something decide to fail closed. `calls`: the Connvo calls the
     entry stands for (a lookup's; a sealed span part's, with its `tally`: audit/spans.py).
+    `request_id`: the console request the entry is of, when not the current one ("" for none).
     `rotate_to` is for `rotate_chain_key` only."""
     return chain.append(
         rotate_to=rotate_to,
@@ -99,6 +101,7 @@ def record(
             deployment=deployment,
             meeting_id=meeting_id,
             outcome=outcome,
+            request_id=request_id,
             http_status=http_status,
             latency_ms=latency_ms,
             connvo_request_id=connvo_request_id,
@@ -129,6 +132,7 @@ def _entry_fields(
     detail: str = "",
     calls: int | None = None,
     tally: dict | None = None,
+    request_id: str | None = None,
 ) -> dict:
     return dict(
         actor=origin.user,
@@ -142,7 +146,7 @@ def _entry_fields(
         latency_ms=None if latency_ms is None else int(latency_ms),
         connvo_request_id=fit(connvo_request_id, "connvo_request_id"),
         detail=fit(detail, "detail"),
-        request_id=fit(request_id_var.get(), "request_id"),
+        request_id=fit(request_id_var.get() if request_id is None else request_id, "request_id"),
         calls=calls,
         tally=tally,
     )

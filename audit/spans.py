@@ -326,6 +326,10 @@ def _seal_part(
         meeting_id=span.meeting_id,
         outcome=most or UNANSWERED_OUTCOME,
         calls=part,
+        # Sealed by whatever request or command came by (an auditor's page, `audit_seal`, one of
+        # the page's own refreshes): its request id is not the span's calls'. The span's first
+        # look is an entry of its own, with its request's id.
+        request_id="",
         tally={
             "kind": "span",
             "span": span.key,

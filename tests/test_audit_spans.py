@@ -252,6 +252,24 @@ def test_a_page_refreshing_after_its_span_was_sealed_opens_it_again(
 # --- Seal while open ------------------------------------------------------------------------
 
 
+def test_a_span_sealed_by_an_auditors_page_does_not_take_its_request_id(
+    agent_client, agent_token, fake_connvo, auditor_client
+):
+    page = open_page(agent_client, fake_connvo)
+    refresh(agent_client, fake_connvo, page["span"])
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=QUIET), tick=False):
+        auditor_client.get(reverse("audit:list"))
+
+    viewed = AuditEntry.objects.get(action="audit_viewed")
+    sealed = AuditEntry.objects.get(tally__kind="span")
+    assert viewed.request_id
+    # It read as the auditor's request's own record, as if the auditor's page had looked up
+    # the meeting.
+    assert sealed.request_id == ""
+    assert chain.verify().ok
+
+
 def test_an_open_page_is_sealed_inline_once_its_last_seal_is_old(
     agent_client, agent_token, fake_connvo, settings
 ):

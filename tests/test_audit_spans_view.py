@@ -259,6 +259,34 @@ def test_a_span_entrys_page_shows_its_calls_per_outcome(auditor_client, history)
     assert "the last of its page" in page
 
 
+def test_a_span_entrys_page_says_when_it_was_watched_and_when_it_was_sealed(
+    auditor_client, history
+):
+    # Its `at` is its seal (by whichever request came by), which the page called "When".
+    response = auditor_client.get(reverse("audit:entry", args=[history["span"].pk]))
+    page = text(response)
+
+    assert "Watched 10 Mar 2026, 10:02:00 \u2013 10 Mar 2026, 10:47:00" in page
+    assert "Sealed into the log Tue 10 Mar 2026, 10:47:30" in page
+    assert " When " not in page
+    assert "Console request ID — (it stands for many requests)" in page
+
+
+def test_a_counted_records_page_says_when_its_repeats_were(auditor_client, history):
+    response = auditor_client.get(reverse("audit:entry", args=[history["csrf"].pk]))
+    page = text(response)
+
+    assert "Refused 10 Mar 2026, 10:02:00 \u2013 10 Mar 2026, 10:02:59" in page
+    assert "Sealed into the log Tue 10 Mar 2026, 10:03:04" in page
+
+
+def test_the_admin_list_says_when_a_span_was_watched_and_sealed(admin_client, history):
+    page = admin_client.get("/admin/audit/auditentry/").content.decode()
+
+    assert "10:02:00\u201310:47:00 (sealed 10 Mar 2026, 10:47:30)" in page
+    assert "Lookup (live refresh): 270 calls of one page" in page
+
+
 def test_a_counted_records_page_shows_what_was_tried(auditor_client, history):
     response = auditor_client.get(reverse("audit:entry", args=[history["csrf"].pk]))
     page = text(response)

@@ -341,11 +341,12 @@ def _ranked(counts: Counter) -> list:
 def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overview:
     since, until, default_range = _range(entry_filter, now)
     if default_range and entry_filter.meeting_id:
-        # A meeting's whole history is short and on its own index: show all of it.
+        # A meeting's whole history is short and on its own index: show all of it, from its
+        # first entry (drawn per hour when that was less than two days ago), not the last 7 days.
         first = (
             filtered_entries(entry_filter).order_by("at", "id").values_list("at", flat=True).first()
         )
-        since = min(since, first) if first else since
+        since = first or since
     in_range = dataclasses.replace(entry_filter, since=since, until=until)
     chart_since, chart_until = _charted(since, until, now)
     per = _per(chart_until - chart_since)

@@ -242,6 +242,17 @@ def test_entries_other_than_lookups_are_charted_without_a_split(auditor_client, 
     assert '<th scope="col">Found</th>' not in page
 
 
+def test_a_meeting_first_looked_up_minutes_ago_is_drawn_per_hour_from_then(auditor_client, db):
+    seeding.append([lookup("alice", NOW - timedelta(minutes=20), MEETING)])
+
+    with time_machine.travel(NOW, tick=False):
+        response = auditor_client.get(reverse("audit:meeting", args=[MEETING]))
+
+    assert f"Its whole history: 10 Mar 2026, 15:10:00 {DASH} now" in text(response.content.decode())
+    assert response.context["overview"].per == "hour"
+    assert len(response.context["overview"].buckets) == 1  # 15:00-16:00, not 7 days of bars
+
+
 def test_count_stops_at_its_bound(auditor_client, log, monkeypatch):
     monkeypatch.setattr(overview, "COUNT_BOUND", 3)
 
@@ -255,12 +266,13 @@ def test_a_meetings_overview_reads_its_own_entries(auditor_client, log):
     with time_machine.travel(NOW, tick=False):
         page = auditor_client.get(reverse("audit:meeting", args=[MEETING])).content.decode()
 
-    # At least the last 7 days, further back when its first lookup is older (carol's of OTHER).
-    assert f"Its whole history: 3 Mar 2026, 15:30:00 {DASH} now" in text(page)
+    # From its first entry (bob's, two days ago), whether or not that is within the last 7 days
+    # (carol's of OTHER): it said "3 Mar" (7 days ago) of a meeting first looked up on 8 Mar.
+    assert f"Its whole history: 8 Mar 2026, 15:30:00 {DASH} now" in text(page)
     with time_machine.travel(NOW, tick=False):
         other = auditor_client.get(reverse("audit:meeting", args=[OTHER])).content.decode()
     assert f"Its whole history: 18 Feb 2026, 15:30:00 {DASH} now" in text(other)
-    assert "Lookups per day: 7 in the 7 matching entries" in text(page)
+    assert "Lookups per hour: 7 in the 7 matching entries" in text(page)  # two days: per hour
     assert f'class="outcome outcome--connvo_failed">{Outcome.TIMEOUT.label}<span' in page
 
 

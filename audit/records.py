@@ -17,7 +17,7 @@ from django.db.models import Case, F, PositiveBigIntegerField, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import dateformat, timezone
 
-from connvo_admin.outcomes import describe
+from connvo_admin.outcomes import Outcome, describe
 
 from .models import Action, AuditEntry, Span, Via
 
@@ -32,6 +32,11 @@ LOG_TIME = "j M Y, H:i:s"
 LOG_CLOCK = "H:i:s"
 # Written as escapes: the linter reads them as look-alikes of "-" and "x".
 DASH, TIMES = "\u2013", "\u00d7"
+# The outcomes after which a page asks nothing more about its meeting (a table, nothing more about
+# that row): their live handling stops it (connvo_admin/outcomes.py, the one home of that).
+STOPS_THE_PAGE = frozenset(
+    str(outcome) for outcome in Outcome if not describe(outcome).live.keeps_going
+)
 # A sentence names this many outcomes; the rest are summed ("and 9 more with 4 other outcomes").
 OUTCOMES_NAMED = 5
 OUTCOME_LENGTH = AuditEntry._meta.get_field("outcome").max_length
@@ -100,9 +105,12 @@ class SpanFacts:
     # False: the tally's outcomes do not add up to `calls`; the figures count `calls` under the
     # record's own outcome, and the page says so.
     adds_up: bool = True
-    # Open spans only: already sealed into the chain, and whether the page is still polling.
+    # Open spans only: already sealed into the chain, whether the page may still be asking, and
+    # until when it counts as open if it asks nothing more.
     sealed: int = 0
     waiting: bool = False
+    open_until: datetime | None = None
+    settled: bool = False  # its answers stopped the page: it asks nothing more (`settled_by`)
 
     @property
     def by_outcome(self) -> dict[str, int]:
@@ -352,6 +360,14 @@ class OpenSpan:
         return self.span.calls - min(self.span.sealed_calls, self.span.calls)
 
 
+def settled_by(answered: Mapping[str, int], *, in_flight: int) -> bool:
+    """Whether a span's page will ask nothing more about its meeting: every call answered, each
+    with an outcome that stops the page (a table row "Not a meeting ID", "Not a participant").
+    `selectors.open_spans` asks the same of the database."""
+    outcomes = {outcome for outcome, n in answered.items() if n}
+    return not in_flight and bool(outcomes) and outcomes <= STOPS_THE_PAGE
+
+
 def open_span(span: Span, *, now: datetime) -> OpenSpan:
     """A span's current counts from its `SpanCount` rows (prefetched as `counts`)."""
     answered: Counter[str] = Counter()
@@ -362,6 +378,7 @@ def open_span(span: Span, *, now: datetime) -> OpenSpan:
     without_answer = max(span.calls - sum(answered.values()), 0)
     if without_answer:
         unsealed[UNANSWERED] += without_answer
+    settled = settled_by(answered, in_flight=without_answer)
     facts = SpanFacts(
         calls=span.calls,
         outcomes=sorted(((o, n) for o, n in answered.items() if n), key=lambda i: (-i[1], i[0])),
@@ -374,15 +391,19 @@ def open_span(span: Span, *, now: datetime) -> OpenSpan:
         last_request=span.last_request_id,
         sealed=min(span.sealed_calls, span.calls),
         # Calls counted without an answer are in flight while the page polls, unanswered once
-        # it has gone quiet (they are sealed as such).
-        waiting=not span.is_quiet(now),
+        # it has gone quiet (they are sealed as such). A page whose answers stopped it asks
+        # nothing more, however long it counts as open.
+        waiting=not span.is_quiet(now) and not settled,
+        open_until=span.open_until,
+        settled=settled,
     )
     return OpenSpan(span=span, facts=facts, unsealed={o: n for o, n in unsealed.items() if n})
 
 
 def open_span_words(item: OpenSpan, *, zone: tzinfo | None = None) -> str:
     """ "Open since 10:02:13 · 41 refreshes so far: 39 found, 1 no answer in time, 1 waiting for
-    Connvo's answer · last 10:05:40 · 12 sealed into the log"."""
+    Connvo's answer · last 10:05:40 · 12 already sealed into the log · open until 10:06:10 unless
+    it asks again". A closed tab says nothing, so a page is only known to be open until then."""
     facts, span = item.facts, item.span
     opened = _clock(span.opened_at, zone)
     last = _clock(span.last_at, zone)
@@ -395,6 +416,12 @@ def open_span_words(item: OpenSpan, *, zone: tzinfo | None = None) -> str:
     words += f" · last {dateformat.format(last, LOG_CLOCK if same_day else LOG_TIME)}"
     if facts.sealed:
         words += f" · {facts.sealed:,} already sealed into the log"
-    if not facts.waiting:
+    if facts.waiting and facts.open_until is not None:
+        until = _clock(facts.open_until, zone)
+        fmt = LOG_CLOCK if until.date() == last.date() else LOG_TIME
+        words += f" · open until {dateformat.format(until, fmt)} unless it asks again"
+    elif facts.settled:
+        words += " · its page asks nothing more, to be sealed"
+    else:
         words += " · quiet, to be sealed"
     return words

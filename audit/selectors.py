@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
 
 from connvo_admin.outcomes import Outcome
 
@@ -296,7 +296,11 @@ def open_spans(
     open page and meeting, and is read without an index (see the model)."""
     if entry_filter.action and entry_filter.action != Action.LOOKUP:
         return []
-    spans = Span.objects.filter(Q(calls__gt=F("sealed_calls")) | ~Span.quiet(now))
+    # A page open by the clock whose every answer stopped it (`records.settled_by`: a table's
+    # row "Not a meeting ID") asks nothing more: once all its calls are sealed, it is not open.
+    counts = SpanCount.objects.filter(span=OuterRef("pk"), calls__gt=0)
+    asking = Exists(counts.exclude(outcome__in=records.STOPS_THE_PAGE)) | ~Exists(counts)
+    spans = Span.objects.filter(Q(calls__gt=F("sealed_calls")) | (~Span.quiet(now) & asking))
     for field, value in (
         ("actor_username", entry_filter.staff),
         ("meeting_id", entry_filter.meeting_id),

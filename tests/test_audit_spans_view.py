@@ -145,8 +145,65 @@ def test_an_open_span_in_words_says_what_is_still_waiting(history):
     assert records.open_span_words(item, zone=UTC) == (
         "Open since 10:50:00 · 41 refreshes so far: 39 found, 1 no answer in time, "
         "1 waiting for Connvo's answer · last 10:59:57 · 12 already sealed into the log"
+        # A closed tab says nothing: the page is only known to be open until then.
+        " · open until 11:00:57 unless it asks again"
     )
     assert item.unsealed == {"found": 27, "timeout": 1, "unanswered": 1}
+
+
+@pytest.mark.parametrize("outcome", ["invalid_id", "not_visible", "not_found"])
+def test_a_page_its_answers_stopped_is_not_open_once_sealed(history, outcome):
+    # A table's row "Not a meeting ID", looked at once and sealed: the table never asks about
+    # it again, yet it was listed as a page still watching its meeting for minutes.
+    open_span(
+        opened=NOW - timedelta(seconds=5),
+        last=NOW - timedelta(seconds=5),
+        answered={outcome: 1},
+        sealed={outcome: 1},
+        via=Via.TABLE,
+        meeting_id="m-settled",
+        key="tableKey_0123456789abcdef",
+        quiet_after=300,
+    )
+
+    shown = selectors.open_spans(selectors.EntryFilter(), now=NOW)
+
+    assert [item.span.meeting_id for item in shown] == ["m-planning"]
+
+
+def test_a_page_its_answers_stopped_with_calls_to_seal_says_it_asks_nothing_more(history):
+    open_span(
+        opened=NOW - timedelta(seconds=40),
+        last=NOW - timedelta(seconds=5),
+        answered={"found": 3, "not_visible": 1},
+        sealed={"found": 1},
+        via=Via.TABLE,
+        meeting_id="m-gone",
+        key="tableKey_0123456789abcdef",
+        quiet_after=300,
+    )
+    open_span(
+        opened=NOW - timedelta(seconds=40),
+        last=NOW - timedelta(seconds=5),
+        answered={"not_visible": 2},
+        sealed={"not_visible": 1},
+        via=Via.TABLE,
+        meeting_id="m-settled",
+        key="tableKey_0123456789abcdef",
+        quiet_after=300,
+    )
+
+    shown = {
+        item.span.meeting_id: item
+        for item in selectors.open_spans(selectors.EntryFilter(), now=NOW)
+    }
+
+    # Found before it was gone: whether the page asks again is not known from counts alone.
+    assert records.open_span_words(shown["m-gone"], zone=UTC).endswith("unless it asks again")
+    words = records.open_span_words(shown["m-settled"], zone=UTC)
+    assert words.endswith(
+        "1 already sealed into the log · its page asks nothing more, to be sealed"
+    )
 
 
 def test_an_open_span_gone_quiet_says_its_calls_were_not_answered(history):

@@ -401,7 +401,7 @@ def open_span(span: Span, *, now: datetime) -> OpenSpan:
 
 
 def open_span_words(item: OpenSpan, *, zone: tzinfo | None = None) -> str:
-    """ "Open since 10:02:13 · 41 refreshes so far: 39 found, 1 no answer in time, 1 waiting for
+    """ "Open since 10:02:13 · 41 lookups so far: 39 found, 1 no answer in time, 1 waiting for
     Connvo's answer · last 10:05:40 · 12 already sealed into the log · open until 10:06:10 unless
     it asks again". A closed tab says nothing, so a page is only known to be open until then."""
     facts, span = item.facts, item.span
@@ -409,7 +409,9 @@ def open_span_words(item: OpenSpan, *, zone: tzinfo | None = None) -> str:
     last = _clock(span.last_at, zone)
     same_day = opened.date() == last.date()
     words = f"Open since {dateformat.format(opened, LOG_CLOCK if same_day else LOG_TIME)} · "
-    words += count_of(facts.calls, *_noun(span.via)) + " so far"
+    # Its calls so far include the page's first look (sealed as an entry of its own): "1
+    # refresh so far" was said of a page opened once and never refreshed.
+    words += count_of(facts.calls, "lookup", "lookups") + " so far"
     detail = outcome_words(facts.outcomes, unanswered=facts.unanswered, waiting=facts.waiting)
     if detail:
         words += f": {detail}"

@@ -143,7 +143,7 @@ def test_an_open_span_in_words_says_what_is_still_waiting(history):
     (item,) = selectors.open_spans(selectors.EntryFilter(), now=NOW)
 
     assert records.open_span_words(item, zone=UTC) == (
-        "Open since 10:50:00 · 41 refreshes so far: 39 found, 1 no answer in time, "
+        "Open since 10:50:00 · 41 lookups so far: 39 found, 1 no answer in time, "
         "1 waiting for Connvo's answer · last 10:59:57 · 12 already sealed into the log"
         # A closed tab says nothing: the page is only known to be open until then.
         " · open until 11:00:57 unless it asks again"
@@ -259,7 +259,7 @@ def test_the_log_shows_spans_counted_records_and_what_is_open(auditor_client, hi
 
     assert response.status_code == 200
     assert "Open now" in page
-    assert "Open since 10:50:00 · 41 refreshes so far" in page
+    assert "Open since 10:50:00 · 41 lookups so far" in page
     assert "Watched 10:02:00\u201310:47:00 · 270 refreshes: 268 found, 2 no answer in time" in page
     assert "10 lookups: 8 found, 2 not a participant" in page
     assert "CSRF refusal \u00d758 more from 192.0.2.7" in page
@@ -594,7 +594,7 @@ def test_a_page_on_push_stays_open_now_however_long_connvo_sends_nothing(
     documents = [json.loads(line) for line in export.splitlines()]
 
     assert Span.objects.count() == 2
-    assert "Open since 10:15:00 · 1 refresh so far: 1 found · last 10:15:00" in page
+    assert "Open since 10:15:00 · 1 lookup so far: 1 found · last 10:15:00" in page
     assert page.count("Open since") == 1
     assert [(d["meeting_id"], d["sealed"]) for d in documents if not d["sealed"]] == [
         ("m-pushed", False)

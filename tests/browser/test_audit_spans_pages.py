@@ -152,7 +152,7 @@ def test_spans_counted_records_and_open_spans_read_well(
 def _read_well(page: Page, name: str, size: str, scheme: str, viewport: dict) -> None:
     if name == "log":
         expect(page.get_by_role("heading", name="Open now")).to_be_visible()
-        expect(page.get_by_text("41 refreshes so far")).to_be_visible()
+        expect(page.get_by_text("41 lookups so far")).to_be_visible()
         expect(page.get_by_text("unanswered (no outcome was recorded)").first).to_be_visible()
         expect(page.get_by_text("\u00d71,000,000,000 more from 192.0.2.7")).to_be_visible()
     if name == "entry":

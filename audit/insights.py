@@ -10,13 +10,14 @@ The thresholds are the AUDIT_FLAG_* settings (README, "Settings")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import ExtractHour, TruncHour
 from django.urls import reverse
+from django.utils import dateformat
 
 from . import records, rollup
 from .models import Action, AuditEntry, StaffDay, StaffHour, Via
@@ -212,10 +213,19 @@ def _link(staff: str, since: datetime, until: datetime, **params: str) -> str:
     return f"{reverse('audit:staff', args=[staff])}?{urlencode(query)}"
 
 
-def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
+def _hour_words(hour: datetime, zone: tzinfo | None) -> str:
+    if zone is None:
+        return f"{hour:%Y-%m-%d %H}:00 UTC"
+    return dateformat.format(hour.astimezone(zone), "j M Y, H:i T")
+
+
+def find_flags(
+    *, now: datetime, since: datetime | None = None, zone: tzinfo | None = None
+) -> list[Flag]:
     """The flags for the window [since, now) (by default the last 24 hours), against each staff
     member's AUDIT_FLAG_BASELINE_DAYS whole days (UTC) before the window's first day. Sorted by
-    kind, then staff member."""
+    kind, then staff member. `zone`: the viewer's, for the moments a sentence names (the audit
+    page's, as the rest of the page); without it they are written in UTC (`audit_insights`)."""
     until = now
     since = since if since is not None else now - DEFAULT_WINDOW
     window_hours = (until - since) / timedelta(hours=1)
@@ -268,7 +278,7 @@ def find_flags(*, now: datetime, since: datetime | None = None) -> list[Flag]:
                     hour + timedelta(hours=1),
                     {"meetings": meetings},
                     f"{staff} looked up {meetings} different meetings within one hour "
-                    f"(from {hour:%Y-%m-%d %H}:00 UTC).",
+                    f"(from {_hour_words(hour, zone)}).",
                 )
             )
         odd_hours = sorted(h for h in recent.by_hour_of_day if not usual_hours & (1 << h))

@@ -208,7 +208,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
     flags = None
     if not request.GET:  # the log as it opens: what stands out lately
         rollup.catch_up(limit=ROLLUP_PER_VISIT)
-        flags = insights.find_flags(now=timezone.now())
+        flags = insights.find_flags(now=timezone.now(), zone=timezone.get_current_timezone())
     return _entry_list(request, listing=_list_page(), extra={"flags": flags})
 
 

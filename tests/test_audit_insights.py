@@ -128,6 +128,19 @@ def test_the_audit_log_shows_the_flags_with_links(auditor_client, team):
     assert "outcome=not_visible" in page
 
 
+def test_the_flags_on_the_page_name_their_hour_in_the_viewers_zone(auditor_client, team):
+    # "from 2026-06-15 02:00 UTC" on a page whose every other time is the viewer's.
+    auditor_client.cookies["console_tz"] = "Europe/Berlin"
+    with time_machine.travel(NOW, tick=False):
+        page = auditor_client.get(reverse("audit:list")).content.decode()
+
+    assert "different meetings within one hour (from 15 Jun 2026, 04:00 CEST)" in page
+    assert "02:00 UTC)" not in page
+    # `audit_insights` (for cron and alerting) keeps UTC.
+    (many,) = [flag for flag in insights.find_flags(now=NOW) if flag.kind == "many_meetings"]
+    assert many.sentence.endswith("(from 2026-06-15 02:00 UTC).")
+
+
 def test_a_filtered_log_leaves_the_flags_out(auditor_client, team):
     with time_machine.travel(NOW, tick=False):
         page = auditor_client.get(reverse("audit:list"), {"staff": "alice"}).content.decode()

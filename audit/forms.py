@@ -54,6 +54,7 @@ class ActiveFilter:
     # The page's own filter (a meeting's history, a staff member's activity): removing it leads
     # to the whole log, with the other filters.
     fixed: bool = False
+    note: str = ""  # said after a value that is taken but matches nothing ("never in the log")
 
 
 class DateInput(forms.DateInput):
@@ -147,6 +148,12 @@ class AuditFilterForm(forms.Form):
                 value = ""
             chips.append(ActiveFilter(name, str(field.label), value, query.urlencode(), valid))
         return chips
+
+    def unknown_outcome(self) -> str:
+        """The outcome filtered by when this console names no such outcome (taken: an older or
+        newer console may have written it), else ""."""
+        outcome = getattr(self, "cleaned_data", {}).get("outcome", "")
+        return outcome if outcome and outcome not in dict(outcome_choices()) else ""
 
     def _shown(self, name: str, field: forms.Field) -> str:
         value = self.cleaned_data.get(name)

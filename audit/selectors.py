@@ -389,3 +389,12 @@ def seen_title(*, meeting_id: str) -> str:
     them all)."""
     seen = SeenMeeting.objects.filter(meeting_id=meeting_id).order_by("-seen_at").first()
     return seen.title if seen else ""
+
+
+def outcome_on_record(outcome: str) -> bool:
+    """Whether any entry, or an open span's call, ended in `outcome`: a short read of the
+    uncommon outcomes' index (and of the open spans' counts)."""
+    return (
+        AuditEntry.objects.filter(outcome=outcome).exists()
+        or SpanCount.objects.filter(outcome=outcome).exists()
+    )

@@ -4,6 +4,7 @@ refusal in the log."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from django.conf import settings
@@ -31,7 +32,7 @@ from . import (
     selectors,
     spans,
 )
-from .forms import CURSOR_PARAMS, AuditFilterForm
+from .forms import CURSOR_PARAMS, ActiveFilter, AuditFilterForm
 from .models import EXPORT_LOG_PERMISSION, VIEW_LOG_PERMISSION, Action, AuditEntry
 from .selectors import BadCursor, Cursor
 from .services import Origin, record, record_or_log
@@ -152,6 +153,20 @@ def _confirm_list(request: HttpRequest, **page: str) -> HttpResponse:
     )
 
 
+def _active_filters(form: AuditFilterForm) -> list[ActiveFilter]:
+    """The form's chips. An outcome this console does not name is taken (an older or newer
+    console's), and its chip says so when the log has never held it: "Outcome: Bogus" read as
+    a filter like any other, beside "(not valid)" on a bad action or via."""
+    chips = form.active_filters()
+    unknown = form.unknown_outcome()
+    if unknown and not selectors.outcome_on_record(unknown):
+        chips = [
+            dataclasses.replace(chip, note="never in the log") if chip.name == "outcome" else chip
+            for chip in chips
+        ]
+    return chips
+
+
 def _entry_list(request: HttpRequest, *, listing: tuple[dict, str], extra: dict) -> HttpResponse:
     fixed, viewing = listing
     form = AuditFilterForm(request.GET, fixed=fixed)
@@ -188,7 +203,7 @@ def _entry_list(request: HttpRequest, *, listing: tuple[dict, str], extra: dict)
         "page": page,
         "overview": summary,
         "filter_query": _filter_query(request),
-        "active_filters": form.active_filters(),
+        "active_filters": _active_filters(form),
         "staff_names": get_user_model()
         .objects.order_by("username")
         .values_list("username", flat=True)[:500],

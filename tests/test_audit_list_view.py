@@ -299,6 +299,20 @@ def test_a_refused_value_is_a_chip_too_so_it_can_be_removed(auditor_client):
     }
 
 
+def test_an_outcome_no_console_names_says_whether_the_log_ever_held_it(auditor_client, audit_entry):
+    # Taken on purpose (an older or newer console's outcome), but "Outcome: Bogus" read as a
+    # filter like any other beside "(not valid)" on a bad action or via.
+    audit_entry(username="alice", outcome="older_outcome")
+
+    bogus = chips(auditor_client.get(URL, {"outcome": "bogus"}))
+    older = chips(auditor_client.get(URL, {"outcome": "older_outcome"}))
+    known = chips(auditor_client.get(URL, {"outcome": "timeout"}))  # none yet, but a real one
+
+    assert bogus == {"Remove the filter Outcome: Bogus (never in the log)": URL}
+    assert older == {"Remove the filter Outcome: Older outcome": URL}
+    assert known == {"Remove the filter Outcome: No answer in time": URL}
+
+
 def test_a_pages_own_filter_is_a_chip_to_the_whole_log(auditor_client, audit_entry):
     audit_entry(username="bob", meeting_id=MEETING)
 

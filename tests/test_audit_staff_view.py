@@ -27,7 +27,7 @@ def test_lists_only_that_staff_members_entries(auditor_client, agent, audit_entr
     assert "Activity of agent" in page
     assert shown_ids(response) == [looked.pk, signed_in.pk]
     assert 'name="staff"' not in page  # fixed by the page
-    assert "No console account has this username any more" not in page
+    assert "No console account has this username" not in page
 
 
 def test_history_outlives_the_account(auditor_client, audit_entry):
@@ -36,7 +36,18 @@ def test_history_outlives_the_account(auditor_client, audit_entry):
     response = auditor_client.get(reverse("audit:staff", args=["departed"]))
 
     assert shown_ids(response) == [entry.pk]
-    assert "No console account has this username any more" in response.content.decode()
+    assert (
+        "No console account has this username now; the entries keep the name as they wrote it."
+        in response.content.decode()
+    )
+
+
+def test_a_name_never_in_the_log_is_not_said_to_have_lost_its_account(auditor_client, db):
+    response = auditor_client.get(reverse("audit:staff", args=["nobody-here"]))
+
+    page = response.content.decode()
+    assert "No console account has this username, and the log holds nothing under it." in page
+    assert "any more" not in page and "keep the name" not in page
 
 
 def test_sums_up_the_staff_members_record(auditor_client, audit_entry):

@@ -79,8 +79,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
             what = f"Lookup ({entry.get_via_display().lower()})"
             if records.kind(entry.tally) == records.SPAN:
                 what += f": {records.count_of(entry.call_count, 'call', 'calls')} of one page"
-            return what
-        return entry.get_action_display()
+        else:
+            what = entry.get_action_display()
+        if entry.repeats is not None:  # a counted record: one row for many refused requests
+            what += f" {records.TIMES}{entry.repeats:,} more"
+        return what
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

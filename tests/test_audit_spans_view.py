@@ -342,6 +342,7 @@ def test_the_admin_list_says_when_a_span_was_watched_and_sealed(admin_client, hi
 
     assert "10:02:00\u201310:47:00 (sealed 10 Mar 2026, 10:47:30)" in page
     assert "Lookup (live refresh): 270 calls of one page" in page
+    assert "Permission denied \u00d758 more" in page  # the CSRF flood's counted record
 
 
 def test_a_counted_records_page_shows_what_was_tried(auditor_client, history):

@@ -268,6 +268,21 @@ def test_the_panel_reads_verified_up_to_the_head_and_says_from_where(
     assert "Not verified yet" not in text
 
 
+def test_the_panel_after_a_walk_with_nothing_new_says_so(verified_then_more, auditor_client):
+    # The demo walks every few minutes, often with nothing new: "#93-#92 walked on ..." read as
+    # a walk of a backwards range.
+    _, after = verified_then_more
+    assert run("--since-checkpoint")[0] == 0
+    assert run("--since-checkpoint")[0] == 0
+
+    page = auditor_client.get(reverse("audit:list")).content.decode()
+    text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+    assert "Chain verified: OK" in text
+    assert f"nothing was written after the checkpoint at entry #{after[-1].pk}, which" in text
+    assert f"#{after[-1].pk + 1}\N{EN DASH}#{after[-1].pk}" not in text
+
+
 def test_the_checkpoint_it_emits_counts_the_whole_log(verified_then_more, settings):
     _, after = verified_then_more
     status, out = run("--since-checkpoint")

@@ -249,7 +249,7 @@ def test_a_long_range_is_charted_per_day_from_the_day_summary(
         overview = page.locator(".audit-overview")
         # Every entry is a lookup but the auditor's own sign-in.
         expect(overview).to_contain_text(
-            f"Lookups per day: {len(entries)} of the {len(entries) + 1} matching entries"
+            f"Lookups per day: {len(entries)} in the {len(entries) + 1} matching entries"
         )
         assert overview.locator(".audit-chart__bucket").count() >= 40
         assert page.evaluate("document.documentElement.scrollWidth") <= width

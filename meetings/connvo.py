@@ -295,6 +295,16 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
         try:
             response = _http().post(url, json=body, headers=headers, timeout=timeout, stream=True)
             content = _read_whole(response, deadline)
+        except _TooLarge:
+            raise BadResponse(
+                f"Connvo ({deployment.name}) answered with more than any meeting takes (perhaps a "
+                "proxy page or a download). Try again; if it persists, report it to the Connvo "
+                "team.",
+                detail=f"HTTP {response.status_code}, over {ANSWER_LIMIT:,} bytes, not read",
+                http_status=response.status_code,
+                latency_ms=elapsed_ms(),
+                attempts=attempt,
+            ) from None
         except requests.exceptions.ReadTimeout:
             raise ConnvoTimeout(
                 f"Connvo ({deployment.name}) did not answer within "
@@ -335,13 +345,24 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
         )
 
 
+# The most of an answer read (decoded): a meeting is a few kilobytes, an error less. Past it the
+# answer is not Connvo's (a proxy's download, a runaway body) and would only take the worker's
+# memory.
+ANSWER_LIMIT = 8 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    """The answer's body ran past ANSWER_LIMIT; its connection is closed."""
+
+
 def _read_whole(response: requests.Response, deadline: float) -> bytes:
-    """The response's body, read by the deadline (time.monotonic()) or raise ReadTimeout.
+    """The response's body, read by the deadline (time.monotonic()) or raise ReadTimeout; past
+    ANSWER_LIMIT bytes, _TooLarge.
 
     Each read takes what has arrived (read1) and may wait no longer than the time left. Errors
     are raised as requests would raise them reading the body itself. Read to its end, the
     connection goes back to the pool for the next lookup; given up on, it is closed."""
-    raw, chunks = response.raw, []
+    raw, chunks, size = response.raw, [], 0
     try:
         while True:
             left = deadline - time.monotonic()
@@ -355,6 +376,10 @@ def _read_whole(response: requests.Response, deadline: float) -> bytes:
             chunk = raw.read1(64 * 1024, decode_content=True)
             if not chunk:
                 return b"".join(chunks)
+            size += len(chunk)
+            if size > ANSWER_LIMIT:
+                response.close()
+                raise _TooLarge
             chunks.append(chunk)
     except urllib3.exceptions.ReadTimeoutError:
         response.close()

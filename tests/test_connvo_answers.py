@@ -453,6 +453,30 @@ def test_a_compressed_answer_is_read_as_sent(odd, drip):
     assert look_up(odd).meeting.title == "x" * 2000
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_an_answer_larger_than_any_meeting_is_not_read_whole(odd_dev, agent_client, compressed):
+    """A proxy's download or a runaway body (or a small gzip that unpacks to a huge one) would
+    only take the worker's memory: past connvo.ANSWER_LIMIT the lookup is a bad response."""
+    odd_dev.gzip = compressed
+    odd_dev.answer(found(description=json.dumps("x" * (connvo.ANSWER_LIMIT + 1))))
+
+    with pytest.raises(connvo.BadResponse) as caught:
+        look_up(odd_dev)
+    status, html = page(agent_client)
+
+    assert caught.value.detail == f"HTTP 200, over {connvo.ANSWER_LIMIT:,} bytes, not read"
+    assert status == 502 and "answered with more than any meeting takes" in html
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert entry.outcome == "bad_response"
+
+
+def test_an_answer_just_within_the_limit_is_read(odd):
+    padding = connvo.ANSWER_LIMIT - len(found(description='""')) - 16
+    odd.answer(found(description=json.dumps("x" * padding)))
+
+    assert len(look_up(odd).meeting.description) == padding
+
+
 def test_an_answer_cut_off_halfway_is_a_failed_request(odd):
     odd.answer(found())
     odd.cut = True

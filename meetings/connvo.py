@@ -810,7 +810,7 @@ def _convert(key: str, item: Any) -> tuple[Any, str]:
             return enum(item), ""
         except ValueError:
             # Connvo added a value: show it as sent rather than hide the meeting.
-            return item, f"has the value {item!r}, which the console does not know yet"
+            return item, f"has the value {_cut(item)}, which the console does not know yet"
     if key in _STRING_FIELDS:
         if not isinstance(item, str):
             return None, f"is {_json_type(item)}, expected a string"

@@ -253,3 +253,18 @@ def test_a_pushed_answer_naming_another_meeting_is_drift_and_never_shown(agent_t
 
     assert result.meeting.id == asked
     assert result.meeting.describe_drift().startswith("_id is ")
+
+
+def test_an_unknown_value_of_any_length_is_shown_and_noted_cut(
+    agent_client, agent_token, fake_connvo
+):
+    """A state of 100,000 characters: the badge and the drift note (on the page and on record)
+    show its start, not all of it, in every row of a table as on the meeting page."""
+    fake_connvo.misbehave("schema_drift", field="state", value="archived" + "x" * 100_000)
+
+    page = agent_client.get(detail_url(fake_connvo)).content.decode()
+
+    badge = re.search(r'badge--unknown"[^>]*>.*?<bdi>([^<]*)</bdi>', page, re.S).group(1)
+    assert badge.startswith("archived") and len(badge) <= 40
+    entry = AuditEntry.objects.get(action=Action.LOOKUP)
+    assert "has the value 'archivedxxx" in entry.detail and len(entry.detail) < 200

@@ -10,6 +10,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 
 from connvo_admin.outcomes import describe
 
@@ -34,6 +35,8 @@ BADGES = {
     },
 }
 BADGE_LABELS = {"role": "Your role", "presence": "Your presence", "state": "State"}
+# Characters of a value the console does not know that a badge shows (its drift note says more).
+UNKNOWN_VALUE_SHOWN = 40
 
 # Characters that change how text reads without being seen: direction overrides and isolates
 # (`Refund \u202eexe.tnemyap\u202c` reads "Refund payment.exe"), zero-width and other format
@@ -179,8 +182,9 @@ def badge(kind: str, value: str | None) -> str:
             label=label,
             name=name,
         )
-    # A value Connvo added since the console was written (or none at all): neutral, as sent.
-    label = "—" if value is None else str(value)
+    # A value Connvo added since the console was written (or none at all): neutral, as sent, and
+    # cut as its drift note is (a table draws one per row).
+    label = "—" if value is None else Truncator(str(value)).chars(UNKNOWN_VALUE_SHOWN)
     return format_html(
         '<span class="badge badge--{kind} badge--unknown" '
         'title="{name}: {label} (a value the console does not know yet)">'

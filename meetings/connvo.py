@@ -37,7 +37,7 @@ from connvo_admin.outcomes import LookupFailed, Outcome
 from connvo_admin.outside_text import storable
 
 from .deployments import Deployment
-from .workos_auth import is_workos_deployment
+from .workos_auth import takes_pasted_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -515,7 +515,7 @@ def _describe_body(response: requests.Response, content: bytes) -> str:
 def missing_token(deployment: Deployment) -> NoToken:
     """The agent has no credential for the deployment: found here, by the sync client, or by
     meetings/credentials.py (none stored, or removed while a renewal waited), said one way."""
-    if is_workos_deployment(deployment.name):
+    if not takes_pasted_tokens(deployment.name):
         return NoToken(
             f"Your Connvo account is not connected for {deployment.name}. Connect it on the "
             "Tokens page, then look up the meeting again."

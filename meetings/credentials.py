@@ -45,6 +45,7 @@ from .workos_auth import (
     is_session_over,
     is_workos_deployment,
     session_answer,
+    takes_pasted_tokens,
     workos_client,
 )
 
@@ -346,14 +347,6 @@ def _audit_refresh(origin: Origin, deployment_name: str, *, ok: bool, detail: st
 
 
 # --- Storing a credential -----------------------------------------------------------------------
-
-
-def takes_pasted_tokens(deployment_name: str) -> bool:
-    """Whether agents paste their Connvo token for this deployment: wherever WorkOS is not set up.
-    Where it is, their credential is a session the console renews; a pasted token would stand in
-    for it with one that lasts minutes and is never renewed. The Tokens page, `connvo_token set`
-    and `store_credential` all ask here."""
-    return not is_workos_deployment(deployment_name)
 
 
 class PasteNotTaken(Exception):

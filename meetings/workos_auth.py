@@ -17,6 +17,14 @@ def is_workos_deployment(deployment_name: str) -> bool:
     return deployment_name in settings.CONNVO_WORKOS
 
 
+def takes_pasted_tokens(deployment_name: str) -> bool:
+    """Whether agents paste their Connvo token for this deployment: wherever WorkOS is not set up.
+    Where it is, their credential is a session the console renews; a pasted token would stand in
+    for it with one that lasts minutes and is never renewed. The Tokens page, `connvo_token set`,
+    `store_credential` and the "no token" message (meetings/connvo.py) all ask here."""
+    return not is_workos_deployment(deployment_name)
+
+
 @lru_cache(maxsize=8)
 def _client(client_id: str, api_key: str, base_url: str, timeout: int) -> workos.WorkOSClient:
     # No SDK retries: retrying a refresh whose answer was lost would spend the single-use

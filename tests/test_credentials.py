@@ -3,10 +3,12 @@ single-use refresh tokens (also under concurrency), and every way that can fail.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -568,6 +570,40 @@ def test_concurrent_lookups_spend_the_refresh_token_once(agent, fake_connvo):
     assert AuditEntry.objects.filter(action=Action.TOKEN_REFRESHED).count() == 1
 
 
+def slow_renewal(fake_connvo) -> list:
+    """WorkOS's calls that renew a session and that the fake is holding back (`workos_slow`)."""
+    return [
+        call
+        for call in fake_connvo.workos_calls
+        if call.path.endswith("/authenticate") and call.misbehaviour == "workos_slow"
+    ]
+
+
+@contextlib.contextmanager
+def renewal_waiting_for_workos(agent, fake_connvo) -> Iterator[list[object]]:
+    """The agent's lookup in another thread, its renewal held back by the fake's `workos_slow`:
+    the body runs while WorkOS has not answered; then the lookup ends. Yields the lookup's
+    result (or what it raised), there once the body is done."""
+    renewal: list[object] = []
+
+    def look_up_slowly() -> None:
+        try:
+            renewal.append(look_up(agent, fake_connvo))
+        except Exception as exc:  # asserted by the test
+            renewal.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look_up_slowly)
+    thread.start()
+    while not slow_renewal(fake_connvo):
+        thread.join(timeout=0.05)  # until the renewal is waiting for WorkOS
+    try:
+        yield renewal
+    finally:
+        thread.join(timeout=30)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_no_database_write_waits_for_a_slow_workos(agent, fake_connvo, settings):
     """While one agent's renewal waits for WorkOS, every other write goes through (on SQLite a
@@ -580,39 +616,17 @@ def test_no_database_write_waits_for_a_slow_workos(agent, fake_connvo, settings)
     expire_soon(agent)
     # Longer than any write takes here; what is asserted is the order, not the time.
     fake_connvo.misbehave("workos_slow", delay=3, times=1)
-    renewal: list[object] = []
 
-    def look_up_slowly() -> None:
-        try:
-            renewal.append(look_up(agent, fake_connvo))
-        except Exception as exc:  # asserted below
-            renewal.append(exc)
-        finally:
-            connections.close_all()
-
-    def slow_renewal() -> list:
-        return [
-            call
-            for call in fake_connvo.workos_calls
-            if call.path.endswith("/authenticate") and call.misbehaviour == "workos_slow"
-        ]
-
-    thread = threading.Thread(target=look_up_slowly)
-    thread.start()
-    while not slow_renewal():
-        thread.join(timeout=0.05)  # until the renewal is waiting for WorkOS
-    try:
+    with renewal_waiting_for_workos(agent, fake_connvo) as renewal:
         # Another agent's audit entry, written while WorkOS has not answered.
         entry = record(origin=Origin(user=None, username="other"), action=Action.SIGN_IN)
-        (waiting,) = slow_renewal()
+        (waiting,) = slow_renewal(fake_connvo)
         written_before_workos_answered = waiting.status is None
-    finally:
-        thread.join(timeout=30)
 
     assert entry.pk
     assert written_before_workos_answered
     assert [type(r).__name__ for r in renewal] == ["Lookup"]
-    assert slow_renewal()[0].status == 200
+    assert slow_renewal(fake_connvo)[0].status == 200
     assert fake_connvo.refresh_count == 1
 
 
@@ -628,26 +642,11 @@ def test_reconnecting_while_a_renewal_waits_for_workos_keeps_the_new_session_who
     connect(client, fake_connvo)
     expire_soon(agent)
     fake_connvo.misbehave("workos_slow", delay=2, times=1)
-    renewal: list[object] = []
 
-    def look_up_slowly() -> None:
-        try:
-            renewal.append(look_up(agent, fake_connvo))
-        except Exception as exc:  # asserted below
-            renewal.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=look_up_slowly)
-    thread.start()
-    while not [call for call in fake_connvo.workos_calls if call.misbehaviour == "workos_slow"]:
-        thread.join(timeout=0.05)  # until the renewal is waiting for WorkOS
-    try:
+    with renewal_waiting_for_workos(agent, fake_connvo) as renewal:
         alice = fake_connvo.workos_login_as("alice")
         connect(client, fake_connvo)
         reconnected = stored_refresh_token(agent)
-    finally:
-        thread.join(timeout=30)
 
     assert [type(r).__name__ for r in renewal] == ["Lookup"]
     stored = StaffToken.objects.get(user=agent)

@@ -43,11 +43,14 @@ setup: $(STAMP)
 	$(PY) manage.py migrate --noinput --verbosity 0
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
-# Debian's chromium for the browser tests (Playwright cannot download its own browser here).
+# Debian's chromium for the browser tests (Playwright cannot download its own browser here), and
+# its headless shell, which the tests drive: the same engine without the browser's UI layers, as
+# Playwright's own headless runs use; it takes under half of the full browser's CPU, and the
+# browser tests are CPU-bound (docs/testing.md, "What runs where").
 browser:
-	@command -v chromium >/dev/null || { \
+	@command -v chromium >/dev/null && command -v chromium-headless-shell >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-headless-shell fonts-dejavu-core >/dev/null; }
 
 # Debian's nginx and openssl for the deployment test (tests/test_deployment.py runs docs/deploy/'s
 # nginx site in front of gunicorn, with a self-signed certificate). The test starts its own nginx;

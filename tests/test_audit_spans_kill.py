@@ -91,8 +91,13 @@ def test_workers_killed_mid_call_leave_every_connvo_call_on_record(
         def refresh_page() -> None:
             browser = requests.Session()
             browser.cookies.update(session.cookies)
-            page = browser.get(meeting, timeout=10).text
-            span = re.search(r'"span": "([\w-]+)"', page)
+            page = None
+            while page is None and not stop.is_set():
+                try:  # on a busy machine the first look can outlast the timeout: open it again
+                    page = browser.get(meeting, timeout=10).text
+                except requests.RequestException:
+                    continue
+            span = re.search(r'"span": "([\w-]+)"', page or "")
             vals = {"interval": 1, "span": span.group(1) if span else ""}
             while not stop.is_set():
                 try:

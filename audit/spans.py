@@ -32,7 +32,7 @@ from django.utils import timezone
 from connvo_admin.outcomes import Outcome
 
 from .models import Action, AuditEntry, Span, SpanCount
-from .services import Origin, record, who
+from .services import Origin, record, record_many, who
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ class Counted:
 
     key: str
     spans: dict[tuple[str, str], int]  # (deployment, meeting id) -> span id
+    # Who counted them, and how: what a late answer's entry says (`record_answers`).
+    origin: Origin
+    via: str
     due: frozenset[int] = frozenset()  # spans whose last seal is older than AUDIT_SPAN_SEAL_EVERY
 
 
@@ -106,6 +109,8 @@ def count_calls(
         return Counted(
             key=key,
             spans={(row[1], row[2]): row[0] for row in returned},
+            origin=origin,
+            via=via,
             due=frozenset(row[0] for row in returned if row[3]),
         )
 
@@ -189,8 +194,10 @@ class Answered:
 def record_answers(counted: Counted, answered: Sequence[Answered], *, sealed: bool = False) -> None:
     """Complete the counted calls with their outcomes (`SpanCount` + 1 per outcome, the span's
     first and last Connvo request id). With `sealed`, the calls are already in the chain (a
-    first look's full entry, appended in the caller's transaction, which this joins). Raises
-    `DatabaseError` when it cannot be written: then the answer must not be shown."""
+    first look's full entry, appended in the caller's transaction, which this joins). An answer
+    whose span was sealed finally meanwhile (a slow call that outlived its page) is appended as
+    a late answer (`_record_late`). Raises `DatabaseError` when it cannot be written: then the
+    answer must not be shown."""
     per_outcome: Counter = Counter()
     per_span: dict[int, list[Answered]] = {}
     for answer in answered:
@@ -222,29 +229,75 @@ def record_answers(counted: Counted, answered: Sequence[Answered], *, sealed: bo
     # Most answers (a refresh found its meeting, first try) change only the counts: one
     # statement, atomic on its own, with no transaction of its own (two round trips fewer).
     with transaction.atomic(savepoint=False) if updates else contextlib.nullcontext():
-        _upsert_counts(per_outcome, sealed=sealed)
+        written = _upsert_counts(per_outcome, sealed=sealed)
         for span_id, changes in updates.items():
             Span.objects.filter(pk=span_id).update(**changes)
+    gone = {span_id for span_id, _ in per_outcome} - written
+    if gone and not sealed:
+        # With `sealed` the caller's full entry says the outcome, in the same transaction.
+        _record_late(counted, [answer for span_id in gone for answer in per_span[span_id]])
 
 
-def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> None:
+def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> set[int]:
+    """Add the answers to their spans' counts, and return the spans written: a span sealed
+    finally (deleted) since its call was counted is left out, in the same one statement (no
+    query more per refresh), instead of failing the foreign key when the transaction commits."""
     if not per_outcome:
-        return
+        return set()
     quote = connection.ops.quote_name
     table = quote(SpanCount._meta.db_table)
+    spans = quote(Span._meta.db_table)
     rows = ", ".join(["(%s, %s, %s, %s)"] * len(per_outcome))
     values = []
     for (span_id, outcome), calls in sorted(per_outcome.items()):
         values += [span_id, outcome, calls, calls if sealed else 0]
+    # VALUES' columns are column1... on both databases; SQLite needs the WHERE to read the
+    # ON CONFLICT that follows as the upsert's (not a join's).
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({quote('span_id')}, {quote('outcome')}, {quote('calls')}, "  # noqa: S608 (names from the model)
-            f"{quote('sealed')}) VALUES {rows} "
+            f"{quote('sealed')}) SELECT answer.column1, answer.column2, answer.column3, "
+            f"answer.column4 FROM (VALUES {rows}) AS answer, {spans} "
+            f"WHERE {spans}.{quote('id')} = answer.column1 "
             f"ON CONFLICT ({quote('span_id')}, {quote('outcome')}) DO UPDATE SET "
             f"{quote('calls')} = {table}.{quote('calls')} + excluded.{quote('calls')}, "
-            f"{quote('sealed')} = {table}.{quote('sealed')} + excluded.{quote('sealed')}",
+            f"{quote('sealed')} = {table}.{quote('sealed')} + excluded.{quote('sealed')} "
+            f"RETURNING {quote('span_id')}",
             values,
         )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _late_detail(attempts: int) -> str:
+    detail = (
+        "Answered after its page's span was sealed: the call was already counted as unanswered "
+        "there, so this entry adds no call."
+    )
+    if attempts > 1:  # retries are made after the count: the sealed part does not have them
+        detail = detail[:-1] + f" but its {attempts - 1} retries."
+    return detail
+
+
+def _record_late(counted: Counted, answers: list[Answered]) -> None:
+    """Append the outcome of each call whose span was sealed finally before it was answered
+    (and deleted): the call is in the sealed part as unanswered, so the entry stands for no
+    call, only for its retries (made after the count). The sum of `calls` on record stays the
+    calls Connvo received."""
+    entries = [
+        {
+            "action": Action.LOOKUP,
+            "via": counted.via,
+            "deployment": answer.deployment,
+            "meeting_id": answer.meeting_id,
+            "outcome": answer.outcome,
+            "connvo_request_id": answer.request_id,
+            "detail": _late_detail(answer.attempts),
+            "calls": answer.attempts - 1,
+            "tally": {"kind": "late_answer", "span": counted.key},
+        }
+        for answer in answers
+    ]
+    record_many(origin=counted.origin, entries=entries)
 
 
 # --- Sealing ------------------------------------------------------------------------------------

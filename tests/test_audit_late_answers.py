@@ -1,0 +1,116 @@
+"""A Connvo answer that arrives after its page's span was sealed finally (audit/spans.py): the call
+is already on record as unanswered, so its outcome is appended as a chained entry of no calls,
+instead of failing the refresh on a span that no longer exists. Transactional: the foreign key
+from a span's counts to the span is checked when the transaction commits, on SQLite and on
+PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import transaction
+from django.utils import timezone
+
+from audit import chain, spans
+from audit.models import Action, AuditEntry, Span, SpanCount, Via
+from audit.services import Origin
+
+
+def count(agent, key: str, *meetings: tuple[str, str]) -> spans.Counted:
+    return spans.count_calls(
+        key=key,
+        origin=Origin(user=agent, username=agent.username, client_ip="192.0.2.7"),
+        via=Via.REFRESH,
+        meetings=list(meetings),
+        quiet_after=30,
+    )
+
+
+def seal_quietly(counted: spans.Counted) -> list[AuditEntry]:
+    """Seal the page's spans finally, as `audit_seal` does once the page has gone quiet."""
+    with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
+        return spans.seal_quiet()
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_an_answer_after_its_span_was_sealed_is_recorded_as_a_late_answer(agent):
+    counted = count(agent, spans.new_key(), ("dev", "1"))
+    (sealed,) = seal_quietly(counted)
+    assert (sealed.calls, sealed.tally["unanswered"]) == (1, 1)
+    assert not Span.objects.exists()
+
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found", request_id="req-9")])
+
+    late = AuditEntry.objects.order_by("id").last()
+    assert late.pk != sealed.pk
+    assert (late.action, late.via, late.deployment, late.meeting_id) == (
+        Action.LOOKUP,
+        Via.REFRESH,
+        "dev",
+        "1",
+    )
+    assert (late.outcome, late.calls, late.actor, late.connvo_request_id) == (
+        "found",
+        0,
+        agent,
+        "req-9",
+    )
+    assert late.tally == {"kind": "late_answer", "span": counted.key}
+    assert "already counted as unanswered" in late.detail and "retries" not in late.detail
+    assert not SpanCount.objects.exists()
+    assert spans.calls_on_record() == 1  # the one call Connvo received, once
+    assert chain.verify().ok
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_late_answers_of_a_table_are_recorded_beside_the_answers_still_counted(agent):
+    """One table refresh: one row's span was sealed meanwhile, the other's is still open."""
+    key = spans.new_key()
+    first = count(agent, key, ("dev", "1"))
+    seal_quietly(first)
+    both = count(agent, key, ("dev", "1"), ("dev", "2"))
+    Span.objects.filter(meeting_id="1").delete()  # sealed by another worker in between
+    assert spans.calls_on_record() == 1 + 1  # the sealed call, and row 2's
+
+    spans.record_answers(
+        both,
+        [spans.Answered("dev", "1", "gone"), spans.Answered("dev", "2", "found", attempts=2)],
+    )
+
+    late = AuditEntry.objects.order_by("id").last()
+    assert (late.meeting_id, late.outcome, late.calls) == ("1", "gone", 0)
+    (open_count,) = SpanCount.objects.all()
+    assert (open_count.span.meeting_id, open_count.outcome, open_count.calls) == ("2", "found", 2)
+    assert spans.calls_on_record() == 1 + 2  # row 2 was retried: two requests
+    assert chain.verify().ok
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_late_answer_that_was_retried_puts_its_retries_on_record(agent):
+    counted = count(agent, spans.new_key(), ("dev", "1"))
+    seal_quietly(counted)
+
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found", attempts=3)])
+
+    late = AuditEntry.objects.order_by("id").last()
+    assert (late.outcome, late.calls) == ("found", 2)  # the first was counted, and sealed
+    assert late.detail.endswith("adds no call but its 2 retries.")
+    assert spans.calls_on_record() == 3
+    assert chain.verify().ok
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_first_look_whose_span_was_sealed_meanwhile_adds_no_late_entry(agent):
+    """A first look's outcome is its caller's own full entry, in the same transaction: that entry
+    says the answer, so nothing is appended here, and nothing fails."""
+    counted = count(agent, spans.new_key(), ("dev", "1"))
+    seal_quietly(counted)
+    entries = AuditEntry.objects.count()
+
+    with transaction.atomic():
+        spans.record_answers(counted, [spans.Answered("dev", "1", "found")], sealed=True)
+
+    assert AuditEntry.objects.count() == entries
+    assert not SpanCount.objects.exists()

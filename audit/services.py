@@ -69,47 +69,15 @@ def who(origin: Origin, model: type[models.Model] = AuditEntry) -> dict:
     }
 
 
-def record(
-    *,
-    origin: Origin,
-    action: Action,
-    via: Via | str = "",
-    deployment: str = "",
-    meeting_id: str = "",
-    outcome: str = "",
-    http_status: int | None = None,
-    latency_ms: int | None = None,
-    connvo_request_id: str | None = None,
-    detail: str = "",
-    calls: int | None = None,
-    tally: dict | None = None,
-    rotate_to: str | None = None,
-    request_id: str | None = None,
-) -> AuditEntry:
+def record(*, rotate_to: str | None = None, **fields) -> AuditEntry:
     """Append one entry to the audit chain: in the caller's transaction if there is one, else
     committed before this returns (`chain.append`). Raises `DatabaseError` when it cannot be
-    written: callers that show something decide to fail closed. `calls`: the Connvo calls the
-    entry stands for (a lookup's; a sealed span part's, with its `tally`: audit/spans.py).
+    written: callers that show something decide to fail closed. `fields` are `_entry_fields()`'s
+    keyword arguments (an unknown one raises `TypeError`). `calls`: the Connvo calls the entry
+    stands for (a lookup's; a sealed span part's, with its `tally`: audit/spans.py).
     `request_id`: the console request the entry is of, when not the current one ("" for none).
     `rotate_to` is for `rotate_chain_key` only."""
-    return chain.append(
-        rotate_to=rotate_to,
-        **_entry_fields(
-            origin=origin,
-            action=action,
-            via=via,
-            deployment=deployment,
-            meeting_id=meeting_id,
-            outcome=outcome,
-            request_id=request_id,
-            http_status=http_status,
-            latency_ms=latency_ms,
-            connvo_request_id=connvo_request_id,
-            detail=detail,
-            calls=calls,
-            tally=tally,
-        ),
-    )
+    return chain.append(rotate_to=rotate_to, **_entry_fields(**fields))
 
 
 def record_many(*, origin: Origin, entries: list[dict]) -> list[AuditEntry]:
@@ -134,6 +102,8 @@ def _entry_fields(
     tally: dict | None = None,
     request_id: str | None = None,
 ) -> dict:
+    """What an entry keeps of who acted and of its fields, each fitted to its column: the one
+    list of an entry's fields, for `record()` and `record_many()`."""
     return dict(
         actor=origin.user,
         **who(origin),

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from audit import chain, spans
@@ -114,3 +115,17 @@ def test_a_first_look_whose_span_was_sealed_meanwhile_adds_no_late_entry(agent):
 
     assert AuditEntry.objects.count() == entries
     assert not SpanCount.objects.exists()
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_an_auditor_reads_a_late_answer_with_its_note(agent, auditor_client):
+    counted = count(agent, spans.new_key(), ("dev", "1"))
+    seal_quietly(counted)
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found")])
+    late = AuditEntry.objects.order_by("id").last()
+
+    listed = auditor_client.get(reverse("audit:list"))
+    shown = auditor_client.get(reverse("audit:entry", args=[late.pk]))
+
+    assert listed.status_code == shown.status_code == 200
+    assert "already counted as unanswered" in shown.content.decode()

@@ -23,6 +23,9 @@ from .models import Action, AuditEntry, Span, Via
 
 SPAN = "span"
 REPEATS = "repeats"
+# An answer that came after its span was sealed finally (audit/spans.py, `_record_late`): its call
+# is in the sealed part already, as unanswered, so the entry adds only its retries to the figures.
+LATE_ANSWER = "late_answer"
 # The outcome under which calls that never got an answer are counted (a worker killed between
 # the call and its outcome): the summaries and the overview's breakdown count them apart.
 UNANSWERED = "unanswered"
@@ -73,9 +76,10 @@ def _moment(value: object) -> datetime | None:
 
 
 def kind(tally: object) -> str:
-    """ "span", "repeats", or "" (an ordinary entry, or a tally of no kind this console knows)."""
+    """ "span", "repeats", "late_answer", or "" (an ordinary entry, or a tally of no kind this
+    console knows)."""
     found = tally.get("kind") if isinstance(tally, Mapping) else None
-    return found if found in (SPAN, REPEATS) else ""
+    return found if found in (SPAN, REPEATS, LATE_ANSWER) else ""
 
 
 def weight(*, action: str, calls: int | None, repeats: int | None) -> int:
@@ -205,6 +209,9 @@ def calls_by_outcome(
     unanswered calls under UNANSWERED), any other record its `weight()` under its own outcome."""
     if kind(tally) == SPAN and action == Action.LOOKUP:
         return span_facts(calls=calls, outcome=outcome, tally=tally).by_outcome
+    if kind(tally) == LATE_ANSWER:
+        # Its first call is counted (unanswered) in the sealed part: only retries are new.
+        return {outcome: calls} if isinstance(calls, int) and calls > 0 else {}
     n = weight(action=action, calls=calls, repeats=repeats)
     return {outcome: n} if n else {}
 

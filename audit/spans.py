@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from connvo_admin.outcomes import Outcome
 
+from . import records
 from .models import Action, AuditEntry, Span, SpanCount
 from .services import Origin, record, record_many, who
 
@@ -293,7 +294,7 @@ def _record_late(counted: Counted, answers: list[Answered]) -> None:
             "connvo_request_id": answer.request_id,
             "detail": _late_detail(answer.attempts),
             "calls": answer.attempts - 1,
-            "tally": {"kind": "late_answer", "span": counted.key},
+            "tally": {"kind": records.LATE_ANSWER, "span": counted.key},
         }
         for answer in answers
     ]

@@ -129,3 +129,39 @@ def test_an_auditor_reads_a_late_answer_with_its_note(agent, auditor_client):
 
     assert listed.status_code == shown.status_code == 200
     assert "already counted as unanswered" in shown.content.decode()
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_the_summaries_count_a_late_answers_call_once(agent):
+    """The overview, flags and summaries count calls (audit/records.py): the late answer's call
+    is counted in its sealed part, as unanswered, so its entry adds only its retries."""
+    from django.db.models import Sum
+
+    from audit import records, rollup
+    from audit.models import ActivityHour
+
+    one = count(agent, spans.new_key(), ("dev", "1"), ("dev", "3"))
+    seal_quietly(one)
+    two = count(agent, spans.new_key(), ("dev", "2"))
+    late = [spans.Answered("dev", "1", "found", attempts=2), spans.Answered("dev", "3", "found")]
+    spans.record_answers(one, late)
+    spans.record_answers(two, [spans.Answered("dev", "2", "found", attempts=3)])
+    seal_quietly(two)
+    assert spans.calls_on_record() == 2 + 1 + 3
+    rollup.catch_up()
+    per_outcome = dict(
+        ActivityHour.objects.filter(action=Action.LOOKUP)
+        .values("outcome")
+        .annotate(calls=Sum("entries"))
+        .values_list("outcome", "calls")
+    )
+    # The late calls once each (unanswered, in their sealed part), the one retry found; and 3
+    # found in the second span.
+    assert per_outcome == {records.UNANSWERED: 2, "found": 1 + 3}
+    assert records.calls_by_outcome(
+        action=Action.LOOKUP,
+        outcome="found",
+        calls=2,
+        repeats=None,
+        tally={"kind": records.LATE_ANSWER, "span": "k"},
+    ) == {"found": 2}

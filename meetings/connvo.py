@@ -70,6 +70,11 @@ class MeetingState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# The states a meeting does not leave: its figures no longer change, so neither its page nor a
+# table's row asks Connvo again. A state the console does not know is not among them.
+FINAL_STATES = frozenset({MeetingState.CONCLUDED, MeetingState.CANCELLED})
+
+
 class UserRole(StrEnum):
     HOST = "host"
     PARTICIPANT = "participant"
@@ -130,7 +135,7 @@ class Meeting:
     def is_live(self) -> bool:
         """Still changing, as far as the console knows: a state it does not know (or none) keeps
         the page refreshing rather than freezing it."""
-        return self.state not in (MeetingState.CONCLUDED, MeetingState.CANCELLED)
+        return self.state not in FINAL_STATES
 
     @property
     def drift_reasons(self) -> dict[str, str]:

@@ -169,6 +169,16 @@ class NoToken(LookupFailed):
     outcome = Outcome.NO_TOKEN
 
 
+class AccountNotConnected(NoToken):
+    """No token to send where agents connect their Connvo account (WorkOS) instead of pasting
+    one: the same outcome, headed by what is missing there (its next step is the Connect button,
+    not "Add your token")."""
+
+    @property
+    def title(self) -> str:
+        return "Connvo account not connected"
+
+
 class MeetingNotFound(ConnvoError):
     outcome = Outcome.NOT_FOUND
 
@@ -521,7 +531,7 @@ def missing_token(deployment: Deployment) -> NoToken:
     """The agent has no credential for the deployment: found here, by the sync client, or by
     meetings/credentials.py (none stored, or removed while a renewal waited), said one way."""
     if not takes_pasted_tokens(deployment.name):
-        return NoToken(
+        return AccountNotConnected(
             f"Your Connvo account is not connected for {deployment.name}. Connect it on the "
             "Tokens page, then look up the meeting again."
         )

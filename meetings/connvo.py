@@ -70,6 +70,11 @@ class MeetingState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# The states a meeting does not leave: its figures no longer change, so neither its page nor a
+# table's row asks Connvo again. A state the console does not know is not among them.
+FINAL_STATES = frozenset({MeetingState.CONCLUDED, MeetingState.CANCELLED})
+
+
 class UserRole(StrEnum):
     HOST = "host"
     PARTICIPANT = "participant"
@@ -130,7 +135,7 @@ class Meeting:
     def is_live(self) -> bool:
         """Still changing, as far as the console knows: a state it does not know (or none) keeps
         the page refreshing rather than freezing it."""
-        return self.state not in (MeetingState.CONCLUDED, MeetingState.CANCELLED)
+        return self.state not in FINAL_STATES
 
     @property
     def drift_reasons(self) -> dict[str, str]:
@@ -162,6 +167,16 @@ class NoToken(LookupFailed):
     """There is no token to send (raised here for an empty one, and by the credentials)."""
 
     outcome = Outcome.NO_TOKEN
+
+
+class AccountNotConnected(NoToken):
+    """No token to send where agents connect their Connvo account (WorkOS) instead of pasting
+    one: the same outcome, headed by what is missing there (its next step is the Connect button,
+    not "Add your token")."""
+
+    @property
+    def title(self) -> str:
+        return "Connvo account not connected"
 
 
 class MeetingNotFound(ConnvoError):
@@ -516,7 +531,7 @@ def missing_token(deployment: Deployment) -> NoToken:
     """The agent has no credential for the deployment: found here, by the sync client, or by
     meetings/credentials.py (none stored, or removed while a renewal waited), said one way."""
     if not takes_pasted_tokens(deployment.name):
-        return NoToken(
+        return AccountNotConnected(
             f"Your Connvo account is not connected for {deployment.name}. Connect it on the "
             "Tokens page, then look up the meeting again."
         )

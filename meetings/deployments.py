@@ -29,6 +29,11 @@ def deployments() -> dict[str, Deployment]:
     }
 
 
+def production_names() -> frozenset[str]:
+    """The deployments whose meetings are real customers' (tagged so wherever one is named)."""
+    return frozenset(name for name, deployment in deployments().items() if deployment.is_production)
+
+
 def get_deployment(name: str) -> Deployment:
     try:
         return deployments()[name]

@@ -17,7 +17,7 @@ from django.conf import settings
 from connvo_admin.outcomes import LiveStatus, Outcome, TableGroup
 
 from . import connvo
-from .connvo import MeetingState
+from .connvo import FINAL_STATES, MeetingState
 from .live import PollPlan, fingerprint, plan_after_failure
 from .lookups import Answer
 
@@ -46,13 +46,20 @@ def _outcome_group(code: str, group: TableGroup, label: str) -> Group:
     return Group(code, group, label, settled=group.settled)
 
 
+def _state_group(code: str, state: MeetingState, label: str) -> Group:
+    """The group of found meetings in a state: settled exactly when the meeting is no longer live
+    (connvo.FINAL_STATES decides, for both)."""
+    return Group(code, state.value, label, settled=state in FINAL_STATES, found=True)
+
+
 GROUPS = (
-    Group("a", MeetingState.ACTIVE.value, "active", found=True),
-    Group("s", MeetingState.SCHEDULED.value, "scheduled", found=True),
-    # A state the console does not know (Connvo added one): shown as sent, and still followed.
+    _state_group("a", MeetingState.ACTIVE, "active"),
+    _state_group("s", MeetingState.SCHEDULED, "scheduled"),
+    # A state the console does not know (Connvo added one): shown as sent, and still followed
+    # (no unknown state is final).
     Group("o", "other_state", "in another state", found=True),
-    Group("c", MeetingState.CONCLUDED.value, "concluded", settled=True, found=True),
-    Group("x", MeetingState.CANCELLED.value, "cancelled", settled=True, found=True),
+    _state_group("c", MeetingState.CONCLUDED, "concluded"),
+    _state_group("x", MeetingState.CANCELLED, "cancelled"),
     _outcome_group("v", TableGroup.NOT_VISIBLE, _words(Outcome.NOT_VISIBLE)),
     _outcome_group("n", TableGroup.NOT_FOUND, _words(Outcome.NOT_FOUND)),
     _outcome_group("i", TableGroup.INVALID_ID, _words(Outcome.INVALID_ID)),

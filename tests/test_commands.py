@@ -96,7 +96,25 @@ def test_lookup_json_failure_has_a_stable_kind(agent, agent_token, fake_connvo, 
     assert body["error"] == kind
     assert body["message"]
     if kind == "not_visible":
+        # As the help promises, and as each line of many meetings: which meeting failed.
+        assert body["meeting_id"] == meeting_id
         assert body["request_id"]
+    else:
+        assert "meeting_id" not in body  # the reference held no ID
+
+
+def test_one_meetings_failure_line_is_the_line_it_gets_among_many(agent, agent_token, fake_connvo):
+    private, standup = fake_connvo.meeting_id("private"), fake_connvo.meeting_id("standup")
+
+    _, alone, _ = run("connvo_lookup", private, "--user", "agent", "--json")
+    _, among_many, _ = run("connvo_lookup", private, standup, "--user", "agent", "--json")
+
+    lines = [alone.strip(), among_many.splitlines()[0]]
+    bodies = [json.loads(line) for line in lines]
+    assert set(bodies[0]) == {"meeting_id", "error", "message", "request_id"}
+    # Connvo gives each request its own id; all else is the same, printed the same way.
+    assert {**bodies[0], "request_id": ""} == {**bodies[1], "request_id": ""}
+    assert lines == [json.dumps(body, sort_keys=True) for body in bodies]
 
 
 def test_lookup_without_token(agent, fake_connvo):
@@ -105,7 +123,10 @@ def test_lookup_without_token(agent, fake_connvo):
     )
 
     assert code == 1
-    assert json.loads(out)["error"] == "no_token"
+    body = json.loads(out)
+    assert body["error"] == "no_token"
+    assert body["meeting_id"] == fake_connvo.meeting_id("standup")
+    assert "request_id" not in body  # Connvo was not asked
 
 
 def test_lookup_text_output(agent, agent_token, fake_connvo):

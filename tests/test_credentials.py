@@ -137,6 +137,10 @@ def test_after_disconnect_a_lookup_and_an_open_page_ask_to_connect_not_to_paste(
     assert "<li>Connect your Connvo account for dev on the Tokens page" in page
     assert ">Connect your Connvo account for dev</a>, then" in refresh
     assert "Add your token" not in page + refresh
+    # Headed by what is missing here: an account to connect, not a token to paste.
+    assert '<h1 id="problem-title">Connvo account not connected</h1>' in page
+    assert "Live updates stopped: Connvo account not connected." in refresh
+    assert "token needed" not in page + refresh
 
 
 def approved_callback(client: Client, fake) -> tuple[str, dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -167,6 +168,32 @@ def test_without_a_token_the_agent_is_sent_to_the_tokens_page(agent_client, fake
     assert reverse("meetings:tokens") in text_of(response)
     assert "no Connvo token saved for dev" in text_of(response)
     assert fake_connvo.call_count == 0
+
+
+def problem_heading(html: str) -> str:
+    return re.search(r'<h1 id="problem-title">(.*?)</h1>', html, re.S).group(1).strip()
+
+
+@pytest.mark.parametrize(
+    ("connects_through_workos", "heading", "step"),
+    [
+        (False, "Connvo token needed", "Add your token for dev"),
+        (True, "Connvo account not connected", "Connect your Connvo account for dev"),
+    ],
+    ids=["pasted tokens", "WorkOS"],
+)
+def test_without_a_credential_the_heading_names_what_the_deployment_takes(
+    request, agent_client, fake_connvo, connects_through_workos, heading, step
+):
+    if connects_through_workos:
+        request.getfixturevalue("workos")
+
+    html = text_of(agent_client.get(detail_url(fake_connvo.meeting_id("standup"))))
+
+    assert problem_heading(html) == heading
+    assert f"<title>{heading} · " in html
+    assert f">{step}</a>" in html
+    assert ("token" in heading.lower()) is not connects_through_workos
 
 
 def test_rejected_token_asks_to_update_it(agent_client, agent_token, fake_connvo):

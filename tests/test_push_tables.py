@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audit import spans
 from audit.models import AuditEntry, Span, Via
+from meetings import pasted_tokens
 from meetings.models import WatchedMeeting
 from meetings.views import push
 from tests.conftest import run_async
@@ -279,6 +280,39 @@ def test_watch_list_is_pushed_as_one_stream(
     assert sum(e.calls for e in AuditEntry.objects.filter(tally__span=key)) == (
         fake_connvo.answers_sent
     )
+
+
+def test_pushed_watch_list_rows_tag_production_meetings_as_the_page_does(
+    agent, agent_client, async_agent, agent_token, fake_connvo, fake_connvo_prod
+):
+    pasted_tokens.store_token(
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
+    )
+    fakes = {"dev": fake_connvo, "prod": fake_connvo_prod}
+    for deployment, fake in fakes.items():
+        WatchedMeeting.objects.create(
+            user=agent, deployment=deployment, meeting_id=fake.meeting_id("standup")
+        )
+    url, _ = stream_of(agent_client.get(reverse("meetings:watching")).content.decode())
+    details = {
+        d: reverse("meetings:detail", args=[d, f.meeting_id("standup")]) for d, f in fakes.items()
+    }
+    tags = {}
+
+    def every_row_tagged(name: str, data: str) -> bool:
+        for row in re.findall(r'<tr id="row-\d+".*?</tr>', data, re.S):
+            for deployment, detail in details.items():
+                if f'href="{detail}"' in row:
+                    tags[deployment] = re.search(r'<span class="tag[^"]*">\w+</span>', row)[0]
+        return tags.keys() == details.keys()
+
+    events = follow(async_agent, url, lambda: None, until=every_row_tagged)
+
+    assert events[-1][0] == "rows"
+    assert tags == {
+        "dev": '<span class="tag">dev</span>',
+        "prod": '<span class="tag tag--prod">prod</span>',
+    }
 
 
 def test_a_watch_list_changed_elsewhere_falls_back_to_its_polling_refresh(

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from connvo_admin.outcomes import HANDLING, LookupFailed, Outcome, Severity, TableGroup
 from meetings import triage
-from meetings.connvo import Lookup, Meeting, MeetingState
+from meetings.connvo import FINAL_STATES, Lookup, Meeting, MeetingState
 from meetings.live import plan_after_failure, plan_after_success
 from meetings.lookups import Answer
 from tests.test_credentials import connect, expire_soon
@@ -71,6 +71,23 @@ def test_a_found_meeting_is_settled_exactly_when_its_page_stops_polling(state):
 
     assert row.group.settled is not polls
     assert table_polls(row) is polls
+
+
+@pytest.mark.parametrize("state", list(MeetingState), ids=str)
+def test_every_state_s_group_is_settled_exactly_when_a_meeting_in_it_is_not_live(state):
+    """Which states are final is connvo.FINAL_STATES's to say; the table's groups and
+    Meeting.is_live both ask it (a new final state in one only would split them)."""
+    group = triage.GROUP_BY_NAME[state.value]
+    meeting = Meeting(id="m1", state=state)
+
+    assert group.found
+    assert group.settled is not meeting.is_live
+    assert group.settled is (state in FINAL_STATES)
+
+
+def test_an_unknown_state_is_neither_final_nor_settled():
+    assert Meeting(id="m1", state="archived").is_live
+    assert not triage.GROUP_BY_NAME["other_state"].settled
 
 
 def test_every_outcome_group_is_settled_as_its_outcomes_decide():

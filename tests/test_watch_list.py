@@ -13,6 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEntry, Via
+from meetings import pasted_tokens
+from meetings.deployments import deployments, production_names
 from meetings.models import WatchedMeeting
 
 pytestmark = pytest.mark.django_db
@@ -252,3 +254,53 @@ def test_unwatch_from_a_sorted_list_comes_back_to_it(agent_client, agent, agent_
     html = agent_client.get(reverse("meetings:watching"), {"sort": "rating"}).content.decode()
 
     assert '<input type="hidden" name="next" value="/watching/?sort=rating">' in html
+
+
+def deployment_tag(html: str, deployment: str, meeting_id: str) -> str:
+    """The deployment tag of the watch list's row (live or finished) for this meeting."""
+    detail = reverse("meetings:detail", args=[deployment, meeting_id])
+    for item in re.finditer(r'<tr id="row-\d+".*?</tr>|<li>.*?</li>', html, re.S):
+        if f'href="{detail}"' in item.group(0):
+            return re.search(r'<span class="tag[^"]*">\w+</span>', item.group(0)).group(0)
+    raise AssertionError(f"no row for {detail}")
+
+
+def test_production_names_are_the_deployments_marked_production(settings):
+    settings.CONNVO_PRODUCTION_DEPLOYMENTS = ["prod"]
+    assert production_names() == {"prod"}
+    assert production_names() == {d.name for d in deployments().values() if d.is_production}
+
+    settings.CONNVO_PRODUCTION_DEPLOYMENTS = []
+    assert production_names() == frozenset()
+
+
+def test_the_watch_list_tags_production_meetings_as_the_meeting_page_does(
+    agent_client, agent, agent_token, fake_connvo, fake_connvo_prod
+):
+    pasted_tokens.store_token(
+        user=agent, deployment_name="prod", raw_token=fake_connvo_prod.token_for("agent")
+    )
+    fakes = {"dev": fake_connvo, "prod": fake_connvo_prod}
+    pins = [
+        (deployment, fake.meeting_id(label))
+        for deployment, fake in fakes.items()
+        for label in ("standup", "retro")  # live, and concluded (listed apart)
+    ]
+    for deployment, meeting_id in pins:
+        WatchedMeeting.objects.create(user=agent, deployment=deployment, meeting_id=meeting_id)
+
+    page = agent_client.get(reverse("meetings:watching")).content.decode()
+    list_key = re.search(r'"list": "(\w+)"', page).group(1)
+    refresh = agent_client.get(
+        reverse("meetings:watching"), {"list": list_key, "seen": "", "failures": 0}, **HTMX
+    ).content.decode()
+
+    tags = {
+        "prod": '<span class="tag tag--prod">prod</span>',
+        "dev": '<span class="tag">dev</span>',
+    }
+    for deployment, meeting_id in pins:
+        assert deployment_tag(page, deployment, meeting_id) == tags[deployment]
+    for deployment, fake in fakes.items():  # the refresh redraws the live rows only
+        standup = fake.meeting_id("standup")
+        assert deployment_tag(refresh, deployment, standup) == tags[deployment]

@@ -47,7 +47,7 @@ from ..lookups import Answer, AuditUnavailable, Wanted
 from ..models import WatchedMeeting
 from ..ratelimit import WINDOW_SECONDS, count_in_window
 from .access import agent_view, asks_before_looking_up
-from .tables import table_url, watch_list_key, watching_url
+from .tables import table_url, watch_list_context, watch_list_key, watching_url
 
 logger = logging.getLogger(__name__)
 
@@ -173,11 +173,7 @@ async def watching_stream(request: HttpRequest):
             # Watched or unwatched elsewhere since the page was drawn: its rows no longer line
             # up, and its polling refresh reloads it.
             outdated=request.GET.get("list") != key,
-            context={
-                "watch_list": True,
-                "list_key": key,
-                "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),
-            },
+            context=watch_list_context(key),
         )
     )
 

@@ -29,7 +29,13 @@ from audit.services import Origin
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
 from .. import triage
-from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
+from ..deployments import (
+    Deployment,
+    UnknownDeployment,
+    deployments,
+    get_deployment,
+    production_names,
+)
 from ..forms import SORTS, LookupForm, TableForm, WatchListForm
 from ..live import Shown, push_enabled, reply_status
 from ..lookups import Answer, AuditUnavailable, Wanted, look_up, span_key
@@ -394,6 +400,12 @@ def watch_list_key(pins: Iterable[WatchedMeeting]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
+def watch_list_context(key: str) -> dict[str, object]:
+    """What the watch list's page and its pushed rows both draw with: which list they show (`key`,
+    from `watch_list_key`) and which of its rows' deployments to tag as production."""
+    return {"watch_list": True, "list_key": key, "production_names": production_names()}
+
+
 def watching_url(*, sort: str = "") -> str:
     return reverse("meetings:watching") + (f"?sort={sort}" if sort else "")
 
@@ -416,9 +428,7 @@ def watching(request: HttpRequest) -> HttpResponse:
     sort = form.cleaned_data["sort"] if form.is_valid() else ""
     context = {
         "form": LookupForm(initial={"deployment": preferred_deployment(request)}),
-        "watch_list": True,
-        "list_key": key,
-        "production_names": set(settings.CONNVO_PRODUCTION_DEPLOYMENTS),
+        **watch_list_context(key),
         "sort_form": WatchListForm(initial={"sort": sort}),
     }
     wanted = [Wanted(p.deployment, p.meeting_id) for p in pins]

@@ -11,9 +11,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from audit.models import Via
 from audit.services import Origin
 from connvo_admin.meeting_ids import InvalidMeetingId
-from connvo_admin.outcomes import LookupFailed
 from meetings import connvo
-from meetings.lookups import Answer, AuditUnavailable, Wanted, audited_lookup, look_up
+from meetings.lookups import Answer, AuditUnavailable, Wanted, look_up
 from meetings.references import parse_meeting_references
 
 EXIT_FAILED = 1
@@ -64,22 +63,31 @@ class Command(BaseCommand):
 
     def _look_up_one(self, staff, deployment: str, reference: str, as_json: bool) -> None:
         try:
-            result = audited_lookup(
+            (answer,) = look_up(
                 user=staff,
                 origin=Origin.for_command(staff),
-                deployment_name=deployment,
-                meeting_ref=reference,
+                wanted=[Wanted(deployment, reference)],
                 via=Via.CLI,
             )
-        except LookupFailed as failure:
-            self._fail(as_json, failure.kind, failure.message, failure.request_id, failure.detail)
+        except AuditUnavailable as error:
+            self._fail(as_json, error.kind, error.message)
+        if answer.error is not None:
+            error = answer.error
+            self._fail(
+                as_json,
+                error.kind,
+                error.message,
+                meeting_id=_meeting_id(answer),
+                request_id=error.request_id,
+                detail=error.detail,
+            )
 
-        meeting = result.meeting
+        meeting = answer.meeting
         for drift in meeting.drift:
             # The meeting as sent still goes to stdout; what the console could not read, here.
             self.stderr.write(f"contract drift: {drift}")
         if as_json:
-            self.stdout.write(json.dumps(meeting.raw, sort_keys=True))
+            self.stdout.write(_json_line(answer))
             return
         self._describe(meeting, deployment)
 
@@ -98,10 +106,10 @@ class Command(BaseCommand):
                 via=Via.CLI,
             )
         except AuditUnavailable as error:
-            self._fail(as_json, "audit_unavailable", error.message)
+            self._fail(as_json, error.kind, error.message)
         for row in rows:
             if as_json:
-                self.stdout.write(json.dumps(_json_line(row), sort_keys=True))
+                self.stdout.write(_json_line(row))
             elif row.meeting:
                 self._describe(row.meeting, deployment)
             else:
@@ -125,14 +133,13 @@ class Command(BaseCommand):
         as_json: bool,
         kind: str,
         message: str,
+        *,
+        meeting_id: str | None = None,
         request_id: str | None = None,
         detail: str = "",
     ):
         if as_json:
-            body = {"error": kind, "message": message}
-            if request_id:
-                body["request_id"] = request_id
-            self.stdout.write(json.dumps(body))
+            self.stdout.write(_error_line(kind, message, meeting_id, request_id))
         else:
             self.stderr.write(f"{kind}: {message}")
             if request_id:
@@ -142,10 +149,27 @@ class Command(BaseCommand):
         raise SystemExit(EXIT_FAILED)
 
 
-def _json_line(row: Answer) -> dict:
-    if row.meeting is not None:
-        return dict(row.meeting.raw)
-    line = {"meeting_id": row.meeting_id, "error": row.error.kind, "message": row.error.message}
-    if row.error.request_id:
-        line["request_id"] = row.error.request_id
-    return line
+def _meeting_id(answer: Answer) -> str | None:
+    """The meeting an answer is about; None for a reference that held no ID (the Answer then
+    keeps the reference itself, which is not one)."""
+    return None if isinstance(answer.error, InvalidMeetingId) else answer.meeting_id
+
+
+def _error_line(kind: str, message: str, meeting_id: str | None, request_id: str | None) -> str:
+    """A failure as --json prints it, for one meeting or many: {"meeting_id": ..., "error": KIND,
+    "message": ...}, with Connvo's "request_id" when it gave one; no meeting_id when the failure
+    is about no meeting (an unknown user, an unreadable file)."""
+    line = {"error": kind, "message": message}
+    if meeting_id is not None:
+        line["meeting_id"] = meeting_id
+    if request_id:
+        line["request_id"] = request_id
+    return json.dumps(line, sort_keys=True)
+
+
+def _json_line(answer: Answer) -> str:
+    """A meeting's --json line: Connvo's meeting object as sent, or its failure."""
+    if answer.meeting is not None:
+        return json.dumps(answer.meeting.raw, sort_keys=True)
+    error = answer.error
+    return _error_line(error.kind, error.message, _meeting_id(answer), error.request_id)

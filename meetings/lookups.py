@@ -82,24 +82,6 @@ class Answer:
         return self.error.outcome if self.error else Outcome.FOUND
 
 
-def audited_lookup(
-    *,
-    user: AbstractBaseUser,
-    origin: Origin,
-    deployment_name: str,
-    meeting_ref: str,
-    via: Via,
-) -> connvo.Lookup:
-    """One meeting's first look: its lookup, or raise `LookupFailed` (audited), or
-    `AuditUnavailable`."""
-    (answer,) = look_up(
-        user=user, origin=origin, wanted=[Wanted(deployment_name, meeting_ref)], via=via
-    )
-    if answer.error is not None:
-        raise answer.error
-    return answer.lookup
-
-
 def look_up(
     *,
     user: AbstractBaseUser,

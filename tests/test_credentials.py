@@ -23,7 +23,8 @@ from django.utils import timezone
 from audit.models import Action, AuditEntry, Via
 from audit.services import Origin, record
 from meetings import credentials, workos_auth
-from meetings.lookups import audited_lookup
+from meetings.lookups import Wanted
+from meetings.lookups import look_up as look_up_many
 from meetings.models import StaffToken
 
 pytestmark = pytest.mark.usefixtures("workos")
@@ -40,13 +41,16 @@ def connect(client: Client, fake) -> requests.Response:
 
 
 def look_up(user, fake, label="standup", via=Via.PAGE):
-    return audited_lookup(
+    """One meeting's first look through the lookup pipeline: its lookup, or raise its failure."""
+    (answer,) = look_up_many(
         user=user,
         origin=Origin.for_command(user),
-        deployment_name="dev",
-        meeting_ref=fake.meeting_id(label),
+        wanted=[Wanted("dev", fake.meeting_id(label))],
         via=via,
     )
+    if answer.error is not None:
+        raise answer.error
+    return answer.lookup
 
 
 def expire_soon(user, seconds=30):

@@ -379,37 +379,37 @@ def _read_whole(response: requests.Response, deadline: float) -> bytes:
     connection goes back to the pool for the next lookup; given up on, it is closed."""
     raw, chunks, size = response.raw, [], 0
     try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise requests.exceptions.ReadTimeout(request=response.request)
-            sock = getattr(raw.connection, "sock", None)
-            if sock is not None:
-                sock.settimeout(min(left, settings.CONNVO_READ_TIMEOUT))
-            # Decoded as requests decodes a body it reads itself: it asks for gzip, and a proxy in
-            # front of Connvo may send it (its raw response is made not to decode).
-            chunk = raw.read1(64 * 1024, decode_content=True)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > ANSWER_LIMIT:
-                response.close()
-                raise _TooLarge
-            chunks.append(chunk)
-    except urllib3.exceptions.ReadTimeoutError:
-        response.close()
-        raise requests.exceptions.ReadTimeout(request=response.request) from None
-    except urllib3.exceptions.ProtocolError as error:
-        response.close()
-        raise requests.exceptions.ChunkedEncodingError(error, request=response.request) from None
-    except urllib3.exceptions.DecodeError as error:
-        response.close()
-        raise requests.exceptions.ContentDecodingError(error, request=response.request) from None
-    except urllib3.exceptions.HTTPError as error:  # e.g. TLS failing halfway
-        response.close()
-        raise requests.exceptions.RequestException(error, request=response.request) from None
-    except requests.exceptions.ReadTimeout:
-        response.close()
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise requests.exceptions.ReadTimeout(request=response.request)
+                sock = getattr(raw.connection, "sock", None)
+                if sock is not None:
+                    sock.settimeout(min(left, settings.CONNVO_READ_TIMEOUT))
+                # Decoded as requests decodes a body it reads itself: it asks for gzip, and a
+                # proxy in front of Connvo may send it (its raw response is made not to decode).
+                chunk = raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > ANSWER_LIMIT:
+                    raise _TooLarge
+                chunks.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise requests.exceptions.ReadTimeout(request=response.request) from None
+        except urllib3.exceptions.ProtocolError as error:
+            raise requests.exceptions.ChunkedEncodingError(
+                error, request=response.request
+            ) from None
+        except urllib3.exceptions.DecodeError as error:
+            raise requests.exceptions.ContentDecodingError(
+                error, request=response.request
+            ) from None
+        except urllib3.exceptions.HTTPError as error:  # e.g. TLS failing halfway
+            raise requests.exceptions.RequestException(error, request=response.request) from None
+    except Exception:
+        response.close()  # given up on: its connection is not fit for the next lookup
         raise
 
 
@@ -769,9 +769,10 @@ def _parse_meeting(
     sent_id = value["_id"]
     drift: list[Drift] = []
     if not _is_meeting_id(sent_id):
+        problem = f"is {_cut(sent_id)}, which is not a meeting ID"
         if meeting_id is None:
-            raise unusable("_id", f"is {_cut(sent_id)}, which is not a meeting ID")
-        drift.append(Drift("_id", "id", f"is {_cut(sent_id)}, which is not a meeting ID"))
+            raise unusable("_id", problem)
+        drift.append(Drift("_id", "id", problem))
     elif meeting_id is not None and sent_id != meeting_id:
         # Shown as the one asked for, never as the other: Connvo answered about another meeting.
         drift.append(Drift("_id", "id", f"is {_cut(sent_id)}, not the ID that was looked up"))
@@ -797,7 +798,13 @@ def _is_meeting_id(text: str) -> bool:
         return False
 
 
-def _cut(text: str, limit: int = 40) -> str:
+# Characters of a value Connvo sent that the console does not know (an `_id`, a state) that a
+# drift note quotes and a badge shows (meetings/templatetags/meeting_format.py): a table draws
+# one per row, and a value can be of any length.
+UNKNOWN_VALUE_SHOWN = 40
+
+
+def _cut(text: str, limit: int = UNKNOWN_VALUE_SHOWN) -> str:
     return repr(text[:limit] + "…" if len(text) > limit else text)
 
 

@@ -13,6 +13,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from connvo_admin.outcomes import describe
+from meetings.connvo import UNKNOWN_VALUE_SHOWN
+from meetings.workos_auth import takes_pasted_tokens as takes_pastes
 
 register = template.Library()
 
@@ -35,8 +37,6 @@ BADGES = {
     },
 }
 BADGE_LABELS = {"role": "Your role", "presence": "Your presence", "state": "State"}
-# Characters of a value the console does not know that a badge shows (its drift note says more).
-UNKNOWN_VALUE_SHOWN = 40
 
 # Characters that change how text reads without being seen: direction overrides and isolates
 # (`Refund \u202eexe.tnemyap\u202c` reads "Refund payment.exe"), zero-width and other format
@@ -252,7 +252,5 @@ def outcome_label(outcome: str) -> str:
 @register.filter
 def takes_pasted_tokens(deployment_name: str) -> bool:
     """Whether the agent's next step for a missing credential is to paste a token, or (WorkOS set
-    up for the deployment) to connect their Connvo account: meetings/credentials.py decides."""
-    from meetings.credentials import takes_pasted_tokens as takes_pastes
-
+    up for the deployment) to connect their Connvo account: meetings/workos_auth.py decides."""
     return takes_pastes(deployment_name)

@@ -51,7 +51,7 @@ def _token_rows(request: HttpRequest, bound: TokenForm | None = None) -> list[di
                 "expired": expired,
                 "expires_soon": expires_soon,
                 "needs_token": needs_token,
-                "takes_pastes": credentials.takes_pasted_tokens(d.name),
+                "takes_pastes": workos_auth.takes_pasted_tokens(d.name),
                 "form": bound
                 if bound is not None and bound.prefix == d.name
                 else TokenForm(initial={"deployment": d.name}, prefix=d.name),
@@ -120,7 +120,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @tokens_page_deployment
 @workos_form_action
 def token_save(request: HttpRequest, deployment: Deployment) -> HttpResponse:
-    if not credentials.takes_pasted_tokens(deployment.name):
+    if not workos_auth.takes_pasted_tokens(deployment.name):
         # Its card has no paste form: a page loaded before WorkOS was set up there, or a
         # hand-made request. Said before the paste is even read, so no error about it is lost.
         messages.error(request, str(credentials.PasteNotTaken(deployment.name)))

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Origin
-from meetings import credentials, pasted_tokens
+from meetings import credentials, pasted_tokens, workos_auth
 from meetings.deployments import UnknownDeployment, get_deployment
 from meetings.models import StaffToken
 
@@ -46,7 +46,7 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"{user} had no token for {deployment}.")
             return
-        if not credentials.takes_pasted_tokens(deployment):
+        if not workos_auth.takes_pasted_tokens(deployment):
             # Before the token is read: nobody is asked for a secret that will not be kept.
             raise CommandError(str(credentials.PasteNotTaken(deployment)))
         if sys.stdin.isatty():

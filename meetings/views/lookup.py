@@ -41,10 +41,16 @@ from .recent import preferred_deployment, remember_deployment
 from .tables import say_what_was_left_out, table_url, with_query
 
 
+def _asked_deployment(request: HttpRequest, data) -> str:
+    """The deployment a lookup names. A bookmark or browser keyword (`/?q=%s`) names none: it
+    gets the one the form offers first, as if the ID had been typed into the box."""
+    return data.get("deployment") or preferred_deployment(request)
+
+
 def _confirm_start_page(request: HttpRequest) -> HttpResponse:
     if "q" not in request.GET:
         return _blank_start_page(request)  # nothing to look up
-    deployment_name = request.GET.get("deployment") or preferred_deployment(request)
+    deployment_name = _asked_deployment(request, request.GET)
     return confirm_lookup(request, deployment_name=deployment_name, text=request.GET["q"])
 
 
@@ -74,10 +80,8 @@ def start_page(request: HttpRequest) -> HttpResponse:
     if "q" not in data:
         return _blank_start_page(request)
     if not data.get("deployment"):
-        # A bookmark or browser keyword (`/?q=%s`) names no deployment: it gets the one the
-        # form offers first, as if the ID had been typed into the box.
         data = data.copy()
-        data["deployment"] = preferred_deployment(request)
+        data["deployment"] = _asked_deployment(request, data)
     form = LookupForm(data, autofocus=True)
     if form.is_valid():
         return _to_meetings(request, form.cleaned_data["q"], form.cleaned_data["deployment"])

@@ -270,13 +270,12 @@ def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> set[int]:
 
 
 def _late_detail(attempts: int) -> str:
-    detail = (
+    # Retries are made after the count: the sealed part does not have them.
+    adds = f"no call but its {attempts - 1} retries" if attempts > 1 else "no call"
+    return (
         "Answered after its page's span was sealed: the call was already counted as unanswered "
-        "there, so this entry adds no call."
+        f"there, so this entry adds {adds}."
     )
-    if attempts > 1:  # retries are made after the count: the sealed part does not have them
-        detail = detail[:-1] + f" but its {attempts - 1} retries."
-    return detail
 
 
 def _record_late(counted: Counted, answers: list[Answered]) -> None:
@@ -385,7 +384,7 @@ def _seal_part(
         # look is an entry of its own, with its request's id.
         request_id="",
         tally={
-            "kind": "span",
+            "kind": records.SPAN,
             "span": span.key,
             "opened": _iso(span.opened_at),
             # The part began at the span's previous seal (its first look), or when it opened.

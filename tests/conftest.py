@@ -93,8 +93,22 @@ def reaches_the_database(item: pytest.Item) -> bool:
 LONG_FIRST = ("test_deployment.py", "test_audit_spans_kill.py", "test_two_hosts.py", "test_demo.py")
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-django's own order
+@pytest.hookimpl(trylast=True)  # after pytest-django's own order, and xdist's group names
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        ungrouped = [
+            item.nodeid
+            for item in items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+        ]
+        if ungrouped:
+            # xdist names a test's group in its node ID; a pytest that ignores that (9.2:
+            # pytest-dev/pytest-xdist#1386) spreads the group over the workers, and each starts
+            # the group's module-scoped servers again. Say so rather than run slower unseen.
+            raise pytest.UsageError(
+                f"pytest-xdist lost the xdist_group of {len(ungrouped)} tests (first: "
+                f"{ungrouped[0]}): a pytest that pytest-xdist does not support (pyproject.toml)"
+            )
     if config.getoption("--database-tests-only"):
         kept, left_out = [], []
         for item in items:

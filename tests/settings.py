@@ -37,3 +37,10 @@ CONNVO_PUSH = False
 # The push tests in this process record pushed answers in it (meetings/relay.py, "" ); those of
 # the relay itself start `manage.py push_relay` on a socket of their own (tests/test_push_relay.py).
 CONNVO_PUSH_RELAY = ""
+
+# WhiteNoise indexes every collected static file when its middleware is made (about 130 ms for this
+# STATIC_ROOT's 700 files), and every test client makes its own middleware: that was a fifth of the
+# suite's time. Here it looks a file up when one is asked for instead (WhiteNoise's development
+# mode). The shipped configuration, which indexes once per worker, is tested in subprocesses
+# (tests/production.py, tests/test_deployment.py: static files under gunicorn and nginx).
+WHITENOISE_AUTOREFRESH = True

@@ -1,7 +1,7 @@
 """User tokens for the fake deployment: RS256 JWTs shaped like WorkOS access tokens.
 
 Connvo's Convex deployment trusts WorkOS as its OIDC provider. The fake plays both parts: it signs
-tokens with an RSA key it makes at start-up and verifies them the way Convex would.
+tokens with an RSA key of its own and verifies them the way Convex would.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import base64
 import datetime
 import hashlib
 import secrets
+import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -32,6 +34,26 @@ def _new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+# A 2,048-bit RSA key takes about 60 ms of CPU to make, and a test run starts a fake for most of
+# its tests. The key of a fake that is gone (its TokenAuthority collected) is handed to the next
+# fake made in the process: fakes alive at the same time still have keys of their own, so one
+# deployment never accepts another's tokens.
+_spare_keys: list[rsa.RSAPrivateKey] = []
+_spare_keys_lock = threading.Lock()
+
+
+def _take_key() -> rsa.RSAPrivateKey:
+    with _spare_keys_lock:
+        if _spare_keys:
+            return _spare_keys.pop()
+    return _new_key()
+
+
+def _give_back(key: rsa.RSAPrivateKey) -> None:
+    with _spare_keys_lock:
+        _spare_keys.append(key)
+
+
 def _key_id(key: rsa.RSAPrivateKey) -> str:
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -44,7 +66,8 @@ class TokenAuthority:
 
     def __init__(self, issuer: str = DEFAULT_ISSUER) -> None:
         self.issuer = issuer
-        self._key = _new_key()
+        self._key = _take_key()
+        weakref.finalize(self, _give_back, self._key)
         self.key_id = _key_id(self._key)
         # Made on first use: a token signed by a key the deployment has never heard of.
         self._foreign_key: rsa.RSAPrivateKey | None = None

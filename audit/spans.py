@@ -192,13 +192,16 @@ class Answered:
     request_id: str = ""
 
 
-def record_answers(counted: Counted, answered: Sequence[Answered], *, sealed: bool = False) -> None:
+def record_answers(
+    counted: Counted, answered: Sequence[Answered], *, sealed: bool = False
+) -> list[Answered]:
     """Complete the counted calls with their outcomes (`SpanCount` + 1 per outcome, the span's
     first and last Connvo request id). With `sealed`, the calls are already in the chain (a
     first look's full entry, appended in the caller's transaction, which this joins). An answer
-    whose span was sealed finally meanwhile (a slow call that outlived its page) is appended as
-    a late answer (`_record_late`). Raises `DatabaseError` when it cannot be written: then the
-    answer must not be shown."""
+    whose span was sealed finally meanwhile (a slow call that outlived its page) is a late
+    answer: appended here (`_record_late`), or, with `sealed`, returned, for the caller to make
+    its full entry a late answer's (`late_answer_fields`). Raises `DatabaseError` when it cannot
+    be written: then the answer must not be shown."""
     per_outcome: Counter = Counter()
     per_span: dict[int, list[Answered]] = {}
     for answer in answered:
@@ -234,9 +237,10 @@ def record_answers(counted: Counted, answered: Sequence[Answered], *, sealed: bo
         for span_id, changes in updates.items():
             Span.objects.filter(pk=span_id).update(**changes)
     gone = {span_id for span_id, _ in per_outcome} - written
-    if gone and not sealed:
-        # With `sealed` the caller's full entry says the outcome, in the same transaction.
-        _record_late(counted, [answer for span_id in gone for answer in per_span[span_id]])
+    late = [answer for span_id in gone for answer in per_span[span_id]]
+    if late and not sealed:
+        _record_late(counted, late)
+    return late if sealed else []
 
 
 def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> set[int]:
@@ -278,11 +282,21 @@ def _late_detail(attempts: int) -> str:
     )
 
 
+def late_answer_fields(counted: Counted, answer: Answered, *, detail: str = "") -> dict:
+    """What makes an entry the outcome of a call whose span was sealed finally before it was
+    answered (and deleted): the call is in the sealed part as unanswered, so the entry stands
+    for no call, only for its retries (made after the count), and its tally says so, for the
+    figures (audit/records.py). The sum of `calls` on record stays the calls Connvo received.
+    `detail`, the entry's own, follows the note."""
+    return {
+        "detail": " ".join(filter(None, [_late_detail(answer.attempts), detail])),
+        "calls": answer.attempts - 1,
+        "tally": {"kind": records.LATE_ANSWER, "span": counted.key},
+    }
+
+
 def _record_late(counted: Counted, answers: list[Answered]) -> None:
-    """Append the outcome of each call whose span was sealed finally before it was answered
-    (and deleted): the call is in the sealed part as unanswered, so the entry stands for no
-    call, only for its retries (made after the count). The sum of `calls` on record stays the
-    calls Connvo received."""
+    """Append the outcome of each refresh's call whose span was sealed finally meanwhile."""
     entries = [
         {
             "action": Action.LOOKUP,
@@ -291,10 +305,8 @@ def _record_late(counted: Counted, answers: list[Answered]) -> None:
             "meeting_id": answer.meeting_id,
             "outcome": answer.outcome,
             "connvo_request_id": answer.request_id,
-            "detail": _late_detail(answer.attempts),
-            "calls": answer.attempts - 1,
-            "tally": {"kind": records.LATE_ANSWER, "span": counted.key},
         }
+        | late_answer_fields(counted, answer)
         for answer in answers
     ]
     record_many(origin=counted.origin, entries=entries)

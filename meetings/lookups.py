@@ -363,9 +363,10 @@ def _record(
             # neither lose the calls nor record them twice.
             with transaction.atomic():
                 if called:
-                    spans.record_answers(
+                    late = spans.record_answers(
                         counted, [_answered(answer) for answer in called], sealed=True
                     )
+                    entries = _late_first_looks(entries, late, counted)
                 _append(entries, origin=origin)
     except DatabaseError:
         # Fail closed: an unrecorded lookup must not show anything.
@@ -374,6 +375,22 @@ def _record(
     if refreshing and counted is not None:
         spans.seal_if_due(counted)
     _log(answers, origin=origin, via=via)
+
+
+def _late_first_looks(
+    entries: list[dict], late: list[spans.Answered], counted: spans.Counted
+) -> list[dict]:
+    """The full entries, those of first looks whose span was sealed while Connvo answered made
+    late answers': the sealed part holds their first call already."""
+    if not late:
+        return entries
+    by_meeting = {(answer.deployment, answer.meeting_id): answer for answer in late}
+    return [
+        entry | spans.late_answer_fields(counted, answer, detail=entry["detail"])
+        if (answer := by_meeting.get((entry["deployment"], entry["meeting_id"]))) and entry["calls"]
+        else entry
+        for entry in entries
+    ]
 
 
 def _append(entries: list[dict], *, origin: Origin) -> None:

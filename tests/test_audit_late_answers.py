@@ -6,16 +6,19 @@ PostgreSQL alike."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from audit import chain, spans
-from audit.models import Action, AuditEntry, Span, SpanCount, Via
+from audit import chain, records, rollup, spans
+from audit.models import Action, ActivityHour, AuditEntry, Span, SpanCount, Via
 from audit.services import Origin
 
 
@@ -103,18 +106,67 @@ def test_a_late_answer_that_was_retried_puts_its_retries_on_record(agent):
 
 
 @pytest.mark.usefixtures("transactional_db")
-def test_a_first_look_whose_span_was_sealed_meanwhile_adds_no_late_entry(agent):
-    """A first look's outcome is its caller's own full entry, in the same transaction: that entry
-    says the answer, so nothing is appended here, and nothing fails."""
-    counted = count(agent, spans.new_key(), ("dev", "1"))
-    seal_quietly(counted)
+def test_a_first_look_whose_span_was_sealed_meanwhile_is_returned_not_appended(agent):
+    """A first look's outcome is its caller's own full entry, in the same transaction: so the
+    late answer is handed back for that entry to say so, nothing is appended here, and nothing
+    fails."""
+    counted = count(agent, spans.new_key(), ("dev", "1"), ("dev", "2"))
+    Span.objects.filter(meeting_id="1").delete()  # sealed by another worker in between
     entries = AuditEntry.objects.count()
+    answers = [spans.Answered("dev", "1", "found"), spans.Answered("dev", "2", "found")]
 
     with transaction.atomic():
-        spans.record_answers(counted, [spans.Answered("dev", "1", "found")], sealed=True)
+        late = spans.record_answers(counted, answers, sealed=True)
 
+    assert late == answers[:1]
     assert AuditEntry.objects.count() == entries
-    assert not SpanCount.objects.exists()
+    assert SpanCount.objects.get().span.meeting_id == "2"
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_first_look_sealed_while_connvo_answered_counts_its_call_once(
+    agent_client, agent_token, fake_connvo
+):
+    """Through the console: the page goes quiet while Connvo takes its time (here, by the clock
+    of the sealer, which a stalled worker or a trickled answer would make real), `audit_seal`
+    seals its span with the call unanswered, and then the answer comes. The full entry of the
+    first look says the outcome, and adds no call: calls on record stay the calls Connvo got."""
+    fake_connvo.misbehave("slow", delay=1.0)
+    sealed: list[AuditEntry] = []
+
+    def sealer() -> None:
+        try:
+            deadline = time.monotonic() + 10
+            while not Span.objects.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            Span.objects.update(open_until=timezone.now() - timedelta(seconds=1))
+            sealed.extend(spans.seal_quiet())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sealer)
+    thread.start()
+    page = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+    thread.join()
+
+    assert page.status_code == 200 and "Support Team Daily Standup" in page.content.decode()
+    assert [(entry.calls, entry.tally["unanswered"]) for entry in sealed] == [(1, 1)]
+    first_look = AuditEntry.objects.filter(via=Via.PAGE).get()
+    assert (first_look.outcome, first_look.calls) == ("found", 0)
+    assert first_look.tally == {"kind": "late_answer", "span": sealed[0].tally["span"]}
+    assert first_look.detail.startswith("Answered after its page's span was sealed")
+    assert spans.calls_on_record() == fake_connvo.call_count == 1
+    rollup.catch_up()
+    per_outcome = dict(
+        ActivityHour.objects.filter(action=Action.LOOKUP)
+        .values("outcome")
+        .annotate(calls=Sum("entries"))
+        .values_list("outcome", "calls")
+    )
+    assert per_outcome == {records.UNANSWERED: 1}  # the one call, once, as it was sealed
+    assert chain.verify().ok
 
 
 @pytest.mark.usefixtures("transactional_db")
@@ -135,11 +187,6 @@ def test_an_auditor_reads_a_late_answer_with_its_note(agent, auditor_client):
 def test_the_summaries_count_a_late_answers_call_once(agent):
     """The overview, flags and summaries count calls (audit/records.py): the late answer's call
     is counted in its sealed part, as unanswered, so its entry adds only its retries."""
-    from django.db.models import Sum
-
-    from audit import records, rollup
-    from audit.models import ActivityHour
-
     one = count(agent, spans.new_key(), ("dev", "1"), ("dev", "3"))
     seal_quietly(one)
     two = count(agent, spans.new_key(), ("dev", "2"))

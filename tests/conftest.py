@@ -6,6 +6,7 @@ group), `admin` (superuser). `audit_entry` writes audit entries through the real
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Group, Permission, User
 from django.core.cache import cache
+from django.db import transaction
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.test import AsyncClient, Client
 from hypothesis import HealthCheck
@@ -245,6 +247,18 @@ def connvo_settings(settings, request):
         }
     }
     return settings
+
+
+@contextlib.contextmanager
+def shared_rows(django_db_blocker) -> Iterator[None]:
+    """Rows that a class's tests share, written once, as Django's `TestCase.setUpTestData` does:
+    in a transaction around the class's tests (a class-scoped fixture's), inside which each
+    test's own transaction is a savepoint, so whatever a test writes is still rolled back; the
+    shared rows are rolled back after the class's last test. For database tests only: a
+    transactional test would flush them."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
 
 
 GROUP_PERMISSIONS = {

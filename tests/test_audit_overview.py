@@ -33,6 +33,7 @@ from audit.selectors import EntryFilter
 from connvo_admin.outcomes import Outcome
 from tests.audit_patterns import lookup
 from tests.audit_spans import counted
+from tests.conftest import shared_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -322,8 +323,7 @@ if os.environ.get("CONSOLE_TEST_TZ"):  # the run's own local zone, when the suit
     ZONES.append(os.environ["CONSOLE_TEST_TZ"])
 
 
-@pytest.fixture
-def long_log(db):
+def _seed_a_long_log() -> list[tuple]:
     """Seventy days of entries at random instants, a few on the hour and at midnight, counted
     into the summaries in uneven batches."""
     rng = random.Random(15)
@@ -414,84 +414,132 @@ def _from_the_overview(entry_filter: EntryFilter, zone) -> tuple[Counter, Counte
     return buckets, counted("found"), outcomes, summary.per
 
 
-@pytest.mark.parametrize("zone_name", ZONES)
-def test_a_long_ranges_figures_are_the_logs_own_in_any_time_zone(long_log, zone_name):
-    zone = ZoneInfo(zone_name)
-    # What the filter form makes of "From 3 Feb To 4 Apr": the zone's local midnights.
-    since = datetime(2026, 2, 3, tzinfo=zone)
-    until = datetime(2026, 4, 5, tzinfo=zone)
-    for entry_filter in [
-        EntryFilter(since=since, until=until),
-        EntryFilter(since=since, until=until, include_refreshes=True),
-        EntryFilter(since=since, until=until, deployment="dev", outcome="not_visible"),
-        EntryFilter(since=since, until=until, action="sign_in"),
-    ]:
-        buckets, found, outcomes, per = _from_the_overview(entry_filter, zone)
-
-        assert per == "day"
-        assert (buckets, found, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
-        assert len(buckets) > 50
-
-
-def test_the_day_summary_holds_the_hourly_one_summed(long_log):
-    per_day: Counter = Counter()
-    for row in ActivityHour.objects.all():
-        key = (row.hour.astimezone(UTC).date(), row.action, row.via, row.deployment, row.outcome)
-        per_day[(*key, row.hour.astimezone(UTC).hour)] += row.entries
-    from_days: Counter = Counter()
-    for day in ActivityDay.objects.all():
-        key = (day.day, day.action, day.via, day.deployment, day.outcome)
-        hours = [getattr(day, name) for name in DAY_HOURS]
-        assert day.entries == sum(hours)
-        from_days.update({(*key, hour): n for hour, n in enumerate(hours) if n})
-
-    assert from_days == per_day
-    assert sum(per_day.values()) == len(long_log)
-
-
-def test_the_migration_sums_the_hours_counted_before_it(long_log):
-    from django.apps import apps
-
-    migration = importlib.import_module("audit.migrations.0012_activity_day")
-    counted = sorted(ActivityDay.objects.values_list(*DAY_ROW))
-    ActivityDay.objects.all().delete()
-
-    migration.days_from_hours(apps, None)
-
-    assert sorted(ActivityDay.objects.values_list(*DAY_ROW)) == counted
-
-
 DAY_ROW = ("day", "action", "via", "deployment", "outcome", "entries", *DAY_HOURS)
 
 
-@given(
-    since=st.datetimes(
-        min_value=datetime(2026, 1, 30), max_value=datetime(2026, 4, 15), timezones=st.just(UTC)
-    ),
-    length=st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=60)),
-    zone_name=st.sampled_from(ZONES),
-    field=st.sampled_from(
-        [
-            {},
-            {"include_refreshes": True},
-            {"via": "refresh"},
-            {"via": "cli"},
-            {"outcome": "timeout"},
-            {"deployment": "prod", "outcome": "found"},
-            {"action": "sign_in"},
-        ]
-    ),
-)
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_any_range_filter_and_zone_gives_the_logs_own_figures(
-    long_log, since, length, zone_name, field
-):
-    zone = ZoneInfo(zone_name)
-    entry_filter = EntryFilter(since=since, until=since + length, **field)
+class TestALongLog:
+    """Seventy days of entries, seeded once for these tests (`shared_rows`: each test's own
+    writes are still rolled back)."""
 
-    buckets, found, outcomes, per = _from_the_overview(entry_filter, zone)
+    @pytest.fixture(scope="class")
+    @classmethod
+    def long_log(cls, django_db_setup, django_db_blocker):
+        with shared_rows(django_db_blocker):
+            yield _seed_a_long_log()
 
-    assert (buckets, found, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
+    @pytest.mark.parametrize("zone_name", ZONES)
+    def test_a_long_ranges_figures_are_the_logs_own_in_any_time_zone(self, long_log, zone_name):
+        zone = ZoneInfo(zone_name)
+        # What the filter form makes of "From 3 Feb To 4 Apr": the zone's local midnights.
+        since = datetime(2026, 2, 3, tzinfo=zone)
+        until = datetime(2026, 4, 5, tzinfo=zone)
+        for entry_filter in [
+            EntryFilter(since=since, until=until),
+            EntryFilter(since=since, until=until, include_refreshes=True),
+            EntryFilter(since=since, until=until, deployment="dev", outcome="not_visible"),
+            EntryFilter(since=since, until=until, action="sign_in"),
+        ]:
+            buckets, found, outcomes, per = _from_the_overview(entry_filter, zone)
+
+            assert per == "day"
+            assert (buckets, found, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
+            assert len(buckets) > 50
+
+    def test_the_day_summary_holds_the_hourly_one_summed(self, long_log):
+        per_day: Counter = Counter()
+        for row in ActivityHour.objects.all():
+            key = (
+                row.hour.astimezone(UTC).date(),
+                row.action,
+                row.via,
+                row.deployment,
+                row.outcome,
+            )
+            per_day[(*key, row.hour.astimezone(UTC).hour)] += row.entries
+        from_days: Counter = Counter()
+        for day in ActivityDay.objects.all():
+            key = (day.day, day.action, day.via, day.deployment, day.outcome)
+            hours = [getattr(day, name) for name in DAY_HOURS]
+            assert day.entries == sum(hours)
+            from_days.update({(*key, hour): n for hour, n in enumerate(hours) if n})
+
+        assert from_days == per_day
+        assert sum(per_day.values()) == len(long_log)
+
+    def test_the_migration_sums_the_hours_counted_before_it(self, long_log):
+        from django.apps import apps
+
+        migration = importlib.import_module("audit.migrations.0012_activity_day")
+        counted = sorted(ActivityDay.objects.values_list(*DAY_ROW))
+        ActivityDay.objects.all().delete()
+
+        migration.days_from_hours(apps, None)
+
+        assert sorted(ActivityDay.objects.values_list(*DAY_ROW)) == counted
+
+    @given(
+        since=st.datetimes(
+            min_value=datetime(2026, 1, 30), max_value=datetime(2026, 4, 15), timezones=st.just(UTC)
+        ),
+        length=st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=60)),
+        zone_name=st.sampled_from(ZONES),
+        field=st.sampled_from(
+            [
+                {},
+                {"include_refreshes": True},
+                {"via": "refresh"},
+                {"via": "cli"},
+                {"outcome": "timeout"},
+                {"deployment": "prod", "outcome": "found"},
+                {"action": "sign_in"},
+            ]
+        ),
+    )
+    @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def test_any_range_filter_and_zone_gives_the_logs_own_figures(
+        self, long_log, since, length, zone_name, field
+    ):
+        zone = ZoneInfo(zone_name)
+        entry_filter = EntryFilter(since=since, until=since + length, **field)
+
+        buckets, found, outcomes, per = _from_the_overview(entry_filter, zone)
+
+        assert (buckets, found, outcomes) == _from_the_log(long_log, entry_filter, zone, per)
+
+    def test_a_range_of_centuries_is_charted_from_the_oldest_entry_to_now_per_month(self, long_log):
+        """1900 to 9998 is a valid range (the widest the form takes): the chart covers only where
+        entries can be, and a span of years is drawn per month, not as three million empty days."""
+        zone = ZoneInfo("Europe/Berlin")
+        entry_filter = EntryFilter(
+            since=datetime(1900, 1, 1, tzinfo=zone), until=datetime(9998, 12, 31, tzinfo=zone)
+        )
+        now = datetime(2028, 12, 15, 12, tzinfo=UTC)
+
+        summary = overview.overview(entry_filter, now=now, zone=zone)
+
+        assert summary.per == "month"
+        assert summary.buckets[0].start == datetime(2026, 2, 1, tzinfo=zone)
+        assert summary.buckets[-1].start == datetime(2028, 12, 1, tzinfo=zone)
+        assert len(summary.buckets) == 35
+        by_month = Counter()
+        for at, action, via, _, _ in long_log:
+            if action == "lookup" and via != "refresh":
+                local = at.astimezone(zone)
+                by_month[datetime(local.year, local.month, 1, tzinfo=zone)] += 1
+        assert {b.start: b.lookups for b in summary.buckets if b.lookups} == dict(by_month)
+        label, first = summary.table[0]
+        assert (label, first.lookups) == (
+            "February 2026",
+            by_month[datetime(2026, 2, 1, tzinfo=zone)],
+        )
+        assert summary.scale == ("Feb 2026", "Dec 2028")
+        # Beyond twenty years of entries, per year.
+        assert overview._per(timedelta(days=366 * 21)) == "year"
+
+    def test_the_widest_range_on_the_page_draws_a_bounded_chart(self, auditor_client, long_log):
+        html = get(auditor_client, {"since": "1900-01-01", "until": "9998-12-31"})
+
+        assert html.count('class="audit-chart__bar"') <= 400
 
 
 def _summaries() -> tuple[list, list, list, list]:
@@ -552,40 +600,6 @@ def test_a_purge_takes_its_entries_out_of_the_summaries(settings, counted_first)
     assert 300 < purged.deleted < 600
     assert after_purge == _summaries()
     assert sum(row[-1] for row in after_purge[0]) == AuditEntry.objects.count()
-
-
-def test_a_range_of_centuries_is_charted_from_the_oldest_entry_to_now_per_month(long_log):
-    """1900 to 9998 is a valid range (the widest the form takes): the chart covers only where
-    entries can be, and a span of years is drawn per month, not as three million empty days."""
-    zone = ZoneInfo("Europe/Berlin")
-    entry_filter = EntryFilter(
-        since=datetime(1900, 1, 1, tzinfo=zone), until=datetime(9998, 12, 31, tzinfo=zone)
-    )
-    now = datetime(2028, 12, 15, 12, tzinfo=UTC)
-
-    summary = overview.overview(entry_filter, now=now, zone=zone)
-
-    assert summary.per == "month"
-    assert summary.buckets[0].start == datetime(2026, 2, 1, tzinfo=zone)
-    assert summary.buckets[-1].start == datetime(2028, 12, 1, tzinfo=zone)
-    assert len(summary.buckets) == 35
-    by_month = Counter()
-    for at, action, via, _, _ in long_log:
-        if action == "lookup" and via != "refresh":
-            local = at.astimezone(zone)
-            by_month[datetime(local.year, local.month, 1, tzinfo=zone)] += 1
-    assert {b.start: b.lookups for b in summary.buckets if b.lookups} == dict(by_month)
-    label, first = summary.table[0]
-    assert (label, first.lookups) == ("February 2026", by_month[datetime(2026, 2, 1, tzinfo=zone)])
-    assert summary.scale == ("Feb 2026", "Dec 2028")
-    # Beyond twenty years of entries, per year.
-    assert overview._per(timedelta(days=366 * 21)) == "year"
-
-
-def test_the_widest_range_on_the_page_draws_a_bounded_chart(auditor_client, long_log):
-    html = get(auditor_client, {"since": "1900-01-01", "until": "9998-12-31"})
-
-    assert html.count('class="audit-chart__bar"') <= 400
 
 
 def test_a_range_without_lookups_draws_no_empty_chart(auditor_client, log):

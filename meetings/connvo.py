@@ -178,6 +178,10 @@ class AccountNotConnected(NoToken):
     def title(self) -> str:
         return "Connvo account not connected"
 
+    @property
+    def label(self) -> str:
+        return "Account not connected"
+
 
 class MeetingNotFound(ConnvoError):
     outcome = Outcome.NOT_FOUND
@@ -527,17 +531,30 @@ def _describe_body(response: requests.Response, content: bytes) -> str:
     return f"HTTP {response.status_code}, {content_type}, {len(content)} bytes"
 
 
-def missing_token(deployment: Deployment) -> NoToken:
+def missing_token(deployment: Deployment | str, *, unreadable: bool = False) -> NoToken:
     """The agent has no credential for the deployment: found here, by the sync client, or by
-    meetings/credentials.py (none stored, or removed while a renewal waited), said one way."""
-    if not takes_pasted_tokens(deployment.name):
+    meetings/credentials.py (none stored, removed while a renewal waited, or, `unreadable`,
+    stored under an encryption key the console no longer has), said one way for each kind of
+    deployment: one whose agents connect their account, or one that takes pasted tokens."""
+    name = deployment if isinstance(deployment, str) else deployment.name
+    if not takes_pasted_tokens(name):
+        if unreadable:
+            return AccountNotConnected(
+                f"Your Connvo connection for {name} can no longer be read (the console's "
+                "encryption keys changed). Connect your account again on the Tokens page."
+            )
         return AccountNotConnected(
-            f"Your Connvo account is not connected for {deployment.name}. Connect it on the "
-            "Tokens page, then look up the meeting again."
+            f"Your Connvo account is not connected for {name}. Connect it on the Tokens page, "
+            "then look up the meeting again."
+        )
+    if unreadable:
+        return NoToken(
+            f"Your saved token for {name} can no longer be read (the console's encryption keys "
+            "changed). Save your token again on the Tokens page."
         )
     return NoToken(
-        f"You have no Connvo token saved for {deployment.name}. Add it on the Tokens page, then "
-        "look up the meeting again."
+        f"You have no Connvo token saved for {name}. Add it on the Tokens page, then look up "
+        "the meeting again."
     )
 
 

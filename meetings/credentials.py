@@ -93,10 +93,7 @@ def reveal(stored: StaffToken, *, refresh: bool = False) -> str:
         return _decrypt(tuple(settings.TOKEN_ENCRYPTION_KEYS), ciphertext)
     except InvalidToken:
         # The key that encrypted it was removed from TOKEN_ENCRYPTION_KEYS.
-        raise NoToken(
-            f"Your saved token for {stored.deployment} can no longer be read (the console's "
-            "encryption keys changed). Save your token again on the Tokens page."
-        ) from None
+        raise missing_token(stored.deployment, unreadable=True) from None
 
 
 # --- Claims -------------------------------------------------------------------------------------

@@ -700,3 +700,23 @@ def test_the_lookups_read_of_a_credential_is_the_users_own_for_that_deployment_o
     assert StaffToken.objects.of(agent, "staging") is None
     assert StaffToken.objects.of(auditor, "dev") is None
     assert StaffToken.objects.of(agent, "dev' OR '1'='1") is None
+
+
+@pytest.mark.django_db
+def test_a_connection_the_keys_no_longer_read_asks_to_connect_again(
+    agent, agent_client, fake_connvo, settings
+):
+    """A connected account stored under an encryption key since removed: the way back is the
+    Connect button, as for an account never connected, not a token to save."""
+    from cryptography.fernet import Fernet
+
+    connect(agent_client, fake_connvo)
+    settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    with pytest.raises(credentials.NoToken) as caught:
+        look_up(agent, fake_connvo)
+
+    assert caught.value.title == "Connvo account not connected"
+    assert "Connect your account again on the Tokens page" in caught.value.message
+    assert "your token" not in caught.value.message
+    assert fake_connvo.call_count == 0

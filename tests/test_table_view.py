@@ -231,7 +231,7 @@ def test_no_token_fails_every_row_without_calling_connvo(agent_client, fake_conn
 
     assert fake_connvo.call_count == 0
     assert html.count("No token saved") == 2
-    assert "2 need your token" in html
+    assert "2 need your token or account" in html
 
 
 def test_the_filter_names_each_group_as_the_summary_does(agent_client, agent_token, fake_connvo):
@@ -581,7 +581,18 @@ def test_an_outcome_only_a_person_can_change_still_replaces_the_row(
 
     assert "No token saved" in row(html, fake_connvo, "standup")
     assert "data-stale" not in html
-    assert summary_text(html) == "2 need your token"
+    assert summary_text(html) == "2 need your token or account"
+
+
+@pytest.mark.usefixtures("workos")
+def test_rows_without_a_connected_account_say_so_not_token(agent_client, fake_connvo):
+    """On a deployment whose agents connect their Connvo account (WorkOS), a row with no
+    credential names the account, as the meeting page's heading does; no token is asked for."""
+    html = agent_client.get(table_url(fake_connvo, "standup", "planning")).content.decode()
+
+    assert "Account not connected" in row(html, fake_connvo, "standup")
+    assert "No token saved" not in html
+    assert summary_text(html) == "2 need your token or account"
 
 
 def test_rows_over_the_lookup_limit_keep_their_values_and_the_rest_refreshes(

@@ -137,6 +137,15 @@ def test_lookup_text_output(agent, agent_token, fake_connvo):
     assert "participant, joined" in out
 
 
+def test_lookup_text_failure_names_the_meeting(agent, agent_token, fake_connvo):
+    private = fake_connvo.meeting_id("private")
+
+    code, out, err = run("connvo_lookup", private, "--user", "agent")
+
+    assert code == 1 and out == ""
+    assert err.startswith(f"{private}  not_visible: ")
+
+
 def test_lookup_unknown_user_json():
     code, out, _ = run("connvo_lookup", "x" * 32, "--user", "ghost", "--json")
 

@@ -141,7 +141,10 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(_error_line(kind, message, meeting_id, request_id))
         else:
-            self.stderr.write(f"{kind}: {message}")
+            # As a line of a list of meetings says it: the meeting first, when there is one.
+            self.stderr.write(
+                f"{meeting_id}  {kind}: {message}" if meeting_id else f"{kind}: {message}"
+            )
             if request_id:
                 self.stderr.write(f"Connvo request ID: {request_id}")
             if detail:

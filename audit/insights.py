@@ -219,6 +219,21 @@ def _hour_words(hour: datetime, zone: tzinfo | None) -> str:
     return dateformat.format(hour.astimezone(zone), "j M Y, H:i T")
 
 
+def _hours_of_day_words(hours: list[int], on: datetime, zone: tzinfo | None) -> str:
+    """Hours of the day counted in UTC, as the viewer reads them on the day of `on` ("04:00,
+    05:00 CEST"); without a zone, "02:00, 03:00 UTC"."""
+    moments = [
+        on.astimezone(UTC).replace(hour=hour, minute=0, second=0, microsecond=0) for hour in hours
+    ]
+    if zone is None:
+        return ", ".join(f"{moment:%H:%M}" for moment in moments) + " UTC"
+    local = [moment.astimezone(zone) for moment in moments]
+    names = {dateformat.format(moment, "T") for moment in local}
+    if len(names) == 1:  # one offset all day: named once
+        return ", ".join(dateformat.format(moment, "H:i") for moment in local) + f" {names.pop()}"
+    return ", ".join(dateformat.format(moment, "H:i T") for moment in local)
+
+
 def find_flags(
     *, now: datetime, since: datetime | None = None, zone: tzinfo | None = None
 ) -> list[Flag]:
@@ -287,7 +302,7 @@ def find_flags(
             baseline >= settings.AUDIT_FLAG_OFF_HOURS_MIN_BASELINE
             and at_odd_hours >= settings.AUDIT_FLAG_OFF_HOURS_MIN
         ):
-            named = ", ".join(f"{h:02d}:00" for h in odd_hours)
+            named = _hours_of_day_words(odd_hours, until, zone)
             flags.append(
                 _flag(
                     "off_hours",
@@ -295,8 +310,8 @@ def find_flags(
                     since,
                     until,
                     {"lookups": at_odd_hours, "hours_utc": odd_hours},
-                    f"{staff} made {at_odd_hours} lookups at hours (UTC) they never worked in "
-                    f"the {baseline_days} days before: {named}.",
+                    f"{staff} made {at_odd_hours} lookups at hours they never worked in the "
+                    f"{baseline_days} days before: {named}.",
                 )
             )
     return sorted(flags, key=lambda flag: (KINDS.index(flag.kind), flag.staff))

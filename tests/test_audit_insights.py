@@ -74,7 +74,7 @@ class TestTheTeamsLog:
         )
         night = by_kind["off_hours"]
         assert night.figures == {"lookups": 150, "hours_utc": [2, 3]}
-        assert "02:00, 03:00" in night.sentence
+        assert night.sentence.endswith("they never worked in the 30 days before: 02:00, 03:00 UTC.")
         many = by_kind["many_meetings"]
         assert many.figures == {"meetings": 80}  # 02:00-02:59: 80 of the 150, one every 45 s
         assert many.since == NOW.replace(day=15, hour=2)
@@ -131,6 +131,8 @@ class TestTheTeamsLog:
 
         assert "different meetings within one hour (from 15 Jun 2026, 04:00 CEST)" in page
         assert "02:00 UTC)" not in page
+        # The hours of the day no one saw them work, too.
+        assert "they never worked in the 30 days before: 04:00, 05:00 CEST." in page
         # `audit_insights` (for cron and alerting) keeps UTC.
         (many,) = [flag for flag in insights.find_flags(now=NOW) if flag.kind == "many_meetings"]
         assert many.sentence.endswith("(from 2026-06-15 02:00 UTC).")

@@ -14,7 +14,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$c"; break; }; \
 	done)
 
-.PHONY: help setup demo test test-sqlite test-browser test-postgres test-clock mutants lint format serve services browser nginx clean
+.PHONY: help setup demo test test-sqlite test-browser test-postgres test-servers test-clock mutants lint format serve services browser nginx clean
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
@@ -108,18 +108,32 @@ BROWSER_TESTS ?= yes
 NOT_BROWSER := -m "not browser" --ignore=tests/browser
 
 # The SQLite run is also the clock run: the whole suite, browser tests included, on a summer's day
-# far east (docs/testing.md, "The clock runs"); PostgreSQL runs at the real date. The browser tests
-# (SQLite, the same clock) run beside the PostgreSQL run: that run waits on its servers for about
-# a third of its time, and chromium fills it (docs/testing.md, "CI time"). Their output follows.
+# far east (docs/testing.md, "The clock runs"); PostgreSQL runs at the real date. Three streams
+# share the two cores (docs/testing.md, "CI time"): the PostgreSQL tests of whole servers (the
+# deployment stack, workers killed mid-call, two hosts, the push bench: their own databases, and
+# most of their time spent waiting on servers they start) run in one process beside the SQLite
+# run; the browser tests (SQLite, the same clock) run beside the rest of the PostgreSQL run. The
+# side streams' output follows; `make test` fails if any stream does.
 TEST_CLOCK := 2027-07-15T12:00:00Z
+SERVER_TESTS := tests/test_deployment.py tests/test_audit_spans_kill.py tests/test_two_hosts.py \
+	tests/test_benches.py::test_push_load_runs_and_every_answer_connvo_sent_is_on_record
 test: $(STAMP) browser nginx services lint
-	$(MAKE) --no-print-directory test-sqlite CLOCK=$(TEST_CLOCK) BROWSER_TESTS=no
-	@log=$$(mktemp); \
-	  $(MAKE) --no-print-directory test-browser CLOCK=$(TEST_CLOCK) >"$$log" 2>&1 & browser=$$!; \
-	  $(MAKE) --no-print-directory test-postgres BROWSER_TESTS=no DATABASE_TESTS_ONLY=yes; postgres=$$?; \
-	  wait $$browser; browser=$$?; \
-	  echo "== the browser tests (SQLite, run beside PostgreSQL)"; cat "$$log"; rm -f "$$log"; \
-	  test $$postgres = 0 && test $$browser = 0
+	@servers_log=$$(mktemp); browser_log=$$(mktemp); \
+	  $(MAKE) --no-print-directory test-servers >"$$servers_log" 2>&1 & servers=$$!; \
+	  $(MAKE) --no-print-directory test-sqlite CLOCK=$(TEST_CLOCK) BROWSER_TESTS=no; sqlite=$$?; \
+	  $(MAKE) --no-print-directory test-browser CLOCK=$(TEST_CLOCK) >"$$browser_log" 2>&1 & browser=$$!; \
+	  $(MAKE) --no-print-directory test-postgres BROWSER_TESTS=no DATABASE_TESTS_ONLY=yes \
+	    SERVER_TESTS_APART=yes; postgres=$$?; \
+	  wait $$servers; servers=$$?; wait $$browser; browser=$$?; \
+	  echo "== the PostgreSQL tests of whole servers (run beside SQLite)"; cat "$$servers_log"; \
+	  echo "== the browser tests (SQLite, run beside PostgreSQL)"; cat "$$browser_log"; \
+	  rm -f "$$servers_log" "$$browser_log"; \
+	  test $$sqlite = 0 && test $$postgres = 0 && test $$servers = 0 && test $$browser = 0
+
+# The PostgreSQL tests of whole servers alone, in one process (`make test` runs them apart).
+test-servers: $(STAMP)
+	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	  $(PY) -m pytest -n 0 $(SERVER_TESTS)
 
 # CLOCK=<instant> runs it with the wall clock moved there (ticking) and the local zone CLOCK_TZ.
 test-sqlite: $(STAMP)
@@ -131,11 +145,13 @@ test-browser: $(STAMP)
 	$(if $(CLOCK),CONSOLE_TEST_CLOCK=$(CLOCK) CONSOLE_TEST_TZ=$(CLOCK_TZ)) \
 	  DATABASE_URL=sqlite:///:memory: $(PYTEST) -m browser tests/browser
 
-# DATABASE_TESTS_ONLY=yes leaves out the tests that cannot reach the database (docs/testing.md).
+# DATABASE_TESTS_ONLY=yes leaves out the tests that cannot reach the database (docs/testing.md);
+# SERVER_TESTS_APART=yes leaves out SERVER_TESTS (`make test` runs them beside SQLite).
 test-postgres: $(STAMP)
 	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	  $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER)) \
-	  $(if $(filter yes,$(DATABASE_TESTS_ONLY)),--database-tests-only)
+	  $(if $(filter yes,$(DATABASE_TESTS_ONLY)),--database-tests-only) \
+	  $(if $(filter yes,$(SERVER_TESTS_APART)),$(foreach t,$(SERVER_TESTS),$(if $(findstring ::,$(t)),--deselect $(t),--ignore=$(t))))
 
 # The non-browser suite with the wall clock moved (ticking, for the whole run) to a summer's day,
 # a leap day and the last second of a year, in a local time zone fourteen hours east of UTC.

@@ -112,8 +112,10 @@ NOT_BROWSER := -m "not browser" --ignore=tests/browser
 # share the two cores (docs/testing.md, "CI time"): the PostgreSQL tests of whole servers (the
 # deployment stack, workers killed mid-call, two hosts, the push bench: their own databases, and
 # most of their time spent waiting on servers they start) run in one process beside the SQLite
-# run; the browser tests (SQLite, the same clock) run beside the rest of the PostgreSQL run. The
-# side streams' output follows; `make test` fails if any stream does.
+# run; the browser tests (SQLite, the same clock) run beside the rest of the PostgreSQL run, whose
+# property tests, run in full on SQLite just before, generate a third of their examples there
+# (tests/conftest.py, `examples`). The side streams' output follows; `make test` fails if any
+# stream does.
 TEST_CLOCK := 2027-07-15T12:00:00Z
 SERVER_TESTS := tests/test_deployment.py tests/test_audit_spans_kill.py tests/test_two_hosts.py \
 	tests/test_benches.py::test_push_load_runs_and_every_answer_connvo_sent_is_on_record
@@ -122,8 +124,8 @@ test: $(STAMP) browser nginx services lint
 	  $(MAKE) --no-print-directory test-servers >"$$servers_log" 2>&1 & servers=$$!; \
 	  $(MAKE) --no-print-directory test-sqlite CLOCK=$(TEST_CLOCK) BROWSER_TESTS=no; sqlite=$$?; \
 	  $(MAKE) --no-print-directory test-browser CLOCK=$(TEST_CLOCK) >"$$browser_log" 2>&1 & browser=$$!; \
-	  $(MAKE) --no-print-directory test-postgres BROWSER_TESTS=no DATABASE_TESTS_ONLY=yes \
-	    SERVER_TESTS_APART=yes; postgres=$$?; \
+	  CONSOLE_TEST_EXAMPLES_SHARE=0.33 $(MAKE) --no-print-directory test-postgres BROWSER_TESTS=no \
+	    DATABASE_TESTS_ONLY=yes SERVER_TESTS_APART=yes; postgres=$$?; \
 	  wait $$servers; servers=$$?; wait $$browser; browser=$$?; \
 	  echo "== the PostgreSQL tests of whole servers (run beside SQLite)"; cat "$$servers_log"; \
 	  echo "== the browser tests (SQLite, run beside PostgreSQL)"; cat "$$browser_log"; \

@@ -40,10 +40,26 @@ TZ_ENV = "CONSOLE_TEST_TZ"
 _session_travel: time_machine.travel | None = None
 
 
+# How many examples a property test generates: as many as it asks for (Hypothesis's 100 when it
+# does not say), times CONSOLE_TEST_EXAMPLES_SHARE when that is set. `make test` gives its
+# PostgreSQL run a third: it repeats, on the other database, the property tests the SQLite run has
+# just run in full, for what differs between the two (text the server refuses or cuts, ordering,
+# row locks), and at full count they took a third of that run (docs/testing.md, "CI time").
+EXAMPLES_SHARE = float(os.environ.get("CONSOLE_TEST_EXAMPLES_SHARE") or 1)
+
+
+def examples(count: int) -> int:
+    """`count` examples for a property test, or its share in a run that asks for fewer."""
+    return max(5, round(count * EXAMPLES_SHARE))
+
+
 # Hypothesis's deadline and "too slow" checks are timing assertions: on a busy machine (two cores
 # shared by several runs) they fail tests whose behaviour is right.
 hypothesis_settings.register_profile(
-    "console", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "console",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    max_examples=examples(100),
 )
 hypothesis_settings.load_profile("console")
 

@@ -19,6 +19,7 @@ from audit.exports import FORMULA_STARTS
 from audit.models import Action, AuditEntry
 from audit.services import Origin, record
 from connvo_admin.logs import request_id_var
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,7 @@ def check_every_page_and_export(client: Client, entry: AuditEntry) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from audit.models import Action, AuditEntry
 from audit.selectors import BadCursor, Cursor
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ PARAMS = st.sampled_from(
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audit.management.commands.audit_insights import _moment
+from tests.conftest import examples
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -67,7 +68,7 @@ def test_any_since_is_a_moment_or_refused_cleanly(text, now):
     assert moment.tzinfo is not None
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(since=ARGUMENT, now=st.none() | MOMENTS)
 @example(since="99999999d", now=None)
 @example(since="24h", now="9999-12-31T23:59:59")

@@ -33,7 +33,7 @@ from audit.selectors import EntryFilter
 from connvo_admin.outcomes import Outcome
 from tests.audit_patterns import lookup
 from tests.audit_spans import counted
-from tests.conftest import shared_rows
+from tests.conftest import examples, shared_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -495,7 +495,9 @@ class TestALongLog:
             ]
         ),
     )
-    @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=examples(60), suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
     def test_any_range_filter_and_zone_gives_the_logs_own_figures(
         self, long_log, since, length, zone_name, field
     ):

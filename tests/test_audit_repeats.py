@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from audit import chain, repeats
 from audit.models import Action, AuditEntry, RepeatCount
 from audit.services import Origin
+from tests.conftest import examples
 from tests.test_audit_chain import tamper
 
 pytestmark = pytest.mark.django_db
@@ -447,7 +448,7 @@ ODD_TEXT = st.text(max_size=1000)
 
 
 @pinned
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(source=ODD_TEXT, tried=ODD_TEXT)
 @example(source="a\x00b", tried="\ud800")
 @example(source="x" * 1000, tried="y" * 1000)

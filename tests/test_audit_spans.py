@@ -25,7 +25,7 @@ from audit.services import Origin
 from meetings import connvo, pasted_tokens
 from meetings.deployments import get_deployment
 from meetings.live import Shown
-from tests.conftest import _user
+from tests.conftest import _user, examples
 from tests.test_live_refresh import HTMX, poll_state
 from tests.test_table_view import poller, table_url
 from tests.test_table_view import refresh as table_refresh
@@ -454,7 +454,9 @@ def test_a_key_is_a_span_only_for_its_own_meeting(agent_client, agent_token, fak
     )
 
 
-@hypothesis_settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(
+    max_examples=examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=40) | st.from_regex(r"[A-Za-z0-9_-]{20,34}", fullmatch=True))
 def test_a_span_key_is_read_strictly(text):
     span = Shown.from_query({"span": text}).span
@@ -462,7 +464,9 @@ def test_a_span_key_is_read_strictly(text):
     assert span == (text if spans.KEY.fullmatch(text) else "")
 
 
-@hypothesis_settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(
+    max_examples=examples(25), suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=40))
 def test_a_malformed_span_key_opens_a_new_span_never_an_error(
     agent_client, agent_token, fake_connvo, text

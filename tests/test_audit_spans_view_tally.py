@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from audit import records, rollup
 from audit.models import Action, ActivityHour, AuditEntry, StaffDay, Via
 from tests.audit_spans import append_at
+from tests.conftest import examples
 
 MOMENT = datetime(2026, 3, 10, 10, 2, tzinfo=UTC)
 COUNT = st.integers(min_value=0, max_value=2**31 - 1)
@@ -89,7 +90,9 @@ def test_words_and_figures_never_raise_and_a_span_adds_up_to_its_calls(
 
 @pytest.mark.django_db
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(calls=optional_count, repeats=optional_count, tally=tallies)
 def test_pages_summaries_and_exports_take_any_tally(auditor_client, calls, repeats, tally):

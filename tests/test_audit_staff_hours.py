@@ -27,6 +27,7 @@ from audit.models import (
     StaffHour,
 )
 from tests.audit_patterns import lookup
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -152,9 +153,11 @@ def test_staff_hours_hold_the_logs_figures_whatever_the_batches(staff_log):
     assert StaffHour.objects.filter(meetings__gt=1).exists()  # the test has something to check
 
 
-@pytest.mark.parametrize("batch", [1, 17, 200])
+@pytest.mark.parametrize("batch", [3, 17, 200])
 def test_staff_hours_hold_the_logs_figures_when_entries_come_in_time_order(db, batch):
-    """The usual case: each batch adds to recent hours' meetings, older hours close."""
+    """The usual case: each batch adds to recent hours' meetings, older hours close. (Batches of
+    3 stand for the smallest: counting one entry at a time, 500 counts, took 40 s on PostgreSQL
+    beside the browser tests and tells nothing more.)"""
     entries = sorted(_entries(random.Random(batch), 500), key=lambda entry: entry["at"])
     for first in range(0, len(entries), batch):
         seeding.append(entries[first : first + batch])
@@ -213,7 +216,9 @@ def test_a_staff_hour_counts_a_meeting_looked_up_twice_once(db):
     busy=st.integers(min_value=1, max_value=4),
 )
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_the_flags_read_the_logs_own_figures_hour_by_hour(staff_log, since, length, counted, busy):
     """Whole hours from the summary, the window's partial ends and the hours holding entries not

@@ -13,6 +13,7 @@ from audit import chain
 from audit.models import Action, AuditEntry
 from audit.services import Origin, record, record_many, storable
 from connvo_admin.logs import request_id_var
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +74,7 @@ def write(values: dict[str, str]) -> AuditEntry:
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(values=FIELDS)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audit import chain
+from tests.conftest import examples
 from tests.production import ROOT, production_env
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +116,7 @@ def test_a_binary_pipe_in_the_c_locale_gives_a_reason_not_a_traceback():
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))

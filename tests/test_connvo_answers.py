@@ -15,12 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 from hypothesis import HealthCheck, given
-from hypothesis import settings as examples
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from audit.models import Action, AuditEntry
 from meetings import connvo
 from meetings.deployments import Deployment
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -158,8 +159,10 @@ def test_a_body_nested_past_the_parser_is_a_bad_response(odd_dev, agent_client):
     assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "bad_response"
 
 
-@examples(
-    deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture]
+@hypothesis_settings(
+    deadline=None,
+    max_examples=examples(25),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(depth=st.integers(1, 12_000))
 def test_any_nesting_is_a_meeting_or_a_typed_error(odd, depth):
@@ -250,7 +253,7 @@ def assert_keepable(text: str) -> None:
     assert "\x00" not in text
 
 
-@examples(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     text=st.text(st.characters(codec=None), max_size=20),
     where=st.sampled_from(["title", "_id", "errorMessage", "errorData", "code"]),
@@ -350,7 +353,7 @@ def test_a_huge_message_from_connvo_is_cut(odd_dev, agent_client):
     assert "M" * 400 in shown
 
 
-@examples(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     before=st.text(max_size=600),
     after=st.text(max_size=20),

@@ -22,6 +22,7 @@ from audit.models import AuditEntry, Span, Via
 from connvo_admin.outcomes import HANDLING, LiveStatus, LookupFailed
 from meetings.connvo import RateLimited
 from meetings.live import PollPlan, Shown, plan_after_failure
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -290,7 +291,7 @@ def test_refresh_after_losing_the_support_role_reloads_the_page(
 
 @pytest.mark.django_db
 @hypothesis_settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connvo_admin.outcomes import Outcome, Severity, describe, recorded_outcomes
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -168,7 +169,7 @@ def test_an_unknown_outcomes_link_in_the_overview_lists_its_entries(auditor_clie
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

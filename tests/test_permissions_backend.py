@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.backends import ModelBackend
-from tests.conftest import _user
+from tests.conftest import _user, examples
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def some_permissions():
     second_group=st.sets(st.integers(0, 11), max_size=6),
     member_of=st.sets(st.sampled_from(["first", "second"])),
 )
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_mix_of_own_and_group_grants_is_read_exactly_as_django_reads_it(
     some_permissions, own, first_group, second_group, member_of
 ):

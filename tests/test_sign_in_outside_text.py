@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from audit import repeats
 from audit.models import Action, AuditEntry
 from audit.repeats import requests_on_record
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +86,7 @@ def test_a_nul_in_the_user_agent_is_stored_readably_and_counted(agent):
 USERNAMES = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(username=USERNAMES)
 @example(username=OVERLONG)
 @example(username="a\x00b")

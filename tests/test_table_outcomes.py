@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from audit.models import AuditEntry, Via
 from fakeconnvo import FakeConnvo
 from meetings.models import WatchedMeeting
+from tests.conftest import examples
 from tests.pages import row_of, rows_of, summary_total, text_of
 
 pytestmark = pytest.mark.django_db
@@ -255,7 +256,7 @@ def tables(draw) -> tuple[list[tuple[str, str]], int]:
 
 
 @hypothesis_settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -14,6 +14,7 @@ from audit.models import Action, AuditEntry
 from audit.services import storable
 from meetings import credentials, pasted_tokens
 from meetings.models import StaffToken
+from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -197,7 +198,7 @@ def test_a_token_naming_its_user_with_characters_no_database_holds_is_saved_mark
     assert "a\ufffdb" in agent_client.get(reverse("meetings:tokens")).content.decode()
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sub=st.text(max_size=300), sid=st.text(max_size=300))
 def test_any_user_and_session_a_token_names_is_stored_as_far_as_a_database_can(
     sub, sid, agent, fake_connvo

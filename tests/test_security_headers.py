@@ -12,9 +12,12 @@ from django.test import Client
 
 from tests.production import ROOT, collect_static, manage, production_env
 
-pytestmark = pytest.mark.django_db
+# The tests through Django's test client use the run's database; the shipped-settings probe below
+# runs on a database of its own (in memory, in its subprocess), so the PostgreSQL run leaves it
+# out (`--database-tests-only`): it would run the same there.
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("who", "path"),
     [("client", "/accounts/login/"), ("agent_client", "/"), ("agent_client", "/tokens/")],
@@ -33,6 +36,7 @@ def test_every_page_carries_the_strict_csp(request, who, path):
     assert "unsafe-eval" not in policy and "unsafe-inline" not in policy
 
 
+@pytest.mark.django_db
 def test_the_page_scripts_carry_the_csp_nonce(client: Client):
     response = client.get("/accounts/login/")
 
@@ -44,6 +48,7 @@ def test_the_page_scripts_carry_the_csp_nonce(client: Client):
     assert "style=" not in html
 
 
+@pytest.mark.django_db
 def test_pages_cannot_be_framed_and_keep_the_referrer_on_site(client: Client):
     response = client.get("/accounts/login/")
 

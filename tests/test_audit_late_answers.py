@@ -32,6 +32,17 @@ def count(agent, key: str, *meetings: tuple[str, str]) -> spans.Counted:
     )
 
 
+def summed_lookups() -> dict[str, int]:
+    """The lookups' figures per outcome, as the summaries count them (audit/rollup.py)."""
+    rollup.catch_up()
+    return dict(
+        ActivityHour.objects.filter(action=Action.LOOKUP)
+        .values("outcome")
+        .annotate(calls=Sum("entries"))
+        .values_list("outcome", "calls")
+    )
+
+
 def seal_quietly(counted: spans.Counted) -> list[AuditEntry]:
     """Seal the page's spans finally, as `audit_seal` does once the page has gone quiet."""
     with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
@@ -158,13 +169,7 @@ def test_a_first_look_sealed_while_connvo_answered_counts_its_call_once(
     assert first_look.tally == {"kind": "late_answer", "span": sealed[0].tally["span"]}
     assert first_look.detail.startswith("Answered after its page's span was sealed")
     assert spans.calls_on_record() == fake_connvo.call_count == 1
-    rollup.catch_up()
-    per_outcome = dict(
-        ActivityHour.objects.filter(action=Action.LOOKUP)
-        .values("outcome")
-        .annotate(calls=Sum("entries"))
-        .values_list("outcome", "calls")
-    )
+    per_outcome = summed_lookups()
     assert per_outcome == {records.UNANSWERED: 1}  # the one call, once, as it was sealed
     assert chain.verify().ok
 
@@ -195,13 +200,7 @@ def test_the_summaries_count_a_late_answers_call_once(agent):
     spans.record_answers(two, [spans.Answered("dev", "2", "found", attempts=3)])
     seal_quietly(two)
     assert spans.calls_on_record() == 2 + 1 + 3
-    rollup.catch_up()
-    per_outcome = dict(
-        ActivityHour.objects.filter(action=Action.LOOKUP)
-        .values("outcome")
-        .annotate(calls=Sum("entries"))
-        .values_list("outcome", "calls")
-    )
+    per_outcome = summed_lookups()
     # The late calls once each (unanswered, in their sealed part), the one retry found; and 3
     # found in the second span.
     assert per_outcome == {records.UNANSWERED: 2, "found": 1 + 3}

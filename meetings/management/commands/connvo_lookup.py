@@ -113,7 +113,7 @@ class Command(BaseCommand):
             elif row.meeting:
                 self._describe(row.meeting, deployment)
             else:
-                self.stdout.write(f"{row.meeting_id}  {row.error.kind}: {row.error.message}")
+                self.stdout.write(_text_line(row.error.kind, row.error.message, row.meeting_id))
         if found.rejected or any(row.error for row in rows):
             raise SystemExit(EXIT_FAILED)
 
@@ -141,10 +141,7 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(_error_line(kind, message, meeting_id, request_id))
         else:
-            # As a line of a list of meetings says it: the meeting first, when there is one.
-            self.stderr.write(
-                f"{meeting_id}  {kind}: {message}" if meeting_id else f"{kind}: {message}"
-            )
+            self.stderr.write(_text_line(kind, message, meeting_id))
             if request_id:
                 self.stderr.write(f"Connvo request ID: {request_id}")
             if detail:
@@ -156,6 +153,12 @@ def _meeting_id(answer: Answer) -> str | None:
     """The meeting an answer is about; None for a reference that held no ID (the Answer then
     keeps the reference itself, which is not one)."""
     return None if isinstance(answer.error, InvalidMeetingId) else answer.meeting_id
+
+
+def _text_line(kind: str, message: str, meeting_id: str | None) -> str:
+    """A failure as the command prints it without --json, for one meeting or many: the meeting
+    first when there is one ("ID  KIND: message")."""
+    return f"{meeting_id}  {kind}: {message}" if meeting_id else f"{kind}: {message}"
 
 
 def _error_line(kind: str, message: str, meeting_id: str | None, request_id: str | None) -> str:

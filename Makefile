@@ -18,7 +18,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
-	@echo "make test    set up and run the whole test suite (SQLite on a summer clock, then PostgreSQL beside the browser tests)"
+	@echo "make test    set up and run the whole test suite (SQLite on a summer clock beside the server tests, then PostgreSQL beside the browser tests)"
 	@echo "make test-clock  the non-browser suite at three awkward instants, far east (docs/testing.md)"
 	@echo "make mutants     mutation testing of the modules where a silent break hurts most (slow)"
 	@echo "make setup   create .venv, install the locked dependencies, migrate, collect static files"
@@ -107,8 +107,8 @@ PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 BROWSER_TESTS ?= yes
 NOT_BROWSER := -m "not browser" --ignore=tests/browser
 
-# The SQLite run is also the clock run: the whole suite, browser tests included, on a summer's day
-# far east (docs/testing.md, "The clock runs"); PostgreSQL runs at the real date. Three streams
+# The SQLite run and the browser tests are also the clock run: on a summer's day far east
+# (docs/testing.md, "The clock runs"); PostgreSQL runs at the real date. Three streams
 # share the two cores (docs/testing.md, "CI time"): the PostgreSQL tests of whole servers (the
 # deployment stack, workers killed mid-call, two hosts, the push bench: their own databases, and
 # most of their time spent waiting on servers they start) run in one process beside the SQLite

@@ -232,10 +232,12 @@ def record_answers(
             updates[span_id] = changes
     # Most answers (a refresh found its meeting, first try) change only the counts: one
     # statement, atomic on its own, with no transaction of its own (two round trips fewer).
+    # Spans before their counts, the order in which `seal` locks them, so the two queue.
     with transaction.atomic(savepoint=False) if updates else contextlib.nullcontext():
-        written = _upsert_counts(per_outcome, sealed=sealed)
-        for span_id, changes in updates.items():
+        place = {span_id: meeting for meeting, span_id in counted.spans.items()}
+        for span_id, changes in sorted(updates.items(), key=lambda item: place[item[0]]):
             Span.objects.filter(pk=span_id).update(**changes)
+        written = _upsert_counts(per_outcome, sealed=sealed)
     gone = {span_id for span_id, _ in per_outcome} - written
     late = [answer for span_id in gone for answer in per_span[span_id]]
     if late and not sealed:
@@ -246,7 +248,14 @@ def record_answers(
 def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> set[int]:
     """Add the answers to their spans' counts, and return the spans written: a span sealed
     finally (deleted) since its call was counted is left out, in the same one statement (no
-    query more per refresh), instead of failing the foreign key when the transaction commits."""
+    query more per refresh), instead of failing the foreign key when the transaction commits.
+
+    A final seal under way holds its spans locked FOR UPDATE from before it reads their counts
+    until it has deleted them; so on PostgreSQL the statement locks the spans it joins FOR KEY
+    SHARE (which only a deletion, or a change of the key, waits for): it waits for such a seal
+    and then finds its span gone (a late answer), instead of adding to counts the seal has
+    already summed, or referring to a span deleted before it commits. (SQLite runs one writer
+    at a time.)"""
     if not per_outcome:
         return set()
     quote = connection.ops.quote_name
@@ -256,6 +265,13 @@ def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> set[int]:
     values = []
     for (span_id, outcome), calls in sorted(per_outcome.items()):
         values += [span_id, outcome, calls, calls if sealed else 0]
+    # In the order in which sealing locks them (a page's spans share their key).
+    lock = (
+        f"ORDER BY {spans}.{quote('key')}, {spans}.{quote('deployment')}, "
+        f"{spans}.{quote('meeting_id')} FOR KEY SHARE OF {spans} "
+        if connection.vendor == "postgresql"
+        else ""
+    )
     # VALUES' columns are column1... on both databases; SQLite needs the WHERE to read the
     # ON CONFLICT that follows as the upsert's (not a join's).
     with connection.cursor() as cursor:
@@ -263,7 +279,7 @@ def _upsert_counts(per_outcome: Counter, *, sealed: bool) -> set[int]:
             f"INSERT INTO {table} ({quote('span_id')}, {quote('outcome')}, {quote('calls')}, "  # noqa: S608 (names from the model)
             f"{quote('sealed')}) SELECT answer.column1, answer.column2, answer.column3, "
             f"answer.column4 FROM (VALUES {rows}) AS answer, {spans} "
-            f"WHERE {spans}.{quote('id')} = answer.column1 "
+            f"WHERE {spans}.{quote('id')} = answer.column1 {lock}"
             f"ON CONFLICT ({quote('span_id')}, {quote('outcome')}) DO UPDATE SET "
             f"{quote('calls')} = {table}.{quote('calls')} + excluded.{quote('calls')}, "
             f"{quote('sealed')} = {table}.{quote('sealed')} + excluded.{quote('sealed')} "
@@ -333,9 +349,12 @@ def seal(span_ids: Iterable[int], *, final: bool) -> list[AuditEntry]:
     now = timezone.now()
     with transaction.atomic():
         # Locked in one order (as counting locks a page's spans), so sealers and counters queue
-        # instead of deadlocking; NO KEY UPDATE lets answers keep adding SpanCount rows meanwhile.
+        # instead of deadlocking. A seal that only seals a part takes NO KEY UPDATE, which lets
+        # answers keep adding to the counts meanwhile (they are sealed with the next part); a
+        # final seal takes FOR UPDATE, which answers wait for (`_upsert_counts`), so none is
+        # added to a count it has already read and is about to delete.
         spans = list(
-            Span.objects.select_for_update(no_key=True, of=("self",))
+            Span.objects.select_for_update(no_key=not final, of=("self",))
             .select_related("actor")
             .filter(pk__in=list(span_ids))
             .order_by("key", "deployment", "meeting_id")

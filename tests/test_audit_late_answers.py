@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from django.db import connection, transaction
 from django.db.models import Sum
+from django.db.models.signals import post_delete, pre_delete
 from django.urls import reverse
 from django.utils import timezone
 
@@ -211,3 +212,66 @@ def test_the_summaries_count_a_late_answers_call_once(agent):
         repeats=None,
         tally={"kind": records.LATE_ANSWER, "span": "k"},
     ) == {"found": 2}
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite runs one writer at a time (BEGIN IMMEDIATE): an answer waits for the seal",
+)
+@pytest.mark.parametrize(
+    "paused",
+    [pre_delete, post_delete],
+    ids=["after the seal read its counts", "after the seal deleted the span"],
+)
+@pytest.mark.usefixtures("transactional_db")
+def test_an_answer_during_a_final_seal_is_recorded_once_and_never_fails(agent, paused):
+    """PostgreSQL lets an answer's statement run while another worker's final seal is between its
+    read of the counts and its commit: the answer must then neither be lost (counted into a
+    span the seal has already summed, and deleted with it) nor fail (its count referring to a
+    span deleted before it commits). It waits for the seal, and is a late answer."""
+    counted = count(agent, spans.new_key(), ("dev", "1"))
+    Span.objects.update(open_until=timezone.now() - timedelta(seconds=1))  # the page went quiet
+    in_seal, go_on = threading.Event(), threading.Event()
+    sealed: list[AuditEntry] = []
+    failed: list[BaseException] = []
+
+    def pause(**kwargs) -> None:
+        in_seal.set()
+        go_on.wait(10)
+
+    def sealer() -> None:
+        try:
+            sealed.extend(spans.seal_quiet())
+        finally:
+            connection.close()
+
+    def answer() -> None:
+        try:
+            spans.record_answers(counted, [spans.Answered("dev", "1", "found")])
+        except BaseException as error:  # reported by the assertion below
+            failed.append(error)
+        finally:
+            connection.close()
+
+    paused.connect(pause, sender=Span)
+    try:
+        seal_thread = threading.Thread(target=sealer)
+        seal_thread.start()
+        assert in_seal.wait(10)
+        answer_thread = threading.Thread(target=answer)
+        answer_thread.start()
+        answer_thread.join(0.5)  # as far as it gets while the seal is under way
+        go_on.set()
+        seal_thread.join(10)
+        answer_thread.join(10)
+    finally:
+        paused.disconnect(pause, sender=Span)
+        go_on.set()
+
+    assert not failed
+    assert [(entry.calls, entry.tally["unanswered"]) for entry in sealed] == [(1, 1)]
+    late = AuditEntry.objects.order_by("id").last()
+    assert (late.outcome, late.calls, late.tally["kind"]) == ("found", 0, records.LATE_ANSWER)
+    assert not Span.objects.exists() and not SpanCount.objects.exists()
+    assert spans.calls_on_record() == 1
+    assert chain.verify().ok

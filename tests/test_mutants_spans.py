@@ -248,9 +248,9 @@ def test_each_part_names_its_own_first_and_last_connvo_request(agent):
 )
 @pytest.mark.django_db(transaction=True)
 def test_an_answer_is_recorded_while_its_span_is_being_sealed(agent):
-    """Sealing locks its spans FOR NO KEY UPDATE: counters queue behind it, but an answer that
-    only adds a count of a new outcome (a row referring to the span, which takes a KEY SHARE
-    lock) goes ahead instead of holding up its page until the seal commits."""
+    """Sealing a part locks its spans FOR NO KEY UPDATE: counters queue behind it, but an answer
+    that only adds a count of a new outcome (a row referring to the span, which takes a KEY
+    SHARE lock) goes ahead instead of holding up its page until the seal commits."""
     counted = count(agent, key("a"), ("dev", "1"))
     answer(counted, ("dev", "1"))
     count(agent, key("a"), ("dev", "1"))  # the call whose answer comes in mid-seal

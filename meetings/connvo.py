@@ -13,6 +13,8 @@ character no page or database can hold.
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import logging
 import math
@@ -28,6 +30,7 @@ from typing import Any
 
 import requests
 import urllib3
+import urllib3.connection
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -249,6 +252,63 @@ _session: requests.Session | None = None
 _session_pid: int | None = None
 
 
+class _ByDeadline(io.RawIOBase):
+    """A socket read for one answer: each read may wait no longer than the time left before the
+    answer's deadline, nor than the socket's own read timeout."""
+
+    def __init__(self, sock: Any, deadline: float, per_read: float) -> None:
+        self._sock, self._deadline, self._per_read = sock, deadline, per_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")  # read by urllib3 as its read timeout
+        self._sock.settimeout(min(left, self._per_read))
+        return self._sock.recv_into(buffer)
+
+
+class _AnswerByDeadline(http.client.HTTPResponse):
+    """A response that must arrive whole, status line, headers and body, within the read timeout
+    of its request being sent. requests' read timeout bounds each read from the socket, not the
+    answer: one trickled a byte at a time, headers included, would hold the agent (and a worker
+    thread) for as long as Connvo, or a proxy before it, liked."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        per_read = sock.gettimeout()  # urllib3's read timeout, set on the socket just before
+        if per_read is not None:
+            self.fp.close()  # the reader http.client made: it only counts a use of the socket
+            deadline = time.monotonic() + per_read
+            self.fp = io.BufferedReader(_ByDeadline(sock, deadline, per_read))
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _AnswerByDeadline
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _AnswerByDeadline
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter whose connections read each answer by its deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 def _http() -> requests.Session:
     """One pooled session per process. Created lazily and again after a fork, so gunicorn workers
     never share a socket that the master opened."""
@@ -261,7 +321,7 @@ def _http() -> requests.Session:
                 # Retries are ours (below): urllib3's would also retry what must not be retried.
                 # As many kept-alive connections as a triage table asks for at once.
                 pool_size = max(16, settings.CONNVO_TABLE_CONCURRENCY)
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+                adapter = _Adapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers.update({"Convex-Client": CLIENT_NAME, "Accept": "application/json"})
@@ -307,13 +367,11 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
 
     while True:
         attempt += 1
-        # requests' read timeout bounds each read from the socket, not the answer: one trickled a
-        # byte at a time would hold the agent (and a worker thread) for minutes. The body is read
-        # here instead, against a deadline for the whole attempt.
-        deadline = time.monotonic() + sum(timeout)
         try:
+            # Streamed, so that the body is read here, up to ANSWER_LIMIT; the whole answer by
+            # its deadline (_AnswerByDeadline).
             response = _http().post(url, json=body, headers=headers, timeout=timeout, stream=True)
-            content = _read_whole(response, deadline)
+            content = _read_whole(response)
         except _TooLarge:
             raise BadResponse(
                 f"Connvo ({deployment.name}) answered with more than any meeting takes (perhaps a "
@@ -374,23 +432,17 @@ class _TooLarge(Exception):
     """The answer's body ran past ANSWER_LIMIT; its connection is closed."""
 
 
-def _read_whole(response: requests.Response, deadline: float) -> bytes:
-    """The response's body, read by the deadline (time.monotonic()) or raise ReadTimeout; past
+def _read_whole(response: requests.Response) -> bytes:
+    """The response's body, or raise ReadTimeout past its deadline (_AnswerByDeadline); past
     ANSWER_LIMIT bytes, _TooLarge.
 
-    Each read takes what has arrived (read1) and may wait no longer than the time left. Errors
-    are raised as requests would raise them reading the body itself. Read to its end, the
-    connection goes back to the pool for the next lookup; given up on, it is closed."""
+    Each read takes what has arrived (read1). Errors are raised as requests would raise them
+    reading the body itself. Read to its end, the connection goes back to the pool for the next
+    lookup; given up on, it is closed."""
     raw, chunks, size = response.raw, [], 0
     try:
         try:
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise requests.exceptions.ReadTimeout(request=response.request)
-                sock = getattr(raw.connection, "sock", None)
-                if sock is not None:
-                    sock.settimeout(min(left, settings.CONNVO_READ_TIMEOUT))
                 # Decoded as requests decodes a body it reads itself: it asks for gzip, and a
                 # proxy in front of Connvo may send it (its raw response is made not to decode).
                 chunk = raw.read1(64 * 1024, decode_content=True)

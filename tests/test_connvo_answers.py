@@ -50,8 +50,9 @@ def found(**as_sent: str) -> str:
 
 class OddConnvo(ThreadingHTTPServer):
     """Answers every request with `status` and `body` (bytes, sent as they are), the body one
-    byte every `drip` seconds when `drip` is set, or only its first half before hanging up when
-    `cut` is. Counts the connections it was opened."""
+    byte every `drip` seconds when `drip` is set (the status line and headers too, with
+    `drip_headers`), or only its first half before hanging up when `cut` is. Counts the
+    connections it was opened."""
 
     daemon_threads = True
 
@@ -60,6 +61,7 @@ class OddConnvo(ThreadingHTTPServer):
         self.status = 200
         self.body = b'{"status":"success","value":null}'
         self.drip = 0.0
+        self.drip_headers = False
         self.cut = False
         self.gzip = False  # the body compressed, as a proxy or CDN in front of Connvo may send it
         self.connections = 0
@@ -95,7 +97,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = gzip.compress(body)
             self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        if self.server.drip_headers:
+            # Written as the body is, a byte at a time, with what BaseHTTPRequestHandler buffered.
+            self.send_header("X-Padding", "p" * 200)
+            self._headers_buffer.append(b"\r\n")
+            body = b"".join(self._headers_buffer) + body
+            self._headers_buffer = []
+        else:
+            self.end_headers()
         if self.server.cut:
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
@@ -424,6 +433,36 @@ def test_a_trickled_answer_is_a_timeout_on_the_page_and_on_record(odd_dev, agent
     assert status == 504
     assert "did not answer within 1 seconds" in shown
     assert AuditEntry.objects.get(action=Action.LOOKUP).outcome == "timeout"
+
+
+def test_headers_trickled_past_the_read_timeout_are_a_timeout(odd, settings):
+    """requests' read timeout bounds each read of the status line and headers too, not the whole
+    of them: a Connvo (or a proxy before it) trickling its headers must not hold the agent and a
+    worker thread for as long as it likes."""
+    settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT = 1.0, 1.0
+    odd.answer(found())
+    odd.drip, odd.drip_headers = 0.05, True  # about 15 s of headers
+
+    started = time.monotonic()
+    with pytest.raises(connvo.ConnvoTimeout) as caught:
+        look_up(odd)
+
+    assert time.monotonic() - started < 3
+    assert caught.value.attempts == 1
+
+
+def test_a_slow_but_whole_answer_keeps_its_connection_for_the_next(odd, settings):
+    """The deadline is each answer's own: a connection kept alive for the next lookup starts it
+    again, and an answer trickled within it is read whole."""
+    connvo._http().close()
+    settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT = 1.0, 3.0
+    odd.answer(found(title=json.dumps("in time")))
+    odd.drip, odd.drip_headers = 0.001, True
+
+    titles = [look_up(odd).meeting.title for _ in range(2)]
+
+    assert titles == ["in time"] * 2
+    assert odd.connections == 1
 
 
 def test_an_answer_within_the_read_timeout_is_read_whole(odd, settings):

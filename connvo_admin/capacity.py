@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from connvo_admin.unavailable import retry_later
+
 # Open pages poll at the normal interval while threads are at most this busy; above it the
 # interval grows with the load, so the refreshes the pages invite fall back under it.
 COMFORTABLE_LOAD = 0.5
@@ -182,11 +184,4 @@ def shed_late_refreshes(app: Callable) -> Callable:
 
 
 def too_busy() -> HttpResponse:
-    response = HttpResponse(
-        "The console is busy; this page will refresh again shortly.\n",
-        status=503,
-        content_type="text/plain; charset=utf-8",
-    )
-    response["Retry-After"] = str(poll_interval())
-    response["Cache-Control"] = "no-store"
-    return response
+    return retry_later("The console is busy.", seconds=poll_interval())

@@ -100,9 +100,22 @@ def database_unavailable(request: HttpRequest, exception: Exception) -> HttpResp
     fallback = _fallback(request)
     if fallback is not None:
         return fallback(request, DatabaseUnavailable(TITLE))
+    if request.headers.get("HX-Request") == "true":
+        # A page's own request (a table's live refresh): htmx swaps no 503, and the page shows
+        # these words on its live line as they are (static/js/console.js), with the wait.
+        return retry_later(f"{TITLE}; nothing was changed.", seconds=RETRY_AFTER_SECONDS)
     # Not `render(request, …)`: the context processors would ask the database who is signed in.
     page = render_to_string("503.html", {"title": f"{TITLE}; nothing was changed."})
     response = HttpResponse(page, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def retry_later(words: str, *, seconds: int) -> HttpResponse:
+    """503 to a page's own request: `words`, one plain line a live page shows as it is, and when
+    to ask again (Retry-After, which the page honours)."""
+    response = HttpResponse(f"{words}\n", status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(seconds)
     response["Cache-Control"] = "no-store"
     return response

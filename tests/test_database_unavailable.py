@@ -113,6 +113,32 @@ def test_a_refresh_when_the_database_is_gone_shows_the_failing_state_and_backs_o
     assert 'data-interval="40"' in second.content.decode()
 
 
+@pytest.mark.parametrize("page", ["table", "watching"])
+def test_a_tables_refresh_when_the_database_is_gone_says_so_in_words_the_page_shows(
+    agent, agent_token, fake_connvo, page
+):
+    """A triage table's and the watch list's live refresh have no failing state of their own:
+    the answer is the database's words as plain text, which the page's live line shows as they
+    are (static/js/console.js), not as "the console is busy"."""
+    client = signed_in(agent)
+    ids = ",".join(fake_connvo.meeting_id(name) for name in ("standup", "retro"))
+    name, args = ("meetings:table", ["dev"]) if page == "table" else ("meetings:watching", [])
+    url = reverse(name, args=args)
+
+    with database("gone"):
+        refresh = client.get(
+            url,
+            {"ids": ids},
+            headers={"HX-Request": "true", "HX-Trigger": "live-poller"},
+        )
+
+    assert refresh.status_code == 503
+    assert refresh["Content-Type"] == "text/plain; charset=utf-8"
+    assert refresh.content.decode() == f"{MESSAGE}; nothing was changed.\n"
+    assert int(refresh["Retry-After"]) > 0
+    assert refresh["Cache-Control"] == "no-store"
+
+
 def test_readyz_reports_a_database_that_cannot_be_written(client):
     with database("read-only"):
         response = client.get("/readyz")

@@ -313,6 +313,7 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.elt.id !== "live-poller") { return; }
     var text = event.detail.elt.querySelector(".js-live-text");
+    event.detail.elt.classList.toggle("live--held", event.detail.xhr.status === 503);
     if (event.detail.xhr.status !== 503) {
       // Served again: put back what the page said before the console was busy.
       if (text && text.dataset.busyText) {
@@ -326,9 +327,19 @@
     holdUntil = Date.now() + wait * 1000;
     if (text && !paused) {
       if (!text.dataset.busyText) { text.dataset.busyText = text.innerHTML; }
-      text.textContent = "The console is busy: the next check is in " + wait + " s.";
+      text.textContent = whyRetryLater(event.detail.xhr) + " The next check is in " + wait + " s.";
     }
   });
+  // The console says why in one plain line (connvo_admin/unavailable.py `retry_later`: busy, or
+  // its database unavailable); a 503 from something in front of it (a proxy's page) does not.
+  function whyRetryLater(xhr) {
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    var words = (xhr.responseText || "").trim();
+    if (type.indexOf("text/plain") === 0 && words && words.length <= 200 && words.indexOf("\n") < 0) {
+      return words;
+    }
+    return "The console did not answer.";
+  }
 
   // A 204 means "nothing changed": the values are confirmed as of now. The live line's time
   // (templates/meetings/_live_poller.html, on every live page) says so: "just now", ticking on

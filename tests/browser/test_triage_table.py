@@ -5,8 +5,11 @@ import re
 import time
 
 import pytest
+from django.db import OperationalError
+from django.test import RequestFactory
 from playwright.sync_api import Page, expect
 
+from connvo_admin.unavailable import database_unavailable
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -204,3 +207,62 @@ def test_an_unchanged_refresh_moves_the_table_s_checked_time(
         "Live (polling every 1 s): updated just now"
     )
     screenshot("37-table-unchanged-refreshes")
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("database", "The console's database is unavailable; nothing was changed."),
+        ("proxy", "The console did not answer."),
+    ],
+)
+def test_a_table_refresh_answered_503_says_why_and_waits(
+    page: Page,
+    live_server,
+    agent,
+    agent_token,
+    fake_connvo,
+    sign_in,
+    screenshot,
+    fast_polling,
+    answer,
+    said,
+):
+    """A table's live refresh answered 503 + Retry-After: by the console when its database is
+    unavailable (its words, as the server sends them for a page's own request), or by something
+    in front of it (a proxy's HTML page, words the page cannot show). The live line says which,
+    and when it will check again; it used to say "the console is busy" for both."""
+    ids = ",".join(fake_connvo.meeting_id(label) for label in ("standup", "planning"))
+    sign_in("agent")
+    page.clock.install()
+    refreshes: list[str] = []
+
+    def respond(route) -> None:
+        if route.request.headers.get("hx-request") != "true":
+            route.continue_()
+            return
+        refreshes.append(route.request.url)
+        if answer == "database":
+            request = RequestFactory().get(route.request.url, headers={"HX-Request": "true"})
+            failed = database_unavailable(request, OperationalError("gone"))
+            headers = dict(failed.items()) | {"Retry-After": "40"}
+            route.fulfill(status=failed.status_code, headers=headers, body=failed.content)
+        else:
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "40", "Content-Type": "text/html"},
+                body="<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+            )
+
+    page.route(re.compile(r".*/table/dev/\?.*"), respond)
+    page.goto(f"{live_server.url}/table/dev/?ids={ids}")
+    expect(page.locator("#live-poller")).to_have_attribute("data-status", "live")
+
+    page.clock.run_for(1500)  # past the first refresh (fast_polling: every second)
+    expect(page.locator("#live-poller .js-live-text")).to_have_text(
+        f"{said} The next check is in 40 s."
+    )
+    expect(page.locator("#live-poller")).to_have_class(re.compile(r"\blive--held\b"))
+    assert len(refreshes) == 1
+    expect(page.locator("tbody tr")).to_have_count(2)  # the rows stay as they were
+    screenshot(f"38-table-refresh-503-{answer}")

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.template import Context, Template
 from django.utils import timezone
 from hypothesis import given
@@ -22,7 +23,17 @@ from meetings.templatetags.meeting_format import (
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(0, "0 s"), (45, "45 s"), (60, "1 min"), (3600, "1 h"), (5400, "1 h 30 min"), (7170, "2 h")],
+    [
+        (0, "0 s"),
+        (45, "45 s"),
+        (59.5, "1 min"),
+        (60, "1 min"),
+        (89.999, "1 min"),  # to the nearest minute, once (not to a second, then a minute)
+        (150, "3 min"),  # a half up, as the page's script rounds
+        (3600, "1 h"),
+        (5400, "1 h 30 min"),
+        (7170, "2 h"),
+    ],
 )
 def test_durations(seconds, shown):
     assert humanize_duration(seconds) == shown
@@ -33,6 +44,8 @@ def test_durations(seconds, shown):
     [
         (timedelta(seconds=20), "just now"),
         (timedelta(minutes=5), "in 5 min"),
+        (timedelta(minutes=2, seconds=30), "in 3 min"),
+        (-timedelta(hours=2, minutes=30), "3 h ago"),
         (-timedelta(minutes=5), "5 min ago"),
         (timedelta(minutes=59, seconds=50), "in 1 h"),
         (timedelta(hours=2), "in 2 h"),
@@ -40,7 +53,8 @@ def test_durations(seconds, shown):
     ],
 )
 def test_relative_times(offset, shown):
-    assert relative(timezone.now() + offset) == shown
+    with time_machine.travel(timezone.now(), tick=False):  # a half stays a half
+        assert relative(timezone.now() + offset) == shown
 
 
 def test_fractional_millisecond_timestamps():

@@ -3,6 +3,7 @@ presence and state (text + colour + icon, so no one depends on colour alone)."""
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from datetime import UTC, datetime, timedelta
 
@@ -122,6 +123,18 @@ def ms_iso(value: object) -> str:
     return at.isoformat() if at is not None else str(value)
 
 
+# The page's script (static/js/console.js) says these again as the time passes, in the same
+# words: `relative` is its relative(), and `humanize_duration` from a minute on its duration();
+# tests/browser/test_time_words.py holds the two to each other.
+
+
+def nearest(amount: float) -> int:
+    """`amount` rounded to the nearest whole number, a half up: as the page's script rounds
+    (Math.round), not as Python's round() does (a half to even: 2.5 minutes would be "2 min"
+    here and "3 min" a tick later)."""
+    return math.floor(amount + 0.5)
+
+
 @register.filter
 def relative(value: datetime | None) -> str:
     """ "in 2 h", "5 min ago": precise enough for an agent on the phone."""
@@ -131,26 +144,23 @@ def relative(value: datetime | None) -> str:
     amount = abs(seconds)
     if amount < 60:
         return "just now"
-    if round(amount / 60) < 60:
-        count, unit = round(amount / 60), "min"
-    elif round(amount / 3600) < 24:
-        count, unit = round(amount / 3600), "h"
+    if nearest(amount / 60) < 60:
+        count, unit = nearest(amount / 60), "min"
+    elif nearest(amount / 3600) < 24:
+        count, unit = nearest(amount / 3600), "h"
     else:
-        count, unit = round(amount / 86400), "d"
+        count, unit = nearest(amount / 86400), "d"
     return f"in {count} {unit}" if seconds > 0 else f"{count} {unit} ago"
 
 
 @register.filter
 def humanize_duration(seconds: float | None) -> str:
+    """ "45 s", "12 min", "1 h 5 min": under a minute in seconds, else to the nearest minute."""
     if seconds is None:
         return ""
-    total = round(seconds)
-    if total < 60:
-        return f"{total} s"
-    hours, rest = divmod(total, 3600)
-    minutes = round(rest / 60)
-    if minutes == 60:
-        hours, minutes = hours + 1, 0
+    if nearest(seconds) < 60:
+        return f"{nearest(seconds)} s"
+    hours, minutes = divmod(nearest(seconds / 60), 60)
     parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
     return " ".join(parts)
 

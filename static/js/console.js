@@ -78,6 +78,8 @@
   });
 
   // --- Relative times ("5 min ago") stay true while a page is open ----------------------------
+  // In the server's words (meetings/templatetags/meeting_format.py `relative`, and `overrun` for
+  // duration() below), rounded alike; tests/browser/test_time_words.py holds them to each other.
   function relative(date) {
     var seconds = (date.getTime() - Date.now()) / 1000;
     var amount = Math.abs(seconds);

@@ -224,7 +224,7 @@ def test_any_meeting_renders(value):
     meeting = connvo._parse_meeting(value, DEPLOYMENT, {}, meeting_id=ASKED)
     html = render_to_string(
         "meetings/meeting_detail.html",
-        {"meeting": meeting, "deployment_name": "dev", "live": None, "raw_json": "{}"},
+        {"meeting": meeting, "deployment_name": "dev", "live": None},
         # As every page is rendered: the template reads the request's path.
         request=RequestFactory().get(f"/meetings/dev/{meeting.id}/"),
     )

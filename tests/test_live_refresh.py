@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from html import unescape as html_unescape
 
 import pytest
 from django.conf import settings as django_settings
@@ -137,6 +138,28 @@ def test_changed_meeting_is_rendered(agent_client, agent_token, fake_connvo):
     assert response.status_code == 200
     assert re.search(r'data-metric="participants">9<', html)
     assert poll_state(html)["seen"] != seen
+
+
+def test_a_changed_answer_redraws_the_title_details_and_raw_json_too(
+    agent_client, agent_token, fake_connvo
+):
+    """The page shows all of Connvo's answer, not only its figures: a title or description that
+    changes while the page is open changes on it, and its raw JSON is the answer now shown."""
+    url = detail_url(fake_connvo, "standup")
+    first = agent_client.get(url).content.decode()
+    fake_connvo.update_meeting("standup", title="Standup (moved)", description="Now at 10:30")
+
+    html = refresh(agent_client, url, seen=poll_state(first)["seen"], failures=0).content.decode()
+
+    oob = {
+        name: re.search(rf'<(\w+) id="{name}" hx-swap-oob="innerHTML">(.*?)</\1>', html, re.S)
+        for name in ("meeting-title", "meeting-details", "raw-json")
+    }
+    assert "Standup (moved)" in oob["meeting-title"].group(2)
+    assert "Now at 10:30" in oob["meeting-details"].group(2)
+    raw = json.loads(html_unescape(oob["raw-json"].group(2)))
+    assert (raw["title"], raw["description"]) == ("Standup (moved)", "Now at 10:30")
+    assert 'id="meeting-title" hx-swap-oob' not in first  # the first page has them in place
 
 
 @pytest.mark.parametrize("state", ["concluded", "cancelled"])

@@ -3,6 +3,7 @@ presence and state (text + colour + icon, so no one depends on colour alone)."""
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -163,6 +164,12 @@ def humanize_duration(seconds: float | None) -> str:
     hours, minutes = divmod(nearest(seconds / 60), 60)
     parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
     return " ".join(parts)
+
+
+@register.filter
+def pretty_json(value: object) -> str:
+    """Connvo's answer as the page shows it raw: indented, its keys in order."""
+    return json.dumps(value, indent=2, sort_keys=True)
 
 
 @register.filter

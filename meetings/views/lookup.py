@@ -3,8 +3,6 @@ meeting's page and its live refresh, and the question asked when another site li
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -150,7 +148,6 @@ def meeting_detail(request: HttpRequest, deployment_name: str, meeting_id: str) 
         "watched": WatchedMeeting.objects.filter(
             user=request.user, deployment=deployment_name, meeting_id=meeting.id
         ).exists(),
-        "raw_json": json.dumps(meeting.raw, indent=2, sort_keys=True),
     }
     return render(request, "meetings/meeting_detail.html", context)
 

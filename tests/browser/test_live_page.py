@@ -75,6 +75,24 @@ def test_unchanged_polls_leave_the_page_live_and_a_later_change_shows(
     screenshot("10b-live-updated-after-quiet-polls")
 
 
+def test_a_new_title_and_description_show_while_the_page_is_open(
+    live_page, fake_connvo, screenshot
+):
+    page = live_page("standup")
+    expect(page.locator("#meeting-title")).to_have_text("Support Team Daily Standup")
+    page.get_by_text("Raw JSON from Connvo").click()
+
+    fake_connvo.update_meeting("standup", title="Standup (moved)", description="Now at 10:30")
+
+    expect(page.locator("#meeting-title")).to_have_text("Standup (moved)", timeout=5000)
+    expect(page).to_have_title("Standup (moved) · Connvo Support Console")  # the tab's, too
+    expect(page.locator("#meeting-details")).to_contain_text("Now at 10:30")
+    expect(page.locator("#raw-json")).to_contain_text('"title": "Standup (moved)"')
+    expect(page.locator("details.raw")).to_have_attribute("open", "")  # still as the agent left it
+    assert page.evaluate("window.__notReloaded") is True
+    screenshot("10d-live-title-and-details-changed")
+
+
 def test_a_drift_that_starts_while_the_page_is_open_brings_its_notice(
     live_page, fake_connvo, screenshot
 ):

@@ -142,6 +142,19 @@ def test_a_drift_pushed_to_an_open_page_brings_its_notice(pushed_page, fake_conn
     screenshot("62-meeting-drift-pushed")
 
 
+def test_a_new_title_and_description_are_pushed_to_the_whole_page(pushed_page, fake_connvo):
+    page = pushed_page("standup")
+    expect(page.locator("#live-poller")).to_have_attribute("data-mode", "push")
+
+    fake_connvo.update_meeting("standup", title="Standup (moved)", description="Now at 10:30")
+
+    expect(page.locator("#meeting-title")).to_have_text("Standup (moved)")
+    expect(page.locator("#meeting-details")).to_contain_text("Now at 10:30")
+    expect(page.locator("#raw-json")).to_contain_text('"description": "Now at 10:30"')
+    expect(page).to_have_title("Standup (moved) · Connvo Support Console")
+    expect(page.locator("#live-poller")).to_have_attribute("data-mode", "push")
+
+
 def test_an_ended_meeting_stops_the_stream_and_says_so(pushed_page, fake_connvo):
     page = pushed_page("standup")
     poller = page.locator("#live-poller")

@@ -45,6 +45,29 @@ ONLY_PURGED = (
 )
 
 
+class Who(models.Model):
+    """Who acted, and from where: the same columns on an entry, a span and a counted refusal,
+    filled by `services.who()`."""
+
+    # The console account; NULL once it is deleted (`actor_username` stays).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # the indexes that need it start with it
+    )
+    # Kept as written at the time, so the record survives the account being renamed or deleted.
+    # For a failed sign-in, the username that was tried.
+    actor_username = models.CharField(max_length=150, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class AuditEntryQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise AppendOnlyError(NEVER_CHANGED)
@@ -53,7 +76,7 @@ class AuditEntryQuerySet(models.QuerySet):
         raise AppendOnlyError(ONLY_PURGED)
 
 
-class AuditEntry(models.Model):
+class AuditEntry(Who):
     """Never updated or deleted by the app. Holds no token and none of a meeting's contents: only
     who asked for what, when, from where, and how it ended.
 
@@ -61,19 +84,8 @@ class AuditEntry(models.Model):
     (see audit/chain.py), so an edited, deleted or inserted entry is found by `audit_verify`."""
 
     at = models.DateTimeField(default=timezone.now)
-    # Not part of the MAC: deleting an account sets it to NULL (the only change the database
-    # allows). `actor_username` is the record.
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,  # audit_by_actor starts with it
-    )
-    # Kept as written at the time, so the record survives the account being renamed or deleted.
-    # For a failed sign-in, the username that was tried.
-    actor_username = models.CharField(max_length=150, blank=True)
+    # Who (`Who`): `actor` is not part of the MAC (deleting an account sets it to NULL, the only
+    # change the database allows; audit_by_actor starts with it); `actor_username` is the record.
     action = models.CharField(max_length=32, choices=Action.choices)
     via = models.CharField(max_length=16, choices=Via.choices, blank=True)
     deployment = models.CharField(max_length=64, blank=True)
@@ -84,8 +96,6 @@ class AuditEntry(models.Model):
     connvo_request_id = models.CharField(max_length=64, blank=True)
     # The console's own request id (also on the request's log line), to find the logs of a lookup.
     request_id = models.CharField(max_length=64, blank=True)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
     detail = models.CharField(max_length=500, blank=True)
     # How many Connvo calls the record stands for: 1 for a lookup, the part's calls for a sealed
     # span, 0 for anything else. NULL on entries written before spans existed (read as 1 for a
@@ -446,7 +456,7 @@ class SeenMeeting(models.Model):
         return f"{self.title or self.meeting_id} on {self.deployment}"
 
 
-class Span(models.Model):
+class Span(Who):
     """One open page's Connvo calls for one meeting (a meeting page and its live refreshes, or one
     meeting of a triage table or the watch list), counted as they happen instead of appended to
     the chain one row each. Not the record: the chain is. `calls` is counted durably *before* each
@@ -461,18 +471,7 @@ class Span(models.Model):
     key = models.CharField(max_length=32)
     deployment = models.CharField(max_length=64)
     meeting_id = models.CharField(max_length=64)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    actor_username = models.CharField(max_length=150, blank=True)
     via = models.CharField(max_length=16, blank=True)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
     last_at = models.DateTimeField(default=timezone.now)  # the last call counted
     calls = models.PositiveBigIntegerField(default=0)  # counted before each call is made
@@ -524,7 +523,7 @@ class SpanCount(models.Model):
         return f"{self.outcome} x{self.calls}"
 
 
-class RepeatCount(models.Model):
+class RepeatCount(Who):
     """Repeats of one refusal from one source in one minute (CSRF refusals, locked-out sign-ins,
     lookups over the limit...): the first of the minute is a full chained entry, the rest are
     counted here and sealed into one chained counted record (`AuditEntry.repeats`) once the
@@ -545,20 +544,9 @@ class RepeatCount(models.Model):
     count = models.PositiveIntegerField(default=0)  # repeats after the minute's first entry
     first_at = models.DateTimeField(null=True, blank=True)
     last_at = models.DateTimeField(null=True, blank=True)
-    actor_username = models.CharField(max_length=150, blank=True)
-    # The console account, as an entry's `actor` (a signed-in agent's refusals: the lookup limit,
-    # a page refused): the counted record links to it as the minute's first entry does, instead
-    # of reading as a staff member with no account.
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-    )
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
+    # Its `actor` is the console account, as an entry's (a signed-in agent's refusals: the lookup
+    # limit, a page refused): the counted record links to it as the minute's first entry does,
+    # instead of reading as a staff member with no account.
     via = models.CharField(max_length=16, blank=True, default="")
     deployment = models.CharField(max_length=64, blank=True)
     meeting_id = models.CharField(max_length=64, blank=True, default="")

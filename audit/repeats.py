@@ -197,7 +197,7 @@ def _count(refusal: _Refusal, *, now: datetime) -> int:
         "count": 0,
         "first_at": None,
         "last_at": now,
-        **who(origin, RepeatCount),
+        **who(origin),
         "actor": origin.user.pk if origin.user else None,
         "via": refusal.via,
         "deployment": refusal.deployment,

@@ -18,7 +18,7 @@ from connvo_admin.logs import request_id_var
 from connvo_admin.outside_text import storable
 
 from . import chain
-from .models import Action, AuditEntry, ChainVerification, SeenMeeting, Via
+from .models import Action, AuditEntry, ChainVerification, SeenMeeting, Via, Who
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +59,13 @@ def fit(value: str | None, field_name: str, model: type[models.Model] = AuditEnt
     return storable(value or "")[: model._meta.get_field(field_name).max_length]
 
 
-def who(origin: Origin, model: type[models.Model] = AuditEntry) -> dict:
-    """What a record keeps of who acted and from where, fitted to `model`'s columns: the same
-    for an entry, a span and a counted refusal."""
+def who(origin: Origin) -> dict:
+    """What a record keeps of who acted and from where, fitted to its columns (`Who`'s: the
+    same on an entry, a span and a counted refusal)."""
     return {
-        "actor_username": fit(origin.username, "actor_username", model),
+        "actor_username": fit(origin.username, "actor_username", Who),
         "client_ip": valid_ip(origin.client_ip) if origin.client_ip else None,
-        "user_agent": fit(origin.user_agent, "user_agent", model),
+        "user_agent": fit(origin.user_agent, "user_agent", Who),
     }
 
 

@@ -147,7 +147,7 @@ def _upsert_spans(
             meeting_id=meeting_id,
             actor=origin.user,
             via=via,
-            **who(origin, Span),
+            **who(origin),
             opened_at=now,
             last_at=now,
             calls=calls,

@@ -62,6 +62,7 @@ class OddConnvo(ThreadingHTTPServer):
         self.body = b'{"status":"success","value":null}'
         self.drip = 0.0
         self.drip_headers = False
+        self.stall_after = None  # bytes written before it falls silent (and hangs on)
         self.cut = False
         self.gzip = False  # the body compressed, as a proxy or CDN in front of Connvo may send it
         self.connections = 0
@@ -114,6 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             for index in range(len(body)):
+                if index == self.server.stall_after:
+                    time.sleep(30)
                 self.wfile.write(body[index : index + 1])
                 self.wfile.flush()
                 time.sleep(self.server.drip)
@@ -449,6 +452,20 @@ def test_headers_trickled_past_the_read_timeout_are_a_timeout(odd, settings):
 
     assert time.monotonic() - started < 3
     assert caught.value.attempts == 1
+
+
+def test_headers_that_stop_coming_near_the_deadline_end_at_it(odd, settings):
+    """The last wait is cut to what is left of the deadline, not given a read timeout of its own
+    (which would end it up to a whole read timeout past the deadline)."""
+    settings.CONNVO_CONNECT_TIMEOUT, settings.CONNVO_READ_TIMEOUT = 1.0, 2.0
+    odd.answer(found())
+    odd.drip, odd.drip_headers, odd.stall_after = 0.01, True, 100  # ~1.1 s of headers, then none
+
+    started = time.monotonic()
+    with pytest.raises(connvo.ConnvoTimeout):
+        look_up(odd)
+
+    assert time.monotonic() - started < 2.8  # the deadline (2 s), not 1.1 s + another 2 s
 
 
 def test_a_slow_but_whole_answer_keeps_its_connection_for_the_next(odd, settings):

@@ -14,7 +14,7 @@ BOOTSTRAP_PYTHON ?= $(shell \
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$c"; break; }; \
 	done)
 
-.PHONY: help setup demo test test-sqlite test-browser test-postgres test-servers test-clock mutants lint format serve services browser nginx clean
+.PHONY: help setup demo test test-sqlite test-browser test-postgres test-servers test-servers-sqlite test-clock mutants lint format serve services browser nginx clean
 
 help:
 	@echo "make demo    set up and start the console with a fake Connvo deployment (http://127.0.0.1:8000)"
@@ -119,15 +119,23 @@ NOT_BROWSER := -m "not browser" --ignore=tests/browser
 TEST_CLOCK := 2027-07-15T12:00:00Z
 SERVER_TESTS := tests/test_deployment.py tests/test_audit_spans_kill.py tests/test_two_hosts.py \
 	tests/test_benches.py::test_push_load_runs_and_every_answer_connvo_sent_is_on_record
+# The SQLite run's tests of whole servers (the push relay's, the demo, the live bench): after the
+# PostgreSQL ones, in the same stream beside the SQLite run (which would otherwise end alone).
+SQLITE_SERVER_TESTS := tests/test_push_relay.py tests/test_demo.py \
+	tests/test_benches.py::test_live_load_runs_and_every_call_it_made_is_on_record
 test: $(STAMP) browser nginx services lint
 	@servers_log=$$(mktemp); browser_log=$$(mktemp); \
-	  $(MAKE) --no-print-directory test-servers >"$$servers_log" 2>&1 & servers=$$!; \
-	  $(MAKE) --no-print-directory test-sqlite CLOCK=$(TEST_CLOCK) BROWSER_TESTS=no; sqlite=$$?; \
+	  { $(MAKE) --no-print-directory test-servers; first=$$?; \
+	    $(MAKE) --no-print-directory test-servers-sqlite CLOCK=$(TEST_CLOCK); \
+	    test $$? = 0 && test $$first = 0; } >"$$servers_log" 2>&1 & servers=$$!; \
+	  $(MAKE) --no-print-directory test-sqlite CLOCK=$(TEST_CLOCK) BROWSER_TESTS=no \
+	    SERVER_TESTS_APART=yes; sqlite=$$?; \
 	  $(MAKE) --no-print-directory test-browser CLOCK=$(TEST_CLOCK) >"$$browser_log" 2>&1 & browser=$$!; \
 	  CONSOLE_TEST_EXAMPLES_SHARE=0.33 $(MAKE) --no-print-directory test-postgres BROWSER_TESTS=no \
 	    DATABASE_TESTS_ONLY=yes SERVER_TESTS_APART=yes; postgres=$$?; \
 	  wait $$servers; servers=$$?; wait $$browser; browser=$$?; \
-	  echo "== the PostgreSQL tests of whole servers (run beside SQLite)"; cat "$$servers_log"; \
+	  echo "== the tests of whole servers, PostgreSQL then SQLite (run beside SQLite)"; \
+	  cat "$$servers_log"; \
 	  echo "== the browser tests (SQLite, run beside PostgreSQL)"; cat "$$browser_log"; \
 	  rm -f "$$servers_log" "$$browser_log"; \
 	  test $$sqlite = 0 && test $$postgres = 0 && test $$servers = 0 && test $$browser = 0
@@ -137,10 +145,17 @@ test-servers: $(STAMP)
 	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	  $(PY) -m pytest -n 0 $(SERVER_TESTS)
 
+# The SQLite run's tests of whole servers alone, in one process (CLOCK as below).
+test-servers-sqlite: $(STAMP)
+	$(if $(CLOCK),CONSOLE_TEST_CLOCK=$(CLOCK) CONSOLE_TEST_TZ=$(CLOCK_TZ)) \
+	  DATABASE_URL=sqlite:///:memory: $(PY) -m pytest -n 0 $(SQLITE_SERVER_TESTS)
+
 # CLOCK=<instant> runs it with the wall clock moved there (ticking) and the local zone CLOCK_TZ.
+# SERVER_TESTS_APART=yes leaves out SQLITE_SERVER_TESTS (`make test` runs them beside it).
 test-sqlite: $(STAMP)
 	$(if $(CLOCK),CONSOLE_TEST_CLOCK=$(CLOCK) CONSOLE_TEST_TZ=$(CLOCK_TZ)) \
-	  DATABASE_URL=sqlite:///:memory: $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER))
+	  DATABASE_URL=sqlite:///:memory: $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER)) \
+	  $(if $(filter yes,$(SERVER_TESTS_APART)),$(call apart,$(SQLITE_SERVER_TESTS)))
 
 # The browser tests alone, on SQLite (CLOCK as above).
 test-browser: $(STAMP)
@@ -153,7 +168,10 @@ test-postgres: $(STAMP)
 	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	  $(PYTEST) $(if $(filter no,$(BROWSER_TESTS)),$(NOT_BROWSER)) \
 	  $(if $(filter yes,$(DATABASE_TESTS_ONLY)),--database-tests-only) \
-	  $(if $(filter yes,$(SERVER_TESTS_APART)),$(foreach t,$(SERVER_TESTS),$(if $(findstring ::,$(t)),--deselect $(t),--ignore=$(t))))
+	  $(if $(filter yes,$(SERVER_TESTS_APART)),$(call apart,$(SERVER_TESTS)))
+
+# The options that leave out the tests $(1) names (a module, or one test of one).
+apart = $(foreach t,$(1),$(if $(findstring ::,$(t)),--deselect $(t),--ignore=$(t)))
 
 # The non-browser suite with the wall clock moved (ticking, for the whole run) to a summer's day,
 # a leap day and the last second of a year, in a local time zone fourteen hours east of UTC.

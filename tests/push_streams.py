@@ -58,13 +58,15 @@ class _TopLevel(HTMLParser):
 
 def not_out_of_band(fragment: str) -> list[str]:
     """The top-level elements of a pushed fragment that are not swapped out of band. The page's
-    #live-stream takes the event with hx-swap="none": such an element would be dropped."""
+    #live-stream takes the event with hx-swap="none": such an element would be dropped. A
+    `<title>` is not swapped: htmx makes it the tab's title, whatever the swap (as
+    tests/browser/test_live_push.py's pushed new title shows)."""
     parser = _TopLevel()
     parser.feed(fragment)
     return [
         f"<{tag} id={attrs.get('id')!r}>"
         for tag, attrs in parser.found
-        if "hx-swap-oob" not in attrs
+        if "hx-swap-oob" not in attrs and tag != "title"
     ]
 
 

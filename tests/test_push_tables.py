@@ -328,11 +328,17 @@ def test_a_watch_list_changed_elsewhere_falls_back_to_its_polling_refresh(
 
     events = follow(async_agent, url, lambda: None)
 
-    assert events == [("fallback", "polling")]
+    assert events == [("fallback", "The watch list changed since the page was drawn.")]
     assert fake_connvo.answers_sent == 0
 
 
 # --- The lookup limit --------------------------------------------------------------------------
+
+# What the page's live line says of a stream refused by the limit (push.why_polling).
+OVER_THE_LIMIT = (
+    "Live updates by push stopped: Too many lookups from your account. The page now checks for "
+    "changes at regular intervals instead."
+)
 
 
 def test_a_tables_first_stream_counts_nothing_more_and_pushed_answers_none(
@@ -357,7 +363,7 @@ def test_a_tables_first_stream_counts_nothing_more_and_pushed_answers_none(
     # A later stream of the page (as after a drop) counts one per meeting: over the limit now,
     # it is refused before it subscribes to anything.
     sent = fake_connvo.answers_sent
-    assert follow(async_agent, url, lambda: None) == [("fallback", "polling")]
+    assert follow(async_agent, url, lambda: None) == [("fallback", OVER_THE_LIMIT)]
     assert fake_connvo.answers_sent == sent
 
 
@@ -371,4 +377,4 @@ def test_a_meeting_pages_later_streams_count_one_lookup(
 
     assert follow(async_agent, stream, lambda: None)[0][0] == "metrics"  # the first: free
     assert follow(async_agent, stream, lambda: None)[0][0] == "metrics"  # 2
-    assert follow(async_agent, stream, lambda: None) == [("fallback", "polling")]  # 3: refused
+    assert follow(async_agent, stream, lambda: None) == [("fallback", OVER_THE_LIMIT)]  # 3

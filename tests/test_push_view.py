@@ -285,7 +285,11 @@ def test_answer_that_cannot_be_recorded_is_not_sent_and_the_page_polls(
     _, events = read_events(async_agent, stream_url(fake_connvo, span=key), 3)
 
     assert [name for name, _ in events] == ["retry", "retry", "fallback"]
-    assert events[2] == ("fallback", "polling")
+    assert events[2] == (
+        "fallback",
+        "Live updates by push stopped: The lookup could not be recorded. The page now checks for "
+        "changes at regular intervals instead.",
+    )
 
 
 def test_push_unavailable_tells_the_page_to_poll(
@@ -302,6 +306,7 @@ def test_push_unavailable_tells_the_page_to_poll(
     # The page tries push again soon: the stream had brought an answer, so this is a first
     # failure.
     assert [name for name, _ in events] == ["retry", "metrics", "retry", "fallback"]
+    assert events[3][1] == "The connection to Connvo's live updates dropped."  # its own words
     assert 1000 <= int(events[2][1]) <= 5000
     assert scripted.closed
 
@@ -414,7 +419,7 @@ def test_a_stream_stops_sending_once_the_sign_in_has_ended(
     )
 
     assert [name for name, _ in events] == ["metrics", "fallback"]
-    assert events[1] == ("fallback", "signed out")
+    assert events[1] == ("fallback", "")  # nothing to say: the refresh goes to sign in
     # The page's refresh, an htmx request, then meets the end and moves the page to sign in.
     refresh = Client(HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER="live-poller")
     refresh.cookies = async_agent.cookies

@@ -238,7 +238,7 @@ class _Stream:
                         # Signed out, timed out, deactivated: nothing more is sent. The page's
                         # refresh then meets the sign-in's end as a polling page's does, and
                         # takes the page to the sign-in page, saying why.
-                        yield _event(FALLBACK, "signed out")
+                        yield _event(FALLBACK, "")
                         return
                 if not done:
                     # A comment: nothing for the page, but proxies see the stream is alive.
@@ -259,15 +259,15 @@ class _Stream:
                     yield event
                 if not going_on:
                     return
-        except (sync.PushUnavailable, AuditUnavailable, LookupFailed):
+        except (sync.PushUnavailable, AuditUnavailable, LookupFailed) as failure:
             # The WebSocket (or the push relay) failed, or a pushed answer could not be recorded
             # (so it must not be shown), or the agent's token is no longer usable, or opening the
             # stream would go over the agent's lookup limit: the page polls, and its refresh says
-            # what is wrong, and records it, as it always did. It tries push again later, the
-            # later the more often it failed in a row.
+            # what is wrong, and records it, as it always did; its live line says why it is not
+            # pushed. It tries push again later, the later the more often it failed in a row.
             failures = await _in_database_thread(self._failure_counted)()
             yield f"retry: {_reconnect_after(failures, self.meetings)}\n\n"
-            yield _event(FALLBACK, "polling")
+            yield _event(FALLBACK, why_polling(failure))
         finally:
             if answers is not None:
                 # The page is gone: what Connvo sent meanwhile is still recorded (the step under
@@ -442,6 +442,18 @@ class _Table(_Stream):
             }
         )
         return render_to_string(TABLE_FRAGMENT, context, self.request)
+
+
+def why_polling(failure: LookupFailed) -> str:
+    """What a page's live line says while it polls because its stream failed (the "fallback"
+    event's data, shown as it is by static/js/console.js until push works again): a push
+    failure's own message, written for that line; else the outcome's title."""
+    if isinstance(failure, sync.PushUnavailable):
+        return str(failure)
+    return (
+        f"Live updates by push stopped: {failure.title}. The page now checks for changes at "
+        "regular intervals instead."
+    )
 
 
 def _reconnect_after(failures: int = 0, meetings: int = 1) -> int:

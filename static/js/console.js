@@ -209,7 +209,23 @@
   // brings each change. The same for a meeting page, a triage table and the watch list: a
   // table's poller adds what its rows show (data-refresh-vals).
   var pushOpen = false;
-  function fallBackToPolling() {
+  // Why the page polls instead of being pushed: the "fallback" event's data, the server's words
+  // (meetings/views/push.py `why_polling`), said on the live line until a pushed answer comes.
+  var pushNote = "";
+  function showPushNote() {
+    var el = poller();
+    var text = el && el.querySelector(".js-live-text");
+    if (!text || !pushNote || el.dataset.mode !== "poll" || text.querySelector(".js-push-note")) { return; }
+    var note = document.createElement("span");
+    note.className = "live__note js-push-note";
+    note.textContent = " " + pushNote;
+    text.appendChild(note);
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "live-poller") { showPushNote(); }
+  });
+  function fallBackToPolling(event) {
+    if (event && event.type === "fallback") { pushNote = event.data || ""; }
     pushOpen = false;
     var el = poller();
     if (!el || el.dataset.mode !== "push" || el.dataset.status === "ended" || !window.htmx) { return; }
@@ -234,7 +250,7 @@
   });
   // Pushed, once the stream brings a fragment (not merely when it opens: a stream that cannot
   // subscribe opens, says "fallback" and ends).
-  document.addEventListener("htmx:sseBeforeMessage", function () { pushOpen = true; });
+  document.addEventListener("htmx:sseBeforeMessage", function () { pushOpen = true; pushNote = ""; });
   document.addEventListener("htmx:sseError", fallBackToPolling);
   document.addEventListener("htmx:sseClose", function () { pushOpen = false; });
 

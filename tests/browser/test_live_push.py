@@ -192,11 +192,18 @@ def test_a_change_is_pushed_to_its_row_of_the_table_and_the_table_falls_back_to_
     expect(poller).to_have_attribute("data-mode", "poll")
     expect(poller.locator(".live__mode")).to_have_text(re.compile(r"Live \(polling every \d+ s\)"))
     expect(poller).to_have_attribute("hx-trigger", re.compile(r"every \d+s, refresh-now"))
+    # And why, in the stream's last words (push.why_polling).
+    expect(poller.locator(".js-push-note")).to_have_text(
+        re.compile(
+            r"^ Live updates from Connvo \(dev\) stopped: .* at regular intervals instead\.$"
+        )
+    )
     screenshot("63-table-live-polling-fallback")
 
     # Once it can, the table is pushed again, and the next change shows in its row.
     fake_connvo.reset_behaviour()
     expect(poller).to_have_attribute("data-mode", "push", timeout=20_000)
+    expect(poller.locator(".js-push-note")).to_have_count(0)
     fake_connvo.update_meeting("planning", participantCount=45)
     expect(planning.locator('[data-cell="participants"]')).to_have_text("45")
     assert page.evaluate("window.__notReloaded") is True

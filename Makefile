@@ -116,7 +116,8 @@ NOT_BROWSER := -m "not browser" --ignore=tests/browser
 # share the two cores (docs/testing.md, "CI time"): the PostgreSQL tests of whole servers (the
 # deployment stack, workers killed mid-call, two hosts, the push bench: their own databases, and
 # most of their time spent waiting on servers they start) run in one process beside the SQLite
-# run; the browser tests (SQLite, the same clock) run beside the rest of the PostgreSQL run, whose
+# run, followed by the SQLite run's own (SQLITE_SERVER_TESTS); the browser tests (SQLite, the same
+# clock) run beside the rest of the PostgreSQL run, whose
 # property tests, run in full on SQLite just before, generate a third of their examples there
 # (tests/conftest.py, `examples`). The side streams' output follows; `make test` fails if any
 # stream does.

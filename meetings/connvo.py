@@ -253,21 +253,29 @@ _session_pid: int | None = None
 
 
 class _ByDeadline(io.RawIOBase):
-    """A socket read for one answer: each read may wait no longer than the time left before the
-    answer's deadline, nor than the socket's own read timeout."""
+    """The socket's reader for one answer (`stream`, http.client's), each read of which may wait
+    no longer than the time left before the answer's deadline, nor than the socket's own read
+    timeout. It holds `stream`, which keeps the socket open while the answer is read: with
+    "Connection: close", http.client closes its side at once and leaves the socket to the answer."""
 
-    def __init__(self, sock: Any, deadline: float, per_read: float) -> None:
-        self._sock, self._deadline, self._per_read = sock, deadline, per_read
+    def __init__(self, stream: Any, sock: Any, deadline: float, per_read: float) -> None:
+        self._stream, self._sock = stream, sock
+        self._deadline, self._per_read = deadline, per_read
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int | None:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("timed out")  # read by urllib3 as its read timeout
         self._sock.settimeout(min(left, self._per_read))
-        return self._sock.recv_into(buffer)
+        return self._stream.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+        super().close()
 
 
 class _AnswerByDeadline(http.client.HTTPResponse):
@@ -280,9 +288,9 @@ class _AnswerByDeadline(http.client.HTTPResponse):
         super().__init__(sock, *args, **kwargs)
         per_read = sock.gettimeout()  # urllib3's read timeout, set on the socket just before
         if per_read is not None:
-            self.fp.close()  # the reader http.client made: it only counts a use of the socket
             deadline = time.monotonic() + per_read
-            self.fp = io.BufferedReader(_ByDeadline(sock, deadline, per_read))
+            stream = self.fp.detach()  # nothing read from it yet: begin() comes later
+            self.fp = io.BufferedReader(_ByDeadline(stream, sock, deadline, per_read))
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):

@@ -63,6 +63,7 @@ class OddConnvo(ThreadingHTTPServer):
         self.drip = 0.0
         self.drip_headers = False
         self.stall_after = None  # bytes written before it falls silent (and hangs on)
+        self.closing = False  # "Connection: close": the connection ends with the answer
         self.cut = False
         self.gzip = False  # the body compressed, as a proxy or CDN in front of Connvo may send it
         self.connections = 0
@@ -98,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = gzip.compress(body)
             self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
+        if self.server.closing:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         if self.server.drip_headers:
             # Written as the body is, a byte at a time, with what BaseHTTPRequestHandler buffered.
             self.send_header("X-Padding", "p" * 200)
@@ -466,6 +470,19 @@ def test_headers_that_stop_coming_near_the_deadline_end_at_it(odd, settings):
         look_up(odd)
 
     assert time.monotonic() - started < 2.8  # the deadline (2 s), not 1.1 s + another 2 s
+
+
+@pytest.mark.parametrize("drip", [0.0, 0.001])
+def test_an_answer_that_closes_its_connection_is_read_whole(odd, drip):
+    """With "Connection: close" http.client hands the socket to the answer being read: the
+    reader that holds it to its deadline must keep it open until the body is read."""
+    odd.answer(found(title=json.dumps("closed after")))
+    odd.closing, odd.drip = True, drip
+
+    titles = [look_up(odd).meeting.title for _ in range(2)]
+
+    assert titles == ["closed after"] * 2
+    assert odd.connections == 2  # one each: none kept
 
 
 def test_a_slow_but_whole_answer_keeps_its_connection_for_the_next(odd, settings):

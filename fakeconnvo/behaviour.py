@@ -17,6 +17,9 @@ _NO_OPTIONS: Final[frozenset[str]] = frozenset()
 # kind -> the options it accepts besides `times`.
 OPTIONS: Final[dict[str, frozenset[str]]] = {
     "slow": frozenset({"delay"}),
+    # The answer written a byte every `delay` seconds, its status line and headers too (as a
+    # struggling proxy may): each byte in time, the whole far past any read timeout.
+    "trickle": frozenset({"delay"}),
     "reset": _NO_OPTIONS,
     "status": frozenset({"status", "code", "message", "retry_after"}),
     "overloaded": frozenset({"message", "retry_after"}),
@@ -75,7 +78,7 @@ def make_switch(kind: str, options: dict[str, Any]) -> Switch:
     unknown = set(options) - OPTIONS[kind]
     if unknown:
         raise ValueError(f"{kind} takes no option {', '.join(sorted(unknown))}")
-    if kind in ("slow", "workos_slow"):
+    if kind in ("slow", "workos_slow", "trickle"):
         delay = options.get("delay")
         if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
             raise ValueError(f"{kind} needs delay=<seconds>")

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 # the console is a command and a click away.
 FAILURES = [
     ("Connvo is slow (times out)", {"kind": "slow", "delay": 12, "times": 2}),
+    ("Connvo trickles its answer (times out)", {"kind": "trickle", "delay": 0.2, "times": 2}),
     ("Connvo is overloaded (503, then recovers)", {"kind": "overloaded", "times": 3}),
     ("Connvo limits lookups (429)", {"kind": "status", "status": 429, "retry_after": 30}),
     ("Connvo fails (500)", {"kind": "status", "status": 500, "times": 1}),

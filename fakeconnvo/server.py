@@ -150,6 +150,7 @@ class _Reply:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    drip: float = 0.0  # seconds between bytes, status line and headers included ("trickle")
 
 
 _DROP: Final = None  # a reply of None: close the connection without answering
@@ -611,6 +612,9 @@ class FakeConnvo:
             return _DROP, call  # stopped or taken down while "thinking"
         with self._lock:
             reply = self._answer(method, urlsplit(path).path, headers, body, call.request_id)
+            trickle = self._behaviour.take("trickle") if reply is not None else None
+        if trickle is not None:
+            reply = replace(reply, drip=trickle.options["delay"])
         if reply is not None:
             call.status = reply.status
             call.response_body = reply.body
@@ -1223,6 +1227,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         for name, value in reply.headers:
             self.send_header(name, value)
+        if reply.drip:
+            self._trickle(reply)
+            return
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
+
+    def _trickle(self, reply: _Reply) -> None:
+        """The reply, status line and headers (as BaseHTTPRequestHandler has buffered them) and
+        body, a byte every `reply.drip` seconds, until it is written, the client hangs up or the
+        fake stops."""
+        self._headers_buffer.append(b"\r\n")
+        data = b"".join(self._headers_buffer) + (b"" if self.command == "HEAD" else reply.body)
+        self._headers_buffer = []
+        stopping = self.server.fake._stopping
+        try:
+            for index in range(len(data)):
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+                if stopping.wait(reply.drip):
+                    break
+        except OSError:
+            pass  # the console gave up and hung up
+        self.close_connection = True

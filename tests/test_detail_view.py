@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -264,6 +265,23 @@ def test_timeout_page(agent_client, agent_token, fake_connvo, settings):
 
     assert response.status_code == 504
     assert "did not answer within 0.3 seconds" in text_of(response)
+
+
+def test_an_answer_trickled_in_is_a_timeout_page_at_its_deadline(
+    agent_client, agent_token, fake_connvo, settings
+):
+    """Each byte in time for the read timeout, the whole far past it: the agent waits for the
+    deadline, not for as long as Connvo (or a proxy before it) takes."""
+    settings.CONNVO_READ_TIMEOUT = 0.5
+    fake_connvo.misbehave("trickle", delay=0.05, times=1)  # about 40 s in all
+
+    started = time.monotonic()
+    response = agent_client.get(detail_url(fake_connvo.meeting_id("standup")))
+
+    assert time.monotonic() - started < 3
+    assert response.status_code == 504
+    assert "did not answer within 0.5 seconds" in text_of(response)
+    assert AuditEntry.objects.get().outcome == "timeout"
 
 
 def test_deployment_down_page(agent_client, agent_token, fake_connvo):

@@ -6,7 +6,9 @@ the console's own tests can trust what it answers.
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -518,6 +520,34 @@ def test_slow_does_not_hold_up_going_down(fake, token):
     thread.join(timeout=30)  # well short of the 60 s delay
 
     assert errors and not thread.is_alive()
+
+
+def test_trickle_writes_the_whole_answer_a_byte_at_a_time_headers_too(fake, token):
+    """A raw client sees the status line come a byte at a time (so a read timeout per read never
+    fires), and the answer, once whole, is the one Connvo gives without the switch."""
+    fake.misbehave("trickle", delay=0.002, times=1)
+    body = f'{{"args": {{"meetingId": "{fake.meeting_id("planning")}"}}}}'.encode()
+    request = (
+        f"POST {GET_MEETING_PATH} HTTP/1.1\r\nHost: fake\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=10) as raw:
+        raw.sendall(request)
+        reads = [raw.recv(4096) for _ in range(3)]  # each read gets what has come: a byte or so
+        received = b"".join(reads)
+        while chunk := raw.recv(4096):
+            received += chunk
+
+    assert all(len(read) < 10 for read in reads)  # not the head at once (about 150 bytes)
+    head, _, answer = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200")
+    assert b"Content-Length: " + str(len(answer)).encode() in head
+    assert json.loads(answer)["value"]["title"] == "Q3 Product Roadmap Planning"
+
+
+def test_trickle_needs_a_delay(fake):
+    with pytest.raises(ValueError, match="trickle needs delay"):
+        fake.misbehave("trickle")
 
 
 def test_reset_drops_the_connection(fake, http, token):

@@ -131,7 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def odd() -> Iterator[OddConnvo]:
     server = OddConnvo()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Checked for shutdown every 50 ms, not serve_forever's 500: each test's stop waits for it.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server

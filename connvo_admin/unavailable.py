@@ -106,16 +106,19 @@ def database_unavailable(request: HttpRequest, exception: Exception) -> HttpResp
         return retry_later(f"{TITLE}; nothing was changed.", seconds=RETRY_AFTER_SECONDS)
     # Not `render(request, …)`: the context processors would ask the database who is signed in.
     page = render_to_string("503.html", {"title": f"{TITLE}; nothing was changed."})
-    response = HttpResponse(page, status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    response["Cache-Control"] = "no-store"
-    return response
+    return _unavailable(HttpResponse(page), seconds=RETRY_AFTER_SECONDS)
 
 
 def retry_later(words: str, *, seconds: int) -> HttpResponse:
     """503 to a page's own request: `words`, one plain line a live page shows as it is, and when
     to ask again (Retry-After, which the page honours)."""
-    response = HttpResponse(f"{words}\n", status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(f"{words}\n", content_type="text/plain; charset=utf-8")
+    return _unavailable(response, seconds=seconds)
+
+
+def _unavailable(response: HttpResponse, *, seconds: int) -> HttpResponse:
+    """`response` as a 503 that says when to ask again and is never cached."""
+    response.status_code = 503
     response["Retry-After"] = str(seconds)
     response["Cache-Control"] = "no-store"
     return response

@@ -159,8 +159,8 @@ def humanize_duration(seconds: float | None) -> str:
     """ "45 s", "12 min", "1 h 5 min": under a minute in seconds, else to the nearest minute."""
     if seconds is None:
         return ""
-    if nearest(seconds) < 60:
-        return f"{nearest(seconds)} s"
+    if (whole := nearest(seconds)) < 60:
+        return f"{whole} s"
     hours, minutes = divmod(nearest(seconds / 60), 60)
     parts = ([f"{hours} h"] if hours else []) + ([f"{minutes} min"] if minutes else [])
     return " ".join(parts)

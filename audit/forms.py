@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.http import QueryDict
 from django.utils import dateformat, timezone
 
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
@@ -125,12 +126,26 @@ class AuditFilterForm(forms.Form):
             # could hold: a NUL would reach the database's query, which refuses it.
             field.choices = [*field.choices, (asked, describe(asked).label)]
 
-    def active_filters(self) -> list[ActiveFilter]:
-        """The filters the query string sets, in the form's order, each with the query that
-        keeps all the others. A value the form refused is named as typed, so it can be removed."""
+    def _kept(self) -> QueryDict:
+        """The query string's own filters, without the page position: a copy to change."""
         kept = self.data.copy()
         for dropped in CURSOR_PARAMS:
             kept.pop(dropped, None)
+        return kept
+
+    def log_query(self) -> str:
+        """The whole filter as a query string of the log's own page (and of an export), which has
+        no meeting or staff member in its path: the page's fixed filter travels as the field it
+        stands for (meeting=…, staff=…), so an export of a meeting's page is of that meeting."""
+        query = self._kept()
+        for name, value in self.fixed.items():
+            query[self.FIELD_FOR[name]] = value
+        return query.urlencode()
+
+    def active_filters(self) -> list[ActiveFilter]:
+        """The filters the query string sets, in the form's order, each with the query that
+        keeps all the others. A value the form refused is named as typed, so it can be removed."""
+        kept = self._kept()
         chips = [
             ActiveFilter(name, self.FIXED_LABELS[name], value, kept.urlencode(), fixed=True)
             for name, value in self.fixed.items()

@@ -53,14 +53,6 @@ def _cursor(request: HttpRequest, name: str) -> Cursor | None:
         return None  # a mangled link shows the newest page rather than an error
 
 
-def _filter_query(request: HttpRequest) -> str:
-    """The current filter as a query string, without the page position."""
-    query = request.GET.copy()
-    for name in CURSOR_PARAMS:
-        query.pop(name, None)
-    return query.urlencode()
-
-
 def _duration(seconds: int) -> str:
     if seconds % 60:
         return f"{seconds} seconds"
@@ -202,7 +194,7 @@ def _entry_list(request: HttpRequest, *, listing: tuple[dict, str], extra: dict)
         "form": form,
         "page": page,
         "overview": summary,
-        "filter_query": _filter_query(request),
+        "log_query": form.log_query(),
         "active_filters": _active_filters(form),
         "staff_names": get_user_model()
         .objects.order_by("username")
@@ -299,14 +291,14 @@ def _export_form(request: HttpRequest, fmt: str) -> AuditFilterForm:
     return AuditFilterForm(request.GET)
 
 
-def _log_with_filter(request: HttpRequest) -> str:
+def _log_with_filter(form: AuditFilterForm) -> str:
     """The log, filtered as the export asked: where an export that does not start goes back."""
-    return f"{reverse('audit:list')}?{_filter_query(request)}"
+    return f"{reverse('audit:list')}?{form.log_query()}"
 
 
-def _fix_the_filter(request: HttpRequest) -> HttpResponse:
+def _fix_the_filter(request: HttpRequest, form: AuditFilterForm) -> HttpResponse:
     messages.error(request, "Fix the filter before exporting.")
-    return redirect(_log_with_filter(request))
+    return redirect(_log_with_filter(form))
 
 
 def _exported(fmt: str, form: AuditFilterForm) -> str:
@@ -317,7 +309,7 @@ def _exported(fmt: str, form: AuditFilterForm) -> str:
 def _confirm_export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = _export_form(request, fmt)
     if not form.is_valid():
-        return _fix_the_filter(request)
+        return _fix_the_filter(request, form)
     return _ask_first(
         request,
         heading="Export the audit log?",
@@ -334,7 +326,7 @@ def _confirm_export(request: HttpRequest, fmt: str) -> HttpResponse:
 def export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = _export_form(request, fmt)
     if not form.is_valid():
-        return _fix_the_filter(request)
+        return _fix_the_filter(request, form)
     _seal_due()
     entry_filter = form.entry_filter()
     try:
@@ -352,7 +344,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
             "The console could not record this export in the audit log, so it did not start. "
             "Try again in a moment.",
         )
-        return redirect(_log_with_filter(request))
+        return redirect(_log_with_filter(form))
     # The log as it stood when the export was asked for: not its own entry, nor what is written
     # while it streams.
     entries = selectors.filtered_entries(entry_filter).filter(id__lt=export_entry.pk)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from html import unescape
 
 import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from audit import chain
-from audit.models import Action, AuditEntry
+from audit.models import Action, AuditEntry, Via
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +107,50 @@ def test_export_that_cannot_be_audited_does_not_start(auditor_client, entries):
 
 def test_unknown_format_is_404(auditor_client):
     assert auditor_client.get("/audit/export.xml").status_code == 404
+
+
+MEETING = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
+
+
+def export_link(page, fmt: str) -> str:
+    """The page's "Export this filter" link in one format."""
+    html = page.content.decode()
+    return unescape(re.search(rf'href="([^"]*export\.{fmt}[^"]*)"', html).group(1))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_from_a_meeting_page_is_of_that_meeting(auditor_client, audit_entry, fmt):
+    mine = audit_entry(username="alice", meeting_id=MEETING, via=Via.PAGE, outcome="found")
+    audit_entry(username="alice", meeting_id="another", via=Via.PAGE, outcome="found")
+    page = auditor_client.get(reverse("audit:meeting", args=[MEETING]), {"staff": "alice"})
+
+    response = auditor_client.get(export_link(page, fmt))
+
+    lines = body(response).splitlines()
+    ids = [int(row["id"]) for row in csv.DictReader(lines)] if fmt == "csv" else []
+    ids = ids or [json.loads(line)["id"] for line in lines]
+    assert ids == [mine.pk]
+    export = AuditEntry.objects.get(action=Action.AUDIT_EXPORTED)
+    assert export.detail == f"{fmt.upper()} export of staff=alice, meeting_id={MEETING}"
+
+
+def test_export_from_a_staff_page_is_of_that_staff_member(auditor_client, audit_entry):
+    hers = audit_entry(username="alice", meeting_id="m1", via=Via.PAGE, outcome="found")
+    audit_entry(username="bob", meeting_id="m1", via=Via.PAGE, outcome="found")
+    page = auditor_client.get(reverse("audit:staff", args=["alice"]), {"deployment": ""})
+
+    response = auditor_client.get(export_link(page, "csv"))
+
+    assert [int(row["id"]) for row in csv.DictReader(io.StringIO(body(response)))] == [hers.pk]
+    export = AuditEntry.objects.get(action=Action.AUDIT_EXPORTED)
+    assert export.detail == "CSV export of staff=alice"
+
+
+def test_export_from_a_page_keeps_its_own_filter_over_a_stray_parameter(auditor_client):
+    # A meeting's page has no meeting field: a `meeting=` in its address filters nothing there,
+    # and must not become the export's meeting either.
+    page = auditor_client.get(
+        reverse("audit:meeting", args=[MEETING]), {"meeting": "another", "before": "1.2"}
+    )
+
+    assert export_link(page, "csv") == f"/audit/export.csv?meeting={MEETING}"

@@ -26,6 +26,10 @@ _ID_CHARS = "".join(sorted(set(string.digits + string.ascii_lowercase) - set(NEV
 _ID = rf"[{_ID_CHARS}]{{{SHORTEST_ID},{LONGEST_ID}}}"
 _ID_RE = re.compile(_ID)
 _ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}]){_ID}(?![{_ID_CHARS}])")
+# A link names its meeting in its path: the segment after `/meetings/` (or `/meeting/`), read as
+# meetings/references.py reads a piece of a word (letters, digits, `_` and `-`). Whatever else
+# the link holds, such as an organisation's ID before it, is not the meeting.
+_MEETING_IN_PATH_RE = re.compile(r"(?<![0-9A-Za-z_-])(?i:meetings?)/([0-9A-Za-z_-]+)")
 
 
 # What a log puts between words without a space: a terminal's escape sequences (colours, cursor
@@ -43,6 +47,16 @@ def undecorated(text: str) -> str:
     """`text` with each escape sequence and escaped line break or tab a space: the separator it
     stood for in the log it was copied from."""
     return _DECORATION_RE.sub(" ", text)
+
+
+def meeting_in_path(text: str) -> str | None:
+    """The segment a link's path names as its meeting (`…/meetings/<segment>`), whether or not
+    it is an ID; None when no path in `text` names one. The first one counts.
+
+    The one rule for links, for both parsers: a link that names its meeting gives that meeting
+    or nothing, never another ID it holds."""
+    named = _MEETING_IN_PATH_RE.search(text)
+    return named.group(1) if named else None
 
 
 class InvalidMeetingId(LookupFailed):
@@ -66,12 +80,12 @@ def parse_meeting_id(text: str) -> str:
             "Meeting IDs are all lowercase; this one has capital letters. Copy it again from "
             "Connvo rather than retyping it."
         )
+    named = meeting_in_path(cleaned)
+    if named is not None:
+        return _named_meeting(named)
     candidates = list(dict.fromkeys(_ID_IN_TEXT_RE.findall(cleaned)))
     if len(candidates) == 1:
         return candidates[0]
-    after_meetings = re.search(rf"/meetings?/({_ID})(?![{_ID_CHARS}])", cleaned)
-    if after_meetings:
-        return after_meetings.group(1)
     if len(candidates) > 1:
         raise InvalidMeetingId(
             f"That link contains more than one ID. Paste just the meeting ID. {WHAT_AN_ID_IS}"
@@ -79,3 +93,19 @@ def parse_meeting_id(text: str) -> str:
     if len(cleaned) > 200:
         cleaned = cleaned[:200] + "…"
     raise InvalidMeetingId(f"“{cleaned}” is not a Connvo meeting ID. {WHAT_AN_ID_IS}")
+
+
+def _named_meeting(segment: str) -> str:
+    """The meeting ID a link's path names, or InvalidMeetingId saying why `segment` is not one."""
+    if _ID_RE.fullmatch(segment):
+        return segment
+    if _ID_RE.fullmatch(segment.lower()):
+        raise InvalidMeetingId(
+            "Meeting IDs are all lowercase; the one in this link has capital letters. Copy the "
+            "link again from Connvo rather than retyping it."
+        )
+    if len(segment) > 80:
+        segment = segment[:80] + "…"
+    raise InvalidMeetingId(
+        f"That link is to a meeting, but “{segment}” is not a Connvo meeting ID. {WHAT_AN_ID_IS}"
+    )

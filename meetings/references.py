@@ -19,6 +19,7 @@ from connvo_admin.meeting_ids import (
     SHORTEST_ID,
     WHAT_AN_ID_IS,
     InvalidMeetingId,
+    meeting_in_path,
     parse_meeting_id,
     undecorated,
 )
@@ -102,7 +103,13 @@ def _almost_an_id(piece: str) -> str:
 def _read_word(word: str) -> tuple[list[str], str]:
     """The meeting IDs in one pasted word; when it holds none, why it looks like a mistyped
     reference ("" when it does not look like one at all)."""
-    pieces = _PIECE.findall(unquote(word))
+    text = unquote(word)
+    named = meeting_in_path(text)
+    if named is not None:
+        # A link that names its meeting gives that one only (as in connvo_admin/meeting_ids.py):
+        # `/orgs/<orgId>/meetings/<meetingId>` is one meeting, not a table of two.
+        return _read_named(named)
+    pieces = _PIECE.findall(text)
     # Whether the piece before each piece names it as a meeting.
     named = [bool(_MEETING_KEY.fullmatch(before)) for before in ["", *pieces][: len(pieces)]]
     ids = [
@@ -121,6 +128,16 @@ def _read_word(word: str) -> tuple[list[str], str]:
     if "://" in word and pieces and _MEETING_KEY.fullmatch(pieces[-1]):
         return [], "it is a link to a meeting, but the meeting ID is missing"
     return [], ""
+
+
+def _read_named(segment: str) -> tuple[list[str], str]:
+    """What `_read_word` says of a word whose link names `segment` as its meeting."""
+    if _is_meeting_id(segment):
+        return [segment], ""
+    why = _almost_an_id(segment)
+    if not why and len(segment) >= 20:
+        why = f"it has {len(segment)} characters where the meeting ID should be"
+    return [], why
 
 
 def parse_meeting_references(text: str) -> References:

@@ -128,6 +128,37 @@ def test_two_ids_in_one_word_are_both_taken():
 
 
 @pytest.mark.parametrize(
+    "link",
+    [
+        f"https://app.connvo.example/orgs/{B}/meetings/{A}",
+        f"https://app.connvo.example/orgs/{B}/meetings/{A}/participants/{C}?compare={B}#top",
+        f"https://app.connvo.example/orgs%2F{B}%2Fmeetings%2F{A}",
+    ],
+    ids=["an organisation's ID before", "IDs after", "escaped"],
+)
+def test_a_link_that_names_its_meeting_gives_that_meeting_only(link):
+    # Both IDs were taken: the box opened a table of two and looked the organisation up too.
+    refs = parse_meeting_references(f"see {link} please")
+
+    assert refs.ids == (A,) == (parse_meeting_id(link),)
+    assert refs.rejected == ()
+
+
+def test_a_link_whose_meeting_is_not_an_id_gives_no_other_id():
+    link = f"https://app.connvo.example/orgs/{B}/meetings/{A.upper()}"
+
+    with pytest.raises(InvalidMeetingId) as caught:
+        parse_meeting_references(link)
+    assert "capital letters" in caught.value.message
+    with pytest.raises(InvalidMeetingId):
+        parse_meeting_id(link)
+    # Beside other references it is a warning, and the organisation's ID is still no row.
+    refs = parse_meeting_references(f"{link} {C}")
+    assert refs.ids == (C,)
+    assert [r.text for r in refs.rejected] == [link[:80] + "…"]
+
+
+@pytest.mark.parametrize(
     ("pasted", "says"),
     [
         ("", "Enter a meeting ID"),
@@ -269,6 +300,46 @@ def test_every_refusal_says_what_a_meeting_id_is_in_the_same_words(parse, pasted
         parse(pasted)
 
     assert WHAT_AN_ID_IS in caught.value.message
+
+
+# --- Links -------------------------------------------------------------------------------------
+
+# What a link's path holds around the segment that names its meeting: other IDs (an
+# organisation's, a participant's), hexadecimal runs, words, and mistyped IDs.
+path_segments = st.one_of(
+    meeting_ids,
+    hex_runs,
+    st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=40),
+    meeting_ids.map(str.upper),
+).filter(lambda segment: segment.lower() not in ("meeting", "meetings"))
+meeting_keys = st.sampled_from(["meetings", "meeting", "Meetings"])
+
+
+@given(
+    st.sampled_from(["https://app.connvo.example", "http://localhost:3000", "app.connvo.example"]),
+    st.lists(path_segments, max_size=4),
+    meeting_keys,
+    st.one_of(meeting_ids, hex_runs, path_segments),
+    st.lists(path_segments, max_size=3),
+    st.lists(st.builds("{}={}".format, keys, path_segments), max_size=3),
+)
+def test_a_link_whose_path_names_a_meeting_reads_the_same_in_both_parsers(
+    site, before, key, named, after, query
+):
+    link = "/".join([site, *before, key, named, *after])
+    if query:
+        link += "?" + "&".join(query)
+
+    try:
+        meeting_id = parse_meeting_id(link)
+    except InvalidMeetingId:
+        with pytest.raises(InvalidMeetingId):
+            parse_meeting_references(link)
+        return
+    assert meeting_id == named
+    assert parse_meeting_references(link).ids == (named,)
+    # Among other references, it is still that one meeting.
+    assert parse_meeting_references(f"{A} {link}, {B}").ids == tuple(dict.fromkeys([A, named, B]))
 
 
 # --- Decorated logs -------------------------------------------------------------------------------

@@ -377,7 +377,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         hours = {}
         for pk, at, outcome, name, deployment, meeting, action, calls, repeats in rows:
             n = records.weight(action=action, calls=calls, repeats=repeats)
-            hours[pk] = (floor_hour(at), outcome)
+            hours[pk] = (floor_hour(at), name, deployment, meeting)
             hourly[floor_hour(at)] += n
             if outcome == Outcome.FOUND:
                 found_hourly[floor_hour(at)] += n
@@ -396,8 +396,14 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             delta = records.correction(
                 action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
             )
+            hour, name, deployment, meeting = hours[pk]
             outcome_counts.update(delta)
-            found_hourly[hours[pk][0]] += delta[Outcome.FOUND]
+            found_hourly[hour] += delta[Outcome.FOUND]
+            # A late answer with no retries stands for no call: out of every figure.
+            hourly[hour] += delta.total()
+            staff[name] += delta.total()
+            if meeting:
+                meetings[(deployment, meeting)] += delta.total()
         top_staff = _ranked(+staff)
         staff_counted = "newest" if sample else "entries"
         meetings = +meetings

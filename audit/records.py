@@ -46,6 +46,11 @@ OUTCOME_LENGTH = AuditEntry._meta.get_field("outcome").max_length
 # What the per-outcome figures weigh in SQL, as `weight()` does in Python: a record's Connvo calls
 # when it stands for some; otherwise the requests it stands for (1, or a counted record's repeats),
 # so a lookup refused before any call (an invalid ID, the lookup limit) still counts as one.
+# It reads only columns a meeting's covering index holds (audit/models.py), so a meeting's
+# figures are summed from the index alone; a record's tally is not among them. A late answer
+# with no retries (`calls=0`) stands for no call, but WEIGHT cannot tell it from a lookup refused
+# before any call: a sum of WEIGHT over entries with a tally adds `correction()` for them, in all
+# as well as per outcome (or counts them with `calls_by_outcome()`, as the summaries do).
 WEIGHT = Case(
     When(calls__gt=0, then=F("calls")),
     When(calls__isnull=True, action=Action.LOOKUP, then=Value(1)),
@@ -220,9 +225,11 @@ def correction(
     *, action: str, outcome: str, calls: int | None, repeats: int | None, tally: object
 ) -> Counter[str]:
     """How a record's figures per outcome differ from its WEIGHT counted under its own outcome:
-    nothing, except for a sealed span whose calls ended in several ways. Figures summed with
-    WEIGHT by the database over every entry are made exact by adding this for the few entries
-    with a tally, read apart (a meeting's from a small partial index)."""
+    nothing, except for a sealed span whose calls ended in several ways (its total is 0), and a
+    late answer with no retries, which WEIGHT counts as one call and which stands for none (-1).
+    Figures summed with WEIGHT by the database over every entry are made exact by adding this
+    for the few entries with a tally, read apart (a meeting's from a small partial index): its
+    `total()` to every figure that counts the record whatever its outcome."""
     delta = Counter(
         calls_by_outcome(action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally)
     )

@@ -182,8 +182,8 @@ FIGURES = ("lookups", "found", "not_visible", "refreshes")
 def _lookup_weights(meeting_id: str, group: tuple[str, ...]) -> dict[tuple, dict[str, int]]:
     """Per `group` (of "actor_username", "deployment"): the meeting's page lookups, the ones
     found and not visible, and live refreshes, counting Connvo calls (`records.WEIGHT`, from the
-    meeting's covering index), a sealed span's calls per outcome from its tally (its few records
-    from their partial index)."""
+    meeting's covering index), corrected by the few records with a tally (from their partial
+    index): a sealed span's calls per outcome, a late answer's retries only."""
     lookups = AuditEntry.objects.filter(meeting_id=meeting_id, action=Action.LOOKUP)
     page, refresh = ~Q(via=Via.REFRESH), Q(via=Via.REFRESH)
     sums: dict[tuple, dict[str, int]] = {}
@@ -204,11 +204,14 @@ def _lookup_weights(meeting_id: str, group: tuple[str, ...]) -> dict[tuple, dict
     for row in counted.order_by():
         action, via, outcome, calls, repeats, tally = row[len(group) :]
         figures = sums.setdefault(tuple(row[: len(group)]), dict.fromkeys(FIGURES, 0))
-        if via == Via.REFRESH:
-            continue  # all its calls are refreshes, whatever their outcome
         delta = records.correction(
             action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
         )
+        if via == Via.REFRESH:
+            # All its calls are refreshes, whatever their outcome.
+            figures["refreshes"] += delta.total()
+            continue
+        figures["lookups"] += delta.total()
         figures["found"] += delta[Outcome.FOUND]
         figures["not_visible"] += delta[Outcome.NOT_VISIBLE]
     return sums

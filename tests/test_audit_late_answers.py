@@ -18,16 +18,16 @@ from django.db.models.signals import post_delete, pre_delete
 from django.urls import reverse
 from django.utils import timezone
 
-from audit import chain, records, rollup, spans
+from audit import chain, overview, records, rollup, selectors, spans
 from audit.models import Action, ActivityHour, AuditEntry, Span, SpanCount, Via
 from audit.services import Origin
 
 
-def count(agent, key: str, *meetings: tuple[str, str]) -> spans.Counted:
+def count(agent, key: str, *meetings: tuple[str, str], via: Via = Via.REFRESH) -> spans.Counted:
     return spans.count_calls(
         key=key,
         origin=Origin(user=agent, username=agent.username, client_ip="192.0.2.7"),
-        via=Via.REFRESH,
+        via=via,
         meetings=list(meetings),
         quiet_after=30,
     )
@@ -275,3 +275,67 @@ def test_an_answer_during_a_final_seal_is_recorded_once_and_never_fails(agent, p
     assert not Span.objects.exists() and not SpanCount.objects.exists()
     assert spans.calls_on_record() == 1
     assert chain.verify().ok
+
+
+def meeting_overview(**fields) -> overview.Overview:
+    return overview.overview(
+        selectors.EntryFilter(**fields),
+        now=timezone.now() + timedelta(minutes=5),
+        zone=timezone.get_current_timezone(),
+    )
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_late_refresh_counts_its_call_once_on_the_meeting_and_staff_pages(agent):
+    """The meeting page sums its figures from the meeting's index (WEIGHT, which cannot tell a
+    late answer from a lookup refused before any call) and corrects them by the records with a
+    tally: the late answer's call, in its sealed part as unanswered, is not counted again."""
+    counted = count(agent, spans.new_key(), ("dev", "1"))
+    seal_quietly(counted)
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found")])
+    assert spans.calls_on_record() == 1
+    rollup.catch_up()
+
+    (place,) = selectors.meeting_deployments(meeting_id="1")
+    (viewer,) = selectors.who_looked(meeting_id="1")
+    on_the_meeting = meeting_overview(meeting_id="1", include_refreshes=True)
+    on_the_staff_page = meeting_overview(staff=agent.username, include_refreshes=True)
+
+    assert (place.refreshes, place.lookups) == (viewer.refreshes, viewer.lookups) == (1, 0)
+    assert overview.staff_summary(username=agent.username).refreshes == 1
+    for figures in (on_the_meeting, on_the_staff_page):
+        assert figures.lookups == sum(o.lookups for o in figures.outcomes) == 1
+        assert [(o.outcome, o.lookups) for o in figures.outcomes] == [(records.UNANSWERED, 1)]
+        assert figures.top_staff == [(agent.username, 1)]
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_late_first_look_counts_once_beside_a_lookup_refused_before_any_call(agent, audit_entry):
+    """A late answer with no retries and a lookup refused before any call both have no calls;
+    only the refused lookup stands for a request of its own (and a counted record for its
+    repeats)."""
+    counted = count(agent, spans.new_key(), ("dev", "1"), via=Via.PAGE)
+    seal_quietly(counted)
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found")])
+    audit_entry(
+        username=agent.username,
+        deployment="dev",
+        meeting_id="1",
+        via=Via.PAGE,
+        outcome="lookup_limit",
+        calls=0,
+    )
+    rollup.catch_up()
+
+    (place,) = selectors.meeting_deployments(meeting_id="1")
+    (viewer,) = selectors.who_looked(meeting_id="1")
+    figures = meeting_overview(meeting_id="1")
+
+    assert (place.lookups, place.refreshes) == (2, 0)
+    assert (viewer.lookups, viewer.found) == (2, 0)
+    assert figures.lookups == sum(o.lookups for o in figures.outcomes) == 2
+    assert {o.outcome: o.lookups for o in figures.outcomes} == {
+        records.UNANSWERED: 1,
+        "lookup_limit": 1,
+    }
+    assert overview.staff_summary(username=agent.username).lookups == 2

@@ -18,12 +18,20 @@ def deployment_choices() -> list[tuple[str, str]]:
     ]
 
 
+# The most one paste is read at a time, in characters as the box counts them (a line break is
+# one): a log excerpt of some 800 lines, room for a full table's meetings among the noise around
+# them. The form checks it, never the textarea: a `maxlength` makes the browser cut a longer
+# paste without a word, and an ID cut there can keep the shape of another one. Form-encoded, any
+# ASCII paste this long (at most 6 bytes a character, a line break's `%0D%0A`) stays inside the
+# documented nginx's `client_max_body_size 1m` and Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB).
+MAX_PASTE = 150_000
+
+
 class LookupForm(forms.Form):
     """One meeting reference, or many (a list, or a blob of text that contains them)."""
 
     q = forms.CharField(
         label="Meeting ID or link",
-        max_length=20_000,
         error_messages={"required": "Enter a meeting ID, or paste a link to the meeting."},
         widget=forms.Textarea(
             attrs={
@@ -53,7 +61,17 @@ class LookupForm(forms.Form):
             self.fields["q"].widget.attrs["rows"] = 3
 
     def clean_q(self) -> References:
-        return clean_references(self.cleaned_data["q"])
+        text = self.cleaned_data["q"]
+        # Browsers send a textarea's line breaks as CR LF: count them as the box showed them.
+        length = len(text.replace("\r\n", "\n"))
+        if length > MAX_PASTE:
+            raise forms.ValidationError(
+                f"That paste is {length:,} characters; the box reads at most {MAX_PASTE:,} at a "
+                "time. Keep the part with the meeting IDs (the lines around the incident), or look "
+                "the rest up in a second paste.",
+                code="too_long",
+            )
+        return clean_references(text)
 
 
 def clean_references(text: str) -> References:

@@ -1,19 +1,21 @@
-"""A pasted log excerpt goes to the console in a POST, not in the address: the box takes 20,000
+"""A pasted log excerpt goes to the console in a POST, not in the address: the box takes 150,000
 characters, far more than a request line may hold (gunicorn refuses lines over 8190 bytes). The
 start page answers the POST with a redirect to the table's address, which holds only the IDs;
-a paste without any ID comes back in the box with the reason. `GET /?q=` still works for old
-bookmarks."""
+a paste without any ID, or a longer one, comes back in the box with the reason: the browser never
+cuts it. `GET /?q=` still works for old bookmarks."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from fakeconnvo import FakeConnvo
+from meetings.forms import MAX_PASTE
 from tests.pages import lookup_box, main_part, rows_of, selected_deployment
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +50,21 @@ def log_excerpt(meeting_ids: list[str]) -> str:
 
 def start_page() -> str:
     return reverse("meetings:lookup")
+
+
+def long_log(meeting_ids: list[str], length: int) -> str:
+    """A gateway log of `length` characters (none of them space at either end, which the form
+    strips) that names each of `meeting_ids` in turn, spread over it, the last one at its end."""
+    filler = "2026-12-07T10:00:00Z INFO gateway req=" + "f" * 32 + " latency_ms=12\n"
+    named = [f"meeting={meeting_id}" for meeting_id in meeting_ids]
+    per_id = (length - len("\n".join(named))) // len(filler) // len(meeting_ids)
+    text = "\n".join(filler * per_id + line for line in named)
+    return "." * (length - len(text)) + text
+
+
+def error_of(page: str) -> str:
+    alert = re.search(r'id="q-error"[^>]*>(.*?)</div>', main_part(page), re.S)
+    return alert.group(1) if alert else ""
 
 
 def test_the_excerpt_is_a_long_paste_the_box_allows():
@@ -162,3 +179,86 @@ def test_an_old_bookmark_with_the_id_in_the_address_still_opens_the_meeting(
 
     assert response.status_code in (302, 303)
     assert response["Location"] == reverse("meetings:detail", args=["dev", standup])
+
+
+# --- Pastes longer than 20,000 characters: read whole, or refused whole ------------------------
+
+
+def test_the_box_has_no_maxlength_that_would_cut_a_paste(agent_client):
+    # With maxlength="20000", Chromium kept the first 20,000 characters of a longer paste without
+    # a word, and an ID cut at the end (31 of 32 characters) was looked up as another meeting.
+    page = agent_client.get(start_page()).content.decode()
+
+    box = re.search(r'<textarea\b[^>]*\bname="q"[^>]*>', page)
+    assert box and "maxlength" not in box.group(0)
+
+
+def test_a_paste_far_past_20000_characters_is_read_whole(agent_client, fake_connvo):
+    ids = twelve_ids(fake_connvo)
+    pasted = long_log(ids, MAX_PASTE)
+
+    response = agent_client.post(start_page(), {"q": pasted, "deployment": "dev"})
+
+    assert len(pasted) == MAX_PASTE
+    assert response.status_code in (302, 303)
+    assert parse_qs(urlsplit(response["Location"]).query)["ids"] == [",".join(ids)]
+
+
+def test_line_breaks_count_once_as_the_box_shows_them(agent_client, fake_connvo):
+    # Browsers send a textarea's line breaks as CR LF: a paste at the limit, as the box counted
+    # it, is not refused for the CRs the browser added.
+    pasted = long_log(twelve_ids(fake_connvo), MAX_PASTE).replace("\n", "\r\n")
+
+    response = agent_client.post(start_page(), {"q": pasted, "deployment": "dev"})
+
+    assert response.status_code in (302, 303)
+
+
+def test_a_longer_paste_is_refused_with_its_length_and_kept_in_the_box(agent_client, fake_connvo):
+    pasted = long_log(twelve_ids(fake_connvo), MAX_PASTE + 1)
+
+    response = agent_client.post(start_page(), {"q": pasted, "deployment": "dev"})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert error_of(page) == (
+        f"<p>That paste is {MAX_PASTE + 1:,} characters; the box reads at most {MAX_PASTE:,} at a "
+        "time. Keep the part with the meeting IDs (the lines around the incident), or look the "
+        "rest up in a second paste.</p>"
+    )
+    assert lookup_box(main_part(page)).strip() == pasted.strip()
+    assert fake_connvo.call_count == 0
+
+
+def test_a_long_paste_with_more_meetings_than_a_table_holds_says_how_many(
+    agent_client, fake_connvo, settings
+):
+    settings.CONNVO_TABLE_MAX_MEETINGS = 100
+    ids = [fake_connvo.unknown_meeting_id() for _ in range(101)]
+
+    response = agent_client.post(start_page(), {"q": long_log(ids, MAX_PASTE), "deployment": "dev"})
+
+    assert response.status_code == 400
+    assert "That is 101 different meeting IDs; a table holds at most 100." in error_of(
+        response.content.decode()
+    )
+
+
+def test_any_ascii_paste_the_box_reads_fits_in_the_request_the_server_reads(
+    agent_client, fake_connvo, settings
+):
+    # The worst ASCII for its size: line breaks, form-encoded as a browser sends them (%0D%0A).
+    pasted = "#" + "\r\n" * (MAX_PASTE - 2) + "#"
+    page = agent_client.get(start_page()).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    body = urlencode({"csrfmiddlewaretoken": token, "q": pasted, "deployment": "dev"})
+    nginx = (Path(settings.BASE_DIR) / "docs/deploy/nginx-site.conf").read_text()
+
+    assert re.search(r"^\s*client_max_body_size 1m;", nginx, re.M)
+    assert len(body) < 1024 * 1024 <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = agent_client.post(
+        start_page(), body, content_type="application/x-www-form-urlencoded"
+    )
+    # Read whole, and refused for holding no meeting ID, not for its size.
+    assert response.status_code == 400
+    assert "is not a Connvo meeting ID" in error_of(response.content.decode())

@@ -1,0 +1,64 @@
+"""A long paste into the lookup box, pasted as an agent pastes (the clipboard, Ctrl+V): the
+browser keeps all of it, and the console reads it whole or says why not, with the paste kept."""
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from meetings.forms import MAX_PASTE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FILLER = "2026-12-07T10:00:00Z INFO gateway req=" + "f" * 32 + " latency_ms=12\n"
+
+
+def paste(page: Page, text: str) -> None:
+    page.evaluate("text => navigator.clipboard.writeText(text)", text)
+    page.locator("#id_q").click()
+    page.keyboard.press("Control+V")
+
+
+@pytest.fixture
+def clipboard(page: Page, live_server) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+
+
+@pytest.mark.usefixtures("clipboard")
+def test_a_paste_past_20000_characters_is_kept_whole_and_read_whole(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot
+):
+    first, last = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("planning")
+    # Character 20,000 falls in the last ID: a maxlength="20000" kept 31 of its 32 characters,
+    # still an ID's shape, and the console looked that other "meeting" up.
+    head = (f"meeting={first}\n" + FILLER * 240)[: 20_000 - 31 - len(" meeting=")]
+    text = f"{head} meeting={last}\n{FILLER}"
+    assert text[:20_000].endswith(f"meeting={last[:31]}")
+    sign_in("agent")
+
+    paste(page, text)
+
+    assert page.locator("#id_q").input_value() == text
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{live_server.url}/table/dev/?ids={first},{last}")
+    expect(page.locator("tbody tr")).to_have_count(2)
+    screenshot("lookup-paste-read-whole")
+
+
+@pytest.mark.usefixtures("clipboard")
+def test_a_paste_past_the_limit_is_refused_with_why_and_kept(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot
+):
+    meeting = fake_connvo.meeting_id("standup")
+    text = FILLER * (MAX_PASTE // len(FILLER) + 1) + f"meeting={meeting}"
+    sign_in("agent")
+
+    paste(page, text)
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#q-error")).to_have_text(
+        f"That paste is {len(text):,} characters; the box reads at most {MAX_PASTE:,} at a time. "
+        "Keep the part with the meeting IDs (the lines around the incident), or look the rest up "
+        "in a second paste."
+    )
+    assert page.locator("#id_q").input_value() == text
+    assert fake_connvo.call_count == 0
+    screenshot("lookup-paste-too-long")

@@ -78,9 +78,12 @@ def _flag(
     until: datetime,
     figures: dict,
     sentence: str,
+    *,
+    zone: tzinfo | None,
     **narrowing: str,
 ) -> Flag:
-    """A flag, linked to the log filtered to its staff member and window (and `narrowing`)."""
+    """A flag, linked to the log filtered to its staff member and window (and `narrowing`), in
+    days of the viewer's time zone `zone`."""
     return Flag(
         kind=kind,
         staff=staff,
@@ -88,7 +91,7 @@ def _flag(
         until=until,
         figures=figures,
         sentence=sentence,
-        link=_link(staff, since, until, **narrowing),
+        link=_link(staff, since, until, zone=zone, **narrowing),
     )
 
 
@@ -204,10 +207,17 @@ def _habits(first_day: date, last_day: date) -> dict[str, tuple[int, int]]:
     return habits
 
 
-def _link(staff: str, since: datetime, until: datetime, **params: str) -> str:
+def _link(
+    staff: str, since: datetime, until: datetime, *, zone: tzinfo | None, **params: str
+) -> str:
+    """The staff member's page for the days that hold [since, until). The audit pages read From
+    and To as whole days in the viewer's time zone, so the days are the viewer's (`zone`): UTC's
+    would miss hours at either end for anyone else (a flag at 19:00 in Los Angeles is the next
+    day in UTC). Without a zone (`audit_insights`), UTC's, as its sentences."""
+    zone = zone or UTC
     query = {
-        "since": since.astimezone(UTC).date().isoformat(),
-        "until": (until - timedelta(microseconds=1)).astimezone(UTC).date().isoformat(),
+        "since": since.astimezone(zone).date().isoformat(),
+        "until": (until - timedelta(microseconds=1)).astimezone(zone).date().isoformat(),
         **params,
     }
     return f"{reverse('audit:staff', args=[staff])}?{urlencode(query)}"
@@ -265,6 +275,7 @@ def find_flags(
                     {"lookups": lookups, "expected": round(expected, 1)},
                     f"{staff} made {lookups} lookups in {window_hours:.0f} hours; their last "
                     f"{baseline_days} days suggest about {expected:.0f}.",
+                    zone=zone,
                 )
             )
         if (
@@ -281,6 +292,7 @@ def find_flags(
                     f"{not_visible} of {staff}'s {lookups} lookups were of meetings they are "
                     f"not a participant of ({not_visible / lookups:.0%}).",
                     outcome="not_visible",
+                    zone=zone,
                 )
             )
         if recent.busiest_hour:
@@ -294,6 +306,7 @@ def find_flags(
                     {"meetings": meetings},
                     f"{staff} looked up {meetings} different meetings within one hour "
                     f"(from {_hour_words(hour, zone)}).",
+                    zone=zone,
                 )
             )
         odd_hours = sorted(h for h in recent.by_hour_of_day if not usual_hours & (1 << h))
@@ -312,6 +325,7 @@ def find_flags(
                     {"lookups": at_odd_hours, "hours_utc": odd_hours},
                     f"{staff} made {at_odd_hours} lookups at hours they never worked in the "
                     f"{baseline_days} days before: {named}.",
+                    zone=zone,
                 )
             )
     return sorted(flags, key=lambda flag: (KINDS.index(flag.kind), flag.staff))

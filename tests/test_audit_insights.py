@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
+import re
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 import time_machine
@@ -137,6 +140,32 @@ class TestTheTeamsLog:
         (many,) = [flag for flag in insights.find_flags(now=NOW) if flag.kind == "many_meetings"]
         assert many.sentence.endswith("(from 2026-06-15 02:00 UTC).")
 
+    @pytest.mark.parametrize(
+        ("zone", "window_days", "hour_days"),
+        [
+            # 12:00 UTC on 14-15 June; the busiest hour 02:00 UTC on 15 June.
+            ("UTC", ("2026-06-14", "2026-06-15"), ("2026-06-15", "2026-06-15")),
+            # 05:00 PDT on 14-15 June; the busiest hour 19:00 PDT on 14 June.
+            ("America/Los_Angeles", ("2026-06-14", "2026-06-15"), ("2026-06-14", "2026-06-14")),
+            # 02:00 on 15-16 June at +14, the busiest hour 16:00 on 15 June: UTC's days lost
+            # the window's last ten hours.
+            ("Pacific/Kiritimati", ("2026-06-15", "2026-06-16"), ("2026-06-15", "2026-06-15")),
+        ],
+    )
+    def test_a_flags_link_is_of_the_viewers_days_that_hold_its_period(
+        self, team, zone, window_days, hour_days
+    ):
+        # The audit pages read From and To as whole days in the viewer's time zone.
+        flags = insights.find_flags(now=NOW, zone=zoneinfo.ZoneInfo(zone))
+
+        links = {flag.kind: flag.link for flag in flags}
+        staff_page = reverse("audit:staff", args=[INSIDER])
+        for kind in ("volume", "not_visible", "off_hours"):
+            assert links[kind].startswith(
+                f"{staff_page}?since={window_days[0]}&until={window_days[1]}"
+            )
+        assert links["many_meetings"] == f"{staff_page}?since={hour_days[0]}&until={hour_days[1]}"
+
     def test_a_filtered_log_leaves_the_flags_out(self, auditor_client, team):
         with time_machine.travel(NOW, tick=False):
             page = auditor_client.get(reverse("audit:list"), {"staff": "alice"}).content.decode()
@@ -171,6 +200,35 @@ class TestTheTeamsLog:
         }
         assert records[0]["figures"]["lookups"] == insider_last_day()[0]
         assert records[0]["link"].startswith(f"/audit/staff/{INSIDER}/?since=")
+
+
+def test_a_flags_link_on_the_page_shows_its_entries_in_the_viewers_zone(
+    auditor_client, audit_entry, settings
+):
+    """At 02:10 UTC on 15 June it is 19:10 on 14 June in Los Angeles: the link's days are the
+    viewer's, so the page it opens holds the flagged lookups."""
+    settings.AUDIT_FLAG_MEETINGS_PER_HOUR = 3
+    flagged = [
+        audit_entry(
+            username="mallory",
+            meeting_id=f"m{n}",
+            via="page",
+            outcome="found",
+            calls=1,
+            at=datetime(2026, 6, 15, 2, 10 + n, tzinfo=UTC),
+        )
+        for n in range(3)
+    ]
+    rollup.catch_up()
+    auditor_client.cookies["console_tz"] = "America/Los_Angeles"
+    with time_machine.travel(datetime(2026, 6, 15, 12, tzinfo=UTC), tick=False):
+        page = auditor_client.get(reverse("audit:list")).content.decode()
+        link = re.search(r'mallory looked up 3 different[^<]*<a href="([^"]+)"', page).group(1)
+        shown = auditor_client.get(unescape(link)).content.decode()
+
+    assert unescape(link) == "/audit/staff/mallory/?since=2026-06-14&until=2026-06-14"
+    listed = {int(pk) for pk in re.findall(r'title="Entry #(\d+)"', shown)}
+    assert listed == {entry.pk for entry in flagged}
 
 
 def test_a_normal_team_raises_no_flag(db):

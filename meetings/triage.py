@@ -184,11 +184,12 @@ def as_text(groups: Mapping[int, Group]) -> str:
     return ".".join(f"{i}{g.code}" for i, g in sorted(groups.items()))
 
 
-def page_values(rows: Sequence[Row], others: Mapping[int, Group]) -> dict:
+def page_values(rows: Sequence[Row], others: Mapping[int, Group], *, show: str = "") -> dict:
     """What a live table's page shows and keeps once `rows` are drawn (this refresh's, or the
     answers pushed so far), its other rows still showing `others`: the settled rows (`done`,
-    never asked again), the others' groups (`known`), the summary line and the rows left with
-    their last values."""
+    never asked again), the others' groups (`known`), the summary line, the rows left with
+    their last values, and how many rows the page's filter (`show`, a group's name) lets
+    through (`matching`; every row without one)."""
     drawn = {row.index: row.group for row in rows}
     rest = {i: group for i, group in others.items() if i not in drawn}
     shown = rest | drawn
@@ -197,6 +198,7 @@ def page_values(rows: Sequence[Row], others: Mapping[int, Group]) -> dict:
         "done": as_text({i: group for i, group in shown.items() if group.settled}),
         "known": as_text({i: group for i, group in shown.items() if not group.settled}),
         "summary": summary(rows, rest),
+        "matching": sum(1 for group in shown.values() if not show or group.name == show),
         "stale_count": stale_count,
         "stale_reasons": stale_reasons,
     }

@@ -44,7 +44,27 @@ def table_rows(page: str) -> list[str]:
 
 
 def rows_of(page: str, meeting_id: str) -> list[str]:
-    return [row for row in table_rows(page) if meeting_id in row]
+    """The rows of one meeting (not the filtered table's note, whose link holds every ID)."""
+    return [
+        row for row in table_rows(page) if meeting_id in row and 'id="table-no-match"' not in row
+    ]
+
+
+def hidden(row: str) -> bool:
+    """Whether a table row is drawn hidden (a filtered table's row outside its filter)."""
+    return bool(re.match(r"<tr\b[^>]*?\shidden(?=[\s>])", row))
+
+
+def shown_rows(page: str) -> list[str]:
+    """The rows the agent sees: a filtered table draws its other rows hidden."""
+    return [row for row in table_rows(page) if not hidden(row)]
+
+
+def group_of(row: str) -> str:
+    """The group a triage row is in ("active", "not_visible"), as it names it."""
+    match = re.search(r'data-group="([^"]*)"', row)
+    assert match, "not a triage row"
+    return match.group(1)
 
 
 def row_of(page: str, meeting_id: str) -> str:

@@ -162,6 +162,36 @@ def test_a_change_at_connvo_is_pushed_to_its_row_recorded_in_the_rows_span_and_s
     assert row_in(events[-1][1], fake_connvo, "standup") == ""
 
 
+def test_a_filtered_tables_pushed_rows_show_a_meeting_that_enters_its_filter(
+    agent_client, async_agent, agent_token, fake_connvo
+):
+    """Show: active. A scheduled meeting starts: its pushed row is drawn shown (the page has it,
+    hidden); one that stays out of the filter is sent hidden."""
+    ids = ",".join(fake_connvo.meeting_id(label) for label in ("standup", "planning"))
+    table = f"{reverse('meetings:table', args=['dev'])}?ids={ids}&show=active"
+    page = agent_client.get(table).content.decode()
+    assert re.search(r'<tr id="row-1"[^>]*\shidden', page)
+    url, _ = stream_of(page)
+
+    events = follow(
+        async_agent,
+        url,
+        every_row(fake_connvo, "standup", "planning"),
+        lambda: fake_connvo.update_meeting("planning", state="active"),
+        until=lambda name, data: (
+            name == "rows" and 'data-group="active"' in row_in(data, fake_connvo, "planning")
+        ),
+    )
+
+    first, started = (
+        row_in(events[0][1], fake_connvo, "planning"),
+        row_in(events[-1][1], fake_connvo, "planning"),
+    )
+    assert re.match(r"<tr\b[^>]*\shidden", first)
+    assert not re.match(r"<tr\b[^>]*\shidden", started) and 'hx-swap-oob="true"' in started
+    assert not_out_of_band(events[-1][1]) == []
+
+
 def test_every_answer_connvo_sent_is_on_record_and_the_spans_are_sealed_when_the_page_closes(
     agent_client, async_agent, agent_token, fake_connvo
 ):

@@ -22,6 +22,7 @@ from audit.models import AuditEntry, Span, Via
 from meetings import ratelimit
 from meetings.models import StaffToken
 from meetings.triage import GROUPS, settled_in
+from tests.pages import group_of, hidden, shown_rows, text_of
 
 pytestmark = pytest.mark.django_db
 
@@ -248,8 +249,10 @@ def test_filter_and_sort(agent_client, agent_token, fake_connvo):
     by_people = agent_client.get(table_url(fake_connvo, *labels, sort="participants"))
 
     html = only_hidden.content.decode()
-    assert html.count('<tr id="row-') == 1
-    assert fake_connvo.meeting_id("private") in html
+    # Every row is drawn, those outside the filter hidden: a refresh may bring them into it.
+    assert html.count('<tr id="row-') == 4
+    (shown,) = shown_rows(html)
+    assert fake_connvo.meeting_id("private") in shown
     # The summary still counts the whole table.
     assert "4 meetings" in html and "2 active" in html
     order = re.findall(r'<tr id="row-(\d+)"', by_people.content.decode())
@@ -258,6 +261,69 @@ def test_filter_and_sort(agent_client, agent_token, fake_connvo):
         int(n)
         for n in re.findall(r'data-cell="participants"[^>]*>(\d+)<', by_people.content.decode())
     ]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_a_filtered_table_hides_a_meeting_that_leaves_its_filter_and_shows_one_that_enters_it(
+    agent_client, agent_token, fake_connvo
+):
+    """Show: active. One meeting ends and another starts: the next refresh redraws both, the
+    ended one hidden (and settled: not asked again), the started one shown where it stands."""
+    url = table_url(fake_connvo, "standup", "planning", show="active")
+    page = agent_client.get(url).content.decode()
+    assert [group_of(r) for r in shown_rows(page)] == ["active"]
+    assert hidden(row(page, fake_connvo, "planning"))
+    fake_connvo.update_meeting("standup", state="concluded")
+    fake_connvo.update_meeting("planning", state="active")
+
+    response = refresh(agent_client, url, poller(page)["vals"])
+
+    html = response.content.decode()
+    ended, started = row(html, fake_connvo, "standup"), row(html, fake_connvo, "planning")
+    assert hidden(ended) and group_of(ended) == "concluded"
+    assert not hidden(started) and group_of(started) == "active"
+    assert 'hx-swap-oob="true"' in ended and 'hx-swap-oob="true"' in started
+    assert "0c" in poller(html)["vals"]["done"]
+    # Something is still shown: the note that nothing is stays hidden.
+    (note,) = re.findall(r'<tr id="table-no-match".*?</tr>', html, re.S)
+    assert hidden(note)
+
+
+def test_a_filtered_table_says_when_nothing_is_in_its_filter_until_something_is(
+    agent_client, agent_token, fake_connvo
+):
+    url = table_url(fake_connvo, "planning", "retro", show="active", sort="participants")
+    page = agent_client.get(url).content.decode()
+    assert shown_rows(page) == [re.search(r'<tr id="table-no-match".*?</tr>', page, re.S)[0]]
+    assert text_of(shown_rows(page)[0]) == (
+        "No meeting here is “Active” now; one that becomes so appears here. Show everything"
+    )
+    everything = re.search(r'id="table-no-match".*?href="([^"]+)"', page, re.S)[1]
+    assert "show=" not in everything and "sort=participants" in everything.replace("&amp;", "&")
+    fake_connvo.update_meeting("planning", state="active")
+
+    html = refresh(agent_client, url, poller(page)["vals"]).content.decode()
+
+    (note,) = re.findall(r'<tr id="table-no-match".*?</tr>', html, re.S)
+    assert hidden(note) and 'hx-swap-oob="true"' in note
+    assert not hidden(row(html, fake_connvo, "planning"))
+
+
+def test_the_export_of_a_filtered_sorted_table_holds_its_rows_in_its_order(
+    agent_client, agent_token, fake_connvo
+):
+    fake_connvo.remove_participant("private", "agent")
+    labels = ("planning", "standup", "private", "onboarding", "retro")
+    url = table_url(fake_connvo, *labels, show="active", sort="participants")
+    page = agent_client.get(url).content.decode()
+    csv_url = re.search(r'<a href="([^"]+format=csv)"', page)[1].replace("&amp;", "&")
+
+    exported = list(csv.DictReader(io.StringIO(agent_client.get(csv_url).content.decode())))
+
+    on_page = [re.search(r"<code[^>]*>(\w+)</code>", r)[1] for r in shown_rows(page)]
+    assert [r["meeting_id"] for r in exported] == on_page
+    assert {r["state"] for r in exported} == {"active"} and len(on_page) >= 2
+    counts = [int(r["participants"]) for r in exported]
     assert counts == sorted(counts, reverse=True)
 
 

@@ -47,7 +47,7 @@ from ..lookups import Answer, AuditUnavailable, Wanted
 from ..models import WatchedMeeting
 from ..ratelimit import WINDOW_SECONDS, count_in_window
 from .access import agent_view, asks_before_looking_up
-from .tables import table_url, watch_list_context, watch_list_key, watching_url
+from .tables import filter_words, table_url, watch_list_context, watch_list_key, watching_url
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,10 @@ async def table_stream(request: HttpRequest, deployment_name: str):
             wanted=[Wanted(deployment_name, meeting_id) for meeting_id in found.ids],
             page_url=table_url(deployment_name, found.ids, sort=sort, show=show),
             show=show,
-            context={"deployment_name": deployment_name},
+            context={
+                "deployment_name": deployment_name,
+                **filter_words(deployment_name, found.ids, sort=sort, show=show),
+            },
         )
     )
 
@@ -430,7 +433,9 @@ class _Table(_Stream):
     def _render_rows(self, plan: PollPlan, changed: list[triage.Row]) -> str:
         context = (
             self.base_context
-            | triage.page_values(list(self.rows.values()), self.settled | self.groups)
+            | triage.page_values(
+                list(self.rows.values()), self.settled | self.groups, show=self.show
+            )
             | {
                 "pushed": True,
                 "page_url": self.page_url,
@@ -438,7 +443,7 @@ class _Table(_Stream):
                 "live": plan,
                 "span": self.span,
                 "total": len(self.wanted),
-                "rows": [r for r in changed if not self.show or r.group.name == self.show],
+                "rows": changed,
             }
         )
         return render_to_string(TABLE_FRAGMENT, context, self.request)

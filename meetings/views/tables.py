@@ -67,6 +67,18 @@ def table_url(deployment: str, ids: Iterable[str], *, sort: str = "", show: str 
     return f"{reverse('meetings:table', args=[deployment])}?{query}"
 
 
+def filter_words(deployment: str, ids: Iterable[str], *, sort: str, show: str) -> dict:
+    """What a table's page and its pushed rows say of its filter (`show`): its name, as the
+    filter's menu words it, and the same table unfiltered."""
+    if not show:
+        return {"show": ""}
+    return {
+        "show": show,
+        "show_label": dict(TableForm.base_fields["show"].choices)[show],
+        "everything_url": table_url(deployment, ids, sort=sort),
+    }
+
+
 def say_what_was_left_out(request: HttpRequest, found: References) -> None:
     """What the agent pasted that the table does not show, on the page that follows: what looks
     like a mistyped meeting ID, with why; the rest (request IDs, trace IDs, repeats) summed up in
@@ -191,7 +203,7 @@ def _live_table(
     rows = triage.rows(answers, asked, shown=known)
     plan = triage.table_plan(rows, failures=shown.failures, checked_at=checked_at)
     # Every row not settled was asked (one that could not be looked up keeps its last values).
-    values = triage.page_values(rows, settled)
+    values = triage.page_values(rows, settled, show=show)
     pushed = plan.polling and all(push_enabled(item.deployment) for item in wanted)
     context |= values | {
         "live": plan,
@@ -206,7 +218,9 @@ def _live_table(
     status = reply_status(plan, shown, span=span)
     if status == 204:
         return rows, HttpResponse(status=204)
-    context["rows"] = [row for row in rows if not show or row.group.name == show]
+    # Every row asked is redrawn, those the filter hides too (hidden): a row that leaves or
+    # enters the group shown (a meeting that starts or ends) goes or comes at the next refresh.
+    context["rows"] = rows
     return rows, render(request, "meetings/table.html#refresh", context, status=status)
 
 
@@ -240,7 +254,7 @@ def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
     found, sort, show = (form.cleaned_data[k] for k in ("ids", "sort", "show"))
     wanted = [Wanted(deployment, meeting_id) for meeting_id in found.ids]
     if request.GET.get("format") == "csv":
-        return _table_csv(request, wanted, deployment)
+        return _table_csv(request, wanted, deployment, sort=sort, show=show)
     page_url = table_url(deployment, found.ids, sort=sort, show=show)
     path = reverse("meetings:table", args=[deployment])
     context = {
@@ -250,6 +264,7 @@ def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
         # On one line: the compact box shows one line, and the list is what the URL holds.
         "form": LookupForm(initial={"q": " ".join(found.ids), "deployment": deployment}),
         "table_form": form,
+        **filter_words(deployment, found.ids, sort=sort, show=show),
     }
     try:
         rows, answer = _live_table(
@@ -268,7 +283,8 @@ def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
         return answer
     rows = _sorted_rows(rows, sort)
     context |= {
-        "rows": [row for row in rows if not show or row.group.name == show],
+        # All of them, those the filter (`show`) hides too, so a refresh can show them.
+        "rows": rows,
         "csv_url": page_url + "&format=csv",
         "sort_links": {
             key or "given": table_url(deployment, found.ids, sort=key, show=show) for key in SORTS
@@ -305,13 +321,18 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def _table_csv(request: HttpRequest, wanted: list[Wanted], deployment: str) -> HttpResponse:
+def _table_csv(
+    request: HttpRequest, wanted: list[Wanted], deployment: str, *, sort: str, show: str
+) -> HttpResponse:
+    """The table as its page shows it: the rows its filter lets through, in its order."""
     try:
         answers = look_up(
             user=request.user, origin=Origin.from_request(request), wanted=wanted, via=Via.TABLE
         )
     except AuditUnavailable as exc:
         return HttpResponse(exc.message, status=503, content_type="text/plain; charset=utf-8")
+    rows = _sorted_rows(triage.rows(answers), sort)
+    answers = [row.answer for row in rows if not show or row.group.name == show]
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="meetings-{deployment}-{stamp}.csv"'

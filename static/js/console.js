@@ -50,7 +50,8 @@
       return;
     }
     if (event.key !== "j" && event.key !== "k") { return; }
-    var links = Array.prototype.slice.call(document.querySelectorAll(".js-row-link"));
+    // The rows a table's filter hides (hidden until a refresh brings them into it) are skipped.
+    var links = Array.prototype.slice.call(document.querySelectorAll("tr:not([hidden]) .js-row-link"));
     if (!links.length) { return; }
     event.preventDefault();
     var at = links.indexOf(active);
@@ -265,7 +266,7 @@
   // --- Keyboard shortcuts: r refresh now, p pause, c copy the meeting ID, ? lists them ---------
   // The list shows what works on this page: j/k on a triage table, c where there is an ID to copy.
   function always() { return true; }
-  function tableRows() { return document.querySelector(".js-row-link"); }
+  function tableRows() { return document.querySelector("tr:not([hidden]) .js-row-link"); }
   var SHORTCUTS = [
     ["/", "Jump to the lookup box", function () { return document.getElementById("id_q"); }],
     ["j", "Next meeting in the table", tableRows],

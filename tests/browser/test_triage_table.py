@@ -266,3 +266,27 @@ def test_a_table_refresh_answered_503_says_why_and_waits(
     assert len(refreshes) == 1
     expect(page.locator("tbody tr")).to_have_count(2)  # the rows stay as they were
     screenshot(f"38-table-refresh-503-{answer}")
+
+
+def test_a_filtered_table_follows_meetings_into_and_out_of_its_filter(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot, fast_polling
+):
+    """Show: active. A meeting that starts appears in its place, one that ends goes, and j/k
+    move through the rows shown only."""
+    labels = ("standup", "planning", "onboarding")
+    ids = ",".join(fake_connvo.meeting_id(label) for label in labels)
+    sign_in("agent")
+    page.goto(f"{live_server.url}/table/dev/?ids={ids}&show=active")
+    rows = page.locator("tr.triage__row:visible")
+    expect(rows).to_have_count(2)
+
+    fake_connvo.update_meeting("planning", state="active")
+    fake_connvo.update_meeting("standup", state="concluded")
+
+    expect(rows.locator(".triage__id")).to_have_text(
+        [fake_connvo.meeting_id("planning"), fake_connvo.meeting_id("onboarding")], timeout=8000
+    )
+    page.locator("body").press("j")
+    page.keyboard.press("j")
+    expect(page.locator("#row-2 .js-row-link")).to_be_focused()
+    screenshot("40-table-filter-followed")

@@ -457,8 +457,11 @@ def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[
     elif charted.via or charted.include_refreshes:
         column = None
     if charted.action == Action.LOOKUP and column is not None and not charted.deployment:
+        # The UTC days that overlap [since, until): `until` is exclusive, the midnight after the
+        # range's last day, and the day it starts is not in the range.
+        last = until - timedelta(microseconds=1)
         days = StaffDay.objects.filter(
-            day__gte=since.astimezone(UTC).date(), day__lte=until.astimezone(UTC).date()
+            day__gte=since.astimezone(UTC).date(), day__lte=last.astimezone(UTC).date()
         )
         ranked = (
             days.values("actor_username")

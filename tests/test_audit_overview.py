@@ -306,6 +306,38 @@ def test_same_figures_from_the_summaries_and_from_the_entries(log):
     assert read.buckets[-1].lookups == 7 and summed.buckets[-1].lookups == 7
 
 
+@pytest.mark.parametrize("zone", [UTC, ZoneInfo("Asia/Tokyo")])
+def test_most_active_staff_of_a_range_count_only_its_days(audit_entry, zone):
+    """From the per-day summary (UTC days): the days that overlap the range, not the day after
+    its last one, which `until` (the midnight after it) falls on."""
+    audit_entry(username="alice", at=datetime(2026, 3, 9, 12, tzinfo=UTC), outcome="found")
+    for n in range(5):
+        audit_entry(username="bob", at=datetime(2026, 3, 10, 12, n, tzinfo=UTC), outcome="found")
+    rollup.catch_up()
+    one_day = EntryFilter(
+        since=datetime(2026, 3, 9, tzinfo=zone), until=datetime(2026, 3, 10, tzinfo=zone)
+    )
+
+    figures = overview.overview(one_day, now=datetime(2026, 3, 12, tzinfo=UTC), zone=zone)
+
+    assert figures.staff_counted == "days"
+    assert figures.top_staff == [("alice", 1)]
+
+
+def test_most_active_staff_of_one_day_on_the_page(auditor_client, audit_entry):
+    audit_entry(username="alice", at=datetime(2026, 3, 9, 12, tzinfo=UTC), outcome="found")
+    audit_entry(username="bob", at=datetime(2026, 3, 10, 9, tzinfo=UTC), outcome="found")
+    rollup.catch_up()
+
+    with time_machine.travel(datetime(2026, 3, 12, tzinfo=UTC), tick=False):
+        page = auditor_client.get(
+            reverse("audit:list"), {"since": "2026-03-09", "until": "2026-03-09"}
+        ).content.decode()
+
+    top = page.split("Most active staff")[1].split("</ol>")[0]
+    assert ">alice</a>" in top and "bob" not in top
+
+
 def test_writing_an_entry_does_not_touch_the_summaries(audit_entry):
     audit_entry(username="alice", meeting_id=MEETING, outcome="found", via="page")
 

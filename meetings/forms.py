@@ -105,15 +105,43 @@ def _sort_choices(given_order: str) -> list[tuple[str, str]]:
     return [("", given_order), *((key, label) for key, label in SORTS.items() if key)]
 
 
-class TableForm(forms.Form):
+class ViewChoiceField(forms.ChoiceField):
+    """How a page is shown (a table's order or filter), as its address says. An address is
+    bookmarked and pasted into incident channels, so a value the console does not offer (renamed
+    since, or mistyped) shows the page as it comes instead of refusing it: cleaned to "", and
+    kept in the form's `not_understood` for the page to say so."""
+
+    def clean(self, value):
+        try:
+            return super().clean(value)
+        except forms.ValidationError:
+            return ""
+
+
+class ViewForm(forms.Form):
+    """A form of ViewChoiceFields (and others)."""
+
+    def not_understood(self) -> dict[str, str]:
+        """The view choices whose value was not one offered (field name: the value, cut short),
+        once the form is cleaned."""
+        return {
+            name: str(self.data.get(name, ""))[:40]
+            for name, field in self.fields.items()
+            if isinstance(field, ViewChoiceField)
+            and self.data.get(name)
+            and not self.cleaned_data.get(name)
+        }
+
+
+class TableForm(ViewForm):
     """The triage table's URL: its meetings, and how they are sorted and filtered."""
 
     ids = forms.CharField(
         max_length=20_000,
         error_messages={"required": "This table's address holds no meeting IDs."},
     )
-    sort = forms.ChoiceField(choices=_sort_choices("As pasted"), required=False)
-    show = forms.ChoiceField(
+    sort = ViewChoiceField(choices=_sort_choices("As pasted"), required=False)
+    show = ViewChoiceField(
         # The group's words with a capital, as written elsewhere ("Not a meeting ID", not "id").
         choices=[
             ("", "Everything"),
@@ -149,10 +177,10 @@ def _none_is_an_id(entries: list[str], shown: int = 5) -> str:
     return f"None of this table's IDs is a Connvo meeting ID: {quoted}{more}. {WHAT_AN_ID_IS}"
 
 
-class WatchListForm(forms.Form):
+class WatchListForm(ViewForm):
     """How the watch list is sorted (its meetings are the agent's pins, not the URL's)."""
 
-    sort = forms.ChoiceField(choices=_sort_choices("As watched"), required=False)
+    sort = ViewChoiceField(choices=_sort_choices("As watched"), required=False)
 
 
 class TokenForm(forms.Form):

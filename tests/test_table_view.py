@@ -14,7 +14,8 @@ import pytest
 from django.core.cache import cache
 from django.db import DatabaseError
 from django.urls import reverse
-from hypothesis import given
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from audit import repeats
@@ -22,6 +23,7 @@ from audit.models import AuditEntry, Span, Via
 from meetings import ratelimit
 from meetings.models import StaffToken
 from meetings.triage import GROUPS, settled_in
+from tests.conftest import examples
 from tests.pages import group_of, hidden, shown_rows, text_of
 
 pytestmark = pytest.mark.django_db
@@ -325,6 +327,44 @@ def test_the_export_of_a_filtered_sorted_table_holds_its_rows_in_its_order(
     assert {r["state"] for r in exported} == {"active"} and len(on_page) >= 2
     counts = [int(r["participants"]) for r in exported]
     assert counts == sorted(counts, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("asked", "said"),
+    [
+        ({"sort": "duration"}, "a sort order the console does not have (“duration”)"),
+        ({"show": "archived"}, "a filter the console does not have (“archived”)"),
+    ],
+)
+def test_a_table_address_with_a_view_the_console_does_not_have_shows_the_table_without_it(
+    asked, said, agent_client, agent_token, fake_connvo
+):
+    """A bookmarked or pasted address outlives a renamed sort order or filter: the table is
+    shown as it comes, and says what it did not understand (it was refused whole, with Django's
+    "Select a valid choice")."""
+    response = agent_client.get(table_url(fake_connvo, "standup", "planning", **asked))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert said in text_of(page)
+    assert len(shown_rows(page)) == 2
+    assert fake_connvo.call_count == 2
+
+
+@given(sort=st.text(max_size=50), show=st.text(max_size=50))
+@hypothesis_settings(
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_any_sort_or_filter_in_a_table_address_shows_the_table(
+    sort, show, agent_client, agent_token, fake_connvo
+):
+    response = agent_client.get(
+        reverse("meetings:table", args=["dev"]),
+        {"ids": fake_connvo.meeting_id("standup"), "sort": sort, "show": show},
+    )
+    assert response.status_code == 200
 
 
 def test_unknown_deployment_is_404(agent_client, fake_connvo):

@@ -304,3 +304,12 @@ def test_the_watch_list_tags_production_meetings_as_the_meeting_page_does(
     for deployment, fake in fakes.items():  # the refresh redraws the live rows only
         standup = fake.meeting_id("standup")
         assert deployment_tag(refresh, deployment, standup) == tags[deployment]
+
+
+def test_an_old_sort_order_shows_the_watch_list_as_watched_and_says_so(
+    agent_client, agent, agent_token, fake_connvo
+):
+    response = agent_client.get(reverse("meetings:watching"), {"sort": "duration"})
+
+    assert response.status_code == 200
+    assert "a sort order the console does not have (“duration”)" in response.content.decode()

@@ -36,7 +36,7 @@ from ..deployments import (
     get_deployment,
     production_names,
 )
-from ..forms import SORTS, LookupForm, TableForm, WatchListForm
+from ..forms import SORTS, LookupForm, TableForm, ViewForm, WatchListForm
 from ..live import Shown, push_enabled, reply_status
 from ..lookups import Answer, AuditUnavailable, Wanted, look_up, span_key
 from ..models import WatchedMeeting
@@ -77,6 +77,23 @@ def filter_words(deployment: str, ids: Iterable[str], *, sort: str, show: str) -
         "show_label": dict(TableForm.base_fields["show"].choices)[show],
         "everything_url": table_url(deployment, ids, sort=sort),
     }
+
+
+# What the address's view choices are called, when the page says one was not understood.
+_VIEW_CHOICE_WORDS = {"sort": "sort order", "show": "filter"}
+
+
+def _say_what_was_not_understood(request: HttpRequest, form: ViewForm) -> None:
+    """A line on the page naming each way of showing it that its address asks for and the
+    console does not have (an old bookmark's): the page is shown without it."""
+    if request.htmx:
+        return  # the page said so when it was drawn
+    for name, value in form.not_understood().items():
+        messages.info(
+            request,
+            f"This address asks for a {_VIEW_CHOICE_WORDS[name]} the console does not have "
+            f"(“{value}”), so the table is shown without it.",
+        )
 
 
 def say_what_was_left_out(request: HttpRequest, found: References) -> None:
@@ -252,6 +269,7 @@ def meeting_table(request: HttpRequest, deployment_name: str) -> HttpResponse:
         }
         return render(request, "meetings/table.html", context, status=400)
     found, sort, show = (form.cleaned_data[k] for k in ("ids", "sort", "show"))
+    _say_what_was_not_understood(request, form)
     wanted = [Wanted(deployment, meeting_id) for meeting_id in found.ids]
     if request.GET.get("format") == "csv":
         return _table_csv(request, wanted, deployment, sort=sort, show=show)
@@ -447,6 +465,7 @@ def watching(request: HttpRequest) -> HttpResponse:
     form = WatchListForm(request.GET)
     # An order the console no longer offers (an old bookmark) shows the list as watched.
     sort = form.cleaned_data["sort"] if form.is_valid() else ""
+    _say_what_was_not_understood(request, form)
     context = {
         "form": LookupForm(initial={"deployment": preferred_deployment(request)}),
         **watch_list_context(key),

@@ -1,15 +1,16 @@
 """How a lookup of a meeting ended, and everything the console knows about each ending, in one
 table: the agent's heading and the one short label every surface shows (the meeting page, the
 triage table and its CSV, the start page's recent lookups, the audit log's badges and filter),
-how serious it is to an auditor, the page's HTTP status, what the live refresh does next and the
-triage table's group.
+worded for the deployment's kind where that changes them (an account to connect rather than a
+token to paste), how serious it is to an auditor, the page's HTTP status, what the live refresh
+does next and the triage table's group.
 
 Shared by meetings/ and audit/, so it depends on nothing but the standard library.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import ClassVar
 
@@ -132,6 +133,18 @@ class Handling:
     # Beside "HTTP status from Connvo: 200" in the escalation details: Convex answers a function's
     # outcome, an error too, with 200, so the status alone would read as success.
     answered_200: str = "Connvo answered, but with an error in its answer"
+    # The label and heading where agents connect their Connvo account (WorkOS) instead of pasting
+    # a token, for an outcome that reads otherwise there; "" where it reads the same.
+    connected_label: str = ""
+    connected_title: str = ""
+
+    def worded_for(self, *, connects_accounts: bool) -> Handling:
+        """This handling in the words of a deployment whose agents connect their Connvo account
+        (`connects_accounts`), or paste a token: meetings/connvo.py `outcome_handling` says which
+        a deployment is."""
+        if not (connects_accounts and self.connected_label):
+            return self
+        return replace(self, label=self.connected_label, title=self.connected_title)
 
     @property
     def is_failure(self) -> bool:
@@ -168,6 +181,7 @@ HANDLING: dict[Outcome, Handling] = {
     Outcome.NO_TOKEN: Handling(
         "No token saved", "Connvo token needed", _REFUSED, 403, _TOKEN,
         TableGroup.TOKEN, _INFO, next_steps="add-token",
+        connected_label="Account not connected", connected_title="Connvo account not connected",
     ),
     Outcome.SESSION_ENDED: Handling(
         "Connvo session ended", "Your Connvo session has ended", _REFUSED, 403, _TOKEN,
@@ -270,7 +284,7 @@ class LookupFailed(Exception):
 
     Each subclass lives beside the code that raises it (the Connvo client, the credentials, the
     console's own limit, the audit write) and names only its `outcome`: its heading, label and
-    handling come from the table above."""
+    handling come from the table above (a subclass may choose its words there: `worded_for`)."""
 
     outcome: ClassVar[Outcome]
 
@@ -312,11 +326,11 @@ class LookupFailed(Exception):
 
     @property
     def title(self) -> str:
-        return HANDLING[self.outcome].title
+        return self.handling.title
 
     @property
     def label(self) -> str:
-        return HANDLING[self.outcome].label
+        return self.handling.label
 
 
 def _rebuilt(cls: type[LookupFailed], args: tuple, state: dict) -> LookupFailed:

@@ -36,7 +36,7 @@ from requests.adapters import HTTPAdapter
 
 from connvo_admin.logs import redact
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
-from connvo_admin.outcomes import LookupFailed, Outcome
+from connvo_admin.outcomes import Handling, LookupFailed, Outcome, describe
 from connvo_admin.outside_text import storable
 
 from .deployments import Deployment
@@ -174,16 +174,12 @@ class NoToken(LookupFailed):
 
 class AccountNotConnected(NoToken):
     """No token to send where agents connect their Connvo account (WorkOS) instead of pasting
-    one: the same outcome, headed by what is missing there (its next step is the Connect button,
-    not "Add your token")."""
+    one: the same outcome, headed and labelled by what is missing there (its next step is the
+    Connect button, not "Add your token")."""
 
     @property
-    def title(self) -> str:
-        return "Connvo account not connected"
-
-    @property
-    def label(self) -> str:
-        return "Account not connected"
+    def handling(self) -> Handling:
+        return super().handling.worded_for(connects_accounts=True)
 
 
 class MeetingNotFound(ConnvoError):
@@ -589,6 +585,14 @@ def _request_id(message: Any) -> str | None:
 def _describe_body(response: requests.Response, content: bytes) -> str:
     content_type = _said(response.headers.get("Content-Type", "unknown type").split(";")[0])
     return f"HTTP {response.status_code}, {content_type}, {len(content)} bytes"
+
+
+def outcome_handling(outcome: Outcome | str, deployment_name: str) -> Handling:
+    """How a lookup on `deployment_name` that ended so is labelled and headed, on every page that
+    shows one: "Account not connected" where its agents connect their Connvo account, "No token
+    saved" where they paste a token (the words of `missing_token`'s failure, which a page that
+    holds the failure itself reads from it)."""
+    return describe(outcome).worded_for(connects_accounts=not takes_pasted_tokens(deployment_name))
 
 
 def missing_token(deployment: Deployment | str, *, unreadable: bool = False) -> NoToken:

@@ -14,7 +14,8 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from connvo_admin.outcomes import describe
+from connvo_admin.outcomes import Handling
+from meetings import connvo
 from meetings.connvo import UNKNOWN_VALUE_SHOWN
 from meetings.workos_auth import takes_pasted_tokens as takes_pastes
 
@@ -261,9 +262,11 @@ def overrun(end: datetime | None, now: datetime | None) -> str:
 
 
 @register.filter
-def outcome_label(outcome: str) -> str:
-    """How a lookup ended, as every page labels it ("Not a participant")."""
-    return describe(outcome).label
+def outcome_handling(outcome: str, deployment_name: str) -> Handling:
+    """How a lookup on the deployment that ended so is labelled on every page, in the words of
+    that deployment's agents ("Account not connected" where they connect their Connvo account, not
+    "No token saved"), with its table group: meetings/connvo.py words it."""
+    return connvo.outcome_handling(outcome, deployment_name)
 
 
 @register.filter

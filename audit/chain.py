@@ -1006,6 +1006,9 @@ def purge(*, plan: PurgePlan, batch_size: int = 10_000) -> Purge:
     if plan.count and partitions.is_partitioned():
         dropped_through = _drop_whole_months(plan)
     deleted, through_id = 0, dropped_through
+    # A batch larger than the plan is all of it, and its offset stays one a database takes
+    # (an offset past 2**63 failed after the purge's entry was written).
+    batch_size = min(batch_size, plan.count)
     while plan.count:
         with transaction.atomic():
             # The summaries' counter before the head: a count in progress delays the purge, never

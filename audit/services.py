@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -179,20 +179,45 @@ class RetentionTooShort(ValueError):
     pass
 
 
+class RetentionTooLong(ValueError):
+    """A retention that reaches back before the first day a date can hold (1 January of year 1):
+    no cutoff can be written for it, and nothing in the log is that old."""
+
+    def __init__(self, longest: int) -> None:
+        super().__init__(f"A date reaches back at most {longest} days, to 1 January of year 1.")
+        self.longest = longest
+
+
+class BatchSizeTooSmall(ValueError):
+    pass
+
+
 class ChainBroken(ValueError):
     """The chain does not verify: deleting its oldest entries could delete the evidence."""
+
+
+# The first moment a date holds: a purge's cutoff can be no earlier.
+FIRST_MOMENT = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def purge_old_entries(*, retention_days: int, batch_size: int = 10_000) -> chain.Purge:
     """Delete the entries older than `retention_days`, after a chained entry that says what will
     be deleted (count, id range, the last one's MAC, the retention): `audit_verify` accepts a
     trimmed chain only when such an entry vouches for exactly where it now starts. Refuses to
-    purge a chain that does not verify (the purge would vouch for tampered entries)."""
+    purge a chain that does not verify (the purge would vouch for tampered entries).
+
+    Every argument is checked before that entry is written: a purge that stopped after it would
+    leave the chain saying that entries were deleted which are all still there."""
+    if batch_size < 1:
+        raise BatchSizeTooSmall("A purge deletes at least 1 entry per transaction.")
     if retention_days < settings.AUDIT_MIN_RETENTION_DAYS:
         raise RetentionTooShort(
             f"Entries are kept at least {settings.AUDIT_MIN_RETENTION_DAYS} days "
             "(AUDIT_MIN_RETENTION_DAYS)."
         )
+    longest = (timezone.now() - FIRST_MOMENT).days
+    if retention_days > longest:
+        raise RetentionTooLong(longest)
     plan = chain.plan_purge(retention_days=retention_days)
     verified = _walk_before_purge(plan)
     if not verified.ok:

@@ -95,6 +95,52 @@ def test_purge_refuses_less_than_a_day(db):
         call_command("audit_purge", "--older-than", "0")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--older-than", "1000000"], r"is older than anything a date can hold: .* or less\."),
+        (["--older-than", "400", "--batch-size", "0"], r"--batch-size 0: .* 1 or more"),
+        (["--older-than", "400", "--batch-size", "-5"], r"--batch-size -5: .* 1 or more"),
+    ],
+)
+def test_purge_refuses_arguments_it_cannot_carry_out_before_writing_anything(
+    audit_entry, args, message
+):
+    # The purge's own entry says what will be deleted: written for a purge that then stops,
+    # it would stand in the chain for entries that are all still there.
+    old = audit_entry(at=datetime.now(UTC) - timedelta(days=500))
+    audit_entry()
+
+    with pytest.raises(CommandError, match=message):
+        call_command("audit_purge", *args)
+
+    assert not AuditEntry.objects.filter(action=Action.AUDIT_PURGED).exists()
+    assert AuditEntry.objects.filter(pk=old.pk).exists()
+    assert chain.verify().ok
+
+
+def test_purge_takes_the_oldest_retention_a_date_can_hold(audit_entry):
+    audit_entry(at=datetime.now(UTC) - timedelta(days=500))
+    longest = (datetime.now(UTC) - datetime(1, 1, 1, tzinfo=UTC)).days
+
+    status, out, _ = run("audit_purge", "--older-than", str(longest))
+
+    assert (status, out) == (0, "Deleted 0 audit entries.\n")
+    assert chain.verify().ok
+
+
+def test_purge_with_a_batch_larger_than_a_database_offset_deletes_them_all(audit_entry):
+    old = [audit_entry(at=datetime.now(UTC) - timedelta(days=500)) for _ in range(2)]
+    kept = audit_entry()
+
+    status, out, _ = run("audit_purge", "--older-than", "400", "--batch-size", str(10**20))
+
+    assert status == 0
+    assert f"Deleted 2 audit entries (through entry #{old[-1].pk})." in out
+    assert AuditEntry.objects.exclude(action=Action.AUDIT_PURGED).get() == kept
+    assert chain.verify().ok
+
+
 def test_seed_writes_realistic_entries_that_verify(db):
     status, out, _ = run("audit_seed", "--rows", "600", "--batch-size", "250", "--random-seed", "1")
 

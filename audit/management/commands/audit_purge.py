@@ -6,7 +6,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import partitions
 from audit.records import count_of
-from audit.services import ChainBroken, RetentionTooShort, purge_old_entries
+from audit.services import (
+    BatchSizeTooSmall,
+    ChainBroken,
+    RetentionTooLong,
+    RetentionTooShort,
+    purge_old_entries,
+)
 
 
 class Command(BaseCommand):
@@ -35,6 +41,16 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--older-than {older_than} is below the retention in force: {error} "
                 f"Use --older-than {settings.AUDIT_MIN_RETENTION_DAYS} or more."
+            ) from None
+        except RetentionTooLong as error:
+            raise CommandError(
+                f"--older-than {older_than} days is older than anything a date can hold: {error} "
+                f"Nothing deleted; use --older-than {error.longest} or less."
+            ) from None
+        except BatchSizeTooSmall as error:
+            raise CommandError(
+                f"--batch-size {batch_size}: {error} Nothing deleted; use --batch-size 1 or more "
+                "(the default is 10000)."
             ) from None
         except ChainBroken as error:
             raise CommandError(

@@ -41,12 +41,16 @@ def _timestamp(value: datetime) -> str:
 
 
 def _documents(
-    entries: QuerySet[AuditEntry], open_spans: Iterable[records.OpenSpan]
+    entries: QuerySet[AuditEntry],
+    open_spans: Iterable[records.OpenSpan],
+    counting: Iterable[AuditEntry] = (),
 ) -> Iterator[dict]:
-    """One document per record, COLUMNS in order: the open spans first (the newest calls),
-    then the entries as the chain holds them."""
+    """One document per record, COLUMNS in order: the open spans first (the newest calls), the
+    refusals still being counted, then the entries as the chain holds them."""
     for item in open_spans:
         yield _open_span(item)
+    for record in counting:
+        yield _counting(record)
     for row in entries.values_list(*READ).iterator(chunk_size=CHUNK_SIZE):
         values = dict(zip(READ, row, strict=True))
         stored = {name: values[name] for name in COUNTED_FIELDS}
@@ -111,6 +115,21 @@ def _open_span(item: records.OpenSpan) -> dict:
     }
 
 
+def _counting(record: AuditEntry) -> dict:
+    """Refusals still being counted, as the counted record they will be sealed as
+    (`selectors.counting_now`): `repeats` so far, and no id or MAC, as nothing of it is chained
+    yet."""
+    document = {name: getattr(record, name) for name in FIELDS} | {"id": None, "mac": None}
+    return document | {
+        "calls": 0,
+        "repeats": record.repeats,
+        "tally": record.tally,
+        "encoding": None,
+        "sealed": False,
+        "summary": records.record_words(record, zone=UTC),
+    }
+
+
 def _batched(lines: Iterable[str]) -> Iterator[str]:
     """Fewer, larger writes: one per few hundred rows rather than one per row."""
     batch: list[str] = []
@@ -153,24 +172,28 @@ def _csv_cell(value: object) -> object:
 
 
 def csv_lines(
-    entries: QuerySet[AuditEntry], open_spans: Iterable[records.OpenSpan] = ()
+    entries: QuerySet[AuditEntry],
+    open_spans: Iterable[records.OpenSpan] = (),
+    counting: Iterable[AuditEntry] = (),
 ) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(COLUMNS)
     yield from _batched(
         writer.writerow([_csv_cell(document[name]) for name in COLUMNS])
-        for document in _documents(entries, open_spans)
+        for document in _documents(entries, open_spans, counting)
     )
 
 
 def jsonl_lines(
-    entries: QuerySet[AuditEntry], open_spans: Iterable[records.OpenSpan] = ()
+    entries: QuerySet[AuditEntry],
+    open_spans: Iterable[records.OpenSpan] = (),
+    counting: Iterable[AuditEntry] = (),
 ) -> Iterator[str]:
     def line(document: dict) -> str:
         document["at"] = _timestamp(document["at"])
         return _LINE_BREAKS.sub(_escaped, json.dumps(document, ensure_ascii=False)) + "\n"
 
-    yield from _batched(line(document) for document in _documents(entries, open_spans))
+    yield from _batched(line(document) for document in _documents(entries, open_spans, counting))
 
 
 WRITERS = {"csv": csv_lines, "jsonl": jsonl_lines}

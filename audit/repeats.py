@@ -300,36 +300,42 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat() if value else ""
 
 
+def record_fields(row: RepeatCount) -> dict:
+    """The counted record a row's repeats are sealed as: what `_seal` chains, and what the audit
+    pages and exports show of a minute still being counted (marked as not sealed yet)."""
+    kind = KINDS.get(row.kind)
+    return {
+        "actor_id": row.actor_id,
+        "actor_username": row.actor_username,
+        "action": row.action,
+        "via": row.via,
+        "deployment": row.deployment,
+        "meeting_id": row.meeting_id,
+        "outcome": row.outcome,
+        "http_status": row.http_status,
+        "client_ip": row.client_ip,
+        "user_agent": row.user_agent,
+        "detail": row.detail or (kind.words if kind else ""),
+        # Sealed by whatever request or command came by: its request id is not the repeats'.
+        "request_id": "",
+        "calls": 0,
+        "repeats": row.count,
+        "tally": {
+            "kind": "repeats",
+            "source": row.source,
+            "from": _iso(row.first_at),
+            "to": _iso(row.last_at),
+            "sample": row.sample,
+            "distinct": len(row.seen),
+        },
+    }
+
+
 def _seal(row: RepeatCount) -> None:
     """Turn one finished minute's (locked) row into its counted record and delete it, in the
     caller's transaction: both happen or neither."""
     if row.count > 0:
-        kind = KINDS.get(row.kind)
-        chain.append(
-            actor_id=row.actor_id,
-            actor_username=row.actor_username,
-            action=row.action,
-            via=row.via,
-            deployment=row.deployment,
-            meeting_id=row.meeting_id,
-            outcome=row.outcome,
-            http_status=row.http_status,
-            client_ip=row.client_ip,
-            user_agent=row.user_agent,
-            detail=row.detail or (kind.words if kind else ""),
-            # Sealed by whatever request or command came by: its request id is not the repeats'.
-            request_id="",
-            calls=0,
-            repeats=row.count,
-            tally={
-                "kind": "repeats",
-                "source": row.source,
-                "from": _iso(row.first_at),
-                "to": _iso(row.last_at),
-                "sample": row.sample,
-                "distinct": len(row.seen),
-            },
-        )
+        chain.append(**record_fields(row))
     _forget(row)
 
 

@@ -12,10 +12,11 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, 
 
 from connvo_admin.outcomes import Outcome
 
-from . import records
+from . import records, repeats
 from .models import (
     Action,
     AuditEntry,
+    RepeatCount,
     SeenMeeting,
     Span,
     SpanCount,
@@ -325,6 +326,33 @@ def open_spans(
     spans = spans.order_by("-last_at", "-id").prefetch_related("counts")
     rows = spans.iterator(chunk_size=500) if limit is None else spans[:limit]
     return [records.open_span(span, now=now) for span in rows]
+
+
+def counting_now(entry_filter: EntryFilter, *, limit: int | None = OPEN_SPANS_SHOWN) -> list:
+    """Repeated refusals still being counted (this minute's, or a past minute's not sealed
+    yet) that `entry_filter` matches, each as the counted record it will be sealed as (unsaved:
+    no id, no MAC), the most recent first; `limit` None for all (the exports). With the open
+    spans, what makes a page or an export hold every request on record, not only the sealed."""
+    rows = RepeatCount.objects.filter(count__gt=0)
+    for field, value in (
+        ("actor_username", entry_filter.staff),
+        ("meeting_id", entry_filter.meeting_id),
+        ("deployment", entry_filter.deployment),
+        ("outcome", entry_filter.outcome),
+        ("via", entry_filter.via),
+        ("action", entry_filter.action),
+    ):
+        if value:
+            rows = rows.filter(**{field: value})
+    if entry_filter.since:
+        rows = rows.filter(last_at__gte=entry_filter.since)
+    if entry_filter.until:
+        rows = rows.filter(first_at__lt=entry_filter.until)
+    rows = rows.order_by("-last_at", "-id")
+    return [
+        AuditEntry(at=row.last_at, **repeats.record_fields(row))
+        for row in (rows if limit is None else rows[:limit])
+    ]
 
 
 def neighbours(entry: AuditEntry) -> dict[str, AuditEntry | None]:

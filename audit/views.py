@@ -162,7 +162,7 @@ def _active_filters(form: AuditFilterForm) -> list[ActiveFilter]:
 def _entry_list(request: HttpRequest, *, listing: tuple[dict, str], extra: dict) -> HttpResponse:
     fixed, viewing = listing
     form = AuditFilterForm(request.GET, fixed=fixed)
-    page, summary, status, open_now = None, None, 200, []
+    page, summary, status, open_now, counting = None, None, 200, [], []
     if form.is_valid():
         entry_filter = form.entry_filter()
         page = selectors.page_of(
@@ -173,6 +173,7 @@ def _entry_list(request: HttpRequest, *, listing: tuple[dict, str], extra: dict)
         )
         if page.newer is None:  # the overview and open spans head the first page only
             open_now = selectors.open_spans(entry_filter, now=timezone.now())
+            counting = selectors.counting_now(entry_filter)
             rollup.catch_up(limit=ROLLUP_PER_VISIT)
             summary = overview.overview(
                 entry_filter, now=timezone.now(), zone=timezone.get_current_timezone()
@@ -190,6 +191,7 @@ def _entry_list(request: HttpRequest, *, listing: tuple[dict, str], extra: dict)
     context = {
         "open_spans": open_now,
         "open_spans_shown": selectors.OPEN_SPANS_SHOWN,
+        "counting": counting,
         "seen_meetings": selectors.seen_meetings(named),
         "form": form,
         "page": page,
@@ -350,8 +352,10 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     entries = selectors.filtered_entries(entry_filter).filter(id__lt=export_entry.pk)
     # Spans still open, as they stand as the export starts, marked as not yet sealed.
     open_now = selectors.open_spans(entry_filter, now=timezone.now(), limit=None)
+    # And refusals still being counted, as the counted records they will be sealed as.
+    counting = selectors.counting_now(entry_filter, limit=None)
     response = StreamingHttpResponse(
-        exports.WRITERS[fmt](entries, open_now), content_type=exports.CONTENT_TYPES[fmt]
+        exports.WRITERS[fmt](entries, open_now, counting), content_type=exports.CONTENT_TYPES[fmt]
     )
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'

@@ -59,11 +59,6 @@ def test_every_page_says_the_deployments_label_for_a_missing_credential(
     assert [where for where, text in texts.items() if never in text] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="meetings/views/tables.py's CSV writes answer.outcome.label (not this engineer's "
-    "file): it should write outcome_handling(answer.outcome, answer.deployment).label",
-)
 @pytest.mark.usefixtures("workos")
 def test_the_csv_says_account_not_connected_on_a_workos_deployment(agent_client, fake_connvo):
     standup, retro = fake_connvo.meeting_id("standup"), fake_connvo.meeting_id("retro")

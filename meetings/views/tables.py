@@ -29,6 +29,7 @@ from audit.services import Origin
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 
 from .. import triage
+from ..connvo import outcome_handling
 from ..deployments import (
     Deployment,
     UnknownDeployment,
@@ -370,7 +371,7 @@ def _table_csv(
             meeting.average_rating if meeting else None,
             ms_iso(meeting.updated_at) if meeting else "",
             answer.outcome,
-            answer.outcome.label,
+            outcome_handling(answer.outcome, answer.deployment).label,
             error.message if error else "",
             error.request_id if error else None,
         )

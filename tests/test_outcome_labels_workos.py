@@ -38,7 +38,7 @@ def recent_lookup(page: str, meeting_id: str) -> str:
     ids=["WorkOS", "pasted tokens"],
 )
 def test_every_page_says_the_deployments_label_for_a_missing_credential(
-    connects_accounts, said, never, request, agent_client, fake_connvo
+    connects_accounts, said, never, request, agent_client, auditor_client, fake_connvo
 ):
     if connects_accounts:
         request.getfixturevalue("workos")
@@ -50,10 +50,19 @@ def test_every_page_says_the_deployments_label_for_a_missing_credential(
     # account not connected" and the table "Account not connected".
     start_page = agent_client.get(reverse("meetings:lookup")).content.decode()
 
+    # And the audit log's page of the meeting and its entry (they said "No token saved" too).
+    log = auditor_client.get(reverse("audit:meeting", args=[standup])).content.decode()
+    entry_id = re.search(r'href="/audit/entries/(\d+)/"', log)[1]
+    entry = auditor_client.get(reverse("audit:entry", args=[int(entry_id)])).content.decode()
+
     texts = {
         "meeting page": text_of(escalation_details(meeting_page.content.decode())),
         "table row": text_of(row_of(table.content.decode(), standup)),
         "recent lookups": recent_lookup(start_page, standup),
+        "audit log": text_of(
+            " ".join(re.findall(r'<span class="outcome[^>]*data-outcome="no_token".*?</span>', log))
+        ),
+        "audit entry": text_of(re.search(r"<dt>Outcome</dt><dd>.*?</dd>", entry, re.S)[0]),
     }
     assert {where: said in text for where, text in texts.items()} == dict.fromkeys(texts, True)
     assert [where for where, text in texts.items() if never in text] == []

@@ -25,6 +25,20 @@ def deployment_choices() -> list[tuple[str, str]]:
 # ASCII paste this long (at most 6 bytes a character, a line break's `%0D%0A`) stays inside the
 # documented nginx's `client_max_body_size 1m` and Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB).
 MAX_PASTE = 150_000
+# The most a form may send: nginx's `client_max_body_size 1m` (docs/deploy/nginx-site.conf; a test
+# holds the two together), below Django's DATA_UPLOAD_MAX_MEMORY_SIZE. A paste mostly outside
+# ASCII (%XX for each of its bytes) passes it below MAX_PASTE characters, and would meet nginx's
+# bare 413 page (or, without nginx, Django's "Bad Request" from the CSRF check, before any view):
+# the page's script says so before sending it (static/js/console.js).
+MAX_FORM_BYTES = 1024 * 1024
+# What an agent is told of a paste over MAX_PASTE, by the form and, before sending it, by the page
+# (which fills in {length}).
+TOO_LONG = (
+    "That paste is {length} characters; the box reads at most "
+    + f"{MAX_PASTE:,}"
+    + " at a time. Keep the part with the meeting IDs (the lines around the incident), or look the "
+    "rest up in a second paste."
+)
 
 
 class LookupForm(forms.Form):
@@ -40,6 +54,9 @@ class LookupForm(forms.Form):
                 "spellcheck": "false",
                 "placeholder": "Paste a meeting ID or link, or many of them (or a log excerpt)",
                 "class": "lookup-form__q",
+                "data-max-paste": MAX_PASTE,
+                "data-too-long": TOO_LONG,
+                "data-max-bytes": MAX_FORM_BYTES,
             }
         ),
     )
@@ -65,12 +82,7 @@ class LookupForm(forms.Form):
         # Browsers send a textarea's line breaks as CR LF: count them as the box showed them.
         length = len(text.replace("\r\n", "\n"))
         if length > MAX_PASTE:
-            raise forms.ValidationError(
-                f"That paste is {length:,} characters; the box reads at most {MAX_PASTE:,} at a "
-                "time. Keep the part with the meeting IDs (the lines around the incident), or look "
-                "the rest up in a second paste.",
-                code="too_long",
-            )
+            raise forms.ValidationError(TOO_LONG.format(length=f"{length:,}"), code="too_long")
         return clean_references(text)
 
 

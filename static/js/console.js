@@ -69,6 +69,48 @@
     if (event.key && event.key !== "Unidentified") { document.documentElement.classList.add("has-keyboard"); }
   }, true);
 
+  // A paste the console would not read (meetings/forms.py MAX_PASTE, the server's own check and
+  // words), or one too large to send at all (MAX_FORM_BYTES: a proxy would answer with a bare
+  // error page), is said here and not sent: the box keeps it as it is.
+  function tooMuchToSend(box) {
+    var most = Number(box.dataset.maxPaste), bytes = Number(box.dataset.maxBytes);
+    var length = box.value.length;
+    if (most && length > most) {
+      return box.dataset.tooLong.replace("{length}", length.toLocaleString("en-US"));
+    }
+    // The form's body, as the browser encodes it: each byte outside ASCII letters and digits as %XX.
+    // (Less room for the rest of the form: its CSRF token and deployment.)
+    var encoded = bytes ? encodeURIComponent(box.value).length : 0;
+    if (bytes && encoded > bytes - 4096) {
+      var kb = function (n) { return Math.ceil(n / 1024).toLocaleString("en-US") + " KB"; };
+      return "That paste is too large to send: " + kb(encoded) + " once encoded (characters outside " +
+        "ASCII take up to nine bytes each), over the " + kb(bytes - 4096) + " a lookup can send. Keep the " +
+        "part with the meeting IDs, or look the rest up in a second paste.";
+    }
+    return "";
+  }
+  document.addEventListener("submit", function (event) {
+    var box = event.target.querySelector && event.target.querySelector("#id_q[data-max-paste]");
+    if (!box) { return; }
+    var why = tooMuchToSend(box);
+    if (!why) { return; }
+    event.preventDefault();
+    var shown = event.target.querySelector("#q-error");
+    if (!shown) {
+      shown = document.createElement("div");
+      shown.className = "field-error";
+      shown.id = "q-error";
+      shown.setAttribute("role", "alert");
+      event.target.appendChild(shown);
+    }
+    shown.textContent = "";
+    var line = document.createElement("p");
+    line.textContent = why;
+    shown.appendChild(line);
+    box.setAttribute("aria-describedby", "q-error");
+    box.focus();
+  });
+
   // The lookup box takes a pasted list on several lines, but Enter still looks up (Shift+Enter
   // starts a new line), as it did when the box was a single line.
   document.addEventListener("keydown", function (event) {

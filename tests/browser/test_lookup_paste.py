@@ -50,15 +50,45 @@ def test_a_paste_past_the_limit_is_refused_with_why_and_kept(
     meeting = fake_connvo.meeting_id("standup")
     text = FILLER * (MAX_PASTE // len(FILLER) + 1) + f"meeting={meeting}"
     sign_in("agent")
+    sent = []
+    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
 
     paste(page, text)
     page.keyboard.press("Enter")
 
+    # Said by the page before sending it, in the form's words (meetings/forms.py TOO_LONG).
     expect(page.locator("#q-error")).to_have_text(
         f"That paste is {len(text):,} characters; the box reads at most {MAX_PASTE:,} at a time. "
         "Keep the part with the meeting IDs (the lines around the incident), or look the rest up "
         "in a second paste."
     )
     assert page.locator("#id_q").input_value() == text
-    assert fake_connvo.call_count == 0
+    assert fake_connvo.call_count == 0 and sent == []
     screenshot("lookup-paste-too-long")
+
+
+@pytest.mark.usefixtures("clipboard")
+def test_a_paste_too_large_to_send_is_said_so_before_it_is_sent(
+    page: Page, live_server, agent, agent_token, fake_connvo, sign_in, screenshot
+):
+    """Under the limit in characters, but outside ASCII: 120,000 Chinese characters are 3 bytes
+    each, 1.1 MB once the form writes each byte as %XX, past nginx's 1 MB (whose bare 413 page
+    the agent would get)."""
+    meeting = fake_connvo.meeting_id("standup")
+    text = f"会议 {meeting}\n" + "日志记录" * 30_000
+    assert len(text) < MAX_PASTE
+    sign_in("agent")
+    sent = []
+    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
+
+    paste(page, text)
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#q-error")).to_have_text(
+        "That paste is too large to send: 1,055 KB once encoded (characters outside ASCII take up "
+        "to nine bytes each), over the 1,020 KB a lookup can send. Keep the part with the meeting "
+        "IDs, or look the rest up in a second paste."
+    )
+    assert page.locator("#id_q").input_value() == text
+    assert sent == [] and fake_connvo.call_count == 0
+    screenshot("lookup-paste-too-large-to-send")

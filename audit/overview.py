@@ -218,14 +218,7 @@ def _per(span: timedelta) -> str:
 
 def _matching(rows: QuerySet, entry_filter: EntryFilter) -> QuerySet:
     """A summary's rows matching a filter on anything but a staff member or a meeting."""
-    for field, value in (
-        ("deployment", entry_filter.deployment),
-        ("outcome", entry_filter.outcome),
-        ("via", entry_filter.via),
-        ("action", entry_filter.action),
-    ):
-        if value:
-            rows = rows.filter(**{field: value})
+    rows = rows.filter(**entry_filter.exact("deployment", "outcome", "via", "action"))
     if not entry_filter.include_refreshes and entry_filter.via != Via.REFRESH:
         rows = rows.exclude(via=Via.REFRESH)
     return rows.order_by()

@@ -37,6 +37,26 @@ class EntryFilter:
     include_refreshes: bool = False
     include_audit_views: bool = False
 
+    # The column that holds each exact-match filter, in the log and in the tables beside it
+    # (spans, counted refusals, the summaries).
+    COLUMNS = {
+        "staff": "actor_username",
+        "meeting_id": "meeting_id",
+        "deployment": "deployment",
+        "outcome": "outcome",
+        "via": "via",
+        "action": "action",
+    }
+
+    def exact(self, *names: str) -> dict[str, str]:
+        """The exact-match filters set, of `names` (every one by default), by their column: for
+        `.filter(**…)` of the log or of a table beside it."""
+        return {
+            self.COLUMNS[name]: value
+            for name in names or self.COLUMNS
+            if (value := getattr(self, name))
+        }
+
     def describe(self) -> str:
         """The filter in words, for an export's own audit entry."""
         parts = [
@@ -57,17 +77,7 @@ class EntryFilter:
 
 def filtered_entries(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
     """Newest first. Each exact-match filter has an index ending in (at, id) (see the model)."""
-    entries = AuditEntry.objects.all()
-    for field, value in (
-        ("actor_username", entry_filter.staff),
-        ("meeting_id", entry_filter.meeting_id),
-        ("deployment", entry_filter.deployment),
-        ("outcome", entry_filter.outcome),
-        ("via", entry_filter.via),
-        ("action", entry_filter.action),
-    ):
-        if value:
-            entries = entries.filter(**{field: value})
+    entries = AuditEntry.objects.filter(**entry_filter.exact())
     if entry_filter.since:
         entries = entries.filter(at__gte=entry_filter.since)
     if entry_filter.until:
@@ -305,14 +315,7 @@ def open_spans(
     counts = SpanCount.objects.filter(span=OuterRef("pk"), calls__gt=0)
     asking = Exists(counts.exclude(outcome__in=records.STOPS_THE_PAGE)) | ~Exists(counts)
     spans = Span.objects.filter(Q(calls__gt=F("sealed_calls")) | (~Span.quiet(now) & asking))
-    for field, value in (
-        ("actor_username", entry_filter.staff),
-        ("meeting_id", entry_filter.meeting_id),
-        ("deployment", entry_filter.deployment),
-        ("via", entry_filter.via),
-    ):
-        if value:
-            spans = spans.filter(**{field: value})
+    spans = spans.filter(**entry_filter.exact("staff", "meeting_id", "deployment", "via"))
     if entry_filter.outcome:
         spans = spans.filter(
             id__in=SpanCount.objects.filter(outcome=entry_filter.outcome, calls__gt=0).values(
@@ -333,17 +336,7 @@ def counting_now(entry_filter: EntryFilter, *, limit: int | None = OPEN_SPANS_SH
     yet) that `entry_filter` matches, each as the counted record it will be sealed as (unsaved:
     no id, no MAC), the most recent first; `limit` None for all (the exports). With the open
     spans, what makes a page or an export hold every request on record, not only the sealed."""
-    rows = RepeatCount.objects.filter(count__gt=0)
-    for field, value in (
-        ("actor_username", entry_filter.staff),
-        ("meeting_id", entry_filter.meeting_id),
-        ("deployment", entry_filter.deployment),
-        ("outcome", entry_filter.outcome),
-        ("via", entry_filter.via),
-        ("action", entry_filter.action),
-    ):
-        if value:
-            rows = rows.filter(**{field: value})
+    rows = RepeatCount.objects.filter(count__gt=0, **entry_filter.exact())
     if entry_filter.since:
         rows = rows.filter(last_at__gte=entry_filter.since)
     if entry_filter.until:

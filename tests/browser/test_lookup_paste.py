@@ -17,6 +17,16 @@ def paste(page: Page, text: str) -> None:
     page.keyboard.press("Control+V")
 
 
+def paste_and_look_up(page: Page, text: str) -> list:
+    """Paste `text` into the box and press Enter; the forms the page then sends (none, when it
+    says why not itself)."""
+    sent = []
+    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
+    paste(page, text)
+    page.keyboard.press("Enter")
+    return sent
+
+
 @pytest.fixture
 def clipboard(page: Page, live_server) -> None:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
@@ -50,11 +60,8 @@ def test_a_paste_past_the_limit_is_refused_with_why_and_kept(
     meeting = fake_connvo.meeting_id("standup")
     text = FILLER * (MAX_PASTE // len(FILLER) + 1) + f"meeting={meeting}"
     sign_in("agent")
-    sent = []
-    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
 
-    paste(page, text)
-    page.keyboard.press("Enter")
+    sent = paste_and_look_up(page, text)
 
     # Said by the page before sending it, in the form's words (meetings/forms.py TOO_LONG).
     expect(page.locator("#q-error")).to_have_text(
@@ -78,11 +85,8 @@ def test_a_paste_too_large_to_send_is_said_so_before_it_is_sent(
     text = f"会议 {meeting}\n" + "日志记录" * 30_000
     assert len(text) < MAX_PASTE
     sign_in("agent")
-    sent = []
-    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
 
-    paste(page, text)
-    page.keyboard.press("Enter")
+    sent = paste_and_look_up(page, text)
 
     expect(page.locator("#q-error")).to_have_text(
         "That paste is too large to send: 1,055 KB once encoded (characters outside ASCII take up "

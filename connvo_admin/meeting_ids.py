@@ -29,7 +29,11 @@ _ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}]){_ID}(?![{_ID_CHARS}])")
 # A link names its meeting in its path: the segment after `/meetings/` (or `/meeting/`), read as
 # meetings/references.py reads a piece of a word (letters, digits, `_` and `-`). Whatever else
 # the link holds, such as an organisation's ID before it, is not the meeting.
-_MEETING_IN_PATH_RE = re.compile(r"(?<![0-9A-Za-z_-])(?i:meetings?)/([0-9A-Za-z_-]+)")
+# A link's query may name it instead (`?orgId=<org>&meetingId=<id>`), with the keys a log uses.
+_MEETING_IN_PATH_RE = re.compile(
+    r"(?<![0-9A-Za-z_-])(?i:meetings?)/([0-9A-Za-z_-]+)"
+    r"|[?&;](?i:meetings?(?:[-_]?ids?)?)=([0-9A-Za-z_-]+)"
+)
 
 
 # What a log puts between words without a space: a terminal's escape sequences (colours, cursor
@@ -50,13 +54,14 @@ def undecorated(text: str) -> str:
 
 
 def meeting_in_path(text: str) -> str | None:
-    """The segment a link's path names as its meeting (`…/meetings/<segment>`), whether or not
-    it is an ID; None when no path in `text` names one. The first one counts.
+    """The segment a link's path names as its meeting (`…/meetings/<segment>`), or its query
+    (`?meetingId=<segment>`), whether or not it is an ID; None when no link in `text` names one.
+    The first one counts.
 
     The one rule for links, for both parsers: a link that names its meeting gives that meeting
     or nothing, never another ID it holds."""
     named = _MEETING_IN_PATH_RE.search(text)
-    return named.group(1) if named else None
+    return (named.group(1) or named.group(2)) if named else None
 
 
 class InvalidMeetingId(LookupFailed):

@@ -342,6 +342,40 @@ def test_a_link_whose_path_names_a_meeting_reads_the_same_in_both_parsers(
     assert parse_meeting_references(f"{A} {link}, {B}").ids == tuple(dict.fromkeys([A, named, B]))
 
 
+query_keys = st.sampled_from(["meetingId", "meeting_id", "meeting", "MeetingID", "meetings-id"])
+
+
+@given(
+    st.sampled_from(["https://app.connvo.example/join", "http://localhost:3000/m", "/join"]),
+    st.lists(st.builds("{}={}".format, keys, path_segments), max_size=3),
+    query_keys,
+    st.one_of(meeting_ids, hex_runs, path_segments),
+    st.lists(st.builds("{}={}".format, keys, path_segments), max_size=3),
+)
+def test_a_link_whose_query_names_a_meeting_reads_the_same_in_both_parsers(
+    site, before, key, named, after
+):
+    """`?orgId=<org>&meetingId=<id>`: the meeting the query names, as a path's `/meetings/<id>`
+    (the table looked the organisation's ID up too, and the single-ID box refused the link)."""
+    link = site + "?" + "&".join([*before, f"{key}={named}", *after])
+
+    try:
+        meeting_id = parse_meeting_id(link)
+    except InvalidMeetingId:
+        with pytest.raises(InvalidMeetingId):
+            parse_meeting_references(link)
+        return
+    assert meeting_id == named
+    assert parse_meeting_references(link).ids == (named,)
+
+
+def test_an_organisations_id_before_the_meeting_in_a_links_query_is_not_looked_up():
+    link = f"https://app.connvo.example/join?orgId={B}&meetingId={A}"
+
+    assert parse_meeting_id(link) == A
+    assert parse_meeting_references(link).ids == (A,)
+
+
 # --- Decorated logs -------------------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ _ID_IN_TEXT_RE = re.compile(rf"(?<![{_ID_CHARS}]){_ID}(?![{_ID_CHARS}])")
 # meetings/references.py reads a piece of a word (letters, digits, `_` and `-`). Whatever else
 # the link holds, such as an organisation's ID before it, is not the meeting.
 # A link's query may name it instead (`?orgId=<org>&meetingId=<id>`), with the keys a log uses.
-_MEETING_IN_PATH_RE = re.compile(
+_MEETING_IN_LINK_RE = re.compile(
     r"(?<![0-9A-Za-z_-])(?i:meetings?)/([0-9A-Za-z_-]+)"
     r"|[?&;](?i:meetings?(?:[-_]?ids?)?)=([0-9A-Za-z_-]+)"
 )
@@ -53,14 +53,14 @@ def undecorated(text: str) -> str:
     return _DECORATION_RE.sub(" ", text)
 
 
-def meeting_in_path(text: str) -> str | None:
+def meeting_in_link(text: str) -> str | None:
     """The segment a link's path names as its meeting (`…/meetings/<segment>`), or its query
     (`?meetingId=<segment>`), whether or not it is an ID; None when no link in `text` names one.
     The first one counts.
 
     The one rule for links, for both parsers: a link that names its meeting gives that meeting
     or nothing, never another ID it holds."""
-    named = _MEETING_IN_PATH_RE.search(text)
+    named = _MEETING_IN_LINK_RE.search(text)
     return (named.group(1) or named.group(2)) if named else None
 
 
@@ -85,7 +85,7 @@ def parse_meeting_id(text: str) -> str:
             "Meeting IDs are all lowercase; this one has capital letters. Copy it again from "
             "Connvo rather than retyping it."
         )
-    named = meeting_in_path(cleaned)
+    named = meeting_in_link(cleaned)
     if named is not None:
         return _named_meeting(named)
     candidates = list(dict.fromkeys(_ID_IN_TEXT_RE.findall(cleaned)))

@@ -19,7 +19,7 @@ from connvo_admin.meeting_ids import (
     SHORTEST_ID,
     WHAT_AN_ID_IS,
     InvalidMeetingId,
-    meeting_in_path,
+    meeting_in_link,
     parse_meeting_id,
     undecorated,
 )
@@ -104,7 +104,7 @@ def _read_word(word: str) -> tuple[list[str], str]:
     """The meeting IDs in one pasted word; when it holds none, why it looks like a mistyped
     reference ("" when it does not look like one at all)."""
     text = unquote(word)
-    named = meeting_in_path(text)
+    named = meeting_in_link(text)
     if named is not None:
         # A link that names its meeting gives that one only (as in connvo_admin/meeting_ids.py):
         # `/orgs/<orgId>/meetings/<meetingId>` is one meeting, not a table of two.

@@ -339,3 +339,20 @@ def test_a_late_first_look_counts_once_beside_a_lookup_refused_before_any_call(a
         "lookup_limit": 1,
     }
     assert overview.staff_summary(username=agent.username).lookups == 2
+
+
+def test_a_late_first_looks_detail_is_the_note_then_its_own():
+    """A late first look that failed keeps its own detail after the note, a space between."""
+    counted = spans.Counted(
+        key="k" * 22, spans={}, origin=Origin(user=None, username="agent"), via=Via.PAGE
+    )
+    answer = spans.Answered("dev", "1", "timeout", attempts=2)
+
+    fields = spans.late_answer_fields(counted, answer, detail="Connvo did not answer in 10 s.")
+
+    assert fields["detail"] == (
+        "Answered after its page's span was sealed: the call was already counted as unanswered "
+        "there, so this entry adds no call but its 1 retries. Connvo did not answer in 10 s."
+    )
+    assert fields["calls"] == 1
+    assert spans.late_answer_fields(counted, answer)["detail"].endswith("its 1 retries.")

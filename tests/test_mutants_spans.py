@@ -648,8 +648,9 @@ def test_a_page_key_naming_someone_elses_span_of_one_of_several_meetings_counts_
 @pytest.mark.django_db(transaction=True)
 def test_an_answer_that_also_moves_its_span_is_recorded_whole_or_not_at_all(agent, monkeypatch):
     # An answer with a Connvo request id updates its span's first and last request id as well
-    # as its counts: two statements, in one transaction. When the second fails, the first is
-    # undone, and the caller, told so, does not show the answer.
+    # as its counts: two statements, in one transaction (the span first, the order in which a
+    # seal locks). When either fails, the other is undone, and the caller, told so, does not
+    # show the answer.
     counted = count(agent, key("a"), ("dev", "1"))
 
     def refused(queryset, **changes):
@@ -659,10 +660,21 @@ def test_an_answer_that_also_moves_its_span_is_recorded_whole_or_not_at_all(agen
     with pytest.raises(DatabaseError):
         answer(counted, ("dev", "1"), request_id="connvo-request-1")
     monkeypatch.undo()
-
     assert not SpanCount.objects.exists()
+
+    def counts_refused(per_outcome, *, sealed):
+        raise DatabaseError("the counts could not be written")
+
+    monkeypatch.setattr(spans, "_upsert_counts", counts_refused)
+    with pytest.raises(DatabaseError):
+        answer(counted, ("dev", "1"), request_id="connvo-request-1")
+    monkeypatch.undo()
+    span = Span.objects.get()
+    assert (span.first_request_id, span.last_request_id) == ("", "")
+
     answer(counted, ("dev", "1"), request_id="connvo-request-1")
     assert SpanCount.objects.get().calls == 1
+    assert Span.objects.get().last_request_id == "connvo-request-1"
 
 
 @pytest.mark.skipif(

@@ -57,8 +57,13 @@ def test_an_answer_after_its_span_was_sealed_is_recorded_as_a_late_answer(agent)
     assert (sealed.calls, sealed.tally["unanswered"]) == (1, 1)
     assert not Span.objects.exists()
 
-    spans.record_answers(counted, [spans.Answered("dev", "1", "found", request_id="req-9")])
+    handed_back = spans.record_answers(
+        counted, [spans.Answered("dev", "1", "found", request_id="req-9")]
+    )
 
+    # Recorded here, as a refresh's late answer: nothing is handed back (only a first look's,
+    # `sealed=True`, is, for its caller's own entry to say so).
+    assert handed_back == []
     late = AuditEntry.objects.order_by("id").last()
     assert late.pk != sealed.pk
     assert (late.action, late.via, late.deployment, late.meeting_id) == (

@@ -78,13 +78,8 @@ def parse_meeting_id(text: str) -> str:
     cleaned = undecorated(unquote(text or "")).strip().strip("\"'<>")
     if not cleaned:
         raise InvalidMeetingId("Enter a meeting ID, or paste a link to the meeting.")
-    if _ID_RE.fullmatch(cleaned):
+    if _an_id(cleaned, which="this one", copy="it"):
         return cleaned
-    if _ID_RE.fullmatch(cleaned.lower()):
-        raise InvalidMeetingId(
-            "Meeting IDs are all lowercase; this one has capital letters. Copy it again from "
-            "Connvo rather than retyping it."
-        )
     named = meeting_in_link(cleaned)
     if named is not None:
         return _named_meeting(named)
@@ -100,15 +95,23 @@ def parse_meeting_id(text: str) -> str:
     raise InvalidMeetingId(f"“{cleaned}” is not a Connvo meeting ID. {WHAT_AN_ID_IS}")
 
 
+def _an_id(text: str, *, which: str, copy: str) -> bool:
+    """Whether `text` is a meeting ID; InvalidMeetingId when it is one but for its capitals (as
+    a spreadsheet or caps lock leaves it), naming it as `which` and what to copy again."""
+    if _ID_RE.fullmatch(text):
+        return True
+    if _ID_RE.fullmatch(text.lower()):
+        raise InvalidMeetingId(
+            f"Meeting IDs are all lowercase; {which} has capital letters. Copy {copy} again from "
+            "Connvo rather than retyping it."
+        )
+    return False
+
+
 def _named_meeting(segment: str) -> str:
     """The meeting ID a link's path names, or InvalidMeetingId saying why `segment` is not one."""
-    if _ID_RE.fullmatch(segment):
+    if _an_id(segment, which="the one in this link", copy="the link"):
         return segment
-    if _ID_RE.fullmatch(segment.lower()):
-        raise InvalidMeetingId(
-            "Meeting IDs are all lowercase; the one in this link has capital letters. Copy the "
-            "link again from Connvo rather than retyping it."
-        )
     if len(segment) > 80:
         segment = segment[:80] + "…"
     raise InvalidMeetingId(

@@ -31,13 +31,14 @@ MAX_PASTE = 150_000
 # bare 413 page (or, without nginx, Django's "Bad Request" from the CSRF check, before any view):
 # the page's script says so before sending it (static/js/console.js).
 MAX_FORM_BYTES = 1024 * 1024
+# Of that, what a paste may take once encoded: the rest is the form's CSRF token and deployment.
+MAX_PASTE_BYTES = MAX_FORM_BYTES - 4096
 # What an agent is told of a paste over MAX_PASTE, by the form and, before sending it, by the page
 # (which fills in {length}).
 TOO_LONG = (
-    "That paste is {length} characters; the box reads at most "
-    + f"{MAX_PASTE:,}"
-    + " at a time. Keep the part with the meeting IDs (the lines around the incident), or look the "
-    "rest up in a second paste."
+    f"That paste is {{length}} characters; the box reads at most {MAX_PASTE:,} at a time. Keep "
+    "the part with the meeting IDs (the lines around the incident), or look the rest up in a "
+    "second paste."
 )
 
 
@@ -56,7 +57,7 @@ class LookupForm(forms.Form):
                 "class": "lookup-form__q",
                 "data-max-paste": MAX_PASTE,
                 "data-too-long": TOO_LONG,
-                "data-max-bytes": MAX_FORM_BYTES,
+                "data-max-bytes": MAX_PASTE_BYTES,
             }
         ),
     )

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from fakeconnvo import FakeConnvo
-from meetings.forms import MAX_FORM_BYTES, MAX_PASTE
+from meetings.forms import MAX_FORM_BYTES, MAX_PASTE, MAX_PASTE_BYTES
 from tests.pages import lookup_box, main_part, rows_of, selected_deployment
 
 pytestmark = pytest.mark.django_db
@@ -254,10 +254,12 @@ def test_any_ascii_paste_the_box_reads_fits_in_the_request_the_server_reads(
     body = urlencode({"csrfmiddlewaretoken": token, "q": pasted, "deployment": "dev"})
     nginx = (Path(settings.BASE_DIR) / "docs/deploy/nginx-site.conf").read_text()
 
-    # The page's script holds a paste to MAX_FORM_BYTES: nginx's limit, below Django's.
+    # The page's script holds a paste to MAX_PASTE_BYTES, inside MAX_FORM_BYTES: nginx's limit,
+    # below Django's.
     assert re.search(r"^\s*client_max_body_size 1m;", nginx, re.M)
     assert MAX_FORM_BYTES == 1024 * 1024 <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    assert len(body) < MAX_FORM_BYTES - 4096
+    assert MAX_PASTE_BYTES == MAX_FORM_BYTES - 4096
+    assert len(body) < MAX_PASTE_BYTES
     response = agent_client.post(
         start_page(), body, content_type="application/x-www-form-urlencoded"
     )

@@ -70,7 +70,7 @@
   }, true);
 
   // A paste the console would not read (meetings/forms.py MAX_PASTE, the server's own check and
-  // words), or one too large to send at all (MAX_FORM_BYTES: a proxy would answer with a bare
+  // words), or one too large to send at all (MAX_PASTE_BYTES: a proxy would answer with a bare
   // error page), is said here and not sent: the box keeps it as it is.
   function tooMuchToSend(box) {
     var most = Number(box.dataset.maxPaste), bytes = Number(box.dataset.maxBytes);
@@ -78,13 +78,13 @@
     if (most && length > most) {
       return box.dataset.tooLong.replace("{length}", length.toLocaleString("en-US"));
     }
-    // The form's body, as the browser encodes it: each byte outside ASCII letters and digits as %XX.
-    // (Less room for the rest of the form: its CSRF token and deployment.)
+    // The paste in the form's body, as the browser encodes it: each byte outside ASCII letters
+    // and digits as %XX.
     var encoded = bytes ? encodeURIComponent(box.value).length : 0;
-    if (bytes && encoded > bytes - 4096) {
+    if (bytes && encoded > bytes) {
       var kb = function (n) { return Math.ceil(n / 1024).toLocaleString("en-US") + " KB"; };
       return "That paste is too large to send: " + kb(encoded) + " once encoded (characters outside " +
-        "ASCII take up to nine bytes each), over the " + kb(bytes - 4096) + " a lookup can send. Keep the " +
+        "ASCII take up to nine bytes each), over the " + kb(bytes) + " a lookup can send. Keep the " +
         "part with the meeting IDs, or look the rest up in a second paste.";
     }
     return "";

@@ -197,7 +197,7 @@ def _live_table(
     known = triage.groups_in(request.GET.get("known", ""), len(wanted)) if refreshing else {}
     asked = [i for i in range(len(wanted)) if i not in settled]
     checked_at = timezone.now()
-    context |= {"page_url": page_url, "checked_at": checked_at, "sort": sort, "show": show}
+    context |= {"page_url": page_url, "checked_at": checked_at, "sort": sort}
     try:
         answers = look_up(
             user=request.user,

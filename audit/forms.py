@@ -14,6 +14,7 @@ from django.utils import dateformat, timezone
 from connvo_admin.meeting_ids import InvalidMeetingId, parse_meeting_id
 from connvo_admin.outcomes import describe, recorded_outcomes
 
+from . import records
 from .models import Action, AuditEntry, Via
 from .selectors import EntryFilter
 from .services import storable
@@ -24,7 +25,14 @@ def _choices(pairs) -> list[tuple[str, str]]:
 
 
 def outcome_choices() -> list[tuple[str, str]]:
-    return _choices((outcome.value, outcome.label) for outcome in recorded_outcomes())
+    """Every outcome a lookup can be recorded with, and the calls counted that never got one (a
+    sealed span's: audit/spans.py), named as their badges name them."""
+    return _choices(
+        [
+            *((outcome.value, outcome.label) for outcome in recorded_outcomes()),
+            (records.UNANSWERED, describe(records.UNANSWERED).label),
+        ]
+    )
 
 
 OUTCOME_LENGTH = AuditEntry._meta.get_field("outcome").max_length

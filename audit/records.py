@@ -111,6 +111,9 @@ class SpanFacts:
     first_request: str = ""
     last_request: str = ""
     final: bool | None = None  # the span's last part (None: the tally does not say)
+    # The calls of the whole part, when it ended in several ways and this record is the calls of
+    # one of them (the others are the records sealed with it); else `calls`.
+    part: int = 0
     # False: the tally's outcomes do not add up to `calls`; the figures count `calls` under the
     # record's own outcome, and the page says so.
     adds_up: bool = True
@@ -120,6 +123,12 @@ class SpanFacts:
     waiting: bool = False
     open_until: datetime | None = None
     settled: bool = False  # its answers stopped the page: it asks nothing more (`settled_by`)
+
+    @property
+    def one_outcome(self) -> bool:
+        """Whether every call ended the same way (a record's outcome is then all of its calls',
+        not only most of them)."""
+        return len(self.by_outcome) == 1
 
     @property
     def by_outcome(self) -> dict[str, int]:
@@ -156,8 +165,10 @@ def span_facts(*, calls: int | None, outcome: str, tally: object) -> SpanFacts:
     if not adds_up:
         outcomes, unanswered = ([(outcome[:OUTCOME_LENGTH], calls)] if calls else []), 0
     final = tally.get("final")
+    part = _count(tally.get("part"))
     return SpanFacts(
         calls=calls,
+        part=part if part is not None and part > calls else calls,
         outcomes=outcomes or [],
         unanswered=unanswered or 0,
         key=_text(tally.get("span")),
@@ -288,11 +299,17 @@ def _noun(via: str) -> tuple[str, str]:
 
 
 def span_words(facts: SpanFacts, *, via: str, zone: tzinfo | None = None) -> str:
-    """A sealed span part: "Watched 10:02:13-10:47:55 · 270 refreshes: 268 found, 2 no answer in
-    time" (an en dash between the times)."""
+    """A sealed span part: "Watched 10:02:13-10:47:55 · 270 refreshes: 270 found" (an en dash
+    between the times); one of a part that ended in several ways (a record per outcome, sealed
+    together): "… · 2 of 270 refreshes: 2 no answer in time"; an older record of such a part: "…
+    · 270 refreshes: 268 found, 2 no answer in time"."""
     when = between(facts.first, facts.last, zone=zone)
     words = f"Watched {when} · " if when else "Watched · "
-    words += count_of(facts.calls, *_noun(via))
+    one, many = _noun(via)
+    if facts.part > facts.calls:
+        words += f"{facts.calls:,} of {facts.part:,} {many}"
+    else:
+        words += count_of(facts.calls, one, many)
     detail = outcome_words(facts.outcomes, unanswered=facts.unanswered, waiting=False)
     if detail:
         words += f": {detail}"

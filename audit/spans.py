@@ -29,20 +29,15 @@ from django.db.models import Case, F, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from connvo_admin.outcomes import Outcome
-
 from . import records
 from .models import Action, AuditEntry, Span, SpanCount
-from .services import Origin, record, record_many, who
+from .services import Origin, record_many, who
 
 logger = logging.getLogger(__name__)
 
 # A page's span key as it travels in its poller's values: `new_key()`'s 22 characters, up to
 # the column's 32. Anything else from a page is ignored (a new span is opened).
 KEY = re.compile(r"[A-Za-z0-9_-]{22,32}")
-# What a sealed part whose every call went unanswered reads as: its answer was never recorded,
-# so nothing was shown (the outcome a lookup gets when its audit write fails).
-UNANSWERED_OUTCOME = Outcome.AUDIT_UNAVAILABLE
 # Spans sealed in one transaction (one lock of the chain head) by `audit_seal`.
 SEAL_BATCH = 100
 
@@ -340,11 +335,11 @@ def _iso(value: datetime) -> str:
 
 
 def seal(span_ids: Iterable[int], *, final: bool) -> list[AuditEntry]:
-    """Append each span's answered-but-unsealed calls to the chain as one entry (a sealed part:
-    `calls`, the most frequent outcome, `tally`), and count them sealed, in one transaction with
-    the appends. `final` (the page went quiet): calls counted but never answered are sealed as
-    `unanswered`, and the span is deleted; a span that is no longer quiet is left alone. Returns
-    the entries written. Only sealing takes the chain head's lock."""
+    """Append each span's answered-but-unsealed calls to the chain (a sealed part: one entry per
+    outcome, most frequent first, each with its `calls` and the part's `tally`), and count them
+    sealed, in one transaction with the appends. `final` (the page went quiet): calls counted but
+    never answered are sealed as `unanswered`, and the span is deleted; a span that is no longer
+    quiet is left alone. Returns the entries written. Only sealing takes the chain head's lock."""
     entries = []
     now = timezone.now()
     with transaction.atomic():
@@ -365,9 +360,7 @@ def seal(span_ids: Iterable[int], *, final: bool) -> list[AuditEntry]:
         for count in SpanCount.objects.filter(span__in=spans).order_by("outcome"):
             counts[count.span_id].append(count)
         for span in spans:
-            entry = _seal_part(span, counts[span.pk], final=final, now=now)
-            if entry is not None:
-                entries.append(entry)
+            entries += _seal_part(span, counts[span.pk], final=final, now=now)
         if final:
             Span.objects.filter(pk__in=[span.pk for span in spans]).delete()
     return entries
@@ -375,7 +368,7 @@ def seal(span_ids: Iterable[int], *, final: bool) -> list[AuditEntry]:
 
 def _seal_part(
     span: Span, counts: list[SpanCount], *, final: bool, now: datetime
-) -> AuditEntry | None:
+) -> list[AuditEntry]:
     outcomes = {count.outcome: count.calls - count.sealed for count in counts}
     outcomes = {outcome: calls for outcome, calls in outcomes.items() if calls > 0}
     answered = sum(outcomes.values())
@@ -389,44 +382,60 @@ def _seal_part(
             last_request_id="",
         )
     if not part:
-        return None
+        return []
     for count in counts:
         if count.calls > count.sealed:
             SpanCount.objects.filter(pk=count.pk).update(
                 sealed=F("sealed") + (count.calls - count.sealed)
             )
-    most = max(outcomes.items(), key=lambda item: (item[1], item[0]))[0] if outcomes else None
     origin = Origin(
         user=span.actor,
         username=span.actor_username,
         client_ip=span.client_ip,
         user_agent=span.user_agent,
     )
-    return record(
+    part_words = {
+        "kind": records.SPAN,
+        "span": span.key,
+        "opened": _iso(span.opened_at),
+        # The part began at the span's previous seal (its first look), or when it opened.
+        "from": _iso(span.sealed_at or span.opened_at),
+        "to": _iso(span.last_at),
+        "first_request": span.first_request_id,
+        "last_request": span.last_request_id,
+        "final": final,
+        "part": part,
+    }
+    # One record per outcome, the most frequent first, and one for the calls never answered: a
+    # record's `outcome` is then what all its calls ended in, so filtering the log by an outcome
+    # finds every call that ended in it (a partial index of that outcome: selectors), and the
+    # figures need no correction for it.
+    ended = sorted(outcomes.items(), key=lambda item: (-item[1], item[0]))
+    if unanswered:
+        ended.append((records.UNANSWERED, unanswered))
+    return record_many(
         origin=origin,
-        action=Action.LOOKUP,
-        via=span.via,
-        deployment=span.deployment,
-        meeting_id=span.meeting_id,
-        outcome=most or UNANSWERED_OUTCOME,
-        calls=part,
-        # Sealed by whatever request or command came by (an auditor's page, `audit_seal`, one of
-        # the page's own refreshes): its request id is not the span's calls'. The span's first
-        # look is an entry of its own, with its request's id.
-        request_id="",
-        tally={
-            "kind": records.SPAN,
-            "span": span.key,
-            "opened": _iso(span.opened_at),
-            # The part began at the span's previous seal (its first look), or when it opened.
-            "from": _iso(span.sealed_at or span.opened_at),
-            "to": _iso(span.last_at),
-            "outcomes": outcomes,
-            "unanswered": unanswered,
-            "first_request": span.first_request_id,
-            "last_request": span.last_request_id,
-            "final": final,
-        },
+        entries=[
+            dict(
+                action=Action.LOOKUP,
+                via=span.via,
+                deployment=span.deployment,
+                meeting_id=span.meeting_id,
+                outcome=outcome,
+                calls=calls,
+                # Sealed by whatever request or command came by (an auditor's page,
+                # `audit_seal`, one of the page's own refreshes): its request id is not the
+                # span's calls'. The span's first look is an entry of its own, with its
+                # request's id.
+                request_id="",
+                tally={
+                    **part_words,
+                    "outcomes": {} if outcome == records.UNANSWERED else {outcome: calls},
+                    "unanswered": calls if outcome == records.UNANSWERED else 0,
+                },
+            )
+            for outcome, calls in ended
+        ],
     )
 
 

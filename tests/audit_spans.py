@@ -50,6 +50,9 @@ def sealed_span(
     final: bool = True,
     sealed_at: datetime | None = None,
 ) -> AuditEntry:
+    """A sealed part as one record whatever its outcomes: how the console sealed a part until
+    8 December 2026 (a log keeps such records; today's seal writes one per outcome, `part` in
+    each tally), so the pages are tested reading both."""
     calls = sum(outcomes.values()) + unanswered
     most = max(outcomes.items(), key=lambda item: item[1])[0] if outcomes else "unanswered"
     return append_at(

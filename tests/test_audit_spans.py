@@ -339,21 +339,71 @@ def test_a_call_counted_but_never_answered_is_sealed_as_unanswered(
 
     seal_after(QUIET)
 
-    sealed = AuditEntry.objects.order_by("id").last()
-    assert sealed.calls == 3
-    assert (sealed.tally["outcomes"], sealed.tally["unanswered"]) == ({"found": 2}, 1)
+    # The part ended in two ways: a record for each, the most frequent first, sealed together.
+    found, unanswered = AuditEntry.objects.order_by("id")[1:]
+    assert (found.outcome, found.calls, found.tally["outcomes"]) == ("found", 2, {"found": 2})
+    assert (unanswered.outcome, unanswered.calls) == ("unanswered", 1)
+    assert (unanswered.tally["outcomes"], unanswered.tally["unanswered"]) == ({}, 1)
+    assert found.tally["part"] == unanswered.tally["part"] == 3
+    assert found.tally["span"] == unanswered.tally["span"] == page["span"]
     assert spans.calls_on_record() == fake_connvo.call_count == 4
 
 
-def test_a_span_whose_only_call_went_unanswered_is_sealed_as_such(agent, agent_token, fake_connvo):
+def test_a_part_that_ended_in_several_ways_is_a_record_per_outcome_each_found_by_its_filter(
+    agent_client, agent_token, fake_connvo, auditor_client
+):
+    """An auditor following "Server error: 1" from the overview, or filtering the log by an
+    outcome, finds the sealed calls that ended in it: before, a part of 3 found and 1 server
+    error was one record under "found", which the filter by server error never listed."""
+    page = open_page(agent_client, fake_connvo)
+    refresh(agent_client, fake_connvo, page["span"])
+    fake_connvo.misbehave("status", status=500, times=1)
+    refresh(agent_client, fake_connvo, page["span"])
+    refresh(agent_client, fake_connvo, page["span"])
+    refresh(agent_client, fake_connvo, page["span"])
+    seal_after(QUIET)
+
+    found, failed = AuditEntry.objects.order_by("id")[1:]
+    assert [(e.outcome, e.calls, e.tally["outcomes"]) for e in (found, failed)] == [
+        ("found", 3, {"found": 3}),
+        ("server_error", 1, {"server_error": 1}),
+    ]
+    assert found.tally["part"] == failed.tally["part"] == 4
+    assert chain.verify().ok
+    assert spans.calls_on_record() == fake_connvo.call_count == 5
+
+    log = auditor_client.get(reverse("audit:list"), {"outcome": "server_error"})
+    shown = log.content.decode()
+    assert f'href="{reverse("audit:entry", args=[failed.pk])}"' in shown
+    assert f'href="{reverse("audit:entry", args=[found.pk])}"' not in shown
+    assert "1 of 4 refreshes: 1 Connvo server error" in " ".join(shown.split())
+    # The overview's figure (live refreshes included) links to that filter.
+    overview = auditor_client.get(reverse("audit:list"), {"refreshes": "on"}).content.decode()
+    assert "refreshes=on&amp;outcome=server_error" in overview
+    detail = auditor_client.get(reverse("audit:entry", args=[failed.pk])).content.decode()
+    assert "of the part's 4" in detail
+    assert "all of its calls:" in detail and "most of its calls" not in detail
+
+
+def test_a_span_whose_only_call_went_unanswered_is_sealed_as_such(
+    agent, agent_token, fake_connvo, auditor_client
+):
     crashed_refresh(agent, agent_token, fake_connvo, spans.new_key())
 
     seal_after(QUIET)
 
     sealed = AuditEntry.objects.get()
-    assert (sealed.calls, sealed.outcome) == (1, spans.UNANSWERED_OUTCOME)
+    assert (sealed.calls, sealed.outcome) == (1, "unanswered")
     assert (sealed.tally["outcomes"], sealed.tally["unanswered"]) == ({}, 1)
     assert spans.calls_on_record() == fake_connvo.call_count == 1
+    # One name for those calls: the overview's "Unanswered" figure, the filter it links to (a
+    # choice of the form's, not an outcome "never in the log"), and the record's badge.
+    log = auditor_client.get(reverse("audit:list"), {"refreshes": "on", "outcome": "unanswered"})
+    shown = " ".join(log.content.decode().split())
+    assert "refreshes=on&amp;outcome=unanswered" in shown
+    assert f'href="{reverse("audit:entry", args=[sealed.pk])}"' in shown
+    assert '<option value="unanswered" selected>Unanswered</option>' in shown
+    assert "never in the log" not in shown
 
 
 def test_a_first_look_whose_entry_cannot_be_written_shows_nothing_and_stays_on_record(

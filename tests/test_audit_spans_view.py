@@ -310,6 +310,8 @@ def test_a_span_entrys_page_shows_its_calls_per_outcome(auditor_client, history)
     assert response.status_code == 200
     assert "A page's live refreshes, sealed" in page
     assert "Watched 10:02:00\u201310:47:00 · 270 refreshes" in page
+    # A part sealed as one record whatever its outcomes (before 8 December 2026).
+    assert "most of its calls:" in page and "of the part's" not in page
     assert re.search(r"Found \(found\) 268", page)
     assert re.search(r"No answer in time \(Connvo failed\) 2", page)
     assert "req_first_0001" in page and "req_last_0270" in page

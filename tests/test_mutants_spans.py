@@ -283,22 +283,30 @@ def test_an_answer_is_recorded_while_its_span_is_being_sealed(agent):
 
 
 @pytest.mark.parametrize(
-    ("answers", "most"),
+    ("answers", "records"),
     [
-        ({"found": 3, "timeout": 1}, "found"),
-        ({"found": 1, "timeout": 3}, "timeout"),
-        ({"found": 2, "timeout": 2}, "timeout"),  # a tie goes the same way every time: by name
+        ({"found": 3, "timeout": 1}, [("found", 3), ("timeout", 1)]),
+        ({"found": 1, "timeout": 3}, [("timeout", 3), ("found", 1)]),
+        ({"found": 2, "timeout": 2}, [("found", 2), ("timeout", 2)]),  # a tie: by name, always
     ],
 )
-def test_a_part_reads_as_its_most_frequent_outcome(agent, answers, most):
+def test_a_part_that_ended_in_several_ways_is_a_record_per_outcome_most_first(
+    agent, answers, records
+):
     counted = count(agent, key("a"), ("dev", "1"))
     for outcome, calls in answers.items():
         for _ in range(calls):
             answer(count(agent, key("a"), ("dev", "1")), ("dev", "1"), outcome=outcome)
 
-    (part,) = spans.seal(counted.spans.values(), final=False)
+    parts = spans.seal(counted.spans.values(), final=False)
 
-    assert (part.outcome, part.tally["outcomes"]) == (most, answers)
+    assert [(part.outcome, part.calls) for part in parts] == records
+    assert [part.tally["outcomes"] for part in parts] == [{o: n} for o, n in records]
+    assert {part.tally["part"] for part in parts} == {4}
+    assert {(part.tally["from"], part.tally["to"], part.tally["span"]) for part in parts} == {
+        (parts[0].tally["from"], parts[0].tally["to"], key("a"))
+    }
+    assert [part.pk for part in parts] == sorted(part.pk for part in parts)
 
 
 def test_a_part_is_recorded_as_from_whoever_and_wherever_the_calls_came(agent):

@@ -137,14 +137,21 @@ class Handling:
     # a token, for an outcome that reads otherwise there; "" where it reads the same.
     connected_label: str = ""
     connected_title: str = ""
+    # And the agent's next step there, where it differs (nothing to paste: reconnect instead).
+    connected_next_steps: str = ""
 
     def worded_for(self, *, connects_accounts: bool) -> Handling:
         """This handling in the words of a deployment whose agents connect their Connvo account
         (`connects_accounts`), or paste a token: meetings/connvo.py `outcome_handling` says which
         a deployment is."""
-        if not (connects_accounts and self.connected_label):
+        if not connects_accounts:
             return self
-        return replace(self, label=self.connected_label, title=self.connected_title)
+        return replace(
+            self,
+            label=self.connected_label or self.label,
+            title=self.connected_title or self.title,
+            next_steps=self.connected_next_steps or self.next_steps,
+        )
 
     @property
     def is_failure(self) -> bool:
@@ -194,10 +201,14 @@ HANDLING: dict[Outcome, Handling] = {
     Outcome.TOKEN_REJECTED: Handling(
         "Token not accepted", "Your Connvo token was not accepted", _REFUSED, 403, _TOKEN,
         TableGroup.TOKEN, _WARNING, next_steps="update-token",
+        connected_label="Connection not accepted",
+        connected_title="Connvo did not accept your connected account",
+        connected_next_steps="reconnect",
     ),
     Outcome.NOT_PROVISIONED: Handling(
         "No Connvo user for the token", "Your Connvo account is not set up", _REFUSED, 403,
         _TOKEN, TableGroup.TOKEN, _WARNING, next_steps="check-token",
+        connected_label="No Connvo user for the account", connected_next_steps="reconnect",
     ),
     Outcome.CONNVO_ERROR: Handling(
         "Connvo refused the lookup", "Connvo reported an error", _REFUSED, 502, _FAILING,
@@ -287,6 +298,9 @@ class LookupFailed(Exception):
     handling come from the table above (a subclass may choose its words there: `worded_for`)."""
 
     outcome: ClassVar[Outcome]
+    # Whether the failure is of a deployment whose agents connect their Connvo account instead of
+    # pasting a token: its handling is then in that deployment's words (`worded_for`).
+    connects_accounts: bool = False
 
     def __init__(
         self,
@@ -322,7 +336,7 @@ class LookupFailed(Exception):
 
     @property
     def handling(self) -> Handling:
-        return HANDLING[self.outcome]
+        return HANDLING[self.outcome].worded_for(connects_accounts=self.connects_accounts)
 
     @property
     def title(self) -> str:

@@ -177,9 +177,7 @@ class AccountNotConnected(NoToken):
     one: the same outcome, headed and labelled by what is missing there (its next step is the
     Connect button, not "Add your token")."""
 
-    @property
-    def handling(self) -> Handling:
-        return super().handling.worded_for(connects_accounts=True)
+    connects_accounts = True
 
 
 class MeetingNotFound(ConnvoError):
@@ -622,15 +620,52 @@ def missing_token(deployment: Deployment | str, *, unreadable: bool = False) -> 
     )
 
 
-def token_rejected(deployment: Deployment, *, detail: str, **context: Any) -> TokenRejected:
-    """Connvo refused the token itself (HTTP 401, or the sync WebSocket's AuthError). `detail`
-    is Connvo's words: cleaned here, as the sync client passes AuthError's as sent."""
-    return TokenRejected(
-        f"Connvo ({deployment.name}) did not accept your token: it has expired or is not "
-        "valid. Copy a fresh token from Connvo and update it on the Tokens page.",
+def token_rejected(
+    deployment: Deployment,
+    *,
+    detail: str,
+    why: str = "it has expired or is no longer valid",
+    **context: Any,
+) -> TokenRejected:
+    """Connvo refused the token itself (HTTP 401, a 200 answer's UNAUTHORIZED, or the sync
+    WebSocket's AuthError), said one way for each kind of deployment, as `missing_token` is: where
+    agents connect their account there is no token to paste, only the account to reconnect.
+    `detail` is Connvo's words: cleaned here, as the sync client passes AuthError's as sent."""
+    connected = not takes_pasted_tokens(deployment.name)
+    failure = TokenRejected(
+        f"Connvo ({deployment.name}) did not accept "
+        + (
+            f"your connected account's session: {why}. Reconnect your Connvo account on the "
+            "Tokens page."
+            if connected
+            else f"your token: {why}. Copy a fresh token from Connvo and update it on the "
+            "Tokens page."
+        ),
         detail=_said(detail),
         **context,
     )
+    failure.connects_accounts = connected
+    return failure
+
+
+def not_provisioned(deployment: Deployment, *, detail: str, **context: Any) -> NotProvisioned:
+    """Connvo knows the credential but has no user for it on this deployment."""
+    connected = not takes_pasted_tokens(deployment.name)
+    failure = NotProvisioned(
+        (
+            f"Your Connvo account is connected, but it has no Connvo user on {deployment.name}. "
+            "Ask the Connvo team to provision your account there, or reconnect with the account "
+            f"you use on {deployment.name}."
+            if connected
+            else f"Your token is valid, but your Connvo user does not exist on {deployment.name}. "
+            "Ask the Connvo team to provision your account there, or check that you saved the "
+            "token for the right deployment."
+        ),
+        detail=detail,
+        **context,
+    )
+    failure.connects_accounts = connected
+    return failure
 
 
 def read_value(
@@ -714,18 +749,9 @@ def read_error(
             )
         if code == "UNAUTHORIZED":
             if "provision" in reason.lower():
-                return NotProvisioned(
-                    f"Your token is valid, but your Connvo user does not exist on "
-                    f"{deployment.name}. Ask the Connvo team to provision your account there, or "
-                    "check that you saved the token for the right deployment.",
-                    detail=detail,
-                    **context,
-                )
-            return TokenRejected(
-                f"Connvo ({deployment.name}) could not tell who you are from your token. Copy a "
-                "fresh token from Connvo and update it on the Tokens page.",
-                detail=detail,
-                **context,
+                return not_provisioned(deployment, detail=detail, **context)
+            return token_rejected(
+                deployment, detail=detail, why="it could not tell who you are from it", **context
             )
         return ConnvoFunctionError(
             f"Connvo ({deployment.name}) refused the lookup: {reason or code}.",

@@ -13,8 +13,10 @@ import pytest
 from django.urls import reverse
 
 from connvo_admin.outcomes import HANDLING, Outcome
-from meetings.connvo import missing_token, outcome_handling
+from meetings.connvo import missing_token, not_provisioned, outcome_handling, token_rejected
+from meetings.deployments import get_deployment
 from tests.pages import row_of, text_of
+from tests.test_credentials import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -81,30 +83,69 @@ def test_the_csv_says_account_not_connected_on_a_workos_deployment(agent_client,
     assert rows[0]["outcome_label"] == CONNECTED
 
 
+def _failures(unreadable: bool) -> dict:
+    """Each failure of a credential, as the console raises it for deployment "dev"."""
+    dev = get_deployment("dev")
+    return {
+        "missing": missing_token("dev", unreadable=unreadable),
+        "rejected": token_rejected(dev, detail="401: expired"),
+        "not provisioned": not_provisioned(dev, detail="UNAUTHORIZED: not provisioned"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "rejected", "not provisioned"])
 @pytest.mark.parametrize("unreadable", [False, True], ids=["none stored", "unreadable"])
 @pytest.mark.parametrize("connects_accounts", [False, True], ids=["pasted tokens", "WorkOS"])
 def test_a_stored_outcome_reads_as_the_failure_that_ended_the_lookup(
-    connects_accounts, unreadable, request
+    connects_accounts, unreadable, kind, request
 ):
     # The page that holds the failure reads its words from it; a page that holds only what was
-    # stored (the recent lookups, the CSV) from outcome_handling: they must not part ways.
+    # stored (the recent lookups, the CSV, the audit log) from outcome_handling: they must not
+    # part ways.
     if connects_accounts:
         request.getfixturevalue("workos")
-    failure = missing_token("dev", unreadable=unreadable)
+    failure = _failures(unreadable)[kind]
 
     stored = outcome_handling(failure.outcome.value, "dev")
 
     assert (stored.label, stored.title) == (failure.label, failure.title)
     assert stored == failure.handling
-    assert stored.label == (CONNECTED if connects_accounts else PASTED)
+    if kind == "missing":
+        assert stored.label == (CONNECTED if connects_accounts else PASTED)
+    # Where accounts are connected there is nothing to paste: never "update your token".
+    assert (stored.next_steps == "reconnect") == (connects_accounts and kind != "missing")
+    assert ("token" in failure.message.replace("Tokens page", "")) == (not connects_accounts)
 
 
 @pytest.mark.usefixtures("workos")
-def test_only_the_missing_credential_reads_otherwise_where_accounts_are_connected():
+def test_only_the_credentials_outcomes_read_otherwise_where_accounts_are_connected():
     changed = [
         outcome for outcome in Outcome if outcome_handling(outcome, "dev") != HANDLING[outcome]
     ]
 
-    assert changed == [Outcome.NO_TOKEN]
+    assert changed == [Outcome.NO_TOKEN, Outcome.TOKEN_REJECTED, Outcome.NOT_PROVISIONED]
     # An outcome this console does not know keeps its own words, on any deployment.
     assert outcome_handling("from_a_newer_console", "dev").label == "From a newer console"
+
+
+@pytest.mark.usefixtures("workos")
+def test_a_connected_account_that_connvo_refuses_is_to_be_reconnected_not_pasted(
+    agent_client, fake_connvo
+):
+    """A session Connvo no longer accepts (its keys rotated, the session revoked on its side)
+    said "Copy a fresh token from Connvo and update it on the Tokens page", with a button "Update
+    your token", on a deployment whose Tokens page has nowhere to paste one."""
+    connect(agent_client, fake_connvo)
+    fake_connvo.misbehave("expired_tokens")
+
+    response = agent_client.get(
+        reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    )
+
+    page = text_of(response.content.decode())
+    assert response.status_code == 403
+    assert "Reconnect your Connvo account for dev" in page
+    assert "did not accept your connected account's session" in page
+    assert "Connvo did not accept your connected account" in page  # the heading
+    for never in ("Copy a fresh token", "Update your token", "save it on the Tokens page"):
+        assert never not in page

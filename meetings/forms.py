@@ -200,7 +200,7 @@ class TokenForm(forms.Form):
     deployment = forms.ChoiceField(choices=deployment_choices, widget=forms.HiddenInput)
     token = forms.CharField(
         label="Connvo token",
-        max_length=pasted_tokens.MAX_TOKEN_LENGTH + 16,
+        # No max_length: `inspect_token` says what is wrong with a paste, too long included.
         strip=False,
         error_messages={"required": "Paste your Connvo token."},
         widget=forms.PasswordInput(

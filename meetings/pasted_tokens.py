@@ -3,6 +3,7 @@ saving or removing it together with its audit entry."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,21 +18,42 @@ from .credentials import Claims, read_claims, reveal, store_credential
 from .models import StaffToken
 
 MAX_TOKEN_LENGTH = 16_384
+# `"value":` before a token copied out of JSON (Connvo's answer, a browser's storage).
+_JSON_KEY = re.compile(r'^"value"\s*:\s*')
 
 
 class TokenNotAccepted(ValueError):
     """What the agent pasted cannot be saved; the message says why, without repeating it."""
 
 
+def _unwrapped(raw: str) -> str:
+    """A paste without what is often copied around a token: spaces and line breaks at either end,
+    "Bearer ", and the JSON it was copied from (`"value": "eyJ…",` — the quotes, the key, a
+    trailing comma). Only what surrounds it: nothing inside the token is changed."""
+    token = (raw or "").strip()
+    while True:
+        before = token
+        token = _JSON_KEY.sub("", token).removesuffix(",").strip()
+        if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":
+            token = token[1:-1].strip()
+        if token.lower().startswith("bearer "):
+            token = token[7:].strip()
+        if token == before:
+            return token
+
+
 def inspect_token(raw: str) -> tuple[str, Claims]:
     """Clean up a pasted token and read its claims. The signature is not checked here (only
     Connvo can); this catches pastes that cannot possibly work, before they are saved."""
-    token = (raw or "").strip()
-    if token.lower().startswith("bearer "):
-        token = token[7:].strip()
+    token = _unwrapped(raw)
     if not token:
         raise TokenNotAccepted("Paste your Connvo token.")
-    if len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token):
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenNotAccepted(
+            f"That is longer than any Connvo token: {len(token):,} characters, where a token has "
+            f"at most {MAX_TOKEN_LENGTH:,}. Copy only the token (it starts with “eyJ”)."
+        )
+    if any(c.isspace() for c in token):
         raise TokenNotAccepted(
             "That does not look like a Connvo token: it contains spaces or line breaks. Copy the "
             "token again, as one piece."

@@ -14,6 +14,7 @@ from audit.models import Action, AuditEntry
 from audit.services import storable
 from meetings import credentials, pasted_tokens
 from meetings.models import StaffToken
+from meetings.views.tokens import _lasting
 from tests.conftest import examples
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +54,62 @@ def test_bearer_prefix_and_whitespace_are_tolerated(agent_client, agent, fake_co
     save(agent_client, "dev", f"  Bearer {token}\n")
 
     assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        '"{t}"',
+        "'{t}'",
+        '"value":"{t}"',
+        '"value": "{t}",',
+        "{t},",
+        '  "Bearer {t}"\n',
+        'Bearer "{t}"',
+    ],
+)
+def test_a_token_copied_with_its_quotes_or_json_key_is_saved_as_the_token(
+    agent_client, agent, fake_connvo, wrapped
+):
+    """The help says to copy the `value` from "eyJ" to just before its closing quote: a paste
+    that took the quotes, the key or the comma too was refused as "its parts cannot be read"."""
+    token = fake_connvo.token_for("agent")
+
+    response = save(agent_client, "dev", wrapped.format(t=token))
+
+    assert response.status_code == 302
+    assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token
+
+
+@given(
+    prefix=st.lists(st.sampled_from(['"value":', '"value" : ', '"', "'", "Bearer ", " ", "\n"])),
+    suffix=st.lists(st.sampled_from(['"', "'", ",", " ", "\n"])),
+)
+@settings(max_examples=examples(150), deadline=None)
+def test_what_surrounds_a_token_is_taken_off_and_never_what_is_inside(prefix, suffix):
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_"
+
+    pasted = "".join(prefix) + token + "".join(suffix)
+
+    unwrapped = pasted_tokens._unwrapped(pasted)
+
+    # Only what surrounds the token is taken off, never a character of it: what is left is a
+    # piece of the paste that holds the whole token (what an odd paste leaves over, a quote or a
+    # second key, makes `inspect_token` refuse it, never change it).
+    assert token in unwrapped and unwrapped in pasted
+
+
+def test_a_paste_longer_than_any_token_says_so_not_that_it_has_spaces(agent_client):
+    """A paste of 16,385 to 16,400 characters without a space was blamed on "spaces or line
+    breaks"; above that, the form's own limit answered with a generic length error."""
+    for length in (16_385, 16_401, 40_000):
+        pasted = "eyJ" + "a" * (length - 7) + ".b.c"
+        assert len(pasted) == length
+
+        page = save(agent_client, "dev", pasted).content.decode()
+
+        assert f"{length:,} characters, where a token has at most 16,384" in page
+        assert "spaces or line breaks" not in page and "at most 16400" not in page
 
 
 def test_replacing_a_token_is_audited_as_a_replacement(agent_client, agent, fake_connvo):
@@ -303,3 +360,32 @@ def test_rotate_token_keys_reencrypts_under_the_newest_key(agent, fake_connvo, s
     settings.TOKEN_ENCRYPTION_KEYS = [new_key]  # the old key is gone
 
     assert credentials.reveal(StaffToken.objects.get(user=agent, deployment="dev")) == token
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "words"),
+    [
+        (timedelta(days=1, hours=23, minutes=45), "2 d"),  # was "1 d 24 h"
+        (timedelta(days=1, hours=23, minutes=29), "1 d 23 h"),
+        (timedelta(hours=23, minutes=40), "1 d"),
+        (timedelta(hours=23, minutes=20), "23 h 20 min"),
+        (timedelta(days=6, hours=23, minutes=31), "7 d"),
+        (timedelta(days=3, minutes=30), "3 d 1 h"),  # a half hour up, as the page rounds
+    ],
+)
+def test_how_long_a_token_lasts_is_rounded_once(lifetime, words):
+    assert _lasting(lifetime) == words
+
+
+@given(st.integers(min_value=0, max_value=400 * 86_400))
+@settings(max_examples=examples(300))
+def test_how_long_a_token_lasts_never_says_24_h_and_is_within_its_rounding(seconds):
+    words = _lasting(timedelta(seconds=seconds))
+
+    units = {"d": 86_400, "h": 3600, "min": 60, "s": 1}
+    parts = words.split()
+    said = sum(int(n) * units[unit] for n, unit in zip(parts[::2], parts[1::2], strict=True))
+    assert "24 h" not in words and "60 min" not in words
+    # To the hour from a day on (to the day from a week on), else to the minute.
+    slack = 43_200 if seconds >= 7 * 86_400 - 1800 else 1800 if seconds >= 84_600 else 30
+    assert abs(said - seconds) <= slack

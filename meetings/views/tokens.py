@@ -20,7 +20,7 @@ from audit.services import Origin
 from .. import connect, credentials, pasted_tokens, workos_auth
 from ..deployments import Deployment, UnknownDeployment, deployments, get_deployment
 from ..forms import RemoveTokenForm, TokenForm
-from ..templatetags.meeting_format import humanize_duration
+from ..templatetags.meeting_format import humanize_duration, nearest
 from .access import agent_view
 
 
@@ -64,11 +64,15 @@ def _lasting(lifetime: timedelta | None) -> str:
     """ "5 min", "1 h", "7 d": how long a token lasts, as precisely as an agent needs."""
     if lifetime is None:
         return ""
-    days, rest = divmod(round(lifetime.total_seconds()), 86_400)
+    seconds = lifetime.total_seconds()
+    # Rounded once, to the hour (to the day from a week on), then split: "1 d 23 h 45 min" is
+    # "2 d", never "1 d 24 h".
+    days, hours = divmod(nearest(seconds / 3600), 24)
     if not days:
-        return humanize_duration(rest)
-    hours = round(rest / 3600)
-    return f"{days} d" + (f" {hours} h" if hours and days < 7 else "")
+        return humanize_duration(seconds)
+    if days >= 7:
+        return f"{nearest(seconds / 86_400)} d"
+    return f"{days} d" + (f" {hours} h" if hours else "")
 
 
 def _tokens_page(request: HttpRequest, rows: list[dict], status: int = 200) -> HttpResponse:

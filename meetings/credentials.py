@@ -394,6 +394,9 @@ def store_credential(
             # A renewal of the old session still waiting for WorkOS settles on nothing.
             "renewal_claim": "",
             "renewal_claimed_at": None,
+            # A credential replaced whole is a new one: the Tokens page's "Connected" is when
+            # this one was (renewing a session keeps it; reconnecting does not).
+            "created_at": timezone.now(),
         },
     )
     return stored

@@ -333,6 +333,7 @@ def test_token_about_to_expire_is_renewed_and_the_new_refresh_token_stored(
 ):
     connect(agent_client, fake_connvo)
     first_refresh_token = stored_refresh_token(agent)
+    connected_at = StaffToken.objects.get(user=agent).created_at
     expire_soon(agent)
 
     result = look_up(agent, fake_connvo)
@@ -342,6 +343,7 @@ def test_token_about_to_expire_is_renewed_and_the_new_refresh_token_stored(
     assert stored_refresh_token(agent) != first_refresh_token
     stored = StaffToken.objects.get(user=agent)
     assert stored.expires_at > timezone.now() + timedelta(minutes=4)
+    assert stored.created_at == connected_at  # a renewal is of the same connection
     refreshed = AuditEntry.objects.get(action=Action.TOKEN_REFRESHED)
     assert refreshed.actor == agent
 
@@ -421,10 +423,16 @@ def test_an_ended_session_says_so_everywhere_until_the_agent_reconnects(
         "session_ended"
     ] * 4  # the first request, the page again, its refresh, the command
 
-    # ...until the agent reconnects.
+    # ...until the agent reconnects: a new connection, which the Tokens page dates from now (it
+    # kept the first connection's date, 40 days back here).
+    StaffToken.objects.filter(user=agent).update(created_at=timezone.now() - timedelta(days=40))
     connect(agent_client, fake_connvo)
     assert agent_client.get(url).status_code == 200
-    assert StaffToken.objects.get(user=agent).session_ended_at is None
+    reconnected = StaffToken.objects.get(user=agent)
+    assert reconnected.session_ended_at is None
+    assert timezone.now() - reconnected.created_at < timedelta(minutes=1)
+    card = agent_client.get(reverse("meetings:tokens")).content.decode()
+    assert f"<dt>Connected</dt><dd>{timezone.localtime():%a %-d %b %Y}" in card
 
 
 @pytest.mark.django_db

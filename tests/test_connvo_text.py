@@ -62,6 +62,13 @@ def test_invisible_characters_in_the_description_are_made_visible(
     assert 'dir="auto"' in details
 
 
+def test_a_line_or_paragraph_separator_is_shown_not_obeyed():
+    # U+2028 and U+2029 break a line where nothing shows one ("archived<LS>by-admin").
+    for char, code in (("\u2028", "U+2028"), ("\u2029", "U+2029")):
+        shown = str(reveal_invisible(f"archived{char}by-admin"))
+        assert code in shown and char not in shown
+
+
 @given(st.text())
 def test_no_control_or_invisible_character_survives(text):
     for shown in (str(reveal_invisible(text)), reveal_invisible_text(text)):
@@ -71,7 +78,7 @@ def test_no_control_or_invisible_character_survives(text):
 @given(
     st.text(
         st.characters(
-            blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn"),
+            blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"),
             blacklist_characters="\u115f\u1160\u3164\uffa0",
         )
     )

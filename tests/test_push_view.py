@@ -19,6 +19,8 @@ from django.conf import settings as settings_module
 from django.db import DatabaseError
 from django.test import AsyncClient, Client
 from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accounts.sessions import ACTIVE_AT
 from audit import spans
@@ -525,3 +527,17 @@ def test_a_dropped_websocket_sends_the_page_to_polling(
     )
 
     assert [name for name, _ in events] == ["metrics", "fallback"]
+
+
+@given(st.text())
+def test_an_event_reaches_the_page_as_it_was_sent(data):
+    """Read as the browser reads a stream (lines end at CR LF, CR or LF; one event ends at a blank
+    line; its data lines are joined with LF). Splitting with `str.splitlines()` also broke lines
+    at U+2028, U+2029 and U+0085, which Connvo's text may hold: a pushed page showed line feeds
+    where a polled one showed the text as it was."""
+    lines = re.split(r"\r\n|\r|\n", push._event("metrics", data))
+
+    assert lines[0] == "event: metrics" and lines[-2:] == ["", ""]
+    body = lines[1:-2]
+    assert all(line.startswith("data: ") for line in body)
+    assert "\n".join(line.removeprefix("data: ") for line in body) == re.sub(r"\r\n|\r", "\n", data)

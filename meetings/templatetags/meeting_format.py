@@ -47,12 +47,15 @@ BADGE_LABELS = {"role": "Your role", "presence": "Your presence", "state": "Stat
 # layout, and the zero-width joiner holds emoji sequences together: those stay.
 _KEPT = {"\n", "\r", "\t", "\u200d"}
 _BLANK_LETTERS = {"\u115f", "\u1160", "\u3164", "\uffa0"}
+# Controls, format characters, private use, unassigned, and the line and paragraph separators
+# (U+2028, U+2029: they break a line where nothing shows one).
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Zl", "Zp"}
 
 
 def _is_invisible(char: str) -> bool:
     if char in _KEPT:
         return False
-    return char in _BLANK_LETTERS or unicodedata.category(char) in {"Cc", "Cf", "Co", "Cn"}
+    return char in _BLANK_LETTERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
 
 
 def _code(char: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -488,7 +489,13 @@ def _close_request_connection() -> None:
         connection.close()
 
 
+# Where Server-Sent Events end a line: CR LF, CR or LF only. `str.splitlines()` also splits at
+# U+2028, U+2029, U+0085 and a few controls, which the browser would rejoin as line feeds.
+_SSE_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _event(name: str, data: str) -> str:
-    """One Server-Sent Event; each line of `data` is a `data:` line of its own."""
-    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
+    """One Server-Sent Event; each line of `data` is a `data:` line of its own, so that the page
+    receives `data` as it was (its line ends as LF)."""
+    lines = "".join(f"data: {line}\n" for line in _SSE_LINE_END.split(data))
     return f"event: {name}\n{lines}\n"

@@ -1,11 +1,16 @@
 from django.contrib import admin
 
+from audit.services import Origin
+
+from . import connect
 from .models import StaffToken
 
 
 @admin.register(StaffToken)
 class StaffTokenAdmin(admin.ModelAdmin):
-    """Shows which tokens exist; never the token itself (only its last four characters)."""
+    """Shows which tokens exist; never the token itself (only its last four characters). Deleting
+    one forgets it as the agent's own Remove or Disconnect would (`connect.forget`): a connected
+    session is ended at WorkOS, and the audit log records it, as done by the administrator."""
 
     list_display = ["user", "deployment", "last4", "subject", "expires_at", "updated_at"]
     list_filter = ["deployment"]
@@ -18,3 +23,15 @@ class StaffTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def delete_model(self, request, obj: StaffToken) -> None:
+        connect.forget(
+            user=obj.user,
+            deployment_name=obj.deployment,
+            origin=Origin.from_request(request),
+            detail=f"{obj.user.get_username()}'s credential, removed in the admin",
+        )
+
+    def delete_queryset(self, request, queryset) -> None:
+        for stored in queryset.select_related("user"):
+            self.delete_model(request, stored)

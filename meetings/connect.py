@@ -147,26 +147,35 @@ def fail(origin: Origin, deployment_name: str, detail: str) -> None:
     )
 
 
-def disconnect(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> bool:
-    """End the agent's Connvo session at WorkOS (best effort) and forget it here."""
+def forget(
+    *, user: AbstractBaseUser, deployment_name: str, origin: Origin, detail: str = ""
+) -> bool:
+    """Forget the agent's credential for a deployment, with its audit entry, whatever its kind: a
+    connected session is ended at WorkOS first (best effort; asked with no database lock held)
+    and recorded as a disconnection, a pasted token as removed. The one way a credential goes:
+    the Tokens page's Remove and Disconnect, `connvo_token remove`, and the admin's delete.
+    `detail` is added to the entry's. False if there was none (and nothing is recorded)."""
     stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
         return False
-    detail = ""
-    if stored.is_connected_session and stored.session_id and not stored.session_ended:
+    notes = [detail] if detail else []
+    connected = stored.is_connected_session
+    if connected and stored.session_id and not stored.session_ended:
         try:
             workos_client(deployment_name).user_management.revoke_session(
                 session_id=stored.session_id
             )
         except (workos.WorkOSError, OSError, KeyError) as exc:
             # Forgetting the tokens here is what matters; the session then simply expires.
-            detail = f"revoking at WorkOS failed: {describe_error(exc)}"
+            notes.append(f"revoking at WorkOS failed: {describe_error(exc)}")
     with transaction.atomic():
-        stored.delete()
+        deleted, _ = StaffToken.objects.filter(pk=stored.pk).delete()
+        if not deleted:
+            return False  # forgotten meanwhile, by another request: its entry says so
         record(
             origin=origin,
-            action=Action.CONNVO_DISCONNECTED,
+            action=Action.CONNVO_DISCONNECTED if connected else Action.TOKEN_REMOVED,
             deployment=deployment_name,
-            detail=detail,
+            detail="; ".join(notes),
         )
     return True

@@ -93,16 +93,6 @@ def save_token(
     return stored
 
 
-def remove_token(*, user: AbstractBaseUser, deployment_name: str, origin: Origin) -> bool:
-    """Forget the agent's token for a deployment, with its audit entry; False if there was none
-    (and nothing is recorded)."""
-    with transaction.atomic():
-        deleted, _ = StaffToken.objects.filter(user=user, deployment=deployment_name).delete()
-        if deleted:
-            record(origin=origin, action=Action.TOKEN_REMOVED, deployment=deployment_name)
-    return bool(deleted)
-
-
 def store_token(*, user: AbstractBaseUser, deployment_name: str, raw_token: str) -> StaffToken:
     """Store a token without an audit entry: for setting up the demo and tests, never for an
     agent's own action (that is `save_token`). Raises TokenNotAccepted."""

@@ -125,6 +125,49 @@ def test_disconnect_revokes_the_session_at_workos(agent_client, agent, fake_conn
         client.user_management.authenticate_with_refresh_token(refresh_token=refresh_token)
 
 
+def _session_still_renews(refresh_token: str) -> bool:
+    try:
+        workos_auth.workos_client("dev").user_management.authenticate_with_refresh_token(
+            refresh_token=refresh_token
+        )
+    except Exception:  # noqa: BLE001 (the fake WorkOS's refusal, whatever its class)
+        return False
+    return True
+
+
+@pytest.mark.parametrize("where", ["command line", "admin", "admin list"])
+def test_every_way_a_connected_account_is_removed_ends_the_session_and_is_recorded(
+    where, agent_client, agent, admin_client, fake_connvo
+):
+    """`connvo_token remove` recorded "token removed" and left the session alive at WorkOS; the
+    admin's delete (one, or "delete selected") recorded nothing and left it alive too."""
+    connect(agent_client, fake_connvo)
+    refresh_token = stored_refresh_token(agent)
+    stored = StaffToken.objects.get(user=agent)
+
+    if where == "command line":
+        call_command(
+            "connvo_token", "remove", "--user", "agent", "--deployment", "dev", stdout=io.StringIO()
+        )
+    elif where == "admin":
+        admin_client.post(
+            reverse("admin:meetings_stafftoken_delete", args=[stored.pk]), {"post": "yes"}
+        )
+    else:
+        admin_client.post(
+            reverse("admin:meetings_stafftoken_changelist"),
+            {"action": "delete_selected", "_selected_action": [stored.pk], "post": "yes"},
+        )
+
+    assert not StaffToken.objects.exists()
+    assert not _session_still_renews(refresh_token)
+    (entry,) = AuditEntry.objects.filter(action=Action.CONNVO_DISCONNECTED)
+    assert entry.deployment == "dev"
+    if where != "command line":
+        assert entry.actor_username == "admin"
+        assert entry.detail == "agent's credential, removed in the admin"
+
+
 @pytest.mark.django_db
 def test_after_disconnect_a_lookup_and_an_open_page_ask_to_connect_not_to_paste(
     agent_client, fake_connvo

@@ -155,7 +155,7 @@ def token_remove(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     form = RemoveTokenForm(request.POST)
     if not form.is_valid() or form.cleaned_data["deployment"] != deployment.name:
         messages.error(request, "That deployment does not exist.")
-    elif pasted_tokens.remove_token(
+    elif connect.forget(
         user=request.user, deployment_name=deployment.name, origin=Origin.from_request(request)
     ):
         messages.success(request, f"Your token for {deployment.name} was removed.")
@@ -224,7 +224,7 @@ def connect_callback(request: HttpRequest) -> HttpResponse:
 @agent_view
 @tokens_page_deployment
 def connect_disconnect(request: HttpRequest, deployment: Deployment) -> HttpResponse:
-    if connect.disconnect(
+    if connect.forget(
         user=request.user, deployment_name=deployment.name, origin=Origin.from_request(request)
     ):
         messages.success(request, f"Your Connvo account for {deployment.name} is disconnected.")

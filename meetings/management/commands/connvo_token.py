@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Origin
-from meetings import credentials, pasted_tokens, workos_auth
+from meetings import connect, credentials, pasted_tokens, workos_auth
 from meetings.deployments import UnknownDeployment, get_deployment
 from meetings.models import StaffToken
 
@@ -41,8 +41,9 @@ class Command(BaseCommand):
             user_agent=f"manage.py connvo_token (OS user {getpass.getuser()})",
         )
         if action == "remove":
-            if pasted_tokens.remove_token(user=staff, deployment_name=deployment, origin=origin):
-                self.stdout.write(f"Removed {user}'s token for {deployment}.")
+            # A connected session is ended at WorkOS too, as the Tokens page's Disconnect does.
+            if connect.forget(user=staff, deployment_name=deployment, origin=origin):
+                self.stdout.write(f"Removed {user}'s Connvo credential for {deployment}.")
             else:
                 self.stdout.write(f"{user} had no token for {deployment}.")
             return

@@ -5,13 +5,14 @@ defaults run the embedded demo on one machine (SQLite, local-memory cache); prod
 listed in `.env.example` and the README.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from connvo_admin.environment import Env
 from connvo_admin.secrets import (
     DEMO_AUDIT_CHAIN_KEY,
     DEMO_SECRET_KEY,
@@ -22,7 +23,9 @@ from connvo_admin.secrets import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+# Numbers only through env.whole_number / env.decimal_number, which name a variable they cannot
+# read (django-environ's env.int raises a bare ValueError that names none).
+env = Env()
 if (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env", overwrite=False)
 
@@ -41,7 +44,7 @@ def _strict_bool(name: str, default: bool) -> bool:
 
 
 def _positive_float(name: str, default: float) -> float:
-    value = env.float(name, default=default)
+    value = env.decimal_number(name, default=default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive number of seconds, not {value}.")
     return value
@@ -132,7 +135,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # SQLite (the demo, a developer's machine) is a file opened in this process: nothing to save, so
 # Django's default of closing it after each request stands.
 _postgres = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if _postgres else 0)
+DATABASES["default"]["CONN_MAX_AGE"] = env.whole_number(
+    "CONN_MAX_AGE", default=60 if _postgres else 0
+)
 if DATABASES["default"]["CONN_MAX_AGE"] < 0:
     raise ImproperlyConfigured("CONN_MAX_AGE must be 0 or more seconds.")
 # A kept connection that a database restart or failover broke would fail the next request of
@@ -181,9 +186,9 @@ AUTHENTICATION_BACKENDS = [
 # failures from one address (any accounts) pause the address, each for SIGN_IN_LOCKOUT_SECONDS.
 # Never the account alone: anyone could then lock staff out (accounts/lockouts.py).
 AXES_HANDLER = "accounts.lockouts.AccountAndAddressLockouts"
-AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=5)
-SIGN_IN_ADDRESS_FAILURE_LIMIT = env.int("SIGN_IN_ADDRESS_FAILURE_LIMIT", default=20)
-AXES_COOLOFF_TIME = timedelta(seconds=env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60))
+AXES_FAILURE_LIMIT = env.whole_number("SIGN_IN_FAILURE_LIMIT", default=5)
+SIGN_IN_ADDRESS_FAILURE_LIMIT = env.whole_number("SIGN_IN_ADDRESS_FAILURE_LIMIT", default=20)
+AXES_COOLOFF_TIME = timedelta(seconds=env.whole_number("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60))
 if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() < 1:
     raise ImproperlyConfigured(
         "SIGN_IN_FAILURE_LIMIT and SIGN_IN_LOCKOUT_SECONDS must be positive."
@@ -299,8 +304,8 @@ CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_S
 # A sign-in lasts at most SESSION_COOKIE_AGE seconds however busy the agent is, and ends after
 # SESSION_IDLE_TIMEOUT seconds without a request of theirs (accounts/middleware.py; the meeting
 # page's live refresh is not the agent doing something).
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
-SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_COOKIE_AGE = env.whole_number("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+SESSION_IDLE_TIMEOUT = env.whole_number("SESSION_IDLE_TIMEOUT", default=30 * 60)
 if not 60 <= SESSION_IDLE_TIMEOUT <= SESSION_COOKIE_AGE:
     raise ImproperlyConfigured(
         "SESSION_IDLE_TIMEOUT must be at least 60 seconds and at most SESSION_COOKIE_AGE."
@@ -308,7 +313,7 @@ if not 60 <= SESSION_IDLE_TIMEOUT <= SESSION_COOKIE_AGE:
 SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # An hour by default: long enough to protect, short enough to undo a mistake. Raise it (a year,
 # 31536000) once HTTPS works on every host name (docs/deploy.md).
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+SECURE_HSTS_SECONDS = env.whole_number("SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
 if SECURE_HSTS_SECONDS < 0:
     raise ImproperlyConfigured("SECURE_HSTS_SECONDS must be 0 (off) or more.")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
@@ -347,7 +352,7 @@ CONNVO_PRODUCTION_DEPLOYMENTS = env.list(
 )
 CONNVO_CONNECT_TIMEOUT = _positive_float("CONNVO_CONNECT_TIMEOUT", default=3.05)
 CONNVO_READ_TIMEOUT = _positive_float("CONNVO_READ_TIMEOUT", default=10.0)
-CONNVO_RETRIES = env.int("CONNVO_RETRIES", default=2)
+CONNVO_RETRIES = env.whole_number("CONNVO_RETRIES", default=2)
 CONNVO_RETRY_BACKOFF = _positive_float("CONNVO_RETRY_BACKOFF", default=0.25)
 # Pushed answers (meetings/sync.py): Connvo's sync WebSocket sends at least a Ping every 15 s, so a
 # connection that stays silent for twice that is dead (the page falls back to polling).
@@ -360,11 +365,11 @@ if CONNVO_DEFAULT_DEPLOYMENT not in CONNVO_DEPLOYMENTS:
         f"({', '.join(CONNVO_DEPLOYMENTS)})."
     )
 # Warn agents this long before their saved token expires.
-CONNVO_TOKEN_EXPIRY_WARNING = env.int("CONNVO_TOKEN_EXPIRY_WARNING", default=24 * 60 * 60)
+CONNVO_TOKEN_EXPIRY_WARNING = env.whole_number("CONNVO_TOKEN_EXPIRY_WARNING", default=24 * 60 * 60)
 # The meeting page refreshes its live status every CONNVO_POLL_INTERVAL seconds, backing off
 # (doubling) up to CONNVO_POLL_MAX_INTERVAL while Connvo fails.
-CONNVO_POLL_INTERVAL = env.int("CONNVO_POLL_INTERVAL", default=10)
-CONNVO_POLL_MAX_INTERVAL = env.int("CONNVO_POLL_MAX_INTERVAL", default=300)
+CONNVO_POLL_INTERVAL = env.whole_number("CONNVO_POLL_INTERVAL", default=10)
+CONNVO_POLL_MAX_INTERVAL = env.whole_number("CONNVO_POLL_MAX_INTERVAL", default=300)
 if not 1 <= CONNVO_POLL_INTERVAL <= CONNVO_POLL_MAX_INTERVAL:
     raise ImproperlyConfigured(
         "CONNVO_POLL_INTERVAL must be at least 1 and at most CONNVO_POLL_MAX_INTERVAL (seconds)."
@@ -391,7 +396,7 @@ CONNVO_PUSH_HEARTBEAT = _positive_float("CONNVO_PUSH_HEARTBEAT", default=15.0)
 # Threads (and so database connections, at most) per push worker for every stream's database work:
 # the agent's token, and recording each pushed answer before it is sent (meetings/views/push.py);
 # as many streams at a time may be opening (their session and user read: connvo_admin/asgi.py).
-CONNVO_PUSH_DATABASE_THREADS = env.int("CONNVO_PUSH_DATABASE_THREADS", default=4)
+CONNVO_PUSH_DATABASE_THREADS = env.whole_number("CONNVO_PUSH_DATABASE_THREADS", default=4)
 if not 1 <= CONNVO_PUSH_DATABASE_THREADS <= 64:
     raise ImproperlyConfigured("CONNVO_PUSH_DATABASE_THREADS must be between 1 and 64.")
 # Where pushed answers are put on record (meetings/relay.py): the Unix socket of the host's push
@@ -413,13 +418,13 @@ LIVE_REFRESH_QUEUE_BUDGET = _positive_float("LIVE_REFRESH_QUEUE_BUDGET", default
 # Lookups one staff member may make per minute, all pages, refreshes and commands together
 # (meetings/ratelimit.py), so a stuck script cannot hammer Connvo with someone's token. An open
 # meeting page refreshes 60 / CONNVO_POLL_INTERVAL times a minute.
-CONNVO_LOOKUPS_PER_MINUTE = env.int("CONNVO_LOOKUPS_PER_MINUTE", default=60)
+CONNVO_LOOKUPS_PER_MINUTE = env.whole_number("CONNVO_LOOKUPS_PER_MINUTE", default=60)
 if CONNVO_LOOKUPS_PER_MINUTE < 1:
     raise ImproperlyConfigured("CONNVO_LOOKUPS_PER_MINUTE must be at least 1.")
 # The triage table (many meetings at once): how many meetings one table may hold, and how many
 # of its Connvo calls run at the same time (per request; the rest wait for a free slot).
-CONNVO_TABLE_MAX_MEETINGS = env.int("CONNVO_TABLE_MAX_MEETINGS", default=100)
-CONNVO_TABLE_CONCURRENCY = env.int("CONNVO_TABLE_CONCURRENCY", default=16)
+CONNVO_TABLE_MAX_MEETINGS = env.whole_number("CONNVO_TABLE_MAX_MEETINGS", default=100)
+CONNVO_TABLE_CONCURRENCY = env.whole_number("CONNVO_TABLE_CONCURRENCY", default=16)
 if not 2 <= CONNVO_TABLE_MAX_MEETINGS <= 500:
     raise ImproperlyConfigured("CONNVO_TABLE_MAX_MEETINGS must be between 2 and 500.")
 if not 1 <= CONNVO_TABLE_CONCURRENCY <= 64:
@@ -456,8 +461,8 @@ CONNVO_WORKOS = {
     name: config for name in CONNVO_DEPLOYMENTS if (config := _workos_settings(name)) is not None
 }
 # Refresh an access token this many seconds before it expires.
-CONNVO_REFRESH_MARGIN = env.int("CONNVO_REFRESH_MARGIN", default=60)
-WORKOS_TIMEOUT = env.int("WORKOS_TIMEOUT", default=10)
+CONNVO_REFRESH_MARGIN = env.whole_number("CONNVO_REFRESH_MARGIN", default=60)
+WORKOS_TIMEOUT = env.whole_number("WORKOS_TIMEOUT", default=10)
 
 # The client address recorded in the audit log: REMOTE_ADDR, unless the request came through one
 # of these proxies, in which case the address the proxy saw (X-Forwarded-For) is used.
@@ -493,12 +498,12 @@ if len(set(AUDIT_CHAIN_KEYS)) != len(AUDIT_CHAIN_KEYS):
     raise ImproperlyConfigured("AUDIT_CHAIN_KEY names the same key twice.")
 # `audit_purge` never deletes entries younger than this, and `audit_verify` flags a purge entry
 # that did (someone ran the purge with a shorter retention to hide recent entries).
-AUDIT_MIN_RETENTION_DAYS = env.int("AUDIT_MIN_RETENTION_DAYS", default=90)
+AUDIT_MIN_RETENTION_DAYS = env.whole_number("AUDIT_MIN_RETENTION_DAYS", default=90)
 if AUDIT_MIN_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("AUDIT_MIN_RETENTION_DAYS must be at least 1.")
 # How often `audit_checkpoint` runs (a systemd timer or cron, docs/deploy.md): the audit pages
 # warn when the newest checkpoint is more than twice this old.
-AUDIT_CHECKPOINT_INTERVAL = env.int("AUDIT_CHECKPOINT_INTERVAL", default=300)
+AUDIT_CHECKPOINT_INTERVAL = env.whole_number("AUDIT_CHECKPOINT_INTERVAL", default=300)
 if AUDIT_CHECKPOINT_INTERVAL < 10:
     raise ImproperlyConfigured("AUDIT_CHECKPOINT_INTERVAL must be at least 10 seconds.")
 # An open page's live refreshes are counted in a span and sealed into the chain at least this
@@ -506,17 +511,23 @@ if AUDIT_CHECKPOINT_INTERVAL < 10:
 # outside the chain. Shorter means more chained entries per page-hour (one per seal, ~1.2 KB on
 # PostgreSQL): ten minutes keeps a page-hour within 10 KB (docs/performance.md, "Audit log at
 # load").
-AUDIT_SPAN_SEAL_EVERY = env.int("AUDIT_SPAN_SEAL_EVERY", default=600)
+AUDIT_SPAN_SEAL_EVERY = env.whole_number("AUDIT_SPAN_SEAL_EVERY", default=600)
 if not 10 <= AUDIT_SPAN_SEAL_EVERY <= 3600:
     raise ImproperlyConfigured("AUDIT_SPAN_SEAL_EVERY must be between 10 and 3600 seconds.")
 # Also append every checkpoint to this file (make it append-only: `chattr +a`), besides the log.
 AUDIT_CHECKPOINT_FILE = env.str("AUDIT_CHECKPOINT_FILE", default="")
+if re.search(r"\s#", AUDIT_CHECKPOINT_FILE):
+    # An environment file keeps a comment on the value's line as part of it: the checkpoints
+    # would silently go to a file named after the comment.
+    raise ImproperlyConfigured(
+        "AUDIT_CHECKPOINT_FILE has a comment after the path: put comments on lines of their own."
+    )
 # Entries per page on the audit pages.
-AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", default=50)
+AUDIT_PAGE_SIZE = env.whole_number("AUDIT_PAGE_SIZE", default=50)
 if not 10 <= AUDIT_PAGE_SIZE <= 500:
     raise ImproperlyConfigured("AUDIT_PAGE_SIZE must be between 10 and 500.")
 # The audit pages warn when the last `audit_verify` run is older than this many hours.
-AUDIT_VERIFY_WARN_AFTER_HOURS = env.int("AUDIT_VERIFY_WARN_AFTER_HOURS", default=26)
+AUDIT_VERIFY_WARN_AFTER_HOURS = env.whole_number("AUDIT_VERIFY_WARN_AFTER_HOURS", default=26)
 # "Worth a look" on the audit log and `manage.py audit_insights` (audit/insights.py). A staff
 # member is flagged when, in the window looked at (default: the last 24 hours):
 # - they made at least AUDIT_FLAG_MIN_LOOKUPS lookups and AUDIT_FLAG_VOLUME_FACTOR times what their
@@ -526,14 +537,16 @@ AUDIT_VERIFY_WARN_AFTER_HOURS = env.int("AUDIT_VERIFY_WARN_AFTER_HOURS", default
 # - they looked up AUDIT_FLAG_MEETINGS_PER_HOUR or more distinct meetings within one hour;
 # - they made AUDIT_FLAG_OFF_HOURS_MIN or more lookups at hours of the day (UTC) at which they made
 #   none in the baseline days, which held at least AUDIT_FLAG_OFF_HOURS_MIN_BASELINE lookups.
-AUDIT_FLAG_BASELINE_DAYS = env.int("AUDIT_FLAG_BASELINE_DAYS", default=30)
-AUDIT_FLAG_MIN_LOOKUPS = env.int("AUDIT_FLAG_MIN_LOOKUPS", default=50)
-AUDIT_FLAG_VOLUME_FACTOR = env.float("AUDIT_FLAG_VOLUME_FACTOR", default=5.0)
-AUDIT_FLAG_NOT_VISIBLE_SHARE = env.float("AUDIT_FLAG_NOT_VISIBLE_SHARE", default=0.5)
-AUDIT_FLAG_NOT_VISIBLE_MIN = env.int("AUDIT_FLAG_NOT_VISIBLE_MIN", default=20)
-AUDIT_FLAG_MEETINGS_PER_HOUR = env.int("AUDIT_FLAG_MEETINGS_PER_HOUR", default=30)
-AUDIT_FLAG_OFF_HOURS_MIN = env.int("AUDIT_FLAG_OFF_HOURS_MIN", default=5)
-AUDIT_FLAG_OFF_HOURS_MIN_BASELINE = env.int("AUDIT_FLAG_OFF_HOURS_MIN_BASELINE", default=100)
+AUDIT_FLAG_BASELINE_DAYS = env.whole_number("AUDIT_FLAG_BASELINE_DAYS", default=30)
+AUDIT_FLAG_MIN_LOOKUPS = env.whole_number("AUDIT_FLAG_MIN_LOOKUPS", default=50)
+AUDIT_FLAG_VOLUME_FACTOR = env.decimal_number("AUDIT_FLAG_VOLUME_FACTOR", default=5.0)
+AUDIT_FLAG_NOT_VISIBLE_SHARE = env.decimal_number("AUDIT_FLAG_NOT_VISIBLE_SHARE", default=0.5)
+AUDIT_FLAG_NOT_VISIBLE_MIN = env.whole_number("AUDIT_FLAG_NOT_VISIBLE_MIN", default=20)
+AUDIT_FLAG_MEETINGS_PER_HOUR = env.whole_number("AUDIT_FLAG_MEETINGS_PER_HOUR", default=30)
+AUDIT_FLAG_OFF_HOURS_MIN = env.whole_number("AUDIT_FLAG_OFF_HOURS_MIN", default=5)
+AUDIT_FLAG_OFF_HOURS_MIN_BASELINE = env.whole_number(
+    "AUDIT_FLAG_OFF_HOURS_MIN_BASELINE", default=100
+)
 for _name in (
     "AUDIT_FLAG_BASELINE_DAYS",
     "AUDIT_FLAG_MIN_LOOKUPS",

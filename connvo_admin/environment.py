@@ -1,9 +1,11 @@
 """Reading the console's settings from the environment (settings.py): django-environ's reader, with
-numbers refused by name when they cannot be read."""
+numbers and the database URL refused by name when they cannot be read, and every value read as
+written."""
 
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import environ
@@ -28,7 +30,39 @@ def _number_problem(raw: str) -> str:
 
 
 class Env(environ.Env):
-    """django-environ's reader, with numbers that a typo cannot turn into a bare traceback."""
+    """django-environ's reader, with numbers and a database URL that a typo cannot turn into a
+    bare traceback, and a value starting with "$" read as written. django-environ (0.14, which has
+    no switch to turn it off) takes such a value for the name of another variable to read instead:
+    SECRET_KEY='$k9!x…' was read as that variable's empty default, and refused as "missing or is
+    the demo key"."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        raw = self.ENVIRON.get(f"{self.prefix}{var}")
+        if isinstance(raw, str) and raw.startswith("$"):
+            return raw if cast is None else self.parse_value(raw, cast)
+        return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+
+    def database(self, name: str, default: str) -> dict[str, Any]:
+        """Django's DATABASES entry from the URL in `name`. A URL that cannot be read is refused
+        by name without a word of it (it holds the password): django-environ's own errors and
+        warnings quote it ("Port could not be cast to integer value as '<what follows the first
+        colon>'", "Engine not recognized from url: {…'PASSWORD': …}")."""
+        url = self.str(name, default="") or default
+        refused = ImproperlyConfigured(
+            f"{name} is not a database URL the console can use (postgres://user:password@host:"
+            "5432/name or sqlite:////path/to/db.sqlite3): check its scheme, host and port, and "
+            "that any '/', '@' or '%' in the password is written as %2F, %40 or %25."
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                config = self.db_url_config(url)
+        except (ValueError, TypeError, KeyError, ImproperlyConfigured):
+            raise refused from None
+        # An unknown scheme comes back as its own name for an ENGINE, not a backend's module.
+        if "." not in config.get("ENGINE", ""):
+            raise refused
+        return config
 
     def _number(self, name: str, default: Any, pattern: re.Pattern, kind: str) -> str | None:
         raw = self.str(name, default="").strip()

@@ -54,7 +54,7 @@ max_requests_jitter = max(1, max_requests // 10)
 # nginx keeps connections to gunicorn open (docs/deploy.md); a little longer than its own idle.
 keepalive = 5
 
-# The client's scheme and address come from nginx only; JSON logs; no control socket.
+# The client's scheme and address come from TRUSTED_PROXIES only; JSON logs; no control socket.
 globals().update(proxy_and_logs(_console))
 
 # A triage table's URL holds its meeting IDs (up to CONNVO_TABLE_MAX_MEETINGS, ~33 bytes each),

@@ -1,4 +1,4 @@
-"""Deployment checks: a demo or missing secret, a cache that is not shared.
+"""Deployment checks: a demo or missing secret, a cache that is not shared, proxies that disagree.
 
 Production mode (DEBUG off) already refuses to load settings with a demo or missing secret
 (settings.py); `manage.py check --deploy` reports the same as errors when DEBUG is on, and
@@ -66,6 +66,25 @@ def check_push_relay(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 hint="Run the host's push relay (manage.py push_relay, docs/deploy.md 3c) and "
                 "leave CONNVO_PUSH_RELAY at its default, or set it to the relay's socket.",
                 id="connvo.W002",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_proxies_agree(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Behind a proxy for the scheme, but none trusted for the client's address: every client has
+    the proxy's address, in the audit log and in the sign-in lockouts, where one client's failed
+    sign-ins then lock everyone out."""
+    if settings.SECURE_PROXY_SSL_HEADER and not settings.TRUSTED_PROXIES:
+        return [
+            checks.Warning(
+                "SECURE_PROXY_SSL_HEADER says the console is behind a proxy, but TRUSTED_PROXIES "
+                "is empty: every client gets the proxy's address, in the audit log and in the "
+                "sign-in lockouts (one client's failed sign-ins lock everyone out).",
+                hint="List the proxy that connects to gunicorn in TRUSTED_PROXIES (nginx on the "
+                "same host: leave it unset, 127.0.0.1,::1).",
+                id="connvo.W003",
             )
         ]
     return []

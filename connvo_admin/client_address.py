@@ -4,9 +4,12 @@ record it (shared, below the apps: the request log needs it before any app is in
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.http import HttpRequest
+
+if TYPE_CHECKING:  # settings.py reads TRUSTED_PROXIES through valid_ip, before Django is set up
+    from django.http import HttpRequest
 
 
 def valid_ip(value: str) -> str | None:

@@ -1,6 +1,6 @@
 """Reading the console's settings from the environment (settings.py): django-environ's reader, with
-numbers and the database URL refused by name when they cannot be read, and every value read as
-written."""
+numbers, addresses and the database URL refused by name when they cannot be read, and every value
+read as written."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from connvo_admin.client_address import valid_ip
 
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
@@ -41,6 +43,21 @@ class Env(environ.Env):
         if isinstance(raw, str) and raw.startswith("$"):
             return raw if cast is None else self.parse_value(raw, cast)
         return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+
+    def addresses(self, name: str, default: list[str]) -> list[str]:
+        """Comma-separated IP addresses, each in the normal form client_address.py compares
+        with; `default` when unset, none when set empty. Anything else (a network, a host name)
+        is refused by name: it would never match, and the proxy would stay untrusted."""
+        if f"{self.prefix}{name}" not in self.ENVIRON:
+            return default
+        entries = [entry.strip() for entry in self.str(name).split(",") if entry.strip()]
+        wrong = [entry for entry in entries if valid_ip(entry) is None]
+        if wrong:
+            raise ImproperlyConfigured(
+                f"{name} lists exact IP addresses, comma-separated; not "
+                f"{', '.join(repr(entry) for entry in wrong)}."
+            )
+        return list(dict.fromkeys(valid_ip(entry) for entry in entries))
 
     def database(self, name: str, default: str) -> dict[str, Any]:
         """Django's DATABASES entry from the URL in `name`. A URL that cannot be read is refused

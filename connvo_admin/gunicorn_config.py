@@ -33,11 +33,12 @@ def console_settings(*names: str) -> dict[str, Any]:
 
 
 def proxy_and_logs(console: dict[str, Any]) -> dict[str, Any]:
-    """gunicorn settings both servers share: who may say the client's scheme and address (nginx
-    only), JSON logs like the console's, and no control socket (its default path would be one
-    path shared by every instance on the host)."""
+    """gunicorn settings both servers share: who may say the client's scheme (the console's
+    TRUSTED_PROXIES, which it also believes about the client's address: one list, so the two never
+    disagree; empty trusts no one), JSON logs like the console's, and no control socket (its
+    default path would be one path shared by every instance on the host)."""
     return {
-        "forwarded_allow_ips": ",".join(console["TRUSTED_PROXIES"]) or "127.0.0.1,::1",
+        "forwarded_allow_ips": ",".join(console["TRUSTED_PROXIES"]),
         "logger_class": "connvo_admin.logs.GunicornJsonLogger",
         "loglevel": console["LOG_LEVEL"].lower(),
         "errorlog": "-",

@@ -466,9 +466,13 @@ CONNVO_WORKOS = {
 CONNVO_REFRESH_MARGIN = env.whole_number("CONNVO_REFRESH_MARGIN", default=60)
 WORKOS_TIMEOUT = env.whole_number("WORKOS_TIMEOUT", default=10)
 
-# The client address recorded in the audit log: REMOTE_ADDR, unless the request came through one
-# of these proxies, in which case the address the proxy saw (X-Forwarded-For) is used.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# The proxies believed about a request: its client address (X-Forwarded-For: the audit log, the
+# request log, sign-in lockouts; connvo_admin/client_address.py) and its id (X-Request-ID) here, and
+# its scheme (X-Forwarded-Proto) in gunicorn, whose forwarded_allow_ips is this list
+# (connvo_admin/gunicorn_config.py). In production mode nginx on the same host by default, as
+# docs/deploy.md deploys it on every host: otherwise every client would have nginx's address, and
+# one client's failed sign-ins would lock everyone out. The demo has no proxy.
+TRUSTED_PROXIES = env.addresses("TRUSTED_PROXIES", default=[] if DEBUG else ["127.0.0.1", "::1"])
 
 # --- Logging --------------------------------------------------------------------------------
 # One JSON object per line on stderr, each with the request's id (connvo_admin/logs.py); gunicorn's

@@ -1,9 +1,12 @@
 """Health endpoints for load balancers and monitoring, in JSON, without authentication.
 
 `/healthz`: the process answers (no dependency is touched). `/readyz`: this host can serve, i.e.
-its database and cache answer and its keys are configured; whether each Connvo deployment can be
-reached is reported too, but does not fail readiness (a Connvo outage is not this host's fault,
-and taking every host out of the pool would only hide the console's explanation of it).
+its database answers and takes writes, no migration is pending and its keys are configured
+(READINESS_CHECKS). The cache (Redis) and each Connvo deployment are reported too, but do not fail
+readiness: the console serves without its cache (sessions are read from the database,
+accounts/session_store.py; lookups go on uncounted, meetings/ratelimit.py), and a Connvo outage is
+not this host's fault; as both are shared by every host, failing readiness on them would take every
+host out of the pool at once, and with it the console's explanation of the outage.
 
 Served by a middleware ahead of the Host-header check and the HTTPS redirect: load balancers probe
 each host by its address, over plain HTTP. Bodies name checks and deployments, never a secret, a
@@ -40,13 +43,19 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return _json({"status": "ok"}, status=200)
 
 
+# The checks whose failure takes this host out of the pool (503); any other check that fails
+# only makes it "degraded" (200).
+READINESS_CHECKS = ("database", "migrations", "keys")
+
+
 def readyz(request: HttpRequest) -> HttpResponse:
     checks = {"database": _database(), "cache": _cache(), "keys": _keys()}
     if checks["database"] == OK:
         checks["migrations"] = _migrations()
-    ready = all(result == OK for result in checks.values())
+    ready = all(checks.get(name) == OK for name in READINESS_CHECKS)
+    degraded = any(result != OK for result in checks.values())
     body = {
-        "status": "ready" if ready else "not ready",
+        "status": "not ready" if not ready else "degraded" if degraded else "ready",
         "checks": checks,
         "connvo": connvo_reachability(),
     }

@@ -19,8 +19,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -34,6 +35,10 @@ from .checks import serving_problems
 logger = logging.getLogger(__name__)
 
 OK = "ok"
+# The database answers, but another connection holds the write lock.
+LOCKED = "locked"
+# How long the readiness probe waits for another connection's write lock (milliseconds).
+LOCK_WAIT_MS = 500
 # How long one host remembers whether it could reach Connvo, so frequent probes stay cheap.
 CONNVO_PROBE_TTL = 30.0
 CONNVO_PROBE_TIMEOUT = 2.0
@@ -43,16 +48,18 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return _json({"status": "ok"}, status=200)
 
 
-# The checks whose failure takes this host out of the pool (503); any other check that fails
-# only makes it "degraded" (200).
-READINESS_CHECKS = ("database", "migrations", "keys")
+# The checks whose failure takes this host out of the pool (503), each with the results that pass;
+# any result but "ok" (here or of another check) makes the host "degraded" (200). A database
+# briefly locked by another connection's write (a purge, a migration) passes: writes wait for it,
+# and every host shares it.
+READINESS_CHECKS = {"database": {OK, LOCKED}, "migrations": {OK}, "keys": {OK}}
 
 
 def readyz(request: HttpRequest) -> HttpResponse:
     checks = {"database": _database(), "cache": _cache(), "keys": _keys()}
-    if checks["database"] == OK:
+    if checks["database"] in READINESS_CHECKS["database"]:
         checks["migrations"] = _migrations()
-    ready = all(checks.get(name) == OK for name in READINESS_CHECKS)
+    ready = all(checks.get(name) in passing for name, passing in READINESS_CHECKS.items())
     degraded = any(result != OK for result in checks.values())
     body = {
         "status": "not ready" if not ready else "degraded" if degraded else "ready",
@@ -78,14 +85,47 @@ def _database() -> str:
         return "unreachable"
     try:
         # A write that changes nothing, rolled back: a read-only SQLite file, a read-only
-        # PostgreSQL (a standby, a full disk) answers SELECT but refuses this.
-        with transaction.atomic(), connection.cursor() as cursor:
+        # PostgreSQL (a standby, a full disk) answers SELECT but refuses this. It waits for
+        # another connection's write (a purge, a migration) only briefly: the probe must answer
+        # well within the load balancer's timeout, not after SQLite's 20 s busy timeout.
+        with _short_lock_wait(), transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}")
             cursor.execute("UPDATE django_migrations SET app = app WHERE 1 = 0")
             transaction.set_rollback(True)
     except DatabaseError as exc:
+        if _is_lock_wait(exc):
+            # Writes wait for the lock (up to the busy timeout) rather than fail, and every host
+            # shares the database: taking hosts out of the pool for it would help no one.
+            logger.info("readiness: the database is locked by another connection's write")
+            return LOCKED
         logger.warning("readiness: the database cannot be written (%s)", type(exc).__name__)
         return "read-only"
     return OK
+
+
+@contextmanager
+def _short_lock_wait() -> Iterator[None]:
+    """SQLite: wait at most LOCK_WAIT_MS for another connection's write lock, then the
+    connection's own busy timeout again."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    raw = connection.connection
+    (busy_ms,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+
+def _is_lock_wait(exc: DatabaseError) -> bool:
+    """Another connection holds the lock: SQLite's "database is locked" (SQLITE_BUSY), or
+    PostgreSQL's lock_not_available (55P03) after lock_timeout."""
+    if connection.vendor == "sqlite":
+        return "locked" in str(exc)
+    return getattr(exc.__cause__, "sqlstate", None) == "55P03"
 
 
 # How many migrations were recorded when this process last found none pending: while that count

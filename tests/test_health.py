@@ -4,10 +4,12 @@ never a secret in the body."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from unittest import mock
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
 
 from connvo_admin import health
@@ -154,3 +156,33 @@ def test_readyz_is_not_ready_while_migrations_are_pending(client: Client, config
 
     assert response.status_code == 503
     assert response.json()["checks"]["migrations"] == "1 pending: run manage.py migrate"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's write lock and busy timeout")
+@pytest.mark.django_db(transaction=True)
+def test_readyz_answers_at_once_and_says_locked_while_another_connection_writes(
+    client: Client, configured
+):
+    """A purge or a migration holds SQLite's write lock: the probe waits half a second for it,
+    not the 20 s busy timeout, and says "locked", not "read-only". Writes wait for the lock
+    rather than fail, so the host stays in the pool, degraded."""
+    connection.ensure_connection()
+    writer = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        response = client.get("/readyz")
+        waited = time.monotonic() - started
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    assert waited < 5
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"]["database"] == "locked"
+    # The connection's own busy timeout is back for the requests after the probe.
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone()[0] == 20_000
+    assert client.get("/readyz").json()["checks"]["database"] == "ok"

@@ -17,11 +17,15 @@ import pytest
 # are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from tests.conftest import PASSWORD, TZ_ENV
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+# JPEG at quality 85, not PNG: the text and colours read as in a PNG, and chromium encodes a
+# full-page JPEG in about two thirds of a PNG's time (the browser tests are CPU-bound; a run saves
+# about 170 screenshots).
+SCREENSHOT_FORMAT = {"type": "jpeg", "quality": 85}
 # The browser's time zone: the console shows times in it. `CONSOLE_TEST_TZ` moves it (and the
 # process's local zone) elsewhere, e.g. far east (docs/testing.md).
 BROWSER_TIMEZONE = os.environ.get(TZ_ENV) or "Europe/Paris"
@@ -109,21 +113,26 @@ def page(browser: Browser) -> Iterator[Page]:
     assert not problems, f"the browser console reported: {problems}"
 
 
+def save_screenshot(target: Page | Locator, name: str, **options) -> Path:
+    """`target` (a page, or an element of one) saved as test-artifacts/screenshots/<name>.jpg;
+    `options` are Playwright's (full_page, clip)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.jpg"
+    target.screenshot(path=str(path), **SCREENSHOT_FORMAT, **options)
+    return path
+
+
 @pytest.fixture
 def screenshot(page: Page):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
     def take(name: str, target: Page | None = None) -> Path:
-        path = ARTIFACTS / f"{name}.png"
-        (target or page).screenshot(path=str(path), full_page=True)
-        return path
+        return save_screenshot(target or page, name, full_page=True)
 
     return take
 
 
 @pytest.fixture
 def screenshot_light_and_dark(page: Page, screenshot):
-    """Screenshots of the page as it is, `<name>-light.png` and `<name>-dark.png`: the browser
+    """Screenshots of the page as it is, `<name>-light.jpg` and `<name>-dark.jpg`: the browser
     switches its colour scheme as the system's setting changing would (prefers-color-scheme), so
     one run of a test shows both without doing it all again."""
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from audit.models import AuditEntry
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import save_screenshot
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,7 +149,7 @@ def test_the_panel_says_how_much_is_verified_in_its_colour(
         assert got == want, f"{state} panel in {scheme}: {got}, not the {colour} colours {want}"
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         screenshot(f"chain-{state}-{scheme}-{width}px", target=page)
-        panel.screenshot(path=ARTIFACTS / f"chain-{state}-{scheme}-{width}px-panel.png")
+        save_screenshot(panel, f"chain-{state}-{scheme}-{width}px-panel")
         if scheme == "light" and width == 1280:
             # The first view: later ones see this one's page view as a new entry.
             says_what_it_checked(panel, state)

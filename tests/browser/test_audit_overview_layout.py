@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from audit import seeding
 from audit.models import Action
 from tests.audit_patterns import lookup
-from tests.browser.conftest import ARTIFACTS, BROWSER_TIMEZONE
+from tests.browser.conftest import BROWSER_TIMEZONE, save_screenshot
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,12 +72,12 @@ def open_as_auditor(browser: Browser, live_server, auditor):
 
 def shoot(page: Page, name: str) -> None:
     """The whole page, and its top (the part that changed) on its own, easier to look at."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    save_screenshot(page, name, full_page=True)
     bottom = box(page, ".audit-overview")
     width = page.viewport_size["width"]
-    page.screenshot(
-        path=ARTIFACTS / f"{name}-top.png",
+    save_screenshot(
+        page,
+        f"{name}-top",
         full_page=True,
         clip={"x": 0, "y": 0, "width": width, "height": bottom["y"] + bottom["height"] + 16},
     )
@@ -233,4 +233,4 @@ def test_the_chart_shows_a_scale_and_found_and_not_found_with_a_legend(open_as_a
         # The figures fit beside each other, whatever the width (a cut column was seen at 390 px).
         figure, numbers = box(page, ".audit-chart"), table.bounding_box()
         assert numbers["x"] + numbers["width"] <= figure["x"] + figure["width"]
-        chart.screenshot(path=ARTIFACTS / f"overview-chart-{scheme}-{width}px.png")
+        save_screenshot(chart, f"overview-chart-{scheme}-{width}px")

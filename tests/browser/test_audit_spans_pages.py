@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from audit.models import Action
 from tests.audit_spans import counted, lookup, open_span, sealed_span
-from tests.browser.conftest import ARTIFACTS, BROWSER_TIMEZONE
+from tests.browser.conftest import BROWSER_TIMEZONE, save_screenshot
 from tests.browser.test_accessibility import blocking_violations
 from tests.conftest import PASSWORD
 
@@ -133,7 +133,6 @@ def test_spans_counted_records_and_open_spans_read_well(
     open_as_auditor, history, live_server, size
 ):
     viewport = PHONE if size == "phone" else DESKTOP
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shots = {
         "log": "/audit/",
         "entry": f"/audit/entries/{history['span'].pk}/",
@@ -160,10 +159,11 @@ def _read_well(page: Page, name: str, size: str, scheme: str, viewport: dict) ->
     _fits(page)
     for part, selector in PARTS[name]:
         box = page.locator(selector).first.bounding_box()
-        page.screenshot(
-            path=str(ARTIFACTS / f"audit-spans-{name}-{part}-{size}-{scheme}.png"),
+        save_screenshot(
+            page,
+            f"audit-spans-{name}-{part}-{size}-{scheme}",
             full_page=True,
             clip={"x": 0, "y": box["y"], "width": viewport["width"], "height": 1100},
         )
-    page.screenshot(path=str(ARTIFACTS / f"audit-spans-{name}-{size}-{scheme}.png"), full_page=True)
+    save_screenshot(page, f"audit-spans-{name}-{size}-{scheme}", full_page=True)
     assert blocking_violations(page) == [], f"{name}, {size}, {scheme}"

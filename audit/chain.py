@@ -563,6 +563,8 @@ def _walk(
 ) -> tuple[Verification, ChainHead | None]:
     """Walk the chain from its start, or from the entry `start` witnessed (whose MAC the caller
     checked: `verify_since_checkpoint`), to the head."""
+    if batch_size < 1:  # no batch would move the walk on: it would never end
+        raise ValueError(f"A walk reads at least 1 entry per batch, not {batch_size}.")
     start_head = ChainHead.objects.filter(pk=1).first()
     purged_through = start_head.purged_through_id if start_head else None
     start_mac = start_head.purged_through_mac if start_head else GENESIS

@@ -22,6 +22,11 @@ from .chain import CHAINED_FIELDS, compute_mac, head_key, lock_head
 from .models import Action, AuditEntry, Via
 
 SEED_PREFIX = "seed-agent-"
+# The most `seed` makes up: its staff names and meeting IDs are made up front and held in memory
+# (10 M meeting IDs take about 1 GB), and its days back each get a monthly partition (PostgreSQL).
+MOST_STAFF = 1_000_000
+MOST_MEETINGS = 10_000_000
+MOST_DAYS = 3_653  # ten years
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/142.0.0.0 Safari/537.36",
@@ -75,6 +80,10 @@ BLANK = (
     "detail",
     "request_id",
 )
+
+
+class CannotSeed(ValueError):
+    """An amount `seed` cannot make entries of; nothing was written."""
 
 
 def _picker(rng: random.Random, pairs) -> Callable[[], object]:
@@ -216,7 +225,19 @@ def seed(
     random_seed: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Append `rows` realistic entries to the chain."""
+    """Append `rows` realistic entries to the chain, dated across the `days` before now, by
+    `staff` made-up staff names looking up `meetings` made-up meetings."""
+    for name, amount, most in (
+        ("rows", rows, None),
+        ("staff", staff, MOST_STAFF),
+        ("meetings", meetings, MOST_MEETINGS),
+        ("batch_size", batch_size, None),
+    ):
+        if amount < 1 or (most is not None and amount > most):
+            upto = f" to {most:,}" if most is not None else " up"
+            raise CannotSeed(f"{name} must be from 1{upto}, not {amount}.")
+    if not 0 < days <= MOST_DAYS:  # also refuses NaN; days may be a fraction
+        raise CannotSeed(f"days must be above 0 and at most {MOST_DAYS:,}, not {days}.")
     rng = random.Random(random_seed)  # noqa: S311 (made-up data, not secrets)
     # The months the entries fall in get their partitions first (PostgreSQL), so that they are
     # not all written to the DEFAULT partition and moved later.

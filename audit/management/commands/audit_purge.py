@@ -5,6 +5,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import partitions
+from audit.management.arguments import batch_size as batch_size_type
+from audit.management.arguments import count
 from audit.records import count_of
 from audit.services import (
     BatchSizeTooSmall,
@@ -27,9 +29,14 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--older-than", type=int, required=True, metavar="DAYS")
         parser.add_argument(
-            "--batch-size", type=int, default=10_000, help="entries deleted per transaction"
+            "--older-than", type=count("day", "days"), required=True, metavar="DAYS"
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=batch_size_type,
+            default=10_000,
+            help="entries deleted per transaction",
         )
 
     def handle(self, *args, older_than: int, batch_size: int, **options) -> None:

@@ -5,6 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandParser
 
 from audit import rollup
+from audit.management.arguments import batch_size as batch_size_type
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=200_000, metavar="N")
+        parser.add_argument("--batch-size", type=batch_size_type, default=200_000, metavar="N")
 
     def handle(self, *args, batch_size: int, **options) -> None:
         started, total = time.monotonic(), 0

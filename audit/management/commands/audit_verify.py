@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import chain
+from audit.management.arguments import batch_size as batch_size_type
 
 EXIT_BROKEN = 1
 
@@ -26,7 +27,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--batch-size", type=int, default=5000, help="entries read per query (default 5000)"
+            "--batch-size",
+            type=batch_size_type,
+            default=5000,
+            help="entries read per query (default 5000)",
         )
         parser.add_argument(
             "--checkpoint",

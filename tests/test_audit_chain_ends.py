@@ -586,7 +586,9 @@ def test_seeded_entries_use_the_key_the_head_names(keys, audit_entry, settings):
     audit_entry()
     settings.AUDIT_CHAIN_KEYS = [KEY_B, KEY_A]  # not rotated yet: the chain is still under A
 
-    call_command("audit_seed", "--rows", "20", "--random-seed", "3", stdout=StringIO())
+    call_command(
+        "audit_seed", "--rows", "20", "--random-seed", "3", "--bench-database", stdout=StringIO()
+    )
 
     assert chain.verify().ok
 

@@ -1,6 +1,7 @@
 """The audit commands' counts (audit/management/arguments.py): a bad `--batch-size`, `--rows`,
 `--staff`, `--meetings`, `--days` or `--older-than` is refused with a sentence before anything
-runs, never a walk that never ends or a traceback."""
+runs, never a walk that never ends or a traceback; and `audit_seed` keeps out of a production log.
+"""
 
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ def test_the_other_commands_refuse_a_bad_count_before_doing_anything(
 def test_audit_seed_refuses_amounts_it_cannot_make_before_writing(args, message):
     # --staff 0 and --meetings 0 ended in an IndexError, --days -1 dated entries in the future.
     with pytest.raises(CommandError, match=message):
-        call_command("audit_seed", *args, stdout=StringIO())
+        call_command("audit_seed", *args, "--bench-database", stdout=StringIO())
     assert not AuditEntry.objects.exists()
 
 
@@ -169,5 +170,41 @@ def test_seeding_refuses_them_too(amounts):
     if "rows" not in amounts:  # call_command passes a required option through argparse
         # Options given to call_command by name skip argparse: the command says so itself.
         with pytest.raises(CommandError, match="Nothing seeded: "):
-            call_command("audit_seed", "--rows", "5", stdout=StringIO(), **amounts)
+            call_command(
+                "audit_seed", "--rows", "5", "--bench-database", stdout=StringIO(), **amounts
+            )
     assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_audit_seed_keeps_out_of_a_production_log(settings, audit_entry):
+    # pytest-django runs the tests with DEBUG off: production mode, as on the console's hosts.
+    assert not settings.DEBUG
+    real = audit_entry(username="alice")
+
+    with pytest.raises(CommandError, match=r"production mode \(DEBUG off\).* --bench-database"):
+        call_command("audit_seed", "--rows", "5", stdout=StringIO())
+
+    assert list(AuditEntry.objects.all()) == [real]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("debug", "args"), [(True, []), (False, ["--bench-database"])], ids=["debug", "bench"]
+)
+def test_audit_seed_seeds_with_debug_on_or_a_bench_database(settings, debug, args):
+    settings.DEBUG = debug
+
+    call_command(
+        "audit_seed", "--rows", "6", "--staff", "1", "--meetings", "1", "--days", "1", *args,
+        stdout=StringIO(),
+    )  # fmt: skip
+
+    stamps = list(AuditEntry.objects.values_list("at", flat=True))
+    assert len(stamps) == 6
+    assert datetime.now(UTC) - timedelta(days=1, minutes=1) < min(stamps)
+    assert max(stamps) <= datetime.now(UTC)
+    assert not AuditEntry.objects.exclude(
+        actor_username__in=[f"{seeding.SEED_PREFIX}0001", "admin", "root", "SEED-AGENT-0001"]
+    ).exists()
+    assert chain.verify().ok

@@ -147,7 +147,16 @@ def test_purge_with_a_batch_larger_than_a_database_offset_deletes_them_all(audit
 
 
 def test_seed_writes_realistic_entries_that_verify(db):
-    status, out, _ = run("audit_seed", "--rows", "600", "--batch-size", "250", "--random-seed", "1")
+    status, out, _ = run(
+        "audit_seed",
+        "--rows",
+        "600",
+        "--batch-size",
+        "250",
+        "--random-seed",
+        "1",
+        "--bench-database",
+    )
 
     assert status == 0
     assert "Seeded 600 audit entries" in out
@@ -164,7 +173,7 @@ def test_seed_writes_realistic_entries_that_verify(db):
 
 def test_seed_continues_an_existing_chain(audit_entry):
     audit_entry()
-    run("audit_seed", "--rows", "50")
+    run("audit_seed", "--rows", "50", "--bench-database")
     audit_entry()
 
     assert chain.verify().entries_checked == 52

@@ -2,18 +2,23 @@
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import seeding
 from audit.management.arguments import IN_SQL, count
 from audit.management.arguments import batch_size as batch_size_type
 
+BENCH_DATABASE = "--bench-database"
+
 
 class Command(BaseCommand):
     help = (
         "Append N realistic audit entries (lookups, refreshes, sign-ins, refusals…) spread over "
         "the last DAYS days. They are real links of the hash chain, so audit_verify passes; "
-        f"their staff names start with {seeding.SEED_PREFIX!r}. Never run it on production data."
+        f"their staff names start with {seeding.SEED_PREFIX!r}. The audit log is append-only: "
+        "made-up entries can never be taken out of it again. So it runs with DEBUG on only, or "
+        f"in production mode (DEBUG off) with {BENCH_DATABASE}, on a database of a bench's own."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -40,8 +45,23 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=batch_size_type, default=50_000)
         parser.add_argument("--random-seed", type=int, default=None, help="for repeatable data")
+        parser.add_argument(
+            BENCH_DATABASE,
+            action="store_true",
+            help=(
+                "seed in production mode (DEBUG off): this database is a bench's own, never one "
+                "the console serves"
+            ),
+        )
 
-    def handle(self, *args, rows: int, **options) -> None:
+    def handle(self, *args, rows: int, bench_database: bool, **options) -> None:
+        if not settings.DEBUG and not bench_database:
+            raise CommandError(
+                "Nothing seeded: this is production mode (DEBUG off), and made-up entries can "
+                "never be taken out of the append-only audit log again (audit_verify would pass "
+                f"over them). Seed with DEBUG=true, or pass {BENCH_DATABASE} when this database "
+                "is a bench's own, never one the console serves."
+            )
         started = time.monotonic()
 
         def progress(written: int) -> None:

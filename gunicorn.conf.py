@@ -51,7 +51,9 @@ graceful_timeout = timeout
 # a second.
 max_requests = _positive_int("GUNICORN_MAX_REQUESTS", 20000)
 max_requests_jitter = max(1, max_requests // 10)
-# nginx keeps connections to gunicorn open (docs/deploy.md); a little longer than its own idle.
+# nginx keeps idle connections to gunicorn open for reuse (docs/deploy/nginx-site.conf), for less
+# time than this (its upstream keepalive_timeout, 4 s), so that gunicorn never closes one that
+# nginx is about to send a request on.
 keepalive = 5
 
 # The client's scheme and address come from TRUSTED_PROXIES only; JSON logs; no control socket.

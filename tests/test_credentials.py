@@ -130,7 +130,7 @@ def _session_still_renews(refresh_token: str) -> bool:
         workos_auth.workos_client("dev").user_management.authenticate_with_refresh_token(
             refresh_token=refresh_token
         )
-    except Exception:  # noqa: BLE001 (the fake WorkOS's refusal, whatever its class)
+    except Exception:  # the fake WorkOS's refusal, whatever its class
         return False
     return True
 

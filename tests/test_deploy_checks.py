@@ -1,5 +1,10 @@
 """Production settings: `check --deploy` is clean under a correct production environment, and
-neither the check nor gunicorn lets a missing or demo secret through."""
+neither the check nor gunicorn lets a missing or demo secret through.
+
+The `manage.py` commands run each in a process of its own under its own environment, forked from
+one that has imported Django and WorkOS (`manage_forked`, tests/forked_manage.py): each loads the
+console from its settings on, and is spared only the libraries' import. The WSGI import and
+gunicorn run in fresh interpreters, as any server loads the console."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import requests
 from django.conf import settings as django_settings
 
 from connvo_admin.checks import secret_problems, serving_problems
+from tests.forked_manage import ManageForks
 from tests.production import (
     GUNICORN,
     ROOT,
@@ -25,20 +31,29 @@ from tests.production import (
 SECRETS = ["SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "AUDIT_CHAIN_KEY"]
 
 
-def test_check_deploy_reports_nothing_under_a_production_environment():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+@pytest.fixture(scope="session")
+def manage_forked(tmp_path_factory):
+    """`manage`, each command forked from a process that has imported the libraries once (about
+    a second of each command's start): one such process for each test process."""
+    forks = ManageForks(tmp_path_factory.mktemp("manage-forked"))
+    yield forks
+    forks.close()
+
+
+def test_check_deploy_reports_nothing_under_a_production_environment(manage_forked):
+    result = manage_forked("check", "--deploy", "--fail-level", "WARNING", env=production_env())
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
 
-def test_check_deploy_names_every_demo_secret():
+def test_check_deploy_names_every_demo_secret(manage_forked):
     # With DEBUG off the settings refuse to load at all (below); in debug mode the check reports.
     env = production_env(DEBUG="true")
     for name in SECRETS:
         del env[name]
 
-    result = manage("check", "--deploy", env=env)
+    result = manage_forked("check", "--deploy", env=env)
 
     assert result.returncode != 0
     for name in SECRETS:
@@ -47,26 +62,28 @@ def test_check_deploy_names_every_demo_secret():
         )
 
 
-def test_check_deploy_warns_that_a_per_process_cache_is_not_shared():
-    result = manage("check", "--deploy", env=production_env(CACHE_URL="locmemcache://"))
+def test_check_deploy_warns_that_a_per_process_cache_is_not_shared(manage_forked):
+    result = manage_forked("check", "--deploy", env=production_env(CACHE_URL="locmemcache://"))
 
     assert "connvo.W001" in result.stderr
     assert "per gunicorn worker" in result.stderr
 
 
-def test_check_deploy_warns_that_push_without_a_relay_can_lose_answers():
-    result = manage("check", "--deploy", env=production_env(CONNVO_PUSH_RELAY=""))
+def test_check_deploy_warns_that_push_without_a_relay_can_lose_answers(manage_forked):
+    result = manage_forked("check", "--deploy", env=production_env(CONNVO_PUSH_RELAY=""))
 
     assert "connvo.W002" in result.stderr
     assert "a push worker that dies loses the answers" in result.stderr
     # Not when nothing is pushed.
-    quiet = manage("check", "--deploy", env=production_env(CONNVO_PUSH_RELAY="", CONNVO_PUSH="0"))
+    quiet = manage_forked(
+        "check", "--deploy", env=production_env(CONNVO_PUSH_RELAY="", CONNVO_PUSH="0")
+    )
     assert quiet.returncode == 0 and "connvo.W002" not in quiet.stderr, quiet.stderr
 
 
-def test_a_relay_socket_that_is_not_an_absolute_path_is_refused():
+def test_a_relay_socket_that_is_not_an_absolute_path_is_refused(manage_forked):
     for wrong in ("relay.sock", "/run/" + "x" * 120 + ".sock"):
-        result = manage("check", env=production_env(CONNVO_PUSH_RELAY=wrong))
+        result = manage_forked("check", env=production_env(CONNVO_PUSH_RELAY=wrong))
 
         assert result.returncode != 0
         assert "CONNVO_PUSH_RELAY must be the absolute path of a Unix socket" in result.stderr
@@ -203,8 +220,8 @@ def test_a_rotated_audit_chain_key_list_is_accepted(settings):
     ],
     ids=["short", "twice"],
 )
-def test_a_bad_audit_chain_key_list_refuses_to_start(keys, message):
-    result = manage("check", env=production_env(AUDIT_CHAIN_KEY=keys))
+def test_a_bad_audit_chain_key_list_refuses_to_start(manage_forked, keys, message):
+    result = manage_forked("check", env=production_env(AUDIT_CHAIN_KEY=keys))
 
     assert result.returncode != 0
     assert message in result.stderr
@@ -227,8 +244,10 @@ def minimal_production_env(**overrides: str) -> dict[str, str]:
     return env | overrides
 
 
-def test_check_deploy_is_clean_with_only_secrets_hosts_and_cache():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env=minimal_production_env())
+def test_check_deploy_is_clean_with_only_secrets_hosts_and_cache(manage_forked):
+    result = manage_forked(
+        "check", "--deploy", "--fail-level", "WARNING", env=minimal_production_env()
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -240,14 +259,16 @@ SHOW_SECURITY = (
 )
 
 
-def test_production_mode_is_secure_by_default():
-    result = manage("shell", "--verbosity", "0", "-c", SHOW_SECURITY, env=minimal_production_env())
+def test_production_mode_is_secure_by_default(manage_forked):
+    result = manage_forked(
+        "shell", "--verbosity", "0", "-c", SHOW_SECURITY, env=minimal_production_env()
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "True", "3600"]
 
 
-def test_a_plain_http_lab_turns_each_protection_off_by_name():
+def test_a_plain_http_lab_turns_each_protection_off_by_name(manage_forked):
     env = minimal_production_env(
         SESSION_COOKIE_SECURE="false",
         CSRF_COOKIE_SECURE="false",
@@ -255,7 +276,7 @@ def test_a_plain_http_lab_turns_each_protection_off_by_name():
         SECURE_HSTS_SECONDS="0",
     )
 
-    result = manage("shell", "--verbosity", "0", "-c", SHOW_SECURITY, env=env)
+    result = manage_forked("shell", "--verbosity", "0", "-c", SHOW_SECURITY, env=env)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "False", "0"]
@@ -298,11 +319,11 @@ def test_settings_refuse_to_load_a_missing_or_demo_secret_without_debug(secret, 
             assert value not in result.stderr
 
 
-def test_debug_mode_still_runs_on_the_demo_secrets():
+def test_debug_mode_still_runs_on_the_demo_secrets(manage_forked):
     env = minimal_production_env(DEBUG="true")
     for name in ("SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "AUDIT_CHAIN_KEY"):
         del env[name]
 
-    result = manage("check", env=env)
+    result = manage_forked("check", env=env)
 
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,6 @@
 """`manage.py` commands each in a process of its own, forked from a server that has imported Django
 and WorkOS once: for tests that run many short commands, each under an environment of its own
-(test_deploy_checks.py).
+(test_deploy_checks.py, test_deployment_lists.py, test_database_connections.py).
 
 A command's process is the server's child, forked before anything of the console is imported: it
 takes the command's environment as its own, then runs manage.py as `python manage.py` does, so the
@@ -20,14 +20,17 @@ on its standard output once it has ended.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import locale
 import os
 import runpy
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,19 +115,22 @@ def _exit(run, *args) -> None:
 
 
 class ManageForks:
-    """A fork server of this module's, started at the first command; `close()` stops it. Called as
-    `production.manage` is, it answers as that does (a CompletedProcess, text)."""
+    """A fork server of this module's, started at the first command, its files in `work_dir` (by
+    default a temporary folder of its own); `close()` stops it, as does the end of the process
+    that started it. Called as `production.manage` is, it answers as that does (a
+    CompletedProcess, text)."""
 
-    def __init__(self, work_dir: Path) -> None:
-        self.work_dir = work_dir
+    def __init__(self, work_dir: Path | None = None) -> None:
+        self.given_dir = self.work_dir = work_dir
         self.process: subprocess.Popen | None = None
+        self.owner = 0  # the process that started the server: a fork of that one starts its own
         self.started_with: dict[str, str] = {}
         self.runs = 0
 
     def __call__(
         self, *args: str, env: dict[str, str], input: str | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess:
-        if self.process is None:
+        if self.process is None or self.owner != os.getpid():
             self._start(env)
         elif at_start(env) != self.started_with:
             raise ValueError(
@@ -157,6 +163,10 @@ class ManageForks:
         )
 
     def _start(self, env: dict[str, str]) -> None:
+        self.owner = os.getpid()
+        if self.given_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="manage-forked-"))
+            atexit.register(_remove, self.work_dir, self.owner)
         self.started_with = at_start(env)
         self._log = self.work_dir / "server.log"
         with self._log.open("w") as log:
@@ -169,17 +179,28 @@ class ManageForks:
                 stderr=log,
                 start_new_session=True,
             )
+        atexit.register(self.close)
 
     def close(self, *, kill: bool = False) -> None:
-        if self.process is None:
+        if self.process is None or self.owner != os.getpid():
+            self.process = None
             return
         if kill:
             os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # a server that has died
+            self.process.stdin.close()
         self.process.wait(timeout=30)
         self.process.stdout.close()
         self.process = None
 
+
+def _remove(folder: Path, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# One for each test process (each xdist worker), shared by the modules that run commands with it.
+manage_forked = ManageForks()
 
 if __name__ == "__main__":
     serve()

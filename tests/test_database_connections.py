@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.production import manage, production_env
+from tests.forked_manage import manage_forked
+from tests.production import production_env
 
 POSTGRES = "postgres://console@db.intranet.example:5432/console"
 SHOW = (
@@ -18,7 +19,7 @@ SHOW = (
 
 
 def connection_settings(**env: str) -> list:
-    result = manage("shell", "--verbosity", "0", "-c", SHOW, env=production_env(**env))
+    result = manage_forked("shell", "--verbosity", "0", "-c", SHOW, env=production_env(**env))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -38,7 +39,7 @@ def test_conn_max_age_set_by_the_operator_wins(url):
 
 
 def test_a_negative_conn_max_age_is_refused():
-    result = manage(
+    result = manage_forked(
         "shell", "-c", SHOW, env=production_env(DATABASE_URL=POSTGRES, CONN_MAX_AGE="-1")
     )
 

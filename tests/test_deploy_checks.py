@@ -17,7 +17,7 @@ import requests
 from django.conf import settings as django_settings
 
 from connvo_admin.checks import secret_problems, serving_problems
-from tests.forked_manage import ManageForks
+from tests.forked_manage import manage_forked
 from tests.production import (
     GUNICORN,
     ROOT,
@@ -31,23 +31,14 @@ from tests.production import (
 SECRETS = ["SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "AUDIT_CHAIN_KEY"]
 
 
-@pytest.fixture(scope="session")
-def manage_forked(tmp_path_factory):
-    """`manage`, each command forked from a process that has imported the libraries once (about
-    a second of each command's start): one such process for each test process."""
-    forks = ManageForks(tmp_path_factory.mktemp("manage-forked"))
-    yield forks
-    forks.close()
-
-
-def test_check_deploy_reports_nothing_under_a_production_environment(manage_forked):
+def test_check_deploy_reports_nothing_under_a_production_environment():
     result = manage_forked("check", "--deploy", "--fail-level", "WARNING", env=production_env())
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
 
-def test_check_deploy_names_every_demo_secret(manage_forked):
+def test_check_deploy_names_every_demo_secret():
     # With DEBUG off the settings refuse to load at all (below); in debug mode the check reports.
     env = production_env(DEBUG="true")
     for name in SECRETS:
@@ -62,14 +53,14 @@ def test_check_deploy_names_every_demo_secret(manage_forked):
         )
 
 
-def test_check_deploy_warns_that_a_per_process_cache_is_not_shared(manage_forked):
+def test_check_deploy_warns_that_a_per_process_cache_is_not_shared():
     result = manage_forked("check", "--deploy", env=production_env(CACHE_URL="locmemcache://"))
 
     assert "connvo.W001" in result.stderr
     assert "per gunicorn worker" in result.stderr
 
 
-def test_check_deploy_warns_that_push_without_a_relay_can_lose_answers(manage_forked):
+def test_check_deploy_warns_that_push_without_a_relay_can_lose_answers():
     result = manage_forked("check", "--deploy", env=production_env(CONNVO_PUSH_RELAY=""))
 
     assert "connvo.W002" in result.stderr
@@ -81,7 +72,7 @@ def test_check_deploy_warns_that_push_without_a_relay_can_lose_answers(manage_fo
     assert quiet.returncode == 0 and "connvo.W002" not in quiet.stderr, quiet.stderr
 
 
-def test_a_relay_socket_that_is_not_an_absolute_path_is_refused(manage_forked):
+def test_a_relay_socket_that_is_not_an_absolute_path_is_refused():
     for wrong in ("relay.sock", "/run/" + "x" * 120 + ".sock"):
         result = manage_forked("check", env=production_env(CONNVO_PUSH_RELAY=wrong))
 
@@ -220,7 +211,7 @@ def test_a_rotated_audit_chain_key_list_is_accepted(settings):
     ],
     ids=["short", "twice"],
 )
-def test_a_bad_audit_chain_key_list_refuses_to_start(manage_forked, keys, message):
+def test_a_bad_audit_chain_key_list_refuses_to_start(keys, message):
     result = manage_forked("check", env=production_env(AUDIT_CHAIN_KEY=keys))
 
     assert result.returncode != 0
@@ -244,7 +235,7 @@ def minimal_production_env(**overrides: str) -> dict[str, str]:
     return env | overrides
 
 
-def test_check_deploy_is_clean_with_only_secrets_hosts_and_cache(manage_forked):
+def test_check_deploy_is_clean_with_only_secrets_hosts_and_cache():
     result = manage_forked(
         "check", "--deploy", "--fail-level", "WARNING", env=minimal_production_env()
     )
@@ -259,7 +250,7 @@ SHOW_SECURITY = (
 )
 
 
-def test_production_mode_is_secure_by_default(manage_forked):
+def test_production_mode_is_secure_by_default():
     result = manage_forked(
         "shell", "--verbosity", "0", "-c", SHOW_SECURITY, env=minimal_production_env()
     )
@@ -268,7 +259,7 @@ def test_production_mode_is_secure_by_default(manage_forked):
     assert result.stdout.split() == ["True", "True", "True", "3600"]
 
 
-def test_a_plain_http_lab_turns_each_protection_off_by_name(manage_forked):
+def test_a_plain_http_lab_turns_each_protection_off_by_name():
     env = minimal_production_env(
         SESSION_COOKIE_SECURE="false",
         CSRF_COOKIE_SECURE="false",
@@ -319,7 +310,7 @@ def test_settings_refuse_to_load_a_missing_or_demo_secret_without_debug(secret, 
             assert value not in result.stderr
 
 
-def test_debug_mode_still_runs_on_the_demo_secrets(manage_forked):
+def test_debug_mode_still_runs_on_the_demo_secrets():
     env = minimal_production_env(DEBUG="true")
     for name in ("SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "AUDIT_CHAIN_KEY"):
         del env[name]

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.production import manage, production_env
+from tests.forked_manage import manage_forked
+from tests.production import production_env
 
 SHOW = (
     "import json; from django.conf import settings as s; "
@@ -21,7 +22,7 @@ def load(**env: str):
     settings = production_env(**env)
     if "CONNVO_PRODUCTION_DEPLOYMENTS" not in env:
         del settings["CONNVO_PRODUCTION_DEPLOYMENTS"]  # the default, as an operator leaves it
-    return manage("shell", "--verbosity", "0", "-c", SHOW, env=settings)
+    return manage_forked("shell", "--verbosity", "0", "-c", SHOW, env=settings)
 
 
 @pytest.mark.parametrize(

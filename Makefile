@@ -27,12 +27,15 @@ help:
 
 # uv (itself hash-pinned, installed by pip) installs the lock: half a minute of pip's becomes a
 # few seconds, in every fresh clone's `make test`. Where uv cannot reach the index (it does not
-# read pip's configuration), pip installs it instead.
+# read pip's configuration), pip installs it instead. Compiled to bytecode as it is installed, as
+# pip does: uv leaves that to the first import, and where PYTHONDONTWRITEBYTECODE is set (as in
+# the tests' subprocesses) every process compiled Django from source again (a fifth of the SQLite
+# run's CPU, docs/testing.md); gunicorn's workers start faster for it too.
 $(STAMP): requirements.lock requirements-uv.lock
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python >= 3.12 is required (pyenv install 3.13, or apt install python3.13)"; exit 1; }
 	@test -x $(PY) || "$(BOOTSTRAP_PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements-uv.lock
-	$(VENV)/bin/uv pip install --quiet --require-hashes --python $(PY) -r requirements.lock \
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --require-hashes --python $(PY) -r requirements.lock \
 	  || $(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	@touch $@
 

@@ -33,5 +33,5 @@ timeout = _positive_int("GUNICORN_PUSH_TIMEOUT", 30)
 graceful_timeout = 5
 max_requests = 0  # a stream is one request that lasts for hours: recycling by count means nothing
 
-# The client's scheme and address come from nginx only; JSON logs; no control socket.
+# The client's scheme and address come from TRUSTED_PROXIES only; JSON logs; no control socket.
 globals().update(proxy_and_logs(_console))

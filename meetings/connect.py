@@ -153,8 +153,8 @@ def forget(
     """Forget the agent's credential for a deployment, with its audit entry, whatever its kind: a
     connected session is ended at WorkOS first (best effort; asked with no database lock held)
     and recorded as a disconnection, a pasted token as removed. The one way a credential goes:
-    the Tokens page's Remove and Disconnect, `connvo_token remove`, and the admin's delete.
-    `detail` is added to the entry's. False if there was none (and nothing is recorded)."""
+    the Tokens page's Remove and Disconnect, `connvo_token remove`, the admin's delete, and an
+    account's deletion (`forget_all`). `detail` is added to the entry's. False if there was none (and nothing is recorded)."""
     stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
         return False
@@ -179,3 +179,14 @@ def forget(
             detail="; ".join(notes),
         )
     return True
+
+
+def forget_all(*, user: AbstractBaseUser, origin: Origin, detail: str = "") -> int:
+    """Forget every credential the account holds, each as `forget` does (ended at WorkOS,
+    recorded): before the account is deleted, whose rows would otherwise go with it silently.
+    How many were forgotten."""
+    deployments = StaffToken.objects.filter(user=user).values_list("deployment", flat=True)
+    return sum(
+        forget(user=user, deployment_name=name, origin=origin, detail=detail)
+        for name in list(deployments)
+    )

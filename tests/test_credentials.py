@@ -168,6 +168,43 @@ def test_every_way_a_connected_account_is_removed_ends_the_session_and_is_record
         assert entry.detail == "agent's credential, removed in the admin"
 
 
+@pytest.mark.parametrize("where", ["admin", "admin list", "elsewhere"])
+@pytest.mark.django_db
+def test_deleting_an_account_ends_its_connvo_session_and_records_it(
+    where, agent_client, agent, admin_client, fake_connvo
+):
+    """An account's deletion cascaded to its credentials: the session stayed alive at WorkOS
+    and no entry said that the credential went."""
+    connect(agent_client, fake_connvo)
+    refresh_token = stored_refresh_token(agent)
+    history = AuditEntry.objects.filter(actor=agent).count()
+
+    if where == "admin":
+        response = admin_client.post(
+            reverse("admin:auth_user_delete", args=[agent.pk]), {"post": "yes"}
+        )
+        assert response.status_code == 302
+    elif where == "admin list":
+        response = admin_client.post(
+            reverse("admin:auth_user_changelist"),
+            {"action": "delete_selected", "_selected_action": [agent.pk], "post": "yes"},
+        )
+        assert response.status_code == 302
+    else:
+        agent.delete()
+
+    assert not type(agent).objects.filter(username="agent").exists()
+    assert not StaffToken.objects.exists()
+    assert not _session_still_renews(refresh_token)
+    (entry,) = AuditEntry.objects.filter(action=Action.CONNVO_DISCONNECTED)
+    assert entry.deployment == "dev"
+    assert entry.detail.startswith("agent's credential, forgotten as the account was deleted")
+    assert entry.actor_username == ("" if where == "elsewhere" else "admin")
+    # The account's history stays, its actor's name kept (the link to the account is gone).
+    assert AuditEntry.objects.filter(actor_username="agent").count() >= history > 0
+    assert call_command("audit_verify", stdout=io.StringIO()) is None
+
+
 @pytest.mark.django_db
 def test_after_disconnect_a_lookup_and_an_open_page_ask_to_connect_not_to_paste(
     agent_client, fake_connvo

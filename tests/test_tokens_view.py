@@ -389,3 +389,13 @@ def test_how_long_a_token_lasts_never_says_24_h_and_is_within_its_rounding(secon
     # To the hour from a day on (to the day from a week on), else to the minute.
     slack = 43_200 if seconds >= 7 * 86_400 - 1800 else 1800 if seconds >= 84_600 else 30
     assert abs(said - seconds) <= slack
+
+
+@pytest.mark.django_db
+def test_deleting_an_account_records_the_removal_of_its_pasted_token(agent, agent_token):
+    agent.delete()
+
+    assert not StaffToken.objects.exists()
+    (entry,) = AuditEntry.objects.filter(action=Action.TOKEN_REMOVED)
+    assert entry.deployment == "dev"
+    assert entry.detail == "agent's credential, forgotten as the account was deleted"

@@ -154,7 +154,8 @@ def forget(
     connected session is ended at WorkOS first (best effort; asked with no database lock held)
     and recorded as a disconnection, a pasted token as removed. The one way a credential goes:
     the Tokens page's Remove and Disconnect, `connvo_token remove`, the admin's delete, and an
-    account's deletion (`forget_all`). `detail` is added to the entry's. False if there was none (and nothing is recorded)."""
+    account's deletion (`forget_all`). `detail` is added to the entry's. False if there was
+    none (and nothing is recorded)."""
     stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
     if stored is None:
         return False

@@ -5,10 +5,12 @@ read as written."""
 from __future__ import annotations
 
 import re
+import urllib.parse
 import warnings
 from typing import Any
 
 import environ
+import redis.connection
 from django.core.exceptions import ImproperlyConfigured
 
 from connvo_admin.client_address import valid_ip
@@ -79,6 +81,43 @@ class Env(environ.Env):
         # An unknown scheme comes back as its own name for an ENGINE, not a backend's module.
         if "." not in config.get("ENGINE", ""):
             raise refused
+        return config
+
+    def shared_cache(self, name: str, default: str) -> dict[str, Any]:
+        """Django's CACHES entry from the URL in `name`: `locmemcache://` (one process) or a
+        Redis (`redis://`, `rediss://`; several locations comma-separated). Anything else, or a
+        Redis URL that cannot be read, is refused by name at startup without a word of it (it
+        may hold a password): a bad port was otherwise found by the first request that used the
+        cache, and every request after it failed, sessions included."""
+        url = self.str(name, default="") or default
+        refused = ImproperlyConfigured(
+            f"{name} is not a cache URL the console can use (redis://host:6379/0, "
+            "rediss://host:6380/0, or locmemcache:// for one process): check its scheme, host "
+            "and port, and that any '/', '@' or '%' in the password is written as %2F, %40 or "
+            "%25."
+        )
+        try:
+            config = self.cache_url_config(url)
+        except (ValueError, TypeError, KeyError, ImproperlyConfigured):
+            raise refused from None
+        backend = config.get("BACKEND", "")
+        if backend == "django.core.cache.backends.locmem.LocMemCache":
+            return config
+        if backend != "django.core.cache.backends.redis.RedisCache":
+            raise refused
+        locations = config["LOCATION"]
+        # As Django's Redis cache reads it: several servers comma-separated.
+        for location in locations.split(",") if isinstance(locations, str) else locations:
+            try:
+                parsed = redis.connection.parse_url(location)
+                database = urllib.parse.urlsplit(location).path.strip("/")
+            except (ValueError, TypeError):
+                raise refused from None
+            if not (parsed.get("host") or parsed.get("path")):
+                raise refused
+            # redis-py takes a database it cannot read ("/cache") for database 0, unsaid.
+            if location.startswith(("redis", "rediss")) and not re.fullmatch("[0-9]*", database):
+                raise refused
         return config
 
     def _number(self, name: str, default: Any, pattern: re.Pattern, kind: str) -> str | None:

@@ -149,7 +149,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = _postgres
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Several hosts must share one cache (Redis): the lookup rate limit lives there.
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+CACHES = {"default": env.shared_cache("CACHE_URL", default="locmemcache://")}
 CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="")
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     # Django's, reusing its Redis client instead of building one per call (connvo_admin/cache.py).

@@ -95,3 +95,65 @@ def test_any_password_is_either_read_or_refused_without_a_word_of_it(password):
             assert str(exc) == REFUSAL
             return
     assert config["ENGINE"] == "django.db.backends.postgresql"
+
+
+CACHE_REFUSAL = (
+    "CACHE_URL is not a cache URL the console can use (redis://host:6379/0, rediss://host:6380/0, "
+    "or locmemcache:// for one process): check its scheme, host and port, and that any '/', '@' "
+    "or '%' in the password is written as %2F, %40 or %25."
+)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cret-pw@cache.intranet.example:63790x/0",  # a port that is not one
+        "redis://:s3cret-pw@cache.intranet.example:99999/0",
+        "redis://:s3cret-pw@cache.intranet.example:6379/cache",  # a database that is not one
+        "redis://cache.intranet.example:6379/0,redis://:s3cret-pw@replica:x/0",
+        "redi://:s3cret-pw@cache.intranet.example:6379/0",  # a scheme misspelt
+        "memcache://cache.intranet.example:11211",  # no backend for it in Django 6
+        "redis://",
+    ],
+)
+def test_a_cache_url_that_cannot_be_used_stops_the_settings_without_its_password(url):
+    """Such a URL was taken as it came: the first request to use the cache failed (a bad
+    port's ValueError), and so did every one after it, sessions included."""
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(production_environment(CACHE_URL=url))
+
+    assert str(refused.value) == CACHE_REFUSAL
+    refusal = refused.value
+    assert refusal.__cause__ is None
+    assert refusal.__context__ is None or refusal.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("redis://:s3cret-pw@cache.intranet.example:6379/0", None),
+        ("rediss://cache.intranet.example:6380/2", None),
+        ("redis://a.example:6379/0,redis://b.example:6379/0", None),
+        ("redis:///run/redis/redis.sock", "unix:///run/redis/redis.sock"),
+    ],
+)
+def test_the_documented_cache_urls_load(url, location):
+    loaded = load_settings(production_environment(CACHE_URL=url))
+
+    assert loaded["CACHES"]["default"]["BACKEND"] == "connvo_admin.cache.RedisCache"
+    assert loaded["CACHES"]["default"]["LOCATION"] == (location or url)
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), min_size=1))
+@example("s3cr/et")
+@example("a:b")
+@example("p@ss")
+def test_any_cache_password_is_either_read_or_refused_without_a_word_of_it(password):
+    env = env_with(CACHE_URL=f"redis://:{password}@cache.intranet.example:6379/0")
+
+    try:
+        config = env.shared_cache("CACHE_URL", default="locmemcache://")
+    except ImproperlyConfigured as exc:
+        assert str(exc) == CACHE_REFUSAL
+        return
+    assert config["BACKEND"] == "django.core.cache.backends.redis.RedisCache"

@@ -27,6 +27,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from audit.services import Origin
+
+from . import access
 from .models import ProviderIdentity
 
 logger = logging.getLogger(__name__)
@@ -139,7 +142,7 @@ class CompanyOIDCBackend(OIDCAuthenticationBackend):
                 ProviderIdentity.objects.create(
                     user=user, issuer=claims["iss"], subject=claims["sub"]
                 )
-                self._set_groups(user, console_groups(claims))
+                self._set_groups(user, console_groups(claims), before=None)
         except IntegrityError:
             # The subject is in the log so that an administrator can link the account by hand
             # (admin: identity-provider links) when it really is this person's.
@@ -169,17 +172,30 @@ class CompanyOIDCBackend(OIDCAuthenticationBackend):
         with transaction.atomic():
             user.email = claims.get("email") or user.email
             user.save(update_fields=["email"])
-            self._set_groups(user, console_groups(claims))
+            self._set_groups(user, console_groups(claims), before=access.access_of(user.pk))
         return user
 
-    def _set_groups(self, user, wanted: Iterable[str]) -> None:
-        """The provider decides Support and Auditor; any other group is left as it is."""
+    def _set_groups(self, user, wanted: Iterable[str], *, before: access.Access | None) -> None:
+        """The provider decides Support and Auditor; any other group is left as it is. What
+        that changed (or the new account) is recorded in the audit log, as the account's own."""
         wanted = set(wanted)
         for group in Group.objects.filter(name__in=[SUPPORT, AUDITOR]):
             if group.name in wanted:
                 user.groups.add(group)
             else:
                 user.groups.remove(group)
+        request = getattr(self, "request", None)
+        access.record_access_change(
+            origin=(
+                Origin.from_request(request, signing_in=user)
+                if request is not None
+                else Origin(user=user, username=user.get_username())
+            ),
+            username=user.get_username(),
+            before=before,
+            after=access.access_of(user.pk),
+            how=f"by {settings.OIDC_PROVIDER_NAME}'s groups at sign-in",
+        )
 
     def _tell(self, message: str) -> None:
         request = getattr(self, "request", None)

@@ -26,6 +26,7 @@ class Action(models.TextChoices):
     CONNVO_CONNECT_FAILED = "connvo_connect_failed", "Connvo account connection failed"
     TOKEN_REFRESHED = "token_refreshed", "Connvo access token refreshed"
     TOKEN_REFRESH_FAILED = "token_refresh_failed", "Connvo access token refresh failed"
+    ACCESS_CHANGED = "access_changed", "Access changed"
 
 
 class Via(models.TextChoices):

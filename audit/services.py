@@ -33,8 +33,12 @@ class Origin:
     user_agent: str = ""
 
     @classmethod
-    def from_request(cls, request: HttpRequest) -> Origin:
-        user = request.user if request.user.is_authenticated else None
+    def from_request(
+        cls, request: HttpRequest, *, signing_in: AbstractBaseUser | None = None
+    ) -> Origin:
+        """The request's signed-in user, or `signing_in` (an account a sign-in under way acts
+        as), from the request's client."""
+        user = signing_in or (request.user if request.user.is_authenticated else None)
         return cls(
             user=user,
             username=user.get_username() if user else "",

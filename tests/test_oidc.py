@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from accounts.models import ProviderIdentity
+from audit.models import Action, AuditEntry
 from fakeoidc import FakeOIDC
 from tests.conftest import PASSWORD, _user
 
@@ -272,3 +273,33 @@ def test_without_configuration_there_is_no_provider_sign_in(client: Client):
     assert "Sign in with" not in client.get("/accounts/login/").content.decode()
     assert client.get("/accounts/oidc/start/").status_code == 404
     assert client.get("/accounts/oidc/callback/?code=x&state=y").status_code == 404
+
+
+def test_the_identity_providers_groups_at_sign_in_are_recorded_as_the_accounts_own(client, idp):
+    idp.sign_in_as("erin", groups=("connvo-support",))
+    sign_in_with_idp(client)
+    client.logout()
+    idp.sign_in_as("erin", groups=("connvo-support",))
+    sign_in_with_idp(client)  # nothing changed: nothing recorded
+    client.logout()
+    idp.sign_in_as("erin", groups=("connvo-audit",))
+
+    sign_in_with_idp(client)
+
+    assert groups_of("erin") == {"Auditor"}
+    (created, moved) = (
+        AuditEntry.objects.filter(action=Action.ACCESS_CHANGED)
+        .order_by("pk")
+        .values_list("actor_username", "detail")
+    )
+    assert created == (
+        "erin",
+        "erin: account created; added to Support; linked to the identity "
+        f"provider's {ProviderIdentity.objects.get().subject} at "
+        f"{ProviderIdentity.objects.get().issuer} (by Example SSO's groups at "
+        "sign-in)",
+    )
+    assert moved == (
+        "erin",
+        "erin: added to Auditor; removed from Support (by Example SSO's groups at sign-in)",
+    )

@@ -422,3 +422,28 @@ def outcome_on_record(outcome: str) -> bool:
         AuditEntry.objects.filter(outcome=outcome).exists()
         or SpanCount.objects.filter(outcome=outcome).exists()
     )
+
+
+ACCESS_CHANGES_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChange:
+    pk: int
+    at: datetime
+    by: str  # who made it ("" for nobody signed in)
+    what: str  # the entry's detail without the account's name
+
+
+def access_changes(*, username: str, limit: int = ACCESS_CHANGES_SHOWN) -> list[AccessChange]:
+    """The newest changes to the account's access, whoever made them (accounts/access.py names
+    the account first in each entry's detail). Few: read by the index of uncommon actions."""
+    named = f"{username}: "
+    return [
+        AccessChange(pk=pk, at=at, by=by, what=detail.removeprefix(named))
+        for pk, at, by, detail in AuditEntry.objects.filter(
+            action=Action.ACCESS_CHANGED, detail__startswith=named
+        )
+        .order_by("-at", "-id")
+        .values_list("pk", "at", "actor_username", "detail")[:limit]
+    ]

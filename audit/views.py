@@ -248,6 +248,7 @@ def staff_activity(request: HttpRequest, username: str) -> HttpResponse:
         "staff_username": username,
         "staff_account": get_user_model().objects.filter(username=username).first(),
         "staff_summary": overview.staff_summary(username=username),
+        "access_changes": selectors.access_changes(username=username),
     }
     return _entry_list(request, listing=_list_page(username=username), extra=extra)
 

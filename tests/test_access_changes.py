@@ -203,3 +203,20 @@ def test_an_access_change_is_described_exactly_when_there_is_one(before, after):
     text = "; ".join(words)
     for group in after.groups ^ before.groups:
         assert len(re.findall(rf"\b{group}\b", text)) == 1
+
+
+def test_the_staff_members_page_lists_the_changes_to_their_access(
+    admin_client, agent, auditor_client
+):
+    auditor_group = Group.objects.get_or_create(name="Auditor")[0]
+    save(admin_client, agent, groups=[*agent.groups.values_list("pk", flat=True), auditor_group.pk])
+    save(admin_client, User.objects.get(pk=agent.pk), is_active=None)
+
+    page = auditor_client.get(reverse("audit:staff", args=["agent"])).content.decode()
+    admins = auditor_client.get(reverse("audit:staff", args=["admin"])).content.decode()
+
+    assert "Changes to this account's access" in page
+    changes = page[page.index("access-changes-title") :]
+    assert changes.index("deactivated") < changes.index("added to Auditor")  # newest first
+    assert "by admin" in changes
+    assert "Changes to this account" not in admins  # made by admin, not to admin's access

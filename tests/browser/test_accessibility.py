@@ -111,6 +111,8 @@ def audit_log(audit_entry, auditor, agent):
         dict(username="mallory", action=Action.SIGN_IN_FAILED,
              detail="Wrong username or password."),
         dict(username="agent", action=Action.TOKEN_REPLACED, deployment="prod"),
+        # The staff page's list of changes to the account's access.
+        dict(username="admin", action=Action.ACCESS_CHANGED, detail="agent: added to Auditor"),
     ]  # fmt: skip
     for n, fields in enumerate(rows):
         audit_entry(at=start + timedelta(minutes=7 * n), **fields)

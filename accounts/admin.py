@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 
 from audit.services import Origin
 from meetings import connect
+from meetings.models import StaffToken
 
 from . import access
 from .models import ProviderIdentity
@@ -63,7 +64,7 @@ admin.site.unregister(Group)
 class ConsoleUserAdmin(UserAdmin):
     """Django's user admin, with every change to an account's access recorded in the audit log
     (above), and an account's deletion first forgetting its Connvo credentials as the Tokens
-    page's Remove would (`connect.forget_all`: a connected session ended at WorkOS, each
+    page's Remove would (`connect.forget_every`: a connected session ended at WorkOS, each
     recorded as done by the administrator). Deactivating an account, the documented way to end
     someone's access, keeps them."""
 
@@ -90,22 +91,28 @@ class ConsoleUserAdmin(UserAdmin):
         return response
 
     def delete_model(self, request, obj) -> None:
-        origin = Origin.from_request(request)
-        connect.forget_all(
-            user=obj,
-            origin=origin,
-            detail=f"{obj.get_username()}'s credential, forgotten as the account was deleted "
-            "in the admin",
-        )
-        before = access.access_of(obj.pk)
-        super().delete_model(request, obj)
-        access.record_access_change(
-            origin=origin, username=obj.get_username(), before=before, after=None
-        )
+        self.delete_queryset(request, get_user_model().objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request, queryset) -> None:
+        origin = Origin.from_request(request)
+        # Every session of every account ended at WorkOS before anything is recorded (the
+        # chain's lock is then held to the end of the admin's transaction).
+        connect.forget_every(
+            StaffToken.objects.filter(user__in=list(queryset)),
+            origin=origin,
+            detail=lambda stored: (
+                f"{stored.user.get_username()}'s credential, forgotten as the "
+                "account was deleted in the admin"
+            ),
+        )
         for user in queryset:
-            self.delete_model(request, user)
+            access.record_access_change(
+                origin=origin,
+                username=user.get_username(),
+                before=access.access_of(user.pk),
+                after=None,
+            )
+            user.delete()
 
 
 @admin.register(Group)

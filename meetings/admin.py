@@ -9,8 +9,9 @@ from .models import StaffToken
 @admin.register(StaffToken)
 class StaffTokenAdmin(admin.ModelAdmin):
     """Shows which tokens exist; never the token itself (only its last four characters). Deleting
-    one forgets it as the agent's own Remove or Disconnect would (`connect.forget`): a connected
-    session is ended at WorkOS, and the audit log records it, as done by the administrator."""
+    one forgets it as the agent's own Remove or Disconnect would (`connect.forget_every`): a
+    connected session is ended at WorkOS, and the audit log records it, as done by the
+    administrator."""
 
     list_display = ["user", "deployment", "last4", "subject", "expires_at", "updated_at"]
     list_filter = ["deployment"]
@@ -25,13 +26,13 @@ class StaffTokenAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request, obj: StaffToken) -> None:
-        connect.forget(
-            user=obj.user,
-            deployment_name=obj.deployment,
-            origin=Origin.from_request(request),
-            detail=f"{obj.user.get_username()}'s credential, removed in the admin",
-        )
+        self.delete_queryset(request, StaffToken.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request, queryset) -> None:
-        for stored in queryset.select_related("user"):
-            self.delete_model(request, stored)
+        connect.forget_every(
+            queryset,
+            origin=Origin.from_request(request),
+            detail=lambda stored: (
+                f"{stored.user.get_username()}'s credential, removed in the admin"
+            ),
+        )

@@ -6,12 +6,14 @@ but not yet finished, kept in the agent's session. What it stores is a credentia
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import workos
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
+from django.db.models import QuerySet
 
 from audit.models import Action
 from audit.services import Origin, record
@@ -150,44 +152,57 @@ def fail(origin: Origin, deployment_name: str, detail: str) -> None:
 def forget(
     *, user: AbstractBaseUser, deployment_name: str, origin: Origin, detail: str = ""
 ) -> bool:
-    """Forget the agent's credential for a deployment, with its audit entry, whatever its kind: a
-    connected session is ended at WorkOS first (best effort; asked with no database lock held)
-    and recorded as a disconnection, a pasted token as removed. The one way a credential goes:
-    the Tokens page's Remove and Disconnect, `connvo_token remove`, the admin's delete, and an
-    account's deletion (`forget_all`). `detail` is added to the entry's. False if there was
-    none (and nothing is recorded)."""
-    stored = StaffToken.objects.filter(user=user, deployment=deployment_name).first()
-    if stored is None:
-        return False
-    notes = [detail] if detail else []
-    connected = stored.is_connected_session
-    if connected and stored.session_id and not stored.session_ended:
-        try:
-            workos_client(deployment_name).user_management.revoke_session(
-                session_id=stored.session_id
+    """Forget the agent's credential for a deployment, as `forget_every` does: the Tokens page's
+    Remove and Disconnect, and `connvo_token remove`. `detail` is added to the entry's. False if
+    there was none (and nothing is recorded)."""
+    credentials = StaffToken.objects.filter(user=user, deployment=deployment_name)
+    return forget_every(credentials, origin=origin, detail=lambda stored: detail) > 0
+
+
+def forget_every(
+    credentials: QuerySet[StaffToken], *, origin: Origin, detail: Callable[[StaffToken], str]
+) -> int:
+    """Forget these credentials, each with its audit entry, whatever its kind: a connected
+    session is ended at WorkOS and recorded as a disconnection, a pasted token as removed. The
+    one way a credential goes (`forget`, the admin's delete of a credential or an account, an
+    account deleted anywhere). Every session is ended first, best effort, and only then are the
+    rows removed and recorded: WorkOS is never waited for while this holds the audit chain's
+    lock (taken by the first entry, held to the end of the caller's transaction), which every
+    lookup's entry waits on. `detail(credential)` is added to its entry's. How many were
+    forgotten (one forgotten meanwhile by another request is not: its entry says so)."""
+    stored = list(credentials.select_related("user"))
+    notes = {credential.pk: _end_session(credential) for credential in stored}
+    forgotten = 0
+    for credential in stored:
+        said = [detail(credential), *notes[credential.pk]]
+        with transaction.atomic():
+            deleted, _ = StaffToken.objects.filter(pk=credential.pk).delete()
+            if not deleted:
+                continue
+            record(
+                origin=origin,
+                action=(
+                    Action.CONNVO_DISCONNECTED
+                    if credential.is_connected_session
+                    else Action.TOKEN_REMOVED
+                ),
+                deployment=credential.deployment,
+                detail="; ".join(note for note in said if note),
             )
-        except (workos.WorkOSError, OSError, KeyError) as exc:
-            # Forgetting the tokens here is what matters; the session then simply expires.
-            notes.append(f"revoking at WorkOS failed: {describe_error(exc)}")
-    with transaction.atomic():
-        deleted, _ = StaffToken.objects.filter(pk=stored.pk).delete()
-        if not deleted:
-            return False  # forgotten meanwhile, by another request: its entry says so
-        record(
-            origin=origin,
-            action=Action.CONNVO_DISCONNECTED if connected else Action.TOKEN_REMOVED,
-            deployment=deployment_name,
-            detail="; ".join(notes),
+        forgotten += 1
+    return forgotten
+
+
+def _end_session(stored: StaffToken) -> list[str]:
+    """End a connected session at WorkOS (nothing for a pasted token, or a session that ended
+    already); what to note on the entry when WorkOS could not be asked."""
+    if not (stored.is_connected_session and stored.session_id and not stored.session_ended):
+        return []
+    try:
+        workos_client(stored.deployment).user_management.revoke_session(
+            session_id=stored.session_id
         )
-    return True
-
-
-def forget_all(*, user: AbstractBaseUser, origin: Origin, detail: str = "") -> int:
-    """Forget every credential the account holds, each as `forget` does (ended at WorkOS,
-    recorded): before the account is deleted, whose rows would otherwise go with it silently.
-    How many were forgotten."""
-    deployments = StaffToken.objects.filter(user=user).values_list("deployment", flat=True)
-    return sum(
-        forget(user=user, deployment_name=name, origin=origin, detail=detail)
-        for name in list(deployments)
-    )
+    except (workos.WorkOSError, OSError, KeyError) as exc:
+        # Forgetting the tokens here is what matters; the session then simply expires.
+        return [f"revoking at WorkOS failed: {describe_error(exc)}"]
+    return []

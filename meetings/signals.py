@@ -10,6 +10,7 @@ from django.dispatch import receiver
 from audit.services import Origin
 
 from . import connect
+from .models import StaffToken
 
 
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="meetings_forget_on_delete")
@@ -18,8 +19,8 @@ def forget_credentials_of_a_deleted_account(sender, instance, **kwargs) -> None:
     # this catches every other way. Nobody is known to be acting here, and the entry cannot name
     # the account being deleted as its actor (its row is going).
     username = instance.get_username()
-    connect.forget_all(
-        user=instance,
+    connect.forget_every(
+        StaffToken.objects.filter(user=instance),
         origin=Origin(user=None, username="", user_agent="account deleted outside the admin"),
-        detail=f"{username}'s credential, forgotten as the account was deleted",
+        detail=lambda stored: f"{username}'s credential, forgotten as the account was deleted",
     )

@@ -15,13 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import Action, AuditEntry, Via
+from audit.models import Action, AuditEntry, ChainHead, Via
 from audit.services import Origin, record
+from fakeconnvo import REVOKE_SESSION_PATH
 from meetings import credentials, workos_auth
 from meetings.lookups import Wanted
 from meetings.lookups import look_up as look_up_many
@@ -203,6 +204,58 @@ def test_deleting_an_account_ends_its_connvo_session_and_records_it(
     # The account's history stays, its actor's name kept (the link to the account is gone).
     assert AuditEntry.objects.filter(actor_username="agent").count() >= history > 0
     assert call_command("audit_verify", stdout=io.StringIO()) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_account_never_waits_for_workos_holding_the_audit_chain(
+    agent, admin_user, fake_connvo, settings
+):
+    """Each credential of a deleted account was forgotten in turn within the admin's one
+    transaction: the second session's revocation at WorkOS waited (up to its timeout) holding
+    the chain's lock, which every lookup's audit entry waits on. Sessions are ended first."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks across connections need PostgreSQL")
+    settings.CONNVO_DEPLOYMENTS = {**settings.CONNVO_DEPLOYMENTS, "staging": fake_connvo.url}
+    settings.CONNVO_WORKOS = {**settings.CONNVO_WORKOS, "staging": settings.CONNVO_WORKOS["dev"]}
+    workos_auth._client.cache_clear()
+    agent_client = Client()
+    agent_client.force_login(agent)
+    for name in ("dev", "staging"):
+        started = agent_client.post(reverse("meetings:connect_start", args=[name]))
+        approved = requests.get(started["Location"], allow_redirects=False, timeout=5)
+        back = urlsplit(approved.headers["Location"])
+        agent_client.get(back.path, parse_qs(back.query))
+    assert StaffToken.objects.filter(user=agent).count() == 2
+    fake_connvo.misbehave("workos_slow", delay=1.5)
+    admin = Client()
+    admin.force_login(admin_user)
+    deleted: list[int] = []
+
+    def delete_the_account() -> None:
+        try:
+            response = admin.post(
+                reverse("admin:auth_user_delete", args=[agent.pk]), {"post": "yes"}
+            )
+            deleted.append(response.status_code)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=delete_the_account)
+    thread.start()
+    try:
+        while len(revocations(fake_connvo)) < 2:
+            thread.join(timeout=0.05)  # until the second session's revocation is at WorkOS
+        with transaction.atomic():
+            # Raises LockNotAvailable if the deletion holds the chain's head.
+            ChainHead.objects.select_for_update(nowait=True).first()
+    finally:
+        thread.join(timeout=30)
+    assert deleted == [302]
+    assert AuditEntry.objects.filter(action=Action.CONNVO_DISCONNECTED).count() == 2
+
+
+def revocations(fake) -> list:
+    return [call for call in fake.workos_calls if call.path == REVOKE_SESSION_PATH]
 
 
 @pytest.mark.django_db

@@ -15,8 +15,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 from connvo_admin.client_address import valid_ip
 
+_DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def _shown(text: str) -> str:
+    """A wrong entry as a refusal quotes it: short, and never a URL's password."""
+    text = re.sub(r"//[^/@]*@", "//…@", text)
+    return repr(text if len(text) <= 60 else text[:60] + "…")
 
 
 def _number_problem(raw: str) -> str:
@@ -45,6 +52,37 @@ class Env(environ.Env):
         if isinstance(raw, str) and raw.startswith("$"):
             return raw if cast is None else self.parse_value(raw, cast)
         return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+
+    def list(self, var, cast=None, default=environ.Env.NOTSET):
+        """django-environ's comma-separated list, each item without the spaces around it and
+        empty items dropped: "a, b" is ["a", "b"], not ["a", " b"] (a host, group or deployment
+        " b" that nothing ever matches, and nothing says so)."""
+        items = super().list(var, cast=cast, default=default)
+        if not isinstance(items, list):
+            return items
+        stripped = [item.strip() if isinstance(item, str) else item for item in items]
+        return [item for item in stripped if item != ""]
+
+    def deployments(self, name: str, default: dict[str, str]) -> dict[str, str]:
+        """`name=url` pairs, comma-separated, spaces around each taken off. A name is what the
+        meeting pages' addresses and the WorkOS variables hold: letters, digits, '-' and '_'; a
+        pair without both, or any other name, is refused by name."""
+        if f"{self.prefix}{name}" not in self.ENVIRON:
+            return default
+        pairs = {}
+        for entry in self.str(name).split(","):
+            if not entry.strip():
+                continue
+            deployment, _, url = (part.strip() for part in entry.partition("="))
+            if not _DEPLOYMENT_NAME.fullmatch(deployment) or not url:
+                raise ImproperlyConfigured(
+                    f"{name} lists name=url pairs, comma-separated, each name made of letters, "
+                    f"digits, '-' and '_'; not {_shown(entry.strip())}."
+                )
+            pairs[deployment] = url
+        if not pairs:
+            raise ImproperlyConfigured(f"{name} names no deployment.")
+        return pairs
 
     def addresses(self, name: str, default: list[str]) -> list[str]:
         """Comma-separated IP addresses, each in the normal form client_address.py compares

@@ -201,6 +201,9 @@ if SIGN_IN_ADDRESS_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
         "hold several people's attempts)."
     )
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# "Failed sign-ins in a row", as the pages say: a sign-in ends the account's run of failures from
+# that address (its pair's count; the address's own count keeps everyone else's).
+AXES_RESET_ON_SUCCESS = True
 # The same client address as the audit log: X-Forwarded-For only from TRUSTED_PROXIES.
 AXES_CLIENT_IP_CALLABLE = "connvo_admin.client_address.client_ip"
 # The username tried, cut to axes' column and storable in any database (accounts/lockouts.py).
@@ -337,7 +340,7 @@ if env.str("SECURE_PROXY_SSL_HEADER", default=""):
 
 # --- Connvo ---------------------------------------------------------------------------------
 # name=url pairs; the URL of a lookup always comes from here, never from a request.
-CONNVO_DEPLOYMENTS = env.dict(
+CONNVO_DEPLOYMENTS = env.deployments(
     "CONNVO_DEPLOYMENTS",
     default={
         "dev": "https://Connvo-dev.convex.cloud",

@@ -30,6 +30,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from audit.services import Origin
 
 from . import access
+from .backends import ModelBackend
 from .models import ProviderIdentity
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,12 @@ def console_groups(claims: dict) -> set[str]:
 
 
 class CompanyOIDCBackend(OIDCAuthenticationBackend):
+    def get_user(self, user_id):
+        """The user a session signed in this way names, read as every sign-in's is
+        (accounts/backends.py): a deactivated account is nobody, so its sign-in ends at its next
+        request. mozilla-django-oidc's own reads the account whether or not it is active."""
+        return ModelBackend().get_user(user_id)
+
     def authenticate(self, request, **kwargs):
         # Only the callback view passes a nonce; a password sign-in is none of this backend's.
         if not settings.OIDC_ENABLED or request is None or "nonce" not in kwargs:
@@ -163,6 +170,14 @@ class CompanyOIDCBackend(OIDCAuthenticationBackend):
         return user
 
     def update_user(self, user, claims: dict):
+        if not user.is_active:
+            # Refused here, so that it is a failed sign-in (recorded) with a reason; returned,
+            # the callback would turn it away without a word.
+            self._tell(
+                "Your console account is deactivated, so it cannot be signed into. Ask the "
+                "console's administrators."
+            )
+            return None
         if user.is_superuser:
             self._tell(
                 "Administrators sign in with their console password, not with "

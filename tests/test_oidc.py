@@ -4,6 +4,7 @@ superusers and identity tokens minted for another application are refused with a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -303,3 +304,39 @@ def test_the_identity_providers_groups_at_sign_in_are_recorded_as_the_accounts_o
         "erin",
         "erin: added to Auditor; removed from Support (by Example SSO's groups at sign-in)",
     )
+
+
+def test_deactivating_an_account_signed_in_through_the_provider_ends_its_sign_in(
+    client: Client, idp
+):
+    """mozilla-django-oidc's backend read the session's user whether or not it was active: an
+    account signed in with the provider stayed signed in once deactivated (a 403 on the next
+    page, and a pushed page kept being sent the meeting)."""
+    from accounts import sessions
+
+    idp.sign_in_as("dana", groups=("connvo-support",), email="dana@example.com")
+    assert sign_in_with_idp(client, next_path="/tokens/").status_code == 200
+    User.objects.filter(username="dana").update(is_active=False)
+    dana = User.objects.get(username="dana")
+
+    assert not sessions.still_signed_in(client.session, dana.pk, now=time.time())
+    page = client.get("/tokens/")
+    assert page.status_code == 302
+    assert page["Location"].startswith("/accounts/login/")
+
+
+def test_a_deactivated_account_signing_in_through_the_provider_is_told_and_recorded(
+    client: Client, idp
+):
+    """It was sent back to the sign-in page without a word, and the audit log had nothing."""
+    idp.sign_in_as("dana", groups=("connvo-support",), email="dana@example.com")
+    assert sign_in_with_idp(client).status_code == 200
+    client.post("/accounts/logout/")
+    User.objects.filter(username="dana").update(is_active=False)
+
+    refused = sign_in_with_idp(client)
+
+    assert refused.redirect_chain[-1][0] == "/accounts/login/"
+    assert "Your console account is deactivated" in refused.content.decode()
+    assert AuditEntry.objects.filter(action=Action.SIGN_IN_FAILED).exists()
+    assert "_auth_user_id" not in client.session

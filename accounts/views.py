@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from axes.helpers import get_client_username, get_cool_off
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -37,6 +41,10 @@ class SignInForm(AuthenticationForm):
 
 
 def sign_in(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and _next_is_sign_in(request):
+        # Django's view would raise "Redirection loop for authenticated user detected" (a 500)
+        # for a link such as /accounts/login/?next=/accounts/login/.
+        return redirect(settings.LOGIN_REDIRECT_URL)
     view = LoginView.as_view(
         template_name="accounts/login.html",
         authentication_form=SignInForm,
@@ -48,6 +56,34 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         },
     )
     return view(request)
+
+
+def already_signed_in(request: HttpRequest) -> HttpResponse | None:
+    """A sign-in form refused by the CSRF check because its person signed in meanwhile, in
+    another tab (signing in renews the CSRF secret, so every other tab's sign-in form is stale):
+    on to where that tab was going, saying so, rather than "the form did not come from this
+    console". Nobody is signed in by it, so a forged form gains nothing. None otherwise."""
+    if not (
+        request.method == "POST"
+        and request.path == resolve_url(settings.LOGIN_URL)
+        and request.user.is_authenticated
+    ):
+        return None
+    wanted = request.GET.get("next", "")
+    if (
+        not url_has_allowed_host_and_scheme(
+            wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        or urlsplit(wanted).path == request.path
+    ):
+        wanted = resolve_url(settings.LOGIN_REDIRECT_URL)
+    messages.info(request, f"You are signed in as {request.user.get_username()} (in another tab).")
+    return redirect(wanted)
+
+
+def _next_is_sign_in(request: HttpRequest) -> bool:
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    return urlsplit(wanted).path == request.path
 
 
 def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:

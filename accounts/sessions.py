@@ -57,15 +57,23 @@ def is_kept_current_by_the_page(request: HttpRequest) -> bool:
     return bool(request.htmx) or request.headers.get("Accept") == "text/event-stream"
 
 
-def still_signed_in(session: SessionBase, user_pk: object, *, now: float) -> bool:
+def still_signed_in(
+    session: SessionBase, user_pk: object, *, now: float, permission: str | None = None
+) -> bool:
     """Whether the sign-in a long-lived request (a push stream) was let in with still holds: its
     session read afresh, as the page's next request would read it: not signed out (here or on
     another host), not past the limits above, the account still active and its password
-    unchanged (Django's own check, `get_user`). Only reads: what that next request changes (a
-    spent session flushed, the agent told why) is left to it."""
+    unchanged (Django's own check, `get_user`), and, when named, the `permission` the request
+    needed still the account's (a group left meanwhile). Only reads: what that next request
+    changes (a spent session flushed, the agent told why) is left to it."""
     fresh = _read_only(type(session))(session.session_key)
     user = get_user(SimpleNamespace(session=fresh))
-    return user.pk is not None and user.pk == user_pk and expiry_reason(fresh, now=now) is None
+    return (
+        user.pk is not None
+        and user.pk == user_pk
+        and expiry_reason(fresh, now=now) is None
+        and (permission is None or user.has_perm(permission))
+    )
 
 
 @cache

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings as settings_module
+from django.contrib.auth.models import Group
 from django.db import DatabaseError
 from django.test import AsyncClient, Client
 from django.urls import reverse
@@ -429,6 +430,38 @@ def test_a_stream_stops_sending_once_the_sign_in_has_ended(
         reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
     )
     assert response["HX-Redirect"].startswith("/accounts/login/?next=")
+
+
+def test_a_stream_stops_sending_once_the_agent_may_no_longer_look_meetings_up(
+    async_agent, agent, agent_token, fake_connvo, script, settings, monkeypatch
+):
+    """An agent taken out of the Support group with a meeting page open: a polling page's next
+    refresh is refused, but the stream checked only the sign-in, so Connvo's answers about the
+    customer's meeting kept reaching the page, recorded in the name of someone who may no
+    longer look meetings up, for as long as it stayed open."""
+    settings.CONNVO_PUSH_HEARTBEAT = 0.05
+    monkeypatch.setattr(push, "SIGN_IN_CHECKED_EVERY", 0)
+    script(lambda: looked_up(fake_connvo, agent_token))
+
+    def leave_support():
+        agent.groups.remove(Group.objects.get(name="Support"))
+
+    events = follow(
+        async_agent,
+        stream_url(fake_connvo),
+        lambda: None,  # the first answer, while in Support
+        leave_support,
+        until=lambda name, data: False,
+    )
+
+    assert [name for name, _ in events] == ["metrics", "fallback"]
+    # The page's refresh is then refused: the page reloads, to the refusal's page.
+    page = Client()
+    page.cookies = async_agent.cookies
+    url = reverse("meetings:detail", args=["dev", fake_connvo.meeting_id("standup")])
+    refresh = page.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TRIGGER="live-poller")
+    assert refresh["HX-Refresh"] == "true"
+    assert page.get(url).status_code == 403
 
 
 def test_a_stream_that_stays_signed_in_keeps_sending(

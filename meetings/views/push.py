@@ -47,7 +47,7 @@ from ..live import PollPlan, plan_after_failure, plan_after_success, push_enable
 from ..lookups import Answer, AuditUnavailable, Wanted
 from ..models import WatchedMeeting
 from ..ratelimit import WINDOW_SECONDS, count_in_window
-from .access import agent_view, asks_before_looking_up
+from .access import LOOKUP_PERMISSION, agent_view, asks_before_looking_up
 from .tables import filter_words, table_url, watch_list_context, watch_list_key, watching_url
 
 logger = logging.getLogger(__name__)
@@ -239,9 +239,9 @@ class _Stream:
                 if time.monotonic() - sign_in_checked >= SIGN_IN_CHECKED_EVERY:
                     sign_in_checked = time.monotonic()
                     if not await _in_database_thread(self._still_signed_in)():
-                        # Signed out, timed out, deactivated: nothing more is sent. The page's
-                        # refresh then meets the sign-in's end as a polling page's does, and
-                        # takes the page to the sign-in page, saying why.
+                        # Signed out, timed out, deactivated, out of Support: nothing more is
+                        # sent. The page's refresh then meets the sign-in's end (or the refusal)
+                        # as a polling page's does, and the page says why.
                         yield _event(FALLBACK, "")
                         return
                 if not done:
@@ -283,7 +283,14 @@ class _Stream:
             return self._render(answers)
 
     def _still_signed_in(self) -> bool:
-        return sessions.still_signed_in(self.request.session, self.origin.user.pk, now=time.time())
+        # And still allowed to look meetings up: a polling page's next refresh is refused once
+        # the agent leaves the Support group; a pushed page must stop sending as soon.
+        return sessions.still_signed_in(
+            self.request.session,
+            self.origin.user.pk,
+            now=time.time(),
+            permission=LOOKUP_PERMISSION,
+        )
 
     def _failures_key(self) -> str:
         return f"push-failures:{self.origin.user.pk}:{self.span or '-'}"

@@ -340,3 +340,22 @@ def test_a_deactivated_account_signing_in_through_the_provider_is_told_and_recor
     assert "Your console account is deactivated" in refused.content.decode()
     assert AuditEntry.objects.filter(action=Action.SIGN_IN_FAILED).exists()
     assert "_auth_user_id" not in client.session
+
+
+def test_a_sign_in_link_used_twice_says_what_to_do(client: Client, idp):
+    """A replayed (or stale) callback is refused with 400: Django's bare "Bad Request (400)"
+    page, with no way back; now a page saying what happened and where to go."""
+    idp.sign_in_as("dana", groups=("connvo-support",))
+    start = client.get("/accounts/oidc/start/", {"next": "/"})
+    approved = requests.get(start["Location"], allow_redirects=False, timeout=5)
+    back = urlsplit(approved.headers["Location"])
+    client.get(f"{back.path}?{back.query}")
+    client.post("/accounts/logout/")
+    client.get("/accounts/oidc/start/", {"next": "/"})  # another sign-in started, not finished
+
+    again = client.get(f"{back.path}?{back.query}")
+
+    assert again.status_code == 400
+    page = again.content.decode()
+    assert "The console could not use this request" in page
+    assert 'href="/accounts/login/"' in page

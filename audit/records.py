@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.db.models import Case, F, PositiveBigIntegerField, Value, When
 from django.db.models.functions import Coalesce
@@ -70,14 +70,23 @@ def _text(value: object, length: int = 64) -> str:
     return value[:length] if isinstance(value, str) else ""
 
 
+# A tally's moment within a day of the calendar's ends cannot be shown in every viewer's zone
+# (0001-01-01 in New York, 9999-12-31 at +14: OverflowError on every page that shows it).
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
 def _moment(value: object) -> datetime | None:
+    """A tally's time, or None where it is not one a page can show: a tally is never trusted to
+    be well formed (a tampered record's pages must still open to show it)."""
     if not isinstance(value, str):
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+        return moment if _EARLIEST <= moment <= _LATEST else None
+    except (ValueError, OverflowError):
         return None
-    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
 def kind(tally: object) -> str:

@@ -44,11 +44,13 @@ def _documents(
     entries: QuerySet[AuditEntry],
     open_spans: Iterable[records.OpenSpan],
     counting: Iterable[AuditEntry] = (),
+    outcome: str = "",
 ) -> Iterator[dict]:
     """One document per record, COLUMNS in order: the open spans first (the newest calls), the
-    refusals still being counted, then the entries as the chain holds them."""
+    refusals still being counted, then the entries as the chain holds them. `outcome`: the
+    filter's, whose calls alone an open span's document then holds."""
     for item in open_spans:
-        yield _open_span(item)
+        yield _open_span(item, outcome)
     for record in counting:
         yield _counting(record)
     for row in entries.values_list(*READ).iterator(chunk_size=CHUNK_SIZE):
@@ -72,12 +74,18 @@ def _documents(
         yield document
 
 
-def _open_span(item: records.OpenSpan) -> dict:
+def _open_span(item: records.OpenSpan, outcome: str = "") -> dict:
     """An open span as a record: its calls not yet sealed into the chain (so the `calls` of an
     export add up to the calls on record), its whole count so far in the tally. No id, no MAC:
-    nothing of it is chained yet."""
+    nothing of it is chained yet. With `outcome` (an export filtered on one), only its calls of
+    that outcome, as the record of that outcome it will be sealed as: an export by outcome then
+    adds up to that outcome's calls on record."""
     span, facts = item.span, item.facts
     unsealed = dict(item.unsealed)
+    calls = item.unsealed_calls
+    if outcome:
+        unsealed = {outcome: unsealed.get(outcome, 0)}
+        calls = unsealed[outcome]
     unanswered = unsealed.pop(records.UNANSWERED, 0)
     document = dict.fromkeys(FIELDS, None) | {
         "at": span.last_at,
@@ -86,7 +94,7 @@ def _open_span(item: records.OpenSpan) -> dict:
         "via": span.via,
         "deployment": span.deployment,
         "meeting_id": span.meeting_id,
-        "outcome": facts.outcomes[0][0] if facts.outcomes else "",
+        "outcome": outcome or (facts.outcomes[0][0] if facts.outcomes else ""),
         "connvo_request_id": "",
         "client_ip": span.client_ip,
         "user_agent": span.user_agent,
@@ -94,7 +102,7 @@ def _open_span(item: records.OpenSpan) -> dict:
         "request_id": "",
     }
     return document | {
-        "calls": item.unsealed_calls,
+        "calls": calls,
         "repeats": None,
         "tally": {
             "kind": "open_span",
@@ -175,12 +183,14 @@ def csv_lines(
     entries: QuerySet[AuditEntry],
     open_spans: Iterable[records.OpenSpan] = (),
     counting: Iterable[AuditEntry] = (),
+    *,
+    outcome: str = "",
 ) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(COLUMNS)
     yield from _batched(
         writer.writerow([_csv_cell(document[name]) for name in COLUMNS])
-        for document in _documents(entries, open_spans, counting)
+        for document in _documents(entries, open_spans, counting, outcome)
     )
 
 
@@ -188,12 +198,15 @@ def jsonl_lines(
     entries: QuerySet[AuditEntry],
     open_spans: Iterable[records.OpenSpan] = (),
     counting: Iterable[AuditEntry] = (),
+    *,
+    outcome: str = "",
 ) -> Iterator[str]:
     def line(document: dict) -> str:
         document["at"] = _timestamp(document["at"])
         return _LINE_BREAKS.sub(_escaped, json.dumps(document, ensure_ascii=False)) + "\n"
 
-    yield from _batched(line(document) for document in _documents(entries, open_spans, counting))
+    documents = _documents(entries, open_spans, counting, outcome)
+    yield from _batched(line(document) for document in documents)
 
 
 WRITERS = {"csv": csv_lines, "jsonl": jsonl_lines}

@@ -357,7 +357,8 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     # And refusals still being counted, as the counted records they will be sealed as.
     counting = selectors.counting_now(entry_filter, limit=None)
     response = StreamingHttpResponse(
-        exports.WRITERS[fmt](entries, open_now, counting), content_type=exports.CONTENT_TYPES[fmt]
+        exports.WRITERS[fmt](entries, open_now, counting, outcome=entry_filter.outcome),
+        content_type=exports.CONTENT_TYPES[fmt],
     )
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'

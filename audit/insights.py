@@ -101,7 +101,7 @@ def _recent(since: datetime, until: datetime) -> dict[str, _Recent]:
     its last hour when nothing of that hour lies after the window; its partial first (and last)
     hour, and the hours holding entries not yet counted into the summaries, from the entries.
     The figures are the same as `recent_from_entries` gives."""
-    first_whole = _hour_up(since)
+    first_whole = rollup.ceil_hour(since)
     last_whole = rollup.floor_hour(until)
     if first_whole >= last_whole:
         return recent_from_entries(since, until)
@@ -187,11 +187,6 @@ def _per_staff(rows: list[tuple]) -> dict[str, _Recent]:
         recent.add(bucket.hour, lookups, not_visible)
         recent.busy(bucket, meetings)
     return found
-
-
-def _hour_up(moment: datetime) -> datetime:
-    down = rollup.floor_hour(moment)
-    return down if down == moment else down + HOUR
 
 
 def _habits(first_day: date, last_day: date) -> dict[str, tuple[int, int]]:

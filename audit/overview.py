@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db.models import F, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
 from django.utils import dateformat
 
 from connvo_admin.outcomes import Handling, Outcome, describe
@@ -32,7 +33,7 @@ from .models import (
     StaffDay,
     Via,
 )
-from .rollup import floor_hour
+from .rollup import ceil_hour, floor_hour
 from .selectors import EntryFilter, filtered_entries
 
 # Counting matching entries stops here: past it the page says "more than 10,000".
@@ -41,6 +42,7 @@ COUNT_BOUND = 10_000
 DEFAULT_RANGE = timedelta(days=7)
 # Up to this long a range is drawn per hour, then per day, then per month, beyond it per year: a
 # chart never has more than about 400 bars, however wide the range asked for.
+HOUR = timedelta(hours=1)
 HOURLY_UP_TO = timedelta(days=2)
 DAILY_UP_TO = timedelta(days=400)
 MONTHLY_UP_TO = timedelta(days=366 * 20)
@@ -227,17 +229,31 @@ def _matching(rows: QuerySet, entry_filter: EntryFilter) -> QuerySet:
 def _summed(
     entry_filter: EntryFilter, since: datetime, until: datetime, *, per: str
 ) -> tuple[Counter[datetime], Counter[datetime], Counter[str]]:
-    """(entries per hour, found ones per hour, entries per outcome) from the hour `since` falls
-    in up to `until`.
-    When the chart is per day, whole UTC days come from `ActivityDay` and only the hours before
-    the first whole day and after the last one from `ActivityHour`: the same figures as reading
-    every hour, from one row per day and kind of entry instead of 24."""
-    start = floor_hour(since)
-    first_day = start.date() if start.hour == 0 else start.date() + timedelta(days=1)
-    last_day = until.astimezone(UTC).date()  # the day until falls in, whole only if until is on it
-    per_hour: Counter[datetime] = Counter()
-    found_per_hour: Counter[datetime] = Counter()
-    per_outcome: Counter[str] = Counter()
+    """(entries per hour, found ones per hour, entries per outcome) in [since, until).
+    The range's whole UTC hours come from the summaries; when the chart is per day, its whole
+    UTC days from `ActivityDay` and only the hours before the first whole day and after the last
+    one from `ActivityHour`: the same figures as reading every hour, from one row per day and
+    kind of entry instead of 24. A partial first or last hour (a range starting at a local
+    midnight of a zone half an hour off UTC, or the last 7 days from now) is counted from its
+    entries, as the summaries count them (`_from_entries`), so that the chart holds what the
+    list does; a partial first hour's figures are keyed by `since`, in the viewer's first day."""
+    start, end = ceil_hour(since), floor_hour(until)
+    # Where nothing of a partial hour lies outside the range (the usual last hour: the range
+    # ends now), the summary's row of it is the range's part: the busiest hour is not read
+    # entry by entry.
+    if start > since and not AuditEntry.objects.filter(at__gte=start - HOUR, at__lt=since).exists():
+        start -= HOUR
+    if until > end and not AuditEntry.objects.filter(at__gte=until, at__lt=end + HOUR).exists():
+        end += HOUR
+    if start >= end:
+        return _from_entries(entry_filter, [(since, until)], first=since)
+    per_hour, found_per_hour, per_outcome = _from_entries(
+        entry_filter, [(since, start), (end, until)], first=since
+    )
+    first_day = (
+        start.date() if start.hour == 0 and start >= since else start.date() + timedelta(days=1)
+    )
+    last_day = end.date()  # the day `end` falls in: whole only if `end` is its midnight
     if per == "day" and first_day < last_day:
         days = _matching(
             ActivityDay.objects.filter(day__gte=first_day, day__lt=last_day), entry_filter
@@ -258,16 +274,66 @@ def _summed(
         first_midnight = datetime.combine(first_day, time.min, UTC)
         last_midnight = datetime.combine(last_day, time.min, UTC)
         hours = Q(hour__gte=start, hour__lt=first_midnight) | Q(
-            hour__gte=last_midnight, hour__lt=until
+            hour__gte=last_midnight, hour__lt=end
         )
     else:
-        hours = Q(hour__gte=start, hour__lt=until)
+        hours = Q(hour__gte=start, hour__lt=end)
     edges = _matching(ActivityHour.objects.filter(hours), entry_filter)
     for row in edges.values("hour", "outcome").annotate(n=Sum("entries")):
-        per_hour[row["hour"].astimezone(UTC)] += row["n"]
+        # A first hour read whole from the summary is keyed by `since`, as `_from_entries` keys.
+        hour = max(row["hour"].astimezone(UTC), since)
+        per_hour[hour] += row["n"]
         if row["outcome"] == Outcome.FOUND:
-            found_per_hour[row["hour"].astimezone(UTC)] += row["n"]
+            found_per_hour[hour] += row["n"]
         per_outcome[row["outcome"]] += row["n"]
+    return per_hour, found_per_hour, per_outcome
+
+
+def _from_entries(
+    entry_filter: EntryFilter, periods: list[tuple[datetime, datetime]], *, first: datetime
+) -> tuple[Counter[datetime], Counter[datetime], Counter[str]]:
+    """`_summed`'s figures for periods shorter than an hour at a range's ends, from the entries
+    themselves, counted as the summaries count them (audit/rollup.py `_count`): a record with a
+    tally by its calls per outcome, any other by `records.WEIGHT` under its outcome. Keyed by
+    the hour each falls in, or by `first` for those before the first whole hour."""
+    per_hour: Counter[datetime] = Counter()
+    found_per_hour: Counter[datetime] = Counter()
+    per_outcome: Counter[str] = Counter()
+    periods = [(start, end) for start, end in periods if start < end]
+    if not periods:
+        return per_hour, found_per_hour, per_outcome
+    when = Q()
+    for start, end in periods:
+        when |= Q(at__gte=start, at__lt=end)
+    # A record with a tally may hold several outcomes (one sealed before 8 December 2026): its
+    # calls of the filtered outcome are counted, as the summaries' per-outcome rows hold them.
+    entries = _counted(dataclasses.replace(entry_filter, outcome="")).filter(when).order_by()
+
+    def add(hour: datetime, outcome: str, n: int) -> None:
+        if entry_filter.outcome and outcome != entry_filter.outcome:
+            return
+        key = max(hour, first)
+        per_hour[key] += n
+        if outcome == Outcome.FOUND:
+            found_per_hour[key] += n
+        per_outcome[outcome] += n
+
+    plain = entries.filter(tally__isnull=True)
+    for row in (
+        plain.annotate(hour=TruncHour("at", tzinfo=UTC))
+        .values("hour", "outcome")
+        .annotate(n=Sum(records.WEIGHT))
+    ):
+        add(row["hour"].astimezone(UTC), row["outcome"], row["n"] or 0)
+    tallied = entries.filter(tally__isnull=False).values_list(
+        "at", "action", "outcome", "calls", "repeats", "tally"
+    )
+    for at, action, outcome, calls, repeats, tally in tallied:
+        by_outcome = records.calls_by_outcome(
+            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+        )
+        for each, n in by_outcome.items():
+            add(floor_hour(at), each, n)
     return per_hour, found_per_hour, per_outcome
 
 
@@ -282,7 +348,8 @@ def _buckets(
 ) -> list[Bucket]:
     """Every hour or local day of the range, empty ones included (a gap is information)."""
     if per == "hour":
-        starts, moment = [], floor_hour(since)
+        # A partial first hour is a bar of its own, from `since` (`_summed` keys it so).
+        starts, moment = [since] if ceil_hour(since) != since else [], ceil_hour(since)
         while moment < until:
             starts.append(moment)
             moment += timedelta(hours=1)
@@ -370,10 +437,12 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         hours = {}
         for pk, at, outcome, name, deployment, meeting, action, calls, repeats in rows:
             n = records.weight(action=action, calls=calls, repeats=repeats)
-            hours[pk] = (floor_hour(at), name, deployment, meeting)
-            hourly[floor_hour(at)] += n
+            # Keyed as `_summed` keys them: a partial first hour by the range's start.
+            hour = max(floor_hour(at), chart_since)
+            hours[pk] = (hour, name, deployment, meeting)
+            hourly[hour] += n
             if outcome == Outcome.FOUND:
-                found_hourly[floor_hour(at)] += n
+                found_hourly[hour] += n
             outcome_counts[outcome] += n
             staff[name] += n
             if meeting:
@@ -389,6 +458,10 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
             delta = records.correction(
                 action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
             )
+            if entry_filter.outcome:
+                # A record holding several outcomes (sealed before 8 December 2026) counts
+                # only its calls of the filtered one, as the summaries' per-outcome rows do.
+                delta = Counter({entry_filter.outcome: delta[entry_filter.outcome]})
             hour, name, deployment, meeting = hours[pk]
             outcome_counts.update(delta)
             found_hourly[hour] += delta[Outcome.FOUND]
@@ -466,7 +539,7 @@ def _top_staff(charted: EntryFilter, since: datetime, until: datetime) -> tuple[
     newest = list(_weighted(charted, "actor_username")[: MEETINGS_SAMPLE + 1])
     counts: Counter[str] = Counter()
     for name, *figures in newest[:MEETINGS_SAMPLE]:
-        counts[name] += _weight_of(*figures)
+        counts[name] += _weight_of(*figures, only=charted.outcome)
     return _ranked(+counts), ("newest" if len(newest) > MEETINGS_SAMPLE else "entries")
 
 
@@ -487,12 +560,13 @@ def _counted(entry_filter: EntryFilter) -> QuerySet[AuditEntry]:
     return entries
 
 
-def _weight_of(action: str, outcome: str, calls, repeats, tally) -> int:
-    return sum(
-        records.calls_by_outcome(
-            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
-        ).values()
+def _weight_of(action: str, outcome: str, calls, repeats, tally, *, only: str = "") -> int:
+    """What a record counts for: all its calls, or (`only`, the filter's outcome) those of
+    that outcome (a record sealed before 8 December 2026 may hold several)."""
+    by_outcome = records.calls_by_outcome(
+        action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
     )
+    return by_outcome.get(only, 0) if only else sum(by_outcome.values())
 
 
 def _top_meetings(charted: EntryFilter) -> tuple[list, int | None]:
@@ -503,7 +577,7 @@ def _top_meetings(charted: EntryFilter) -> tuple[list, int | None]:
     counts: Counter[tuple[str, str]] = Counter()
     for deployment, meeting, *figures in newest[:MEETINGS_SAMPLE]:
         if meeting:
-            counts[(deployment, meeting)] += _weight_of(*figures)
+            counts[(deployment, meeting)] += _weight_of(*figures, only=charted.outcome)
     return [(deployment, meeting, n) for (deployment, meeting), n in _ranked(+counts)], sample
 
 

@@ -416,6 +416,12 @@ def floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def ceil_hour(moment: datetime) -> datetime:
+    """The first hour's start (UTC) at or after `moment`: where a range's whole hours begin."""
+    down = floor_hour(moment)
+    return down if down == moment else down + timedelta(hours=1)
+
+
 def hour_spans(hours, *, most: int = 100) -> list[tuple[datetime, datetime]]:
     """The hours (UTC hour starts) as [start, end) spans, neighbours joined; beyond `most` spans,
     one span from the first to the last, so that a query's condition stays short."""

@@ -350,7 +350,15 @@ def test_writing_an_entry_does_not_touch_the_summaries(audit_entry):
 # one: the figures must be the log's own, in any time zone, whatever the batches counted.
 LONG_START = datetime(2026, 2, 1, tzinfo=UTC)
 LONG_DAYS = 70  # across both DST changes of New York (8 March) and Berlin (29 March)
-ZONES = ["UTC", "Pacific/Kiritimati", "America/New_York", "Europe/Berlin", "Pacific/Pago_Pago"]
+ZONES = [
+    "UTC",
+    "Pacific/Kiritimati",
+    "America/New_York",
+    "Europe/Berlin",
+    "Pacific/Pago_Pago",
+    "Asia/Kolkata",  # half an hour off UTC: its days start inside a UTC hour
+    "Asia/Kathmandu",  # and a quarter of an hour
+]
 if os.environ.get("CONSOLE_TEST_TZ"):  # the run's own local zone, when the suite is moved
     ZONES.append(os.environ["CONSOLE_TEST_TZ"])
 
@@ -394,16 +402,17 @@ LONG_NOW = LONG_START + timedelta(days=LONG_DAYS + 30)
 
 def _from_the_log(rows, entry_filter: EntryFilter, zone, per: str) -> tuple[Counter, ...]:
     """(lookups per chart bucket, found ones per bucket, per outcome) counted from the entries
-    themselves, for every hour from the one `since` falls in up to `until` (what the summaries
-    can tell apart), in buckets of the overview's `per` (its chart covers only the part of the
-    range that holds entries, so a range reaching back before the log may be charted per hour)."""
+    themselves, those in [since, until) as the list holds them (a partial first hour is a bar of
+    its own from `since`, in the viewer's first day), in buckets of the overview's `per` (its
+    chart covers only the part of the range that holds entries, so a range reaching back before
+    the log may be charted per hour). Whole hours once: in a +05:30 zone, a one-day range's chart
+    also counted a lookup of 23:40 the day before, which the list did not hold."""
     since, until = entry_filter.since, entry_filter.until
     action = entry_filter.action or "lookup"
     chosen = [
         (at, outcome)
         for at, entry_action, via, deployment, outcome in rows
-        if _floor(since) <= at
-        and _floor(at) < until
+        if since <= at < until
         and entry_action == action
         and (via != "refresh" or entry_filter.include_refreshes or entry_filter.via == "refresh")
         and all(
@@ -416,11 +425,13 @@ def _from_the_log(rows, entry_filter: EntryFilter, zone, per: str) -> tuple[Coun
         )
     ]
     if per == "hour":
-        key = _floor
+
+        def key(at):
+            return max(_floor(at), since)
     else:
 
         def key(at):
-            return _floor(at).astimezone(zone).date()
+            return max(_floor(at), since).astimezone(zone).date()
 
     buckets = Counter(key(at) for at, _ in chosen)
     found = Counter(key(at) for at, outcome in chosen if outcome == "found")

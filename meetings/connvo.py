@@ -372,7 +372,11 @@ def get_meeting(*, deployment: Deployment, token: str, meeting_id: str) -> Looku
         try:
             # Streamed, so that the body is read here, up to ANSWER_LIMIT; the whole answer by
             # its deadline (_AnswerByDeadline).
-            response = _http().post(url, json=body, headers=headers, timeout=timeout, stream=True)
+            # Never a redirect followed: it would send the agent's token again, wherever it
+            # points, in a call the audit log counts as one.
+            response = _http().post(
+                url, json=body, headers=headers, timeout=timeout, stream=True, allow_redirects=False
+            )
             content = _read_whole(response)
         except _TooLarge:
             raise BadResponse(
@@ -508,10 +512,22 @@ def _interpret(
             )
         return read_value(payload.get("value"), deployment, meeting_id=meeting_id, **context)
 
+    if 300 <= status < 400:
+        raise BadResponse(
+            f"Connvo ({deployment.name}) answered with a redirect, which the console does not "
+            "follow with your token. The deployment's address in the console's settings may be "
+            "out of date: tell the console's administrators.",
+            detail=f"HTTP {status} to {_said(response.headers.get('Location', 'nowhere'))[:200]}",
+            **context,
+        )
     code, message = _request_error(payload)
     request_id = _request_id(message)
     context["request_id"] = request_id
-    detail = f"{code}: {message}" if code else _describe_body(response, content)
+    detail = f"{code}: {message}" if code else message or _describe_body(response, content)
+    # The contract answers 400 and 500 with a FailedResponse: a JSON object, no property
+    # promised. Such an answer is Connvo's own, with a code or without; anything else (HTML, a
+    # bare string) is a proxy's or a gateway's.
+    connvos = isinstance(payload, dict)
     if status == 401:
         raise token_rejected(deployment, detail=detail, **context)
     if status == 429:
@@ -541,14 +557,16 @@ def _interpret(
             detail=detail,
             **context,
         )
-    if status in (400, 403, 404) and code:
+    if status in (400, 403, 404) and connvos:
         raise ConnvoBadRequest(
-            f"Connvo ({deployment.name}) refused the request ({code}). This is a problem with the "
-            "console or its configuration, not with the meeting: report it with the details below.",
+            f"Connvo ({deployment.name}) refused the request"
+            + (f" ({code})" if code else "")
+            + ". This is a problem with the console or its configuration, not with the meeting: "
+            "report it with the details below.",
             detail=detail,
             **context,
         )
-    if status >= 500 and code:
+    if status >= 500 and connvos:
         raise ConnvoServerError(
             f"Connvo ({deployment.name}) had an internal error. Try again; if it persists, "
             "escalate to the Connvo team with the details below.",
@@ -565,11 +583,14 @@ def _interpret(
 
 
 def _request_error(payload: Any) -> tuple[str, str]:
-    if isinstance(payload, dict):
-        code, message = payload.get("code"), payload.get("message")
-        if isinstance(code, str) and code:
-            return _said(code), _said(message) if isinstance(message, str) else ""
-    return "", ""
+    """A failed request's `code` and `message`, each "" where the answer has none as text."""
+    if not isinstance(payload, dict):
+        return "", ""
+    code, message = payload.get("code"), payload.get("message")
+    return (
+        _said(code) if isinstance(code, str) else "",
+        _said(message) if isinstance(message, str) else "",
+    )
 
 
 def _request_id(message: Any) -> str | None:
@@ -716,6 +737,21 @@ def read_value(
     )
 
 
+def _error_code(data: Mapping) -> str:
+    """A ConvexError's `code` as Connvo sent it: its text, or, when it is not text, its JSON
+    ("code 403", "code null"), never a word of ours in its place; "" when it sent none."""
+    if "code" not in data:
+        return ""
+    code = data["code"]
+    if isinstance(code, str):
+        return _said(code)
+    try:
+        written = json.dumps(code, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        written = _json_type(code)
+    return "code " + _said(written)[:200]
+
+
 def read_error(
     error_message: Any,
     error_data: Any,
@@ -736,10 +772,9 @@ def read_error(
     }
     data = error_data
     if isinstance(data, Mapping) and data:
-        code = data.get("code")
-        code = _said(code) if isinstance(code, str) else _json_type(code)
+        code = _error_code(data)
         reason = _said(data["message"]) if isinstance(data.get("message"), str) else ""
-        detail = f"{code}: {reason}" if reason else code
+        detail = f"{code}: {reason}" if reason and code else code or reason
         if code == "FORBIDDEN":
             return MeetingNotVisible(
                 "This meeting exists, but Connvo shows a meeting only to its participants, and "
@@ -754,7 +789,9 @@ def read_error(
                 deployment, detail=detail, why="it could not tell who you are from it", **context
             )
         return ConnvoFunctionError(
-            f"Connvo ({deployment.name}) refused the lookup: {reason or code}.",
+            f"Connvo ({deployment.name}) refused the lookup: {reason or code}."
+            if reason or code
+            else f"Connvo ({deployment.name}) refused the lookup without giving a reason.",
             detail=detail,
             **context,
         )

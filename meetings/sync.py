@@ -65,6 +65,15 @@ class _NoFrames(logging.LoggerAdapter):
 _WIRE_LOG = _NoFrames(logging.getLogger(f"{__name__}.wire"))
 
 
+class _connect_here(connect):
+    """websockets' `connect`, which follows a redirect (to another host too), here refusing
+    one: the first message sent is Authenticate, with the agent's token, to wherever it
+    points. The HTTP client follows none either (connvo.get_meeting)."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
 class PushUnavailable(LookupFailed):
     """The WebSocket could not be opened, dropped, went silent past the heartbeat, or sent
     something that is not the sync protocol (or a FatalError): the page falls back to polling."""
@@ -460,7 +469,7 @@ class _Connection:
         url = self._url()
         opened = False
         try:
-            async with connect(
+            async with _connect_here(
                 url,
                 additional_headers={"Convex-Client": connvo.CLIENT_NAME},
                 user_agent_header=None,

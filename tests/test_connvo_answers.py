@@ -563,3 +563,105 @@ def test_an_answer_cut_off_halfway_is_a_failed_request(odd):
 
     assert "failed before an answer arrived" in caught.value.message
     assert caught.value.detail == "ChunkedEncodingError"  # as requests said it before
+
+
+# --- Found by the review of 8 December 2026 ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        # The contract (/work/shared/contract): 500 "Convex Internal Error" and 400 "Failed
+        # operation", each a FailedResponse: a JSON object with no property promised.
+        (500, "{}", connvo.ConnvoServerError),
+        (500, '{"message": "Internal error"}', connvo.ConnvoServerError),
+        (400, "{}", connvo.ConnvoBadRequest),
+    ],
+)
+def test_a_failure_answer_in_the_contracts_shape_is_read_as_connvos(odd, status, body, expected):
+    """getMeeting's contract answers 400 and 500 with a FailedResponse, an object whose
+    properties it does not name. The console calls such an answer "a body that is not Connvo's
+    (perhaps a proxy or gateway page)" (BadResponse, "Not Connvo's answer") unless it carries a
+    string `code`: Connvo's own internal error is blamed on a proxy, and a 400 (the console's
+    request refused: a console bug, red for auditors) reads as Connvo's failure (amber)."""
+    odd.answer(body, status=status)
+
+    with pytest.raises(connvo.ConnvoError) as caught:
+        look_up(odd)
+
+    assert type(caught.value) is expected, caught.value.message
+
+
+@pytest.mark.parametrize("code", ["403", "null", '["NOT_PARTICIPANT"]'])
+def test_connvos_error_code_is_reported_as_sent_not_as_its_type(odd, code):
+    """A thrown ConvexError's `errorData` is an object (the contract says no more); when its
+    `code` is not a string, read_error() puts the code's JSON type in its place: the agent reads
+    "Connvo (dev) refused the lookup: a number." (or "null.", "a list."), and the escalation
+    details and the audit entry keep "a number" instead of what Connvo sent (403)."""
+    odd.answer(
+        '{"status":"error","errorMessage":"[Request ID: 5e1f] Uncaught ConvexError",'
+        f'"errorData":{{"code":{code}}}}}'
+    )
+
+    with pytest.raises(connvo.ConnvoError) as caught:
+        look_up(odd)
+
+    words = ("a number", "null", "a list")
+    assert not any(caught.value.message.endswith(f"lookup: {w}.") for w in words), (
+        caught.value.message
+    )
+    assert caught.value.detail not in words, caught.value.detail
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """Answers its first request with a 307 to the same path (as a proxy or a moved deployment
+    may), then with the meeting; keeps what each request carried."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[str] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).seen.append(self.headers.get("Authorization", ""))
+        if len(type(self).seen) == 1:
+            body = b""
+            self.send_response(307)
+            self.send_header("Location", self.path)
+        else:
+            body = json.dumps({"status": "success", "value": MEETING}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_redirect_is_not_followed_with_the_agents_token_behind_the_audit_logs_back(
+    agent_client, agent_token, settings
+):
+    """get_meeting() posts with requests' default allow_redirects=True: a 307 or 308 from
+    Connvo (or whatever answers at its address) is followed, the bearer token sent again, and
+    the span counts one call (attempts=1) where Connvo received two: calls at Connvo no longer
+    equal calls on record, and the token goes wherever a same-host redirect points."""
+    _Redirecting.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        settings.CONNVO_DEPLOYMENTS = {
+            **settings.CONNVO_DEPLOYMENTS,
+            "dev": f"http://127.0.0.1:{server.server_address[1]}",
+        }
+        page = agent_client.get(reverse("meetings:detail", args=["dev", MEETING_ID]))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    entry = AuditEntry.objects.get(action="lookup")
+    at_connvo = len(_Redirecting.seen)
+    assert at_connvo == entry.calls == 1, f"{at_connvo} calls at Connvo, {entry.calls} on record"
+    assert "answered with a redirect, which the console does not follow" in page.content.decode()
+    assert entry.detail.startswith("HTTP 307 to /")

@@ -13,8 +13,10 @@ import asyncio
 import base64
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -378,6 +380,38 @@ def test_a_refused_upgrade_is_push_unavailable(fake):
     assert results == []
     assert failure.outcome == connvo.ConnvoUnreachable.outcome
     assert "503" in failure.detail
+
+
+def test_a_redirected_upgrade_is_not_followed_with_the_agents_token(fake, settings):
+    """websockets follows a redirect, to another host too, and the first message on the socket
+    is Authenticate, with the agent's token: wherever the redirect pointed got it."""
+    target = fake.url.replace("http://", "ws://", 1)
+
+    class Redirecting(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", target + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    settings.CONNVO_DEPLOYMENTS = {"dev": f"http://127.0.0.1:{server.server_address[1]}"}
+    try:
+        results, failure = failure_of(fake)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert results == []
+    assert "307" in failure.detail
+    assert not [call for call in fake.calls if "sync" in call.path]
 
 
 def test_a_silent_websocket_is_push_unavailable(fake):

@@ -141,6 +141,13 @@ class Meeting:
         return self.state not in FINAL_STATES
 
     @property
+    def shown_title(self) -> str | None:
+        """The title a page names the meeting by: None where Connvo sent none, or one of spaces
+        only (the contract allows any string): a link or heading of it would be empty, nothing
+        to read or click. Pages then name the meeting by its ID."""
+        return self.title if self.title is not None and self.title.strip() else None
+
+    @property
     def drift_reasons(self) -> dict[str, str]:
         """Why an attribute shows "—" or an unknown value: attribute -> problem."""
         return {item.attribute: item.problem for item in self.drift}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -665,3 +666,26 @@ def test_a_redirect_is_not_followed_with_the_agents_token_behind_the_audit_logs_
     assert at_connvo == entry.calls == 1, f"{at_connvo} calls at Connvo, {entry.calls} on record"
     assert "answered with a redirect, which the console does not follow" in page.content.decode()
     assert entry.detail.startswith("HTTP 307 to /")
+
+
+@pytest.mark.parametrize("title", ['""', '"   "'])
+def test_a_meeting_with_an_empty_title_can_still_be_opened_from_its_row(
+    odd_dev, agent_client, title
+):
+    """The contract's `title` is any string, "" included. A row's only link to its meeting page
+    is its title (`{% if row.meeting.title is not None %}`), so an empty or blank title draws an
+    empty link: nothing to click or read (axe: link-name), while the recent lookups fall back to
+    the ID. The meeting page's heading is empty too, and its tab reads " · Connvo Support
+    Console"."""
+    odd_dev.answer(found(title=title))
+    other = MEETING_ID[:-1] + "b"
+    url = reverse("meetings:table", args=["dev"]) + f"?ids={MEETING_ID},{other}"
+
+    table = agent_client.get(url).content.decode()
+    links = re.findall(r'<a class="js-row-link"[^>]*>(.*?)</a>', table, re.S)
+    page = agent_client.get(reverse("meetings:detail", args=["dev", MEETING_ID])).content.decode()
+    heading = re.search(r'<h1 id="meeting-title">(.*?)</h1>', page, re.S).group(1)
+
+    assert all(re.sub(r"<[^>]+>", "", link).strip() for link in links), links
+    assert re.sub(r"<[^>]+>", "", heading).strip() == "Meeting jd7f3s4h7yv… (its title is empty)"
+    assert "<title>Meeting jd7f3s4h7yv… · Connvo Support Console</title>" in page

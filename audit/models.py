@@ -435,21 +435,29 @@ class RollupProgress(models.Model):
 
 
 class SeenMeeting(models.Model):
-    """What the console last saw of a meeting when a lookup found it: its title and state, so
-    that the pages listing meetings (recent lookups, the audit log, a meeting's history, the
-    overview) can name it. Connvo data, so kept no longer than the audit entries that saw it:
-    `audit_purge` deletes those last seen before its cutoff. Not part of the chain (the entries
-    are the record); written after the entries, and never needed to show or audit a lookup."""
+    """What the console last saw of a meeting when a staff member's lookup found it: its title
+    and state, so that the pages listing meetings (recent lookups, the audit log, a meeting's
+    history, the overview) can name it. One row per meeting and staff member: an agent's recent
+    lookups name a meeting only by what Connvo showed that agent (not a title seen later by a
+    colleague, after the agent lost the meeting); the audit pages by the newest of them. Connvo
+    data, so kept no longer than the audit entries that saw it: `audit_purge` deletes those
+    last seen before its cutoff. Not part of the chain (the entries are the record); written
+    after the entries, and never needed to show or audit a lookup."""
 
     deployment = models.CharField(max_length=64)
     meeting_id = models.CharField(max_length=64)
+    # The username of the staff member whose lookup saw it ("" for rows kept before 8 December
+    # 2026, of nobody's in particular: the audit pages still name meetings by them).
+    seen_by = models.CharField(max_length=150, blank=True, default="")
     title = models.CharField(max_length=300, blank=True)
     state = models.CharField(max_length=32, blank=True)
     seen_at = models.DateTimeField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["deployment", "meeting_id"], name="seen_meeting_once")
+            models.UniqueConstraint(
+                fields=["deployment", "meeting_id", "seen_by"], name="seen_meeting_once_each"
+            )
         ]
         indexes = [models.Index(fields=["seen_at"], name="seen_meeting_purge")]
 

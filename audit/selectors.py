@@ -396,16 +396,25 @@ def last_found_deployment(*, user) -> str | None:
     )
 
 
-def seen_meetings(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SeenMeeting]:
+def seen_meetings(
+    pairs: Iterable[tuple[str, str]], *, seen_by: str | None = None
+) -> dict[tuple[str, str], SeenMeeting]:
     """What the console last saw of each (deployment, meeting id) it has seen found, for
-    naming meetings on a page: one query for the whole page."""
+    naming meetings on a page: one query for the whole page. `seen_by`: only what that staff
+    member's own lookups saw (an agent's pages); None: the newest anyone's saw (the audit's)."""
     wanted = {(deployment, meeting_id) for deployment, meeting_id in pairs if meeting_id}
     if not wanted:
         return {}
     query = Q()
     for deployment, meeting_id in wanted:
         query |= Q(deployment=deployment, meeting_id=meeting_id)
-    return {(m.deployment, m.meeting_id): m for m in SeenMeeting.objects.filter(query)}
+    rows = SeenMeeting.objects.filter(query)
+    if seen_by is not None:
+        rows = rows.filter(seen_by=seen_by)
+    newest: dict[tuple[str, str], SeenMeeting] = {}
+    for row in rows.order_by("seen_at", "id"):
+        newest[(row.deployment, row.meeting_id)] = row
+    return newest
 
 
 def seen_title(*, meeting_id: str) -> str:

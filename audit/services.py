@@ -142,17 +142,21 @@ def record_or_log(*, origin: Origin, action: Action, **fields) -> AuditEntry | N
         return None
 
 
-def remember_seen(seen: list[tuple[str, str, str, str]]) -> None:
-    """Keep what found lookups showed of their meetings — (deployment, meeting id, title,
-    state) — for the pages that name meetings (`SeenMeeting`). Fails open: a page without a
-    name is better than a lookup refused over one, and the audit entry is already written."""
+def remember_seen(seen: list[tuple[str, str, str, str]], *, username: str) -> None:
+    """Keep what found lookups by `username` showed of their meetings — (deployment, meeting
+    id, title, state) — for the pages that name meetings (`SeenMeeting`): one row per meeting
+    and staff member, so that an agent's pages name a meeting only as it was shown to them.
+    Fails open: a page without a name is better than a lookup refused over one, and the audit
+    entry is already written."""
     if not seen:
         return
     now = timezone.now()
+    seen_by = fit(username, "seen_by", SeenMeeting)
     rows = {
         (deployment[:64], meeting_id[:64]): SeenMeeting(
             deployment=deployment[:64],
             meeting_id=meeting_id[:64],
+            seen_by=seen_by,
             title=fit(title, "title", SeenMeeting),
             state=fit(state, "state", SeenMeeting),
             seen_at=now,
@@ -164,7 +168,7 @@ def remember_seen(seen: list[tuple[str, str, str, str]]) -> None:
             SeenMeeting.objects.bulk_create(
                 rows.values(),
                 update_conflicts=True,
-                unique_fields=["deployment", "meeting_id"],
+                unique_fields=["deployment", "meeting_id", "seen_by"],
                 update_fields=["title", "state", "seen_at"],
             )
     except DatabaseError:

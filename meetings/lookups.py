@@ -143,7 +143,8 @@ def look_up(
                 (a.deployment, a.meeting_id, a.meeting.title or "", str(a.meeting.state or ""))
                 for a in answers
                 if a.meeting is not None
-            ]
+            ],
+            username=origin.username,
         )
     return answers
 

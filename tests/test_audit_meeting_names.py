@@ -25,7 +25,7 @@ def looked_up(agent):
         meeting_id=MEETING,
         outcome="found",
     )
-    remember_seen([("dev", MEETING, TITLE, "active")])
+    remember_seen([("dev", MEETING, TITLE, "active")], username="agent")
     return entry
 
 
@@ -70,7 +70,7 @@ def test_a_meeting_never_found_is_shown_by_its_id_alone(auditor_client, agent):
 
 
 def test_a_title_cannot_turn_the_page_around_it(auditor_client, looked_up):
-    remember_seen([("dev", MEETING, "evil\u202etxt.exe", "active")])
+    remember_seen([("dev", MEETING, "evil\u202etxt.exe", "active")], username="agent")
 
     page = auditor_client.get(reverse("audit:meeting", args=[MEETING])).content.decode()
 

@@ -10,8 +10,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from audit import selectors
 from audit.models import SeenMeeting
 from audit.services import purge_old_entries, remember_seen
+from meetings import pasted_tokens
+from tests.conftest import _user
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +72,7 @@ def test_a_title_others_saw_is_not_shown_to_an_agent_connvo_refuses(
     agent_client, agent_token, fake_connvo
 ):
     private = fake_connvo.meeting_id("private")
-    remember_seen([("dev", private, "Board meeting: layoffs", "active")])
+    remember_seen([("dev", private, "Board meeting: layoffs", "active")], username="bob")
 
     agent_client.get(reverse("meetings:detail", args=["dev", private]))
     page = agent_client.get(reverse("meetings:lookup")).content.decode()
@@ -82,9 +85,9 @@ def test_titles_seen_before_the_purges_cutoff_go_with_the_entries(audit_entry, s
     settings.AUDIT_MIN_RETENTION_DAYS = 30
     now = datetime.now(UTC)
     audit_entry(at=now - timedelta(days=40))
-    remember_seen([("dev", "a" * 32, "Old meeting", "concluded")])
+    remember_seen([("dev", "a" * 32, "Old meeting", "concluded")], username="agent")
     SeenMeeting.objects.update(seen_at=now - timedelta(days=40))
-    remember_seen([("dev", "b" * 32, "Recent meeting", "active")])
+    remember_seen([("dev", "b" * 32, "Recent meeting", "active")], username="agent")
 
     purge_old_entries(retention_days=30)
 
@@ -92,8 +95,36 @@ def test_titles_seen_before_the_purges_cutoff_go_with_the_entries(audit_entry, s
 
 
 def test_titles_from_outside_are_stored_whatever_they_hold(db):
-    remember_seen([("dev", "c" * 32, "x\x00" + "é" * 400, "archived\x00")])
+    remember_seen([("dev", "c" * 32, "x\x00" + "é" * 400, "archived\x00")], username="agent")
 
     seen = SeenMeeting.objects.get()
     assert seen.title == "x\ufffd" + "é" * 298
     assert seen.state == "archived\ufffd"
+
+
+def test_recent_lookups_never_show_a_title_given_after_the_agent_lost_the_meeting(
+    agent_client, agent_token, fake_connvo
+):
+    """One title per meeting, whoever saw it: the agent's last lookup found the meeting; then the
+    agent was taken off it and it was renamed; a colleague who still takes part opened it, and
+    the agent's start page showed the new title, which Connvo never showed the agent (review)."""
+    standup = fake_connvo.meeting_id("standup")
+    agent_client.get(reverse("meetings:detail", args=["dev", standup]))  # found, as the agent
+    shown = fake_connvo.meetings[standup].fields["title"]
+    fake_connvo.remove_participant("standup", "agent")
+    fake_connvo.update_meeting("standup", title="Reorg: who is let go")
+    bob = _user("bob", "Support")
+    pasted_tokens.store_token(
+        user=bob, deployment_name="dev", raw_token=fake_connvo.token_for("bob")
+    )
+    colleague = Client()
+    colleague.force_login(bob)
+    assert colleague.get(reverse("meetings:detail", args=["dev", standup])).status_code == 200
+
+    page = agent_client.get(reverse("meetings:lookup")).content.decode()
+    audit_title = selectors.seen_title(meeting_id=standup)
+
+    assert "Reorg" not in page
+    # Named by the title the agent was shown; the audit pages by the newest anyone saw.
+    assert f'<strong class="recent__title"><bdi>{shown}</bdi></strong>' in page
+    assert audit_title == "Reorg: who is let go"

@@ -29,11 +29,15 @@ def preferred_deployment(request: HttpRequest) -> str:
 
 
 def recent_meetings(request: HttpRequest) -> list[dict]:
-    """The agent's recent lookups, newest first, each named by what the console last saw of the
-    meeting. Only where the agent's own last lookup found it: a title Connvo shows others but
-    not this agent stays Connvo's to show."""
+    """The agent's recent lookups, newest first, each named by what Connvo showed this agent of
+    the meeting: only where their own last lookup found it, and only the title their own
+    lookups were shown (not one a colleague's lookup saw later, after the meeting was renamed
+    and this agent taken off it): a title Connvo shows others but not this agent stays
+    Connvo's to show. Otherwise the meeting is named by its ID."""
     entries = selectors.recent_lookups(user=request.user, limit=RECENT_LOOKUPS)
-    seen = selectors.seen_meetings((e.deployment, e.meeting_id) for e in entries)
+    seen = selectors.seen_meetings(
+        ((e.deployment, e.meeting_id) for e in entries), seen_by=request.user.get_username()
+    )
     return [
         {
             "entry": entry,

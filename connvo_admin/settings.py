@@ -430,8 +430,13 @@ if CONNVO_LOOKUPS_PER_MINUTE < 1:
 # of its Connvo calls run at the same time (per request; the rest wait for a free slot).
 CONNVO_TABLE_MAX_MEETINGS = env.whole_number("CONNVO_TABLE_MAX_MEETINGS", default=100)
 CONNVO_TABLE_CONCURRENCY = env.whole_number("CONNVO_TABLE_CONCURRENCY", default=16)
-if not 2 <= CONNVO_TABLE_MAX_MEETINGS <= 500:
-    raise ImproperlyConfigured("CONNVO_TABLE_MAX_MEETINGS must be between 2 and 500.")
+# At most 150: a table's address holds its IDs (up to 37 characters and a comma each) and its
+# live refresh adds each row's state: 150 such rows fit the 8,190 bytes that gunicorn
+# (limit_request_line, its highest) and nginx (8 KB header buffers) read of a request line;
+# beyond about 180 a table's address, or its refresh, would be refused after the lookup box
+# had taken the paste.
+if not 2 <= CONNVO_TABLE_MAX_MEETINGS <= 150:
+    raise ImproperlyConfigured("CONNVO_TABLE_MAX_MEETINGS must be between 2 and 150.")
 if not 1 <= CONNVO_TABLE_CONCURRENCY <= 64:
     raise ImproperlyConfigured("CONNVO_TABLE_CONCURRENCY must be between 1 and 64.")
 

@@ -6,21 +6,30 @@ cuts it. `GET /?q=` still works for old bookmarks."""
 
 from __future__ import annotations
 
+import json
 import re
+from html import unescape
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from django.urls import reverse
 
+from connvo_admin.meeting_ids import LONGEST_ID
 from fakeconnvo import FakeConnvo
 from meetings.forms import MAX_FORM_BYTES, MAX_PASTE, MAX_PASTE_BYTES
+from meetings.views.tables import table_url
 from tests.pages import lookup_box, main_part, rows_of, selected_deployment
+from tests.settings_loader import load_settings, production_environment
 
 pytestmark = pytest.mark.django_db
 
 REQUEST_LINE_LIMIT = 8190  # gunicorn's default limit_request_line
+
+
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 
 
 def twelve_ids(fake: FakeConnvo) -> list[str]:
@@ -266,3 +275,38 @@ def test_any_ascii_paste_the_box_reads_fits_in_the_request_the_server_reads(
     # Read whole, and refused for holding no meeting ID, not for its size.
     assert response.status_code == 400
     assert "is not a Connvo meeting ID" in error_of(response.content.decode())
+
+
+def test_the_largest_table_and_its_live_refresh_fit_the_request_line_the_servers_read(
+    agent_client, agent_token, fake_connvo, settings
+):
+    """A table's address holds its IDs and its live refresh adds each row's state. The settings
+    allowed 500 meetings; past about 180 the address (or its refresh) was longer than the 8,190
+    bytes gunicorn (limit_request_line, its highest) and nginx (8 KB buffers) read of a request
+    line: the lookup box took the paste, then the table was a bare "Bad Request" (review)."""
+    most = load_settings(production_environment(CONNVO_TABLE_MAX_MEETINGS="150"))
+    assert most["CONNVO_TABLE_MAX_MEETINGS"] == 150
+    with pytest.raises(ImproperlyConfigured, match="between 2 and 150"):
+        load_settings(production_environment(CONNVO_TABLE_MAX_MEETINGS="151"))
+    settings.CONNVO_TABLE_MAX_MEETINGS = 150
+    # The longest IDs there are, none a meeting: every row settled, each in the refresh's values.
+    ids = [
+        f"{n:03d}".translate(str.maketrans("0123456789", "abcdefghjk")) * 12 + "m"
+        for n in range(150)
+    ]
+    assert {len(i) for i in ids} == {LONGEST_ID}
+    address = table_url("dev", ids, sort="state", show="needs_action")
+
+    page = agent_client.get(address)
+    html = page.content.decode()
+    poller = re.search(r'<div id="live-poller"[^>]*>', html)[0]
+    refresh_url = unescape(re.search(r'hx-get="([^"]+)"', poller)[1])
+    values = json.loads(unescape(re.search(r"hx-vals='([^']+)'", poller)[1]))
+    refresh = f"{refresh_url}&{urlencode(values)}"
+
+    assert page.status_code == 200
+    # Every row in one of them (settled, or not asked past the lookup limit).
+    assert len(f"{values['done']}.{values['known']}".split(".")) == 150
+    limit = int(re.search(r"^limit_request_line = (\d+)", GUNICORN_CONF.read_text(), re.M)[1])
+    for line in (f"GET {address} HTTP/1.1", f"GET {refresh} HTTP/1.1"):
+        assert len(line.encode()) <= limit, len(line)

@@ -135,6 +135,32 @@ class Row:
         return f"~{self.group.code}" if self.stale else f"!{self.group.code}"
 
 
+def in_turn(indexes: Sequence[int], *, start: int) -> list[int]:
+    """The order a live table's refresh asks its rows in: from row `start` on (the first row
+    the last refresh did not get to ask, `next_turn`), wrapping round. Asked in the table's
+    order every time, a table holding more rows than the lookup limit lets through used up each
+    window of the limit on its first rows and refused its last rows at every refresh, for as
+    long as the page was open; in turn, every row is asked within a few windows."""
+    return [i for i in indexes if i >= start] + [i for i in indexes if i < start]
+
+
+def next_turn(asked: Sequence[int], answers: Sequence[Answer], *, start: int, size: int) -> int:
+    """Where the next refresh of a table of `size` rows starts (`in_turn`): after the last row
+    this one asked in its order (wrapping round), or where this one started when the limit let
+    it ask none."""
+    looked_up = [
+        index
+        for index, answer in zip(asked, answers, strict=True)
+        if answer.outcome != Outcome.LOOKUP_LIMIT
+    ]
+    return (looked_up[-1] + 1) % size if looked_up else start
+
+
+def turn_in(text: str, size: int) -> int:
+    """The refresh's `turn` as the page sends it back, read leniently (0 for anything else)."""
+    return int(text) if text.isdigit() and len(text) <= 4 and int(text) < size else 0
+
+
 def rows(
     answers: Sequence[Answer],
     indexes: Sequence[int] | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -20,7 +21,8 @@ from hypothesis import strategies as st
 
 from audit import repeats
 from audit.models import AuditEntry, Span, Via
-from meetings import ratelimit
+from meetings import ratelimit, triage
+from meetings.lookups import Answer
 from meetings.models import StaffToken
 from meetings.triage import GROUPS, settled_in
 from tests.conftest import examples
@@ -444,7 +446,7 @@ def test_the_table_s_live_line_is_the_meeting_page_s_with_its_rows(
     tag = re.search(r'<div id="live-poller"[^>]*>', table).group(0)
     polled = json.loads(re.search(r"hx-vals='([^']*)'", tag).group(1))
     fallback = json.loads(re.search(r"data-refresh-vals='([^']*)'", tag).group(1))
-    assert fallback == {"done": "1c", "known": "0a"}
+    assert fallback == {"done": "1c", "known": "0a", "turn": "0"}
     assert {name: polled[name] for name in fallback} == fallback
 
 
@@ -775,3 +777,63 @@ def test_the_live_status_and_pause_come_before_the_table(agent_client, agent_tok
 
     assert html.index('id="live-poller"') < html.index("<table")
     assert html.index("Pause live updates") < html.index("<table")
+
+
+def asked_at_connvo(fake) -> set[str]:
+    return {call.json["args"]["meetingId"] for call in fake.calls if call.json}
+
+
+@pytest.mark.django_db
+def test_rows_a_table_could_not_ask_under_the_limit_are_asked_once_the_window_has_passed(
+    agent_client, agent_token, fake_connvo, settings
+):
+    """A table with more live rows than CONNVO_LOOKUPS_PER_MINUTE (the default 100 against 60):
+    its first look leaves the rows past the limit "Not asked: lookup limit", as documented. But
+    every refresh asks all its rows at once, in the table's order, so the same first rows use up
+    each new window of the limit and the same last rows are refused again, for as long as the
+    page is open: they never show their meeting (and the refresh even answers 204, unchanged)."""
+    settings.CONNVO_LOOKUPS_PER_MINUTE = 3
+    labels = ("standup", "planning", "onboarding", "minimal", "all-hands")  # all five live
+    url = table_url(fake_connvo, *labels)
+
+    page = agent_client.get(url).content.decode()
+    assert "Not asked: lookup limit" in row(page, fake_connvo, "all-hands")  # as documented
+    vals = poller(page)["vals"]
+
+    for _ in range(3):  # three refreshes, each in a new window of the limit
+        cache.clear()
+        response = agent_client.get(f"{url}&{urlencode(vals)}", **HTMX)
+        if response.status_code != 204:
+            vals = poller(response.content.decode())["vals"] or vals
+
+    never_asked = {
+        label
+        for label in ("minimal", "all-hands")
+        if fake_connvo.meeting_id(label) not in asked_at_connvo(fake_connvo)
+    }
+    assert never_asked == set(), f"{sorted(never_asked)} refused at every refresh, never shown"
+    # And the rows shown are each the table's own, in its order.
+    assert [label for label in labels if row(page, fake_connvo, label)] == list(labels)
+
+
+@given(
+    size=st.integers(min_value=1, max_value=150),
+    settled=st.sets(st.integers(min_value=0, max_value=149)),
+    limit=st.integers(min_value=1, max_value=200),
+    start=st.integers(min_value=0, max_value=149),
+)
+def test_a_refresh_asks_every_row_in_turn_whatever_the_limit(size, settled, limit, start):
+    """Refreshes each asking what the limit lets through, from where the last one stopped:
+    every row not settled is asked within as many refreshes as the limit takes to go round."""
+    indexes = [i for i in range(size) if i not in settled]
+    turn, asked = (start if start < size else 0), set()
+    for _ in range(math.ceil(len(indexes) / limit) if indexes else 1):
+        order = triage.in_turn(indexes, start=turn)
+        assert sorted(order) == indexes
+        answers = [
+            Answer("dev", str(i), error=None if n < limit else ratelimit.LookupLimitReached("x"))
+            for n, i in enumerate(order)
+        ]
+        turn = triage.turn_in(str(triage.next_turn(order, answers, start=turn, size=size)), size)
+        asked |= set(order[:limit])
+    assert asked == set(indexes)

@@ -195,8 +195,9 @@ def _live_table(
     shown = Shown.from_query(request.GET) if refreshing else Shown()
     settled = triage.settled_in(request.GET.get("done", ""), len(wanted)) if refreshing else {}
     known = triage.groups_in(request.GET.get("known", ""), len(wanted)) if refreshing else {}
-    asked = [i for i in range(len(wanted)) if i not in settled]
     checked_at = timezone.now()
+    turn = triage.turn_in(request.GET.get("turn", ""), len(wanted)) if refreshing else 0
+    asked = triage.in_turn([i for i in range(len(wanted)) if i not in settled], start=turn)
     context |= {"page_url": page_url, "checked_at": checked_at, "sort": sort}
     try:
         answers = look_up(
@@ -218,10 +219,12 @@ def _live_table(
         ]
         context["refresh_error"] = failure
     span = span_key(answers, default=shown.span)
-    rows = triage.rows(answers, asked, shown=known)
+    rows = sorted(triage.rows(answers, asked, shown=known), key=lambda row: row.index)
     plan = triage.table_plan(rows, failures=shown.failures, checked_at=checked_at)
     # Every row not settled was asked (one that could not be looked up keeps its last values).
-    values = triage.page_values(rows, settled, show=show)
+    values = triage.page_values(rows, settled, show=show) | {
+        "turn": triage.next_turn(asked, answers, start=turn, size=len(wanted))
+    }
     pushed = plan.polling and all(push_enabled(item.deployment) for item in wanted)
     context |= values | {
         "live": plan,

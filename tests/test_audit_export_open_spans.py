@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,18 +15,8 @@ from tests import audit_spans
 
 pytestmark = pytest.mark.django_db
 
-URL = reverse("audit:list")
-MEETING = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
 
-
-def _caption(page: str) -> str:
-    """The overview chart's caption, as text."""
-    found = re.search(r"<figcaption>(.*?)</figcaption>", page, re.S)
-    assert found, "no overview chart on the page"
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", found.group(1))).strip()
-
-
-# ---- 2. An export filtered by outcome writes an open span's every call, under another outcome ---
+# ---- An export filtered by outcome writes an open span's every call, under another outcome ---
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])

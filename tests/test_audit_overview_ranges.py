@@ -28,7 +28,7 @@ def _caption(page: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", found.group(1))).strip()
 
 
-# ---- 1. The overview's chart counts whole UTC hours outside the range it names ----
+# ---- The overview's chart counts whole UTC hours outside the range it names ----
 
 
 def test_a_day_in_a_half_hour_zone_charts_only_that_days_lookups(auditor_client):
@@ -72,7 +72,7 @@ def test_the_default_week_charts_only_the_lookups_of_the_week(auditor_client):
     assert caption.startswith("Lookups per day: 1 in the 1 matching entry"), caption
 
 
-# ---- 3. A staff member's or a meeting's overview filtered by outcome counts other outcomes ----
+# ---- A staff member's or a meeting's overview filtered by outcome counts other outcomes ----
 
 
 @pytest.mark.parametrize(

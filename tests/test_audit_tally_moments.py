@@ -3,7 +3,6 @@ before year 1 or after 9999 in the viewer's zone) still lets its record's pages 
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -16,17 +15,9 @@ from tests import audit_spans
 pytestmark = pytest.mark.django_db
 
 URL = reverse("audit:list")
-MEETING = "jd7f3s4h7yvxqrw0c8h5k3x2kn6r1m9a"
 
 
-def _caption(page: str) -> str:
-    """The overview chart's caption, as text."""
-    found = re.search(r"<figcaption>(.*?)</figcaption>", page, re.S)
-    assert found, "no overview chart on the page"
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", found.group(1))).strip()
-
-
-# ---- 4. A tally's moment at the calendar's end makes the audit pages a 500 ----
+# ---- A tally's moment at the calendar's end makes the audit pages a 500 ----
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from audit import chain
 from audit.models import Action, ChainVerification, Via
+from audit.selectors import Cursor
 
 pytestmark = pytest.mark.django_db
 
@@ -177,6 +178,23 @@ def test_a_mangled_page_link_shows_the_newest_entries(auditor_client, audit_entr
 
     assert response.status_code == 200
     assert shown_ids(response) == [entry.pk]
+
+
+def test_a_page_link_past_every_entry_left_says_so_and_leads_to_the_newest(
+    auditor_client, audit_entry
+):
+    """An "Older" link kept from before a purge points past every entry left: the page said
+    "No entries match this filter." under the overview, with no way back to the newest."""
+    audit_entry()
+    before_the_log = Cursor(at=datetime(2000, 1, 1, tzinfo=UTC), id=1)
+
+    response = auditor_client.get(URL, {"before": str(before_the_log), "staff": "agent"})
+
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 200
+    assert shown_ids(response) == []
+    assert "No entries match this filter before this page's point in the log." in page
+    assert '<a href="?staff=agent">« Newest</a>' in page
 
 
 def test_says_when_the_chain_was_never_verified(auditor_client):

@@ -380,7 +380,22 @@ def record_words(entry: AuditEntry, *, zone: tzinfo | None = None) -> str:
     if found == REPEATS or entry.repeats is not None:
         facts = repeat_facts(repeats=entry.repeats, tally=entry.tally)
         return repeat_words(entry, facts, zone=zone)
+    if found == LATE_ANSWER:
+        return late_answer_words(entry)
     return ""
+
+
+def late_answer_words(entry: AuditEntry) -> str:
+    """An answer that came after its page's span part was sealed: its call is on record there
+    (unanswered), so this one stands only for the retries made on the way (`calls`)."""
+    retries = entry.calls if isinstance(entry.calls, int) and entry.calls > 0 else 0
+    words = (
+        "A late answer: its call is counted, as unanswered, in its page's record sealed before "
+        "the answer came"
+    )
+    if retries:
+        words += f"; {count_of(retries, 'retry', 'retries')} on the way, counted here"
+    return words + "."
 
 
 # ---- open spans ----

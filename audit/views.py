@@ -281,6 +281,7 @@ def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "counted": records.repeat_facts(repeats=entry.repeats, tally=entry.tally)
         if kind == records.REPEATS or entry.repeats is not None
         else None,
+        "late": kind == records.LATE_ANSWER,
         "seen_meetings": selectors.seen_meetings([(entry.deployment, entry.meeting_id)]),
         **selectors.neighbours(entry),
         **chain_status,

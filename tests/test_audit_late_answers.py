@@ -6,6 +6,7 @@ PostgreSQL alike."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -192,6 +193,26 @@ def test_an_auditor_reads_a_late_answer_with_its_note(agent, auditor_client):
 
     assert listed.status_code == shown.status_code == 200
     assert "already counted as unanswered" in shown.content.decode()
+    # Said in words where its 0 calls are shown, on the list, and in the exports' summary.
+    words = "A late answer: its call is counted, as unanswered, in its page&#x27;s record sealed"
+    assert words in shown.content.decode()
+    assert words in auditor_client.get(reverse("audit:list"), {"refreshes": "on"}).content.decode()
+    exported = auditor_client.get(reverse("audit:export", args=["jsonl"]), {"refreshes": "on"})
+    lines = b"".join(exported.streaming_content).decode().splitlines()
+    (document,) = [json.loads(line) for line in lines if json.loads(line)["id"] == late.pk]
+    assert document["summary"] == records.record_words(late)
+    assert document["summary"].startswith("A late answer")
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_late_answers_retries_are_said_in_its_words(agent):
+    counted = count(agent, spans.new_key(), ("dev", "1"))
+    seal_quietly(counted)
+
+    spans.record_answers(counted, [spans.Answered("dev", "1", "found", attempts=3)])
+
+    late = AuditEntry.objects.order_by("id").last()
+    assert records.record_words(late).endswith("; 2 retries on the way, counted here.")
 
 
 @pytest.mark.usefixtures("transactional_db")

@@ -60,7 +60,11 @@ class CompanyOIDCBackend(OIDCAuthenticationBackend):
     def get_user(self, user_id):
         """The user a session signed in this way names, read as every sign-in's is
         (accounts/backends.py): a deactivated account is nobody, so its sign-in ends at its next
-        request. mozilla-django-oidc's own reads the account whether or not it is active."""
+        request (mozilla-django-oidc's own reads the account whether or not it is active). With
+        the provider turned off, nobody: its sign-ins end as a backend's do when it is removed
+        from AUTHENTICATION_BACKENDS (this one stays listed, doing nothing)."""
+        if not settings.OIDC_ENABLED:
+            return None
         return ModelBackend().get_user(user_id)
 
     def authenticate(self, request, **kwargs):

@@ -359,3 +359,19 @@ def test_a_sign_in_link_used_twice_says_what_to_do(client: Client, idp):
     page = again.content.decode()
     assert "The console could not use this request" in page
     assert 'href="/accounts/login/"' in page
+
+
+def test_turning_the_provider_off_ends_the_sign_ins_made_through_it(
+    client: Client, idp, settings, agent
+):
+    idp.sign_in_as("dana", groups=("connvo-support",))
+    assert sign_in_with_idp(client, next_path="/tokens/").status_code == 200
+    password = Client()
+    password.post("/accounts/login/", {"username": "agent", "password": PASSWORD})
+
+    settings.OIDC_ENABLED = False
+
+    page = client.get("/tokens/")
+    assert page.status_code == 302
+    assert page["Location"].startswith("/accounts/login/")
+    assert password.get("/tokens/").status_code == 200  # a password's sign-in is not its

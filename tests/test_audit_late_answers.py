@@ -119,6 +119,7 @@ def test_a_late_answer_that_was_retried_puts_its_retries_on_record(agent):
     late = AuditEntry.objects.order_by("id").last()
     assert (late.outcome, late.calls) == ("found", 2)  # the first was counted, and sealed
     assert late.detail.endswith("adds no call but its 2 retries.")
+    assert records.record_words(late).endswith("; 2 retries on the way, counted here.")
     assert spans.calls_on_record() == 3
     assert chain.verify().ok
 
@@ -202,17 +203,6 @@ def test_an_auditor_reads_a_late_answer_with_its_note(agent, auditor_client):
     (document,) = [json.loads(line) for line in lines if json.loads(line)["id"] == late.pk]
     assert document["summary"] == records.record_words(late)
     assert document["summary"].startswith("A late answer")
-
-
-@pytest.mark.usefixtures("transactional_db")
-def test_a_late_answers_retries_are_said_in_its_words(agent):
-    counted = count(agent, spans.new_key(), ("dev", "1"))
-    seal_quietly(counted)
-
-    spans.record_answers(counted, [spans.Answered("dev", "1", "found", attempts=3)])
-
-    late = AuditEntry.objects.order_by("id").last()
-    assert records.record_words(late).endswith("; 2 retries on the way, counted here.")
 
 
 @pytest.mark.usefixtures("transactional_db")

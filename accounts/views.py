@@ -63,10 +63,12 @@ def already_signed_in(request: HttpRequest) -> HttpResponse | None:
     another tab (signing in renews the CSRF secret, so every other tab's sign-in form is stale):
     on to where that tab was going, saying so, rather than "the form did not come from this
     console". Nobody is signed in by it, so a forged form gains nothing. None otherwise."""
+    user = getattr(request, "user", None)  # a refusal before the user was read has none
     if not (
         request.method == "POST"
         and request.path == resolve_url(settings.LOGIN_URL)
-        and request.user.is_authenticated
+        and user is not None
+        and user.is_authenticated
     ):
         return None
     wanted = request.GET.get("next", "")

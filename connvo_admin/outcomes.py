@@ -100,6 +100,9 @@ class TableGroup(StrEnum):
     NOT_VISIBLE = "not_visible"
     NOT_FOUND = "not_found"
     INVALID_ID = "invalid_id"
+    # A watch list's meeting on a deployment the console no longer has (a table is of one that
+    # it has).
+    UNKNOWN_DEPLOYMENT = "unknown_deployment"
     TOKEN = "token"
     LOOKUP_LIMIT = "lookup_limit"
     FAILED = "failed"
@@ -183,7 +186,7 @@ HANDLING: dict[Outcome, Handling] = {
     ),
     Outcome.UNKNOWN_DEPLOYMENT: Handling(
         "Unknown deployment", "Unknown deployment", _REFUSED, 404, _GONE,
-        TableGroup.NOT_FOUND, _INFO, next_steps="pick-deployment",
+        TableGroup.UNKNOWN_DEPLOYMENT, _INFO, next_steps="pick-deployment",
     ),
     Outcome.NO_TOKEN: Handling(
         "No token saved", "Connvo token needed", _REFUSED, 403, _TOKEN,

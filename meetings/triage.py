@@ -63,6 +63,8 @@ GROUPS = (
     _outcome_group("v", TableGroup.NOT_VISIBLE, _words(Outcome.NOT_VISIBLE)),
     _outcome_group("n", TableGroup.NOT_FOUND, _words(Outcome.NOT_FOUND)),
     _outcome_group("i", TableGroup.INVALID_ID, _words(Outcome.INVALID_ID)),
+    # Counted as "no such meeting" before, beside the row's "Unknown deployment".
+    _outcome_group("d", TableGroup.UNKNOWN_DEPLOYMENT, _words(Outcome.UNKNOWN_DEPLOYMENT)),
     # A pasted token's, or a connected account's (WorkOS): the row says which.
     _outcome_group("t", TableGroup.TOKEN, "need your token or account"),
     _outcome_group("l", TableGroup.LOOKUP_LIMIT, "not asked (your lookup limit)"),

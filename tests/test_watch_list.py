@@ -313,3 +313,19 @@ def test_an_old_sort_order_shows_the_watch_list_as_watched_and_says_so(
 
     assert response.status_code == 200
     assert "a sort order the console does not have (“duration”)" in response.content.decode()
+
+
+def test_a_pin_on_a_deployment_the_console_no_longer_has_says_so_in_the_summary(
+    agent_client, agent, agent_token, fake_connvo
+):
+    """Its row said "Unknown deployment" while the summary counted it as "no such meeting"."""
+    watch(agent_client, fake_connvo, "standup")
+    WatchedMeeting.objects.create(user=agent, deployment="retired", meeting_id="j" * 32)
+
+    html = agent_client.get(reverse("meetings:watching")).content.decode()
+
+    summary = re.search(r'<p id="table-summary".*?</p>', html, re.S).group(0)
+    assert re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", summary)).strip() == (
+        "1 active · 1 unknown deployment"
+    )
+    assert 'data-group="unknown_deployment"' in html

@@ -1,11 +1,11 @@
+import dataclasses
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
-from audit.services import Origin
-from meetings import connect
-from meetings.models import StaffToken
+from audit.services import Origin, acting
 
 from . import access
 from .models import ProviderIdentity
@@ -63,10 +63,10 @@ admin.site.unregister(Group)
 @admin.register(User)
 class ConsoleUserAdmin(UserAdmin):
     """Django's user admin, with every change to an account's access recorded in the audit log
-    (above), and an account's deletion first forgetting its Connvo credentials as the Tokens
-    page's Remove would (`connect.forget_every`: a connected session ended at WorkOS, each
-    recorded as done by the administrator). Deactivating an account, the documented way to end
-    someone's access, keeps them."""
+    (above). An account deleted here forgets its Connvo credentials as it goes, as the Tokens
+    page's Remove would, recorded as done by the administrator (meetings/signals.py, told who
+    is acting). Deactivating an account, the documented way to end someone's access, keeps
+    them."""
 
     def save_model(self, request, obj, form, change) -> None:
         setattr(request, _BEFORE, access.access_of(obj.pk) if change else None)
@@ -95,24 +95,22 @@ class ConsoleUserAdmin(UserAdmin):
 
     def delete_queryset(self, request, queryset) -> None:
         origin = Origin.from_request(request)
-        # Every session of every account ended at WorkOS before anything is recorded (the
-        # chain's lock is then held to the end of the admin's transaction).
-        connect.forget_every(
-            StaffToken.objects.filter(user__in=list(queryset)),
-            origin=origin,
-            detail=lambda stored: (
-                f"{stored.user.get_username()}'s credential, forgotten as the "
-                "account was deleted in the admin"
-            ),
-        )
         for user in queryset:
+            pk, before = user.pk, access.access_of(user.pk)
+            # Its Connvo credentials are forgotten as it goes, in the administrator's name
+            # (meetings/signals.py): each session ended at WorkOS before anything is recorded.
+            with acting(origin):
+                user.delete()
+            # Recorded after: the record takes the audit chain's lock to the end of the admin's
+            # transaction, and WorkOS is not waited for holding it. An administrator deleting
+            # their own account is no longer an account to link the record to.
+            deleted_self = origin.user is not None and origin.user.pk == pk
             access.record_access_change(
-                origin=origin,
+                origin=dataclasses.replace(origin, user=None) if deleted_self else origin,
                 username=user.get_username(),
-                before=access.access_of(user.pk),
+                before=before,
                 after=None,
             )
-            user.delete()
 
 
 @admin.register(Group)

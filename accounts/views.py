@@ -15,6 +15,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
+from audit import views as audit_views
+
 from .oidc import provider_sign_out_url
 
 HTTP_TOO_MANY_REQUESTS = 429
@@ -81,6 +83,12 @@ def already_signed_in(request: HttpRequest) -> HttpResponse | None:
         wanted = resolve_url(settings.LOGIN_REDIRECT_URL)
     messages.info(request, f"You are signed in as {request.user.get_username()} (in another tab).")
     return redirect(wanted)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a stale sign-in form of someone signed in meanwhile takes them on;
+    anything else is the audit's refusal (recorded)."""
+    return already_signed_in(request) or audit_views.csrf_failure(request, reason)
 
 
 def _next_is_sign_in(request: HttpRequest) -> bool:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +57,26 @@ class Origin:
     def for_maintenance(cls) -> Origin:
         """A maintenance command run by no console user (purge, key rotation)."""
         return cls(user=None, username="", user_agent="manage.py")
+
+
+_acting: ContextVar[Origin | None] = ContextVar("audit_acting", default=None)
+
+
+@contextlib.contextmanager
+def acting(origin: Origin) -> Iterator[None]:
+    """Who is acting for what is done within, for the receivers that record it with no request
+    of their own: an account deleted in the admin forgets its Connvo credentials in the name of
+    the administrator (meetings/signals.py), not of nobody."""
+    token = _acting.set(origin)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def acting_origin() -> Origin | None:
+    """The origin `acting` set, if any."""
+    return _acting.get()
 
 
 def fit(value: str | None, field_name: str, model: type[models.Model] = AuditEntry) -> str:

@@ -19,7 +19,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
-from accounts.views import already_signed_in
 from connvo_admin.cross_site import asks_before_acting
 
 from . import (
@@ -402,11 +401,8 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """`CSRF_FAILURE_VIEW`: a form that did not come from this console, or outlived its session.
-    Recorded like any other refusal (a forged cross-site request is worth knowing about), but
-    for a sign-in form whose person signed in meanwhile in another tab."""
-    signed_in = already_signed_in(request)
-    if signed_in is not None:
-        return signed_in
+    Recorded like any other refusal (a forged cross-site request is worth knowing about). The
+    console's CSRF_FAILURE_VIEW is accounts' (a stale sign-in form first), which ends here."""
     _record_refusal(
         request,
         detail=f"{request.method} {request.path}: CSRF check failed ({reason})",

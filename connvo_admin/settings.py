@@ -300,7 +300,7 @@ CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # A refused form is written to the audit log like any other refusal.
-CSRF_FAILURE_VIEW = "audit.views.csrf_failure"
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
 # In production mode (DEBUG off) cookies are HTTPS-only, plain HTTP is redirected to HTTPS and HSTS
 # is sent, unless each is turned off by name for a plain-HTTP lab; the demo (DEBUG on) is plain
 # http://127.0.0.1.

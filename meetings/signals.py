@@ -1,5 +1,6 @@
 """Receivers: an account deleted anywhere (the admin, a shell, a script) forgets its Connvo
-credentials first, each ended at WorkOS and recorded, instead of vanishing with the account."""
+credentials first, each ended at WorkOS and recorded (`connect.forget_every`: every session ended
+before anything is recorded), instead of vanishing with the account."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.conf import settings
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
-from audit.services import Origin
+from audit.services import Origin, acting_origin
 
 from . import connect
 from .models import StaffToken
@@ -15,12 +16,19 @@ from .models import StaffToken
 
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="meetings_forget_on_delete")
 def forget_credentials_of_a_deleted_account(sender, instance, **kwargs) -> None:
-    # The admin forgets them first with the administrator as the one acting (accounts/admin.py);
-    # this catches every other way. Nobody is known to be acting here, and the entry cannot name
-    # the account being deleted as its actor (its row is going).
+    # In the name of whoever is acting (the admin says, accounts/admin.py); nobody otherwise (a
+    # shell, a script). Never of the account being deleted: its row is going.
     username = instance.get_username()
+    acting = acting_origin()
+    if acting is None or acting.user is None or acting.user.pk == instance.pk:
+        acting = Origin(
+            user=None,
+            username=acting.username if acting else "",
+            client_ip=acting.client_ip if acting else None,
+            user_agent=acting.user_agent if acting else "account deleted outside the admin",
+        )
     connect.forget_every(
         StaffToken.objects.filter(user=instance),
-        origin=Origin(user=None, username="", user_agent="account deleted outside the admin"),
+        origin=acting,
         detail=lambda stored: f"{username}'s credential, forgotten as the account was deleted",
     )

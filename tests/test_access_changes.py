@@ -220,3 +220,21 @@ def test_the_staff_members_page_lists_the_changes_to_their_access(
     assert changes.index("deactivated") < changes.index("added to Auditor")  # newest first
     assert "by admin" in changes
     assert "Changes to this account" not in admins  # made by admin, not to admin's access
+
+
+def test_an_administrator_deleting_their_own_account_is_recorded_under_their_name(
+    admin_client, admin_user
+):
+    """The record cannot link to the account it records the deletion of: it keeps the name."""
+    response = admin_client.post(
+        reverse("admin:auth_user_delete", args=[admin_user.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    (entry,) = AuditEntry.objects.filter(action=Action.ACCESS_CHANGED)
+    assert (entry.actor_username, entry.actor_id, entry.detail) == (
+        "admin",
+        None,
+        "admin: account deleted",
+    )
+    assert call_command("audit_verify", stdout=io.StringIO()) is None

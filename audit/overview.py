@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db.models import F, Max, Q, QuerySet, Sum
-from django.db.models.functions import TruncHour
 from django.utils import dateformat
 
 from connvo_admin.outcomes import Handling, Outcome, describe
@@ -33,7 +32,7 @@ from .models import (
     StaffDay,
     Via,
 )
-from .rollup import ceil_hour, floor_hour
+from .rollup import TALLIED, ceil_hour, counted_hours, floor_hour
 from .selectors import EntryFilter, filtered_entries
 
 # Counting matching entries stops here: past it the page says "more than 10,000".
@@ -281,7 +280,7 @@ def _summed(
     edges = _matching(ActivityHour.objects.filter(hours), entry_filter)
     for row in edges.values("hour", "outcome").annotate(n=Sum("entries")):
         # A first hour read whole from the summary is keyed by `since`, as `_from_entries` keys.
-        hour = max(row["hour"].astimezone(UTC), since)
+        hour = _keyed(row["hour"].astimezone(UTC), since)
         per_hour[hour] += row["n"]
         if row["outcome"] == Outcome.FOUND:
             found_per_hour[hour] += row["n"]
@@ -293,9 +292,8 @@ def _from_entries(
     entry_filter: EntryFilter, periods: list[tuple[datetime, datetime]], *, first: datetime
 ) -> tuple[Counter[datetime], Counter[datetime], Counter[str]]:
     """`_summed`'s figures for periods shorter than an hour at a range's ends, from the entries
-    themselves, counted as the summaries count them (audit/rollup.py `_count`): a record with a
-    tally by its calls per outcome, any other by `records.WEIGHT` under its outcome. Keyed by
-    the hour each falls in, or by `first` for those before the first whole hour."""
+    themselves, counted as the summaries count them (`rollup.counted_hours`). Keyed by the hour
+    each falls in, or by `first` for those before the first whole hour (`_keyed`)."""
     per_hour: Counter[datetime] = Counter()
     found_per_hour: Counter[datetime] = Counter()
     per_outcome: Counter[str] = Counter()
@@ -308,33 +306,25 @@ def _from_entries(
     # A record with a tally may hold several outcomes (one sealed before 8 December 2026): its
     # calls of the filtered outcome are counted, as the summaries' per-outcome rows hold them.
     entries = _counted(dataclasses.replace(entry_filter, outcome="")).filter(when).order_by()
-
-    def add(hour: datetime, outcome: str, n: int) -> None:
+    hourly, _ = counted_hours(
+        entries.filter(tally__isnull=True),
+        entries.filter(tally__isnull=False).values_list(*TALLIED),
+    )
+    for (hour, _, _, _, outcome), n in hourly.items():
         if entry_filter.outcome and outcome != entry_filter.outcome:
-            return
-        key = max(hour, first)
+            continue
+        key = _keyed(hour.astimezone(UTC), first)
         per_hour[key] += n
         if outcome == Outcome.FOUND:
             found_per_hour[key] += n
         per_outcome[outcome] += n
-
-    plain = entries.filter(tally__isnull=True)
-    for row in (
-        plain.annotate(hour=TruncHour("at", tzinfo=UTC))
-        .values("hour", "outcome")
-        .annotate(n=Sum(records.WEIGHT))
-    ):
-        add(row["hour"].astimezone(UTC), row["outcome"], row["n"] or 0)
-    tallied = entries.filter(tally__isnull=False).values_list(
-        "at", "action", "outcome", "calls", "repeats", "tally"
-    )
-    for at, action, outcome, calls, repeats, tally in tallied:
-        by_outcome = records.calls_by_outcome(
-            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
-        )
-        for each, n in by_outcome.items():
-            add(floor_hour(at), each, n)
     return per_hour, found_per_hour, per_outcome
+
+
+def _keyed(hour: datetime, since: datetime) -> datetime:
+    """Where an hour's figures go on the chart: its own bar, or the range's first (from `since`)
+    for the partial hour `since` falls in."""
+    return max(hour, since)
 
 
 def _buckets(
@@ -438,7 +428,7 @@ def overview(entry_filter: EntryFilter, *, now: datetime, zone: tzinfo) -> Overv
         for pk, at, outcome, name, deployment, meeting, action, calls, repeats in rows:
             n = records.weight(action=action, calls=calls, repeats=repeats)
             # Keyed as `_summed` keys them: a partial first hour by the range's start.
-            hour = max(floor_hour(at), chart_since)
+            hour = _keyed(floor_hour(at), chart_since)
             hours[pk] = (hour, name, deployment, meeting)
             hourly[hour] += n
             if outcome == Outcome.FOUND:

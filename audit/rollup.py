@@ -9,10 +9,11 @@ an entry committed later always has a higher id than every entry already counted
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum, UniqueConstraint
+from django.db.models import Count, Max, Q, QuerySet, Sum, UniqueConstraint
 from django.db.models.functions import ExtractHour, TruncDate, TruncHour
 
 from . import partitions, records
@@ -124,20 +125,8 @@ def _count(entries, *, sign: int, counted) -> tuple[int, list[StaffDay]]:
     outcomes (its unanswered calls under `records.UNANSWERED`)."""
     batch = entries.order_by()
     plain = batch.filter(tally__isnull=True)
-    tallied = list(
-        batch.filter(tally__isnull=False).values_list(
-            "at", *KEY[1:], "actor_username", "calls", "repeats", "tally"
-        )
-    )
-    hourly: Counter[tuple] = Counter()
-    n_entries = len(tallied)
-    for row in (
-        plain.annotate(hour=TruncHour("at", tzinfo=UTC))
-        .values(*KEY)
-        .annotate(n=Sum(records.WEIGHT), entries=Count("id"))
-    ):
-        hourly[tuple(row[name] for name in KEY)] += row["n"] or 0
-        n_entries += row["entries"]
+    tallied = list(batch.filter(tally__isnull=False).values_list(*TALLIED, "actor_username"))
+    hourly, n_entries = counted_hours(plain, [row[:-1] for row in tallied])
     page_lookup = ~Q(via=Via.REFRESH)
     weight = records.WEIGHT
     staff_days: Counter[tuple] = Counter()
@@ -166,13 +155,11 @@ def _count(entries, *, sign: int, counted) -> tuple[int, list[StaffDay]]:
     ):
         staff_hours[(row["actor_username"], row["hour"], "lookups")] += row["lookups"] or 0
         staff_hours[(row["actor_username"], row["hour"], "not_visible")] += row["not_visible"] or 0
-    for at, action, via, deployment, outcome, name, calls, repeats, tally in tallied:
+    for at, action, via, _, outcome, calls, repeats, tally, name in tallied:
         hour = floor_hour(at)
         by_outcome = records.calls_by_outcome(
             action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
         )
-        for each, n in by_outcome.items():
-            hourly[(hour, action, via, deployment, each)] += n
         if action != Action.LOOKUP:
             continue
         total, not_visible = sum(by_outcome.values()), by_outcome.get("not_visible", 0)
@@ -197,6 +184,36 @@ def _count(entries, *, sign: int, counted) -> tuple[int, list[StaffDay]]:
         counted=counted,
     )
     return n_entries, changed_days
+
+
+# An entry with a tally as `counted_hours` reads it.
+TALLIED = ("at", *KEY[1:], "calls", "repeats", "tally")
+
+
+def counted_hours(plain: QuerySet, tallied: Iterable[Sequence]) -> tuple[Counter[tuple], int]:
+    """What entries count for in the hourly summary, per KEY, and how many entries they are:
+    the ordinary ones (`plain`, no tally) summed by the database with `records.WEIGHT`; those
+    with a tally (`tallied`, rows of TALLIED, read apart: few) by their calls per outcome, a
+    span's unanswered calls under `records.UNANSWERED`. The one way entries are counted: into
+    the summaries here, and from the entries for the overview's partial hours."""
+    hourly: Counter[tuple] = Counter()
+    tallied = list(tallied)
+    n_entries = len(tallied)
+    for row in (
+        plain.annotate(hour=TruncHour("at", tzinfo=UTC))
+        .values(*KEY)
+        .annotate(n=Sum(records.WEIGHT), entries=Count("id"))
+        .order_by()
+    ):
+        hourly[tuple(row[name] for name in KEY)] += row["n"] or 0
+        n_entries += row["entries"]
+    for at, action, via, deployment, outcome, calls, repeats, tally in tallied:
+        by_outcome = records.calls_by_outcome(
+            action=action, outcome=outcome, calls=calls, repeats=repeats, tally=tally
+        )
+        for each, n in by_outcome.items():
+            hourly[(floor_hour(at), action, via, deployment, each)] += n
+    return hourly, n_entries
 
 
 def _rows_of(counts: Counter[tuple], key: tuple[str, ...]) -> list[dict]:

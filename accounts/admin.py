@@ -1,5 +1,3 @@
-import dataclasses
-
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -102,11 +100,9 @@ class ConsoleUserAdmin(UserAdmin):
             with acting(origin):
                 user.delete()
             # Recorded after: the record takes the audit chain's lock to the end of the admin's
-            # transaction, and WorkOS is not waited for holding it. An administrator deleting
-            # their own account is no longer an account to link the record to.
-            deleted_self = origin.user is not None and origin.user.pk == pk
+            # transaction, and WorkOS is not waited for holding it.
             access.record_access_change(
-                origin=dataclasses.replace(origin, user=None) if deleted_self else origin,
+                origin=origin.outliving(pk),
                 username=user.get_username(),
                 before=before,
                 after=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import logging
 from collections.abc import Iterator
@@ -48,6 +49,14 @@ class Origin:
             client_ip=client_ip(request),
             user_agent=request.headers.get("User-Agent", "")[:512],
         )
+
+    def outliving(self, account_pk: object) -> Origin:
+        """This origin for a record written as the account `account_pk` is deleted: unlinked
+        from it when it is the one acting (a record cannot point at a row that is going), its
+        name, address and browser kept."""
+        if self.user is not None and self.user.pk == account_pk:
+            return dataclasses.replace(self, user=None)
+        return self
 
     @classmethod
     def for_command(cls, user: AbstractBaseUser) -> Origin:

@@ -19,16 +19,11 @@ def forget_credentials_of_a_deleted_account(sender, instance, **kwargs) -> None:
     # In the name of whoever is acting (the admin says, accounts/admin.py); nobody otherwise (a
     # shell, a script). Never of the account being deleted: its row is going.
     username = instance.get_username()
-    acting = acting_origin()
-    if acting is None or acting.user is None or acting.user.pk == instance.pk:
-        acting = Origin(
-            user=None,
-            username=acting.username if acting else "",
-            client_ip=acting.client_ip if acting else None,
-            user_agent=acting.user_agent if acting else "account deleted outside the admin",
-        )
+    acting = acting_origin() or Origin(
+        user=None, username="", user_agent="account deleted outside the admin"
+    )
     connect.forget_every(
         StaffToken.objects.filter(user=instance),
-        origin=acting,
+        origin=acting.outliving(instance.pk),
         detail=lambda stored: f"{username}'s credential, forgotten as the account was deleted",
     )

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from audit.models import Action
+from audit.records import about_account
 from audit.services import Origin, record
 
 
@@ -96,7 +97,7 @@ def record_access_change(
         record(
             origin=origin,
             action=Action.ACCESS_CHANGED,
-            detail=f"{username}: {'; '.join(words)}" + (f" ({how})" if how else ""),
+            detail=about_account(username) + "; ".join(words) + (f" ({how})" if how else ""),
         )
 
 
@@ -105,7 +106,7 @@ def record_password_set(*, origin: Origin, username: str) -> None:
     record(
         origin=origin,
         action=Action.ACCESS_CHANGED,
-        detail=f"{username}: password set in the admin",
+        detail=about_account(username) + "password set in the admin",
     )
 
 

@@ -282,6 +282,12 @@ def in_sentence(label: str) -> str:
     return label if label.startswith("Connvo") or not label else label[0].lower() + label[1:]
 
 
+def about_account(username: str) -> str:
+    """How an "Access changed" entry's detail begins: the account it is about. accounts/access.py
+    writes it; a staff member's page finds the changes to their access by it."""
+    return f"{username}: "
+
+
 def count_of(number: int, one: str, many: str) -> str:
     """ "1 entry", "2,500 entries": the number, and the word that goes with it."""
     return f"{number:,} {one if number == 1 else many}"

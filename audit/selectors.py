@@ -445,9 +445,9 @@ class AccessChange:
 
 
 def access_changes(*, username: str, limit: int = ACCESS_CHANGES_SHOWN) -> list[AccessChange]:
-    """The newest changes to the account's access, whoever made them (accounts/access.py names
-    the account first in each entry's detail). Few: read by the index of uncommon actions."""
-    named = f"{username}: "
+    """The newest changes to the account's access, whoever made them (each entry's detail names
+    the account first: `records.about_account`). Few: read by the index of uncommon actions."""
+    named = records.about_account(username)
     return [
         AccessChange(pk=pk, at=at, by=by, what=detail.removeprefix(named))
         for pk, at, by, detail in AuditEntry.objects.filter(

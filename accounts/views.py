@@ -11,7 +11,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -73,15 +72,10 @@ def already_signed_in(request: HttpRequest) -> HttpResponse | None:
         and user.is_authenticated
     ):
         return None
-    wanted = request.GET.get("next", "")
-    if (
-        not url_has_allowed_host_and_scheme(
-            wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        )
-        or urlsplit(wanted).path == request.path
-    ):
+    wanted = _next_of(request)
+    if not wanted or _next_is_sign_in(request):
         wanted = resolve_url(settings.LOGIN_REDIRECT_URL)
-    messages.info(request, f"You are signed in as {request.user.get_username()} (in another tab).")
+    messages.info(request, f"You are signed in as {user.get_username()} (in another tab).")
     return redirect(wanted)
 
 
@@ -91,9 +85,14 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return already_signed_in(request) or audit_views.csrf_failure(request, reason)
 
 
+def _next_of(request: HttpRequest) -> str:
+    """Where the sign-in goes on to, read and checked as Django's LoginView does ("" when none,
+    or one that is not the console's)."""
+    return LoginView().get_redirect_url(request)
+
+
 def _next_is_sign_in(request: HttpRequest) -> bool:
-    wanted = request.POST.get("next") or request.GET.get("next") or ""
-    return urlsplit(wanted).path == request.path
+    return urlsplit(_next_of(request)).path == request.path
 
 
 def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:

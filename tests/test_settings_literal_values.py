@@ -68,16 +68,22 @@ REFUSAL = (
     ],
 )
 def test_a_database_url_that_cannot_be_read_stops_the_settings_without_its_password(url):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # django-environ's own warning quotes the password
-        with pytest.raises(ImproperlyConfigured) as refused:
-            load_settings(production_environment(DATABASE_URL=url))
+    assert refusal_of(DATABASE_URL=url) == REFUSAL
 
-    assert str(refused.value) == REFUSAL
-    # Nothing chained that a traceback would print, such as ValueError("… as 's3cr'").
+
+def refusal_of(**environment: str) -> str:
+    """The settings' refusal of `environment`, checked to quote nothing of it elsewhere: no
+    warning (django-environ's own quotes the password) and nothing chained that a traceback
+    would print, such as ValueError("… as 's3cr'")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImproperlyConfigured) as refused:
+            load_settings(production_environment(**environment))
+
     refusal = refused.value
     assert refusal.__cause__ is None
     assert refusal.__context__ is None or refusal.__suppress_context__
+    return str(refusal)
 
 
 @given(st.text(st.characters(exclude_categories=["Cs"]), min_size=1))
@@ -119,13 +125,7 @@ CACHE_REFUSAL = (
 def test_a_cache_url_that_cannot_be_used_stops_the_settings_without_its_password(url):
     """Such a URL was taken as it came: the first request to use the cache failed (a bad
     port's ValueError), and so did every one after it, sessions included."""
-    with pytest.raises(ImproperlyConfigured) as refused:
-        load_settings(production_environment(CACHE_URL=url))
-
-    assert str(refused.value) == CACHE_REFUSAL
-    refusal = refused.value
-    assert refusal.__cause__ is None
-    assert refusal.__context__ is None or refusal.__suppress_context__
+    assert refusal_of(CACHE_URL=url) == CACHE_REFUSAL
 
 
 @pytest.mark.parametrize(

@@ -315,9 +315,13 @@ class LookupFailed(Exception):
         attempts: int = 0,
         detail: str = "",
         retry_after: float | None = None,
+        connects_accounts: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        if connects_accounts is not None:
+            # Said of this failure (its deployment's kind), over its class's.
+            self.connects_accounts = connects_accounts
         self.request_id = request_id
         self.http_status = http_status
         self.latency_ms = latency_ms

@@ -660,7 +660,7 @@ def token_rejected(
     agents connect their account there is no token to paste, only the account to reconnect.
     `detail` is Connvo's words: cleaned here, as the sync client passes AuthError's as sent."""
     connected = not takes_pasted_tokens(deployment.name)
-    failure = TokenRejected(
+    return TokenRejected(
         f"Connvo ({deployment.name}) did not accept "
         + (
             f"your connected account's session: {why}. Reconnect your Connvo account on the "
@@ -670,16 +670,15 @@ def token_rejected(
             "Tokens page."
         ),
         detail=_said(detail),
+        connects_accounts=connected,
         **context,
     )
-    failure.connects_accounts = connected
-    return failure
 
 
 def not_provisioned(deployment: Deployment, *, detail: str, **context: Any) -> NotProvisioned:
     """Connvo knows the credential but has no user for it on this deployment."""
     connected = not takes_pasted_tokens(deployment.name)
-    failure = NotProvisioned(
+    return NotProvisioned(
         (
             f"Your Connvo account is connected, but it has no Connvo user on {deployment.name}. "
             "Ask the Connvo team to provision your account there, or reconnect with the account "
@@ -690,10 +689,9 @@ def not_provisioned(deployment: Deployment, *, detail: str, **context: Any) -> N
             "token for the right deployment."
         ),
         detail=detail,
+        connects_accounts=connected,
         **context,
     )
-    failure.connects_accounts = connected
-    return failure
 
 
 def read_value(

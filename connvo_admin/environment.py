@@ -10,7 +10,6 @@ import warnings
 from typing import Any
 
 import environ
-import redis.connection
 from django.core.exceptions import ImproperlyConfigured
 
 from connvo_admin.client_address import valid_ip
@@ -143,6 +142,10 @@ class Env(environ.Env):
             return config
         if backend != "django.core.cache.backends.redis.RedisCache":
             raise refused
+        # Only here: redis-py takes a quarter of a second to import, which a process on the
+        # embedded default (locmem) would pay at every start for nothing.
+        import redis.connection
+
         locations = config["LOCATION"]
         # As Django's Redis cache reads it: several servers comma-separated.
         for location in locations.split(",") if isinstance(locations, str) else locations:
